@@ -1,0 +1,163 @@
+/* Bump allocator over a list of chunks; large requests get their own chunk. */
+#include "core/arena.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/status.h"
+
+#define ARENA_ALIGN 16
+#define ARENA_DEFAULT_CHUNK 4096
+
+struct chunk {
+  struct chunk *next;
+  size_t size, used;
+  _Alignas(ARENA_ALIGN) unsigned char data[];
+};
+
+struct deferred {
+  struct deferred *next;
+  void (*fn)(void *);
+  void *arg;
+};
+
+struct gw_arena {
+  struct chunk *head;
+  struct deferred *deferred;
+  size_t chunk_size, cap, total;
+};
+
+static struct chunk *chunk_new(size_t size) {
+  struct chunk *c = gw_malloc(sizeof(*c) + size);
+  if (!c)
+    return NULL;
+  c->next = NULL;
+  c->size = size;
+  c->used = 0;
+  return c;
+}
+
+gw_arena *gw_arena_new(size_t first_chunk, size_t cap) {
+  gw_arena *a = gw_malloc(sizeof(*a));
+  if (!a)
+    return NULL;
+  a->chunk_size = first_chunk ? first_chunk : ARENA_DEFAULT_CHUNK;
+  a->head = chunk_new(a->chunk_size);
+  if (!a->head) {
+    gw_free(a);
+    return NULL;
+  }
+  a->deferred = NULL;
+  a->cap = cap;
+  a->total = 0;
+  return a;
+}
+
+void gw_arena_free(gw_arena *a) {
+  if (!a)
+    return;
+  for (struct deferred *d = a->deferred; d;) {
+    struct deferred *next = d->next;
+    d->fn(d->arg);
+    d = next; /* the record itself lives in the arena */
+  }
+  for (struct chunk *c = a->head; c;) {
+    struct chunk *next = c->next;
+    gw_free(c);
+    c = next;
+  }
+  gw_free(a);
+}
+
+void *gw_arena_alloc(gw_arena *a, size_t n) {
+  size_t need = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+  if (need < n)
+    return NULL;
+  if (a->cap && (a->total + need > a->cap || a->total + need < a->total))
+    return NULL;
+  struct chunk *c = a->head;
+  if (c->size - c->used < need) {
+    if (need > a->chunk_size / 2) {
+      /* Big block: its own chunk, linked behind the head so the head's free
+       * space stays usable. */
+      struct chunk *big = chunk_new(need);
+      if (!big)
+        return NULL;
+      big->used = need;
+      big->next = c->next;
+      c->next = big;
+      a->total += need;
+      return big->data;
+    }
+    if (a->chunk_size < 64 * 1024)
+      a->chunk_size *= 2;
+    struct chunk *fresh = chunk_new(a->chunk_size);
+    if (!fresh)
+      return NULL;
+    fresh->next = c;
+    a->head = c = fresh;
+  }
+  void *p = c->data + c->used;
+  c->used += need;
+  a->total += need;
+  return p;
+}
+
+void *gw_arena_calloc(gw_arena *a, size_t n) {
+  void *p = gw_arena_alloc(a, n);
+  if (p)
+    memset(p, 0, n);
+  return p;
+}
+
+char *gw_arena_strndup(gw_arena *a, const char *s, size_t n) {
+  char *d = gw_arena_alloc(a, n + 1);
+  if (!d)
+    return NULL;
+  memcpy(d, s, n);
+  d[n] = '\0';
+  return d;
+}
+
+char *gw_arena_strdup(gw_arena *a, const char *s) { return gw_arena_strndup(a, s, strlen(s)); }
+
+char *gw_arena_printf(gw_arena *a, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return NULL;
+  char *d = gw_arena_alloc(a, (size_t)n + 1);
+  if (!d)
+    return NULL;
+  va_start(ap, fmt);
+  vsnprintf(d, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return d;
+}
+
+size_t gw_arena_used(const gw_arena *a) { return a->total; }
+
+int gw_arena_defer(gw_arena *a, void (*fn)(void *), void *arg) {
+  struct deferred *d = gw_arena_alloc(a, sizeof(*d));
+  if (!d)
+    return GW_ERR_NOMEM;
+  d->fn = fn;
+  d->arg = arg;
+  d->next = a->deferred;
+  a->deferred = d;
+  return GW_OK;
+}
+
+static void *pb_alloc(void *data, size_t n) { return gw_arena_alloc(data, n); }
+static void pb_free(void *data, void *p) { (void)data, (void)p; }
+
+void gw_arena_pb_allocator(gw_arena *a, ProtobufCAllocator *out) {
+  out->alloc = pb_alloc;
+  out->free = pb_free;
+  out->allocator_data = a;
+}

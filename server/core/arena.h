@@ -1,0 +1,39 @@
+/* A per-request arena (h2o's req->pool): everything a call allocates comes
+ * from it and goes away in one gw_arena_free(). Not thread-safe: an arena
+ * belongs to the one worker that owns its call. */
+#ifndef GW_CORE_ARENA_H
+#define GW_CORE_ARENA_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+
+typedef struct gw_arena gw_arena;
+
+/* Returns a new arena whose first chunk holds |first_chunk| bytes (0 picks a
+ * default), or NULL when out of memory. |cap| bounds the total bytes the arena
+ * may hand out (0 means no cap); past it, allocations return NULL. */
+gw_arena *gw_arena_new(size_t first_chunk, size_t cap);
+
+/* Frees the arena and everything allocated from it. NULL is a no-op. */
+void gw_arena_free(gw_arena *a);
+
+/* Returns |n| bytes aligned for any type, or NULL (out of memory or over cap). */
+void *gw_arena_alloc(gw_arena *a, size_t n);
+void *gw_arena_calloc(gw_arena *a, size_t n);
+char *gw_arena_strndup(gw_arena *a, const char *s, size_t n);
+char *gw_arena_strdup(gw_arena *a, const char *s);
+/* printf into the arena; NULL on failure. */
+char *gw_arena_printf(gw_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Bytes handed out so far. */
+size_t gw_arena_used(const gw_arena *a);
+
+/* Registers |fn(arg)| to run when the arena is freed (LIFO). Returns GW_OK or
+ * GW_ERR_NOMEM (then |fn| was not registered and is not called). */
+int gw_arena_defer(gw_arena *a, void (*fn)(void *), void *arg);
+
+/* A protobuf-c allocator drawing from |a|: messages unpacked with it need no
+ * protobuf_c_message_free_unpacked; they die with the arena. */
+void gw_arena_pb_allocator(gw_arena *a, ProtobufCAllocator *out);
+
+#endif
