@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "google/api/http.pb-c.h"
 #include "google/protobuf/descriptor.pb-c.h"
 
 typedef struct gw_descriptors gw_descriptors;
@@ -70,5 +71,36 @@ int gw_descriptors_file_closure(const gw_descriptors *d,
  * dot), among those compiled into this binary; NULL if none. */
 const ProtobufCMessageDescriptor *gw_descriptors_message(const gw_descriptors *d,
                                                          const char *name);
+
+/* --- Added for reflection (file_containing_extension and friends). --- */
+
+/* What a fully-qualified symbol names. */
+typedef enum gw_symbol_kind {
+  GW_SYMBOL_NONE = 0, /* not in the set */
+  GW_SYMBOL_PACKAGE,
+  GW_SYMBOL_SERVICE,
+  GW_SYMBOL_METHOD,
+  GW_SYMBOL_MESSAGE,
+  GW_SYMBOL_ENUM,
+  GW_SYMBOL_ENUM_VALUE, /* both "pkg.VALUE" (C++ scoping) and "pkg.Enum.VALUE" */
+  GW_SYMBOL_FIELD,
+  GW_SYMBOL_ONEOF,
+  GW_SYMBOL_EXTENSION,
+} gw_symbol_kind;
+
+/* The kind of |symbol| (no leading dot needed), GW_SYMBOL_NONE if unknown. */
+gw_symbol_kind gw_descriptors_symbol_kind(const gw_descriptors *d, const char *symbol);
+
+/* The file declaring extension field |number| of message |extendee|
+ * ("google.protobuf.MethodOptions"), NULL if none does. */
+const Google__Protobuf__FileDescriptorProto *
+gw_descriptors_file_containing_extension(const gw_descriptors *d, const char *extendee,
+                                         int32_t number);
+
+/* Returns how many extensions of |extendee| the set declares and writes the
+ * first |max| of their field numbers to |numbers| (which may be NULL when
+ * |max| is 0). Order unspecified. */
+size_t gw_descriptors_extension_numbers(const gw_descriptors *d, const char *extendee,
+                                        int32_t *numbers, size_t max);
 
 #endif
