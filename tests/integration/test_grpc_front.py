@@ -1,0 +1,328 @@
+"""The gRPC front door end to end: the real gateway binary in front of the
+real Python model server (echo backend), called with buf curl through
+reflection only, with grpcio stubs generated from proto/, and with raw HTTP/2
+(curl --http2-prior-knowledge) checking grpc-status."""
+import json
+import os
+import signal
+import struct
+import subprocess
+import threading
+import time
+
+import grpc
+import pytest
+
+from conftest import (BUF, Gateway, echo_config, gateway_env, start_backend, free_port,
+                      GW_BIN)
+from aigateway.v1 import admin_pb2, admin_pb2_grpc, inference_pb2 as pb, inference_pb2_grpc
+from grpc_protos.health.v1 import health_pb2, health_pb2_grpc
+
+
+def chat(text, model="echo", **kw):
+    return pb.ChatCompletionRequest(
+        model=model,
+        messages=[pb.ChatMessage(role="user", content=pb.MessageContent(text=text))], **kw)
+
+
+def buf_curl(gw, *args, timeout=60):
+    argv = [BUF, "curl", "--protocol", "grpc", "--http2-prior-knowledge", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+# ---- reflection, through buf curl only (no proto files) -------------------
+
+@pytest.mark.parametrize("proto", ["grpc-v1", "grpc-v1alpha"])
+def test_buf_lists_methods_through_reflection(gateway, proto):
+    r = buf_curl(gateway, "--reflect-protocol", proto, "--list-methods",
+                 f"http://{gateway.target}")
+    assert r.returncode == 0, r.stderr
+    methods = set(r.stdout.split())
+    for m in ("CreateChatCompletion", "StreamChatCompletion", "CreateCompletion",
+              "StreamCompletion", "CreateEmbedding", "ListModels", "GetModel"):
+        assert f"aigateway.v1.Inference/{m}" in methods, r.stdout
+    assert "grpc.health.v1.Health/Check" in methods
+
+
+def test_buf_lists_services(gateway):
+    r = buf_curl(gateway, "--list-services", f"http://{gateway.target}")
+    assert r.returncode == 0, r.stderr
+    services = set(r.stdout.split())
+    assert {"aigateway.v1.Inference", "aigateway.v1.Admin", "aigateway.v1.Auth",
+            "grpc.health.v1.Health"} <= services, r.stdout
+
+
+def test_buf_calls_list_models(gateway):
+    r = buf_curl(gateway, "-d", "{}", f"http://{gateway.target}/aigateway.v1.Inference/ListModels")
+    assert r.returncode == 0, r.stderr
+    body = json.loads(r.stdout)
+    assert body["object"] == "list"
+    assert {m["id"] for m in body["data"]} == {"echo", "renamed"}
+
+
+def test_buf_calls_chat_with_json(gateway):
+    req = {"model": "echo", "messages": [{"role": "user", "content": {"text": "hello there"}}],
+           "temperature": 0}
+    r = buf_curl(gateway, "-d", json.dumps(req),
+                 f"http://{gateway.target}/aigateway.v1.Inference/CreateChatCompletion")
+    assert r.returncode == 0, r.stderr
+    body = json.loads(r.stdout)
+    assert body["choices"][0]["message"]["content"]["text"] == "hello there"
+
+
+def test_buf_streams_chat(gateway):
+    req = {"model": "echo", "messages": [{"role": "user", "content": {"text": "one two three"}}]}
+    r = buf_curl(gateway, "-d", json.dumps(req),
+                 f"http://{gateway.target}/aigateway.v1.Inference/StreamChatCompletion")
+    assert r.returncode == 0, r.stderr
+    text = "".join(c["delta"].get("content", "") for m in
+                   json.loads("[" + r.stdout.replace("}\n{", "},{") + "]")
+                   for c in m.get("choices", []))
+    assert text.split() == ["one", "two", "three"]
+
+
+# ---- grpcio client generated from proto/ ----------------------------------
+
+@pytest.fixture
+def stub(gateway):
+    with grpc.insecure_channel(gateway.target) as ch:
+        yield inference_pb2_grpc.InferenceStub(ch)
+
+
+def test_health_check_serving(gateway):
+    with grpc.insecure_channel(gateway.target) as ch:
+        h = health_pb2_grpc.HealthStub(ch)
+        assert h.Check(health_pb2.HealthCheckRequest()).status == \
+            health_pb2.HealthCheckResponse.SERVING
+        assert h.Check(health_pb2.HealthCheckRequest(service="aigateway.v1.Inference")).status \
+            == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.RpcError) as e:
+            h.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_health_watch_sends_current_status(gateway):
+    with grpc.insecure_channel(gateway.target) as ch:
+        it = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(), timeout=5)
+        first = next(it)
+        assert first.status == health_pb2.HealthCheckResponse.SERVING
+        it.cancel()
+
+
+def test_list_models_ok(stub):
+    resp = stub.ListModels(pb.ListModelsRequest())
+    assert resp.object == "list"
+    assert sorted(m.id for m in resp.data) == ["echo", "renamed"]
+    assert stub.GetModel(pb.GetModelRequest(id="echo")).id == "echo"
+    with pytest.raises(grpc.RpcError) as e:
+        stub.GetModel(pb.GetModelRequest(id="nope"))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_unary_chat_through_backend(stub):
+    resp, call = stub.CreateChatCompletion.with_call(
+        chat("the quick brown fox"), metadata=[("x-request-id", "test-req-42")])
+    assert resp.object == "chat.completion"
+    assert resp.choices[0].message.content.text == "the quick brown fox"
+    assert resp.choices[0].finish_reason == "stop"
+    assert resp.usage.completion_tokens > 0
+    assert ("x-request-id", "test-req-42") in call.initial_metadata()
+
+
+def test_upstream_model_name_is_rewritten(stub):
+    # "renamed" routes to backend model "echo": the backend answers as echo.
+    resp = stub.CreateChatCompletion(chat("hi", model="renamed"))
+    assert resp.model == "echo"
+
+
+def test_embeddings(stub):
+    resp = stub.CreateEmbedding(pb.EmbeddingRequest(
+        model="echo", input=pb.Prompt(texts=pb.StringList(values=["a", "a", "zzz"]))))
+    assert len(resp.data) == 3
+    assert list(resp.data[0].embedding) == list(resp.data[1].embedding)
+    assert list(resp.data[0].embedding) != list(resp.data[2].embedding)
+
+
+def test_unknown_model_and_missing_model(stub):
+    with pytest.raises(grpc.RpcError) as e:
+        stub.CreateChatCompletion(chat("x", model="no-such-model"))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "no-such-model" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:
+        stub.CreateChatCompletion(chat("x", model=""))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_stream_is_relayed_message_by_message(stub):
+    # The backend waits 20 ms between tokens; the client must see the chunks
+    # arrive spread over time, not all at once at the end.
+    words = [f"w{i}" for i in range(12)]
+    t0 = time.monotonic()
+    arrivals, text = [], []
+    for chunk in stub.StreamChatCompletion(chat(" ".join(words))):
+        arrivals.append(time.monotonic() - t0)
+        for c in chunk.choices:
+            if c.delta.HasField("content"):
+                text.append(c.delta.content.value)
+    assert "".join(text).split() == words
+    assert len(arrivals) >= len(words)
+    # The first token is seen long before the last one is produced.
+    assert arrivals[-1] - arrivals[0] >= 0.15, arrivals
+
+
+def test_deadline_is_honoured(stub):
+    words = " ".join(f"w{i}" for i in range(200))  # 200 * 20 ms = 4 s
+    t0 = time.monotonic()
+    with pytest.raises(grpc.RpcError) as e:
+        list(stub.StreamChatCompletion(chat(words), timeout=0.3))
+    assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_garbage_request_bytes_invalid_argument_and_server_lives(gateway):
+    with grpc.insecure_channel(gateway.target) as ch:
+        raw = ch.unary_unary("/aigateway.v1.Inference/CreateChatCompletion")
+        with pytest.raises(grpc.RpcError) as e:
+            raw(b"\xff\xff\xff\xff\xff\xff\x07garbage")
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        ok = inference_pb2_grpc.InferenceStub(ch).ListModels(pb.ListModelsRequest())
+        assert ok.object == "list"
+
+
+def test_admin_stats_count_calls(gateway):
+    with grpc.insecure_channel(gateway.target) as ch:
+        inf = inference_pb2_grpc.InferenceStub(ch)
+        adm = admin_pb2_grpc.AdminStub(ch)
+        before = adm.GetStats(admin_pb2.StatsRequest())
+        inf.CreateChatCompletion(chat("count me"))
+        after = adm.GetStats(admin_pb2.StatsRequest())
+        assert after.requests_total >= before.requests_total + 2
+        assert after.completion_tokens > before.completion_tokens
+        health = adm.GetHealth(admin_pb2.HealthRequest())
+        assert health.live and health.ready and health.status == "ok"
+        backends = adm.ListBackends(admin_pb2.ListBackendsRequest())
+        assert backends.backends[0].name == "local"
+        assert "echo" in backends.backends[0].models
+
+
+def test_auth_not_available_yet(gateway):
+    from aigateway.v1 import auth_pb2, auth_pb2_grpc
+    with grpc.insecure_channel(gateway.target) as ch:
+        with pytest.raises(grpc.RpcError) as e:
+            auth_pb2_grpc.AuthStub(ch).Login(auth_pb2.LoginRequest(username="a", password="b"))
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+# ---- raw HTTP/2 with curl ---------------------------------------------------
+
+def raw_grpc(gw, path, payload):
+    frame = b"\x00" + struct.pack(">I", len(payload)) + payload
+    r = subprocess.run(
+        ["curl", "-sS", "--http2-prior-knowledge", "-X", "POST", "-D", "-", "-o", "/dev/null",
+         "-H", "content-type: application/grpc", "-H", "te: trailers",
+         "--data-binary", "@-", f"http://{gw.target}{path}"],
+        input=frame, capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.decode(errors="replace").lower()
+
+
+def test_raw_unknown_method_is_unimplemented(gateway):
+    head = raw_grpc(gateway, "/no.such.Service/Method", b"")
+    assert "grpc-status: 12" in head, head
+
+
+def test_raw_garbage_is_invalid_argument(gateway):
+    head = raw_grpc(gateway, "/aigateway.v1.Inference/CreateChatCompletion", b"\xff\xff\xff\xff")
+    assert "grpc-status: 3" in head, head
+    head = raw_grpc(gateway, "/aigateway.v1.Inference/ListModels", b"")
+    assert "grpc-status: 0" in head, head
+
+
+# ---- cancellation, shutdown, configuration ---------------------------------
+
+def test_client_cancel_stops_the_backend_work():
+    # A backend that serves one call at a time: if the gateway did not cancel
+    # the upstream call when the client cancels, the next call would be
+    # refused with RESOURCE_EXHAUSTED for the remaining ~4 s.
+    b = start_backend(delay_ms=20, max_concurrency=1)
+    g = Gateway(gateway_env(echo_config(b.port)))
+    try:
+        with grpc.insecure_channel(g.target) as ch:
+            s = inference_pb2_grpc.InferenceStub(ch)
+            words = " ".join(f"w{i}" for i in range(200))
+            it = s.StreamChatCompletion(chat(words))
+            next(it)
+            next(it)
+            it.cancel()
+            deadline = time.monotonic() + 2.0
+            while True:
+                try:
+                    resp = s.CreateChatCompletion(chat("after cancel"), timeout=5)
+                    break
+                except grpc.RpcError as e:
+                    assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+                    assert time.monotonic() < deadline, "backend still busy: cancel not propagated"
+                    time.sleep(0.05)
+            assert resp.choices[0].message.content.text == "after cancel"
+            stats = admin_pb2_grpc.AdminStub(ch).GetStats(admin_pb2.StatsRequest())
+            assert stats.in_flight == 1  # only this GetStats call itself
+    finally:
+        g.stop_clean()
+        b.stop()
+
+
+def test_graceful_shutdown_finishes_in_flight_stream():
+    b = start_backend(delay_ms=50)
+    g = Gateway(gateway_env(echo_config(b.port)))
+    try:
+        words = [f"w{i}" for i in range(20)]  # about 1 s of streaming
+        got, err = [], []
+
+        def run():
+            try:
+                with grpc.insecure_channel(g.target) as ch:
+                    for chunk in inference_pb2_grpc.InferenceStub(ch).StreamChatCompletion(
+                            chat(" ".join(words))):
+                        for c in chunk.choices:
+                            if c.delta.HasField("content"):
+                                got.append(c.delta.content.value)
+            except grpc.RpcError as e:
+                err.append(e)
+
+        t = threading.Thread(target=run)
+        t.start()
+        time.sleep(0.3)
+        g.p.send_signal(signal.SIGTERM)
+        t.join(10)
+        assert not err, err
+        assert "".join(got).split() == words
+        assert g.p.wait(10) == 0
+        # It no longer accepts calls.
+        with grpc.insecure_channel(g.target) as ch:
+            with pytest.raises(grpc.RpcError):
+                inference_pb2_grpc.InferenceStub(ch).ListModels(pb.ListModelsRequest(), timeout=1)
+    finally:
+        g.stop_clean()
+        b.stop()
+
+
+def test_backend_down_is_unavailable():
+    g = Gateway(gateway_env(echo_config(free_port())))
+    try:
+        with grpc.insecure_channel(g.target) as ch:
+            with pytest.raises(grpc.RpcError) as e:
+                inference_pb2_grpc.InferenceStub(ch).CreateChatCompletion(chat("x"), timeout=10)
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        g.stop_clean()
+
+
+def test_bad_config_refuses_to_start():
+    cfg = {"backends": [{"name": "local", "provider": "grpc", "target": "127.0.0.1:1"}],
+           "models": [{"name": "m", "backend": "nope"}]}
+    env = gateway_env(cfg)
+    r = subprocess.run([GW_BIN], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert os.path.basename(env["CONFIG_FILE"]) in r.stderr
+    assert "models[0].backend" in r.stderr
+    assert "nope" in r.stderr

@@ -1,0 +1,132 @@
+/* Arena, capped buffer and allocator hooks. */
+#include "support.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/status.h"
+
+static void test_arena_alignment_and_growth(void **state) {
+  gw_arena *a = gw_arena_new(64, 0);
+  assert_non_null(a);
+  static const size_t sizes[] = {1, 3, 7, 16, 17, 100, 1000, 5000, 70000, 2};
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    unsigned char *p = gw_arena_alloc(a, sizes[i]);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % 16, 0);
+    memset(p, 0xab, sizes[i]); /* ASan checks the whole block is ours */
+  }
+  assert_true(gw_arena_used(a) >= 76000);
+  gw_arena_free(a);
+}
+
+static void test_arena_cap(void **state) {
+  gw_arena *a = gw_arena_new(0, 100);
+  assert_non_null(gw_arena_alloc(a, 64));
+  assert_null(gw_arena_alloc(a, 64)); /* 128 > 100 */
+  assert_non_null(gw_arena_alloc(a, 16));
+  assert_null(gw_arena_alloc(a, SIZE_MAX));
+  gw_arena_free(a);
+}
+
+static void test_arena_strings(void **state) {
+  gw_arena *a = gw_arena_new(0, 0);
+  assert_string_equal(gw_arena_strdup(a, "hello"), "hello");
+  assert_string_equal(gw_arena_strndup(a, "hello", 3), "hel");
+  assert_string_equal(gw_arena_printf(a, "%s-%d", "x", 42), "x-42");
+  gw_arena_free(a);
+}
+
+static int order[4];
+static int n_order;
+static void record(void *arg) { order[n_order++] = (int)(intptr_t)arg; }
+
+static void test_arena_defer_runs_lifo(void **state) {
+  gw_arena *a = gw_arena_new(0, 0);
+  n_order = 0;
+  assert_int_equal(gw_arena_defer(a, record, (void *)1), GW_OK);
+  assert_int_equal(gw_arena_defer(a, record, (void *)2), GW_OK);
+  gw_arena_free(a);
+  assert_int_equal(n_order, 2);
+  assert_int_equal(order[0], 2);
+  assert_int_equal(order[1], 1);
+}
+
+static int arena_workload(void *arg) {
+  gw_arena *a = gw_arena_new(128, 0);
+  if (!a)
+    return GW_ERR_NOMEM;
+  int rc = GW_OK;
+  for (int i = 0; i < 50 && rc == GW_OK; i++)
+    if (!gw_arena_alloc(a, (size_t)(i * 37 % 900 + 1)))
+      rc = GW_ERR_NOMEM;
+  if (rc == GW_OK && gw_arena_defer(a, record, (void *)3) != GW_OK)
+    rc = GW_ERR_NOMEM;
+  n_order = 0;
+  gw_arena_free(a);
+  return rc;
+}
+
+static void test_arena_failmalloc(void **state) {
+  assert_true(gw_test_failmalloc_sweep(arena_workload, NULL) > 3);
+}
+
+static void test_buf_cap_and_json(void **state) {
+  gw_buf b;
+  gw_buf_init(&b, 10);
+  assert_int_equal(gw_buf_appends(&b, "0123456789"), GW_OK);
+  assert_int_equal(gw_buf_appendc(&b, 'x'), GW_ERR_TOOBIG);
+  assert_int_equal(b.len, 10);
+  assert_string_equal(b.data, "0123456789");
+  gw_buf_consume(&b, 4);
+  assert_string_equal(b.data, "456789");
+  gw_buf_release(&b);
+
+  static const struct { const char *in, *out; } cases[] = {
+      {"plain", "\"plain\""},
+      {"q\"b\\", "\"q\\\"b\\\\\""},
+      {"nl\n\t\r", "\"nl\\n\\t\\r\""},
+      {"\x01", "\"\\u0001\""},
+      {"caf\xc3\xa9", "\"caf\xc3\xa9\""},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    gw_buf_init(&b, 1024);
+    assert_int_equal(gw_buf_append_json_string(&b, cases[i].in, strlen(cases[i].in)), GW_OK);
+    assert_string_equal(b.data, cases[i].out);
+    gw_buf_release(&b);
+  }
+  /* A string that does not fit leaves the buffer as it was. */
+  gw_buf_init(&b, 8);
+  assert_int_equal(gw_buf_appends(&b, "ab"), GW_OK);
+  assert_int_equal(gw_buf_append_json_string(&b, "0123456789", 10), GW_ERR_TOOBIG);
+  assert_string_equal(b.data, "ab");
+  gw_buf_release(&b);
+}
+
+static int buf_workload(void *arg) {
+  gw_buf b;
+  gw_buf_init(&b, 1 << 20);
+  int rc = GW_OK;
+  for (int i = 0; i < 200 && rc == GW_OK; i++)
+    rc = gw_buf_printf(&b, "%d,", i);
+  gw_buf_release(&b);
+  return rc;
+}
+
+static void test_buf_failmalloc(void **state) { gw_test_failmalloc_sweep(buf_workload, NULL); }
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_arena_alignment_and_growth),
+      cmocka_unit_test(test_arena_cap),
+      cmocka_unit_test(test_arena_strings),
+      cmocka_unit_test(test_arena_defer_runs_lifo),
+      cmocka_unit_test(test_arena_failmalloc),
+      cmocka_unit_test(test_buf_cap_and_json),
+      cmocka_unit_test(test_buf_failmalloc),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
