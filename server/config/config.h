@@ -27,13 +27,18 @@ typedef struct gw_backend_conf {
 /* One deployment of a public model: which backend, under which name there. */
 typedef struct gw_deployment_conf {
   char *backend;        /* a gw_backend_conf.name */
-  char *upstream_model; /* model name sent to the backend (defaults to the public name) */
+  char *upstream_model; /* model name sent to the backend (defaults to the public name);
+                         * NULL for a wildcard entry ("*" or a prefix one) that
+                         * names none: send the name the client asked for */
   int weight;           /* >= 1, default 1 */
   int priority;         /* lower is preferred, default 0 */
 } gw_deployment_conf;
 
 typedef struct gw_model_conf {
-  char *name; /* public name; "prefix/*" matches any model starting with "prefix/" */
+  /* Public name. A name ending in "/" followed by "*" (written prefix/STAR
+   * here only to keep this comment legal C) matches any model starting with
+   * that prefix; "*" alone matches any model. */
+  char *name;
   gw_deployment_conf *deployments;
   size_t n_deployments;
 } gw_model_conf;
@@ -77,6 +82,15 @@ typedef const char *(*gw_getenv_fn)(void *arg, const char *name);
 int gw_config_load(gw_config *out, gw_getenv_fn getenv_fn, void *getenv_arg,
                    const char *dotenv_path, gw_buf *err);
 
+/* Like gw_config_load(), without a .env file and with the config file given
+ * in memory: |len| bytes at |data| (need not be NUL-terminated), named |name|
+ * (its extension .json / .yaml / .yml picks the format, else the content does;
+ * it starts every error line and becomes |out->config_file|). CONFIG_FILE
+ * and TARGET_API_URL do not choose the routes here. For tests, fuzzing and
+ * configs that do not come from a file. */
+int gw_config_load_buffer(gw_config *out, const char *name, const char *data, size_t len,
+                          gw_getenv_fn getenv_fn, void *getenv_arg, gw_buf *err);
+
 /* Frees everything |c| holds. */
 void gw_config_release(gw_config *c);
 
@@ -84,7 +98,8 @@ void gw_config_release(gw_config *c);
 const gw_backend_conf *gw_config_backend(const gw_config *c, const char *name);
 
 /* The model entry serving public name |model|: an exact name wins over the
- * longest matching "prefix/*" entry. NULL if none. */
+ * longest matching prefix/STAR entry, which wins over a "*" entry (any
+ * model). NULL if none. */
 const gw_model_conf *gw_config_model(const gw_config *c, const char *model);
 
 #endif
