@@ -1,0 +1,748 @@
+/* Unit tests of the JSON <-> protobuf-c codec (transcoder/json_pb.c): every
+ * field kind via tests/proto/codec_test.proto, error paths, the OpenAI chat
+ * request, fail-malloc and cap behaviour. */
+#include "support.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aigateway/v1/inference.pb-c.h"
+#include "codec_test.pb-c.h"
+#include "core/alloc.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/status.h"
+#include "transcoder/json_pb.h"
+
+enum opt_set { O_PLAIN, O_KEEP, O_OPENAI, O_DEFAULTS, O_INT64NUM, O_DEPTH3 };
+
+static const gw_json_opts opt_sets[] = {
+    [O_PLAIN] = {0},
+    [O_KEEP] = {.keep_unknown = 1},
+    [O_OPENAI] = {.keep_unknown = 1, .bare_unions = 1, .int64_as_number = 1},
+    [O_DEFAULTS] = {.emit_defaults = 1},
+    [O_INT64NUM] = {.int64_as_number = 1},
+    [O_DEPTH3] = {.max_depth = 3},
+};
+
+#define ALL (&codectest__all_kinds__descriptor)
+#define STRICT (&codectest__strict__descriptor)
+#define INNER (&codectest__inner__descriptor)
+#define UNIONS (&codectest__unions__descriptor)
+#define CHAT (&aigateway__v1__chat_completion_request__descriptor)
+
+/* Fails the test unless |got| and |want| are equal JSON values. */
+static void assert_json_eq(const char *got, const char *want, const char *what) {
+  json_error_t je;
+  json_t *g = json_loads(got, JSON_DECODE_ANY, &je);
+  if (!g)
+    fail_msg("%s: output is not JSON (%s): %s", what, je.text, got);
+  json_t *w = json_loads(want, JSON_DECODE_ANY, &je);
+  if (!w)
+    fail_msg("%s: expected value is not JSON (%s): %s", what, je.text, want);
+  int eq = json_equal(g, w);
+  json_decref(g);
+  json_decref(w);
+  if (!eq)
+    fail_msg("%s:\n  got  %s\n  want %s", what, got, want);
+}
+
+/* Parses |json|, prints it back and checks the result against |want|; also
+ * packs the message to the wire, unpacks it and prints that again. */
+static void check_round_trip(const ProtobufCMessageDescriptor *d, enum opt_set o, const char *json,
+                             const char *want) {
+  gw_arena *a = gw_arena_new(0, 0);
+  assert_non_null(a);
+  ProtobufCMessage *m = NULL;
+  gw_json_error err;
+  int rc = gw_json_to_pb(d, json, strlen(json), a, &opt_sets[o], &m, &err);
+  if (rc != GW_OK)
+    fail_msg("%s: rc %d param '%s': %s", json, rc, err.param, err.message);
+  assert_true(protobuf_c_message_check(m));
+
+  gw_buf b;
+  gw_buf_init(&b, 1 << 20);
+  assert_int_equal(gw_pb_to_json(m, &opt_sets[o], &b), GW_OK);
+  assert_json_eq(b.data, want ? want : json, json);
+
+  /* Wire round trip: what gRPC sends is what HTTP prints. */
+  size_t n = protobuf_c_message_get_packed_size(m);
+  uint8_t *wire = malloc(n + 1);
+  assert_int_equal(protobuf_c_message_pack(m, wire), n);
+  ProtobufCMessage *u = protobuf_c_message_unpack(d, NULL, n, wire);
+  assert_non_null(u);
+  gw_buf b2;
+  gw_buf_init(&b2, 1 << 20);
+  assert_int_equal(gw_pb_to_json(u, &opt_sets[o], &b2), GW_OK);
+  assert_json_eq(b2.data, b.data, "after the wire");
+  protobuf_c_message_free_unpacked(u, NULL);
+  free(wire);
+  gw_buf_release(&b2);
+  gw_buf_release(&b);
+  gw_arena_free(a);
+}
+
+/* ------------------------------------------------------------ names */
+
+static void test_json_name(void **state) {
+  static const struct {
+    const char *in, *out;
+  } v[] = {
+      {"max_tokens", "maxTokens"},
+      {"model", "model"},
+      {"f_int32", "fInt32"},
+      {"top_logprobs", "topLogprobs"},
+      {"a__b", "aB"},
+      {"trailing_", "trailing"},
+      {"", ""},
+  };
+  char out[32];
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    assert_int_equal(gw_json_name(v[i].in, out, sizeof out), GW_OK);
+    assert_string_equal(out, v[i].out);
+  }
+  assert_int_equal(gw_json_name("max_tokens", out, 9), GW_ERR_TOOBIG);
+  assert_int_equal(gw_json_name("max_tokens", out, 10), GW_OK);
+}
+
+/* ------------------------------------------------------------ round trips */
+
+static const struct rt_case {
+  const ProtobufCMessageDescriptor *desc;
+  enum opt_set opts;
+  const char *in;
+  const char *out; /* NULL: same as |in| */
+} rt_cases[] = {
+    /* scalars */
+    {ALL, O_PLAIN,
+     "{\"f_int32\":-5,\"f_int64\":\"-9223372036854775808\",\"f_uint32\":4294967295,"
+     "\"f_uint64\":\"18446744073709551615\",\"f_sint32\":-1,\"f_sint64\":\"-2\",\"f_fixed32\":7,"
+     "\"f_fixed64\":\"8\",\"f_sfixed32\":-9,\"f_sfixed64\":\"-10\",\"f_float\":0.1,"
+     "\"f_double\":0.7,\"f_bool\":true,\"f_string\":\"h\\u00e9llo \\\"q\\\"\\n\\u0001\","
+     "\"f_bytes\":\"AAEC/w==\",\"f_enum\":\"RED\",\"f_inner\":{\"name\":\"n\",\"count\":3}}",
+     NULL},
+    {ALL, O_PLAIN, "{\"fInt32\":1,\"fString\":\"x\",\"fInner\":{\"name\":\"y\"}}",
+     "{\"f_int32\":1,\"f_string\":\"x\",\"f_inner\":{\"name\":\"y\"}}"},
+    {ALL, O_PLAIN,
+     "{\"f_int32\":\"12\",\"f_int64\":12,\"f_uint64\":1e3,\"f_double\":\"1.5\",\"f_float\":\"-2."
+     "5\","
+     "\"f_uint32\":\"7\"}",
+     "{\"f_int32\":12,\"f_int64\":\"12\",\"f_uint64\":\"1000\",\"f_double\":1.5,\"f_float\":-2.5,"
+     "\"f_uint32\":7}"},
+    {ALL, O_PLAIN, "{\"f_enum\":2}", "{\"f_enum\":\"GREEN\"}"},
+    {ALL, O_PLAIN, "{\"f_enum\":-1}", "{\"f_enum\":\"MINUS_ONE\"}"},
+    {ALL, O_PLAIN, "{\"f_enum\":7}", NULL},
+    {ALL, O_PLAIN, "{\"f_bytes\":\"-_8\"}", "{\"f_bytes\":\"+/8=\"}"},
+    {ALL, O_PLAIN,
+     "{\"f_int32\":0,\"f_string\":\"\",\"f_bool\":false,\"f_enum\":\"COLOR_UNSPECIFIED\","
+     "\"f_double\":0,\"f_bytes\":\"\"}",
+     "{}"},
+    {ALL, O_PLAIN,
+     "{\"f_int32\":null,\"f_inner\":null,\"r_int32\":null,\"w_double\":null,"
+     "\"m_str_int\":null,\"o_string\":null}",
+     "{}"},
+    /* doubles: shortest form that reads back, proto3 names for the rest */
+    {ALL, O_PLAIN, "{\"f_double\":0.30000000000000004,\"r_double\":[0.1,1e300,5e-324,-1.5e-7]}",
+     NULL},
+    {ALL, O_PLAIN,
+     "{\"f_double\":\"NaN\",\"r_double\":[\"Infinity\",\"-Infinity\"],"
+     "\"r_float\":[\"NaN\",3.4028235e38]}",
+     NULL},
+    /* repeated */
+    {ALL, O_PLAIN,
+     "{\"r_int32\":[1,-2],\"r_int64\":[\"1\",-2],\"r_uint64\":[\"18446744073709551615\"],"
+     "\"r_float\":[1.5,-0.25],\"r_bool\":[true,false],\"r_string\":[\"a\",\"\"],"
+     "\"r_bytes\":[\"\",\"AA==\"],\"r_enum\":[\"RED\",1,\"GREEN\"],"
+     "\"r_inner\":[{},{\"name\":\"x\"}],\"r_sint32\":[-1],\"r_fixed64\":[\"1\"]}",
+     "{\"r_int32\":[1,-2],\"r_int64\":[\"1\",\"-2\"],\"r_uint64\":[\"18446744073709551615\"],"
+     "\"r_float\":[1.5,-0.25],\"r_bool\":[true,false],\"r_string\":[\"a\",\"\"],"
+     "\"r_bytes\":[\"\",\"AA==\"],\"r_enum\":[\"RED\",\"RED\",\"GREEN\"],"
+     "\"r_inner\":[{},{\"name\":\"x\"}],\"r_sint32\":[-1],\"r_fixed64\":[\"1\"]}"},
+    {ALL, O_PLAIN, "{\"r_int32\":[]}", "{}"},
+    /* maps */
+    {ALL, O_PLAIN,
+     "{\"m_str_int\":{\"a\":1,\"b\":-1},\"m_int_str\":{\"-3\":\"x\"},"
+     "\"m_int64_inner\":{\"9007199254740993\":{\"name\":\"n\"}},"
+     "\"m_bool_enum\":{\"true\":\"RED\",\"false\":2},\"m_uint_double\":{\"4294967295\":0.5},"
+     "\"m_value\":{\"k\":[1,\"s\",null,{\"z\":true}]},\"m_sint_bytes\":{\"-1\":\"AQ==\"},"
+     "\"m_uint64_str\":{\"18446744073709551615\":\"max\"}}",
+     "{\"m_str_int\":{\"a\":1,\"b\":-1},\"m_int_str\":{\"-3\":\"x\"},"
+     "\"m_int64_inner\":{\"9007199254740993\":{\"name\":\"n\"}},"
+     "\"m_bool_enum\":{\"true\":\"RED\",\"false\":\"GREEN\"},\"m_uint_double\":{\"4294967295\":0.5}"
+     ","
+     "\"m_value\":{\"k\":[1,\"s\",null,{\"z\":true}]},\"m_sint_bytes\":{\"-1\":\"AQ==\"},"
+     "\"m_uint64_str\":{\"18446744073709551615\":\"max\"}}"},
+    {ALL, O_PLAIN, "{\"m_str_int\":{}}", "{}"},
+    {ALL, O_PLAIN, "{\"not_a_map\":{\"pairs\":[{\"key\":\"k\",\"value\":\"v\"}]}}", NULL},
+    /* oneof: a member prints when set, even at its default */
+    {ALL, O_PLAIN, "{\"o_string\":\"s\"}", NULL},
+    {ALL, O_PLAIN, "{\"o_inner\":{\"count\":1}}", NULL},
+    {ALL, O_PLAIN, "{\"o_int64\":\"0\"}", NULL},
+    {ALL, O_PLAIN, "{\"o_value\":null}", NULL},
+    /* wrappers keep presence */
+    {ALL, O_PLAIN,
+     "{\"w_double\":0,\"w_float\":0,\"w_int64\":\"0\",\"w_uint64\":\"0\",\"w_int32\":0,"
+     "\"w_uint32\":0,\"w_bool\":false,\"w_string\":\"\",\"w_bytes\":\"\"}",
+     NULL},
+    {ALL, O_PLAIN,
+     "{\"w_double\":0.7,\"w_int64\":-3,\"w_uint64\":5,\"w_string\":\"s\",\"r_wrapped\":[1,0,-1]}",
+     "{\"w_double\":0.7,\"w_int64\":\"-3\",\"w_uint64\":\"5\",\"w_string\":\"s\",\"r_wrapped\":[1,"
+     "0,-1]}"},
+    /* Struct, Value, ListValue */
+    {ALL, O_PLAIN,
+     "{\"s_struct\":{\"a\":1,\"b\":[true,null,\"x\",{\"c\":2.5}],\"n\":-9007199254740992,"
+     "\"big\":1e300},\"s_value\":\"str\",\"s_list\":[1,[2]]}",
+     NULL},
+    {ALL, O_PLAIN, "{\"s_value\":null}", NULL},
+    {ALL, O_PLAIN, "{\"s_value\":{},\"s_struct\":{},\"s_list\":[]}", NULL},
+    {ALL, O_PLAIN, "{\"r_value\":[null,1,\"a\"]}", NULL},
+    /* Timestamp and Duration */
+    {ALL, O_PLAIN, "{\"t_time\":\"1972-01-01T10:00:20.021Z\",\"t_duration\":\"1.5s\"}",
+     "{\"t_time\":\"1972-01-01T10:00:20.021Z\",\"t_duration\":\"1.500s\"}"},
+    {ALL, O_PLAIN, "{\"t_time\":\"2024-02-29T23:59:59.123456789+01:30\"}",
+     "{\"t_time\":\"2024-02-29T22:29:59.123456789Z\"}"},
+    {ALL, O_PLAIN, "{\"t_time\":\"0001-01-01T00:00:00Z\",\"t_duration\":\"-0.000000001s\"}", NULL},
+    {ALL, O_PLAIN,
+     "{\"t_time\":\"9999-12-31T23:59:59.999999999Z\",\"t_duration\":\"315576000000s\"}", NULL},
+    {ALL, O_PLAIN, "{\"t_duration\":\"-1.25s\",\"r_time\":[\"1970-01-01T00:00:00.5Z\"]}",
+     "{\"t_duration\":\"-1.250s\",\"r_time\":[\"1970-01-01T00:00:00.500Z\"]}"},
+    {ALL, O_PLAIN, "{\"t_duration\":\"0.000001s\"}", NULL},
+    /* unknown members kept verbatim, at every level that has a slot */
+    {ALL, O_KEEP,
+     "{\"f_int32\":1,\"top_k\":40,\"nested\":{\"a\":[1,2.5,\"x\"],\"b\":{\"c\":null}},"
+     "\"big\":9007199254740992,\"extra_fields\":{\"x\":1},\"extraFields\":true}",
+     NULL},
+    {ALL, O_KEEP, "{\"recursive\":{\"recursive\":{\"f_int32\":1,\"unknown_inner\":[true]}}}", NULL},
+    /* emit_defaults */
+    {INNER, O_DEFAULTS, "{}", "{\"name\":\"\",\"count\":0}"},
+    {STRICT, O_DEFAULTS, "{\"child\":{}}",
+     "{\"name\":\"\",\"child\":{\"name\":\"\",\"children\":[]},\"children\":[]}"},
+    /* int64 as number */
+    {ALL, O_INT64NUM, "{\"f_int64\":\"5\",\"w_int64\":\"-1\",\"r_int64\":[\"1\"],\"f_uint64\":2}",
+     "{\"f_int64\":5,\"w_int64\":-1,\"r_int64\":[1],\"f_uint64\":2}"},
+    /* bare unions */
+    {UNIONS, O_OPENAI, "{\"a\":\"text\"}", NULL},
+    {UNIONS, O_OPENAI, "{\"a\":[\"w1\",\"w2\"]}", NULL},
+    {UNIONS, O_OPENAI, "{\"a\":[1,2]}", NULL},
+    {UNIONS, O_OPENAI, "{\"a\":[[1],[2,3],[]]}", NULL},
+    {UNIONS, O_OPENAI, "{\"a\":{\"name\":\"i\"}}", NULL},
+    {UNIONS, O_OPENAI, "{\"a\":true}", NULL},
+    {UNIONS, O_OPENAI, "{\"a\":1.5}", NULL},
+    {UNIONS, O_OPENAI, "{\"a\":[]}", NULL},
+    {UNIONS, O_OPENAI, "{\"a\":null}", "{}"},
+    {UNIONS, O_OPENAI, "{\"many\":[\"x\",[1],{\"count\":2}],\"by_name\":{\"k\":[[1]]}}", NULL},
+    {UNIONS, O_OPENAI, "{\"plain_words\":{\"values\":[\"a\"]}}", NULL},
+    {UNIONS, O_PLAIN, "{\"a\":{\"text\":\"x\"},\"many\":[{\"words\":{\"values\":[\"a\"]}}]}", NULL},
+};
+
+static void test_round_trips(void **state) {
+  for (size_t i = 0; i < sizeof rt_cases / sizeof rt_cases[0]; i++)
+    check_round_trip(rt_cases[i].desc, rt_cases[i].opts, rt_cases[i].in, rt_cases[i].out);
+}
+
+/* Values land where the generated struct expects them. */
+static void test_values(void **state) {
+  static const char json[] =
+      "{\"f_int64\":\"-9223372036854775808\",\"f_uint64\":\"18446744073709551615\","
+      "\"f_bytes\":\"AAEC/w\",\"f_float\":0.1,\"o_inner\":{\"count\":1},"
+      "\"m_bool_enum\":{\"true\":\"RED\"},\"w_double\":0,"
+      "\"t_duration\":\"-1.5s\",\"top_k\":40}";
+  gw_arena *a = gw_arena_new(0, 0);
+  ProtobufCMessage *m;
+  gw_json_error err;
+  assert_int_equal(gw_json_to_pb(ALL, json, strlen(json), a, &opt_sets[O_KEEP], &m, &err), GW_OK);
+  Codectest__AllKinds *k = (Codectest__AllKinds *)m;
+  assert_true(k->f_int64 == INT64_MIN);
+  assert_true(k->f_uint64 == UINT64_MAX);
+  assert_int_equal(k->f_bytes.len, 4);
+  assert_memory_equal(k->f_bytes.data, "\x00\x01\x02\xff", 4);
+  assert_true(k->f_float == 0.1f);
+  assert_int_equal(k->choice_case, CODECTEST__ALL_KINDS__CHOICE_O_INNER);
+  assert_int_equal(k->o_inner->count, 1);
+  assert_int_equal(k->n_m_bool_enum, 1);
+  assert_true(k->m_bool_enum[0]->key);
+  assert_int_equal(k->m_bool_enum[0]->value, CODECTEST__COLOR__RED);
+  assert_non_null(k->w_double);
+  assert_true(k->w_double->value == 0);
+  assert_null(k->w_float);
+  assert_true(k->t_duration->seconds == -1 && k->t_duration->nanos == -500000000);
+  assert_non_null(k->extra_fields);
+  assert_int_equal(k->extra_fields->n_fields, 1);
+  assert_string_equal(k->extra_fields->fields[0]->key, "top_k");
+  assert_true(k->extra_fields->fields[0]->value->number_value == 40);
+  gw_arena_free(a);
+}
+
+/* ------------------------------------------------------------ errors */
+
+static const struct err_case {
+  const ProtobufCMessageDescriptor *desc;
+  enum opt_set opts;
+  const char *in;
+  int rc;
+  const char *param;
+  const char *message; /* a prefix of the message */
+} err_cases[] = {
+    {ALL, O_PLAIN, "{\"f_int32\":1.5}", GW_ERR_INVALID, "f_int32", "expected an integer"},
+    {ALL, O_PLAIN, "{\"f_int32\":2147483648}", GW_ERR_INVALID, "f_int32", "integer out of range"},
+    {ALL, O_PLAIN, "{\"f_uint32\":-1}", GW_ERR_INVALID, "f_uint32", "integer out of range"},
+    {ALL, O_PLAIN, "{\"f_uint64\":\"-1\"}", GW_ERR_INVALID, "f_uint64", "expected a non-negative"},
+    {ALL, O_PLAIN, "{\"f_int64\":\"12x\"}", GW_ERR_INVALID, "f_int64", "expected an integer"},
+    {ALL, O_PLAIN, "{\"f_int64\":\" 12\"}", GW_ERR_INVALID, "f_int64", "expected an integer"},
+    {ALL, O_PLAIN, "{\"f_int64\":\"9223372036854775808\"}", GW_ERR_INVALID, "f_int64",
+     "expected an integer"},
+    {ALL, O_PLAIN, "{\"f_int64\":9.3e18}", GW_ERR_INVALID, "f_int64", "integer out of range"},
+    {ALL, O_PLAIN, "{\"f_bool\":\"true\"}", GW_ERR_INVALID, "f_bool", "expected a boolean"},
+    {ALL, O_PLAIN, "{\"f_string\":1}", GW_ERR_INVALID, "f_string", "expected a string"},
+    {ALL, O_PLAIN, "{\"f_bytes\":\"@@\"}", GW_ERR_INVALID, "f_bytes", "expected a base64 string"},
+    {ALL, O_PLAIN, "{\"f_bytes\":\"A\"}", GW_ERR_INVALID, "f_bytes", "expected a base64 string"},
+    {ALL, O_PLAIN, "{\"f_enum\":\"BLUE\"}", GW_ERR_INVALID, "f_enum",
+     "unknown value of enum codectest.Color"},
+    {ALL, O_PLAIN, "{\"f_enum\":true}", GW_ERR_INVALID, "f_enum", "expected an enum"},
+    {ALL, O_PLAIN, "{\"f_float\":1e39}", GW_ERR_INVALID, "f_float",
+     "number out of range for a float"},
+    {ALL, O_PLAIN, "{\"f_double\":\"1x\"}", GW_ERR_INVALID, "f_double", "expected a number"},
+    {ALL, O_PLAIN, "{\"f_double\":\"inf\"}", GW_ERR_INVALID, "f_double", "expected a number"},
+    {ALL, O_PLAIN, "{\"f_double\":[]}", GW_ERR_INVALID, "f_double", "expected a number"},
+    {ALL, O_PLAIN, "{\"f_inner\":[]}", GW_ERR_INVALID, "f_inner",
+     "expected an object, not an array"},
+    {ALL, O_PLAIN, "{\"f_inner\":{\"count\":\"x\"}}", GW_ERR_INVALID, "f_inner.count",
+     "expected an integer"},
+    {ALL, O_PLAIN, "{\"r_int32\":[1,\"x\"]}", GW_ERR_INVALID, "r_int32[1]", "expected an integer"},
+    {ALL, O_PLAIN, "{\"r_int32\":[null]}", GW_ERR_INVALID, "r_int32[0]", "null is not allowed"},
+    {ALL, O_PLAIN, "{\"r_int32\":1}", GW_ERR_INVALID, "r_int32", "expected an array"},
+    {ALL, O_PLAIN, "{\"r_inner\":[{\"name\":1}]}", GW_ERR_INVALID, "r_inner[0].name",
+     "expected a string"},
+    {ALL, O_PLAIN, "{\"m_int_str\":{\"01\":\"x\"}}", GW_ERR_INVALID, "m_int_str.01",
+     "expected an integer map key"},
+    {ALL, O_PLAIN, "{\"m_int_str\":{\"2147483648\":\"x\"}}", GW_ERR_INVALID, "m_int_str.2147483648",
+     "expected an integer map key"},
+    {ALL, O_PLAIN, "{\"m_bool_enum\":{\"yes\":1}}", GW_ERR_INVALID, "m_bool_enum.yes",
+     "expected a boolean map key"},
+    {ALL, O_PLAIN, "{\"m_str_int\":{\"a\":null}}", GW_ERR_INVALID, "m_str_int.a",
+     "null is not allowed"},
+    {ALL, O_PLAIN, "{\"m_str_int\":[]}", GW_ERR_INVALID, "m_str_int", "expected an object"},
+    {ALL, O_PLAIN, "{\"m_int64_inner\":{\"1\":{\"bad\":1}}}", GW_ERR_INVALID, "m_int64_inner.1.bad",
+     "unknown field"},
+    {ALL, O_PLAIN, "{\"o_string\":\"a\",\"o_int64\":1}", GW_ERR_INVALID, "o_int64",
+     "only one member of a oneof"},
+    {ALL, O_PLAIN, "{\"f_int32\":1,\"fInt32\":2}", GW_ERR_INVALID, "fInt32", "duplicate field"},
+    {ALL, O_PLAIN, "{\"t_time\":\"1972-13-01T00:00:00Z\"}", GW_ERR_INVALID, "t_time",
+     "expected an RFC 3339"},
+    {ALL, O_PLAIN, "{\"t_time\":\"2023-02-29T00:00:00Z\"}", GW_ERR_INVALID, "t_time",
+     "expected an RFC 3339"},
+    {ALL, O_PLAIN, "{\"t_time\":\"2023-01-01T00:00:00\"}", GW_ERR_INVALID, "t_time",
+     "expected an RFC 3339"},
+    {ALL, O_PLAIN, "{\"t_time\":\"0001-01-01T00:00:00+00:01\"}", GW_ERR_INVALID, "t_time",
+     "timestamp out of range"},
+    {ALL, O_PLAIN, "{\"t_time\":\"2023-01-01T00:00:00.1234567891Z\"}", GW_ERR_INVALID, "t_time",
+     "expected an RFC 3339"},
+    {ALL, O_PLAIN, "{\"t_duration\":\"1.5\"}", GW_ERR_INVALID, "t_duration", "expected a duration"},
+    {ALL, O_PLAIN, "{\"t_duration\":\"315576000001s\"}", GW_ERR_INVALID, "t_duration",
+     "duration out of range"},
+    {ALL, O_PLAIN, "{\"t_duration\":1.5}", GW_ERR_INVALID, "t_duration", "expected a duration"},
+    {ALL, O_PLAIN, "{\"w_int32\":\"x\"}", GW_ERR_INVALID, "w_int32", "expected an integer"},
+    {ALL, O_PLAIN, "{\"w_bool\":1}", GW_ERR_INVALID, "w_bool", "expected a boolean"},
+    {ALL, O_PLAIN, "{\"r_wrapped\":[1,null]}", GW_ERR_INVALID, "r_wrapped[1]",
+     "null is not allowed"},
+    {ALL, O_PLAIN, "{\"s_struct\":[]}", GW_ERR_INVALID, "s_struct", "expected an object"},
+    {ALL, O_PLAIN, "{\"s_list\":{}}", GW_ERR_INVALID, "s_list", "expected an array"},
+    {ALL, O_PLAIN, "{\"bogus\":1}", GW_ERR_INVALID, "bogus", "unknown field"},
+    {ALL, O_PLAIN, "{\"extra_fields\":{}}", GW_ERR_INVALID, "extra_fields", "unknown field"},
+    {STRICT, O_KEEP, "{\"child\":{\"children\":[{},{\"zz\":1}]}}", GW_ERR_INVALID,
+     "child.children[1].zz", "unknown field"},
+    {STRICT, O_PLAIN, "[1]", GW_ERR_INVALID, "", "expected an object, not an array"},
+    {STRICT, O_PLAIN, "null", GW_ERR_INVALID, "", "expected an object, not null"},
+    {STRICT, O_PLAIN, "{\"name\":", GW_ERR_INVALID, "", "invalid JSON at line 1 column"},
+    {STRICT, O_PLAIN, "{\"name\":\"a\",\"name\":\"b\"}", GW_ERR_INVALID, "",
+     "invalid JSON at line 1"},
+    {STRICT, O_PLAIN, "{\"name\":\"\\u0000\"}", GW_ERR_INVALID, "", "invalid JSON"},
+    {STRICT, O_PLAIN, "{\"name\":\"\xff\"}", GW_ERR_INVALID, "", "invalid JSON"},
+    {STRICT, O_DEPTH3, "{\"child\":{\"child\":{\"child\":{}}}}", GW_ERR_INVALID,
+     "child.child.child", "nesting too deep"},
+    {STRICT, O_DEPTH3, "{\"children\":[{\"children\":[]}]}", GW_ERR_INVALID, "children[0].children",
+     "nesting too deep"},
+    {ALL, O_DEPTH3, "{\"s_value\":[[[1]]]}", GW_ERR_INVALID, "s_value[0][0]", "nesting too deep"},
+    {ALL, O_DEPTH3, "{\"m_value\":{\"a\":{\"b\":[]}}}", GW_ERR_INVALID, "m_value.a.b",
+     "nesting too deep"},
+    {UNIONS, O_OPENAI, "{\"a\":{\"zz\":1}}", GW_ERR_INVALID, "a.zz", "unknown field"},
+    {UNIONS, O_OPENAI, "{\"a\":[\"x\",1]}", GW_ERR_INVALID, "a[1]", "expected a string"},
+    {UNIONS, O_OPENAI, "{\"many\":[1,\"x\",null]}", GW_ERR_INVALID, "many[2]",
+     "null is not allowed"},
+    {UNIONS, O_OPENAI, "{\"a\":[{}]}", GW_ERR_INVALID, "a", "unexpected an array"},
+    {UNIONS, O_PLAIN, "{\"a\":\"x\"}", GW_ERR_INVALID, "a", "expected an object, not a string"},
+    {CHAT, O_OPENAI,
+     "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":7}]}]}",
+     GW_ERR_INVALID, "messages[0].content[0].text", "expected a string"},
+    {CHAT, O_OPENAI, "{\"temperature\":\"hot\"}", GW_ERR_INVALID, "temperature",
+     "expected a number"},
+    {CHAT, O_OPENAI, "{\"tool_choice\":{\"type\":\"function\",\"fn\":1}}", GW_ERR_INVALID,
+     "tool_choice.fn", "unknown field"},
+    {CHAT, O_OPENAI, "{\"logit_bias\":{\"50256\":\"x\"}}", GW_ERR_INVALID, "logit_bias.50256",
+     "expected a number"},
+};
+
+static void test_errors(void **state) {
+  for (size_t i = 0; i < sizeof err_cases / sizeof err_cases[0]; i++) {
+    const struct err_case *e = &err_cases[i];
+    gw_arena *a = gw_arena_new(0, 0);
+    ProtobufCMessage *m = NULL;
+    gw_json_error err;
+    int rc = gw_json_to_pb(e->desc, e->in, strlen(e->in), a, &opt_sets[e->opts], &m, &err);
+    if (rc != e->rc || strcmp(err.param, e->param) != 0 ||
+        strncmp(err.message, e->message, strlen(e->message)) != 0)
+      fail_msg("%s: got rc %d param '%s' message '%s'; want %d '%s' '%s'", e->in, rc, err.param,
+               err.message, e->rc, e->param, e->message);
+    assert_null(m);
+    gw_arena_free(a);
+  }
+}
+
+/* The default nesting limit holds for deep input of any shape. */
+static void test_deep_nesting(void **state) {
+  gw_buf b;
+  gw_buf_init(&b, 1 << 20);
+  for (int i = 0; i < 100; i++)
+    gw_buf_appends(&b, "{\"child\":");
+  gw_buf_appends(&b, "{}");
+  for (int i = 0; i < 100; i++)
+    gw_buf_appendc(&b, '}');
+  gw_arena *a = gw_arena_new(0, 0);
+  ProtobufCMessage *m = NULL;
+  gw_json_error err;
+  assert_int_equal(gw_json_to_pb(STRICT, b.data, b.len, a, NULL, &m, &err), GW_ERR_INVALID);
+  assert_string_equal(err.message, "nesting too deep");
+
+  /* 63 levels parse; printing with a lower limit refuses. */
+  gw_buf_reset(&b);
+  for (int i = 0; i < 63; i++)
+    gw_buf_appends(&b, "{\"child\":");
+  gw_buf_appends(&b, "{}");
+  for (int i = 0; i < 63; i++)
+    gw_buf_appendc(&b, '}');
+  assert_int_equal(gw_json_to_pb(STRICT, b.data, b.len, a, NULL, &m, &err), GW_OK);
+  gw_buf out;
+  gw_buf_init(&out, 1 << 20);
+  assert_int_equal(gw_pb_to_json(m, NULL, &out), GW_OK);
+  assert_string_equal(out.data, b.data);
+  gw_buf_reset(&out);
+  assert_int_equal(gw_pb_to_json(m, &opt_sets[O_DEPTH3], &out), GW_ERR_INVALID);
+  assert_int_equal(out.len, 0);
+  gw_buf_release(&out);
+  gw_buf_release(&b);
+  gw_arena_free(a);
+}
+
+/* ------------------------------------------------------------ OpenAI */
+
+static const char chat_body[] =
+    "{\"model\":\"gpt-4o\","
+    "\"messages\":["
+    "{\"role\":\"system\",\"content\":\"You are "
+    "terse.\",\"cache_control\":{\"type\":\"ephemeral\"}},"
+    "{\"role\":\"user\",\"content\":["
+    "{\"type\":\"text\",\"text\":\"What is in this image and this audio?\"},"
+    "{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://example.com/"
+    "a.png\",\"detail\":\"high\"}},"
+    "{\"type\":\"input_audio\",\"input_audio\":{\"data\":\"UklGRg==\",\"format\":\"wav\"}}]},"
+    "{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\","
+    "\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},"
+    "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"{\\\"temp\\\":21}\"}],"
+    "\"temperature\":0,\"top_p\":0.7,\"n\":1,\"stop\":[\"\\n\\n\",\"END\"],\"max_tokens\":256,"
+    "\"logit_bias\":{\"50256\":-100,\"1234\":2.5},\"seed\":42,\"user\":\"u-1\","
+    "\"metadata\":{\"team\":\"a\"},\"stream\":false,"
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+    "\"description\":\"Weather\",\"parameters\":{\"type\":\"object\",\"properties\":"
+    "{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"],\"additionalProperties\":false},"
+    "\"strict\":true}}],"
+    "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}},"
+    "\"parallel_tool_calls\":true,"
+    "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"answer\","
+    "\"schema\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}}},\"strict\":"
+    "true}},"
+    "\"top_k\":40,"
+    "\"provider_options\":{\"cache\":{\"ttl\":3600,\"tags\":[\"x\",1,null,true]},\"ratio\":0.25}}";
+
+/* Every top-level member of |want| equals the one of |got|, and no more. */
+static void assert_members_equal(const char *got, const char *want) {
+  json_t *g = json_loads(got, 0, NULL), *w = json_loads(want, 0, NULL);
+  assert_non_null(g);
+  assert_non_null(w);
+  const char *key;
+  json_t *val;
+  json_object_foreach(w, key, val) {
+    json_t *o = json_object_get(g, key);
+    if (!o || !json_equal(o, val)) {
+      char *a = json_dumps(val, JSON_ENCODE_ANY), *b = o ? json_dumps(o, JSON_ENCODE_ANY) : NULL;
+      fail_msg("member %s: got %s, want %s", key, b ? b : "(absent)", a);
+    }
+  }
+  assert_int_equal(json_object_size(g), json_object_size(w));
+  json_decref(g);
+  json_decref(w);
+}
+
+static void test_chat_request(void **state) {
+  gw_arena *a = gw_arena_new(0, 0);
+  ProtobufCMessage *m;
+  gw_json_error err;
+  const gw_json_opts *o = &opt_sets[O_OPENAI];
+  int rc = gw_json_to_pb(CHAT, chat_body, strlen(chat_body), a, o, &m, &err);
+  if (rc != GW_OK)
+    fail_msg("rc %d param '%s': %s", rc, err.param, err.message);
+  Aigateway__V1__ChatCompletionRequest *r = (void *)m;
+  assert_string_equal(r->model, "gpt-4o");
+  assert_int_equal(r->n_messages, 4);
+  assert_int_equal(r->messages[0]->content->kind_case, AIGATEWAY__V1__MESSAGE_CONTENT__KIND_TEXT);
+  assert_string_equal(r->messages[0]->content->text, "You are terse.");
+  assert_int_equal(r->messages[0]->extra_fields->n_fields, 1);
+  assert_string_equal(r->messages[0]->extra_fields->fields[0]->key, "cache_control");
+  Aigateway__V1__MessageContent *c = r->messages[1]->content;
+  assert_int_equal(c->kind_case, AIGATEWAY__V1__MESSAGE_CONTENT__KIND_PARTS);
+  assert_int_equal(c->parts->n_parts, 3);
+  assert_string_equal(c->parts->parts[1]->image_url->detail, "high");
+  assert_string_equal(c->parts->parts[2]->input_audio->format, "wav");
+  assert_null(r->messages[2]->content);
+  assert_string_equal(r->messages[2]->tool_calls[0]->function->name, "get_weather");
+  assert_string_equal(r->messages[3]->tool_call_id, "call_1");
+  assert_non_null(r->temperature);
+  assert_true(r->temperature->value == 0);
+  assert_true(r->top_p->value == 0.7);
+  assert_int_equal(r->stop->kind_case, AIGATEWAY__V1__STOP_SEQUENCES__KIND_LIST);
+  assert_int_equal(r->stop->list->n_values, 2);
+  assert_int_equal(r->n_logit_bias, 2);
+  assert_string_equal(r->logit_bias[0]->key, "50256");
+  assert_true(r->logit_bias[0]->value == -100);
+  assert_true(r->seed->value == 42);
+  assert_non_null(r->stream);
+  assert_false(r->stream->value);
+  assert_int_equal(r->tool_choice->kind_case, AIGATEWAY__V1__TOOL_CHOICE__KIND_NAMED);
+  assert_string_equal(r->tool_choice->named->function->name, "get_weather");
+  assert_int_equal(r->tools[0]->function->parameters->n_fields, 4);
+  assert_string_equal(r->response_format->json_schema->name, "answer");
+  assert_int_equal(r->response_format->json_schema->schema->n_fields, 2);
+  assert_int_equal(r->extra_fields->n_fields, 2);
+  assert_string_equal(r->extra_fields->fields[0]->key, "top_k");
+  assert_string_equal(r->extra_fields->fields[1]->key, "provider_options");
+
+  gw_buf b;
+  gw_buf_init(&b, 1 << 20);
+  assert_int_equal(gw_pb_to_json(m, o, &b), GW_OK);
+  assert_members_equal(b.data, chat_body);
+  assert_non_null(strstr(b.data, "\"top_k\":40,"));
+  assert_non_null(strstr(b.data, "\"ttl\":3600,"));
+  assert_non_null(strstr(b.data, "\"seed\":42,"));
+  assert_non_null(strstr(b.data, "\"temperature\":0,"));
+  assert_non_null(strstr(b.data, "\"top_p\":0.7,"));
+
+  /* Through the wire and back: the gRPC side sees the same request. */
+  size_t n = protobuf_c_message_get_packed_size(m);
+  uint8_t *wire = malloc(n);
+  protobuf_c_message_pack(m, wire);
+  ProtobufCMessage *u = protobuf_c_message_unpack(CHAT, NULL, n, wire);
+  assert_non_null(u);
+  gw_buf_reset(&b);
+  assert_int_equal(gw_pb_to_json(u, o, &b), GW_OK);
+  assert_members_equal(b.data, chat_body);
+  protobuf_c_message_free_unpacked(u, NULL);
+  free(wire);
+
+  /* String forms of the unions, and content: null. */
+  static const char simple[] =
+      "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[]}],"
+      "\"stop\":\"END\",\"tool_choice\":\"auto\"}";
+  assert_int_equal(gw_json_to_pb(CHAT, simple, strlen(simple), a, o, &m, &err), GW_OK);
+  gw_buf_reset(&b);
+  assert_int_equal(gw_pb_to_json(m, o, &b), GW_OK);
+  assert_json_eq(b.data,
+                 "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\"}],\"stop\":\"END\","
+                 "\"tool_choice\":\"auto\"}",
+                 simple);
+  gw_buf_release(&b);
+  gw_arena_free(a);
+}
+
+/* The response side: `created` is a number on OpenAI routes. */
+static void test_chat_response(void **state) {
+  Aigateway__V1__ChatCompletionResponse r = AIGATEWAY__V1__CHAT_COMPLETION_RESPONSE__INIT;
+  Aigateway__V1__Usage u = AIGATEWAY__V1__USAGE__INIT;
+  r.id = "chatcmpl-1";
+  r.object = "chat.completion";
+  r.created = 1700000000;
+  r.model = "gpt-4o";
+  u.prompt_tokens = 3;
+  u.total_tokens = 3;
+  r.usage = &u;
+  gw_buf b;
+  gw_buf_init(&b, 4096);
+  assert_int_equal(gw_pb_to_json(&r.base, &opt_sets[O_OPENAI], &b), GW_OK);
+  assert_string_equal(b.data, "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\","
+                              "\"created\":1700000000,\"model\":\"gpt-4o\","
+                              "\"usage\":{\"prompt_tokens\":3,\"total_tokens\":3}}");
+  gw_buf_reset(&b);
+  assert_int_equal(gw_pb_to_json(&r.base, NULL, &b), GW_OK);
+  assert_non_null(strstr(b.data, "\"created\":\"1700000000\""));
+  gw_buf_release(&b);
+}
+
+/* ------------------------------------------------------------ limits */
+
+static int sweep_chat(void *arg) {
+  gw_arena *a = gw_arena_new(256, 0);
+  if (!a)
+    return GW_ERR_NOMEM;
+  ProtobufCMessage *m;
+  gw_json_error err;
+  gw_buf b;
+  gw_buf_init(&b, 1 << 20);
+  const char *json = arg;
+  int rc = gw_json_to_pb(CHAT, json, strlen(json), a, &opt_sets[O_OPENAI], &m, &err);
+  if (rc == GW_OK)
+    rc = gw_pb_to_json(m, &opt_sets[O_OPENAI], &b);
+  gw_buf_release(&b);
+  gw_arena_free(a);
+  return rc;
+}
+
+static int sweep_all_kinds(void *arg) {
+  gw_arena *a = gw_arena_new(64, 0);
+  if (!a)
+    return GW_ERR_NOMEM;
+  ProtobufCMessage *m;
+  gw_buf b;
+  gw_buf_init(&b, 1 << 20);
+  const char *json = arg;
+  int rc = gw_json_to_pb(ALL, json, strlen(json), a, &opt_sets[O_KEEP], &m, NULL);
+  if (rc == GW_OK)
+    rc = gw_pb_to_json(m, &opt_sets[O_KEEP], &b);
+  gw_buf_release(&b);
+  gw_arena_free(a);
+  return rc;
+}
+
+static void test_failmalloc(void **state) {
+  long n = gw_test_failmalloc_sweep(sweep_chat, (void *)chat_body);
+  assert_true(n > 3);
+  n = gw_test_failmalloc_sweep(sweep_all_kinds, (void *)rt_cases[0].in);
+  assert_true(n > 3);
+  n = gw_test_failmalloc_sweep(sweep_all_kinds,
+                               "{\"m_value\":{\"k\":[1,{\"z\":[true]}]},\"s_struct\":{\"a\":[1]},"
+                               "\"t_time\":\"1972-01-01T10:00:20.021Z\",\"zz\":{\"y\":[1,2]}}");
+  assert_true(n > 3);
+}
+
+/* A capped arena turns into GW_ERR_NOMEM, never a crash or a partial OK. */
+static void test_arena_cap(void **state) {
+  static const size_t caps[] = {64, 512, 2048, 4096};
+  for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+    long live = gw_alloc_live();
+    gw_arena *a = gw_arena_new(0, caps[i]);
+    ProtobufCMessage *m = NULL;
+    gw_json_error err;
+    int rc = gw_json_to_pb(CHAT, chat_body, strlen(chat_body), a, &opt_sets[O_OPENAI], &m, &err);
+    assert_int_equal(rc, GW_ERR_NOMEM);
+    assert_string_equal(err.message, "out of memory");
+    assert_null(m);
+    gw_arena_free(a);
+    assert_int_equal(gw_alloc_live(), live);
+  }
+  gw_arena *a = gw_arena_new(0, 1 << 20);
+  ProtobufCMessage *m = NULL;
+  assert_int_equal(
+      gw_json_to_pb(CHAT, chat_body, strlen(chat_body), a, &opt_sets[O_OPENAI], &m, NULL), GW_OK);
+  gw_arena_free(a);
+}
+
+/* The output buffer's cap is GW_ERR_TOOBIG, and the buffer is left as it was. */
+static void test_buf_cap(void **state) {
+  gw_arena *a = gw_arena_new(0, 0);
+  ProtobufCMessage *m;
+  assert_int_equal(
+      gw_json_to_pb(CHAT, chat_body, strlen(chat_body), a, &opt_sets[O_OPENAI], &m, NULL), GW_OK);
+  gw_buf full;
+  gw_buf_init(&full, 1 << 20);
+  assert_int_equal(gw_pb_to_json(m, &opt_sets[O_OPENAI], &full), GW_OK);
+  for (size_t cap = 3; cap < full.len + 2; cap += 37) {
+    gw_buf b;
+    gw_buf_init(&b, cap);
+    assert_int_equal(gw_buf_appends(&b, "xy"), GW_OK);
+    assert_int_equal(gw_pb_to_json(m, &opt_sets[O_OPENAI], &b), GW_ERR_TOOBIG);
+    assert_int_equal(b.len, 2);
+    assert_string_equal(b.data, "xy");
+    gw_buf_release(&b);
+  }
+  gw_buf b;
+  gw_buf_init(&b, full.len + 3);
+  assert_int_equal(gw_buf_appends(&b, "xy"), GW_OK);
+  assert_int_equal(gw_pb_to_json(m, &opt_sets[O_OPENAI], &b), GW_OK);
+  assert_string_equal(b.data + 2, full.data);
+  gw_buf_release(&b);
+  gw_buf_release(&full);
+  gw_arena_free(a);
+}
+
+/* Values that cannot be written are refused, not printed wrong. */
+static void test_unprintable(void **state) {
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  Google__Protobuf__Duration du = GOOGLE__PROTOBUF__DURATION__INIT;
+  Codectest__AllKinds k = CODECTEST__ALL_KINDS__INIT;
+  gw_buf b;
+  gw_buf_init(&b, 4096);
+  k.t_time = &ts;
+  ts.seconds = 253402300800; /* year 10000 */
+  assert_int_equal(gw_pb_to_json(&k.base, NULL, &b), GW_ERR_INVALID);
+  ts.seconds = 0;
+  ts.nanos = -1;
+  assert_int_equal(gw_pb_to_json(&k.base, NULL, &b), GW_ERR_INVALID);
+  ts.nanos = 0;
+  k.t_duration = &du;
+  du.seconds = 1;
+  du.nanos = -1;
+  assert_int_equal(gw_pb_to_json(&k.base, NULL, &b), GW_ERR_INVALID);
+  du.nanos = 1;
+  assert_int_equal(gw_pb_to_json(&k.base, NULL, &b), GW_OK);
+  assert_string_equal(b.data,
+                      "{\"t_time\":\"1970-01-01T00:00:00Z\",\"t_duration\":\"1.000000001s\"}");
+  gw_buf_release(&b);
+}
+
+/* Strings from the wire need not be UTF-8; the output stays valid JSON. */
+static void test_invalid_utf8(void **state) {
+  static const struct {
+    const char *in, *out;
+  } v[] = {
+      {"a\xff\"b\x01", "{\"name\":\"a\\ufffd\\\"b\\u0001\"}"},
+      {"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
+       "{\"name\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}"},
+      {"\xc0\xaf", "{\"name\":\"\\ufffd\\ufffd\"}"},            /* overlong */
+      {"\xed\xa0\x80", "{\"name\":\"\\ufffd\\ufffd\\ufffd\"}"}, /* surrogate */
+      {"x\xe2\x82", "{\"name\":\"x\\ufffd\\ufffd\"}"},          /* cut short */
+  };
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    Codectest__Inner in = CODECTEST__INNER__INIT;
+    in.name = (char *)v[i].in;
+    gw_buf b;
+    gw_buf_init(&b, 256);
+    assert_int_equal(gw_pb_to_json(&in.base, NULL, &b), GW_OK);
+    assert_string_equal(b.data, v[i].out);
+    json_t *j = json_loads(b.data, 0, NULL);
+    assert_non_null(j);
+    json_decref(j);
+    gw_buf_release(&b);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_json_name),     cmocka_unit_test(test_round_trips),
+      cmocka_unit_test(test_values),        cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_deep_nesting),  cmocka_unit_test(test_chat_request),
+      cmocka_unit_test(test_chat_response), cmocka_unit_test(test_failmalloc),
+      cmocka_unit_test(test_arena_cap),     cmocka_unit_test(test_buf_cap),
+      cmocka_unit_test(test_unprintable),   cmocka_unit_test(test_invalid_utf8),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1385 @@
+/* The descriptor-driven JSON <-> protobuf-c codec (contract in json_pb.h):
+ * descriptor helpers, then JSON -> protobuf-c, then protobuf-c -> JSON. */
+#include "transcoder/json_pb.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/status.h"
+#include "google/protobuf/duration.pb-c.h"
+#include "google/protobuf/struct.pb-c.h"
+#include "google/protobuf/timestamp.pb-c.h"
+
+#define TRY(expr)                                                                                  \
+  do {                                                                                             \
+    int rc_ = (expr);                                                                              \
+    if (rc_ != GW_OK)                                                                              \
+      return rc_;                                                                                  \
+  } while (0)
+
+#define SLOT(msg, off) ((void *)((char *)(msg) + (off)))
+#define CSLOT(msg, off) ((const void *)((const char *)(msg) + (off)))
+
+/* Timestamp range (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z) and Duration
+ * range (+-10000 years), from timestamp.proto and duration.proto. */
+#define TS_MIN_SECONDS INT64_C(-62135596800)
+#define TS_MAX_SECONDS INT64_C(253402300799)
+#define DUR_MAX_SECONDS INT64_C(315576000000)
+
+/* ------------------------------------------------------------ descriptors */
+
+enum wkt { WKT_NONE, WKT_WRAPPER, WKT_STRUCT, WKT_VALUE, WKT_LIST, WKT_TIMESTAMP, WKT_DURATION };
+
+/* Which well-known type |d| is; they have their own JSON forms. */
+static enum wkt wkt_of(const ProtobufCMessageDescriptor *d) {
+  static const char *const wrappers[] = {"DoubleValue", "FloatValue",  "Int64Value",
+                                         "UInt64Value", "Int32Value",  "UInt32Value",
+                                         "BoolValue",   "StringValue", "BytesValue"};
+  if (strncmp(d->name, "google.protobuf.", 16) != 0)
+    return WKT_NONE;
+  const char *s = d->name + 16;
+  if (!strcmp(s, "Struct"))
+    return WKT_STRUCT;
+  if (!strcmp(s, "Value"))
+    return WKT_VALUE;
+  if (!strcmp(s, "ListValue"))
+    return WKT_LIST;
+  if (!strcmp(s, "Timestamp"))
+    return WKT_TIMESTAMP;
+  if (!strcmp(s, "Duration"))
+    return WKT_DURATION;
+  for (size_t i = 0; i < sizeof wrappers / sizeof wrappers[0]; i++)
+    if (!strcmp(s, wrappers[i]))
+      return d->n_fields == 1 ? WKT_WRAPPER : WKT_NONE;
+  return WKT_NONE;
+}
+
+static int is_message_of(const ProtobufCFieldDescriptor *f, enum wkt kind) {
+  return f->type == PROTOBUF_C_TYPE_MESSAGE && wkt_of(f->descriptor) == kind;
+}
+
+/* Whether |s| is |name| with each "_x" turned into "X" (protoc's JSON and
+ * CamelCase names); |upper_first| capitalises the first letter too. */
+static int camel_eq(const char *name, const char *s, size_t slen, int upper_first) {
+  int up = upper_first;
+  size_t i = 0;
+  for (; *name; name++) {
+    if (*name == '_') {
+      up = 1;
+      continue;
+    }
+    char ch = up ? (char)toupper((unsigned char)*name) : *name;
+    up = 0;
+    if (i >= slen || s[i++] != ch)
+      return 0;
+  }
+  return i == slen;
+}
+
+/* Whether repeated field |f| of |parent| is a map (see json_pb.h): its type
+ * is "<parent>.<Field>Entry" with fields key = 1 and value = 2. */
+static int is_map_field(const ProtobufCMessageDescriptor *parent,
+                        const ProtobufCFieldDescriptor *f) {
+  if (f->label != PROTOBUF_C_LABEL_REPEATED || f->type != PROTOBUF_C_TYPE_MESSAGE)
+    return 0;
+  const ProtobufCMessageDescriptor *e = f->descriptor;
+  if (e->n_fields != 2 || e->fields[0].id != 1 || e->fields[1].id != 2 ||
+      strcmp(e->fields[0].name, "key") != 0 || strcmp(e->fields[1].name, "value") != 0)
+    return 0;
+  size_t plen = strlen(parent->name), slen = strlen(e->short_name);
+  if (slen <= 5 || strcmp(e->short_name + slen - 5, "Entry") != 0)
+    return 0;
+  if (strncmp(e->name, parent->name, plen) != 0 || e->name[plen] != '.' ||
+      strcmp(e->name + plen + 1, e->short_name) != 0)
+    return 0;
+  return camel_eq(f->name, e->short_name, slen - 5, 1);
+}
+
+/* A union: every field belongs to the same oneof. */
+static int is_union(const ProtobufCMessageDescriptor *d) {
+  if (d->n_fields == 0)
+    return 0;
+  for (unsigned i = 0; i < d->n_fields; i++)
+    if (!(d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
+        d->fields[i].quantifier_offset != d->fields[0].quantifier_offset)
+      return 0;
+  return 1;
+}
+
+/* The one field of a list wrapper (one repeated, non-map field), or NULL. */
+static const ProtobufCFieldDescriptor *list_field(const ProtobufCMessageDescriptor *d) {
+  if (d->n_fields != 1 || d->fields[0].label != PROTOBUF_C_LABEL_REPEATED ||
+      is_map_field(d, &d->fields[0]))
+    return NULL;
+  return &d->fields[0];
+}
+
+/* The unknown-member slot of |d|: `google.protobuf.Struct extra_fields`. */
+static const ProtobufCFieldDescriptor *extra_slot(const ProtobufCMessageDescriptor *d) {
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field_by_name(d, "extra_fields");
+  if (!f || f->label == PROTOBUF_C_LABEL_REPEATED || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
+      !is_message_of(f, WKT_STRUCT))
+    return NULL;
+  return f;
+}
+
+/* The field of |d| that the JSON member |key| names, by proto or JSON name;
+ * the unknown-member slot is never one. */
+static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *d,
+                                                  const char *key,
+                                                  const ProtobufCFieldDescriptor *slot) {
+  const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, key);
+  if (!f) {
+    size_t klen = strlen(key);
+    for (unsigned i = 0; i < d->n_fields && !f; i++)
+      if (camel_eq(d->fields[i].name, key, klen, 0))
+        f = &d->fields[i];
+  }
+  return f == slot ? NULL : f;
+}
+
+static size_t elem_size(ProtobufCType t) {
+  switch (t) {
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64: return sizeof(int64_t);
+  case PROTOBUF_C_TYPE_DOUBLE: return sizeof(double);
+  case PROTOBUF_C_TYPE_FLOAT: return sizeof(float);
+  case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
+  case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
+  case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
+  case PROTOBUF_C_TYPE_MESSAGE: return sizeof(ProtobufCMessage *);
+  default: /* 32-bit integers and enums */ return sizeof(int32_t);
+  }
+}
+
+static int is_null_enum(const ProtobufCFieldDescriptor *f) {
+  return f->type == PROTOBUF_C_TYPE_ENUM &&
+         !strcmp(((const ProtobufCEnumDescriptor *)f->descriptor)->name,
+                 "google.protobuf.NullValue");
+}
+
+int gw_json_name(const char *proto_name, char *out, size_t n) {
+  size_t j = 0;
+  int up = 0;
+  for (const char *p = proto_name; *p; p++) {
+    if (*p == '_') {
+      up = 1;
+      continue;
+    }
+    if (j + 1 >= n)
+      return GW_ERR_TOOBIG;
+    out[j++] = up ? (char)toupper((unsigned char)*p) : *p;
+    up = 0;
+  }
+  if (n == 0)
+    return GW_ERR_TOOBIG;
+  out[j] = '\0';
+  return GW_OK;
+}
+
+/* ------------------------------------------------------------ base64 */
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int b64_digit(unsigned char c) {
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '+' || c == '-')
+    return 62;
+  if (c == '/' || c == '_')
+    return 63;
+  return -1;
+}
+
+/* Decodes standard or URL-safe base64, padding optional, into |out| (room
+ * for len / 4 * 3 + 3 bytes). Returns the byte count or -1. */
+static long b64_decode(const char *s, size_t len, unsigned char *out) {
+  if (len % 4 == 0 && len > 0 && s[len - 1] == '=')
+    len -= (len >= 2 && s[len - 2] == '=') ? 2 : 1;
+  if (len % 4 == 1)
+    return -1;
+  long n = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < len; i++) {
+    int d = b64_digit((unsigned char)s[i]);
+    if (d < 0)
+      return -1;
+    acc = (acc << 6) | (uint32_t)d;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[n++] = (unsigned char)(acc >> bits);
+      acc &= (1u << bits) - 1;
+    }
+  }
+  return n;
+}
+
+static int b64_append(gw_buf *b, const uint8_t *p, size_t n) {
+  char block[256];
+  size_t k = 0;
+  TRY(gw_buf_appendc(b, '"'));
+  for (size_t i = 0; i < n; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16;
+    if (i + 1 < n)
+      v |= (uint32_t)p[i + 1] << 8;
+    if (i + 2 < n)
+      v |= p[i + 2];
+    block[k++] = b64_alphabet[(v >> 18) & 63];
+    block[k++] = b64_alphabet[(v >> 12) & 63];
+    block[k++] = i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
+    block[k++] = i + 2 < n ? b64_alphabet[v & 63] : '=';
+    if (k + 4 > sizeof block) {
+      TRY(gw_buf_append(b, block, k));
+      k = 0;
+    }
+  }
+  TRY(gw_buf_append(b, block, k));
+  return gw_buf_appendc(b, '"');
+}
+
+/* ------------------------------------------------------------ JSON -> pb */
+
+struct pctx {
+  gw_arena *arena;
+  gw_json_opts opts;
+  gw_json_error *err;
+  char path[256];
+  size_t plen;
+};
+
+static int fail(struct pctx *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct pctx *c, int rc, const char *fmt, ...) {
+  if (c->err) {
+    memcpy(c->err->param, c->path, c->plen + 1);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err->message, sizeof c->err->message, fmt, ap);
+    va_end(ap);
+  }
+  return rc;
+}
+
+static int invalid(struct pctx *c, const char *what) { return fail(c, GW_ERR_INVALID, "%s", what); }
+static int nomem(struct pctx *c) { return fail(c, GW_ERR_NOMEM, "out of memory"); }
+
+/* Path bookkeeping: push returns a mark that pop restores. Overlong paths are
+ * truncated, never overrun. */
+static size_t path_add(struct pctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static size_t path_add(struct pctx *c, const char *fmt, ...) {
+  size_t mark = c->plen;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(c->path + c->plen, sizeof c->path - c->plen, fmt, ap);
+  va_end(ap);
+  if (n > 0)
+    c->plen += (size_t)n < sizeof c->path - c->plen ? (size_t)n : sizeof c->path - c->plen - 1;
+  return mark;
+}
+
+static size_t path_key(struct pctx *c, const char *key) {
+  return path_add(c, c->plen ? ".%s" : "%s", key);
+}
+
+static size_t path_index(struct pctx *c, size_t i) { return path_add(c, "[%zu]", i); }
+
+static void path_pop(struct pctx *c, size_t mark) {
+  c->plen = mark;
+  c->path[mark] = '\0';
+}
+
+static int check_depth(struct pctx *c, int depth) {
+  return depth > c->opts.max_depth ? invalid(c, "nesting too deep") : GW_OK;
+}
+
+static ProtobufCMessage *new_msg(struct pctx *c, const ProtobufCMessageDescriptor *d) {
+  void *m = gw_arena_alloc(c->arena, d->sizeof_message);
+  if (m)
+    protobuf_c_message_init(d, m);
+  return m;
+}
+
+/* A decimal integer string: optional '-', digits, nothing else. */
+static int parse_int_text(const char *s, int is_signed, int64_t *i, uint64_t *u) {
+  const char *p = s + (*s == '-');
+  if (!isdigit((unsigned char)*p))
+    return -1;
+  char *end;
+  errno = 0;
+  if (is_signed)
+    *i = strtoll(s, &end, 10);
+  else if (*s == '-')
+    return -1;
+  else
+    *u = strtoull(s, &end, 10);
+  return (errno || *end) ? -1 : 0;
+}
+
+/* Reads a signed integer in [lo, hi] from a JSON number or decimal string. */
+static int get_int(struct pctx *c, json_t *v, int64_t lo, int64_t hi, int64_t *out) {
+  if (json_is_integer(v)) {
+    *out = json_integer_value(v);
+  } else if (json_is_real(v)) {
+    double d = json_real_value(v);
+    if (d != floor(d))
+      return invalid(c, "expected an integer");
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+      return invalid(c, "integer out of range");
+    *out = (int64_t)d;
+  } else if (json_is_string(v)) {
+    if (parse_int_text(json_string_value(v), 1, out, NULL) != 0)
+      return invalid(c, "expected an integer");
+  } else {
+    return invalid(c, "expected an integer");
+  }
+  return (*out < lo || *out > hi) ? invalid(c, "integer out of range") : GW_OK;
+}
+
+static int get_uint(struct pctx *c, json_t *v, uint64_t hi, uint64_t *out) {
+  if (json_is_integer(v)) {
+    if (json_integer_value(v) < 0)
+      return invalid(c, "integer out of range");
+    *out = (uint64_t)json_integer_value(v);
+  } else if (json_is_real(v)) {
+    double d = json_real_value(v);
+    if (d != floor(d))
+      return invalid(c, "expected an integer");
+    if (!(d >= 0 && d < 18446744073709551616.0))
+      return invalid(c, "integer out of range");
+    *out = (uint64_t)d;
+  } else if (json_is_string(v)) {
+    if (parse_int_text(json_string_value(v), 0, NULL, out) != 0)
+      return invalid(c, "expected a non-negative integer");
+  } else {
+    return invalid(c, "expected an integer");
+  }
+  return *out > hi ? invalid(c, "integer out of range") : GW_OK;
+}
+
+static int get_double(struct pctx *c, json_t *v, double *out) {
+  if (json_is_number(v)) {
+    *out = json_number_value(v);
+    return GW_OK;
+  }
+  if (json_is_string(v)) {
+    const char *s = json_string_value(v);
+    if (!strcmp(s, "NaN"))
+      *out = NAN;
+    else if (!strcmp(s, "Infinity"))
+      *out = INFINITY;
+    else if (!strcmp(s, "-Infinity"))
+      *out = -INFINITY;
+    else if (*s && strspn(s, "0123456789+-.eE") == strlen(s)) {
+      char *end;
+      *out = strtod(s, &end);
+      if (*end || isinf(*out))
+        return invalid(c, "expected a number");
+    } else {
+      return invalid(c, "expected a number");
+    }
+    return GW_OK;
+  }
+  return invalid(c, "expected a number");
+}
+
+static int get_float(struct pctx *c, json_t *v, float *out) {
+  double d;
+  TRY(get_double(c, v, &d));
+  /* Past FLT_MAX plus half its ulp a double rounds to infinity. */
+  if (isfinite(d) && fabs(d) >= 0x1.ffffffp+127)
+    return invalid(c, "number out of range for a float");
+  if (isfinite(d) && fabs(d) > FLT_MAX)
+    d = copysign(FLT_MAX, d);
+  *out = (float)d;
+  return GW_OK;
+}
+
+static int get_string(struct pctx *c, json_t *v, char **out) {
+  if (!json_is_string(v))
+    return invalid(c, "expected a string");
+  *out = gw_arena_strndup(c->arena, json_string_value(v), json_string_length(v));
+  return *out ? GW_OK : nomem(c);
+}
+
+static int get_bytes(struct pctx *c, json_t *v, ProtobufCBinaryData *out) {
+  if (!json_is_string(v))
+    return invalid(c, "expected a base64 string");
+  size_t len = json_string_length(v);
+  unsigned char *p = gw_arena_alloc(c->arena, len / 4 * 3 + 3);
+  if (!p)
+    return nomem(c);
+  long n = b64_decode(json_string_value(v), len, p);
+  if (n < 0)
+    return invalid(c, "expected a base64 string");
+  out->data = p;
+  out->len = (size_t)n;
+  return GW_OK;
+}
+
+static int get_enum(struct pctx *c, const ProtobufCFieldDescriptor *f, json_t *v, int32_t *out) {
+  const ProtobufCEnumDescriptor *ed = f->descriptor;
+  if (json_is_string(v)) {
+    const ProtobufCEnumValue *ev =
+        protobuf_c_enum_descriptor_get_value_by_name(ed, json_string_value(v));
+    if (!ev)
+      return fail(c, GW_ERR_INVALID, "unknown value of enum %s", ed->name);
+    *out = ev->value;
+    return GW_OK;
+  }
+  if (json_is_null(v) && is_null_enum(f)) {
+    *out = 0;
+    return GW_OK;
+  }
+  if (!json_is_number(v))
+    return invalid(c, "expected an enum name or number");
+  int64_t i;
+  TRY(get_int(c, v, INT32_MIN, INT32_MAX, &i));
+  *out = (int32_t)i;
+  return GW_OK;
+}
+
+/* Stores the scalar |v| of field |f|'s type at |slot|. */
+static int get_scalar(struct pctx *c, const ProtobufCFieldDescriptor *f, json_t *v, void *slot) {
+  int64_t i;
+  uint64_t u;
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+    TRY(get_int(c, v, INT32_MIN, INT32_MAX, &i));
+    *(int32_t *)slot = (int32_t)i;
+    return GW_OK;
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+    TRY(get_int(c, v, INT64_MIN, INT64_MAX, &i));
+    *(int64_t *)slot = i;
+    return GW_OK;
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32:
+    TRY(get_uint(c, v, UINT32_MAX, &u));
+    *(uint32_t *)slot = (uint32_t)u;
+    return GW_OK;
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64:
+    TRY(get_uint(c, v, UINT64_MAX, &u));
+    *(uint64_t *)slot = u;
+    return GW_OK;
+  case PROTOBUF_C_TYPE_FLOAT: return get_float(c, v, slot);
+  case PROTOBUF_C_TYPE_DOUBLE: return get_double(c, v, slot);
+  case PROTOBUF_C_TYPE_BOOL:
+    if (!json_is_boolean(v))
+      return invalid(c, "expected a boolean");
+    *(protobuf_c_boolean *)slot = json_is_true(v);
+    return GW_OK;
+  case PROTOBUF_C_TYPE_ENUM: return get_enum(c, f, v, slot);
+  case PROTOBUF_C_TYPE_STRING: return get_string(c, v, slot);
+  case PROTOBUF_C_TYPE_BYTES: return get_bytes(c, v, slot);
+  default: return invalid(c, "unsupported field type");
+  }
+}
+
+static int parse_message(struct pctx *c, const ProtobufCMessageDescriptor *d, json_t *v,
+                         ProtobufCMessage *m, int depth, int bare_list);
+
+/* Parses |v| (at |depth|) as one value of field |f| into |slot|: a scalar or
+ * a newly allocated message. |bare_list| as in parse_message. */
+static int parse_value(struct pctx *c, const ProtobufCFieldDescriptor *f, json_t *v, void *slot,
+                       int depth, int bare_list) {
+  if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+    return get_scalar(c, f, v, slot);
+  ProtobufCMessage *m = new_msg(c, f->descriptor);
+  if (!m)
+    return nomem(c);
+  TRY(parse_message(c, f->descriptor, v, m, depth, bare_list));
+  *(ProtobufCMessage **)slot = m;
+  return GW_OK;
+}
+
+/* null is a value only where it can be stored: Value and NullValue. */
+static int null_is_value(const ProtobufCFieldDescriptor *f) {
+  return is_message_of(f, WKT_VALUE) || is_null_enum(f);
+}
+
+static int parse_repeated(struct pctx *c, const ProtobufCFieldDescriptor *f, json_t *v,
+                          ProtobufCMessage *m, int depth, int bare_list) {
+  if (!json_is_array(v))
+    return invalid(c, "expected an array");
+  TRY(check_depth(c, depth));
+  size_t n = json_array_size(v), size = elem_size(f->type);
+  char *arr = NULL;
+  if (n > 0 && !(arr = gw_arena_calloc(c->arena, n * size)))
+    return nomem(c);
+  for (size_t i = 0; i < n; i++) {
+    json_t *e = json_array_get(v, i);
+    size_t mark = path_index(c, i);
+    if (json_is_null(e) && !null_is_value(f))
+      return invalid(c, "null is not allowed in an array");
+    TRY(parse_value(c, f, e, arr + i * size, depth + 1, bare_list));
+    path_pop(c, mark);
+  }
+  *(size_t *)SLOT(m, f->quantifier_offset) = n;
+  *(void **)SLOT(m, f->offset) = arr;
+  return GW_OK;
+}
+
+/* Map keys are JSON strings; integer keys must be canonical decimals, so two
+ * distinct keys are never the same entry. */
+static int parse_map_key(struct pctx *c, const ProtobufCFieldDescriptor *kf, const char *key,
+                         void *slot) {
+  char canon[32];
+  int64_t i = 0;
+  uint64_t u = 0;
+  switch (kf->type) {
+  case PROTOBUF_C_TYPE_STRING:
+    *(char **)slot = gw_arena_strdup(c->arena, key);
+    return *(char **)slot ? GW_OK : nomem(c);
+  case PROTOBUF_C_TYPE_BOOL:
+    if (strcmp(key, "true") != 0 && strcmp(key, "false") != 0)
+      return invalid(c, "expected a boolean map key");
+    *(protobuf_c_boolean *)slot = key[0] == 't';
+    return GW_OK;
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64: {
+    int wide = elem_size(kf->type) == 8;
+    if (parse_int_text(key, 1, &i, NULL) != 0 || (!wide && (i < INT32_MIN || i > INT32_MAX)))
+      return invalid(c, "expected an integer map key");
+    snprintf(canon, sizeof canon, "%" PRId64, i);
+    if (strcmp(canon, key) != 0)
+      return invalid(c, "expected an integer map key");
+    if (wide)
+      *(int64_t *)slot = i;
+    else
+      *(int32_t *)slot = (int32_t)i;
+    return GW_OK;
+  }
+  default: { /* unsigned */
+    int wide = elem_size(kf->type) == 8;
+    if (parse_int_text(key, 0, NULL, &u) != 0 || (!wide && u > UINT32_MAX))
+      return invalid(c, "expected an integer map key");
+    snprintf(canon, sizeof canon, "%" PRIu64, u);
+    if (strcmp(canon, key) != 0)
+      return invalid(c, "expected an integer map key");
+    if (wide)
+      *(uint64_t *)slot = u;
+    else
+      *(uint32_t *)slot = (uint32_t)u;
+    return GW_OK;
+  }
+  }
+}
+
+static int parse_map(struct pctx *c, const ProtobufCFieldDescriptor *f, json_t *v,
+                     ProtobufCMessage *m, int depth) {
+  if (!json_is_object(v))
+    return invalid(c, "expected an object");
+  TRY(check_depth(c, depth));
+  const ProtobufCMessageDescriptor *ed = f->descriptor;
+  const ProtobufCFieldDescriptor *kf = &ed->fields[0], *vf = &ed->fields[1];
+  size_t n = json_object_size(v), i = 0;
+  ProtobufCMessage **entries = NULL;
+  if (n > 0 && !(entries = gw_arena_alloc(c->arena, n * sizeof *entries)))
+    return nomem(c);
+  const char *key;
+  json_t *val;
+  json_object_foreach(v, key, val) {
+    size_t mark = path_key(c, key);
+    ProtobufCMessage *e = new_msg(c, ed);
+    if (!e)
+      return nomem(c);
+    TRY(parse_map_key(c, kf, key, SLOT(e, kf->offset)));
+    if (json_is_null(val) && !null_is_value(vf))
+      return invalid(c, "null is not allowed as a map value");
+    TRY(parse_value(c, vf, val, SLOT(e, vf->offset), depth + 1, 0));
+    entries[i++] = e;
+    path_pop(c, mark);
+  }
+  *(size_t *)SLOT(m, f->quantifier_offset) = n;
+  *(void **)SLOT(m, f->offset) = entries;
+  return GW_OK;
+}
+
+static int parse_struct(struct pctx *c, json_t *v, Google__Protobuf__Struct *st, int depth);
+static int parse_list_value(struct pctx *c, json_t *v, Google__Protobuf__ListValue *lv, int depth);
+
+/* Any JSON value as a google.protobuf.Value. Integers become doubles: exact
+ * up to 2^53. */
+static int parse_pb_value(struct pctx *c, json_t *v, Google__Protobuf__Value *pv, int depth) {
+  switch (json_typeof(v)) {
+  case JSON_NULL:
+    pv->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE;
+    pv->null_value = GOOGLE__PROTOBUF__NULL_VALUE__NULL_VALUE;
+    return GW_OK;
+  case JSON_TRUE:
+  case JSON_FALSE:
+    pv->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
+    pv->bool_value = json_is_true(v);
+    return GW_OK;
+  case JSON_INTEGER:
+  case JSON_REAL:
+    pv->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
+    pv->number_value = json_number_value(v);
+    return GW_OK;
+  case JSON_STRING:
+    pv->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+    return get_string(c, v, &pv->string_value);
+  case JSON_OBJECT:
+    pv->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE;
+    if (!(pv->struct_value =
+              (Google__Protobuf__Struct *)new_msg(c, &google__protobuf__struct__descriptor)))
+      return nomem(c);
+    return parse_struct(c, v, pv->struct_value, depth);
+  case JSON_ARRAY:
+    pv->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE;
+    if (!(pv->list_value =
+              (Google__Protobuf__ListValue *)new_msg(c, &google__protobuf__list_value__descriptor)))
+      return nomem(c);
+    return parse_list_value(c, v, pv->list_value, depth);
+  }
+  return invalid(c, "unexpected JSON value");
+}
+
+/* One Struct entry |key|: |v|, the path already pointing at it. */
+static int struct_entry(struct pctx *c, const char *key, json_t *v, int depth,
+                        Google__Protobuf__Struct__FieldsEntry **out) {
+  Google__Protobuf__Struct__FieldsEntry *e =
+      (void *)new_msg(c, &google__protobuf__struct__fields_entry__descriptor);
+  Google__Protobuf__Value *pv = (void *)new_msg(c, &google__protobuf__value__descriptor);
+  if (!e || !pv || !(e->key = gw_arena_strdup(c->arena, key)))
+    return nomem(c);
+  e->value = pv;
+  *out = e;
+  return parse_pb_value(c, v, pv, depth);
+}
+
+static int parse_struct(struct pctx *c, json_t *v, Google__Protobuf__Struct *st, int depth) {
+  if (!json_is_object(v))
+    return invalid(c, "expected an object");
+  TRY(check_depth(c, depth));
+  size_t n = json_object_size(v), i = 0;
+  if (n > 0 && !(st->fields = gw_arena_alloc(c->arena, n * sizeof *st->fields)))
+    return nomem(c);
+  const char *key;
+  json_t *val;
+  json_object_foreach(v, key, val) {
+    size_t mark = path_key(c, key);
+    TRY(struct_entry(c, key, val, depth + 1, &st->fields[i]));
+    st->n_fields = ++i;
+    path_pop(c, mark);
+  }
+  return GW_OK;
+}
+
+static int parse_list_value(struct pctx *c, json_t *v, Google__Protobuf__ListValue *lv, int depth) {
+  if (!json_is_array(v))
+    return invalid(c, "expected an array");
+  TRY(check_depth(c, depth));
+  size_t n = json_array_size(v);
+  if (n > 0 && !(lv->values = gw_arena_alloc(c->arena, n * sizeof *lv->values)))
+    return nomem(c);
+  for (size_t i = 0; i < n; i++) {
+    size_t mark = path_index(c, i);
+    Google__Protobuf__Value *pv = (void *)new_msg(c, &google__protobuf__value__descriptor);
+    if (!pv)
+      return nomem(c);
+    lv->values[i] = pv;
+    lv->n_values = i + 1;
+    TRY(parse_pb_value(c, json_array_get(v, i), pv, depth + 1));
+    path_pop(c, mark);
+  }
+  return GW_OK;
+}
+
+/* Reads exactly |n| digits at |*p| into |*out|. */
+static int digits(const char **p, int n, int *out) {
+  int v = 0;
+  for (int i = 0; i < n; i++, (*p)++) {
+    if (!isdigit((unsigned char)**p))
+      return -1;
+    v = v * 10 + (**p - '0');
+  }
+  *out = v;
+  return 0;
+}
+
+/* ".d{1,9}" at |*p|, if present, as nanoseconds. */
+static int fraction(const char **p, int32_t *nanos) {
+  *nanos = 0;
+  if (**p != '.')
+    return 0;
+  (*p)++;
+  int n = 0;
+  int32_t v = 0;
+  while (isdigit((unsigned char)**p) && n < 9) {
+    v = v * 10 + (**p - '0');
+    (*p)++;
+    n++;
+  }
+  if (n == 0 || isdigit((unsigned char)**p))
+    return -1;
+  for (; n < 9; n++)
+    v *= 10;
+  *nanos = v;
+  return 0;
+}
+
+/* RFC 3339: "1972-01-01T10:00:20.021Z" or with a "+hh:mm" / "-hh:mm" offset. */
+static int parse_timestamp(struct pctx *c, json_t *v, Google__Protobuf__Timestamp *ts) {
+  static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (!json_is_string(v))
+    return invalid(c, "expected an RFC 3339 timestamp");
+  const char *p = json_string_value(v);
+  int y, mo, d, h, mi, s, oh = 0, om = 0, sign = 0;
+  int32_t nanos;
+  if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d) ||
+      (*p != 'T' && *p != 't') || !*p++ || digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) ||
+      *p++ != ':' || digits(&p, 2, &s) || fraction(&p, &nanos))
+    return invalid(c, "expected an RFC 3339 timestamp");
+  if (*p == 'Z' || *p == 'z') {
+    p++;
+  } else if (*p == '+' || *p == '-') {
+    sign = *p++ == '-' ? -1 : 1;
+    if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 23 || om > 59)
+      return invalid(c, "expected an RFC 3339 timestamp");
+  } else {
+    return invalid(c, "expected an RFC 3339 timestamp");
+  }
+  int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (*p || y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+      (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || s > 59)
+    return invalid(c, "expected an RFC 3339 timestamp");
+  struct tm tm = {
+      .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = s};
+  int64_t secs = (int64_t)timegm(&tm) - sign * (oh * 3600 + om * 60);
+  if (secs < TS_MIN_SECONDS || secs > TS_MAX_SECONDS)
+    return invalid(c, "timestamp out of range");
+  ts->seconds = secs;
+  ts->nanos = nanos;
+  return GW_OK;
+}
+
+/* "-1.5s": optional sign, seconds, up to 9 fraction digits, "s". */
+static int parse_duration(struct pctx *c, json_t *v, Google__Protobuf__Duration *du) {
+  if (!json_is_string(v))
+    return invalid(c, "expected a duration such as \"1.5s\"");
+  const char *p = json_string_value(v);
+  int neg = *p == '-';
+  p += neg;
+  int64_t secs = 0;
+  int32_t nanos;
+  int n = 0;
+  for (; isdigit((unsigned char)*p); p++, n++) {
+    secs = secs * 10 + (*p - '0');
+    if (secs > DUR_MAX_SECONDS)
+      return invalid(c, "duration out of range");
+  }
+  if (n == 0 || fraction(&p, &nanos) || *p++ != 's' || *p)
+    return invalid(c, "expected a duration such as \"1.5s\"");
+  du->seconds = neg ? -secs : secs;
+  du->nanos = neg ? -nanos : nanos;
+  return GW_OK;
+}
+
+/* Whether |v|'s JSON kind fits field |f| (a bare union's member test).
+ * |guard| stops a union type that contains itself without nesting. */
+static int kind_matches(const ProtobufCFieldDescriptor *f, json_t *v, int bare_list, int guard) {
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_STRING:
+  case PROTOBUF_C_TYPE_BYTES: return json_is_string(v);
+  case PROTOBUF_C_TYPE_ENUM: return json_is_string(v) || json_is_integer(v);
+  case PROTOBUF_C_TYPE_BOOL: return json_is_boolean(v);
+  case PROTOBUF_C_TYPE_MESSAGE: break;
+  default: return json_is_number(v);
+  }
+  const ProtobufCMessageDescriptor *d = f->descriptor;
+  const ProtobufCFieldDescriptor *lf;
+  if (guard > 16)
+    return 0;
+  switch (wkt_of(d)) {
+  case WKT_WRAPPER: return kind_matches(&d->fields[0], v, 0, guard + 1);
+  case WKT_STRUCT: return json_is_object(v);
+  case WKT_LIST: return json_is_array(v);
+  case WKT_VALUE: return 1;
+  case WKT_TIMESTAMP:
+  case WKT_DURATION: return json_is_string(v);
+  case WKT_NONE: break;
+  }
+  if (is_union(d)) {
+    for (unsigned i = 0; i < d->n_fields; i++)
+      if (kind_matches(&d->fields[i], v, 1, guard + 1))
+        return 1;
+    return 0;
+  }
+  if (bare_list && (lf = list_field(d)))
+    return json_is_array(v) &&
+           (json_array_size(v) == 0 || kind_matches(lf, json_array_get(v, 0), 1, guard + 1));
+  return json_is_object(v);
+}
+
+static const char *kind_name(json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_OBJECT: return "an object";
+  case JSON_ARRAY: return "an array";
+  case JSON_STRING: return "a string";
+  case JSON_INTEGER:
+  case JSON_REAL: return "a number";
+  case JSON_TRUE:
+  case JSON_FALSE: return "a boolean";
+  default: return "null";
+  }
+}
+
+/* A bare union: the first member whose kind matches |v| takes it. */
+static int parse_union(struct pctx *c, const ProtobufCMessageDescriptor *d, json_t *v,
+                       ProtobufCMessage *m, int depth) {
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    if (!kind_matches(f, v, 1, 0))
+      continue;
+    TRY(parse_value(c, f, v, SLOT(m, f->offset), depth, 1));
+    *(uint32_t *)SLOT(m, f->quantifier_offset) = f->id;
+    return GW_OK;
+  }
+  return fail(c, GW_ERR_INVALID, "unexpected %s", kind_name(v));
+}
+
+/* Sets field |f| of |m| (an object member, |v| not a skipped null). */
+static int parse_field(struct pctx *c, const ProtobufCMessageDescriptor *d,
+                       const ProtobufCFieldDescriptor *f, json_t *v, ProtobufCMessage *m,
+                       int depth) {
+  if (f->label == PROTOBUF_C_LABEL_REPEATED)
+    return is_map_field(d, f) ? parse_map(c, f, v, m, depth) : parse_repeated(c, f, v, m, depth, 0);
+  if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+    uint32_t *which = SLOT(m, f->quantifier_offset);
+    if (*which != 0 && *which != f->id)
+      return invalid(c, "only one member of a oneof may be set");
+    TRY(parse_value(c, f, v, SLOT(m, f->offset), depth, 0));
+    *which = f->id;
+    return GW_OK;
+  }
+  TRY(parse_value(c, f, v, SLOT(m, f->offset), depth, 0));
+  if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_STRING &&
+      f->type != PROTOBUF_C_TYPE_MESSAGE)
+    *(protobuf_c_boolean *)SLOT(m, f->quantifier_offset) = 1;
+  return GW_OK;
+}
+
+/* A JSON object as message |d|; unknown members go to the slot or fail. */
+static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, json_t *v,
+                        ProtobufCMessage *m, int depth) {
+  if (!json_is_object(v))
+    return fail(c, GW_ERR_INVALID, "expected an object, not %s", kind_name(v));
+  const ProtobufCFieldDescriptor *slot = extra_slot(d);
+  int keep = slot && c->opts.keep_unknown;
+  unsigned char *seen = NULL;
+  size_t n_unknown = 0;
+  if (d->n_fields > 0 && !(seen = gw_arena_calloc(c->arena, d->n_fields)))
+    return nomem(c);
+  const char *key;
+  json_t *val;
+  json_object_foreach(v, key, val) {
+    const ProtobufCFieldDescriptor *f = find_field(d, key, slot);
+    size_t mark = path_key(c, key);
+    if (!f) {
+      if (!keep)
+        return invalid(c, "unknown field");
+      n_unknown++;
+      path_pop(c, mark);
+      continue;
+    }
+    size_t idx = (size_t)(f - d->fields);
+    if (seen[idx])
+      return invalid(c, "duplicate field");
+    seen[idx] = 1;
+    if (!json_is_null(val) || null_is_value(f))
+      TRY(parse_field(c, d, f, val, m, depth + 1));
+    path_pop(c, mark);
+  }
+  if (n_unknown == 0)
+    return GW_OK;
+  Google__Protobuf__Struct *st = (void *)new_msg(c, &google__protobuf__struct__descriptor);
+  if (!st || !(st->fields = gw_arena_alloc(c->arena, n_unknown * sizeof *st->fields)))
+    return nomem(c);
+  *(Google__Protobuf__Struct **)SLOT(m, slot->offset) = st;
+  json_object_foreach(v, key, val) {
+    if (find_field(d, key, slot))
+      continue;
+    size_t mark = path_key(c, key);
+    TRY(struct_entry(c, key, val, depth + 1, &st->fields[st->n_fields]));
+    st->n_fields++;
+    path_pop(c, mark);
+  }
+  return GW_OK;
+}
+
+/* Parses |v| (at nesting |depth|) into the initialised message |m| of type
+ * |d|. |bare_list|: a list wrapper here is a bare array (bare_unions). */
+static int parse_message(struct pctx *c, const ProtobufCMessageDescriptor *d, json_t *v,
+                         ProtobufCMessage *m, int depth, int bare_list) {
+  const ProtobufCFieldDescriptor *lf;
+  TRY(check_depth(c, depth));
+  switch (wkt_of(d)) {
+  case WKT_WRAPPER: return get_scalar(c, &d->fields[0], v, SLOT(m, d->fields[0].offset));
+  case WKT_STRUCT: return parse_struct(c, v, (Google__Protobuf__Struct *)m, depth);
+  case WKT_VALUE: return parse_pb_value(c, v, (Google__Protobuf__Value *)m, depth);
+  case WKT_LIST: return parse_list_value(c, v, (Google__Protobuf__ListValue *)m, depth);
+  case WKT_TIMESTAMP: return parse_timestamp(c, v, (Google__Protobuf__Timestamp *)m);
+  case WKT_DURATION: return parse_duration(c, v, (Google__Protobuf__Duration *)m);
+  case WKT_NONE: break;
+  }
+  if (c->opts.bare_unions && is_union(d))
+    return parse_union(c, d, v, m, depth);
+  if (c->opts.bare_unions && bare_list && (lf = list_field(d)))
+    return parse_repeated(c, lf, v, m, depth, 1);
+  return parse_object(c, d, v, m, depth);
+}
+
+static void resolve_opts(const gw_json_opts *in, gw_json_opts *out) {
+  if (in)
+    *out = *in;
+  else
+    memset(out, 0, sizeof *out);
+  if (out->max_depth <= 0)
+    out->max_depth = GW_JSON_DEFAULT_MAX_DEPTH;
+}
+
+int gw_json_to_pb(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,
+                  gw_arena *arena, const gw_json_opts *opts, ProtobufCMessage **out,
+                  gw_json_error *err) {
+  struct pctx c = {.arena = arena, .err = err};
+  resolve_opts(opts, &c.opts);
+  if (err)
+    err->param[0] = err->message[0] = '\0';
+  json_error_t je;
+  json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+  if (!root)
+    return fail(&c, GW_ERR_INVALID, "invalid JSON at line %d column %d: %s", je.line, je.column,
+                je.text);
+  int rc;
+  ProtobufCMessage *m = new_msg(&c, desc);
+  if (!m)
+    rc = nomem(&c);
+  else
+    rc = parse_message(&c, desc, root, m, 1, 0);
+  json_decref(root);
+  if (rc == GW_OK)
+    *out = m;
+  return rc;
+}
+
+/* ------------------------------------------------------------ pb -> JSON */
+
+struct wctx {
+  gw_buf *b;
+  gw_json_opts opts;
+};
+
+static int print_message(struct wctx *w, const ProtobufCMessage *m, int depth, int bare_list);
+
+static int print_double(gw_buf *b, double v) {
+  char tmp[40];
+  if (isnan(v))
+    return gw_buf_appends(b, "\"NaN\"");
+  if (isinf(v))
+    return gw_buf_appends(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+  if (v == 0 && signbit(v))
+    return gw_buf_appends(b, "-0.0"); /* "-0" would read back as integer 0 */
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+    if (strtod(tmp, NULL) == v)
+      break;
+  }
+  return gw_buf_appends(b, tmp);
+}
+
+static int print_float(gw_buf *b, float v) {
+  char tmp[40];
+  if (isnan(v) || isinf(v) || (v == 0 && signbit(v)))
+    return print_double(b, v);
+  for (int prec = 6; prec <= 9; prec++) {
+    snprintf(tmp, sizeof tmp, "%.*g", prec, (double)v);
+    if (strtof(tmp, NULL) == v)
+      break;
+  }
+  return gw_buf_appends(b, tmp);
+}
+
+static int print_i64(struct wctx *w, int64_t v) {
+  return gw_buf_printf(w->b, w->opts.int64_as_number ? "%" PRId64 : "\"%" PRId64 "\"", v);
+}
+
+static int print_u64(struct wctx *w, uint64_t v) {
+  return gw_buf_printf(w->b, w->opts.int64_as_number ? "%" PRIu64 : "\"%" PRIu64 "\"", v);
+}
+
+/* Length of the well-formed UTF-8 sequence at |p| (|n| bytes left), 0 if
+ * it is not one (overlong, surrogate, past U+10FFFF, cut short). */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+  size_t len;
+  uint32_t cp;
+  if (p[0] < 0x80)
+    return 1;
+  if (p[0] >= 0xc2 && p[0] <= 0xdf)
+    len = 2, cp = p[0] & 0x1f;
+  else if (p[0] >= 0xe0 && p[0] <= 0xef)
+    len = 3, cp = p[0] & 0x0f;
+  else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+    len = 4, cp = p[0] & 0x07;
+  else
+    return 0;
+  if (n < len)
+    return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((p[i] & 0xc0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (p[i] & 0x3f);
+  }
+  if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+      (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+    return 0;
+  return len;
+}
+
+static int escape_char(gw_buf *b, unsigned char ch) {
+  switch (ch) {
+  case '"': return gw_buf_appends(b, "\\\"");
+  case '\\': return gw_buf_appends(b, "\\\\");
+  case '\n': return gw_buf_appends(b, "\\n");
+  case '\r': return gw_buf_appends(b, "\\r");
+  case '\t': return gw_buf_appends(b, "\\t");
+  default: return gw_buf_printf(b, "\\u%04x", ch);
+  }
+}
+
+/* |s| as a JSON string. protobuf-c does not check that strings from the wire
+ * are UTF-8, so bytes that are not become U+FFFD rather than invalid JSON. */
+static int print_string(gw_buf *b, const char *s) {
+  const unsigned char *p = (const unsigned char *)(s ? s : "");
+  size_t n = strlen((const char *)p), run = 0;
+  TRY(gw_buf_appendc(b, '"'));
+  for (size_t i = 0; i < n;) {
+    unsigned char ch = p[i];
+    size_t len = utf8_len(p + i, n - i);
+    if (len > 0 && ch >= 0x20 && ch != '"' && ch != '\\') {
+      i += len;
+      run += len;
+      continue;
+    }
+    TRY(gw_buf_append(b, p + i - run, run));
+    run = 0;
+    TRY(len == 0 ? gw_buf_appends(b, "\\ufffd") : escape_char(b, ch));
+    i += len ? len : 1;
+  }
+  TRY(gw_buf_append(b, p + n - run, run));
+  return gw_buf_appendc(b, '"');
+}
+
+static int print_scalar(struct wctx *w, const ProtobufCFieldDescriptor *f, const void *slot) {
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32: return gw_buf_printf(w->b, "%" PRId32, *(const int32_t *)slot);
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32: return gw_buf_printf(w->b, "%" PRIu32, *(const uint32_t *)slot);
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64: return print_i64(w, *(const int64_t *)slot);
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64: return print_u64(w, *(const uint64_t *)slot);
+  case PROTOBUF_C_TYPE_FLOAT: return print_float(w->b, *(const float *)slot);
+  case PROTOBUF_C_TYPE_DOUBLE: return print_double(w->b, *(const double *)slot);
+  case PROTOBUF_C_TYPE_BOOL:
+    return gw_buf_appends(w->b, *(const protobuf_c_boolean *)slot ? "true" : "false");
+  case PROTOBUF_C_TYPE_ENUM: {
+    int32_t v = *(const int32_t *)slot;
+    if (is_null_enum(f))
+      return gw_buf_appends(w->b, "null");
+    const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, v);
+    return ev ? print_string(w->b, ev->name) : gw_buf_printf(w->b, "%" PRId32, v);
+  }
+  case PROTOBUF_C_TYPE_STRING: return print_string(w->b, *(char *const *)slot);
+  case PROTOBUF_C_TYPE_BYTES: {
+    const ProtobufCBinaryData *bd = slot;
+    return b64_append(w->b, bd->data, bd->len);
+  }
+  default: return GW_ERR_INVALID;
+  }
+}
+
+static int print_value(struct wctx *w, const ProtobufCFieldDescriptor *f, const void *slot,
+                       int depth, int bare_list) {
+  if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+    return print_scalar(w, f, slot);
+  const ProtobufCMessage *m = *(ProtobufCMessage *const *)slot;
+  return m ? print_message(w, m, depth, bare_list) : gw_buf_appends(w->b, "null");
+}
+
+static int print_repeated(struct wctx *w, const ProtobufCFieldDescriptor *f,
+                          const ProtobufCMessage *m, int depth, int bare_list) {
+  size_t n = *(const size_t *)CSLOT(m, f->quantifier_offset), size = elem_size(f->type);
+  const char *arr = *(char *const *)CSLOT(m, f->offset);
+  if (depth > w->opts.max_depth)
+    return GW_ERR_INVALID;
+  TRY(gw_buf_appendc(w->b, '['));
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      TRY(gw_buf_appendc(w->b, ','));
+    TRY(print_value(w, f, arr + i * size, depth + 1, bare_list));
+  }
+  return gw_buf_appendc(w->b, ']');
+}
+
+static int print_map_key(struct wctx *w, const ProtobufCFieldDescriptor *kf, const void *slot) {
+  switch (kf->type) {
+  case PROTOBUF_C_TYPE_STRING: return print_string(w->b, *(char *const *)slot);
+  case PROTOBUF_C_TYPE_BOOL:
+    return gw_buf_appends(w->b, *(const protobuf_c_boolean *)slot ? "\"true\"" : "\"false\"");
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+    return gw_buf_printf(w->b, "\"%" PRId32 "\"", *(const int32_t *)slot);
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32:
+    return gw_buf_printf(w->b, "\"%" PRIu32 "\"", *(const uint32_t *)slot);
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64:
+    return gw_buf_printf(w->b, "\"%" PRIu64 "\"", *(const uint64_t *)slot);
+  default: return gw_buf_printf(w->b, "\"%" PRId64 "\"", *(const int64_t *)slot);
+  }
+}
+
+static int print_map(struct wctx *w, const ProtobufCFieldDescriptor *f, const ProtobufCMessage *m,
+                     int depth) {
+  size_t n = *(const size_t *)CSLOT(m, f->quantifier_offset);
+  ProtobufCMessage *const *entries = *(ProtobufCMessage *const *const *)CSLOT(m, f->offset);
+  const ProtobufCMessageDescriptor *ed = f->descriptor;
+  if (depth > w->opts.max_depth)
+    return GW_ERR_INVALID;
+  TRY(gw_buf_appendc(w->b, '{'));
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      TRY(gw_buf_appendc(w->b, ','));
+    TRY(print_map_key(w, &ed->fields[0], CSLOT(entries[i], ed->fields[0].offset)));
+    TRY(gw_buf_appendc(w->b, ':'));
+    TRY(print_value(w, &ed->fields[1], CSLOT(entries[i], ed->fields[1].offset), depth + 1, 0));
+  }
+  return gw_buf_appendc(w->b, '}');
+}
+
+static int print_pb_value(struct wctx *w, const Google__Protobuf__Value *pv, int depth);
+
+/* Struct members, comma-separated, without braces; |d| (when not NULL) is a
+ * message whose modeled fields hide members of the same name. */
+static int print_struct_members(struct wctx *w, const Google__Protobuf__Struct *st,
+                                const ProtobufCMessageDescriptor *d, int *first, int depth) {
+  for (size_t i = 0; i < st->n_fields; i++) {
+    const Google__Protobuf__Struct__FieldsEntry *e = st->fields[i];
+    if (!e || !e->key || (d && find_field(d, e->key, extra_slot(d))))
+      continue;
+    if (!*first)
+      TRY(gw_buf_appendc(w->b, ','));
+    *first = 0;
+    TRY(print_string(w->b, e->key));
+    TRY(gw_buf_appendc(w->b, ':'));
+    if (e->value)
+      TRY(print_pb_value(w, e->value, depth));
+    else
+      TRY(gw_buf_appends(w->b, "null"));
+  }
+  return GW_OK;
+}
+
+static int print_struct(struct wctx *w, const Google__Protobuf__Struct *st, int depth) {
+  int first = 1;
+  if (depth > w->opts.max_depth)
+    return GW_ERR_INVALID;
+  TRY(gw_buf_appendc(w->b, '{'));
+  TRY(print_struct_members(w, st, NULL, &first, depth + 1));
+  return gw_buf_appendc(w->b, '}');
+}
+
+static int print_list_value(struct wctx *w, const Google__Protobuf__ListValue *lv, int depth) {
+  if (depth > w->opts.max_depth)
+    return GW_ERR_INVALID;
+  TRY(gw_buf_appendc(w->b, '['));
+  for (size_t i = 0; i < lv->n_values; i++) {
+    if (i)
+      TRY(gw_buf_appendc(w->b, ','));
+    if (lv->values[i])
+      TRY(print_pb_value(w, lv->values[i], depth + 1));
+    else
+      TRY(gw_buf_appends(w->b, "null"));
+  }
+  return gw_buf_appendc(w->b, ']');
+}
+
+static int print_pb_value(struct wctx *w, const Google__Protobuf__Value *pv, int depth) {
+  switch (pv->kind_case) {
+  case GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE: return print_double(w->b, pv->number_value);
+  case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE: return print_string(w->b, pv->string_value);
+  case GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE:
+    return gw_buf_appends(w->b, pv->bool_value ? "true" : "false");
+  case GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE:
+    return pv->struct_value ? print_struct(w, pv->struct_value, depth) : gw_buf_appends(w->b, "{}");
+  case GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE:
+    return pv->list_value ? print_list_value(w, pv->list_value, depth) : gw_buf_appends(w->b, "[]");
+  default: return gw_buf_appends(w->b, "null");
+  }
+}
+
+/* 0, 3, 6 or 9 fraction digits, as proto3 JSON writes them. */
+static int print_nanos(gw_buf *b, int32_t nanos) {
+  if (nanos == 0)
+    return GW_OK;
+  if (nanos % 1000000 == 0)
+    return gw_buf_printf(b, ".%03" PRId32, nanos / 1000000);
+  if (nanos % 1000 == 0)
+    return gw_buf_printf(b, ".%06" PRId32, nanos / 1000);
+  return gw_buf_printf(b, ".%09" PRId32, nanos);
+}
+
+static int print_timestamp(struct wctx *w, const Google__Protobuf__Timestamp *ts) {
+  struct tm tm;
+  time_t t = (time_t)ts->seconds;
+  if (ts->seconds < TS_MIN_SECONDS || ts->seconds > TS_MAX_SECONDS || ts->nanos < 0 ||
+      ts->nanos > 999999999 || !gmtime_r(&t, &tm))
+    return GW_ERR_INVALID;
+  TRY(gw_buf_printf(w->b, "\"%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec));
+  TRY(print_nanos(w->b, ts->nanos));
+  return gw_buf_appends(w->b, "Z\"");
+}
+
+static int print_duration(struct wctx *w, const Google__Protobuf__Duration *du) {
+  int64_t s = du->seconds;
+  int32_t n = du->nanos;
+  if (s < -DUR_MAX_SECONDS || s > DUR_MAX_SECONDS || n < -999999999 || n > 999999999 ||
+      (s > 0 && n < 0) || (s < 0 && n > 0))
+    return GW_ERR_INVALID;
+  TRY(gw_buf_printf(w->b, "\"%s%" PRId64, (s < 0 || n < 0) ? "-" : "", s < 0 ? -s : s));
+  TRY(print_nanos(w->b, n < 0 ? -n : n));
+  return gw_buf_appends(w->b, "s\"");
+}
+
+/* Whether field |f| of |m| is written (set, or emit_defaults wants it). */
+static int field_shown(const struct wctx *w, const ProtobufCFieldDescriptor *f,
+                       const ProtobufCMessage *m) {
+  const void *slot = CSLOT(m, f->offset);
+  if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+    return *(const uint32_t *)CSLOT(m, f->quantifier_offset) == f->id;
+  if (f->label == PROTOBUF_C_LABEL_REPEATED)
+    return w->opts.emit_defaults || *(const size_t *)CSLOT(m, f->quantifier_offset) > 0;
+  if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+    return *(ProtobufCMessage *const *)slot != NULL;
+  if (f->label == PROTOBUF_C_LABEL_REQUIRED)
+    return 1;
+  if (f->label == PROTOBUF_C_LABEL_OPTIONAL)
+    return f->type == PROTOBUF_C_TYPE_STRING
+               ? *(char *const *)slot != NULL
+               : *(const protobuf_c_boolean *)CSLOT(m, f->quantifier_offset);
+  if (w->opts.emit_defaults)
+    return 1;
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_STRING: {
+    const char *s = *(char *const *)slot;
+    return s && *s;
+  }
+  case PROTOBUF_C_TYPE_BYTES: return ((const ProtobufCBinaryData *)slot)->len > 0;
+  default: { /* any bit set: -0.0 counts as set, as on the wire */
+    static const unsigned char zero[8];
+    return memcmp(slot, zero, elem_size(f->type)) != 0;
+  }
+  }
+}
+
+static int print_object(struct wctx *w, const ProtobufCMessage *m, int depth) {
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  const ProtobufCFieldDescriptor *slot = extra_slot(d);
+  int first = 1;
+  TRY(gw_buf_appendc(w->b, '{'));
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    if (f == slot || !field_shown(w, f, m))
+      continue;
+    if (!first)
+      TRY(gw_buf_appendc(w->b, ','));
+    first = 0;
+    TRY(print_string(w->b, f->name));
+    TRY(gw_buf_appendc(w->b, ':'));
+    if (f->label != PROTOBUF_C_LABEL_REPEATED)
+      TRY(print_value(w, f, CSLOT(m, f->offset), depth + 1, 0));
+    else if (is_map_field(d, f))
+      TRY(print_map(w, f, m, depth + 1));
+    else
+      TRY(print_repeated(w, f, m, depth + 1, 0));
+  }
+  if (slot) {
+    const Google__Protobuf__Struct *st = *(Google__Protobuf__Struct *const *)CSLOT(m, slot->offset);
+    if (st)
+      TRY(print_struct_members(w, st, d, &first, depth + 1));
+  }
+  return gw_buf_appendc(w->b, '}');
+}
+
+/* Writes |m| (at nesting |depth|); |bare_list| as in parse_message. */
+static int print_message(struct wctx *w, const ProtobufCMessage *m, int depth, int bare_list) {
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  const ProtobufCFieldDescriptor *lf;
+  if (depth > w->opts.max_depth)
+    return GW_ERR_INVALID;
+  switch (wkt_of(d)) {
+  case WKT_WRAPPER: return print_scalar(w, &d->fields[0], CSLOT(m, d->fields[0].offset));
+  case WKT_STRUCT: return print_struct(w, (const Google__Protobuf__Struct *)m, depth);
+  case WKT_VALUE: return print_pb_value(w, (const Google__Protobuf__Value *)m, depth);
+  case WKT_LIST: return print_list_value(w, (const Google__Protobuf__ListValue *)m, depth);
+  case WKT_TIMESTAMP: return print_timestamp(w, (const Google__Protobuf__Timestamp *)m);
+  case WKT_DURATION: return print_duration(w, (const Google__Protobuf__Duration *)m);
+  case WKT_NONE: break;
+  }
+  if (w->opts.bare_unions && is_union(d)) {
+    uint32_t which = *(const uint32_t *)CSLOT(m, d->fields[0].quantifier_offset);
+    for (unsigned i = 0; i < d->n_fields; i++)
+      if (d->fields[i].id == which)
+        return print_value(w, &d->fields[i], CSLOT(m, d->fields[i].offset), depth, 1);
+    return gw_buf_appends(w->b, "null");
+  }
+  if (w->opts.bare_unions && bare_list && (lf = list_field(d)))
+    return print_repeated(w, lf, m, depth, 1);
+  return print_object(w, m, depth);
+}
+
+int gw_pb_to_json(const ProtobufCMessage *msg, const gw_json_opts *opts, gw_buf *out) {
+  struct wctx w = {.b = out};
+  resolve_opts(opts, &w.opts);
+  size_t start = out->len;
+  int rc = print_message(&w, msg, 1, 0);
+  if (rc != GW_OK && out->data) {
+    out->len = start;
+    out->data[start] = '\0';
+  }
+  return rc;
+}
