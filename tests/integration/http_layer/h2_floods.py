@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+"""Raw-frame HTTP/2 abuse checks against the gateway's HTTP layer.
+
+Usage: h2_floods.py PORT   (a cleartext listener speaking h2c prior knowledge)
+
+Checks, each on a fresh connection:
+  sane          one GET gets a 200 (the harness itself works)
+  rapid_reset   HEADERS then RST_STREAM, over and over (CVE-2023-44487): the
+                server must answer with GOAWAY and close, long before 2000
+  continuation  HEADERS without END_HEADERS then endless CONTINUATION frames
+                (CVE-2024-28182): the server must GOAWAY / close
+Exits 0 when all pass; prints one line per check.
+"""
+import socket
+import sys
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import hpack
+from hyperframe.frame import ContinuationFrame, HeadersFrame, RstStreamFrame
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.settimeout(5)
+    return s
+
+
+def settings_frame():
+    # An empty SETTINGS frame.
+    return b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def read_until_closed(s, deadline_s):
+    """Reads until EOF/reset or timeout. Returns (closed, bytes)."""
+    data = b""
+    end = time.time() + deadline_s
+    while time.time() < end:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            return False, data
+        except ConnectionResetError:
+            return True, data
+        if not chunk:
+            return True, data
+        data += chunk
+    return False, data
+
+
+def has_goaway(data):
+    # Walk frames: 9-byte header, type 0x7 is GOAWAY.
+    i = 0
+    while i + 9 <= len(data):
+        length = int.from_bytes(data[i:i + 3], "big")
+        if data[i + 3] == 0x7:
+            return True
+        i += 9 + length
+    return False
+
+
+def check_sane(port):
+    s = connect(port)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.send_headers(1, [(":method", "GET"), (":path", "/sane"), (":scheme", "http"),
+                          (":authority", "x")], end_stream=True)
+    s.sendall(conn.data_to_send())
+    status = None
+    end = time.time() + 5
+    while status is None and time.time() < end:
+        data = s.recv(65536)
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = dict(ev.headers).get(b":status")
+        s.sendall(conn.data_to_send())
+    s.close()
+    return status == b"200"
+
+
+def check_rapid_reset(port):
+    s = connect(port)
+    s.sendall(PREFACE + settings_frame())
+    enc = hpack.Encoder()
+    block = enc.encode([(":method", "GET"), (":path", "/hang"), (":scheme", "http"),
+                        (":authority", "x")])
+    out = b""
+    for i in range(2000):
+        sid = 1 + 2 * i
+        out += HeadersFrame(sid, data=block, flags=["END_HEADERS", "END_STREAM"]).serialize()
+        out += RstStreamFrame(sid, error_code=8).serialize()  # CANCEL
+    try:
+        s.sendall(out)
+    except (BrokenPipeError, ConnectionResetError):
+        return True
+    closed, data = read_until_closed(s, 5)
+    s.close()
+    return closed and has_goaway(data)
+
+
+def check_continuation(port):
+    s = connect(port)
+    s.sendall(PREFACE + settings_frame())
+    enc = hpack.Encoder()
+    block = enc.encode([(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                        (":authority", "x")])
+    try:
+        s.sendall(HeadersFrame(1, data=block, flags=[]).serialize())
+        for i in range(1000):
+            s.sendall(ContinuationFrame(1, data=enc.encode([("x-c%d" % i, "v")]),
+                                        flags=[]).serialize())
+    except (BrokenPipeError, ConnectionResetError):
+        return True
+    closed, data = read_until_closed(s, 5)
+    s.close()
+    return closed
+
+
+def main():
+    port = int(sys.argv[1])
+    ok = True
+    for name, fn in (("sane", check_sane), ("rapid_reset", check_rapid_reset),
+                     ("continuation", check_continuation)):
+        try:
+            passed = fn(port)
+        except Exception as e:  # a harness failure is a failed check
+            print("%s: error %r" % (name, e))
+            passed = False
+        print("%s: %s" % (name, "ok" if passed else "FAIL"))
+        ok = ok and passed
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

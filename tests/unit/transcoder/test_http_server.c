@@ -1,0 +1,662 @@
+/* The HTTP server layer against real clients: an echo handler served on
+ * ephemeral ports (cleartext, TLS, and one with a per-IP cap of 2) from a
+ * server thread, driven by curl and raw sockets from the test thread.
+ *
+ * `test_http_server --serve PORT` serves the echo handler (cleartext, no TLS)
+ * until killed, for manual and scripted tests (tests/integration/http_layer). */
+#include "support.h"
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/status.h"
+#include "transcoder/http/server.h"
+
+static struct event_base *base;
+static gw_http_server *srv_plain, *srv_tls, *srv_capped;
+static uint16_t port_plain, port_tls, port_capped;
+static pthread_t server_thread;
+static atomic_int closed_count;
+static atomic_int handled_count;
+static char tmpdir[256];
+
+/* --- the echo handler ---------------------------------------------------- */
+
+typedef struct {
+  gw_http_stream *s;
+  struct event *ev;
+  int sent;
+} streamer;
+
+static void streamer_free(streamer *st) {
+  event_free(st->ev);
+  free(st);
+}
+
+static void streamer_tick(evutil_socket_t fd, short what, void *arg) {
+  streamer *st = arg;
+  char line[64];
+  (void)fd;
+  (void)what;
+  int n = snprintf(line, sizeof line, "data: chunk %d\n\n", ++st->sent);
+  gw_http_write(st->s, line, (size_t)n);
+  if (st->sent == 3) {
+    gw_http_end(st->s);
+    streamer_free(st);
+    return;
+  }
+  struct timeval tv = {0, 200 * 1000};
+  evtimer_add(st->ev, &tv);
+}
+
+static void streamer_closed(gw_http_stream *s, void *arg) {
+  (void)s;
+  atomic_fetch_add(&closed_count, 1);
+  streamer_free(arg);
+}
+
+static void hang_closed(gw_http_stream *s, void *arg) {
+  (void)s;
+  (void)arg;
+  atomic_fetch_add(&closed_count, 1);
+}
+
+static void echo_handler(gw_http_stream *s, const gw_http_request *r, void *arg) {
+  (void)arg;
+  atomic_fetch_add(&handled_count, 1);
+  if (strcmp(r->path, "/stream") == 0) {
+    gw_http_header h[] = {{"Content-Type", "text/event-stream"}};
+    streamer *st = calloc(1, sizeof *st);
+    st->s = s;
+    st->ev = evtimer_new(base, streamer_tick, st);
+    gw_http_stream_set_callbacks(s, NULL, streamer_closed, st);
+    gw_http_start(s, 200, h, 1);
+    streamer_tick(-1, 0, st);
+    return;
+  }
+  if (strcmp(r->path, "/hang") == 0) {
+    gw_http_stream_set_callbacks(s, NULL, hang_closed, NULL);
+    return;
+  }
+  if (strcmp(r->path, "/big") == 0) {
+    static char big[8192];
+    size_t n = 0;
+    n += (size_t)snprintf(big, sizeof big, "{\"items\":[");
+    for (int i = 0; n < sizeof big - 64; i++)
+      n += (size_t)snprintf(big + n, sizeof big - n, "%s{\"id\":%d,\"v\":\"abc\"}", i ? "," : "", i);
+    n += (size_t)snprintf(big + n, sizeof big - n, "]}");
+    gw_http_header h[] = {{"Content-Type", "application/json"}};
+    gw_http_respond(s, 200, h, 1, big, n);
+    return;
+  }
+  char head[1024];
+  int n = snprintf(head, sizeof head,
+                   "method=%s path=%s query=%s p.a=%s version=%d tls=%d len=%zu rid=%s auth=%s\n",
+                   r->method, r->path, r->query,
+                   gw_http_request_param(r, "a") ? gw_http_request_param(r, "a") : "-",
+                   (int)r->version, r->tls, r->body_len, r->request_id, r->authority);
+  char *out = malloc((size_t)n + r->body_len);
+  memcpy(out, head, (size_t)n);
+  memcpy(out + n, r->body, r->body_len);
+  gw_http_header h[] = {{"Content-Type", "text/plain"}};
+  gw_http_respond(s, 200, h, 1, out, (size_t)n + r->body_len);
+  free(out);
+}
+
+/* --- server thread --------------------------------------------------------- */
+
+static void *serve(void *arg) {
+  (void)arg;
+  event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
+  return NULL;
+}
+
+static void run(const char *cmd_fmt, char *out, size_t cap, ...) __attribute__((format(printf, 1, 0)));
+
+/* Runs a shell command, captures stdout+stderr into |out|. */
+static void run(const char *cmd_fmt, char *out, size_t cap, ...) {
+  char cmd[8192];
+  va_list ap;
+  va_start(ap, cap);
+  vsnprintf(cmd, sizeof cmd, cmd_fmt, ap);
+  va_end(ap);
+  FILE *f = popen(cmd, "r");
+  assert_non_null(f);
+  size_t n = fread(out, 1, cap - 1, f);
+  out[n] = '\0';
+  pclose(f);
+}
+
+static int make_cert(void) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+           "-keyout %s/key.pem -out %s/cert.pem -days 1 -subj /CN=localhost >/dev/null 2>&1",
+           tmpdir, tmpdir);
+  return system(cmd);
+}
+
+static int setup(void **state) {
+  (void)state;
+  gw_http_options o;
+  char cert[300], key[300];
+  static const char *const origins[] = {"https://app.example"};
+
+  signal(SIGPIPE, SIG_IGN);
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/gw_http_test_%d", (int)getpid());
+  mkdir(tmpdir, 0700);
+  if (make_cert() != 0)
+    return -1;
+  snprintf(cert, sizeof cert, "%s/cert.pem", tmpdir);
+  snprintf(key, sizeof key, "%s/key.pem", tmpdir);
+  evthread_use_pthreads();
+  base = event_base_new();
+
+  gw_http_options_init(&o);
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.header_timeout_ms = 1000;
+  o.body_timeout_ms = 1000;
+  o.max_conns_per_ip = 0;
+  o.cors_origins = origins;
+  o.n_cors_origins = 1;
+  o.cors_allow_headers = "authorization, content-type";
+  if (gw_http_server_new(base, &o, echo_handler, NULL, &srv_plain) != GW_OK)
+    return -1;
+  o.tls_cert_file = cert;
+  o.tls_key_file = key;
+  if (gw_http_server_new(base, &o, echo_handler, NULL, &srv_tls) != GW_OK)
+    return -1;
+  o.tls_cert_file = o.tls_key_file = NULL;
+  o.max_conns_per_ip = 2;
+  if (gw_http_server_new(base, &o, echo_handler, NULL, &srv_capped) != GW_OK)
+    return -1;
+  port_plain = gw_http_server_port(srv_plain);
+  port_tls = gw_http_server_port(srv_tls);
+  port_capped = gw_http_server_port(srv_capped);
+  pthread_create(&server_thread, NULL, serve, NULL);
+  return 0;
+}
+
+static int teardown(void **state) {
+  char cmd[300];
+  (void)state;
+  event_base_loopbreak(base);
+  pthread_join(server_thread, NULL);
+  gw_http_server_free(srv_plain);
+  gw_http_server_free(srv_tls);
+  gw_http_server_free(srv_capped);
+  event_base_free(base);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+  return system(cmd);
+}
+
+/* --- raw socket helpers -------------------------------------------------- */
+
+static int connect_to(uint16_t port) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n) {
+  while (n) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    assert_true(w > 0);
+    p = (const char *)p + w;
+    n -= (size_t)w;
+  }
+}
+
+/* Reads until the peer closes or |ms| pass; returns the bytes read. */
+static size_t recv_until_close(int fd, char *out, size_t cap, int ms) {
+  size_t n = 0;
+  struct pollfd pfd = {.fd = fd, .events = POLLIN};
+  while (n < cap - 1 && poll(&pfd, 1, ms) > 0) {
+    ssize_t r = recv(fd, out + n, cap - 1 - n, 0);
+    if (r <= 0)
+      break;
+    n += (size_t)r;
+  }
+  out[n] = '\0';
+  return n;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int wait_closed(int want, int ms) {
+  for (int i = 0; i < ms / 20; i++) {
+    if (atomic_load(&closed_count) >= want)
+      return 1;
+    usleep(20 * 1000);
+  }
+  return atomic_load(&closed_count) >= want;
+}
+
+/* --- tests ----------------------------------------------------------------- */
+
+static char out[1 << 17];
+
+static void test_h1_keepalive(void **state) {
+  (void)state;
+  run("curl -sv http://127.0.0.1:%u/a?a=x%%20y http://127.0.0.1:%u/b 2>&1", out, sizeof out,
+      port_plain, port_plain);
+  assert_non_null(strstr(out, "path=/a query=a=x%20y p.a=x y version=11 tls=0"));
+  assert_non_null(strstr(out, "path=/b"));
+  assert_true(strstr(out, "Re-using existing connection") || strstr(out, "Reusing existing"));
+  assert_non_null(strstr(out, "X-Content-Type-Options: nosniff"));
+  assert_non_null(strstr(out, "X-Frame-Options: DENY"));
+  assert_non_null(strstr(out, "Referrer-Policy: no-referrer"));
+  assert_non_null(strstr(out, "X-Request-Id: "));
+  assert_null(strstr(out, "Strict-Transport-Security"));
+}
+
+static void test_h1_request_id(void **state) {
+  (void)state;
+  run("curl -si -H 'X-Request-Id: abc-123.X_y' http://127.0.0.1:%u/ 2>&1", out, sizeof out,
+      port_plain);
+  assert_non_null(strstr(out, "X-Request-Id: abc-123.X_y"));
+  assert_non_null(strstr(out, "rid=abc-123.X_y"));
+  run("curl -si -H 'X-Request-Id: bad id!' http://127.0.0.1:%u/ 2>&1", out, sizeof out,
+      port_plain);
+  assert_null(strstr(out, "bad id"));
+}
+
+static void test_h1_chunked_body(void **state) {
+  (void)state;
+  run("printf 'hello chunked world' | curl -s -H 'Transfer-Encoding: chunked' --data-binary @- "
+      "http://127.0.0.1:%u/echo 2>&1",
+      out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "method=POST"));
+  assert_non_null(strstr(out, "len=19"));
+  assert_non_null(strstr(out, "hello chunked world"));
+}
+
+static void test_h1_expect_continue(void **state) {
+  (void)state;
+  run("curl -sv -H 'Expect: 100-continue' --data-binary 'abcdef' http://127.0.0.1:%u/e 2>&1",
+      out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "HTTP/1.1 100 Continue"));
+  assert_non_null(strstr(out, "len=6"));
+}
+
+static void test_h2_prior_knowledge(void **state) {
+  (void)state;
+  /* One URL per curl: curl 7.88 cannot reuse a prior-knowledge connection
+   * (curl/curl#10634). h2load below multiplexes on one connection. */
+  run("curl -s --http2-prior-knowledge -d 'xyz' http://127.0.0.1:%u/p 2>&1", out, sizeof out,
+      port_plain);
+  assert_non_null(strstr(out, "method=POST path=/p"));
+  assert_non_null(strstr(out, "version=20 tls=0 len=3"));
+  if (system("command -v h2load >/dev/null 2>&1") == 0) {
+    run("h2load -n 200 -c 1 -m 20 http://127.0.0.1:%u/q 2>&1", out, sizeof out, port_plain);
+    assert_non_null(strstr(out, "200 succeeded"));
+  }
+}
+
+static void test_h2_upgrade(void **state) {
+  (void)state;
+  run("curl -sv --http2 http://127.0.0.1:%u/up 2>&1", out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "101 Switching Protocols"));
+  assert_non_null(strstr(out, "path=/up"));
+  assert_non_null(strstr(out, "version=20"));
+}
+
+static void test_tls_h2_and_h1(void **state) {
+  (void)state;
+  run("curl -sik --http2 https://127.0.0.1:%u/t 2>&1", out, sizeof out, port_tls);
+  assert_non_null(strstr(out, "HTTP/2 200"));
+  assert_non_null(strstr(out, "version=20 tls=1"));
+  assert_non_null(strstr(out, "strict-transport-security: max-age="));
+  run("curl -sik --http1.1 https://127.0.0.1:%u/t https://127.0.0.1:%u/u 2>&1", out, sizeof out,
+      port_tls, port_tls);
+  assert_non_null(strstr(out, "HTTP/1.1 200"));
+  assert_non_null(strstr(out, "version=11 tls=1"));
+  assert_non_null(strstr(out, "path=/u"));
+  assert_non_null(strstr(out, "Strict-Transport-Security: max-age="));
+}
+
+static atomic_int reload_rc = 1;
+
+static void reload_on_loop(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  (void)arg;
+  int rc = gw_http_server_reload_tls(srv_tls, NULL, NULL);
+  if (rc == GW_OK && gw_http_server_reload_tls(srv_plain, NULL, NULL) != GW_ERR_STATE)
+    rc = -100;
+  atomic_store(&reload_rc, rc);
+}
+
+/* Reload runs on the server's thread, as the SIGHUP handler's event would. */
+static void test_tls_reload(void **state) {
+  (void)state;
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -f %s/cert.pem %s/key.pem", tmpdir, tmpdir);
+  assert_int_equal(system(cmd), 0);
+  assert_int_equal(make_cert(), 0);
+  struct timeval tv = {0, 0};
+  event_base_once(base, -1, EV_TIMEOUT, reload_on_loop, NULL, &tv);
+  for (int i = 0; i < 100 && atomic_load(&reload_rc) == 1; i++)
+    usleep(10 * 1000);
+  assert_int_equal(atomic_load(&reload_rc), GW_OK);
+  run("curl -sik https://127.0.0.1:%u/after-reload 2>&1", out, sizeof out, port_tls);
+  assert_non_null(strstr(out, "path=/after-reload"));
+}
+
+/* Reads curl's output as it comes: the first event must arrive well before
+ * the last one is written (400 ms later). */
+static void streaming_check(const char *flags) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "curl -sN %s http://127.0.0.1:%u/stream 2>&1", flags, port_plain);
+  double t0 = now_s(), t_first = 0;
+  FILE *f = popen(cmd, "r");
+  char line[256];
+  int events = 0;
+  assert_non_null(f);
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "data: chunk", 11) == 0 && ++events == 1)
+      t_first = now_s();
+  }
+  double t_end = now_s();
+  pclose(f);
+  assert_int_equal(events, 3);
+  assert_true(t_first - t0 < t_end - t0 - 0.3);
+}
+
+static void test_streaming_h1(void **state) {
+  (void)state;
+  streaming_check("");
+  run("curl -si --compressed http://127.0.0.1:%u/stream 2>&1", out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "Transfer-Encoding: chunked"));
+  assert_null(strstr(out, "Content-Encoding"));
+}
+
+static void test_streaming_h2(void **state) {
+  (void)state;
+  streaming_check("--http2-prior-knowledge");
+}
+
+static void test_gzip_response(void **state) {
+  (void)state;
+  run("curl -s -D - --compressed http://127.0.0.1:%u/big 2>&1", out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "Content-Encoding: gzip"));
+  assert_non_null(strstr(out, "{\"id\":0,\"v\":\"abc\"}"));
+  assert_non_null(strstr(out, "]}"));
+  run("curl -s -D - --http2-prior-knowledge --compressed http://127.0.0.1:%u/big 2>&1", out,
+      sizeof out, port_plain);
+  assert_non_null(strstr(out, "content-encoding: gzip"));
+  assert_non_null(strstr(out, "]}"));
+  run("curl -s -D - http://127.0.0.1:%u/big 2>&1", out, sizeof out, port_plain);
+  assert_null(strstr(out, "Content-Encoding"));
+}
+
+static void test_gzip_request(void **state) {
+  (void)state;
+  run("printf 'squeeze me please' | gzip -c | curl -s -H 'Content-Encoding: gzip' "
+      "--data-binary @- http://127.0.0.1:%u/gz 2>&1",
+      out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "len=17"));
+  assert_non_null(strstr(out, "squeeze me please"));
+  /* 4 MiB of zeros inflate past the 1 MiB cap. */
+  run("head -c 4194304 /dev/zero | gzip -c | curl -s -H 'Content-Encoding: gzip' "
+      "--data-binary @- http://127.0.0.1:%u/gz -w ' status=%%{http_code}' 2>&1",
+      out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "status=413"));
+  assert_non_null(strstr(out, "request_too_large"));
+  run("printf 'not gzip' | curl -s -H 'Content-Encoding: gzip' --data-binary @- "
+      "http://127.0.0.1:%u/gz -w ' status=%%{http_code}' 2>&1",
+      out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "status=400"));
+}
+
+static void test_413_before_body(void **state) {
+  (void)state;
+  int fd = connect_to(port_plain);
+  const char *req = "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n";
+  send_all(fd, req, strlen(req));
+  recv_until_close(fd, out, sizeof out, 3000);
+  close(fd);
+  assert_non_null(strstr(out, "HTTP/1.1 413"));
+  assert_non_null(strstr(out, "Content-Type: application/json"));
+  assert_non_null(strstr(out,
+                         "\"type\":\"invalid_request_error\",\"param\":null,"
+                         "\"code\":\"request_too_large\"}}"));
+  assert_non_null(strstr(out, "Connection: close"));
+  /* The same over curl with a streamed (chunked) body, and over h2. */
+  run("head -c 2000000 /dev/zero | curl -s -H 'Transfer-Encoding: chunked' --data-binary @- "
+      "http://127.0.0.1:%u/ -w ' status=%%{http_code}' 2>&1",
+      out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "status=413"));
+  run("head -c 2000000 /dev/zero | curl -s --http2-prior-knowledge --data-binary @- "
+      "http://127.0.0.1:%u/ -w ' status=%%{http_code}' 2>&1",
+      out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "status=413"));
+}
+
+static void test_431(void **state) {
+  (void)state;
+  static char req[80 * 1024];
+  int fd = connect_to(port_plain);
+  int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: ");
+  memset(req + n, 'a', 70 * 1024);
+  n += 70 * 1024;
+  n += snprintf(req + n, sizeof req - (size_t)n, "\r\n\r\n");
+  send_all(fd, req, (size_t)n);
+  recv_until_close(fd, out, sizeof out, 3000);
+  close(fd);
+  assert_non_null(strstr(out, "HTTP/1.1 431"));
+  assert_non_null(strstr(out, "request_header_fields_too_large"));
+  /* Too many headers. */
+  fd = connect_to(port_plain);
+  n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: x\r\n");
+  for (int i = 0; i < 120; i++)
+    n += snprintf(req + n, sizeof req - (size_t)n, "X-H%d: v\r\n", i);
+  n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
+  send_all(fd, req, (size_t)n);
+  recv_until_close(fd, out, sizeof out, 3000);
+  close(fd);
+  assert_non_null(strstr(out, "HTTP/1.1 431"));
+  /* And over h2: 62 headers of 1000 bytes, over our 60 KiB but under the
+   * 64 KiB block that nghttp2-based clients (curl) refuse to send at all. */
+  char path[300];
+  snprintf(path, sizeof path, "%s/bighdr", tmpdir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  for (int i = 0; i < 62; i++) {
+    fprintf(f, "X-Big%d: ", i);
+    for (int j = 0; j < 1000; j++)
+      fputc('b', f);
+    fputs("\n", f);
+  }
+  fclose(f);
+  run("curl -s --http2-prior-knowledge -H @%s http://127.0.0.1:%u/ "
+      "-w ' status=%%{http_code}' 2>&1 | tail -c 300",
+      out, sizeof out, path, port_plain);
+  assert_non_null(strstr(out, "status=431"));
+}
+
+static void test_408_slow_head(void **state) {
+  (void)state;
+  int fd = connect_to(port_plain);
+  const char *req = "POST / HTTP/1.1\r\nHost: x\r\nContent-Ty";
+  send_all(fd, req, strlen(req));
+  double t0 = now_s();
+  recv_until_close(fd, out, sizeof out, 4000);
+  double dt = now_s() - t0;
+  close(fd);
+  assert_non_null(strstr(out, "HTTP/1.1 408"));
+  assert_non_null(strstr(out, "request_timeout"));
+  assert_true(dt > 0.8 && dt < 3.0);
+  /* A stalled body. */
+  fd = connect_to(port_plain);
+  req = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc";
+  send_all(fd, req, strlen(req));
+  recv_until_close(fd, out, sizeof out, 4000);
+  close(fd);
+  assert_non_null(strstr(out, "HTTP/1.1 408"));
+}
+
+static void test_400_malformed(void **state) {
+  (void)state;
+  int fd = connect_to(port_plain);
+  const char *req = "GET / HTTP/1.1\r\nHost x\r\n\r\n";
+  send_all(fd, req, strlen(req));
+  recv_until_close(fd, out, sizeof out, 3000);
+  close(fd);
+  assert_non_null(strstr(out, "HTTP/1.1 400"));
+  assert_non_null(strstr(out, "\"code\":\"bad_request\""));
+}
+
+static void test_pipelining(void **state) {
+  (void)state;
+  int fd = connect_to(port_plain);
+  const char *req = "GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\n"
+                    "Content-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: x\r\n"
+                    "Connection: close\r\n\r\n";
+  send_all(fd, req, strlen(req));
+  recv_until_close(fd, out, sizeof out, 3000);
+  close(fd);
+  char *a = strstr(out, "path=/one"), *b = strstr(out, "path=/two"), *c = strstr(out, "path=/three");
+  assert_true(a && b && c && a < b && b < c);
+}
+
+static void test_per_ip_cap(void **state) {
+  (void)state;
+  int a = connect_to(port_capped), b = connect_to(port_capped);
+  usleep(100 * 1000);
+  int c = connect_to(port_capped);
+  recv_until_close(c, out, sizeof out, 2000);
+  assert_non_null(strstr(out, "HTTP/1.1 503"));
+  assert_non_null(strstr(out, "too_many_connections"));
+  close(c);
+  close(a);
+  close(b);
+  usleep(200 * 1000);
+  run("curl -s http://127.0.0.1:%u/after 2>&1", out, sizeof out, port_capped);
+  assert_non_null(strstr(out, "path=/after"));
+}
+
+static void test_cors_preflight(void **state) {
+  (void)state;
+  run("curl -si -X OPTIONS -H 'Origin: https://app.example' "
+      "-H 'Access-Control-Request-Method: POST' http://127.0.0.1:%u/v1/chat 2>&1",
+      out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "HTTP/1.1 204"));
+  assert_non_null(strstr(out, "Access-Control-Allow-Origin: https://app.example"));
+  assert_non_null(strstr(out, "Access-Control-Allow-Headers: authorization, content-type"));
+  assert_non_null(strstr(out, "Access-Control-Allow-Methods:"));
+  run("curl -si -H 'Origin: https://app.example' http://127.0.0.1:%u/x 2>&1", out, sizeof out,
+      port_plain);
+  assert_non_null(strstr(out, "Access-Control-Allow-Origin: https://app.example"));
+  run("curl -si -H 'Origin: https://evil.example' http://127.0.0.1:%u/x 2>&1", out, sizeof out,
+      port_plain);
+  assert_null(strstr(out, "Access-Control-Allow-Origin"));
+}
+
+static void test_client_disconnect(void **state) {
+  (void)state;
+  int before = atomic_load(&closed_count);
+  run("curl -s -m 0.5 http://127.0.0.1:%u/hang 2>&1", out, sizeof out, port_plain);
+  assert_true(wait_closed(before + 1, 2000));
+  run("curl -s -m 0.5 --http2-prior-knowledge http://127.0.0.1:%u/hang 2>&1", out, sizeof out,
+      port_plain);
+  assert_true(wait_closed(before + 2, 2000));
+  /* A streamed response cut short. */
+  run("curl -s -m 0.3 http://127.0.0.1:%u/stream 2>&1", out, sizeof out, port_plain);
+  assert_true(wait_closed(before + 3, 2000));
+}
+
+/* Raw-frame abuse (rapid reset, CONTINUATION flood) with python3-h2. */
+static void test_h2_floods(void **state) {
+  (void)state;
+  if (system("/usr/bin/python3 -c 'import h2' >/dev/null 2>&1") != 0)
+    skip();
+  run("/usr/bin/python3 %s %u 2>&1", out, sizeof out,
+      gw_test_source_path("tests/integration/http_layer/h2_floods.py"), port_plain);
+  assert_non_null(strstr(out, "sane: ok"));
+  assert_non_null(strstr(out, "rapid_reset: ok"));
+  assert_non_null(strstr(out, "continuation: ok"));
+}
+
+static void stop_on_loop(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  gw_http_server_stop_accepting(arg);
+}
+
+/* Graceful shutdown: a streaming response in flight finishes, new
+ * connections are refused, the connection closes after its last stream. */
+static void test_graceful_stop(void **state) {
+  (void)state;
+  char cmd[256], line[256];
+  int events = 0;
+  snprintf(cmd, sizeof cmd, "curl -sN http://127.0.0.1:%u/stream 2>&1", port_capped);
+  FILE *f = popen(cmd, "r");
+  assert_non_null(f);
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "data: chunk", 11) == 0 && ++events == 1) {
+      struct timeval tv = {0, 0};
+      event_base_once(base, -1, EV_TIMEOUT, stop_on_loop, srv_capped, &tv);
+    }
+  }
+  pclose(f);
+  assert_int_equal(events, 3);
+  run("curl -s -m 1 http://127.0.0.1:%u/x; echo \" rc=$?\"", out, sizeof out, port_capped);
+  assert_non_null(strstr(out, "rc=7"));
+  for (int i = 0; i < 100 && gw_http_server_connections(srv_capped); i++)
+    usleep(10 * 1000);
+  assert_int_equal(gw_http_server_connections(srv_capped), 0);
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--serve") == 0) {
+    gw_http_options o;
+    gw_http_options_init(&o);
+    o.port = (uint16_t)atoi(argv[2]);
+    o.header_timeout_ms = 2000;
+    o.body_timeout_ms = 2000;
+    signal(SIGPIPE, SIG_IGN);
+    base = event_base_new();
+    if (gw_http_server_new(base, &o, echo_handler, NULL, &srv_plain) != GW_OK)
+      return 1;
+    fprintf(stderr, "serving on port %u\n", gw_http_server_port(srv_plain));
+    event_base_dispatch(base);
+    return 0;
+  }
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_h1_keepalive),      cmocka_unit_test(test_h1_request_id),
+      cmocka_unit_test(test_h1_chunked_body),   cmocka_unit_test(test_h1_expect_continue),
+      cmocka_unit_test(test_h2_prior_knowledge), cmocka_unit_test(test_h2_upgrade),
+      cmocka_unit_test(test_tls_h2_and_h1),     cmocka_unit_test(test_tls_reload),
+      cmocka_unit_test(test_streaming_h1),      cmocka_unit_test(test_streaming_h2),
+      cmocka_unit_test(test_gzip_response),     cmocka_unit_test(test_gzip_request),
+      cmocka_unit_test(test_413_before_body),   cmocka_unit_test(test_431),
+      cmocka_unit_test(test_408_slow_head),     cmocka_unit_test(test_400_malformed),
+      cmocka_unit_test(test_pipelining),        cmocka_unit_test(test_per_ip_cap),
+      cmocka_unit_test(test_cors_preflight),    cmocka_unit_test(test_client_disconnect),
+      cmocka_unit_test(test_h2_floods),         cmocka_unit_test(test_graceful_stop),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,330 @@
+/* The HTTP/1.x codec: http_parser drives the request side (one request at a
+ * time; pipelined input waits in the socket buffer), and responses are
+ * written with Content-Length or chunked encoding. Also the h2c upgrade. */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/status.h"
+#include "transcoder/http/internal.h"
+
+#define ADD_LIT(out, lit) evbuffer_add((out), (lit), sizeof(lit) - 1)
+
+static gw_http_stream *cur(http_parser *p) {
+  return ((gw_http_conn *)p->data)->h1_cur;
+}
+
+static int on_message_begin(http_parser *p) {
+  gw_http_conn *c = p->data;
+  gw_http_stream *s = gw_http_stream_new(c);
+  if (!s)
+    return -1;
+  s->req.version = GW_HTTP_1_1;
+  c->h1_cur = s;
+  gw_http_conn_arm_timer(c, 0);
+  gw_http_stream_arm_timer(s, c->srv->opts.header_timeout_ms);
+  return 0;
+}
+
+static int head_too_big(gw_http_stream *s) {
+  gw_http_stream_set_error(s, 431, "request_header_fields_too_large",
+                           "Request headers are too large.");
+  return -1;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len) {
+  gw_http_stream *s = cur(p);
+  if (gw_buf_append(&s->url, at, len) != GW_OK)
+    return head_too_big(s);
+  return 0;
+}
+
+static int commit_header(gw_http_stream *s) {
+  int rc = gw_http_stream_add_header(s, s->hfield.data ? s->hfield.data : "", s->hfield.len,
+                                     s->hvalue.data ? s->hvalue.data : "", s->hvalue.len);
+  gw_buf_reset(&s->hfield);
+  gw_buf_reset(&s->hvalue);
+  if (rc == GW_ERR_NOMEM)
+    gw_http_stream_set_error(s, 500, "internal_error", "Out of memory.");
+  return rc == GW_OK ? 0 : -1;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len) {
+  gw_http_stream *s = cur(p);
+  if (s->h1_last_value && commit_header(s) != 0)
+    return -1;
+  s->h1_last_value = 0;
+  if (s->hfield.len + len + s->head_bytes > s->srv->opts.max_header_bytes ||
+      gw_buf_append(&s->hfield, at, len) != GW_OK)
+    return head_too_big(s);
+  return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len) {
+  gw_http_stream *s = cur(p);
+  s->h1_last_value = 1;
+  if (s->hfield.len + s->hvalue.len + len + s->head_bytes > s->srv->opts.max_header_bytes ||
+      gw_buf_append(&s->hvalue, at, len) != GW_OK)
+    return head_too_big(s);
+  return 0;
+}
+
+static int on_headers_complete(http_parser *p) {
+  gw_http_conn *c = p->data;
+  gw_http_stream *s = cur(p);
+  if (s->h1_last_value && commit_header(s) != 0)
+    return -1;
+  s->h1_last_value = 0;
+  s->head_bytes += s->url.len;
+  if (s->head_bytes > s->srv->opts.max_header_bytes)
+    return head_too_big(s);
+  s->req.version = p->http_major == 1 && p->http_minor == 0 ? GW_HTTP_1_0 : GW_HTTP_1_1;
+  if (p->http_major != 1) {
+    gw_http_stream_set_error(s, 400, "bad_request",
+                             "Unsupported HTTP version.");
+    return -1;
+  }
+  s->keepalive = http_should_keep_alive(p);
+  if (gw_http_stream_set_target(s, http_method_str((enum http_method)p->method),
+                                s->url.data ? s->url.data : "", s->url.len) != GW_OK) {
+    gw_http_stream_set_error(s, 500, "internal_error", "Out of memory.");
+    return -1;
+  }
+  if (gw_http_stream_head_done(s) != 0)
+    return -1;
+  if (p->upgrade && !c->tls && p->method != HTTP_CONNECT) {
+    const char *up = gw_http_request_header(&s->req, "upgrade");
+    s->upgrade_h2c = up && strcasecmp(up, "h2c") == 0 &&
+                     gw_http_request_header(&s->req, "http2-settings") != NULL;
+  }
+  int has_body = (p->flags & F_CHUNKED) || (s->content_length > 0);
+  if (s->expect_continue && has_body && s->req.version == GW_HTTP_1_1)
+    ADD_LIT(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+  gw_http_stream_arm_timer(s, c->srv->opts.body_timeout_ms);
+  return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len) {
+  return gw_http_stream_body(cur(p), at, len) == GW_OK ? 0 : -1;
+}
+
+static int on_message_complete(http_parser *p) {
+  gw_http_stream *s = cur(p);
+  s->state = ST_READY;
+  gw_http_stream_arm_timer(s, 0);
+  http_parser_pause(p, 1); /* one request at a time */
+  return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void gw_h1_start(gw_http_conn *c) {
+  http_parser_init(&c->parser, HTTP_REQUEST);
+  c->parser.data = c;
+}
+
+/* Answers a request the parser rejected, then closes. */
+static void parse_error(gw_http_conn *c, enum http_errno e) {
+  gw_http_stream *s = c->h1_cur;
+  if (!s) {
+    s = gw_http_stream_new(c);
+    if (!s) {
+      gw_http_conn_close(c);
+      return;
+    }
+    s->req.version = GW_HTTP_1_1;
+    c->h1_cur = s;
+  }
+  if (e == HPE_HEADER_OVERFLOW)
+    gw_http_stream_set_error(s, 431, "request_header_fields_too_large",
+                             "Request headers are too large.");
+  else
+    gw_http_stream_set_error(s, 400, "bad_request", "Malformed HTTP request.");
+  GW_LOGD("http", s->req.request_id, "HTTP/1 parse error from %s: %s (answering %d)",
+          c->peer_ip, http_errno_name(e), s->err_status);
+  s->state = ST_READY;
+  s->dispatched = 1;
+  gw_http_stream_fail(s);
+}
+
+static int b64url_val(int ch) {
+  if (ch >= 'A' && ch <= 'Z')
+    return ch - 'A';
+  if (ch >= 'a' && ch <= 'z')
+    return ch - 'a' + 26;
+  if (ch >= '0' && ch <= '9')
+    return ch - '0' + 52;
+  if (ch == '-' || ch == '+')
+    return 62;
+  if (ch == '_' || ch == '/')
+    return 63;
+  return -1;
+}
+
+/* Switches |c| to HTTP/2 for the h2c upgrade request |s| (RFC 7540 3.2):
+ * 101, then the request becomes stream 1. Returns 0 when the request does not
+ * qualify (it is then served over HTTP/1.1). */
+static int try_upgrade(gw_http_conn *c, gw_http_stream *s) {
+  const char *b64 = gw_http_request_header(&s->req, "http2-settings");
+  uint8_t settings[512];
+  size_t n = 0;
+  unsigned acc = 0, bits = 0;
+  for (const char *p = b64; *p && *p != '='; p++) {
+    int v = b64url_val((unsigned char)*p);
+    if (v < 0 || n >= sizeof settings)
+      return 0;
+    acc = (acc << 6) | (unsigned)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      settings[n++] = (uint8_t)(acc >> bits);
+    }
+  }
+  ADD_LIT(bufferevent_get_output(c->bev),
+          "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
+  c->state = CONN_H2;
+  s->req.version = GW_HTTP_2;
+  if (gw_h2_start(c) != GW_OK ||
+      nghttp2_session_upgrade2(c->h2, settings, n, s->is_head, s) != 0) {
+    gw_http_conn_close(c);
+    return 1;
+  }
+  c->h1_cur = NULL;
+  s->h2_id = 1;
+  gw_http_stream_dispatch(s);
+  gw_h2_on_read(c);
+  return 1;
+}
+
+/* Feeds buffered input to the parser while no request waits for its answer,
+ * and hands complete requests to the stream code. */
+void gw_h1_on_read(gw_http_conn *c) {
+  struct evbuffer *in = bufferevent_get_input(c->bev);
+  while (!c->dead && !c->close_after_flush && c->state == CONN_H1) {
+    gw_http_stream *s = c->h1_cur;
+    if (s && s->state >= ST_READY) {
+      if (s->dispatched)
+        break; /* answering: pipelined input waits */
+      s->dispatched = 1;
+      if (s->upgrade_h2c && !s->err_status && try_upgrade(c, s))
+        return;
+      gw_http_stream_dispatch(s);
+      continue;
+    }
+    struct evbuffer_iovec v;
+    if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+      break;
+    size_t n = http_parser_execute(&c->parser, &settings, v.iov_base, v.iov_len);
+    evbuffer_drain(in, n);
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (e == HPE_PAUSED) {
+      http_parser_pause(&c->parser, 0);
+      continue;
+    }
+    if (e != HPE_OK) {
+      parse_error(c, e);
+      return;
+    }
+  }
+}
+
+/* Graceful shutdown: an idle connection closes now, a busy one after its
+ * response (which says Connection: close). */
+void gw_h1_stop(gw_http_conn *c) {
+  if (!c->h1_cur)
+    gw_http_conn_close(c);
+}
+
+static int hop_by_hop(const char *name) {
+  static const char *const names[] = {"connection", "keep-alive", "transfer-encoding",
+                                      "content-length", "upgrade", "proxy-connection", "te"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcasecmp(name, names[i]) == 0)
+      return 1;
+  return 0;
+}
+
+static int header_safe(const char *s) {
+  for (; *s; s++)
+    if (*s == '\r' || *s == '\n')
+      return 0;
+  return 1;
+}
+
+int gw_h1_submit_head(gw_http_stream *s, int status, const gw_http_header *h, size_t n,
+                      int64_t content_length) {
+  gw_http_conn *c = s->conn;
+  struct evbuffer *out = bufferevent_get_output(c->bev);
+  int v11 = s->req.version != GW_HTTP_1_0;
+  int body_allowed = status >= 200 && status != 204 && status != 304;
+  if (c->stopping || c->srv->stopping || s->state < ST_READY)
+    s->keepalive = 0;
+  if (content_length < 0 && body_allowed) {
+    if (v11)
+      s->h1_chunked = 1;
+    else
+      s->keepalive = 0; /* HTTP/1.0: the body ends with the connection */
+  }
+  evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\n", v11, status, gw_http_reason(status));
+  for (size_t i = 0; i < n; i++) {
+    if (hop_by_hop(h[i].name) || !header_safe(h[i].name) || !header_safe(h[i].value))
+      continue;
+    evbuffer_add_printf(out, "%s: %s\r\n", h[i].name, h[i].value);
+  }
+  if (content_length >= 0 && body_allowed)
+    evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
+  if (s->h1_chunked)
+    ADD_LIT(out, "Transfer-Encoding: chunked\r\n");
+  if (s->keepalive)
+    ADD_LIT(out, "Connection: keep-alive\r\n\r\n");
+  else
+    ADD_LIT(out, "Connection: close\r\n\r\n");
+  return GW_OK;
+}
+
+int gw_h1_submit_data(gw_http_stream *s, const void *p, size_t n) {
+  struct evbuffer *out = bufferevent_get_output(s->conn->bev);
+  if (s->is_head || !n)
+    return GW_OK;
+  if (s->h1_chunked) {
+    evbuffer_add_printf(out, "%zx\r\n", n);
+    evbuffer_add(out, p, n);
+    ADD_LIT(out, "\r\n");
+  } else {
+    evbuffer_add(out, p, n);
+  }
+  return GW_OK;
+}
+
+int gw_h1_submit_end(gw_http_stream *s) {
+  gw_http_conn *c = s->conn;
+  if (s->h1_chunked && !s->is_head)
+    ADD_LIT(bufferevent_get_output(c->bev), "0\r\n\r\n");
+  s->state = ST_DONE;
+  int keep = s->keepalive && !c->stopping && !c->srv->stopping;
+  if (c->h1_cur == s)
+    c->h1_cur = NULL;
+  gw_http_stream_proto_close(s);
+  if (!keep) {
+    gw_http_conn_close_after_flush(c);
+  } else {
+    gw_http_conn_arm_timer(c, c->srv->opts.keepalive_timeout_ms);
+    gw_http_conn_kick(c); /* parse what the client pipelined */
+  }
+  return GW_OK;
+}
+
+size_t gw_h1_pending(const gw_http_stream *s) {
+  return evbuffer_get_length(bufferevent_get_output(s->conn->bev));
+}

@@ -1,0 +1,710 @@
+/* The protocol-neutral half of a stream: building the gw_http_request from
+ * what a codec parsed, enforcing the request limits, calling the handler, and
+ * the public respond/start/write/end calls, which add the headers every
+ * response carries and hand the bytes to the HTTP/1 or HTTP/2 codec. */
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "core/status.h"
+#include "transcoder/http/internal.h"
+
+#define MAX_EXTRA_HEADERS 16
+
+static void stream_timeout_cb(evutil_socket_t fd, short what, void *arg);
+
+/* --- lifecycle ----------------------------------------------------------- */
+
+/* A new stream attached to |c|, reading its head; NULL when out of memory. */
+gw_http_stream *gw_http_stream_new(gw_http_conn *c) {
+  gw_http_server *srv = c->srv;
+  gw_http_stream *s = gw_calloc(1, sizeof *s);
+  if (!s)
+    return NULL;
+  s->srv = srv;
+  s->conn = c;
+  s->content_length = -1;
+  s->proto_open = 1;
+  s->arena = gw_arena_new(4096, 0);
+  if (!s->arena)
+    goto fail_arena;
+  s->timer = evtimer_new(srv->base, stream_timeout_cb, s);
+  if (!s->timer)
+    goto fail_timer;
+  gw_buf_init(&s->body, srv->opts.max_body_bytes);
+  gw_buf_init(&s->hfield, srv->opts.max_header_bytes);
+  gw_buf_init(&s->hvalue, srv->opts.max_header_bytes);
+  gw_buf_init(&s->url, srv->opts.max_header_bytes);
+  s->req.tls = c->tls;
+  s->req.peer = c->peer;
+  s->req.peer_ip = c->peer_ip;
+  s->req.query = "";
+  s->req.authority = "";
+  s->req.path = "";
+  s->req.method = "";
+  s->req.body = (const uint8_t *)"";
+  s->next = c->streams;
+  if (c->streams)
+    c->streams->prev = s;
+  c->streams = s;
+  c->n_open++;
+  return s;
+fail_timer:
+  gw_arena_free(s->arena);
+fail_arena:
+  gw_free(s);
+  return NULL;
+}
+
+/* Frees |s| and all it holds; detaches it from its connection first. */
+void gw_http_stream_free(gw_http_stream *s) {
+  gw_http_conn *c = s->conn;
+  if (c) {
+    if (s->prev)
+      s->prev->next = s->next;
+    else
+      c->streams = s->next;
+    if (s->next)
+      s->next->prev = s->prev;
+    if (c->h1_cur == s)
+      c->h1_cur = NULL;
+  }
+  event_free(s->timer);
+  if (s->out)
+    evbuffer_free(s->out);
+  gw_buf_release(&s->body);
+  gw_buf_release(&s->hfield);
+  gw_buf_release(&s->hvalue);
+  gw_buf_release(&s->url);
+  gw_arena_free(s->arena);
+  gw_free(s);
+}
+
+static void maybe_reap(gw_http_stream *s) {
+  if (!s->app_owned && !s->proto_open && !s->reap_queued)
+    gw_http_reap_stream(s);
+}
+
+void gw_http_stream_proto_close(gw_http_stream *s) {
+  if (!s->proto_open)
+    return;
+  s->proto_open = 0;
+  if (s->conn && s->conn->n_open)
+    s->conn->n_open--;
+  event_del(s->timer);
+  maybe_reap(s);
+}
+
+static void app_release(gw_http_stream *s) {
+  s->app_owned = 0;
+  maybe_reap(s);
+}
+
+/* The client went away: no more bytes either way. The handler hears it
+ * through on_close (and then is done with |s|); without an on_close it keeps
+ * |s| until its gw_http_end. */
+void gw_http_stream_peer_gone(gw_http_stream *s) {
+  if (s->peer_gone)
+    return;
+  s->peer_gone = 1;
+  gw_http_stream_proto_close(s);
+  if (s->app_owned && !s->resp_ended && s->on_close) {
+    s->on_close(s, s->cb_arg);
+    app_release(s);
+  }
+}
+
+void gw_http_stream_arm_timer(gw_http_stream *s, unsigned ms) {
+  struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+  if (ms)
+    evtimer_add(s->timer, &tv);
+  else
+    evtimer_del(s->timer);
+}
+
+static void stream_timeout_cb(evutil_socket_t fd, short what, void *arg) {
+  gw_http_stream *s = arg;
+  (void)fd;
+  (void)what;
+  if (s->state >= ST_READY || s->resp_started || !s->conn)
+    return;
+  gw_http_stream_set_error(s, 408, "request_timeout",
+                           s->state == ST_HEAD ? "Timed out reading the request headers."
+                                               : "Timed out reading the request body.");
+  gw_http_stream_fail(s);
+}
+
+/* --- building the request ------------------------------------------------ */
+
+void gw_http_stream_set_error(gw_http_stream *s, int status, const char *code, const char *msg) {
+  if (s->err_status)
+    return; /* the first error wins */
+  s->err_status = status;
+  s->err_code = code;
+  s->err_msg = msg;
+}
+
+static int too_many_headers(gw_http_stream *s) {
+  gw_http_stream_set_error(s, 431, "request_header_fields_too_large",
+                           "Request headers are too large.");
+  return GW_ERR_TOOBIG;
+}
+
+int gw_http_stream_add_header(gw_http_stream *s, const char *name, size_t nlen,
+                              const char *value, size_t vlen) {
+  const gw_http_options *o = &s->srv->opts;
+  if (s->err_status)
+    return GW_ERR_STATE;
+  s->head_bytes += nlen + vlen + 4;
+  if (s->head_bytes > o->max_header_bytes || s->n_hdrs >= o->max_headers)
+    return too_many_headers(s);
+  if (s->n_hdrs == s->hdrs_cap) {
+    size_t cap = s->hdrs_cap ? s->hdrs_cap * 2 : 16;
+    gw_http_header *h = gw_arena_alloc(s->arena, cap * sizeof *h);
+    if (!h)
+      return GW_ERR_NOMEM;
+    if (s->n_hdrs)
+      memcpy(h, s->hdrs, s->n_hdrs * sizeof *h);
+    s->hdrs = h;
+    s->hdrs_cap = cap;
+  }
+  char *n = gw_arena_strndup(s->arena, name, nlen);
+  char *v = gw_arena_strndup(s->arena, value, vlen);
+  if (!n || !v)
+    return GW_ERR_NOMEM;
+  for (char *p = n; *p; p++)
+    *p = (char)tolower((unsigned char)*p);
+  /* Optional whitespace around a value is not part of it (RFC 9110 5.5). */
+  while (*v == ' ' || *v == '\t')
+    v++;
+  size_t l = strlen(v);
+  while (l && (v[l - 1] == ' ' || v[l - 1] == '\t'))
+    v[--l] = '\0';
+  s->hdrs[s->n_hdrs].name = n;
+  s->hdrs[s->n_hdrs].value = v;
+  s->n_hdrs++;
+  return GW_OK;
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  c = tolower(c);
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  return -1;
+}
+
+/* Percent-decodes |p|/|n| ('+' is a space) into a new arena string. */
+static char *decode(gw_arena *a, const char *p, size_t n) {
+  char *out = gw_arena_alloc(a, n + 1), *o = out;
+  if (!out)
+    return NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] == '+') {
+      *o++ = ' ';
+    } else if (p[i] == '%' && i + 2 < n && hexval((unsigned char)p[i + 1]) >= 0 &&
+               hexval((unsigned char)p[i + 2]) >= 0) {
+      *o++ = (char)(hexval((unsigned char)p[i + 1]) * 16 + hexval((unsigned char)p[i + 2]));
+      i += 2;
+    } else {
+      *o++ = p[i];
+    }
+  }
+  *o = '\0';
+  return out;
+}
+
+/* Splits |query| on '&' into decoded name/value pairs. */
+static int split_query(gw_http_stream *s, const char *q, size_t n) {
+  size_t count = 0;
+  for (size_t i = 0; i < n; i++)
+    count += q[i] == '&';
+  count++;
+  if (count > s->srv->opts.max_headers) {
+    gw_http_stream_set_error(s, 400, "bad_request", "Too many query parameters.");
+    return GW_ERR_TOOBIG;
+  }
+  gw_http_param *params = gw_arena_alloc(s->arena, count * sizeof *params);
+  if (!params)
+    return GW_ERR_NOMEM;
+  size_t k = 0, start = 0;
+  for (size_t i = 0; i <= n; i++) {
+    if (i < n && q[i] != '&')
+      continue;
+    if (i > start) {
+      const char *eq = memchr(q + start, '=', i - start);
+      size_t nl = eq ? (size_t)(eq - (q + start)) : i - start;
+      params[k].name = decode(s->arena, q + start, nl);
+      params[k].value = eq ? decode(s->arena, eq + 1, i - start - nl - 1) : "";
+      if (!params[k].name || !params[k].value)
+        return GW_ERR_NOMEM;
+      k++;
+    }
+    start = i + 1;
+  }
+  s->req.params = params;
+  s->req.n_params = k;
+  return GW_OK;
+}
+
+int gw_http_stream_set_target(gw_http_stream *s, const char *method, const char *target,
+                              size_t len) {
+  s->req.method = gw_arena_strdup(s->arena, method);
+  if (!s->req.method)
+    return GW_ERR_NOMEM;
+  s->is_head = strcmp(method, "HEAD") == 0;
+  const char *end = memchr(target, '#', len);
+  if (end)
+    len = (size_t)(end - target);
+  const char *q = memchr(target, '?', len);
+  size_t plen = q ? (size_t)(q - target) : len;
+  s->req.path = gw_arena_strndup(s->arena, target, plen);
+  if (!s->req.path)
+    return GW_ERR_NOMEM;
+  if (q) {
+    s->req.query = gw_arena_strndup(s->arena, q + 1, len - plen - 1);
+    if (!s->req.query)
+      return GW_ERR_NOMEM;
+    return split_query(s, q + 1, len - plen - 1);
+  }
+  return GW_OK;
+}
+
+/* 1 when |id| is a request id we may echo: 1..128 of [A-Za-z0-9._-]. */
+static int sane_request_id(const char *id) {
+  size_t n = 0;
+  for (; id[n]; n++) {
+    unsigned char c = (unsigned char)id[n];
+    if (n >= 128 || !(isalnum(c) || c == '.' || c == '_' || c == '-'))
+      return 0;
+  }
+  return n > 0;
+}
+
+int gw_http_stream_head_done(gw_http_stream *s) {
+  const gw_http_options *o = &s->srv->opts;
+  gw_http_request *r = &s->req;
+  r->headers = s->hdrs;
+  r->n_headers = s->n_hdrs;
+  if (s->err_status)
+    return s->err_status;
+  const char *rid = gw_http_request_header(r, "x-request-id");
+  if (rid && sane_request_id(rid)) {
+    r->request_id = rid;
+  } else {
+    r->request_id = gw_arena_printf(s->arena, "%016llx%08llx",
+                                    (unsigned long long)s->srv->rid_prefix,
+                                    (unsigned long long)(++s->srv->rid_counter & 0xffffffffu));
+    if (!r->request_id) {
+      gw_http_stream_set_error(s, 500, "internal_error", "Out of memory.");
+      return s->err_status;
+    }
+  }
+  if (!*r->authority) {
+    const char *host = gw_http_request_header(r, "host");
+    r->authority = host ? host : "";
+  }
+  s->accept_gzip = o->gzip && gw_http_accepts_gzip(gw_http_request_header(r, "accept-encoding"));
+  const char *cl = gw_http_request_header(r, "content-length");
+  if (cl) {
+    char *end;
+    unsigned long long v = strtoull(cl, &end, 10);
+    if (end == cl || *end || *cl == '-' || *cl == '+') {
+      gw_http_stream_set_error(s, 400, "bad_request", "Invalid Content-Length.");
+      return s->err_status;
+    }
+    s->content_length = v > INT64_MAX ? INT64_MAX : (int64_t)v;
+    if ((unsigned long long)s->content_length > o->max_body_bytes) {
+      gw_http_stream_set_error(s, 413, "request_too_large",
+                               "Request body is larger than the server accepts.");
+      return s->err_status;
+    }
+  }
+  const char *expect = gw_http_request_header(r, "expect");
+  if (expect) {
+    if (strcasecmp(expect, "100-continue") != 0) {
+      gw_http_stream_set_error(s, 417, "expectation_failed", "Unsupported Expect value.");
+      return s->err_status;
+    }
+    s->expect_continue = 1;
+  }
+  s->state = ST_BODY;
+  return 0;
+}
+
+int gw_http_stream_body(gw_http_stream *s, const void *p, size_t n) {
+  if (s->err_status)
+    return GW_ERR_STATE;
+  int rc = gw_buf_append(&s->body, p, n);
+  if (rc == GW_ERR_TOOBIG)
+    gw_http_stream_set_error(s, 413, "request_too_large",
+                             "Request body is larger than the server accepts.");
+  else if (rc != GW_OK)
+    gw_http_stream_set_error(s, 500, "internal_error", "Out of memory.");
+  return rc;
+}
+
+static const char *cors_match(gw_http_stream *s) {
+  const gw_http_options *o = &s->srv->opts;
+  const char *origin = gw_http_request_header(&s->req, "origin");
+  if (!origin || !o->n_cors_origins)
+    return NULL;
+  for (size_t i = 0; i < o->n_cors_origins; i++)
+    if (strcmp(o->cors_origins[i], "*") == 0 || strcasecmp(o->cors_origins[i], origin) == 0)
+      return origin;
+  return NULL;
+}
+
+static int respond_internal(gw_http_stream *s, int status, const gw_http_header *h, size_t n,
+                            const void *body, size_t len);
+
+/* Answers a CORS preflight with 204 and the Access-Control-* headers (none
+ * when the Origin is not allowed: the browser then refuses). */
+static void answer_preflight(gw_http_stream *s) {
+  const gw_http_options *o = &s->srv->opts;
+  gw_http_header h[4];
+  size_t n = 0;
+  char age[24];
+  if (cors_match(s)) {
+    snprintf(age, sizeof age, "%u", o->cors_max_age);
+    h[n++] = (gw_http_header){"Access-Control-Allow-Methods",
+                              o->cors_allow_methods ? o->cors_allow_methods
+                                                    : "GET, POST, OPTIONS"};
+    const char *want = gw_http_request_header(&s->req, "access-control-request-headers");
+    h[n++] = (gw_http_header){"Access-Control-Allow-Headers",
+                              o->cors_allow_headers ? o->cors_allow_headers
+                                                    : (want ? want : "")};
+    h[n++] = (gw_http_header){"Access-Control-Max-Age", age};
+  }
+  respond_internal(s, 204, h, n, NULL, 0);
+}
+
+void gw_http_stream_dispatch(gw_http_stream *s) {
+  gw_http_server *srv = s->srv;
+  gw_http_request *r = &s->req;
+  s->state = ST_READY;
+  event_del(s->timer);
+  if (s->err_status) {
+    gw_http_stream_fail(s);
+    return;
+  }
+  const char *ce = gw_http_request_header(r, "content-encoding");
+  if (ce && s->body.len) {
+    if (strcasecmp(ce, "gzip") == 0 || strcasecmp(ce, "x-gzip") == 0) {
+      gw_buf plain;
+      gw_buf_init(&plain, srv->opts.max_body_bytes);
+      int rc = gw_http_gunzip(s->body.data, s->body.len, srv->opts.max_body_bytes, &plain);
+      if (rc != GW_OK) {
+        gw_buf_release(&plain);
+        if (rc == GW_ERR_TOOBIG)
+          gw_http_stream_set_error(s, 413, "request_too_large",
+                                   "Decompressed request body is larger than the server accepts.");
+        else if (rc == GW_ERR_NOMEM)
+          gw_http_stream_set_error(s, 500, "internal_error", "Out of memory.");
+        else
+          gw_http_stream_set_error(s, 400, "invalid_body", "Request body is not valid gzip.");
+        gw_http_stream_fail(s);
+        return;
+      }
+      gw_buf_release(&s->body);
+      s->body = plain;
+    } else if (strcasecmp(ce, "identity") != 0) {
+      gw_http_stream_set_error(s, 415, "unsupported_content_encoding",
+                               "Unsupported Content-Encoding.");
+      gw_http_stream_fail(s);
+      return;
+    }
+  }
+  r->body = s->body.data ? (const uint8_t *)s->body.data : (const uint8_t *)"";
+  r->body_len = s->body.len;
+  if (srv->opts.n_cors_origins && strcmp(r->method, "OPTIONS") == 0 &&
+      gw_http_request_header(r, "origin") &&
+      gw_http_request_header(r, "access-control-request-method")) {
+    answer_preflight(s);
+    return;
+  }
+  s->app_owned = 1;
+  srv->handler(s, r, srv->handler_arg);
+}
+
+/* --- responding ---------------------------------------------------------- */
+
+const char *gw_http_reason(int status) {
+  switch (status) {
+  case 100: return "Continue";
+  case 101: return "Switching Protocols";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 204: return "No Content";
+  case 206: return "Partial Content";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
+  case 304: return "Not Modified";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 409: return "Conflict";
+  case 413: return "Content Too Large";
+  case 415: return "Unsupported Media Type";
+  case 417: return "Expectation Failed";
+  case 422: return "Unprocessable Content";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  default: return "Unknown";
+  }
+}
+
+static const char *find_header(const gw_http_header *h, size_t n, const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strcasecmp(h[i].name, name) == 0)
+      return h[i].value;
+  return NULL;
+}
+
+/* The handler's headers plus what every response carries. The result lives
+ * in the stream's arena. */
+static int build_headers(gw_http_stream *s, const gw_http_header *h, size_t n, int gzipped,
+                         gw_http_header **out, size_t *out_n) {
+  const gw_http_options *o = &s->srv->opts;
+  gw_http_header *all = gw_arena_alloc(s->arena, (n + MAX_EXTRA_HEADERS) * sizeof *all);
+  size_t k = 0;
+  if (!all)
+    return GW_ERR_NOMEM;
+  for (size_t i = 0; i < n; i++)
+    all[k++] = h[i];
+  if (s->req.request_id && !find_header(h, n, "x-request-id"))
+    all[k++] = (gw_http_header){"X-Request-Id", s->req.request_id};
+  all[k++] = (gw_http_header){"X-Content-Type-Options", "nosniff"};
+  all[k++] = (gw_http_header){"X-Frame-Options", "DENY"};
+  all[k++] = (gw_http_header){"Referrer-Policy", "no-referrer"};
+  if (s->req.tls && o->hsts_max_age) {
+    char *v = gw_arena_printf(s->arena, "max-age=%u; includeSubDomains", o->hsts_max_age);
+    if (!v)
+      return GW_ERR_NOMEM;
+    all[k++] = (gw_http_header){"Strict-Transport-Security", v};
+  }
+  const char *origin = cors_match(s);
+  if (origin) {
+    all[k++] = (gw_http_header){"Access-Control-Allow-Origin", origin};
+    all[k++] = (gw_http_header){"Vary", "Origin"};
+  }
+  if (gzipped) {
+    all[k++] = (gw_http_header){"Content-Encoding", "gzip"};
+    all[k++] = (gw_http_header){"Vary", "Accept-Encoding"};
+  }
+  *out = all;
+  *out_n = k;
+  return GW_OK;
+}
+
+static int codec_head(gw_http_stream *s, int status, const gw_http_header *h, size_t n,
+                      int64_t cl) {
+  return s->conn->h2 ? gw_h2_submit_head(s, status, h, n, cl)
+                     : gw_h1_submit_head(s, status, h, n, cl);
+}
+
+static int codec_data(gw_http_stream *s, const void *p, size_t n) {
+  return s->conn->h2 ? gw_h2_submit_data(s, p, n) : gw_h1_submit_data(s, p, n);
+}
+
+static int codec_end(gw_http_stream *s) {
+  return s->conn->h2 ? gw_h2_submit_end(s) : gw_h1_submit_end(s);
+}
+
+static int writable(const gw_http_stream *s) {
+  return s->conn && !s->conn->dead && !s->peer_gone;
+}
+
+/* Sends a whole response; does not touch app ownership. */
+static int respond_internal(gw_http_stream *s, int status, const gw_http_header *h, size_t n,
+                            const void *body, size_t len) {
+  gw_http_header *all;
+  size_t n_all;
+  gw_buf z;
+  int gzipped = 0, rc;
+
+  if (s->resp_started)
+    return GW_ERR_STATE;
+  s->resp_started = 1;
+  s->resp_ended = 1;
+  if (!writable(s))
+    return GW_ERR_IO;
+  gw_buf_init(&z, len + 1024);
+  if (s->accept_gzip && len >= s->srv->opts.gzip_min_bytes &&
+      !find_header(h, n, "content-encoding") &&
+      gw_http_gzip_compressible(find_header(h, n, "content-type"))) {
+    if (gw_http_gzip(body, len, &z) == GW_OK && z.len < len) {
+      body = z.data;
+      len = z.len;
+      gzipped = 1;
+    }
+  }
+  rc = build_headers(s, h, n, gzipped, &all, &n_all);
+  if (rc != GW_OK)
+    goto done;
+  int no_body = status == 204 || status == 304 || status < 200;
+  rc = codec_head(s, status, all, n_all, no_body ? -1 : (int64_t)len);
+  if (rc == GW_OK && len && !no_body)
+    rc = codec_data(s, body, len);
+  if (rc == GW_OK)
+    rc = codec_end(s);
+done:
+  gw_buf_release(&z);
+  return rc;
+}
+
+void gw_http_stream_fail(gw_http_stream *s) {
+  gw_buf b;
+  const char *type = s->err_status >= 500 ? "server_error" : "invalid_request_error";
+  gw_http_header h[] = {{"Content-Type", "application/json"}};
+  gw_buf_init(&b, 4096);
+  event_del(s->timer);
+  if (s->conn && !s->conn->h2)
+    s->keepalive = 0; /* the rest of the input cannot be trusted */
+  if (gw_buf_appends(&b, "{\"error\":{\"message\":") == GW_OK &&
+      gw_buf_append_json_string(&b, s->err_msg, strlen(s->err_msg)) == GW_OK &&
+      gw_buf_printf(&b, ",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}", type,
+                    s->err_code) == GW_OK)
+    respond_internal(s, s->err_status, h, 1, b.data, b.len);
+  else
+    respond_internal(s, s->err_status, NULL, 0, NULL, 0);
+  gw_buf_release(&b);
+}
+
+const gw_http_request *gw_http_stream_request(const gw_http_stream *s) {
+  return &s->req;
+}
+
+const char *gw_http_request_header(const gw_http_request *req, const char *name) {
+  for (size_t i = 0; i < req->n_headers; i++)
+    if (strcasecmp(req->headers[i].name, name) == 0)
+      return req->headers[i].value;
+  return NULL;
+}
+
+const char *gw_http_request_param(const gw_http_request *req, const char *name) {
+  for (size_t i = 0; i < req->n_params; i++)
+    if (strcmp(req->params[i].name, name) == 0)
+      return req->params[i].value;
+  return NULL;
+}
+
+void gw_http_stream_set_callbacks(gw_http_stream *s, void (*on_drain)(gw_http_stream *, void *),
+                                  void (*on_close)(gw_http_stream *, void *), void *arg) {
+  s->on_drain = on_drain;
+  s->on_close = on_close;
+  s->cb_arg = arg;
+}
+
+int gw_http_respond(gw_http_stream *s, int status, const gw_http_header *headers, size_t n,
+                    const void *body, size_t len) {
+  if (s->resp_started)
+    return GW_ERR_STATE;
+  int rc = respond_internal(s, status, headers, n, body, len);
+  app_release(s);
+  return rc;
+}
+
+int gw_http_respond_error(gw_http_stream *s, int status, const char *type, const char *code,
+                          const char *message) {
+  gw_buf b;
+  int rc;
+  gw_http_header h[] = {{"Content-Type", "application/json"}};
+  if (!type)
+    type = status >= 500 ? "server_error" : "invalid_request_error";
+  gw_buf_init(&b, 8192 + (message ? strlen(message) * 6 : 0));
+  rc = gw_buf_appends(&b, "{\"error\":{\"message\":");
+  if (rc == GW_OK)
+    rc = gw_buf_append_json_string(&b, message ? message : "", message ? strlen(message) : 0);
+  if (rc == GW_OK)
+    rc = gw_buf_appends(&b, ",\"type\":");
+  if (rc == GW_OK)
+    rc = gw_buf_append_json_string(&b, type, strlen(type));
+  if (rc == GW_OK)
+    rc = gw_buf_appends(&b, ",\"param\":null,\"code\":");
+  if (rc == GW_OK)
+    rc = code ? gw_buf_append_json_string(&b, code, strlen(code)) : gw_buf_appends(&b, "null");
+  if (rc == GW_OK)
+    rc = gw_buf_appends(&b, "}}");
+  if (rc == GW_OK)
+    rc = gw_http_respond(s, status, h, 1, b.data, b.len);
+  else
+    gw_http_respond(s, status, NULL, 0, NULL, 0);
+  gw_buf_release(&b);
+  return rc;
+}
+
+int gw_http_start(gw_http_stream *s, int status, const gw_http_header *headers, size_t n) {
+  gw_http_header *all;
+  size_t n_all;
+  if (s->resp_started)
+    return GW_ERR_STATE;
+  s->resp_started = 1;
+  s->resp_streaming = 1;
+  if (!writable(s))
+    return GW_ERR_IO;
+  int rc = build_headers(s, headers, n, 0, &all, &n_all);
+  if (rc != GW_OK)
+    return rc;
+  return codec_head(s, status, all, n_all, -1);
+}
+
+int gw_http_write(gw_http_stream *s, const void *data, size_t len) {
+  if (!s->resp_streaming || s->resp_ended)
+    return GW_ERR_STATE;
+  if (!writable(s))
+    return GW_ERR_IO;
+  if (!len)
+    return GW_OK;
+  int rc = codec_data(s, data, len);
+  if (rc == GW_OK && gw_http_pending(s) >= s->srv->opts.write_low_water)
+    s->above_low = 1;
+  return rc;
+}
+
+int gw_http_end(gw_http_stream *s) {
+  int rc = GW_OK;
+  if (!s->resp_started) {
+    rc = gw_http_respond(s, 200, NULL, 0, NULL, 0);
+    return rc;
+  }
+  if (s->resp_streaming && !s->resp_ended) {
+    s->resp_ended = 1;
+    rc = writable(s) ? codec_end(s) : GW_ERR_IO;
+  }
+  app_release(s);
+  return rc;
+}
+
+size_t gw_http_pending(const gw_http_stream *s) {
+  if (!writable(s))
+    return 0;
+  return s->conn->h2 ? gw_h2_pending(s) : gw_h1_pending(s);
+}
+
+/* Calls on_drain when |s| went above the low-water mark and is now below. */
+void gw_http_stream_check_drain(gw_http_stream *s) {
+  if (!s->above_low || !s->app_owned || s->resp_ended || !writable(s))
+    return;
+  if (gw_http_pending(s) < s->srv->opts.write_low_water) {
+    s->above_low = 0;
+    if (s->on_drain)
+      s->on_drain(s, s->cb_arg);
+  }
+}
