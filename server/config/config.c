@@ -317,7 +317,7 @@ static int routes_from_target(gw_config *c) {
 }
 
 /* Neither: the local Python model server, started by the gateway, serving
- * "tiny-lm" and "echo". */
+ * its trained language model "tiny-lm". */
 static int routes_default(gw_config *c) {
   char port[16];
   snprintf(port, sizeof port, "%d", c->local_model_port);
@@ -331,7 +331,8 @@ static int routes_default(gw_config *c) {
   snprintf(target, sizeof target, "127.0.0.1:%s", port);
   if (!(b->target = gw_strdup(target)))
     return GW_ERR_NOMEM;
-  static const char *const argv[] = {"/usr/bin/python3", "-m", "aigw_model_server", "--port"};
+  static const char *const argv[] = {"/usr/bin/python3", "-m", "aigw_model_server", "--backend",
+                                     "tiny-lm", "--port"};
   const size_t n = sizeof argv / sizeof argv[0];
   if (!(b->command = gw_calloc(n + 1, sizeof *b->command)))
     return GW_ERR_NOMEM;
@@ -341,12 +342,9 @@ static int routes_default(gw_config *c) {
       return GW_ERR_NOMEM;
   if (!(b->command[n] = gw_strdup(port)))
     return GW_ERR_NOMEM;
-  if (!(c->models = gw_calloc(2, sizeof *c->models)))
+  if (!(c->models = gw_calloc(1, sizeof *c->models)))
     return GW_ERR_NOMEM;
-  int rc = add_single_model(c, "tiny-lm", "local", "tiny-lm");
-  if (rc == GW_OK)
-    rc = add_single_model(c, "echo", "local", "echo");
-  return rc;
+  return add_single_model(c, "tiny-lm", "local", "tiny-lm");
 }
 
 /* --- load / release ---------------------------------------------------------- */

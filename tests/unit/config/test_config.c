@@ -94,12 +94,13 @@ static void test_defaults(void **state) {
   assert_string_equal(b->provider, "grpc");
   assert_string_equal(b->target, "127.0.0.1:50061");
   assert_null(b->api_key);
-  assert_int_equal(b->n_command, 5);
-  static const char *const argv[] = {"/usr/bin/python3", "-m", "aigw_model_server", "--port",
+  assert_int_equal(b->n_command, 7);
+  static const char *const argv[] = {"/usr/bin/python3", "-m",      "aigw_model_server",
+                                     "--backend",        "tiny-lm", "--port",
                                      "50061"};
-  for (size_t i = 0; i < 5; i++)
+  for (size_t i = 0; i < 7; i++)
     assert_string_equal(b->command[i], argv[i]);
-  assert_int_equal(c.n_models, 2);
+  assert_int_equal(c.n_models, 1);
   const gw_model_conf *m = gw_config_model(&c, "tiny-lm");
   assert_non_null(m);
   assert_int_equal(m->n_deployments, 1);
@@ -107,7 +108,7 @@ static void test_defaults(void **state) {
   assert_string_equal(m->deployments[0].upstream_model, "tiny-lm");
   assert_int_equal(m->deployments[0].weight, 1);
   assert_int_equal(m->deployments[0].priority, 0);
-  assert_non_null(gw_config_model(&c, "echo"));
+  assert_null(gw_config_model(&c, "echo"));
   assert_null(gw_config_model(&c, "gpt-4o"));
   gw_config_release(&c);
   gw_buf_release(&err);
