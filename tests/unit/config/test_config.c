@@ -120,7 +120,7 @@ static void test_local_model_port_in_default(void **state) {
   fake_env env = {{"LOCAL_MODEL_PORT", "6000", NULL}};
   assert_int_equal(load(&c, &env, NULL, NULL), GW_OK);
   assert_string_equal(c.backends[0].target, "127.0.0.1:6000");
-  assert_string_equal(c.backends[0].command[4], "6000");
+  assert_string_equal(c.backends[0].command[6], "6000");
   gw_config_release(&c);
 }
 
