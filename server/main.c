@@ -11,16 +11,72 @@
 #include "config/config.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "engine/curl_loop.h"
 #include "engine/supervisor.h"
 #include "engine/worker.h"
 #include "grpc/front.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/route.h"
 #include "proto/descriptors.h"
+#include "transcoder/front.h"
+#include "transcoder/http/server.h"
+#include "transcoder/routes.h"
 
 #ifndef GW_VERSION
 #define GW_VERSION "0.1.0"
 #endif
+
+/* Runs |fn(arg)| on |w|'s loop thread and waits until it has run. */
+typedef struct on_worker {
+  void (*fn)(gw_http_front *);
+  gw_http_front *front;
+  _Atomic int done;
+} on_worker;
+
+static void on_worker_cb(evutil_socket_t fd, short what, void *arg) {
+  on_worker *o = arg;
+  o->fn(o->front);
+  o->done = 1;
+}
+
+static void run_on_workers(gw_http_front *fronts, int n, void (*fn)(gw_http_front *)) {
+  on_worker *ops = gw_calloc((size_t)n, sizeof(*ops));
+  if (!ops)
+    return;
+  for (int i = 0; i < n; i++) {
+    ops[i].fn = fn;
+    ops[i].front = &fronts[i];
+    if (event_base_once(fronts[i].worker->base, -1, EV_TIMEOUT, on_worker_cb, &ops[i], NULL) != 0)
+      ops[i].done = 1;
+  }
+  for (int i = 0; i < n; i++)
+    while (!ops[i].done)
+      usleep(1000);
+  gw_free(ops);
+}
+
+static void http_stop_accepting(gw_http_front *f) {
+  if (f->server)
+    gw_http_server_stop_accepting(f->server);
+}
+
+static void http_free(gw_http_front *f) {
+  gw_http_server_free(f->server); /* cancels the calls still open */
+  f->server = NULL;
+}
+
+static void http_reload_tls(gw_http_front *f) {
+  if (f->server && gw_http_server_reload_tls(f->server, NULL, NULL) != GW_OK)
+    GW_LOGE("main", NULL, "TLS reload failed on worker %d: keeping the old certificate",
+            f->worker->id);
+}
+
+static long http_in_flight(gw_http_front *fronts, int n) {
+  long total = 0;
+  for (int i = 0; i < n; i++)
+    total += fronts[i].in_flight;
+  return total;
+}
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -87,6 +143,9 @@ int main(int argc, char **argv) {
   if (n_workers < 1)
     n_workers = 1;
   gw_grpc_front *front = NULL;
+  gw_routes *routes = NULL;
+  gw_http_front *fronts = NULL;
+  bool http_started = false;
   gw_supervisor *sup = NULL;
 
   if (gw_descriptors_load(gw_descriptor_set, gw_descriptor_set_len, &desc) != GW_OK) {
@@ -99,6 +158,8 @@ int main(int argc, char **argv) {
     goto out;
   }
   pipeline.router = router;
+  if (gw_router_start_catalogs(router) != GW_OK)
+    goto out;
   gw_stage route = gw_router_stage(router);
   if (gw_pipeline_add(&pipeline, &gw_stage_stats) || gw_pipeline_add(&pipeline, &gw_stage_auth) ||
       gw_pipeline_add(&pipeline, &gw_stage_limit) || gw_pipeline_add(&pipeline, &gw_stage_cache) ||
@@ -114,12 +175,40 @@ int main(int argc, char **argv) {
   for (int i = 0; i < n_workers; i++)
     if (gw_worker_init(&workers[i], i) != GW_OK)
       goto out;
+  if (gw_curl_loops_init(workers, n_workers) != GW_OK)
+    goto out;
   gw_grpc_front_options gopts = {.host = cfg.host, .port = cfg.grpc_port};
   if (gw_grpc_front_start(&gopts, desc, &pipeline, workers, n_workers, &front) != GW_OK)
     goto out;
+  if (gw_routes_build(desc, &routes) != GW_OK)
+    goto out;
+  fronts = gw_calloc((size_t)n_workers, sizeof(*fronts));
+  if (!fronts)
+    goto out;
+  gw_http_options hopts;
+  gw_http_options_init(&hopts);
+  hopts.host = cfg.host;
+  hopts.port = (uint16_t)cfg.port;
+  hopts.max_body_bytes = cfg.max_body_bytes;
+  hopts.tls_cert_file = cfg.tls_cert_file;
+  hopts.tls_key_file = cfg.tls_key_file;
+  hopts.hsts_max_age = cfg.tls_cert_file ? 31536000 : 0;
+  for (int i = 0; i < n_workers; i++) {
+    fronts[i].worker = &workers[i];
+    fronts[i].routes = routes;
+    fronts[i].pipeline = &pipeline;
+    if (gw_http_server_new(workers[i].base, &hopts, gw_http_front_handle, &fronts[i],
+                           &fronts[i].server) != GW_OK) {
+      GW_LOGE("main", NULL, "cannot serve HTTP on %s:%d", cfg.host, cfg.port);
+      goto out;
+    }
+  }
+  GW_LOGI("http", NULL, "HTTP front door listening on %s:%d (%s, %zu routes)", cfg.host, cfg.port,
+          cfg.tls_cert_file ? "TLS, ALPN h2/http1.1" : "HTTP/1.1 and h2c", gw_routes_count(routes));
   for (int i = 0; i < n_workers; i++)
     if (gw_worker_start(&workers[i]) != GW_OK)
       goto out;
+  http_started = true;
   GW_LOGI("main", NULL, "ai-gateway %s ready: %d workers, %zu backends, %zu models", GW_VERSION,
           n_workers, cfg.n_backends, cfg.n_models);
 
@@ -130,7 +219,12 @@ int main(int argc, char **argv) {
     if (sig == SIGCHLD)
       continue; /* the supervisor's thread reaps its children */
     if (sig == SIGHUP) {
-      GW_LOGI("main", NULL, "SIGHUP: configuration reload is not supported yet; ignoring");
+      if (cfg.tls_cert_file) {
+        run_on_workers(fronts, n_workers, http_reload_tls);
+        GW_LOGI("main", NULL, "SIGHUP: TLS certificate reloaded for new connections");
+      } else {
+        GW_LOGI("main", NULL, "SIGHUP: nothing to reload (no TLS certificate configured)");
+      }
       continue;
     }
     GW_LOGI("main", NULL, "%s: shutting down (grace %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
@@ -142,11 +236,23 @@ int main(int argc, char **argv) {
 out:
   if (router)
     router->shutting_down = 1;
+  int64_t grace_until = gw_now_ms() + cfg.shutdown_grace_ms;
+  if (http_started)
+    run_on_workers(fronts, n_workers, http_stop_accepting);
   if (front)
     gw_grpc_front_shutdown(front, cfg.shutdown_grace_ms);
+  if (http_started) {
+    while (http_in_flight(fronts, n_workers) > 0 && gw_now_ms() < grace_until)
+      usleep(10000);
+    if (http_in_flight(fronts, n_workers) > 0)
+      GW_LOGW("main", NULL, "grace period over: cancelling %ld HTTP calls",
+              http_in_flight(fronts, n_workers));
+    run_on_workers(fronts, n_workers, http_free);
+  }
   if (workers) {
     for (int i = 0; i < n_workers; i++)
       gw_worker_join(&workers[i]);
+    gw_curl_loops_free();
     gw_grpc_front_free(front);
     for (int i = 0; i < n_workers; i++)
       gw_worker_release(&workers[i]);
@@ -154,6 +260,11 @@ out:
   } else {
     gw_grpc_front_free(front);
   }
+  if (fronts && !http_started)
+    for (int i = 0; i < n_workers; i++)
+      gw_http_server_free(fronts[i].server);
+  gw_free(fronts);
+  gw_routes_free(routes);
   gw_supervisor_stop(sup);
   gw_router_free(router);
   gw_pipeline_release(&pipeline);

@@ -1323,14 +1323,20 @@ static int print_object(struct wctx *w, const ProtobufCMessage *m, int depth) {
   TRY(gw_buf_appendc(w->b, '{'));
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &d->fields[i];
-    if (f == slot || !field_shown(w, f, m))
+    if (f == slot)
+      continue;
+    int shown = field_shown(w, f, m);
+    const char *raw = w->opts.field_hook ? w->opts.field_hook(w->opts.hook_arg, m, f, shown) : NULL;
+    if (raw ? !*raw : !shown)
       continue;
     if (!first)
       TRY(gw_buf_appendc(w->b, ','));
     first = 0;
     TRY(print_string(w->b, f->name));
     TRY(gw_buf_appendc(w->b, ':'));
-    if (f->label != PROTOBUF_C_LABEL_REPEATED)
+    if (raw)
+      TRY(gw_buf_appends(w->b, raw));
+    else if (f->label != PROTOBUF_C_LABEL_REPEATED)
       TRY(print_value(w, f, CSLOT(m, f->offset), depth + 1, 0));
     else if (is_map_field(d, f))
       TRY(print_map(w, f, m, depth + 1));

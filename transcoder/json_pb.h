@@ -55,6 +55,15 @@ typedef struct gw_json_opts {
   int keep_unknown;
   /* Read and write bare unions and bare lists (see above). */
   int bare_unions;
+  /* Output hook (the OpenAI adapters' way to give schema-required members a
+   * value whatever the upstream left out): called for every member of every
+   * object printed, with |shown| telling whether the codec would print it.
+   * NULL: the codec's usual rule; "": leave the member out; anything else:
+   * JSON text written verbatim as the member's value (it must stay valid
+   * until the next call). */
+  const char *(*field_hook)(void *arg, const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+                            int shown);
+  void *hook_arg;
   /* Nesting limit of objects and arrays, both ways; 0 means
    * GW_JSON_DEFAULT_MAX_DEPTH. Deeper input is GW_ERR_INVALID "nesting too
    * deep". */

@@ -293,11 +293,15 @@ static void on_close(gw_tag *tag, bool ok) {
   if (sc->cancelled_flag && !sc->status_sent) {
     sc->client_gone = true;
     drop_queue(sc);
+    watch_unlink(sc);
+    /* The cancel may release the call (and |sc|, which lives in its arena)
+     * unless a hold is kept across it. */
+    sc->pending++;
     if (sc->call)
       gw_call_cancel(sc->call);
     else
       sc->finished = true;
-    watch_unlink(sc);
+    sc->pending--;
   }
   maybe_release(sc);
 }

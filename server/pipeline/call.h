@@ -89,6 +89,16 @@ struct gw_call {
   int64_t started_ms;
 
   const char *principal; /* who is calling, set by the auth stage */
+  /* A backend the call must be served by (the /local/... HTTP routes), NULL
+   * for whichever the model routes to. */
+  const char *backend_hint;
+  /* What an HTTP upstream said when it failed, for the HTTP front door to pass
+   * through (status 0 when there is none). Strings in |arena|. */
+  struct {
+    int http_status;
+    const char *type, *code, *param;
+    const char *retry_after; /* Retry-After to pass on, NULL when none */
+  } upstream_error;
   gw_route route;
   gw_usage usage;
 

@@ -8,7 +8,9 @@
 #include "aigateway/v1/inference.pb-c.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "pipeline/catalog.h"
 #include "pipeline/provider_grpc.h"
+#include "pipeline/provider_openai.h"
 
 #ifndef GW_VERSION
 #define GW_VERSION "0.1.0"
@@ -37,6 +39,15 @@ int gw_router_new(const gw_config *config, gw_buf *err, gw_router **out) {
         gw_router_free(r);
         return GW_ERR_NOMEM;
       }
+    } else if (strcmp(bc->provider, "openai") == 0) {
+      b->ops = &gw_provider_openai;
+      b->impl = gw_openai_backend_new(bc);
+      b->catalog = b->impl ? gw_catalog_new(bc) : NULL;
+      if (!b->catalog) {
+        r->n_backends++; /* so that gw_router_free frees what was made */
+        gw_router_free(r);
+        return GW_ERR_NOMEM;
+      }
     } else {
       /* Known to the config, served by a provider that lands later: the
        * route answers UNIMPLEMENTED for it rather than refusing to start. */
@@ -52,15 +63,41 @@ int gw_router_new(const gw_config *config, gw_buf *err, gw_router **out) {
 void gw_router_free(gw_router *r) {
   if (!r)
     return;
-  for (size_t i = 0; i < r->n_backends; i++)
+  gw_catalog_refresher_stop(r->refresher);
+  for (size_t i = 0; i < r->n_backends; i++) {
     if (r->backends[i].ops == &gw_provider_grpc)
       gw_grpc_backend_free(r->backends[i].impl);
+    else if (r->backends[i].ops == &gw_provider_openai)
+      gw_openai_backend_free(r->backends[i].impl);
+    gw_catalog_free(r->backends[i].catalog);
+  }
   gw_free(r->backends);
   gw_free(r);
 }
 
+int gw_router_start_catalogs(gw_router *r) {
+  if (r->refresher)
+    return GW_OK;
+  gw_catalog **cats = gw_calloc(r->n_backends + 1, sizeof(*cats));
+  if (!cats)
+    return GW_ERR_NOMEM;
+  size_t n = 0;
+  for (size_t i = 0; i < r->n_backends; i++)
+    if (r->backends[i].catalog)
+      cats[n++] = r->backends[i].catalog;
+  int rc = n ? gw_catalog_refresher_start(cats, n, gw_catalog_refresh_interval(), &r->refresher)
+             : GW_OK;
+  gw_free(cats);
+  return rc;
+}
+
 const char *gw_router_backend_state(const gw_router *r, size_t i) {
   const gw_backend *b = &r->backends[i];
+  if (b->ops == &gw_provider_openai) {
+    /* The last model listing says whether the upstream answers. */
+    int h = gw_catalog_health(b->catalog);
+    return h > 0 ? "serving" : h == 0 ? "not_serving" : "unknown";
+  }
   if (b->ops != &gw_provider_grpc)
     return "unknown";
   const gw_grpc_backend *g = b->impl;
@@ -124,6 +161,52 @@ static void fill_model(Aigateway__V1__Model *m, const char *id, int64_t created)
   m->owned_by = "ai-gateway";
 }
 
+/* Does wildcard entry |name| ("*" or a prefix one) cover |model|? */
+static bool wildcard_covers(const char *name, const char *model) {
+  size_t n = strlen(name);
+  if (n == 0 || name[n - 1] != '*')
+    return false;
+  return strncmp(name, model, n - 1) == 0;
+}
+
+/* Looks |model| (reached through wildcard entry |mc|) up in the catalogs of
+ * |mc|'s backends: 1 and |*found| set when one lists it, 0 when every loaded
+ * catalog misses it, -1 when none has loaded (nothing is known). */
+static int catalog_lookup(const gw_router *r, const gw_model_conf *mc, const char *model,
+                          const gw_catalog_model **found) {
+  int known = -1;
+  for (size_t d = 0; d < mc->n_deployments; d++) {
+    const gw_backend *b = find_backend(r, mc->deployments[d].backend);
+    const gw_catalog_snapshot *s = b ? gw_catalog_get(b->catalog) : NULL;
+    if (!s)
+      continue;
+    const char *up = mc->deployments[d].upstream_model && *mc->deployments[d].upstream_model
+                         ? mc->deployments[d].upstream_model
+                         : model;
+    const gw_catalog_model *m = gw_catalog_find(s, up);
+    if (m) {
+      *found = m;
+      return 1;
+    }
+    known = 0;
+  }
+  return known;
+}
+
+static void fill_catalog_model(Aigateway__V1__Model *m, const gw_catalog_model *cm,
+                               int64_t created) {
+  fill_model(m, cm->id, cm->created ? cm->created : created);
+  if (cm->owned_by && *cm->owned_by)
+    m->owned_by = (char *)cm->owned_by;
+}
+
+static bool listed(Aigateway__V1__Model **ptrs, size_t n, const char *id) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(ptrs[i]->id, id) == 0)
+      return true;
+  return false;
+}
+
 static int models_start(gw_call *call) {
   const gw_router *r = call->pipeline->router;
   const gw_config *c = r->config;
@@ -132,12 +215,17 @@ static int models_start(gw_call *call) {
     const Aigateway__V1__GetModelRequest *req = (const void *)call->request;
     const char *id = req->id ? req->id : "";
     const gw_model_conf *mc = *id ? gw_config_model(c, id) : NULL;
-    if (!mc) {
+    const gw_catalog_model *cm = NULL;
+    if (!mc || (!listable(mc->name) && catalog_lookup(r, mc, id, &cm) == 0)) {
       gw_call_finishf(call, GW_STATUS_NOT_FOUND, "The model '%s' does not exist", id);
       return GW_OK;
     }
     Aigateway__V1__Model m;
     fill_model(&m, id, created);
+    if (cm && cm->owned_by && *cm->owned_by)
+      m.owned_by = (char *)cm->owned_by;
+    if (cm && cm->created)
+      m.created = cm->created;
     gw_call_emit(call, &m.base);
     gw_call_finish(call, GW_STATUS_OK, NULL);
     return GW_OK;
@@ -145,8 +233,26 @@ static int models_start(gw_call *call) {
   Aigateway__V1__ListModelsResponse resp;
   aigateway__v1__list_models_response__init(&resp);
   resp.object = "list";
-  Aigateway__V1__Model *models = gw_arena_calloc(call->arena, (c->n_models + 1) * sizeof(*models));
-  Aigateway__V1__Model **ptrs = gw_arena_calloc(call->arena, (c->n_models + 1) * sizeof(*ptrs));
+  /* Each backend's snapshot is taken once, so the count and the listing
+   * agree even if a refresh swaps it meanwhile. */
+  const gw_catalog_snapshot **snaps =
+      gw_arena_calloc(call->arena, (r->n_backends + 1) * sizeof(*snaps));
+  if (!snaps)
+    return GW_ERR_NOMEM;
+  for (size_t i = 0; i < r->n_backends; i++)
+    snaps[i] = gw_catalog_get(r->backends[i].catalog);
+  size_t cap = c->n_models + 1;
+  for (size_t i = 0; i < c->n_models; i++) {
+    if (listable(c->models[i].name))
+      continue;
+    for (size_t d = 0; d < c->models[i].n_deployments; d++) {
+      const gw_backend *b = find_backend(r, c->models[i].deployments[d].backend);
+      if (b && snaps[b - r->backends])
+        cap += snaps[b - r->backends]->n;
+    }
+  }
+  Aigateway__V1__Model *models = gw_arena_calloc(call->arena, cap * sizeof(*models));
+  Aigateway__V1__Model **ptrs = gw_arena_calloc(call->arena, cap * sizeof(*ptrs));
   if (!models || !ptrs)
     return GW_ERR_NOMEM;
   for (size_t i = 0; i < c->n_models; i++) {
@@ -155,6 +261,29 @@ static int models_start(gw_call *call) {
     fill_model(&models[resp.n_data], c->models[i].name, created);
     ptrs[resp.n_data] = &models[resp.n_data];
     resp.n_data++;
+  }
+  /* Then every model a wildcard entry reaches by the client's own name. */
+  for (size_t i = 0; i < c->n_models; i++) {
+    const gw_model_conf *mc = &c->models[i];
+    if (listable(mc->name))
+      continue;
+    for (size_t d = 0; d < mc->n_deployments; d++) {
+      const gw_deployment_conf *dc = &mc->deployments[d];
+      const gw_backend *b = find_backend(r, dc->backend);
+      const gw_catalog_snapshot *s = b ? snaps[b - r->backends] : NULL;
+      if (!s || (dc->upstream_model && *dc->upstream_model))
+        continue;
+      for (size_t k = 0; k < s->n; k++) {
+        const gw_catalog_model *cm = &s->models[k];
+        /* Listed only if this entry is the one that routes the name. */
+        if (!wildcard_covers(mc->name, cm->id) || gw_config_model(c, cm->id) != mc ||
+            listed(ptrs, resp.n_data, cm->id))
+          continue;
+        fill_catalog_model(&models[resp.n_data], cm, created);
+        ptrs[resp.n_data] = &models[resp.n_data];
+        resp.n_data++;
+      }
+    }
   }
   resp.data = ptrs;
   gw_call_emit(call, &resp.base);
@@ -275,6 +404,25 @@ static void route_run(const gw_stage *st, gw_call *call) {
     return;
   }
   const gw_model_conf *mc = gw_config_model(r->config, model);
+  if (call->backend_hint) {
+    /* The /local/... routes: only the named backend serves them, under the
+     * name a config entry gives the model there, else the name asked for. */
+    const gw_backend *hb = find_backend(r, call->backend_hint);
+    if (!hb || !hb->ops) {
+      gw_call_finishf(call, GW_STATUS_UNAVAILABLE, "no backend named '%s' is configured",
+                      call->backend_hint);
+      return;
+    }
+    call->route.backend = hb->conf->name;
+    call->route.backend_impl = hb->impl;
+    call->route.upstream_model = model;
+    for (size_t i = 0; mc && i < mc->n_deployments; i++)
+      if (strcmp(mc->deployments[i].backend, hb->conf->name) == 0 &&
+          mc->deployments[i].upstream_model && *mc->deployments[i].upstream_model)
+        call->route.upstream_model = mc->deployments[i].upstream_model;
+    start_provider(call, hb->ops);
+    return;
+  }
   if (!mc || mc->n_deployments == 0) {
     gw_call_finishf(call, GW_STATUS_NOT_FOUND, "The model '%s' does not exist", model);
     return;
@@ -293,6 +441,14 @@ static void route_run(const gw_stage *st, gw_call *call) {
   call->route.backend = b->conf->name;
   call->route.backend_impl = b->impl;
   call->route.upstream_model = d->upstream_model && *d->upstream_model ? d->upstream_model : model;
+  if (!listable(mc->name) && b->catalog) {
+    /* A wildcard reaches only what the backend lists (once it has listed). */
+    const gw_catalog_snapshot *s = gw_catalog_get(b->catalog);
+    if (s && !gw_catalog_find(s, call->route.upstream_model)) {
+      gw_call_finishf(call, GW_STATUS_NOT_FOUND, "The model '%s' does not exist", model);
+      return;
+    }
+  }
   GW_LOGD("route", call->request_id, "%s model=%s -> backend=%s model=%s", m->path, model,
           b->conf->name, call->route.upstream_model);
   start_provider(call, b->ops);

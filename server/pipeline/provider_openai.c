@@ -1,0 +1,898 @@
+/* OpenAI-compatible provider on the worker's curl loop, with its SSE reader. */
+#include "pipeline/provider_openai.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "aigateway/v1/inference.pb-c.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "engine/curl_loop.h"
+#include "engine/worker.h"
+#include "google/protobuf/wrappers.pb-c.h"
+#include "transcoder/json_pb.h"
+
+#ifndef GW_VERSION
+#define GW_VERSION "0.1.0"
+#endif
+
+#define REQUEST_CAP ((size_t)64 << 20)    /* the JSON body we send */
+#define BODY_CAP ((size_t)64 << 20)       /* a unary answer */
+#define ERROR_BODY_CAP ((size_t)64 << 10) /* an error answer: the rest is dropped */
+#define EVENT_CAP ((size_t)4 << 20)       /* one SSE event */
+#define CONNECT_TIMEOUT_MS 10000L
+
+static const gw_json_opts out_opts = {.int64_as_number = 1, .bare_unions = 1};
+static const gw_json_opts in_opts = {.keep_unknown = 1, .bare_unions = 1};
+
+/* ---- SSE reader -------------------------------------------------------------- */
+
+/* The unparsed input may hold a partial event plus what curl delivered
+ * while the sink was full (one write at a time). */
+static size_t in_cap(size_t cap) { return 2 * cap + (64 << 10); }
+
+void gw_sse_reader_init(gw_sse_reader *r, size_t cap) {
+  memset(r, 0, sizeof(*r));
+  r->cap = cap;
+  gw_buf_init(&r->in, in_cap(cap));
+  gw_buf_init(&r->data, cap);
+}
+
+void gw_sse_reader_release(gw_sse_reader *r) {
+  gw_buf_release(&r->in);
+  gw_buf_release(&r->data);
+}
+
+int gw_sse_reader_feed(gw_sse_reader *r, const char *p, size_t n) {
+  if (r->pos) {
+    gw_buf_consume(&r->in, r->pos);
+    r->pos = 0;
+  }
+  return gw_buf_append(&r->in, p, n);
+}
+
+static void reset_event(gw_sse_reader *r) {
+  gw_buf_reset(&r->data);
+  r->event[0] = '\0';
+  r->has_data = false;
+}
+
+int gw_sse_reader_next(gw_sse_reader *r, gw_sse_event *ev) {
+  if (r->returned) {
+    reset_event(r);
+    r->returned = false;
+  }
+  for (;;) {
+    size_t left = r->in.len - r->pos;
+    if (left == 0)
+      return 0;
+    const char *p = r->in.data + r->pos;
+    if (r->skip_lf) {
+      r->skip_lf = false;
+      if (p[0] == '\n') {
+        r->pos++;
+        continue;
+      }
+    }
+    size_t i = 0;
+    while (i < left && p[i] != '\n' && p[i] != '\r')
+      i++;
+    if (i == left) /* no line end yet */
+      return left > r->cap ? GW_ERR_TOOBIG : 0;
+    size_t eol = 1;
+    if (p[i] == '\r') {
+      if (i + 1 < left) {
+        if (p[i + 1] == '\n')
+          eol = 2;
+      } else {
+        r->skip_lf = true; /* its LF may come with the next bytes */
+      }
+    }
+    r->pos += i + eol;
+
+    if (i == 0) { /* blank line: the event ends */
+      if (!r->has_data) {
+        reset_event(r);
+        continue;
+      }
+      if (r->data.len && r->data.data[r->data.len - 1] == '\n')
+        r->data.data[--r->data.len] = '\0';
+      ev->event = r->event;
+      ev->data = r->data.data ? r->data.data : "";
+      ev->len = r->data.len;
+      ev->done = ev->len == 6 && memcmp(ev->data, "[DONE]", 6) == 0;
+      r->returned = true;
+      return 1;
+    }
+    if (p[0] == ':') /* comment */
+      continue;
+    const char *colon = memchr(p, ':', i);
+    size_t name_len = colon ? (size_t)(colon - p) : i;
+    const char *v = colon ? colon + 1 : p + i;
+    if (v < p + i && *v == ' ')
+      v++;
+    size_t vlen = (size_t)(p + i - v);
+    if (name_len == 4 && memcmp(p, "data", 4) == 0) {
+      if (r->data.len + vlen + 1 > r->cap)
+        return GW_ERR_TOOBIG;
+      int rc = gw_buf_append(&r->data, v, vlen);
+      if (rc == GW_OK)
+        rc = gw_buf_appendc(&r->data, '\n');
+      if (rc != GW_OK)
+        return rc;
+      r->has_data = true;
+    } else if (name_len == 5 && memcmp(p, "event", 5) == 0) {
+      size_t k = vlen < sizeof(r->event) - 1 ? vlen : sizeof(r->event) - 1;
+      memcpy(r->event, v, k);
+      r->event[k] = '\0';
+    } /* id, retry and unknown fields: ignored */
+  }
+}
+
+/* ---- base64 float vectors ------------------------------------------------------ */
+
+static int b64_value(unsigned char c) {
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '+' || c == '-')
+    return 62;
+  if (c == '/' || c == '_')
+    return 63;
+  return -1;
+}
+
+int gw_openai_decode_floats(const char *s, size_t n, float **out, size_t *n_out) {
+  while (n > 0 && s[n - 1] == '=')
+    n--;
+  if (n % 4 == 1)
+    return GW_ERR_INVALID;
+  size_t bytes = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+  if (bytes % 4)
+    return GW_ERR_INVALID;
+  float *f = gw_malloc(bytes ? bytes : 1);
+  if (!f)
+    return GW_ERR_NOMEM;
+  uint8_t *b = (uint8_t *)f;
+  size_t o = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < n; i++) {
+    int v = b64_value((unsigned char)s[i]);
+    if (v < 0) {
+      gw_free(f);
+      return GW_ERR_INVALID;
+    }
+    acc = (acc << 6) | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      b[o++] = (uint8_t)(acc >> bits);
+    }
+  }
+  /* Little-endian float32 on the wire: turn each into a host float. */
+  for (size_t i = 0; i < bytes / 4; i++) {
+    uint32_t u = (uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 | (uint32_t)b[4 * i + 2] << 16 |
+                 (uint32_t)b[4 * i + 3] << 24;
+    memcpy(&f[i], &u, 4);
+  }
+  *out = f;
+  *n_out = bytes / 4;
+  return GW_OK;
+}
+
+/* ---- status mapping ------------------------------------------------------------ */
+
+gw_status_code gw_openai_status_from_http(long s) {
+  if (s >= 200 && s < 300)
+    return GW_STATUS_OK;
+  switch (s) {
+  case 400:
+  case 413:
+  case 422: return GW_STATUS_INVALID_ARGUMENT;
+  case 401: return GW_STATUS_UNAUTHENTICATED;
+  case 403: return GW_STATUS_PERMISSION_DENIED;
+  case 404: return GW_STATUS_NOT_FOUND;
+  case 408:
+  case 504: return GW_STATUS_DEADLINE_EXCEEDED;
+  case 409: return GW_STATUS_ABORTED;
+  case 429: return GW_STATUS_RESOURCE_EXHAUSTED;
+  case 500: return GW_STATUS_INTERNAL;
+  }
+  if (s >= 500 && s < 600)
+    return GW_STATUS_UNAVAILABLE;
+  if (s >= 400 && s < 500)
+    return GW_STATUS_FAILED_PRECONDITION;
+  return GW_STATUS_UNKNOWN;
+}
+
+/* An error object's `type` when it carries no HTTP-like code (stream errors). */
+static gw_status_code status_from_type(const char *type) {
+  static const struct {
+    const char *type;
+    gw_status_code code;
+  } map[] = {
+      {"invalid_request_error", GW_STATUS_INVALID_ARGUMENT},
+      {"authentication_error", GW_STATUS_UNAUTHENTICATED},
+      {"permission_error", GW_STATUS_PERMISSION_DENIED},
+      {"not_found_error", GW_STATUS_NOT_FOUND},
+      {"rate_limit_error", GW_STATUS_RESOURCE_EXHAUSTED},
+      {"rate_limit_exceeded", GW_STATUS_RESOURCE_EXHAUSTED},
+      {"insufficient_quota", GW_STATUS_RESOURCE_EXHAUSTED},
+      {"overloaded_error", GW_STATUS_UNAVAILABLE},
+      {"timeout_error", GW_STATUS_DEADLINE_EXCEEDED},
+  };
+  for (size_t i = 0; type && i < sizeof(map) / sizeof(map[0]); i++)
+    if (strcmp(type, map[i].type) == 0)
+      return map[i].code;
+  return GW_STATUS_INTERNAL;
+}
+
+/* ---- backends -------------------------------------------------------------------- */
+
+gw_openai_backend *gw_openai_backend_new(const gw_backend_conf *bc) {
+  gw_openai_backend *b = gw_calloc(1, sizeof(*b));
+  if (!b)
+    return NULL;
+  b->timeout_ms = bc->timeout_ms;
+  b->name = gw_strdup(bc->name ? bc->name : "openai");
+  const char *t = bc->target ? bc->target : "";
+  size_t n = strlen(t);
+  while (n > 0 && t[n - 1] == '/')
+    n--;
+  b->base = gw_strndup(t, n);
+  if (!b->name || !b->base)
+    goto fail;
+  if (bc->api_key && *bc->api_key) {
+    size_t len = strlen("Authorization: Bearer ") + strlen(bc->api_key) + 1;
+    b->auth_header = gw_malloc(len);
+    if (!b->auth_header)
+      goto fail;
+    snprintf(b->auth_header, len, "Authorization: Bearer %s", bc->api_key);
+  }
+  return b;
+fail:
+  gw_openai_backend_free(b);
+  return NULL;
+}
+
+void gw_openai_backend_free(gw_openai_backend *b) {
+  if (!b)
+    return;
+  if (b->auth_header) {
+    volatile char *p = b->auth_header; /* a secret: wipe it */
+    while (*p)
+      *p++ = 0;
+    gw_free(b->auth_header);
+  }
+  gw_free(b->name);
+  gw_free(b->base);
+  gw_free(b);
+}
+
+/* ---- one exchange ------------------------------------------------------------------ */
+
+/* Lives in the call's arena; stays reachable through call->provider_state
+ * after the end so that gw_openai_error_of() can answer. */
+typedef struct oai_call {
+  gw_curl_xfer cx;
+  gw_call *call;
+  const gw_openai_backend *b;
+  struct curl_slist *headers;
+  gw_buf body; /* the request, sent from here */
+  gw_buf resp; /* a unary answer, or any error answer */
+  gw_sse_reader sse;
+  gw_openai_error err;
+  bool has_error;
+  char errbuf[CURL_ERROR_SIZE];
+  long http_status;
+  int64_t timeout_ms;
+  bool streaming, embedding;
+  bool transfer_done; /* the curl transfer is over (on_done ran) */
+  bool ended;         /* the call is finished, by us or by anyone */
+  bool released;      /* buffers freed, reference dropped */
+  bool backlog;       /* the sink was full: events may wait in |sse| */
+  bool paused;        /* curl holds data for us */
+  bool saw_done;      /* [DONE] arrived */
+} oai_call;
+
+static void reap(gw_curl_xfer *x) {
+  oai_call *o = GW_CONTAINER_OF(x, oai_call, cx);
+  gw_call_unref(o->call); /* may dispose of the call and |o| with it */
+}
+
+static void release(oai_call *o) {
+  if (o->released)
+    return;
+  o->released = true;
+  if (o->cx.easy)
+    curl_easy_cleanup(o->cx.easy);
+  o->cx.easy = NULL;
+  curl_slist_free_all(o->headers);
+  o->headers = NULL;
+  gw_buf_release(&o->body);
+  gw_buf_release(&o->resp);
+  gw_sse_reader_release(&o->sse);
+  /* The reference goes on the next loop iteration: release() may run
+   * inside gw_call_finish/cancel, under a front door that still touches
+   * the call when they return. */
+  gw_curl_loop_reap_later(&o->cx, reap);
+}
+
+/* Ends the transfer: now, or (inside curl) once curl returns; then
+ * release() runs from on_done. */
+static void stop(oai_call *o) {
+  if (!o->transfer_done)
+    gw_curl_loop_cancel(&o->cx);
+  else
+    release(o);
+}
+
+/* The one way this provider ends a call. An upstream error is copied
+ * into the call for the HTTP front door first. */
+static void end_call(oai_call *o, gw_status_code code, const char *msg) {
+  if (o->ended)
+    return;
+  o->ended = true;
+  if (o->has_error) {
+    o->call->upstream_error.http_status = (int)o->err.http_status;
+    o->call->upstream_error.type = o->err.type;
+    o->call->upstream_error.code = o->err.code;
+    o->call->upstream_error.param = o->err.param;
+    o->call->upstream_error.retry_after = o->err.retry_after;
+  }
+  gw_call_finish(o->call, code, msg); /* its cancel() finds us ended */
+  stop(o);
+}
+
+static const char *backend_name(const oai_call *o) { return o->b->name; }
+
+static const char *json_str(gw_arena *a, json_t *v) {
+  if (json_is_string(v))
+    return gw_arena_strndup(a, json_string_value(v), json_string_length(v));
+  if (json_is_integer(v))
+    return gw_arena_printf(a, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+  return NULL;
+}
+
+/* Fills o->err from an OpenAI error object |e|; returns the status for it
+ * (from |http_status| when it is an error status, else from the object). */
+static gw_status_code take_error(oai_call *o, json_t *e, long http_status) {
+  gw_arena *a = o->call->arena;
+  o->has_error = true;
+  o->err.http_status = http_status;
+  o->err.type = json_str(a, json_object_get(e, "type"));
+  o->err.code = json_str(a, json_object_get(e, "code"));
+  o->err.param = json_str(a, json_object_get(e, "param"));
+  o->err.message = json_str(a, json_object_get(e, "message"));
+  if (http_status >= 300)
+    return gw_openai_status_from_http(http_status);
+  json_t *code = json_object_get(e, "code");
+  if (json_is_integer(code) && json_integer_value(code) >= 400 && json_integer_value(code) < 600)
+    return gw_openai_status_from_http((long)json_integer_value(code));
+  return status_from_type(o->err.type);
+}
+
+/* The upstream answered with an error status: its body, as far as it is an
+ * OpenAI error object ({"detail": ...} and plain text are taken too). */
+static void http_error(oai_call *o, long st) {
+  gw_arena *a = o->call->arena;
+  json_t *root = o->resp.len ? json_loadb(o->resp.data, o->resp.len, 0, NULL) : NULL;
+  json_t *e = root ? json_object_get(root, "error") : NULL;
+  gw_status_code code;
+  if (json_is_object(e)) {
+    code = take_error(o, e, st);
+  } else {
+    o->has_error = true;
+    o->err.http_status = st;
+    code = gw_openai_status_from_http(st);
+    json_t *d = root ? json_object_get(root, "detail") : NULL;
+    if (!d && root)
+      d = json_object_get(root, "message");
+    if (json_is_string(e))
+      o->err.message = json_str(a, e);
+    else if (json_is_string(d))
+      o->err.message = json_str(a, d);
+    else if (!root && o->resp.len)
+      o->err.message = gw_arena_strndup(a, o->resp.data, o->resp.len > 512 ? 512 : o->resp.len);
+  }
+  json_decref(root);
+  if (o->err.message && *o->err.message)
+    end_call(o, code, o->err.message);
+  else {
+    char msg[160];
+    snprintf(msg, sizeof msg, "backend %s answered HTTP %ld", backend_name(o), st);
+    o->err.message = gw_arena_strdup(a, msg);
+    end_call(o, code, msg);
+  }
+}
+
+/* The exchange failed below HTTP (connect, TLS, timeout, a broken stream). */
+static void transport_error(oai_call *o, CURLcode rc) {
+  const char *why = o->errbuf[0] ? o->errbuf : curl_easy_strerror(rc);
+  char m[400];
+  gw_status_code code = GW_STATUS_UNAVAILABLE;
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    code = GW_STATUS_DEADLINE_EXCEEDED;
+    snprintf(m, sizeof m, "backend %s did not answer in time", backend_name(o));
+  } else if (o->http_status) {
+    snprintf(m, sizeof m, "backend %s: response broken: %s", backend_name(o), why);
+  } else {
+    snprintf(m, sizeof m, "backend %s unavailable: %s", backend_name(o), why);
+  }
+  end_call(o, code, m);
+}
+
+/* An event that is an error object ({"error": {...}}, or any object under
+ * "event: error"): ends the call and returns true. */
+static bool stream_error(oai_call *o, const gw_sse_event *ev) {
+  bool named = strcmp(ev->event, "error") == 0;
+  if (!named && !memmem(ev->data, ev->len, "\"error\"", 7))
+    return false;
+  json_t *root = json_loadb(ev->data, ev->len, 0, NULL);
+  json_t *e = root ? json_object_get(root, "error") : NULL;
+  if (!json_is_object(e))
+    e = named && json_is_object(root) ? root : NULL;
+  if (!e) {
+    json_decref(root);
+    return false;
+  }
+  gw_status_code code = take_error(o, e, o->http_status);
+  json_decref(root);
+  const char *msg = o->err.message && *o->err.message ? o->err.message : "backend stream failed";
+  end_call(o, code, msg);
+  return true;
+}
+
+/* One SSE event: one output message, emitted now. */
+static void handle_event(oai_call *o, const gw_sse_event *ev) {
+  if (stream_error(o, ev))
+    return;
+  gw_arena *a = gw_arena_new(0, 0);
+  if (!a) {
+    end_call(o, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  ProtobufCMessage *msg = NULL;
+  gw_json_error je = {{0}, {0}};
+  int rc = gw_json_to_pb(o->call->method->output, ev->data, ev->len, a, &in_opts, &msg, &je);
+  if (rc != GW_OK) {
+    char m[640];
+    snprintf(m, sizeof m, "backend %s sent an undecodable event: %s%s%s", backend_name(o), je.param,
+             je.param[0] ? ": " : "", je.message);
+    gw_arena_free(a);
+    end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+    return;
+  }
+  gw_call_emit(o->call, msg);
+  gw_arena_free(a);
+}
+
+/* Emits the events waiting in the reader while the sink takes them. */
+static void pump(oai_call *o) {
+  while (!o->ended) {
+    if (!gw_call_sink_ready(o->call)) {
+      o->backlog = true;
+      return;
+    }
+    gw_sse_event ev;
+    int rc = gw_sse_reader_next(&o->sse, &ev);
+    if (rc == 0) {
+      o->backlog = false;
+      return;
+    }
+    if (rc < 0) {
+      char m[160];
+      snprintf(m, sizeof m, "backend %s sent a stream event over %zu bytes", backend_name(o),
+               o->sse.cap);
+      end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+      return;
+    }
+    if (o->saw_done)
+      continue; /* nothing counts after [DONE] */
+    if (ev.done) {
+      o->saw_done = true;
+      continue;
+    }
+    handle_event(o, &ev);
+  }
+}
+
+/* The stream's transfer ended well: flush a last event the upstream did not
+ * close with a blank line, then end the call once nothing waits. */
+static void finish_stream(oai_call *o) {
+  if (o->ended || o->backlog)
+    return;
+  if (gw_sse_reader_feed(&o->sse, "\n\n", 2) == GW_OK)
+    pump(o);
+  if (!o->ended && !o->backlog)
+    end_call(o, GW_STATUS_OK, NULL);
+}
+
+static bool is_2xx(long st) { return st >= 200 && st < 300; }
+
+static size_t write_cb(char *p, size_t size, size_t nmemb, void *arg) {
+  oai_call *o = arg;
+  size_t n = size * nmemb;
+  if (o->ended)
+    return n; /* cancelled from inside curl: removed once it returns */
+  curl_easy_getinfo(o->cx.easy, CURLINFO_RESPONSE_CODE, &o->http_status);
+  if (!o->streaming || !is_2xx(o->http_status)) {
+    int rc = gw_buf_append(&o->resp, p, n);
+    if (rc != GW_OK && is_2xx(o->http_status)) {
+      char m[160];
+      snprintf(m, sizeof m, "backend %s sent a response over %zu bytes", backend_name(o),
+               o->resp.cap);
+      end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+    }
+    return n; /* an error body keeps what fits */
+  }
+  if (o->backlog) {
+    pump(o);
+    if (o->ended)
+      return n;
+    if (o->backlog) { /* the client is slow: stop reading the upstream */
+      o->paused = true;
+      return CURL_WRITEFUNC_PAUSE;
+    }
+  }
+  int rc = gw_sse_reader_feed(&o->sse, p, n);
+  if (rc != GW_OK) {
+    char m[160];
+    snprintf(m, sizeof m, "backend %s sent a stream event over %zu bytes", backend_name(o),
+             o->sse.cap);
+    end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+    return n;
+  }
+  pump(o);
+  return n;
+}
+
+static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg) {
+  oai_call *o = arg;
+  size_t n = size * nmemb;
+  static const char name[] = "retry-after:";
+  if (n > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
+    const char *v = p + sizeof(name) - 1;
+    const char *end = p + n;
+    while (v < end && (*v == ' ' || *v == '\t'))
+      v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+      end--;
+    o->err.retry_after = gw_arena_strndup(o->call->arena, v, (size_t)(end - v));
+  }
+  return n;
+}
+
+/* Embedding vectors the upstream sent as base64 become float arrays, so the
+ * answer decodes into the repeated float field. |out| gets the rewritten
+ * JSON; returns 1 when there was nothing to rewrite, GW_OK, or an error. */
+static int embeddings_as_floats(const char *json, size_t len, gw_buf *out) {
+  if (!memmem(json, len, "\"embedding\"", 11))
+    return 1;
+  json_t *root = json_loadb(json, len, 0, NULL);
+  json_t *data = root ? json_object_get(root, "data") : NULL;
+  int rc = 1;
+  size_t i;
+  json_t *item;
+  json_array_foreach(data, i, item) {
+    json_t *emb = json_object_get(item, "embedding");
+    if (!json_is_string(emb))
+      continue;
+    float *f = NULL;
+    size_t nf = 0;
+    rc = gw_openai_decode_floats(json_string_value(emb), json_string_length(emb), &f, &nf);
+    if (rc != GW_OK)
+      goto out;
+    json_t *arr = json_array();
+    for (size_t k = 0; arr && k < nf; k++)
+      if (json_array_append_new(arr, json_real((double)f[k])) != 0) {
+        json_decref(arr);
+        arr = NULL;
+      }
+    gw_free(f);
+    if (!arr || json_object_set_new(item, "embedding", arr) != 0) {
+      rc = GW_ERR_NOMEM;
+      goto out;
+    }
+  }
+  if (rc == GW_OK) {
+    char *s = json_dumps(root, JSON_COMPACT);
+    rc = s ? gw_buf_appends(out, s) : GW_ERR_NOMEM;
+    free(s);
+  }
+out:
+  json_decref(root);
+  return rc;
+}
+
+static void unary_done(oai_call *o) {
+  gw_call *call = o->call;
+  const char *json = o->resp.data ? o->resp.data : "";
+  size_t len = o->resp.len;
+  gw_buf conv;
+  gw_buf_init(&conv, BODY_CAP * 2);
+  if (o->embedding) {
+    int rc = embeddings_as_floats(json, len, &conv);
+    if (rc == GW_OK) {
+      json = conv.data;
+      len = conv.len;
+    } else if (rc < 0) {
+      gw_buf_release(&conv);
+      char m[160];
+      snprintf(m, sizeof m, "backend %s sent an undecodable embedding", backend_name(o));
+      end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+      return;
+    }
+  }
+  ProtobufCMessage *msg = NULL;
+  gw_json_error je = {{0}, {0}};
+  int rc = gw_json_to_pb(call->method->output, json, len, call->arena, &in_opts, &msg, &je);
+  gw_buf_release(&conv);
+  if (rc != GW_OK) {
+    char m[640];
+    snprintf(m, sizeof m, "backend %s sent an undecodable %s: %s%s%s", backend_name(o),
+             call->method->output_type, je.param, je.param[0] ? ": " : "", je.message);
+    end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+    return;
+  }
+  gw_call_emit(call, msg);
+  end_call(o, GW_STATUS_OK, NULL);
+}
+
+static void on_done(gw_curl_xfer *x, CURLcode result) {
+  oai_call *o = GW_CONTAINER_OF(x, oai_call, cx);
+  o->transfer_done = true;
+  long st = 0;
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &st);
+  o->http_status = st;
+  curl_easy_cleanup(x->easy);
+  x->easy = NULL;
+  curl_slist_free_all(o->headers);
+  o->headers = NULL;
+  gw_buf_release(&o->body);
+  if (o->ended) {
+    release(o);
+    return;
+  }
+  if (st != 0 && !is_2xx(st)) {
+    http_error(o, st);
+    return;
+  }
+  if (result != CURLE_OK) {
+    transport_error(o, result);
+    return;
+  }
+  if (!o->streaming)
+    unary_done(o);
+  else
+    finish_stream(o); /* or resume() does, once the backlog is out */
+}
+
+/* ---- the request ---------------------------------------------------------------- */
+
+static const ProtobufCFieldDescriptor *field(const ProtobufCMessage *m, const char *name) {
+  return protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+}
+
+/* Puts the backend's model name, the stream flag and the embedding encoding
+ * into the request (in the call's arena) before it is written. */
+static int rewrite_request(oai_call *o) {
+  gw_call *call = o->call;
+  ProtobufCMessage *req = call->request;
+  const ProtobufCFieldDescriptor *f = field(req, "model");
+  if (f && f->type == PROTOBUF_C_TYPE_STRING && call->route.upstream_model)
+    *(const char **)((char *)req + f->offset) = call->route.upstream_model;
+  f = field(req, "stream");
+  if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+      f->descriptor == &google__protobuf__bool_value__descriptor) {
+    Google__Protobuf__BoolValue **slot = (Google__Protobuf__BoolValue **)((char *)req + f->offset);
+    if (o->streaming || (*slot && (*slot)->value)) {
+      Google__Protobuf__BoolValue *v = gw_arena_alloc(call->arena, sizeof(*v));
+      if (!v)
+        return GW_ERR_NOMEM;
+      google__protobuf__bool_value__init(v);
+      v->value = o->streaming;
+      *slot = v;
+    }
+  }
+  if (o->embedding) {
+    f = field(req, "encoding_format");
+    if (f && f->type == PROTOBUF_C_TYPE_STRING) {
+      const char **slot = (const char **)((char *)req + f->offset);
+      if (!*slot || strcmp(*slot, "base64") != 0)
+        *slot = "float";
+    }
+  }
+  return gw_pb_to_json(req, &out_opts, &o->body);
+}
+
+static bool header_safe(const char *v) { return v && *v && !strpbrk(v, "\r\n"); }
+
+static int add_header(oai_call *o, const char *h) {
+  struct curl_slist *l = curl_slist_append(o->headers, h);
+  if (!l)
+    return GW_ERR_NOMEM;
+  o->headers = l;
+  return GW_OK;
+}
+
+static int build_headers(oai_call *o) {
+  gw_call *call = o->call;
+  gw_arena *a = call->arena;
+  if (o->b->auth_header && add_header(o, o->b->auth_header) != GW_OK)
+    return GW_ERR_NOMEM;
+  if (add_header(o, "Content-Type: application/json") != GW_OK ||
+      add_header(o, o->streaming ? "Accept: text/event-stream" : "Accept: application/json") !=
+          GW_OK ||
+      add_header(o, "Expect:") != GW_OK)
+    return GW_ERR_NOMEM;
+  if (header_safe(call->request_id)) {
+    const char *h = gw_arena_printf(a, "X-Request-Id: %s", call->request_id);
+    if (!h || add_header(o, h) != GW_OK)
+      return GW_ERR_NOMEM;
+  }
+  if (header_safe(call->traceparent)) {
+    const char *h = gw_arena_printf(a, "traceparent: %s", call->traceparent);
+    if (!h || add_header(o, h) != GW_OK)
+      return GW_ERR_NOMEM;
+  }
+  return GW_OK;
+}
+
+/* Milliseconds the whole exchange may take: the call's deadline and the
+ * backend's timeout, whichever comes first; 0 for no limit. */
+static int64_t transfer_timeout(const gw_call *call, int backend_timeout_ms) {
+  int64_t left = 0;
+  if (call->deadline_ms) {
+    left = call->deadline_ms - gw_now_ms();
+    if (left < 1)
+      left = 1;
+  }
+  if (backend_timeout_ms > 0 && (left == 0 || backend_timeout_ms < left))
+    left = backend_timeout_ms;
+  return left;
+}
+
+static const char *method_path(const char *name, bool *embedding) {
+  *embedding = false;
+  if (strcmp(name, "CreateChatCompletion") == 0 || strcmp(name, "StreamChatCompletion") == 0)
+    return "/chat/completions";
+  if (strcmp(name, "CreateCompletion") == 0 || strcmp(name, "StreamCompletion") == 0)
+    return "/completions";
+  if (strcmp(name, "CreateEmbedding") == 0) {
+    *embedding = true;
+    return "/embeddings";
+  }
+  return NULL;
+}
+
+static int start(gw_call *call) {
+  const gw_openai_backend *b = call->route.backend_impl;
+  gw_curl_loop *loop = gw_curl_loop_of(call->worker);
+  if (!b || !loop)
+    return GW_ERR_STATE;
+  bool embedding;
+  const char *path = method_path(call->method->name, &embedding);
+  if (!path) {
+    gw_call_finishf(call, GW_STATUS_UNIMPLEMENTED, "%s is not served by OpenAI-compatible backends",
+                    call->method->path);
+    return GW_OK;
+  }
+  oai_call *o = gw_arena_calloc(call->arena, sizeof(*o));
+  if (!o)
+    return GW_ERR_NOMEM;
+  o->call = call;
+  o->b = b;
+  o->streaming = call->method->server_streaming;
+  o->embedding = embedding;
+  gw_buf_init(&o->body, REQUEST_CAP);
+  gw_buf_init(&o->resp, o->streaming ? ERROR_BODY_CAP : BODY_CAP);
+  gw_sse_reader_init(&o->sse, EVENT_CAP);
+
+  int rc = rewrite_request(o);
+  if (rc != GW_OK)
+    goto fail;
+  const char *url = gw_arena_printf(call->arena, "%s%s", b->base, path);
+  if (!url) {
+    rc = GW_ERR_NOMEM;
+    goto fail;
+  }
+  if ((rc = build_headers(o)) != GW_OK)
+    goto fail;
+  CURL *e = curl_easy_init();
+  if (!e) {
+    rc = GW_ERR_NOMEM;
+    goto fail;
+  }
+  o->cx.easy = e;
+  o->cx.done = on_done;
+  o->timeout_ms = transfer_timeout(call, b->timeout_ms);
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  long connect_ms = CONNECT_TIMEOUT_MS;
+  if (o->timeout_ms > 0 && o->timeout_ms < connect_ms)
+    connect_ms = (long)o->timeout_ms;
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  if (o->timeout_ms > 0)
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
+  curl_easy_setopt(e, CURLOPT_POST, 1L);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, o->body.data ? o->body.data : "");
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body.len);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, o->headers);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, "ai-gateway/" GW_VERSION);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, o);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, o);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, o->errbuf);
+
+  gw_call_ref(call);
+  call->provider_state = o;
+  if (gw_curl_loop_add(loop, &o->cx) != GW_OK) {
+    call->provider_state = NULL;
+    rc = GW_ERR_IO;
+    gw_call_unref(call); /* the front door still holds its own */
+    goto fail;
+  }
+  GW_LOGD("openai", call->request_id, "%s -> backend %s POST %s (%zu bytes)", call->method->path,
+          b->name, path, o->body.len);
+  return GW_OK;
+
+fail:
+  if (o->cx.easy)
+    curl_easy_cleanup(o->cx.easy);
+  o->cx.easy = NULL;
+  curl_slist_free_all(o->headers);
+  o->headers = NULL;
+  gw_buf_release(&o->body);
+  gw_buf_release(&o->resp);
+  gw_sse_reader_release(&o->sse);
+  return rc;
+}
+
+static void cancel(gw_call *call) {
+  oai_call *o = call->provider_state;
+  if (!o || o->ended)
+    return;
+  o->ended = true;
+  stop(o);
+}
+
+static void resume(gw_call *call) {
+  oai_call *o = call->provider_state;
+  if (!o || o->ended || !o->streaming)
+    return;
+  pump(o);
+  if (o->ended || o->backlog)
+    return;
+  if (o->transfer_done) {
+    finish_stream(o);
+    return;
+  }
+  if (o->paused) {
+    o->paused = false;
+    gw_curl_loop_unpause(&o->cx);
+  }
+}
+
+const gw_openai_error *gw_openai_error_of(const gw_call *call) {
+  if (call->provider != &gw_provider_openai || !call->provider_state)
+    return NULL;
+  const oai_call *o = call->provider_state;
+  return o->has_error ? &o->err : NULL;
+}
+
+const gw_provider_ops gw_provider_openai = {
+    .name = "openai", .start = start, .cancel = cancel, .resume = resume};

@@ -1,0 +1,92 @@
+/* The OpenAI-compatible provider: forwards a canonical call (chat,
+ * completions, embeddings; unary or server-streaming) to any upstream that
+ * speaks OpenAI's HTTP API (OpenAI, vLLM, Ollama, another gateway), on the
+ * call's worker curl loop. The request body is the canonical message written
+ * as OpenAI JSON (extra_fields merged back), with the backend's model name
+ * and key; a stream's SSE events are decoded one by one and emitted as they
+ * arrive, the transfer paused while the client is slow; upstream HTTP errors
+ * become gRPC statuses carrying the upstream's message. */
+#ifndef GW_PIPELINE_PROVIDER_OPENAI_H
+#define GW_PIPELINE_PROVIDER_OPENAI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "core/buf.h"
+#include "pipeline/call.h"
+
+/* One configured backend (provider "openai"). */
+typedef struct gw_openai_backend {
+  char *name;
+  char *base;        /* base URL without a trailing "/" ("https://api.openai.com/v1") */
+  char *auth_header; /* "Authorization: Bearer <key>" or NULL; secret, never logged */
+  int timeout_ms;
+} gw_openai_backend;
+
+extern const gw_provider_ops gw_provider_openai;
+
+/* A backend for |bc| (copied). NULL when out of memory. */
+gw_openai_backend *gw_openai_backend_new(const gw_backend_conf *bc);
+void gw_openai_backend_free(gw_openai_backend *b);
+
+/* What the upstream said when it failed a call, for the HTTP front door (it
+ * answers with the upstream's own status and error object). Strings live in
+ * the call's arena; NULL when the upstream did not give them. */
+typedef struct gw_openai_error {
+  long http_status;  /* 0: no HTTP answer (connect failure, timeout) */
+  const char *type;  /* error.type */
+  const char *code;  /* error.code (numbers written as text) */
+  const char *param; /* error.param */
+  const char *message;
+  const char *retry_after; /* Retry-After header */
+} gw_openai_error;
+
+/* The upstream error of |call| when the openai provider served it and the
+ * upstream failed it (an HTTP error status or an error event in a stream);
+ * NULL otherwise. Valid while the call lives. */
+const gw_openai_error *gw_openai_error_of(const gw_call *call);
+
+/* The gRPC status for an upstream HTTP status (400 → INVALID_ARGUMENT,
+ * 429 → RESOURCE_EXHAUSTED, 5xx → UNAVAILABLE, 500 → INTERNAL, ...). */
+gw_status_code gw_openai_status_from_http(long http_status);
+
+/* ---- the SSE reader (internal to the provider; public for its tests) ----
+ * Incremental: bytes go in as they arrive, split anywhere; events come out
+ * one at a time. Lines end in LF, CRLF or CR; "data:" lines of an event are
+ * joined with LF; comments (":...") and "id:"/"retry:" are ignored; a blank
+ * line ends an event; "data: [DONE]" is reported as |done|. Capped: an event
+ * (or a line) longer than the cap is GW_ERR_TOOBIG. */
+typedef struct gw_sse_reader {
+  gw_buf in;      /* bytes fed and not yet parsed */
+  gw_buf data;    /* the data of the event being read */
+  char event[32]; /* its "event:" name, truncated */
+  size_t pos;     /* bytes of |in| already parsed */
+  size_t cap;
+  bool has_data; /* a data: line was seen in this event */
+  bool skip_lf;  /* the last line ended in CR at the end of the input */
+  bool returned; /* |data| was handed out: reset it on the next call */
+} gw_sse_reader;
+
+typedef struct gw_sse_event {
+  const char *event; /* "" when none was named */
+  const char *data;  /* NUL-terminated; valid until the next call */
+  size_t len;
+  bool done; /* data was [DONE] */
+} gw_sse_event;
+
+/* |cap| bounds one event's data and the bytes held unparsed. */
+void gw_sse_reader_init(gw_sse_reader *r, size_t cap);
+void gw_sse_reader_release(gw_sse_reader *r);
+/* Appends |n| bytes. GW_OK, GW_ERR_NOMEM or GW_ERR_TOOBIG. */
+int gw_sse_reader_feed(gw_sse_reader *r, const char *p, size_t n);
+/* The next complete event: 1 and |*ev| filled; 0 when more input is
+ * needed; GW_ERR_TOOBIG (event over the cap) or GW_ERR_NOMEM. */
+int gw_sse_reader_next(gw_sse_reader *r, gw_sse_event *ev);
+
+/* Decodes standard base64 |s| (|n| chars, padding optional) of
+ * little-endian float32 values into |out| (|*n_out| floats, malloc'd with
+ * gw_malloc). GW_OK, GW_ERR_INVALID or GW_ERR_NOMEM. */
+int gw_openai_decode_floats(const char *s, size_t n, float **out, size_t *n_out);
+
+#endif

@@ -1,0 +1,326 @@
+"""The HTTP front door end to end: OpenAI's HTTP/JSON API on HTTP/1.1, h2c
+and TLS, transcoded onto the canonical API and served by the real Python
+model server (echo backend) through the real gateway binary. Clients: the
+official `openai` npm SDK, curl, and Python's http.client for byte-exact
+checks. Every JSON body and SSE event on OpenAI routes is validated against
+OpenAI's published OpenAPI description."""
+import gzip
+import http.client
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import ROOT, Gateway, echo_config, gateway_env, start_backend
+import openai_schema
+
+NODE = "node"
+SDK = os.path.join(ROOT, "tests", "integration", "sdk_check.mjs")
+
+
+@pytest.fixture(scope="module")
+def gw(backend):
+    g = Gateway(gateway_env(echo_config(backend.port), MAX_BODY_BYTES=200000))
+    yield g
+    g.stop_clean()
+
+
+def post(gw, path, body, headers=None, raw=None):
+    c = http.client.HTTPConnection("127.0.0.1", gw.http_port, timeout=30)
+    h = {"Content-Type": "application/json"}
+    h.update(headers or {})
+    c.request("POST", path, body=raw if raw is not None else json.dumps(body), headers=h)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r, data
+
+
+def get(gw, path, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", gw.http_port, timeout=30)
+    c.request("GET", path, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r, data
+
+
+def sse_events(data):
+    events = []
+    for block in data.decode().split("\n\n"):
+        if block.strip():
+            assert block.startswith("data: "), block
+            events.append(block[len("data: "):])
+    return events
+
+
+def chat_body(text="hello there", **kw):
+    return dict(model="echo", messages=[{"role": "user", "content": text}], **kw)
+
+
+# ---- the official SDK -----------------------------------------------------------
+
+def test_openai_sdk_unchanged(gw):
+    r = subprocess.run([NODE, SDK, f"http://127.0.0.1:{gw.http_port}/v1", "echo"],
+                       capture_output=True, text=True, timeout=120, cwd=os.path.dirname(SDK))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["models"] == ["echo", "renamed"]
+    assert out["chat"]["content"] == "hello from the sdk"
+    assert out["chat"]["finish"] == "stop"
+    assert out["chat"]["usage"]["total_tokens"] > 0
+    s = out["chat_stream"]
+    assert s["text"] == "one two three four"
+    assert s["pieces"] == 4
+    assert s["finish"] == "stop"
+    assert s["usage"]["completion_tokens"] == 4
+    assert out["completion"]["text"] == "say this back"
+    assert out["completion_stream"]["text"] == "a b c"
+    e = out["embeddings_base64_default"]
+    assert e["n"] == 3 and e["dims"] == 64
+    assert e["vectors"][0] == e["vectors"][1] and e["vectors"][0] != e["vectors"][2]
+    f = out["embeddings_float"]
+    assert f["dims"] == 64
+    assert max(abs(a - b) for a, b in zip(f["vector"], e["vectors"][0])) < 1e-6
+    nf = out["not_found"]["error"]
+    assert nf["status"] == 404 and nf["code"] == "model_not_found"
+
+
+# ---- schema: every body and event -------------------------------------------------
+
+def test_bodies_validate_against_openai_schema(gw):
+    r, d = get(gw, "/v1/models")
+    assert r.status == 200
+    openai_schema.validate("ListModelsResponse", json.loads(d))
+    r, d = get(gw, "/v1/models/echo")
+    assert r.status == 200
+    openai_schema.validate("Model", json.loads(d))
+
+    r, d = post(gw, "/v1/chat/completions", chat_body(temperature=0))
+    assert r.status == 200 and r.getheader("content-type") == "application/json"
+    body = json.loads(d)
+    openai_schema.validate("CreateChatCompletionResponse", body)
+    assert body["choices"][0]["message"]["content"] == "hello there"
+
+    r, d = post(gw, "/v1/completions", {"model": "echo", "prompt": "x y"})
+    assert r.status == 200
+    openai_schema.validate("CreateCompletionResponse", json.loads(d))
+
+    r, d = post(gw, "/v1/embeddings", {"model": "echo", "input": "abc", "encoding_format": "float"})
+    assert r.status == 200
+    openai_schema.validate("CreateEmbeddingResponse", json.loads(d))
+
+
+def test_stream_events_validate_and_end_with_done(gw):
+    r, d = post(gw, "/v1/chat/completions",
+                chat_body("a b c", stream=True, stream_options={"include_usage": True}))
+    assert r.status == 200
+    assert r.getheader("content-type").startswith("text/event-stream")
+    events = sse_events(d)
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    for c in chunks:
+        openai_schema.validate("CreateChatCompletionStreamResponse", c)
+    assert "".join(ch["choices"][0]["delta"].get("content", "") for ch in chunks
+                   if ch["choices"]).split() == ["a", "b", "c"]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 3
+
+    # Without include_usage no chunk carries usage.
+    r, d = post(gw, "/v1/chat/completions", chat_body("a b", stream=True))
+    chunks = [json.loads(e) for e in sse_events(d)[:-1]]
+    assert chunks and all("usage" not in c and c["choices"] for c in chunks)
+
+
+def test_completion_stream_events(gw):
+    r, d = post(gw, "/v1/completions", {"model": "echo", "prompt": "p q", "stream": True})
+    events = sse_events(d)
+    assert events[-1] == "[DONE]"
+    for e in events[:-1]:
+        c = json.loads(e)
+        # OpenAI sends finish_reason null until the last event, although its
+        # schema lists only strings there; everything else must validate.
+        for ch in c["choices"]:
+            if ch["finish_reason"] is None:
+                ch["finish_reason"] = "stop"
+        openai_schema.validate("CreateCompletionResponse", c)
+
+
+def test_sse_events_arrive_as_produced(gw):
+    # The backend waits 20 ms between tokens: the client sees the first
+    # event long before the last one.
+    words = " ".join(f"w{i}" for i in range(15))
+    s = socket.create_connection(("127.0.0.1", gw.http_port))
+    body = json.dumps(chat_body(words, stream=True)).encode()
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    t0 = time.monotonic()
+    first = last = None
+    buf = b""
+    while b"data: [DONE]" not in buf:
+        chunk = s.recv(65536)
+        assert chunk, "connection closed early"
+        now = time.monotonic() - t0
+        if first is None and b"data: {" in chunk:
+            first = now
+        buf += chunk
+        last = now
+    s.close()
+    assert last - first >= 0.2, (first, last)
+
+
+# ---- protocols --------------------------------------------------------------------
+
+def curl(*args):
+    r = subprocess.run(["curl", "-sS", *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@pytest.mark.parametrize("flag,version", [("--http1.1", "1.1"), ("--http2-prior-knowledge", "2")])
+def test_curl_cleartext(gw, flag, version):
+    out = curl(flag, "-w", "\n%{http_version}", f"http://127.0.0.1:{gw.http_port}/v1/chat/completions",
+               "-H", "Content-Type: application/json", "-d", json.dumps(chat_body("over curl")))
+    body, ver = out.rsplit("\n", 1)
+    assert ver == version
+    assert json.loads(body)["choices"][0]["message"]["content"] == "over curl"
+    out = curl(flag, "-N", f"http://127.0.0.1:{gw.http_port}/v1/chat/completions",
+               "-H", "Content-Type: application/json",
+               "-d", json.dumps(chat_body("x y z", stream=True)))
+    assert out.rstrip().endswith("data: [DONE]")
+
+
+def test_curl_tls_h2_and_http11(backend):
+    d = tempfile.mkdtemp()
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+    g = Gateway(gateway_env(echo_config(backend.port), TLS_CERT_FILE=cert, TLS_KEY_FILE=key))
+    try:
+        for flag, version in (("--http2", "2"), ("--http1.1", "1.1")):
+            out = curl("-k", flag, "-D", "-", "-w", "\n%{http_version}",
+                       f"https://127.0.0.1:{g.http_port}/v1/chat/completions",
+                       "-H", "Content-Type: application/json",
+                       "-d", json.dumps(chat_body("over tls")))
+            head_body, ver = out.rsplit("\n", 1)
+            assert ver == version
+            assert "strict-transport-security" in head_body.lower()
+            assert '"content":"over tls"' in head_body
+    finally:
+        g.stop_clean()
+
+
+# ---- errors: exact status and body ---------------------------------------------------
+
+ERRORS = [
+    # (method, path, raw body, headers, status, code, param)
+    ("POST", "/v1/chat/completions", "{not json", {}, 400, "invalid_json", None),
+    ("POST", "/v1/chat/completions", '{"model":"echo","messages":"hi"}', {}, 400, "invalid_value",
+     "messages"),
+    ("POST", "/v1/chat/completions", '{"model":"echo","messages":[{"role":"user","content":"x"}],'
+     '"temperature":"hot"}', {}, 400, "invalid_value", "temperature"),
+    ("POST", "/v1/chat/completions", '{"messages":[{"role":"user","content":"x"}]}', {}, 400,
+     "invalid_value", "model"),
+    ("POST", "/v1/chat/completions", '{"model":"echo"}', {}, 400, "invalid_value", "messages"),
+    ("POST", "/v1/embeddings", '{"model":"echo"}', {}, 400, "invalid_value", "input"),
+    ("POST", "/v1/chat/completions", '{"model":"nope","messages":[{"role":"user","content":"x"}]}',
+     {}, 404, "model_not_found", "model"),
+    ("POST", "/v1/nothing/here", "{}", {}, 404, "unknown_url", None),
+    ("GET", "/v1/chat/completions", None, {}, 405, "method_not_allowed", None),
+    ("POST", "/v1/chat/completions", '{"model":"echo"}', {"Content-Type": "text/plain"}, 415,
+     "unsupported_media_type", None),
+    ("POST", "/v1/chat/completions", "x" * 300000, {}, 413, None, None),
+]
+
+
+@pytest.mark.parametrize("method,path,raw,headers,status,code,param", ERRORS)
+def test_error_classes(gw, method, path, raw, headers, status, code, param):
+    c = http.client.HTTPConnection("127.0.0.1", gw.http_port, timeout=30)
+    h = {"Content-Type": "application/json"}
+    h.update(headers)
+    c.request(method, path, body=raw, headers=h)
+    r = c.getresponse()
+    body = json.loads(r.read())
+    c.close()
+    assert r.status == status, body
+    assert r.getheader("content-type") == "application/json"
+    openai_schema.validate("ErrorResponse", body)
+    if code:
+        assert body["error"]["code"] == code, body
+    assert body["error"]["param"] == param, body
+    assert body["error"]["message"]
+    if status == 405:
+        assert r.getheader("allow") == "POST"
+
+
+# ---- the rest of the seed's surface ------------------------------------------------------
+
+def test_request_id_accepted_and_returned(gw):
+    r, _ = post(gw, "/v1/chat/completions", chat_body(), headers={"X-Request-Id": "abc-123.def"})
+    assert r.getheader("x-request-id") == "abc-123.def"
+    r, _ = post(gw, "/v1/chat/completions", chat_body(), headers={"X-Request-Id": "bad id!"})
+    rid = r.getheader("x-request-id")
+    assert rid and rid != "bad id!"
+    assert r.getheader("x-content-type-options") == "nosniff"
+
+
+def test_health_local_and_monitoring(gw):
+    r, d = get(gw, "/health")
+    h = json.loads(d)
+    assert r.status == 200 and h["live"] is True and h["status"] == "ok"
+    r, d = post(gw, "/local/chat/completions", chat_body("local route"))
+    assert r.status == 200
+    assert json.loads(d)["choices"][0]["message"]["content"] == "local route"
+    r, d = get(gw, "/api/v1/monitoring/stats")
+    assert r.status == 200 and json.loads(d)["requests_total"] >= 1
+    r, d = get(gw, "/api/v1/monitoring/backends")
+    assert json.loads(d)["backends"][0]["name"] == "local"
+
+
+def test_gzip_response(gw):
+    r, d = post(gw, "/v1/embeddings", {"model": "echo", "input": ["a", "b", "c", "d"],
+                                        "encoding_format": "float"},
+                headers={"Accept-Encoding": "gzip"})
+    assert r.status == 200 and r.getheader("content-encoding") == "gzip"
+    assert len(json.loads(gzip.decompress(d))["data"]) == 4
+    # Never for event streams.
+    r, d = post(gw, "/v1/chat/completions", chat_body("a", stream=True),
+                headers={"Accept-Encoding": "gzip"})
+    assert r.getheader("content-encoding") is None and d.endswith(b"data: [DONE]\n\n")
+
+
+def test_unknown_fields_reach_the_backend_path_without_error(gw):
+    # Vendor fields the proto does not model are kept (extra_fields), not
+    # rejected; the OpenAI-provider tests check they reach the upstream.
+    r, d = post(gw, "/v1/chat/completions", chat_body(top_k=40, vendor={"a": [1, 2]}))
+    assert r.status == 200, d
+
+
+def test_client_disconnect_cancels_upstream():
+    b = start_backend(delay_ms=20, max_concurrency=1)
+    g = Gateway(gateway_env(echo_config(b.port)))
+    try:
+        words = " ".join(f"w{i}" for i in range(200))
+        s = socket.create_connection(("127.0.0.1", g.http_port))
+        body = json.dumps(chat_body(words, stream=True)).encode()
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: "
+                  + str(len(body)).encode() + b"\r\n\r\n" + body)
+        assert b"data: {" in s.recv(65536)
+        s.close()
+        deadline = time.monotonic() + 2.0
+        while True:
+            r, d = post(g, "/v1/chat/completions", chat_body("after"))
+            if r.status == 200:
+                break
+            assert r.status == 429, d  # the one-slot backend is still busy
+            assert time.monotonic() < deadline, "upstream call not cancelled"
+            time.sleep(0.05)
+        assert json.loads(d)["choices"][0]["message"]["content"] == "after"
+    finally:
+        g.stop_clean()
+        b.stop()

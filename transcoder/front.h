@@ -1,0 +1,28 @@
+/* The HTTP front door: OpenAI's HTTP/JSON API (and every other RPC with a
+ * google.api.http annotation) transcoded onto the canonical API and run
+ * through the same pipeline as gRPC calls, in-process. One per worker, on
+ * the worker's HTTP server (transcoder/http/server.h). */
+#ifndef GW_TRANSCODER_FRONT_H
+#define GW_TRANSCODER_FRONT_H
+
+#include <stdatomic.h>
+
+#include "engine/worker.h"
+#include "pipeline/pipeline.h"
+#include "transcoder/http/server.h"
+#include "transcoder/routes.h"
+
+typedef struct gw_http_front {
+  gw_worker *worker;
+  const gw_routes *routes;
+  gw_pipeline *pipeline;
+  gw_http_server *server;
+  /* HTTP calls in flight on this worker (read by the main thread at
+   * shutdown). */
+  _Atomic long in_flight;
+} gw_http_front;
+
+/* The handler to give gw_http_server_new, with a gw_http_front as |arg|. */
+void gw_http_front_handle(gw_http_stream *s, const gw_http_request *req, void *arg);
+
+#endif

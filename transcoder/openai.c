@@ -1,0 +1,303 @@
+/* OpenAI request checks, response shaping and error objects. */
+#include "transcoder/openai.h"
+
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "aigateway/v1/inference.pb-c.h"
+#include "core/alloc.h"
+
+const gw_json_opts gw_openai_read_opts = {.keep_unknown = 1, .bare_unions = 1};
+const gw_json_opts gw_openai_write_opts = {.int64_as_number = 1, .bare_unions = 1};
+
+/* ---- requests ------------------------------------------------------------- */
+
+typedef struct required {
+  const ProtobufCMessageDescriptor *desc;
+  const char *fields[3];
+} required;
+
+static bool field_present(const ProtobufCMessage *m, const char *name) {
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+  if (!f)
+    return false;
+  const char *p = (const char *)m + f->offset;
+  if (f->label == PROTOBUF_C_LABEL_REPEATED)
+    return *(const size_t *)((const char *)m + f->quantifier_offset) > 0;
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_STRING: {
+    const char *s = *(const char *const *)p;
+    return s && *s;
+  }
+  case PROTOBUF_C_TYPE_MESSAGE: return *(const void *const *)p != NULL;
+  default: return true;
+  }
+}
+
+int gw_openai_parse_request(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,
+                            gw_arena *arena, ProtobufCMessage **out, gw_json_error *err) {
+  static const required table[] = {
+      {&aigateway__v1__chat_completion_request__descriptor, {"model", "messages"}},
+      {&aigateway__v1__completion_request__descriptor, {"model", "prompt"}},
+      {&aigateway__v1__embedding_request__descriptor, {"model", "input"}},
+  };
+  size_t n = len;
+  while (n > 0 && (json[n - 1] == ' ' || json[n - 1] == '\n' || json[n - 1] == '\r' ||
+                   json[n - 1] == '\t'))
+    n--;
+  if (n == 0)
+    json = "{}", len = 2;
+  ProtobufCMessage *msg = NULL;
+  int rc = gw_json_to_pb(desc, json, len, arena, &gw_openai_read_opts, &msg, err);
+  if (rc != GW_OK)
+    return rc;
+  for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+    if (table[i].desc != desc)
+      continue;
+    for (size_t k = 0; k < 3 && table[i].fields[k]; k++)
+      if (!field_present(msg, table[i].fields[k])) {
+        if (err) {
+          snprintf(err->param, sizeof err->param, "%s", table[i].fields[k]);
+          snprintf(err->message, sizeof err->message, "you must provide a %s parameter",
+                   table[i].fields[k]);
+        }
+        return GW_ERR_INVALID;
+      }
+  }
+  *out = msg;
+  return GW_OK;
+}
+
+/* ---- responses -------------------------------------------------------------- */
+
+/* What a member gets when the upstream left it out: OpenAI's schema
+ * requires it (possibly as null). */
+typedef enum { A_NULL, A_ZERO, A_STR, A_OBJ, A_ARR, A_MODEL, A_ID, A_NOW, A_FINISH } amode;
+
+typedef struct absent_rule {
+  const ProtobufCMessageDescriptor *desc;
+  const char *field;
+  amode mode;
+  const char *s;
+} absent_rule;
+
+#define D(x) &aigateway__v1__##x##__descriptor
+static const absent_rule rules[] = {
+    {D(chat_completion_response), "id", A_ID, "chatcmpl-"},
+    {D(chat_completion_response), "object", A_STR, "chat.completion"},
+    {D(chat_completion_response), "created", A_NOW, NULL},
+    {D(chat_completion_response), "model", A_MODEL, NULL},
+    {D(chat_completion_response), "choices", A_ARR, NULL},
+    {D(chat_choice), "index", A_ZERO, NULL},
+    {D(chat_choice), "message", A_OBJ, "{\"role\":\"assistant\",\"content\":null,\"refusal\":null}"},
+    {D(chat_choice), "finish_reason", A_STR, "stop"},
+    {D(chat_choice), "logprobs", A_NULL, NULL},
+    {D(chat_message), "role", A_STR, "assistant"},
+    {D(chat_message), "content", A_NULL, NULL},
+    {D(chat_message), "refusal", A_NULL, NULL},
+    {D(choice_logprobs), "content", A_NULL, NULL},
+    {D(choice_logprobs), "refusal", A_NULL, NULL},
+    {D(token_logprob), "token", A_STR, ""},
+    {D(token_logprob), "logprob", A_ZERO, NULL},
+    {D(token_logprob), "bytes", A_NULL, NULL},
+    {D(token_logprob), "top_logprobs", A_ARR, NULL},
+    {D(tool_call), "type", A_STR, "function"},
+    {D(chat_completion_chunk), "id", A_ID, "chatcmpl-"},
+    {D(chat_completion_chunk), "object", A_STR, "chat.completion.chunk"},
+    {D(chat_completion_chunk), "created", A_NOW, NULL},
+    {D(chat_completion_chunk), "model", A_MODEL, NULL},
+    {D(chat_completion_chunk), "choices", A_ARR, NULL},
+    {D(chunk_choice), "index", A_ZERO, NULL},
+    {D(chunk_choice), "delta", A_OBJ, NULL},
+    {D(chunk_choice), "finish_reason", A_NULL, NULL},
+    {D(usage), "prompt_tokens", A_ZERO, NULL},
+    {D(usage), "completion_tokens", A_ZERO, NULL},
+    {D(usage), "total_tokens", A_ZERO, NULL},
+    {D(completion_response), "id", A_ID, "cmpl-"},
+    {D(completion_response), "object", A_STR, "text_completion"},
+    {D(completion_response), "created", A_NOW, NULL},
+    {D(completion_response), "model", A_MODEL, NULL},
+    {D(completion_response), "choices", A_ARR, NULL},
+    {D(completion_choice), "text", A_STR, ""},
+    {D(completion_choice), "index", A_ZERO, NULL},
+    {D(completion_choice), "logprobs", A_NULL, NULL},
+    {D(completion_choice), "finish_reason", A_FINISH, NULL},
+    {D(embedding_response), "object", A_STR, "list"},
+    {D(embedding_response), "model", A_MODEL, NULL},
+    {D(embedding_response), "data", A_ARR, NULL},
+    {D(embedding_response), "usage", A_OBJ, "{\"prompt_tokens\":0,\"total_tokens\":0}"},
+    {D(embedding_usage), "prompt_tokens", A_ZERO, NULL},
+    {D(embedding_usage), "total_tokens", A_ZERO, NULL},
+    {D(embedding), "object", A_STR, "embedding"},
+    {D(embedding), "index", A_ZERO, NULL},
+    {D(embedding), "embedding", A_ARR, NULL},
+    {D(list_models_response), "object", A_STR, "list"},
+    {D(list_models_response), "data", A_ARR, NULL},
+    {D(model), "id", A_STR, ""},
+    {D(model), "object", A_STR, "model"},
+    {D(model), "created", A_ZERO, NULL},
+    {D(model), "owned_by", A_STR, "system"},
+};
+#undef D
+
+static const ProtobufCMessageDescriptor *const shaped[] = {
+    &aigateway__v1__chat_completion_response__descriptor,
+    &aigateway__v1__chat_completion_chunk__descriptor,
+    &aigateway__v1__completion_response__descriptor,
+    &aigateway__v1__embedding_response__descriptor,
+    &aigateway__v1__list_models_response__descriptor,
+    &aigateway__v1__model__descriptor,
+};
+
+bool gw_openai_is_response_type(const ProtobufCMessageDescriptor *desc) {
+  for (size_t i = 0; i < sizeof(shaped) / sizeof(shaped[0]); i++)
+    if (shaped[i] == desc)
+      return true;
+  return false;
+}
+
+typedef struct hook_ctx {
+  const gw_openai_out *o;
+  bool stream;
+  gw_buf scratch; /* the text a hook call returns */
+} hook_ctx;
+
+static const char *scratch_json_string(hook_ctx *h, const char *a, const char *b) {
+  gw_buf_reset(&h->scratch);
+  char tmp[512];
+  snprintf(tmp, sizeof tmp, "%s%s", a, b ? b : "");
+  if (gw_buf_append_json_string(&h->scratch, tmp, strlen(tmp)) != GW_OK)
+    return "\"\"";
+  return h->scratch.data;
+}
+
+static const char *base64_floats(hook_ctx *h, const float *v, size_t n) {
+  /* Little-endian float32, base64, as OpenAI encodes them. */
+  size_t bytes = n * 4;
+  gw_buf_reset(&h->scratch);
+  unsigned char *raw = gw_malloc(bytes ? bytes : 1);
+  char *b64 = gw_malloc(4 * ((bytes + 2) / 3) + 3);
+  const char *ret = NULL;
+  if (raw && b64) {
+    for (size_t i = 0; i < n; i++) {
+      uint32_t u;
+      memcpy(&u, &v[i], 4);
+      raw[4 * i] = (unsigned char)u;
+      raw[4 * i + 1] = (unsigned char)(u >> 8);
+      raw[4 * i + 2] = (unsigned char)(u >> 16);
+      raw[4 * i + 3] = (unsigned char)(u >> 24);
+    }
+    int len = EVP_EncodeBlock((unsigned char *)b64, raw, (int)bytes);
+    if (gw_buf_appendc(&h->scratch, '"') == GW_OK &&
+        gw_buf_append(&h->scratch, b64, (size_t)len) == GW_OK &&
+        gw_buf_appendc(&h->scratch, '"') == GW_OK)
+      ret = h->scratch.data;
+  }
+  gw_free(raw);
+  gw_free(b64);
+  return ret ? ret : "\"\"";
+}
+
+static const char *hook(void *arg, const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+                        int shown) {
+  hook_ctx *h = arg;
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  if (d == &aigateway__v1__embedding__descriptor && h->o->base64_embeddings &&
+      strcmp(f->name, "embedding") == 0) {
+    const Aigateway__V1__Embedding *e = (const void *)m;
+    return base64_floats(h, e->embedding, e->n_embedding);
+  }
+  if (d == &aigateway__v1__chat_completion_chunk__descriptor && !h->o->include_usage &&
+      strcmp(f->name, "usage") == 0)
+    return ""; /* the client did not ask for usage */
+  if (shown)
+    return NULL;
+  for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+    const absent_rule *r = &rules[i];
+    if (r->desc != d || strcmp(r->field, f->name) != 0)
+      continue;
+    switch (r->mode) {
+    case A_NULL: return "null";
+    case A_ZERO: return "0";
+    case A_OBJ: return r->s ? r->s : "{}";
+    case A_ARR: return "[]";
+    case A_STR: return scratch_json_string(h, r->s, NULL);
+    case A_MODEL: return scratch_json_string(h, h->o->model ? h->o->model : "unknown", NULL);
+    case A_ID: return scratch_json_string(h, r->s, h->o->request_id ? h->o->request_id : "0");
+    case A_FINISH: return h->stream ? "null" : "\"stop\"";
+    case A_NOW:
+      gw_buf_reset(&h->scratch);
+      gw_buf_printf(&h->scratch, "%lld", (long long)h->o->created);
+      return h->scratch.data ? h->scratch.data : "0";
+    }
+  }
+  return NULL;
+}
+
+int gw_openai_render(const ProtobufCMessage *msg, const gw_openai_out *o, gw_buf *out) {
+  if (!gw_openai_is_response_type(msg->descriptor)) {
+    gw_json_opts opts = {.int64_as_number = 1, .emit_defaults = 1};
+    return gw_pb_to_json(msg, &opts, out);
+  }
+  if (msg->descriptor == &aigateway__v1__chat_completion_chunk__descriptor && !o->include_usage &&
+      ((const Aigateway__V1__ChatCompletionChunk *)msg)->n_choices == 0)
+    return 1; /* a usage-only chunk the client did not ask for */
+  hook_ctx h = {.o = o, .stream = o->stream};
+  gw_buf_init(&h.scratch, 64 << 20);
+  gw_json_opts opts = gw_openai_write_opts;
+  opts.field_hook = hook;
+  opts.hook_arg = &h;
+  int rc = gw_pb_to_json(msg, &opts, out);
+  gw_buf_release(&h.scratch);
+  return rc;
+}
+
+/* ---- errors -------------------------------------------------------------------- */
+
+int gw_openai_http_status(gw_status_code code) {
+  static const int map[] = {200, 499, 500, 400, 504, 404, 409, 403, 429,
+                            400, 409, 400, 501, 500, 503, 500, 401};
+  return (unsigned)code < sizeof(map) / sizeof(map[0]) ? map[code] : 500;
+}
+
+const char *gw_openai_error_type(int http_status) {
+  switch (http_status) {
+  case 401: return "authentication_error";
+  case 403: return "permission_error";
+  case 404: return "invalid_request_error";
+  case 429: return "rate_limit_error";
+  default: return http_status >= 500 ? "server_error" : "invalid_request_error";
+  }
+}
+
+int gw_openai_error_body(int http_status, const char *type, const char *code, const char *param,
+                         const char *message, gw_buf *out) {
+  size_t before = out->len;
+  int rc = gw_buf_appends(out, "{\"error\":{\"message\":");
+  if (!rc)
+    rc = gw_buf_append_json_string(out, message ? message : "", message ? strlen(message) : 0);
+  const char *t = type ? type : gw_openai_error_type(http_status);
+  if (!rc)
+    rc = gw_buf_appends(out, ",\"type\":");
+  if (!rc)
+    rc = gw_buf_append_json_string(out, t, strlen(t));
+  if (!rc)
+    rc = gw_buf_appends(out, ",\"param\":");
+  if (!rc)
+    rc = param ? gw_buf_append_json_string(out, param, strlen(param)) : gw_buf_appends(out, "null");
+  if (!rc)
+    rc = gw_buf_appends(out, ",\"code\":");
+  if (!rc)
+    rc = code ? gw_buf_append_json_string(out, code, strlen(code)) : gw_buf_appends(out, "null");
+  if (!rc)
+    rc = gw_buf_appends(out, "}}");
+  if (rc) {
+    out->len = before;
+    if (out->data)
+      out->data[before] = '\0';
+  }
+  return rc;
+}
