@@ -146,6 +146,7 @@ int main(int argc, char **argv) {
   gw_routes *routes = NULL;
   gw_http_front *fronts = NULL;
   bool http_started = false;
+  char *cors_buf = NULL;
   gw_supervisor *sup = NULL;
 
   if (gw_descriptors_load(gw_descriptor_set, gw_descriptor_set_len, &desc) != GW_OK) {
@@ -193,6 +194,22 @@ int main(int argc, char **argv) {
   hopts.tls_cert_file = cfg.tls_cert_file;
   hopts.tls_key_file = cfg.tls_key_file;
   hopts.hsts_max_age = cfg.tls_cert_file ? 31536000 : 0;
+  hopts.header_timeout_ms = (unsigned)cfg.http_header_timeout_ms;
+  hopts.body_timeout_ms = (unsigned)cfg.http_body_timeout_ms;
+  hopts.max_conns_per_ip = (unsigned)cfg.max_conns_per_ip;
+  /* CORS_ORIGINS "a,b" -> {"a", "b"}; the strings live in |cors_buf|. */
+  cors_buf = cfg.cors_origins ? gw_strdup(cfg.cors_origins) : NULL;
+  const char *cors[32];
+  size_t n_cors = 0;
+  for (char *save = NULL, *tok = cors_buf ? strtok_r(cors_buf, ", ", &save) : NULL;
+       tok && n_cors < 32; tok = strtok_r(NULL, ", ", &save))
+    cors[n_cors++] = tok;
+  hopts.cors_origins = cors;
+  hopts.n_cors_origins = n_cors;
+  hopts.cors_allow_headers = "authorization, content-type, x-request-id, openai-organization, "
+                             "openai-project, x-stainless-os, x-stainless-lang";
+  hopts.cors_allow_methods = "GET, POST, OPTIONS";
+  hopts.cors_max_age = 600;
   for (int i = 0; i < n_workers; i++) {
     fronts[i].worker = &workers[i];
     fronts[i].routes = routes;
@@ -264,6 +281,7 @@ out:
     for (int i = 0; i < n_workers; i++)
       gw_http_server_free(fronts[i].server);
   gw_free(fronts);
+  gw_free(cors_buf);
   gw_routes_free(routes);
   gw_supervisor_stop(sup);
   gw_router_free(router);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/alloc.h"
 #include "core/status.h"
 #include "google/protobuf/duration.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
@@ -917,6 +918,8 @@ static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, jso
     seen[idx] = 1;
     if (!json_is_null(val) || null_is_value(f))
       TRY(parse_field(c, d, f, val, m, depth + 1));
+    else if (keep)
+      n_unknown++; /* an explicit null is kept in the slot, so it goes out again */
     path_pop(c, mark);
   }
   if (n_unknown == 0)
@@ -926,7 +929,8 @@ static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, jso
     return nomem(c);
   *(Google__Protobuf__Struct **)SLOT(m, slot->offset) = st;
   json_object_foreach(v, key, val) {
-    if (find_field(d, key, slot))
+    const ProtobufCFieldDescriptor *f = find_field(d, key, slot);
+    if (f && !(json_is_null(val) && !null_is_value(f)))
       continue;
     size_t mark = path_key(c, key);
     TRY(struct_entry(c, key, val, depth + 1, &st->fields[st->n_fields]));
@@ -1194,11 +1198,19 @@ static int print_pb_value(struct wctx *w, const Google__Protobuf__Value *pv, int
 
 /* Struct members, comma-separated, without braces; |d| (when not NULL) is a
  * message whose modeled fields hide members of the same name. */
+/* Writes the members of |st| into the object being printed. With |d|, a
+ * member named like a field of |d| is written only when that field was not
+ * (|printed| marks the fields written): the output never repeats a key, and
+ * an explicit null the client sent for a modeled field goes out again. */
 static int print_struct_members(struct wctx *w, const Google__Protobuf__Struct *st,
-                                const ProtobufCMessageDescriptor *d, int *first, int depth) {
+                                const ProtobufCMessageDescriptor *d, const unsigned char *printed,
+                                int *first, int depth) {
   for (size_t i = 0; i < st->n_fields; i++) {
     const Google__Protobuf__Struct__FieldsEntry *e = st->fields[i];
-    if (!e || !e->key || (d && find_field(d, e->key, extra_slot(d))))
+    if (!e || !e->key)
+      continue;
+    const ProtobufCFieldDescriptor *mf = d ? find_field(d, e->key, extra_slot(d)) : NULL;
+    if (mf && (!printed || printed[mf - d->fields]))
       continue;
     if (!*first)
       TRY(gw_buf_appendc(w->b, ','));
@@ -1218,7 +1230,7 @@ static int print_struct(struct wctx *w, const Google__Protobuf__Struct *st, int 
   if (depth > w->opts.max_depth)
     return GW_ERR_INVALID;
   TRY(gw_buf_appendc(w->b, '{'));
-  TRY(print_struct_members(w, st, NULL, &first, depth + 1));
+  TRY(print_struct_members(w, st, NULL, NULL, &first, depth + 1));
   return gw_buf_appendc(w->b, '}');
 }
 
@@ -1316,10 +1328,32 @@ static int field_shown(const struct wctx *w, const ProtobufCFieldDescriptor *f,
   }
 }
 
+static int print_object_fields(struct wctx *w, const ProtobufCMessage *m,
+                               const ProtobufCMessageDescriptor *d,
+                               const ProtobufCFieldDescriptor *slot, unsigned char *printed,
+                               int *firstp, int depth);
+
 static int print_object(struct wctx *w, const ProtobufCMessage *m, int depth) {
   const ProtobufCMessageDescriptor *d = m->descriptor;
   const ProtobufCFieldDescriptor *slot = extra_slot(d);
   int first = 1;
+  unsigned char printed_small[64];
+  unsigned char *printed = printed_small;
+  if (d->n_fields > sizeof printed_small && !(printed = gw_calloc(d->n_fields, 1)))
+    return GW_ERR_NOMEM;
+  if (printed == printed_small)
+    memset(printed_small, 0, sizeof printed_small);
+  int rc = print_object_fields(w, m, d, slot, printed, &first, depth);
+  if (printed != printed_small)
+    gw_free(printed);
+  return rc;
+}
+
+static int print_object_fields(struct wctx *w, const ProtobufCMessage *m,
+                               const ProtobufCMessageDescriptor *d,
+                               const ProtobufCFieldDescriptor *slot, unsigned char *printed,
+                               int *firstp, int depth) {
+  int first = *firstp;
   TRY(gw_buf_appendc(w->b, '{'));
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &d->fields[i];
@@ -1329,6 +1363,7 @@ static int print_object(struct wctx *w, const ProtobufCMessage *m, int depth) {
     const char *raw = w->opts.field_hook ? w->opts.field_hook(w->opts.hook_arg, m, f, shown) : NULL;
     if (raw ? !*raw : !shown)
       continue;
+    printed[i] = 1;
     if (!first)
       TRY(gw_buf_appendc(w->b, ','));
     first = 0;
@@ -1346,7 +1381,7 @@ static int print_object(struct wctx *w, const ProtobufCMessage *m, int depth) {
   if (slot) {
     const Google__Protobuf__Struct *st = *(Google__Protobuf__Struct *const *)CSLOT(m, slot->offset);
     if (st)
-      TRY(print_struct_members(w, st, d, &first, depth + 1));
+      TRY(print_struct_members(w, st, d, printed, &first, depth + 1));
   }
   return gw_buf_appendc(w->b, '}');
 }

@@ -152,6 +152,10 @@ static const struct env_spec {
     {"TLS_CERT_FILE", K_STRING, offsetof(gw_config, tls_cert_file), 0, 0},
     {"TLS_KEY_FILE", K_STRING, offsetof(gw_config, tls_key_file), 0, 0},
     {"LOCAL_MODEL_PORT", K_PORT, offsetof(gw_config, local_model_port), 0, 0},
+    {"HTTP_HEADER_TIMEOUT_MS", K_INT, offsetof(gw_config, http_header_timeout_ms), 1, 3600000},
+    {"HTTP_BODY_TIMEOUT_MS", K_INT, offsetof(gw_config, http_body_timeout_ms), 1, 3600000},
+    {"MAX_CONNS_PER_IP", K_INT, offsetof(gw_config, max_conns_per_ip), 0, 1000000},
+    {"CORS_ORIGINS", K_STRING, offsetof(gw_config, cors_origins), 0, 0},
 };
 
 /* Strict decimal: digits only, no sign, no blanks, no overflow past |max|. */
@@ -215,6 +219,9 @@ static int load_env(gw_config *c, const env_view *v, gw_buf *err) {
   c->shutdown_grace_ms = 10000;
   c->max_body_bytes = 1024 * 1024;
   c->local_model_port = 50061;
+  c->http_header_timeout_ms = 60000;
+  c->http_body_timeout_ms = 60000;
+  c->max_conns_per_ip = 256;
 
   for (size_t i = 0; i < sizeof env_specs / sizeof env_specs[0]; i++) {
     const struct env_spec *e = &env_specs[i];
@@ -401,6 +408,7 @@ void gw_config_release(gw_config *c) {
   gw_free(c->config_file);
   gw_free(c->tls_cert_file);
   gw_free(c->tls_key_file);
+  gw_free(c->cors_origins);
   memset(c, 0, sizeof *c);
 }
 

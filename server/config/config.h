@@ -60,6 +60,10 @@ typedef struct gw_config {
   char *tls_cert_file;      /* TLS_CERT_FILE, may be NULL */
   char *tls_key_file;       /* TLS_KEY_FILE, may be NULL */
   int local_model_port;     /* LOCAL_MODEL_PORT, default 50061 */
+  int http_header_timeout_ms; /* HTTP_HEADER_TIMEOUT_MS, default 60000 (408 after) */
+  int http_body_timeout_ms;   /* HTTP_BODY_TIMEOUT_MS, default 60000 (408 after) */
+  int max_conns_per_ip;       /* MAX_CONNS_PER_IP, per worker, default 256, 0 = no cap */
+  char *cors_origins;         /* CORS_ORIGINS: comma-separated, "*" any; NULL = CORS off */
 
   /* From the config file, or the embedded default when there is none. */
   gw_backend_conf *backends;

@@ -3,16 +3,16 @@ description (../shared/openai/openapi.json, OpenAPI 3.1 with some 3.0-style
 `nullable` left in). `nullable: true` is rewritten into JSON Schema's own
 form (null added to the type and to any enum) so a 2020-12 validator reads
 the document as OpenAI means it."""
-import copy
 import functools
 import json
+import lzma
 import os
 
 import jsonschema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPEC = os.environ.get("OPENAI_OPENAPI",
-                      os.path.join(os.path.dirname(ROOT), "shared", "openai", "openapi.json"))
+                      os.path.join(ROOT, "tests", "integration", "data", "openai-openapi.json.xz"))
 
 
 def _fix_nullable(node):
@@ -37,7 +37,8 @@ def _fix_nullable(node):
 
 @functools.lru_cache(maxsize=1)
 def _document():
-    with open(SPEC) as f:
+    opener = lzma.open if SPEC.endswith(".xz") else open
+    with opener(SPEC, "rt") as f:
         doc = json.load(f)
     _fix_nullable(doc)
     return doc

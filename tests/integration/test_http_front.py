@@ -237,7 +237,8 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("method,path,raw,headers,status,code,param", ERRORS)
+@pytest.mark.parametrize("method,path,raw,headers,status,code,param", ERRORS,
+                         ids=[f"{e[4]}-{e[5] or 'too-large'}-{e[6] or ''}" for e in ERRORS])
 def test_error_classes(gw, method, path, raw, headers, status, code, param):
     c = http.client.HTTPConnection("127.0.0.1", gw.http_port, timeout=30)
     h = {"Content-Type": "application/json"}
@@ -324,3 +325,46 @@ def test_client_disconnect_cancels_upstream():
     finally:
         g.stop_clean()
         b.stop()
+
+
+def test_slow_client_408_big_head_431_and_cors(backend):
+    g = Gateway(gateway_env(echo_config(backend.port), HTTP_HEADER_TIMEOUT_MS=500,
+                            CORS_ORIGINS="https://app.example.com"))
+    try:
+        # A client that sends half a head and stalls gets 408 with an error body.
+        s = socket.create_connection(("127.0.0.1", g.http_port))
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+        s.settimeout(10)
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), data
+        openai_schema.validate("ErrorResponse", json.loads(body))
+
+        # A 70 KiB header: 431.
+        r, d = post(g, "/v1/chat/completions", chat_body(), headers={"X-Big": "a" * 70000})
+        assert r.status == 431
+        openai_schema.validate("ErrorResponse", json.loads(d))
+
+        # CORS: preflight answered, allowed origin echoed, others not.
+        c = http.client.HTTPConnection("127.0.0.1", g.http_port, timeout=10)
+        c.request("OPTIONS", "/v1/chat/completions",
+                  headers={"Origin": "https://app.example.com",
+                           "Access-Control-Request-Method": "POST",
+                           "Access-Control-Request-Headers": "authorization, content-type"})
+        r = c.getresponse()
+        r.read()
+        assert r.status == 204
+        assert r.getheader("access-control-allow-origin") == "https://app.example.com"
+        assert "POST" in r.getheader("access-control-allow-methods")
+        c.close()
+        r, _ = post(g, "/v1/chat/completions", chat_body(),
+                    headers={"Origin": "https://evil.example.com"})
+        assert r.status == 200 and r.getheader("access-control-allow-origin") is None
+    finally:
+        g.stop_clean()
