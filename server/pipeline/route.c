@@ -9,8 +9,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "pipeline/catalog.h"
-#include "pipeline/provider_grpc.h"
-#include "pipeline/provider_openai.h"
+#include "pipeline/providers.h"
 
 #ifndef GW_VERSION
 #define GW_VERSION "0.1.0"
@@ -32,28 +31,23 @@ int gw_router_new(const gw_config *config, gw_buf *err, gw_router **out) {
     const gw_backend_conf *bc = &config->backends[i];
     gw_backend *b = &r->backends[r->n_backends];
     b->conf = bc;
-    if (strcmp(bc->provider, "grpc") == 0) {
-      b->ops = &gw_provider_grpc;
-      b->impl = gw_grpc_backend_new(bc->target, bc->timeout_ms);
-      if (!b->impl) {
-        gw_router_free(r);
-        return GW_ERR_NOMEM;
-      }
-    } else if (strcmp(bc->provider, "openai") == 0) {
-      b->ops = &gw_provider_openai;
-      b->impl = gw_openai_backend_new(bc);
-      b->catalog = b->impl ? gw_catalog_new(bc) : NULL;
-      if (!b->catalog) {
-        r->n_backends++; /* so that gw_router_free frees what was made */
-        gw_router_free(r);
-        return GW_ERR_NOMEM;
-      }
-    } else {
+    b->kind = gw_provider_kind_find(bc->provider);
+    if (!b->kind) {
       /* Known to the config, served by a provider that lands later: the
        * route answers UNIMPLEMENTED for it rather than refusing to start. */
       b->ops = NULL;
+      r->n_backends++;
+      continue;
     }
-    r->n_backends++;
+    b->ops = b->kind->ops;
+    b->impl = b->kind->backend_new(bc);
+    if (b->impl && b->kind->has_catalog)
+      b->catalog = gw_catalog_new(bc);
+    r->n_backends++; /* so that gw_router_free frees what was made */
+    if (!b->impl || (b->kind->has_catalog && !b->catalog)) {
+      gw_router_free(r);
+      return GW_ERR_NOMEM;
+    }
   }
   (void)err;
   *out = r;
@@ -65,10 +59,8 @@ void gw_router_free(gw_router *r) {
     return;
   gw_catalog_refresher_stop(r->refresher);
   for (size_t i = 0; i < r->n_backends; i++) {
-    if (r->backends[i].ops == &gw_provider_grpc)
-      gw_grpc_backend_free(r->backends[i].impl);
-    else if (r->backends[i].ops == &gw_provider_openai)
-      gw_openai_backend_free(r->backends[i].impl);
+    if (r->backends[i].kind && r->backends[i].impl)
+      r->backends[i].kind->backend_free(r->backends[i].impl);
     gw_catalog_free(r->backends[i].catalog);
   }
   gw_free(r->backends);
@@ -93,20 +85,13 @@ int gw_router_start_catalogs(gw_router *r) {
 
 const char *gw_router_backend_state(const gw_router *r, size_t i) {
   const gw_backend *b = &r->backends[i];
-  if (b->ops == &gw_provider_openai) {
-    /* The last model listing says whether the upstream answers. */
-    int h = gw_catalog_health(b->catalog);
-    return h > 0 ? "serving" : h == 0 ? "not_serving" : "unknown";
-  }
-  if (b->ops != &gw_provider_grpc)
+  if (!b->kind)
     return "unknown";
-  const gw_grpc_backend *g = b->impl;
-  switch (grpc_channel_check_connectivity_state(g->channel, 0)) {
-  case GRPC_CHANNEL_READY: return "serving";
-  case GRPC_CHANNEL_TRANSIENT_FAILURE:
-  case GRPC_CHANNEL_SHUTDOWN: return "not_serving";
-  default: return "unknown";
-  }
+  if (b->kind->state)
+    return b->kind->state(b->impl);
+  /* The last model listing says whether the upstream answers. */
+  int h = b->catalog ? gw_catalog_health(b->catalog) : -1;
+  return h > 0 ? "serving" : h == 0 ? "not_serving" : "unknown";
 }
 
 static const gw_backend *find_backend(const gw_router *r, const char *name) {

@@ -11,8 +11,11 @@
 struct gw_catalog;
 struct gw_catalog_refresher;
 
+struct gw_provider_kind;
+
 typedef struct gw_backend {
   const gw_backend_conf *conf;
+  const struct gw_provider_kind *kind; /* NULL: no such provider in this build */
   const gw_provider_ops *ops;
   void *impl; /* provider's own state: a gRPC channel, ... */
   /* Models the backend lists (openai backends), NULL otherwise. A wildcard
