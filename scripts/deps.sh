@@ -12,7 +12,7 @@ PKGS="build-essential cmake pkg-config clang clang-format clang-tidy cppcheck
  libnghttp2-dev nghttp2-client libhttp-parser-dev libevent-dev libssl-dev openssl
  libjansson-dev libhiredis-dev libcmocka-dev libcurl4-openssl-dev zlib1g-dev libyaml-dev
  curl ca-certificates procps psmisc
- python3-grpcio python3-protobuf python3-pytest python3-numpy python3-jsonschema python3-h2 python3-torch libopenblas0-pthread"
+ python3-grpcio python3-protobuf python3-pytest python3-numpy python3-jsonschema python3-h2 python3-yaml python3-torch libopenblas0-pthread"
 
 # Node.js and npm: Debian's, unless the machine already has a node and npm
 # (from another source, whose packages would conflict with Debian's).

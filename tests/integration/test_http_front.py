@@ -368,3 +368,40 @@ def test_slow_client_408_big_head_431_and_cors(backend):
         assert r.status == 200 and r.getheader("access-control-allow-origin") is None
     finally:
         g.stop_clean()
+
+
+def _self_signed(d, cn):
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", f"/CN={cn}"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def _served_cn(port):
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername",
+                        "localhost"], input="", capture_output=True, text=True, timeout=20)
+    m = [l for l in r.stdout.splitlines() if l.strip().startswith("subject=")]
+    return m[0] if m else r.stdout[-500:]
+
+
+def test_tls_certificate_reload_on_sighup(backend):
+    import signal as sig
+    d = tempfile.mkdtemp()
+    cert, key = _self_signed(d, "first.example")
+    g = Gateway(gateway_env(echo_config(backend.port), TLS_CERT_FILE=cert, TLS_KEY_FILE=key))
+    try:
+        assert "first.example" in _served_cn(g.http_port)
+        d2 = tempfile.mkdtemp()
+        cert2, key2 = _self_signed(d2, "second.example")
+        os.replace(cert2, cert)
+        os.replace(key2, key)
+        g.p.send_signal(sig.SIGHUP)
+        deadline = time.time() + 10
+        while "second.example" not in _served_cn(g.http_port):
+            assert time.time() < deadline, "certificate not reloaded"
+            time.sleep(0.2)
+        out = curl("-k", f"https://127.0.0.1:{g.http_port}/v1/models")
+        assert json.loads(out)["object"] == "list"
+    finally:
+        g.stop_clean()
