@@ -69,8 +69,12 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
 	  --suppress=missingIncludeSystem -I server -I . server transcoder
 
+# Gateway vs direct, nginx and Portkey side by side -> tests/bench/RESULTS.md (a few
+# minutes; knobs: BENCH_DUR, BENCH_ROUNDS, BENCH_QUICK=1, GW_BIN=<a built gateway>).
 bench:
-	@echo "make bench: the benchmark suite lands with the performance issue (tests/bench/)"; exit 1
+	@if [ -z "$(GW_BIN)" ]; then $(MAKE) --no-print-directory build; fi
+	$(MAKE) --no-print-directory -C tests/bench
+	GW_BIN=$${GW_BIN:-$(CURDIR)/ai-gateway} ./tests/bench/run.sh
 
 clean:
 	rm -rf build build-* ai-gateway ai-gateway-dev
