@@ -9,19 +9,22 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "engine/pool.h"
 #include "engine/worker.h"
+
+enum { PARK_POLL_MS = 10 }; /* how often a waiting call looks for a free slot */
 
 /* One upstream exchange; lives in the call's arena. */
 typedef struct upcall {
   gw_call *call;
   grpc_call *c;
   gw_tag start_tag, recv_tag, status_tag;
-  int pending;        /* batches in flight */
-  bool cancelled;     /* cancel() was called */
-  bool ended;         /* gw_call_finish was called by us, or the call ended */
-  bool recv_done;     /* end of stream seen */
+  int pending;    /* batches in flight */
+  bool cancelled; /* cancel() was called */
+  bool ended;     /* gw_call_finish was called by us, or the call ended */
+  bool recv_done; /* end of stream seen */
   bool have_status;
-  bool waiting;       /* a message is ready to be read but the sink is full */
+  bool waiting; /* a message is ready to be read but the sink is full */
   grpc_metadata send_md[2];
   size_t n_send_md;
   grpc_metadata_array initial_md, trailing_md;
@@ -29,6 +32,12 @@ typedef struct upcall {
   grpc_status_code status;
   grpc_slice details;
   const char *error_string;
+  /* Pools only. */
+  const gw_grpc_backend *b;
+  gw_pool_member *member; /* the slot held, NULL when none */
+  int64_t t0, t_taken;    /* call start, slot taken */
+  struct event *park;     /* set while the call waits for a slot */
+  bool got_message;
 } upcall;
 
 gw_grpc_backend *gw_grpc_backend_new(const char *target, int timeout_ms) {
@@ -41,7 +50,9 @@ gw_grpc_backend *gw_grpc_backend_new(const char *target, int timeout_ms) {
     return NULL;
   }
   grpc_arg args[] = {
-      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = 64 << 20},
+      {.type = GRPC_ARG_INTEGER,
+       .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+       .value.integer = 64 << 20},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_RETRIES, .value.integer = 0},
   };
   grpc_channel_args ch_args = {sizeof(args) / sizeof(args[0]), args};
@@ -52,9 +63,25 @@ gw_grpc_backend *gw_grpc_backend_new(const char *target, int timeout_ms) {
   return b;
 }
 
+gw_grpc_backend *gw_grpc_backend_from_conf(const gw_backend_conf *conf) {
+  if (!conf->command || conf->n_command == 0)
+    return gw_grpc_backend_new(conf->target, conf->timeout_ms);
+  gw_grpc_backend *b = gw_calloc(1, sizeof(*b));
+  if (!b)
+    return NULL;
+  b->timeout_ms = conf->timeout_ms;
+  if (!(b->target = gw_strdup(conf->target)) || !(b->pool = gw_pool_acquire(conf))) {
+    gw_free(b->target);
+    gw_free(b);
+    return NULL;
+  }
+  return b;
+}
+
 void gw_grpc_backend_free(gw_grpc_backend *b) {
   if (!b)
     return;
+  gw_pool_release(b->pool);
   if (b->channel)
     grpc_channel_destroy(b->channel);
   gw_free(b->target);
@@ -66,9 +93,19 @@ static gw_status_code map_status(grpc_status_code s) {
 }
 
 /* Releases the upstream call once nothing is in flight and it has ended. */
+/* Gives a pool slot back, once. */
+static void release_slot(upcall *u) {
+  if (!u->member)
+    return;
+  bool unreachable = u->status == GRPC_STATUS_UNAVAILABLE && !u->got_message;
+  gw_pool_done(u->b->pool, u->member, gw_now_ms() - u->t_taken, unreachable);
+  u->member = NULL;
+}
+
 static void maybe_release(upcall *u) {
   if (u->pending > 0 || !u->ended)
     return;
+  release_slot(u);
   if (u->send_bb)
     grpc_byte_buffer_destroy(u->send_bb);
   if (u->recv_bb)
@@ -109,6 +146,7 @@ static void end_with_status(upcall *u) {
  * error after which the call was finished. */
 static int emit_buffer(upcall *u, grpc_byte_buffer *bb) {
   gw_call *call = u->call;
+  u->got_message = true;
   grpc_byte_buffer_reader reader;
   if (!grpc_byte_buffer_reader_init(&reader, bb)) {
     u->ended = true;
@@ -237,6 +275,9 @@ static void rewrite_model(gw_call *call) {
   *(const char **)((char *)call->request + f->offset) = m;
 }
 
+static int launch(upcall *u, grpc_channel *channel);
+static int park(upcall *u);
+
 static int start(gw_call *call) {
   const gw_grpc_backend *b = call->route.backend_impl;
   upcall *u = gw_arena_calloc(call->arena, sizeof(*u));
@@ -256,10 +297,36 @@ static int start(gw_call *call) {
   grpc_slice s = grpc_slice_from_copied_buffer((const char *)bytes, len);
   u->send_bb = grpc_raw_byte_buffer_create(&s, 1);
   grpc_slice_unref(s);
+  u->b = b;
+  if (!b->pool)
+    return launch(u, b->channel);
 
+  u->t0 = gw_now_ms();
+  u->member = gw_pool_take(b->pool, 0);
+  if (!u->member)
+    return park(u);
+  u->t_taken = u->t0;
+  int rc = launch(u, u->member->channel);
+  if (rc != GW_OK)
+    release_slot(u); /* the call never owned it */
+  return rc;
+
+nomem:
+  if (u->send_bb)
+    grpc_byte_buffer_destroy(u->send_bb);
+  grpc_metadata_array_destroy(&u->initial_md);
+  grpc_metadata_array_destroy(&u->trailing_md);
+  return GW_ERR_NOMEM;
+}
+
+/* Starts the upstream call on |channel|. On error nothing was started and
+ * |u|'s buffers are released; a pool slot is still held by |u|. */
+static int launch(upcall *u, grpc_channel *channel) {
+  gw_call *call = u->call;
+  const gw_grpc_backend *b = u->b;
   grpc_slice method = grpc_slice_from_static_string(call->method->path);
-  u->c = grpc_channel_create_call(b->channel, NULL, GRPC_PROPAGATE_DEFAULTS, call->worker->cq,
-                                  method, NULL, call_deadline(call, b->timeout_ms), NULL);
+  u->c = grpc_channel_create_call(channel, NULL, GRPC_PROPAGATE_DEFAULTS, call->worker->cq, method,
+                                  NULL, call_deadline(call, b->timeout_ms), NULL);
   if (!u->c)
     goto nomem;
 
@@ -329,17 +396,101 @@ batch_failed:
   maybe_release(u); /* drops the reference taken above */
   return GW_ERR_STATE;
 nomem:
-  if (u->send_bb)
-    grpc_byte_buffer_destroy(u->send_bb);
+  grpc_byte_buffer_destroy(u->send_bb);
+  u->send_bb = NULL;
   grpc_metadata_array_destroy(&u->initial_md);
   grpc_metadata_array_destroy(&u->trailing_md);
   return GW_ERR_NOMEM;
+}
+
+/* --- waiting for a pool slot ------------------------------------------------ */
+
+/* Stops waiting: the timer, the queue count and the wait's reference. */
+static void unpark(upcall *u) {
+  event_free(u->park);
+  u->park = NULL;
+  atomic_fetch_sub(&u->b->pool->queued, 1);
+  u->call->provider_state = NULL;
+}
+
+static void release_unsent(upcall *u) {
+  if (u->send_bb)
+    grpc_byte_buffer_destroy(u->send_bb);
+  u->send_bb = NULL;
+  grpc_metadata_array_destroy(&u->initial_md);
+  grpc_metadata_array_destroy(&u->trailing_md);
+}
+
+static void on_park_timer(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  upcall *u = arg;
+  gw_call *call = u->call;
+  gw_pool *pool = u->b->pool;
+  int64_t now = gw_now_ms();
+  u->member = gw_pool_take(pool, now - u->t0);
+  if (u->member) {
+    u->t_taken = now;
+    unpark(u);
+    int rc = launch(u, u->member->channel);
+    if (rc != GW_OK)
+      release_slot(u);
+    if (rc != GW_OK)
+      gw_call_finishf(call,
+                      rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_UNAVAILABLE,
+                      "backend %s: the call could not start", pool->name);
+    gw_call_unref(call);
+    return;
+  }
+  bool late = now - u->t0 >= pool->conf.queue_timeout_ms ||
+              (call->deadline_ms && now + PARK_POLL_MS >= call->deadline_ms);
+  if (!late) {
+    struct timeval tv = {0, PARK_POLL_MS * 1000};
+    evtimer_add(u->park, &tv);
+    return;
+  }
+  unpark(u);
+  release_unsent(u);
+  if (call->deadline_ms && now + PARK_POLL_MS >= call->deadline_ms)
+    gw_call_finishf(call, GW_STATUS_DEADLINE_EXCEEDED,
+                    "backend %s: no process was free before the deadline", pool->name);
+  else if (gw_pool_any_ready(pool))
+    gw_call_finishf(call, GW_STATUS_RESOURCE_EXHAUSTED,
+                    "backend %s: all %d processes busy for %d ms", pool->name,
+                    atomic_load(&pool->active), pool->conf.queue_timeout_ms);
+  else
+    gw_call_finishf(call, GW_STATUS_UNAVAILABLE,
+                    "backend %s: no process serving yet (waited %d ms)", pool->name,
+                    pool->conf.queue_timeout_ms);
+  gw_call_unref(call);
+}
+
+/* Waits for a slot: polls every PARK_POLL_MS on the call's worker. */
+static int park(upcall *u) {
+  gw_call *call = u->call;
+  u->park = event_new(call->worker->base, -1, 0, on_park_timer, u);
+  if (!u->park) {
+    release_unsent(u);
+    return GW_ERR_NOMEM;
+  }
+  gw_call_ref(call);
+  call->provider_state = u;
+  atomic_fetch_add(&u->b->pool->queued, 1);
+  struct timeval tv = {0, PARK_POLL_MS * 1000};
+  evtimer_add(u->park, &tv);
+  return GW_OK;
 }
 
 static void cancel(gw_call *call) {
   upcall *u = call->provider_state;
   if (!u)
     return;
+  if (u->park) {
+    unpark(u);
+    release_unsent(u);
+    gw_call_unref(call);
+    return;
+  }
   call->provider_state = NULL;
   u->cancelled = true;
   u->ended = true;
