@@ -53,9 +53,11 @@ void gw_call_unref(gw_call *call) {
   gw_arena_free(call->arena);
 }
 
+static void end(gw_call *call, gw_status_code code, const char *message);
+
 static void on_deadline(evutil_socket_t fd, short what, void *arg) {
   gw_call *call = arg;
-  gw_call_finish(call, GW_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
+  end(call, GW_STATUS_DEADLINE_EXCEEDED, "deadline exceeded"); /* no retry past the deadline */
 }
 
 static void run_stage(gw_call *call) {
@@ -142,8 +144,24 @@ static void end(gw_call *call, gw_status_code code, const char *message) {
   gw_call_unref(call);
 }
 
+/* The retry hook's turn (see call.h): true when it took the failure over. */
+static bool retried(gw_call *call, gw_status_code code, const char *message) {
+  if (!call->retry || code == GW_STATUS_OK || call->state != GW_CALL_RUNNING ||
+      call->messages_out != 0)
+    return false;
+  return call->retry(call, code, message);
+}
+
 void gw_call_finish(gw_call *call, gw_status_code code, const char *message) {
+  if (retried(call, code, message))
+    return;
   end(call, code, message);
+}
+
+void gw_call_reset_provider(gw_call *call) {
+  call->provider = NULL;
+  call->provider_state = NULL;
+  memset(&call->upstream_error, 0, sizeof(call->upstream_error));
 }
 
 void gw_call_finishf(gw_call *call, gw_status_code code, const char *fmt, ...) {
@@ -152,6 +170,8 @@ void gw_call_finishf(gw_call *call, gw_status_code code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  if (retried(call, code, msg))
+    return;
   end(call, code, msg);
 }
 

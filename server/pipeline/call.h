@@ -101,6 +101,11 @@ struct gw_call {
   } upstream_error;
   gw_route route;
   gw_usage usage;
+  /* The route stage's per-call state (attempts, the config snapshot held). */
+  void *route_state;
+  /* The retry hook (see gw_call_finish): set by the route stage while a
+   * provider attempt runs, NULL otherwise. */
+  bool (*retry)(gw_call *call, gw_status_code code, const char *message);
 
   const gw_sink_ops *sink;
   void *sink_ctx;
@@ -138,10 +143,27 @@ int gw_call_emit(gw_call *call, const ProtobufCMessage *msg);
 bool gw_call_sink_ready(const gw_call *call);
 
 /* Ends the call with |code| and |message| (copied), once: later calls are
- * ignored. Cancels a provider that is still working. */
+ * ignored. Cancels a provider that is still working.
+ *
+ * Retries: when the call is running, |code| is not OK, no message has been
+ * emitted yet (|messages_out| == 0: nothing reached the client, so the
+ * request may be sent again) and |call->retry| is set, the hook runs first.
+ * If it returns true it has taken the failure over: the call stays running,
+ * nothing reaches the stages' watchers or the sink, and the hook will start
+ * another attempt later (from a timer on the call's worker, after
+ * gw_call_reset_provider()) or end the call itself. The provider that
+ * called gw_call_finish() must treat its exchange as over either way — it
+ * releases its upstream work exactly as after a real finish — and must not
+ * touch |call->provider_state| afterwards (the next attempt owns it).
+ * The deadline timer and gw_call_cancel() never go through the hook. */
 void gw_call_finish(gw_call *call, gw_status_code code, const char *message);
 void gw_call_finishf(gw_call *call, gw_status_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Forgets the last attempt's provider (provider, provider_state and
+ * upstream_error cleared) so that another provider can start the call. For
+ * the retry hook, on the call's worker, while the call is running. */
+void gw_call_reset_provider(gw_call *call);
 
 /* The client went away: ends the call with CANCELLED without writing to the
  * sink (its finish still runs so the front door can clean up). */

@@ -4,6 +4,9 @@
 #ifndef GW_PIPELINE_ROUTE_H
 #define GW_PIPELINE_ROUTE_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "config/config.h"
 #include "pipeline/call.h"
 #include "pipeline/pipeline.h"
@@ -24,32 +27,84 @@ typedef struct gw_backend {
   struct gw_catalog *catalog;
 } gw_backend;
 
+struct gw_route_table;
+
+/* The router: the route stage's long-lived state. It holds the current
+ * routing table (config + backends + per-deployment health and balancing),
+ * swapped atomically by gw_router_reload(); a call holds the table it was
+ * routed with (a reference from the route stage until the call is disposed
+ * of), so a reload never changes a call in flight. */
 typedef struct gw_router {
-  const gw_config *config;
-  gw_backend *backends;
-  size_t n_backends;
+  _Atomic(struct gw_route_table *) current;
+  _Atomic long acquiring; /* route stages between loading |current| and taking a ref */
   _Atomic int shutting_down;
-  struct gw_catalog_refresher *refresher; /* NULL until gw_router_start_catalogs */
+  bool catalogs;                  /* gw_router_start_catalogs ran: new tables start theirs */
+  struct gw_route_table *retired; /* replaced tables waiting for their last call (main thread) */
+  unsigned generation;
+  /* The active prober (gw_router_start_probes). */
+  bool probing, probe_stop;
+  pthread_t prober;
+  pthread_mutex_t probe_mu;
+  pthread_cond_t probe_cv;
 } gw_router;
 
-/* Builds a router over |config| (borrowed: must outlive the router); opens a
- * channel per gRPC backend, sets up each OpenAI-compatible backend and its
- * (empty) model catalog. GW_OK, GW_ERR_NOMEM or GW_ERR_UNSUPPORTED (a
- * backend provider this build cannot serve yet; |err| names it). */
+/* One routing table. Immutable after it is built, except for the atomics
+ * of its deployments' live state. */
+typedef struct gw_route_table {
+  _Atomic long refs; /* the router's (while current) + one per call routed */
+  unsigned generation;
+  const gw_config *config;
+  gw_config *owned_config; /* a reloaded config, freed with the table; NULL for the first */
+  gw_backend *backends;
+  size_t n_backends;
+  struct gw_model_rt *models; /* parallel to config->models */
+  struct gw_catalog_refresher *refresher;
+  struct gw_table_policy *policy;
+  struct gw_route_table *next_retired;
+} gw_route_table;
+
+/* Builds a router over |config| (borrowed: must outlive the router, or until
+ * a reload replaces it); opens a channel per gRPC backend, sets up each
+ * OpenAI-compatible backend and its (empty) model catalog, and the
+ * per-deployment balancing and health state. GW_OK, GW_ERR_NOMEM or
+ * GW_ERR_UNSUPPORTED (|err| says why). */
 int gw_router_new(const gw_config *config, gw_buf *err, gw_router **out);
-/* Stops the catalog refresher if it runs, then frees everything. */
+/* Frees the router and its tables (no call may still be running). */
 void gw_router_free(gw_router *r);
 
+/* Builds a table from |config| (taken, on success and on failure; gw_malloc'd
+ * and released with gw_config_release + gw_free) and makes it current; the
+ * replaced table is retired and freed by gw_router_collect() once no call
+ * holds it. Any thread, one reload at a time. GW_OK, GW_ERR_NOMEM,
+ * GW_ERR_UNSUPPORTED. */
+int gw_router_reload(gw_router *r, gw_config *config, gw_buf *err);
+
+/* Frees retired tables that no call holds any more. Returns how many are
+ * still waiting. Same thread as gw_router_reload. */
+size_t gw_router_collect(gw_router *r);
+
+/* The current table with a reference taken (any thread); give it back with
+ * gw_route_table_release(). */
+gw_route_table *gw_router_acquire(gw_router *r);
+void gw_route_table_release(gw_route_table *t);
+
 /* Starts the background thread that fetches the openai backends' model
- * lists now and every MODELS_REFRESH_S seconds. No-op without such
- * backends. GW_OK, GW_ERR_NOMEM or GW_ERR_IO. */
+ * lists now and every MODELS_REFRESH_S seconds (and does so for every table
+ * a reload brings). No-op without such backends. GW_OK, GW_ERR_NOMEM or
+ * GW_ERR_IO. */
 int gw_router_start_catalogs(gw_router *r);
+
+/* Starts the thread that actively probes ejected deployments every
+ * routing.probe_interval_ms of the current table (it idles while that is 0):
+ * a probe that answers readmits the deployment before a call has to try it.
+ * GW_OK or GW_ERR_IO. Stopped by gw_router_free. */
+int gw_router_start_probes(gw_router *r);
 
 /* The route stage bound to |r| (stage.arg = r). */
 gw_stage gw_router_stage(gw_router *r);
 
-/* State of backend |i| for health and monitoring: "serving", "not_serving"
- * or "unknown". */
-const char *gw_router_backend_state(const gw_router *r, size_t i);
+/* State of backend |i| of |t| for health and monitoring: "serving",
+ * "not_serving", "ejected" (every deployment on it is ejected) or "unknown". */
+const char *gw_route_table_backend_state(const gw_route_table *t, size_t i);
 
 #endif

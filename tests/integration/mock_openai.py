@@ -14,7 +14,12 @@ Behaviour is picked by the model name, so a test needs nothing but a request:
   tool-mock      answers with a tool call (streamed or not)
   slow           waits `mock_delay_ms` (default 3000) before answering
   anything else  in the model list: an echo of the last user message
+  ctx-limit...   400 context_length_exceeded (not listed; for fallback tests)
   not listed     404 model_not_found, as OpenAI does
+Failure injection (options, default off): `fail_rate` answers that share of
+POSTs with `fail_status` (default 503), `fail_first` the first N POSTs;
+`retry_after` adds that Retry-After header to them. Every answer carries
+`X-Mock-Id` (the instance's `ident`, default its port).
 Streams send `mock_events` content chunks (default 5) spaced by
 `mock_delay_ms` (default 0) — both read from the request body, where the
 gateway passes them through untouched as unknown members — then a final
@@ -27,6 +32,7 @@ Standalone: python3 tests/integration/mock_openai.py --port 9000 [--api-key K]
 import argparse
 import base64
 import json
+import random
 import struct
 import threading
 import time
@@ -87,8 +93,14 @@ def embedding_vector(i, dims):
 class MockOpenAI:
     """The mock, runnable in a test's thread (start/stop) or standalone."""
 
-    def __init__(self, port=0, host="127.0.0.1", api_key=None, models=None):
+    def __init__(self, port=0, host="127.0.0.1", api_key=None, models=None, fail_rate=0.0,
+                 fail_first=0, fail_status=503, retry_after=None, ident=None):
         self.api_key = api_key
+        self.fail_rate = fail_rate
+        self.fail_first = fail_first
+        self.fail_status = fail_status
+        self.retry_after = retry_after
+        self.posts = 0
         self.models = list(models or DEFAULT_MODELS)
         self.requests = []
         self.lock = threading.Lock()
@@ -100,6 +112,7 @@ class MockOpenAI:
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
+        self.ident = ident or str(self.port)
         self.thread = None
 
     @property
@@ -126,6 +139,14 @@ class MockOpenAI:
     def clear(self):
         with self.lock:
             self.requests.clear()
+
+    def should_fail(self):
+        """Failure injection for one POST (see the module doc)."""
+        with self.lock:
+            self.posts += 1
+            if self.posts <= self.fail_first:
+                return True
+        return self.fail_rate > 0 and random.random() < self.fail_rate
 
     def find(self, path=None, model=None):
         return [r for r in self.snapshot()
@@ -166,6 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for k, v in headers:
             self.send_header(k, v)
+        self.send_header("X-Mock-Id", self.server_mock.ident)
         self.end_headers()
         self.wfile.write(data)
 
@@ -247,6 +269,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, "We could not parse the JSON body of your request.",
                                "invalid_request_error")
         model = body.get("model") or ""
+        mock = self.server_mock
+        if mock.should_fail():
+            rec["injected_failure"] = True
+            ra = [("Retry-After", str(mock.retry_after))] if mock.retry_after is not None else []
+            return self._error(mock.fail_status, headers=ra)
+        if model.startswith("ctx-limit"):
+            return self._error(400, "This model's maximum context length is 16 tokens.",
+                               "invalid_request_error", "messages", "context_length_exceeded")
         if model.startswith("error-"):
             status = int(model[len("error-"):])
             headers = [("Retry-After", "7")] if status == 429 else []
@@ -396,8 +426,15 @@ def main():
     ap.add_argument("--port", type=int, default=9000)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--api-key", default=None, help="require Authorization: Bearer KEY")
+    ap.add_argument("--fail-rate", type=float, default=0.0, help="share of POSTs that fail")
+    ap.add_argument("--fail-first", type=int, default=0, help="the first N POSTs fail")
+    ap.add_argument("--fail-status", type=int, default=503, help="status of injected failures")
+    ap.add_argument("--retry-after", default=None, help="Retry-After of injected failures")
+    ap.add_argument("--id", default=None, help="X-Mock-Id of every answer (default: the port)")
     args = ap.parse_args()
-    mock = MockOpenAI(port=args.port, host=args.host, api_key=args.api_key)
+    mock = MockOpenAI(port=args.port, host=args.host, api_key=args.api_key,
+                      fail_rate=args.fail_rate, fail_first=args.fail_first,
+                      fail_status=args.fail_status, retry_after=args.retry_after, ident=args.id)
     print(f"mock OpenAI on {mock.base_url}", flush=True)
     try:
         mock.httpd.serve_forever()
