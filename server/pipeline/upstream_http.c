@@ -1,0 +1,557 @@
+/* A vendor HTTP exchange on the worker's curl loop, for translating providers. */
+#include "pipeline/upstream_http.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "engine/worker.h"
+#include "transcoder/json_pb.h"
+
+#ifndef GW_VERSION
+#define GW_VERSION "0.1.0"
+#endif
+
+#define REQUEST_CAP ((size_t)64 << 20)
+#define BODY_CAP ((size_t)64 << 20)
+#define ERROR_BODY_CAP ((size_t)64 << 10)
+#define EVENT_CAP ((size_t)4 << 20)
+#define CONNECT_TIMEOUT_MS 10000L
+
+static const gw_json_opts in_opts = {.keep_unknown = 1, .bare_unions = 1};
+
+long long gw_upstream_unix_time(void) { return (long long)time(NULL); }
+
+gw_status_code gw_upstream_status_from_type(const char *type) {
+  static const struct {
+    const char *type;
+    gw_status_code code;
+  } map[] = {
+      {"invalid_request_error", GW_STATUS_INVALID_ARGUMENT},
+      {"authentication_error", GW_STATUS_UNAUTHENTICATED},
+      {"permission_error", GW_STATUS_PERMISSION_DENIED},
+      {"not_found_error", GW_STATUS_NOT_FOUND},
+      {"rate_limit_error", GW_STATUS_RESOURCE_EXHAUSTED},
+      {"overloaded_error", GW_STATUS_UNAVAILABLE},
+      {"api_error", GW_STATUS_INTERNAL},
+      {"timeout_error", GW_STATUS_DEADLINE_EXCEEDED},
+      /* Bedrock */
+      {"ValidationException", GW_STATUS_INVALID_ARGUMENT},
+      {"AccessDeniedException", GW_STATUS_PERMISSION_DENIED},
+      {"ResourceNotFoundException", GW_STATUS_NOT_FOUND},
+      {"ThrottlingException", GW_STATUS_RESOURCE_EXHAUSTED},
+      {"ServiceQuotaExceededException", GW_STATUS_RESOURCE_EXHAUSTED},
+      {"ModelTimeoutException", GW_STATUS_DEADLINE_EXCEEDED},
+      {"ModelNotReadyException", GW_STATUS_UNAVAILABLE},
+      {"ServiceUnavailableException", GW_STATUS_UNAVAILABLE},
+      {"ModelStreamErrorException", GW_STATUS_INTERNAL},
+      {"InternalServerException", GW_STATUS_INTERNAL},
+      /* Google */
+      {"INVALID_ARGUMENT", GW_STATUS_INVALID_ARGUMENT},
+      {"FAILED_PRECONDITION", GW_STATUS_FAILED_PRECONDITION},
+      {"UNAUTHENTICATED", GW_STATUS_UNAUTHENTICATED},
+      {"PERMISSION_DENIED", GW_STATUS_PERMISSION_DENIED},
+      {"NOT_FOUND", GW_STATUS_NOT_FOUND},
+      {"RESOURCE_EXHAUSTED", GW_STATUS_RESOURCE_EXHAUSTED},
+      {"UNAVAILABLE", GW_STATUS_UNAVAILABLE},
+      {"DEADLINE_EXCEEDED", GW_STATUS_DEADLINE_EXCEEDED},
+      {"INTERNAL", GW_STATUS_INTERNAL},
+  };
+  for (size_t i = 0; type && i < sizeof(map) / sizeof(map[0]); i++)
+    if (strcmp(type, map[i].type) == 0)
+      return map[i].code;
+  return GW_STATUS_INTERNAL;
+}
+
+/* ---- lifetime (as in provider_openai.c) ---------------------------------------- */
+
+static void reap(gw_curl_xfer *x) {
+  gw_upstream *u = GW_CONTAINER_OF(x, gw_upstream, cx);
+  gw_call_unref(u->call); /* may dispose of the call and |u| with it */
+}
+
+static void release(gw_upstream *u) {
+  if (u->released)
+    return;
+  u->released = true;
+  if (u->cx.easy)
+    curl_easy_cleanup(u->cx.easy);
+  u->cx.easy = NULL;
+  curl_slist_free_all(u->headers);
+  u->headers = NULL;
+  gw_buf_release(&u->body);
+  gw_buf_release(&u->resp);
+  gw_sse_reader_release(&u->sse);
+  gw_eventstream_release(&u->es);
+  /* The reference goes on a later loop iteration: this may run inside
+   * gw_call_finish/cancel, under a front door still touching the call. */
+  gw_curl_loop_reap_later(&u->cx, reap);
+}
+
+static void stop(gw_upstream *u) {
+  if (!u->transfer_done)
+    gw_curl_loop_cancel(&u->cx);
+  else
+    release(u);
+}
+
+void gw_upstream_end(gw_upstream *u, gw_status_code code, const char *msg) {
+  if (u->ended)
+    return;
+  u->ended = true;
+  if (u->has_error) {
+    gw_call *c = u->call;
+    c->upstream_error.http_status = (int)u->err.http_status;
+    c->upstream_error.type = u->err.type;
+    c->upstream_error.code = u->err.code;
+    c->upstream_error.param = u->err.param;
+    c->upstream_error.retry_after = u->err.retry_after;
+  }
+  gw_call_finish(u->call, code, msg); /* its cancel() finds us ended */
+  if (u->cx.loop || u->transfer_done)
+    stop(u);
+}
+
+void gw_upstream_fail(gw_upstream *u, long http_status, gw_status_code code, const char *type,
+                      const char *ecode, const char *message) {
+  gw_arena *a = u->call->arena;
+  u->has_error = true;
+  u->err.http_status = http_status;
+  u->err.type = type ? gw_arena_strdup(a, type) : NULL;
+  u->err.code = ecode ? gw_arena_strdup(a, ecode) : NULL;
+  u->err.message = message ? gw_arena_strdup(a, message) : NULL;
+  if (http_status >= 400)
+    code = gw_openai_status_from_http(http_status);
+  gw_upstream_end(u, code, message && *message ? message : "backend failed");
+}
+
+/* ---- emitting ---------------------------------------------------------------------- */
+
+int gw_upstream_emit_json(gw_upstream *u, const json_t *chunk) {
+  if (u->ended)
+    return GW_ERR_STATE;
+  char *s = json_dumps(chunk, JSON_COMPACT);
+  if (!s) {
+    gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return GW_ERR_NOMEM;
+  }
+  /* A unary answer lives as long as the call; a chunk only until emitted. */
+  gw_arena *a = u->streaming ? gw_arena_new(0, 0) : u->call->arena;
+  if (!a) {
+    free(s);
+    gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return GW_ERR_NOMEM;
+  }
+  ProtobufCMessage *msg = NULL;
+  gw_json_error je = {{0}, {0}};
+  int rc = gw_json_to_pb(u->call->method->output, s, strlen(s), a, &in_opts, &msg, &je);
+  free(s);
+  if (rc != GW_OK) {
+    char m[640];
+    snprintf(m, sizeof m, "backend %s: untranslatable answer: %s%s%s", u->backend_name, je.param,
+             je.param[0] ? ": " : "", je.message);
+    if (a != u->call->arena)
+      gw_arena_free(a);
+    gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+    return rc;
+  }
+  rc = gw_call_emit(u->call, msg);
+  if (a != u->call->arena)
+    gw_arena_free(a);
+  return rc;
+}
+
+/* ---- reading ------------------------------------------------------------------------ */
+
+static void framing_error(gw_upstream *u, int rc) {
+  char m[200];
+  if (rc == GW_ERR_INVALID)
+    snprintf(m, sizeof m, "backend %s sent a malformed event-stream frame", u->backend_name);
+  else
+    snprintf(m, sizeof m, "backend %s sent a stream event over %zu bytes", u->backend_name,
+             (size_t)EVENT_CAP);
+  gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+}
+
+/* The next event, handed to the codec: 1, 0 (need more) or an error. */
+static int next_event(gw_upstream *u) {
+  if (u->framing == GW_UPSTREAM_SSE) {
+    gw_sse_event ev;
+    int rc = gw_sse_reader_next(&u->sse, &ev);
+    if (rc <= 0)
+      return rc;
+    if (u->saw_done)
+      return 1;
+    if (ev.done) {
+      u->saw_done = true;
+      return 1;
+    }
+    u->codec->event(u, ev.event, ev.data, ev.len, false);
+    return 1;
+  }
+  gw_eventstream_message m;
+  int rc = gw_eventstream_next(&u->es, &m);
+  if (rc <= 0)
+    return rc;
+  if (strcmp(m.message_type, "error") == 0) {
+    const char *code = m.error_code[0] ? m.error_code : "InternalServerException";
+    gw_upstream_fail(u, 0, gw_upstream_status_from_type(code), code, NULL,
+                     m.error_message[0] ? m.error_message : code);
+    return 1;
+  }
+  bool exc = strcmp(m.message_type, "exception") == 0;
+  /* The payload is not NUL-terminated; jansson's loadb does not need it. */
+  u->codec->event(u, exc ? m.exception_type : m.event_type, m.payload, m.payload_len, exc);
+  return 1;
+}
+
+static void pump(gw_upstream *u) {
+  while (!u->ended) {
+    if (!gw_call_sink_ready(u->call)) {
+      u->backlog = true;
+      return;
+    }
+    int rc = next_event(u);
+    if (rc == 0) {
+      u->backlog = false;
+      return;
+    }
+    if (rc < 0) {
+      framing_error(u, rc);
+      return;
+    }
+  }
+}
+
+static int feed(gw_upstream *u, const char *p, size_t n) {
+  if (u->framing == GW_UPSTREAM_SSE)
+    return gw_sse_reader_feed(&u->sse, p, n);
+  return gw_eventstream_feed(&u->es, p, n);
+}
+
+static void finish_stream(gw_upstream *u) {
+  if (u->ended || u->backlog)
+    return;
+  if (u->framing == GW_UPSTREAM_SSE && gw_sse_reader_feed(&u->sse, "\n\n", 2) == GW_OK)
+    pump(u);
+  if (u->ended || u->backlog)
+    return;
+  if (u->framing == GW_UPSTREAM_EVENTSTREAM && gw_eventstream_pending(&u->es)) {
+    char m[160];
+    snprintf(m, sizeof m, "backend %s: stream cut inside a frame", u->backend_name);
+    gw_upstream_end(u, GW_STATUS_UNAVAILABLE, m);
+    return;
+  }
+  if (u->codec->stream_end)
+    u->codec->stream_end(u);
+  gw_upstream_end(u, GW_STATUS_OK, NULL);
+}
+
+static bool is_2xx(long st) { return st >= 200 && st < 300; }
+
+static size_t write_cb(char *p, size_t size, size_t nmemb, void *arg) {
+  gw_upstream *u = arg;
+  size_t n = size * nmemb;
+  if (u->ended)
+    return n;
+  curl_easy_getinfo(u->cx.easy, CURLINFO_RESPONSE_CODE, &u->http_status);
+  if (!u->streaming || !is_2xx(u->http_status)) {
+    int rc = gw_buf_append(&u->resp, p, n);
+    if (rc != GW_OK && is_2xx(u->http_status)) {
+      char m[160];
+      snprintf(m, sizeof m, "backend %s sent a response over %zu bytes", u->backend_name,
+               u->resp.cap);
+      gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL,
+                      m);
+    }
+    return n;
+  }
+  if (u->backlog) {
+    pump(u);
+    if (u->ended)
+      return n;
+    if (u->backlog) {
+      u->paused = true;
+      return CURL_WRITEFUNC_PAUSE;
+    }
+  }
+  int rc = feed(u, p, n);
+  if (rc != GW_OK) {
+    framing_error(u, rc);
+    return n;
+  }
+  pump(u);
+  return n;
+}
+
+static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg) {
+  gw_upstream *u = arg;
+  size_t n = size * nmemb;
+  static const char name[] = "retry-after:";
+  if (n > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
+    const char *v = p + sizeof(name) - 1;
+    const char *end = p + n;
+    while (v < end && (*v == ' ' || *v == '\t'))
+      v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+      end--;
+    u->err.retry_after = gw_arena_strndup(u->call->arena, v, (size_t)(end - v));
+  }
+  return n;
+}
+
+static void http_error(gw_upstream *u, long st) {
+  gw_arena *a = u->call->arena;
+  const char *data = u->resp.data ? u->resp.data : "";
+  gw_status_code code = gw_openai_status_from_http(st);
+  u->has_error = true;
+  u->err.http_status = st;
+  if (u->codec->error)
+    code = u->codec->error(u, st, data, u->resp.len);
+  else if (u->resp.len)
+    u->err.message = gw_arena_strndup(a, data, u->resp.len > 512 ? 512 : u->resp.len);
+  u->err.http_status = st;
+  if (u->err.message && *u->err.message) {
+    gw_upstream_end(u, code, u->err.message);
+  } else {
+    char msg[160];
+    snprintf(msg, sizeof msg, "backend %s answered HTTP %ld", u->backend_name, st);
+    u->err.message = gw_arena_strdup(a, msg);
+    gw_upstream_end(u, code, msg);
+  }
+}
+
+static void transport_error(gw_upstream *u, CURLcode rc) {
+  const char *why = u->errbuf[0] ? u->errbuf : curl_easy_strerror(rc);
+  char m[400];
+  gw_status_code code = GW_STATUS_UNAVAILABLE;
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    code = GW_STATUS_DEADLINE_EXCEEDED;
+    snprintf(m, sizeof m, "backend %s did not answer in time", u->backend_name);
+  } else if (u->http_status) {
+    snprintf(m, sizeof m, "backend %s: response broken: %s", u->backend_name, why);
+  } else {
+    snprintf(m, sizeof m, "backend %s unavailable: %s", u->backend_name, why);
+  }
+  gw_upstream_end(u, code, m);
+}
+
+static void on_done(gw_curl_xfer *x, CURLcode result) {
+  gw_upstream *u = GW_CONTAINER_OF(x, gw_upstream, cx);
+  u->transfer_done = true;
+  long st = 0;
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &st);
+  u->http_status = st;
+  curl_easy_cleanup(x->easy);
+  x->easy = NULL;
+  curl_slist_free_all(u->headers);
+  u->headers = NULL;
+  gw_buf_release(&u->body);
+  if (u->ended) {
+    release(u);
+    return;
+  }
+  if (st != 0 && !is_2xx(st)) {
+    http_error(u, st);
+    return;
+  }
+  if (result != CURLE_OK) {
+    transport_error(u, result);
+    return;
+  }
+  if (u->streaming) {
+    finish_stream(u);
+    return;
+  }
+  u->codec->body(u, u->resp.data ? u->resp.data : "", u->resp.len);
+  gw_upstream_end(u, GW_STATUS_OK, NULL);
+}
+
+/* ---- starting ------------------------------------------------------------------------ */
+
+gw_upstream *gw_upstream_new(gw_call *call, const gw_upstream_codec *codec, const char *backend_name,
+                             bool streaming, gw_upstream_framing framing, int timeout_ms) {
+  gw_upstream *u = gw_arena_calloc(call->arena, sizeof(*u));
+  if (!u)
+    return NULL;
+  u->call = call;
+  u->codec = codec;
+  u->backend_name = backend_name;
+  u->streaming = streaming;
+  u->framing = framing;
+  u->timeout_ms = timeout_ms;
+  gw_buf_init(&u->body, REQUEST_CAP);
+  gw_buf_init(&u->resp, streaming ? ERROR_BODY_CAP : BODY_CAP);
+  gw_sse_reader_init(&u->sse, EVENT_CAP);
+  gw_eventstream_init(&u->es, EVENT_CAP);
+  return u;
+}
+
+int gw_upstream_add_header(gw_upstream *u, const char *h) {
+  struct curl_slist *l = curl_slist_append(u->headers, h);
+  if (!l)
+    return GW_ERR_NOMEM;
+  u->headers = l;
+  return GW_OK;
+}
+
+static bool header_safe(const char *v) { return v && *v && !strpbrk(v, "\r\n"); }
+
+static int64_t transfer_timeout(const gw_call *call, int backend_timeout_ms) {
+  int64_t left = 0;
+  if (call->deadline_ms) {
+    left = call->deadline_ms - gw_now_ms();
+    if (left < 1)
+      left = 1;
+  }
+  if (backend_timeout_ms > 0 && (left == 0 || backend_timeout_ms < left))
+    left = backend_timeout_ms;
+  return left;
+}
+
+void gw_upstream_discard(gw_upstream *u) {
+  if (u->cx.easy)
+    curl_easy_cleanup(u->cx.easy);
+  u->cx.easy = NULL;
+  curl_slist_free_all(u->headers);
+  u->headers = NULL;
+  gw_buf_release(&u->body);
+  gw_buf_release(&u->resp);
+  gw_sse_reader_release(&u->sse);
+  gw_eventstream_release(&u->es);
+}
+
+int gw_upstream_start(gw_upstream *u, const char *method, const char *url) {
+  gw_call *call = u->call;
+  gw_curl_loop *loop = gw_curl_loop_of(call->worker);
+  int rc = GW_ERR_NOMEM;
+  if (!loop) {
+    rc = GW_ERR_STATE;
+    goto fail;
+  }
+  if (gw_upstream_add_header(u, "Expect:") != GW_OK)
+    goto fail;
+  if (header_safe(call->request_id)) {
+    const char *h = gw_arena_printf(call->arena, "X-Request-Id: %s", call->request_id);
+    if (!h || gw_upstream_add_header(u, h) != GW_OK)
+      goto fail;
+  }
+  if (header_safe(call->traceparent)) {
+    const char *h = gw_arena_printf(call->arena, "traceparent: %s", call->traceparent);
+    if (!h || gw_upstream_add_header(u, h) != GW_OK)
+      goto fail;
+  }
+  CURL *e = curl_easy_init();
+  if (!e)
+    goto fail;
+  u->cx.easy = e;
+  u->cx.done = on_done;
+  int64_t timeout = transfer_timeout(call, u->timeout_ms);
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  long connect_ms = CONNECT_TIMEOUT_MS;
+  if (timeout > 0 && timeout < connect_ms)
+    connect_ms = (long)timeout;
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  if (timeout > 0)
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout);
+  if (strcmp(method, "POST") == 0) {
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, u->body.data ? u->body.data : "");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)u->body.len);
+  } else if (strcmp(method, "GET") != 0) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  }
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, u->headers);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, "ai-gateway/" GW_VERSION);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, u);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, u);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, u->errbuf);
+
+  gw_call_ref(call);
+  call->provider_state = u;
+  if (gw_curl_loop_add(loop, &u->cx) != GW_OK) {
+    call->provider_state = NULL;
+    gw_call_unref(call);
+    rc = GW_ERR_IO;
+    goto fail;
+  }
+  GW_LOGD("upstream", call->request_id, "%s -> backend %s %s (%zu bytes)", call->method->path,
+          u->backend_name, method, u->body.len);
+  return GW_OK;
+fail:
+  gw_upstream_discard(u);
+  return rc;
+}
+
+void gw_upstream_cancel(gw_call *call) {
+  gw_upstream *u = call->provider_state;
+  if (!u || u->ended)
+    return;
+  u->ended = true;
+  stop(u);
+}
+
+void gw_upstream_resume(gw_call *call) {
+  gw_upstream *u = call->provider_state;
+  if (!u || u->ended || !u->streaming)
+    return;
+  pump(u);
+  if (u->ended || u->backlog)
+    return;
+  if (u->transfer_done) {
+    finish_stream(u);
+    return;
+  }
+  if (u->paused) {
+    u->paused = false;
+    gw_curl_loop_unpause(&u->cx);
+  }
+}
+
+/* ---- translation helpers ------------------------------------------------------------ */
+
+char *gw_upstream_content_text(const json_t *content) {
+  if (json_is_string(content))
+    return gw_strndup(json_string_value(content), json_string_length(content));
+  gw_buf b;
+  gw_buf_init(&b, REQUEST_CAP);
+  size_t i;
+  const json_t *part;
+  json_array_foreach(content, i, part) {
+    const json_t *t = json_object_get(part, "text");
+    if (json_is_string(t) && gw_buf_append(&b, json_string_value(t), json_string_length(t)) != GW_OK) {
+      gw_buf_release(&b);
+      return NULL;
+    }
+  }
+  char *s = gw_strndup(b.data ? b.data : "", b.len);
+  gw_buf_release(&b);
+  return s;
+}
+
+bool gw_upstream_data_url(const char *url, const char **media, size_t *media_len,
+                          const char **data) {
+  if (strncmp(url, "data:", 5) != 0)
+    return false;
+  const char *m = url + 5;
+  const char *comma = strchr(m, ',');
+  if (!comma)
+    return false;
+  const char *semi = memchr(m, ';', (size_t)(comma - m));
+  if (!semi || strncmp(semi, ";base64,", 8) != 0)
+    return false;
+  *media = m;
+  *media_len = (size_t)(semi - m);
+  *data = comma + 1;
+  return true;
+}

@@ -1,0 +1,132 @@
+/* One HTTP exchange with a vendor's API on the call's worker curl loop, for
+ * the providers that translate (Anthropic, Azure, Gemini/Vertex, Bedrock):
+ * the request goes out as the provider built it; a unary answer, each
+ * stream event (SSE, or AWS event-stream frames) and an error answer go to
+ * the provider's codec, which turns them into OpenAI JSON that this module
+ * decodes into the call's output message and emits. Back-pressure, cancel,
+ * deadline and the upstream error for the HTTP front door work as in the
+ * OpenAI-compatible provider (provider_openai.c), whose SSE reader this
+ * reuses. */
+#ifndef GW_PIPELINE_UPSTREAM_HTTP_H
+#define GW_PIPELINE_UPSTREAM_HTTP_H
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "core/buf.h"
+#include "core/eventstream.h"
+#include "engine/curl_loop.h"
+#include "pipeline/call.h"
+#include "pipeline/provider_openai.h"
+
+typedef struct gw_upstream gw_upstream;
+
+typedef enum {
+  GW_UPSTREAM_SSE = 0,     /* text/event-stream */
+  GW_UPSTREAM_EVENTSTREAM, /* application/vnd.amazon.eventstream */
+} gw_upstream_framing;
+
+/* What a provider does with what comes back. Each may end the call with
+ * gw_upstream_end()/gw_upstream_fail(); when |body| returns without having
+ * ended it, the call ends OK. */
+typedef struct gw_upstream_codec {
+  /* A 2xx unary answer: |len| bytes at |data|. */
+  void (*body)(gw_upstream *u, const char *data, size_t len);
+  /* One stream event: SSE "event:" name ("" when none) and data; for the
+   * event-stream framing the :event-type (or :exception-type, with
+   * |exception| set) and the payload. */
+  void (*event)(gw_upstream *u, const char *name, const char *data, size_t len, bool exception);
+  /* The stream's transfer ended well and every event was handled. May be
+   * NULL. The call ends OK afterwards unless this ended it. */
+  void (*stream_end)(gw_upstream *u);
+  /* A non-2xx answer (up to 64 KiB of its body): fill u->err (type, code,
+   * param, message) and return the status. NULL: the message is the body. */
+  gw_status_code (*error)(gw_upstream *u, long http_status, const char *data, size_t len);
+} gw_upstream_codec;
+
+/* The upstream's own error, copied into call->upstream_error at the end. */
+typedef struct gw_upstream_error {
+  long http_status;
+  const char *type, *code, *param, *message, *retry_after; /* in the call's arena */
+} gw_upstream_error;
+
+struct gw_upstream {
+  /* Set by the provider before gw_upstream_start(). */
+  gw_call *call;
+  const gw_upstream_codec *codec;
+  void *state;              /* the codec's own, in the call's arena */
+  const char *backend_name; /* for messages */
+  gw_upstream_framing framing;
+  bool streaming;
+  int timeout_ms; /* the backend's; the call's deadline also applies */
+
+  gw_upstream_error err;
+  bool has_error;
+
+  /* Internal. */
+  gw_curl_xfer cx;
+  struct curl_slist *headers;
+  gw_buf body, resp;
+  gw_sse_reader sse;
+  gw_eventstream_decoder es;
+  char errbuf[CURL_ERROR_SIZE];
+  long http_status;
+  bool transfer_done, ended, released, backlog, paused, saw_done;
+};
+
+/* A new exchange for |call| in the call's arena (zeroed, buffers set up).
+ * NULL when out of memory. */
+gw_upstream *gw_upstream_new(gw_call *call, const gw_upstream_codec *codec, const char *backend_name,
+                             bool streaming, gw_upstream_framing framing, int timeout_ms);
+
+/* Adds header line |h| ("Name: value", copied). GW_OK or GW_ERR_NOMEM. */
+int gw_upstream_add_header(gw_upstream *u, const char *h);
+
+/* Sends |method| |url| with u->body (filled by the provider) and the headers
+ * added. On GW_OK the exchange owns a call reference and
+ * call->provider_state is |u|; on error nothing is left open (the caller
+ * returns the error from its start()). */
+int gw_upstream_start(gw_upstream *u, const char *method, const char *url);
+
+/* Frees what |u| holds when the provider gives up before (or instead of)
+ * gw_upstream_start(), e.g. after ending the call on a bad request. */
+void gw_upstream_discard(gw_upstream *u);
+
+/* For the provider's ops. */
+void gw_upstream_cancel(gw_call *call);
+void gw_upstream_resume(gw_call *call);
+
+/* Decodes |chunk| (OpenAI JSON of the call's output type: a
+ * ChatCompletionResponse, a chunk, ...) and emits it. Ends the call with
+ * INTERNAL when it does not decode. Returns GW_OK or an error. */
+int gw_upstream_emit_json(gw_upstream *u, const json_t *chunk);
+
+/* Ends the call with |code| and |msg| (upstream error copied into the call
+ * first when there is one). Idempotent. */
+void gw_upstream_end(gw_upstream *u, gw_status_code code, const char *msg);
+
+/* Records an upstream error (strings copied) and ends the call with the
+ * status for |http_status| (or |code| when |http_status| is 0). */
+void gw_upstream_fail(gw_upstream *u, long http_status, gw_status_code code, const char *type,
+                      const char *ecode, const char *message);
+
+/* The gRPC status for an error `type` in the vendors' vocabularies
+ * (invalid_request_error, rate_limit_error, overloaded_error,
+ * ThrottlingException, RESOURCE_EXHAUSTED, ...). INTERNAL when unknown. */
+gw_status_code gw_upstream_status_from_type(const char *type);
+
+/* Milliseconds since the epoch / seconds since the epoch (wall clock). */
+long long gw_upstream_unix_time(void);
+
+/* Shared translation helpers (OpenAI → vendor). |v| of a canonical message's
+ * content (string, array of parts or null) as one string of its text parts,
+ * newly made; NULL when out of memory. */
+char *gw_upstream_content_text(const json_t *content);
+
+/* Splits a data: URL ("data:image/png;base64,AAAA") into media type and
+ * payload (pointers into |url|). false when |url| is not a base64 data URL. */
+bool gw_upstream_data_url(const char *url, const char **media, size_t *media_len,
+                          const char **data);
+
+#endif

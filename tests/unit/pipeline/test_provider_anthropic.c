@@ -1,0 +1,236 @@
+/* The Anthropic provider's pure translations: OpenAI chat request → Messages
+ * request, Message → chat.completion, and the stream events → chunks. Each
+ * case is a pair of JSON documents compared with json_equal. */
+#include "support.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/status.h"
+#include "pipeline/provider_anthropic.h"
+
+static json_t *J(const char *s) {
+  json_error_t e;
+  json_t *j = json_loads(s, 0, &e);
+  if (!j)
+    fail_msg("bad test JSON: %s: %s", e.text, s);
+  return j;
+}
+
+static void assert_json_eq(const json_t *got, const char *want) {
+  json_t *w = J(want);
+  if (!json_equal(got, w)) {
+    char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
+    char *x = json_dumps(w, JSON_COMPACT | JSON_SORT_KEYS);
+    print_error("got:  %s\nwant: %s\n", g, x);
+    free(g);
+    free(x);
+    json_decref(w);
+    fail();
+  }
+  json_decref(w);
+}
+
+static const struct {
+  const char *in, *model;
+  int stream;
+  const char *want;
+} requests[] = {
+    /* system + user, sampling knobs, stop as a string, max_tokens default */
+    {"{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
+     "{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0,\"stop\":\"X\"}",
+     NULL, 0,
+     "{\"model\":\"m\",\"system\":\"S\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+     "\"max_tokens\":4096,\"temperature\":0,\"stop_sequences\":[\"X\"]}"},
+    /* two system parts stay blocks; max_completion_tokens wins; upstream model */
+    {"{\"model\":\"pub\",\"messages\":[{\"role\":\"system\",\"content\":\"A\"},"
+     "{\"role\":\"developer\",\"content\":[{\"type\":\"text\",\"text\":\"B\"}]},"
+     "{\"role\":\"user\",\"content\":\"q\"}],\"max_tokens\":5,\"max_completion_tokens\":7}",
+     "claude-x", 1,
+     "{\"model\":\"claude-x\",\"system\":[{\"type\":\"text\",\"text\":\"A\"},{\"type\":\"text\","
+     "\"text\":\"B\"}],\"messages\":[{\"role\":\"user\",\"content\":\"q\"}],\"max_tokens\":7,"
+     "\"stream\":true}"},
+    /* images: data URL → base64 source, http URL → url source */
+    {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
+     "\"see\"},{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/jpeg;base64,QUJD\"}},"
+     "{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://x/y.png\"}}]}]}",
+     NULL, 0,
+     "{\"model\":\"m\",\"max_tokens\":4096,\"messages\":[{\"role\":\"user\",\"content\":["
+     "{\"type\":\"text\",\"text\":\"see\"},{\"type\":\"image\",\"source\":{\"type\":\"base64\","
+     "\"media_type\":\"image/jpeg\",\"data\":\"QUJD\"}},{\"type\":\"image\",\"source\":{\"type\":"
+     "\"url\",\"url\":\"https://x/y.png\"}}]}]}"},
+    /* tools, tool_choice required, assistant tool call, two tool results merged */
+    {"{\"model\":\"m\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
+     "\"tool_choice\":\"required\",\"messages\":[{\"role\":\"user\",\"content\":\"go\"},"
+     "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"t1\",\"type\":\"function\","
+     "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}},{\"id\":\"t2\",\"type\":"
+     "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]},"
+     "{\"role\":\"tool\",\"tool_call_id\":\"t1\",\"content\":\"r1\"},"
+     "{\"role\":\"tool\",\"tool_call_id\":\"t2\",\"content\":[{\"type\":\"text\",\"text\":\"r2\"}]},"
+     "{\"role\":\"user\",\"content\":\"and?\"}]}",
+     NULL, 0,
+     "{\"model\":\"m\",\"max_tokens\":4096,\"tools\":[{\"name\":\"f\",\"input_schema\":{\"type\":"
+     "\"object\",\"properties\":{}}}],\"tool_choice\":{\"type\":\"any\"},\"messages\":["
+     "{\"role\":\"user\",\"content\":\"go\"},{\"role\":\"assistant\",\"content\":[{\"type\":"
+     "\"tool_use\",\"id\":\"t1\",\"name\":\"f\",\"input\":{\"a\":1}},{\"type\":\"tool_use\",\"id\":"
+     "\"t2\",\"name\":\"f\",\"input\":{}}]},{\"role\":\"user\",\"content\":[{\"type\":"
+     "\"tool_result\",\"tool_use_id\":\"t1\",\"content\":\"r1\"},{\"type\":\"tool_result\","
+     "\"tool_use_id\":\"t2\",\"content\":\"r2\"},{\"type\":\"text\",\"text\":\"and?\"}]}]}"},
+    /* named tool choice, no parallel calls, user → metadata */
+    {"{\"model\":\"m\",\"user\":\"u1\",\"parallel_tool_calls\":false,\"tool_choice\":{\"type\":"
+     "\"function\",\"function\":{\"name\":\"f\"}},\"messages\":[{\"role\":\"user\",\"content\":"
+     "\"x\"}]}",
+     NULL, 0,
+     "{\"model\":\"m\",\"max_tokens\":4096,\"metadata\":{\"user_id\":\"u1\"},\"tool_choice\":{"
+     "\"type\":\"tool\",\"name\":\"f\",\"disable_parallel_tool_use\":true},\"messages\":[{"
+     "\"role\":\"user\",\"content\":\"x\"}]}"},
+};
+
+static void test_request(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
+    json_t *in = J(requests[i].in), *out = NULL;
+    char err[200];
+    assert_int_equal(gw_anthropic_request(in, requests[i].model, requests[i].stream, &out, err,
+                                          sizeof err),
+                     GW_OK);
+    assert_json_eq(out, requests[i].want);
+    json_decref(in);
+    json_decref(out);
+  }
+}
+
+static void test_request_invalid(void **state) {
+  (void)state;
+  static const char *const bad[] = {
+      "{\"messages\":[]}",
+      "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":3}",
+      "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}",
+      "{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"a\",\"function\":{"
+      "\"name\":\"f\",\"arguments\":\"[1]\"}}]}]}",
+      "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\"}]}]}",
+      "{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}",
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    json_t *in = J(bad[i]), *out = NULL;
+    char err[200] = "";
+    assert_int_equal(gw_anthropic_request(in, "m", 0, &out, err, sizeof err), GW_ERR_INVALID);
+    assert_true(err[0] != '\0');
+    assert_null(out);
+    json_decref(in);
+  }
+}
+
+static void test_response(void **state) {
+  (void)state;
+  json_t *in = J("{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"c\","
+                 "\"content\":[{\"type\":\"text\",\"text\":\"Hi \"},{\"type\":\"text\",\"text\":"
+                 "\"there\"},{\"type\":\"tool_use\",\"id\":\"tu\",\"name\":\"f\",\"input\":{\"k\":"
+                 "[1]}}],\"stop_reason\":\"tool_use\",\"usage\":{\"input_tokens\":10,"
+                 "\"output_tokens\":3,\"cache_read_input_tokens\":4}}");
+  json_t *out = NULL;
+  assert_int_equal(gw_anthropic_response(in, 1700000000, &out), GW_OK);
+  assert_json_eq(out,
+                 "{\"id\":\"msg_1\",\"object\":\"chat.completion\",\"created\":1700000000,"
+                 "\"model\":\"c\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                 "\"content\":\"Hi there\",\"refusal\":null,\"tool_calls\":[{\"id\":\"tu\","
+                 "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":"
+                 "\"{\\\"k\\\":[1]}\"}}]},\"finish_reason\":\"tool_calls\",\"logprobs\":null}],"
+                 "\"usage\":{\"prompt_tokens\":14,\"completion_tokens\":3,\"total_tokens\":17,"
+                 "\"prompt_tokens_details\":{\"cached_tokens\":4}}}");
+  json_decref(in);
+  json_decref(out);
+  in = J("{\"type\":\"message\"}");
+  assert_int_equal(gw_anthropic_response(in, 0, &out), GW_ERR_INVALID);
+  json_decref(in);
+}
+
+static void test_finish_reasons(void **state) {
+  (void)state;
+  assert_string_equal(gw_anthropic_finish_reason("end_turn"), "stop");
+  assert_string_equal(gw_anthropic_finish_reason("stop_sequence"), "stop");
+  assert_string_equal(gw_anthropic_finish_reason("max_tokens"), "length");
+  assert_string_equal(gw_anthropic_finish_reason("tool_use"), "tool_calls");
+  assert_string_equal(gw_anthropic_finish_reason("refusal"), "content_filter");
+  assert_null(gw_anthropic_finish_reason(NULL));
+  assert_int_equal(gw_anthropic_http_status("overloaded_error"), 529);
+  assert_int_equal(gw_anthropic_http_status("rate_limit_error"), 429);
+  assert_int_equal(gw_anthropic_http_status("who_knows"), 500);
+}
+
+/* The documented event sequence of a streamed text + tool_use answer. */
+static const struct {
+  const char *event, *chunks;
+} stream[] = {
+    {"{\"type\":\"message_start\",\"message\":{\"id\":\"msg_s\",\"type\":\"message\",\"role\":"
+     "\"assistant\",\"content\":[],\"model\":\"c\",\"stop_reason\":null,\"usage\":{"
+     "\"input_tokens\":25,\"output_tokens\":1}}}",
+     "[{\"id\":\"msg_s\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"c\","
+     "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+     "\"finish_reason\":null,\"logprobs\":null}]}]"},
+    {"{\"type\":\"ping\"}", "[]"},
+    {"{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\","
+     "\"text\":\"\"}}",
+     "[]"},
+    {"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":"
+     "\"Hello\"}}",
+     "[{\"id\":\"msg_s\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"c\","
+     "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null,"
+     "\"logprobs\":null}]}]"},
+    {"{\"type\":\"content_block_stop\",\"index\":0}", "[]"},
+    {"{\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\","
+     "\"id\":\"toolu_1\",\"name\":\"f\",\"input\":{}}}",
+     "[{\"id\":\"msg_s\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"c\","
+     "\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"toolu_1\","
+     "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]},"
+     "\"finish_reason\":null,\"logprobs\":null}]}]"},
+    {"{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\","
+     "\"partial_json\":\"{\\\"a\\\":\"}}",
+     "[{\"id\":\"msg_s\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"c\","
+     "\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{"
+     "\"arguments\":\"{\\\"a\\\":\"}}]},\"finish_reason\":null,\"logprobs\":null}]}]"},
+    {"{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},"
+     "\"usage\":{\"output_tokens\":15}}",
+     "[{\"id\":\"msg_s\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"c\","
+     "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\",\"logprobs\":null}]}]"},
+    {"{\"type\":\"message_stop\"}",
+     "[{\"id\":\"msg_s\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"c\","
+     "\"choices\":[],\"usage\":{\"prompt_tokens\":25,\"completion_tokens\":15,\"total_tokens\":40}}]"},
+};
+
+static void test_stream(void **state) {
+  (void)state;
+  gw_anthropic_stream s;
+  gw_anthropic_stream_init(&s, 7, true);
+  for (size_t i = 0; i < sizeof(stream) / sizeof(stream[0]); i++) {
+    json_t *ev = J(stream[i].event), *chunks = json_array();
+    assert_int_equal(gw_anthropic_stream_event(&s, ev, chunks), GW_OK);
+    assert_json_eq(chunks, stream[i].chunks);
+    json_decref(ev);
+    json_decref(chunks);
+  }
+  assert_true(s.finished);
+
+  json_t *ev = J("{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"O\"}}");
+  json_t *chunks = json_array();
+  assert_int_equal(gw_anthropic_stream_event(&s, ev, chunks), GW_ERR_STATE);
+  assert_int_equal(json_array_size(chunks), 0);
+  json_decref(ev);
+  json_decref(chunks);
+  ev = J("[1]");
+  chunks = json_array();
+  assert_int_equal(gw_anthropic_stream_event(&s, ev, chunks), GW_ERR_INVALID);
+  json_decref(ev);
+  json_decref(chunks);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_request),     cmocka_unit_test(test_request_invalid),
+      cmocka_unit_test(test_response),    cmocka_unit_test(test_finish_reasons),
+      cmocka_unit_test(test_stream),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
