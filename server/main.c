@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config/reload.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "engine/curl_loop.h"
@@ -78,6 +80,38 @@ static long http_in_flight(gw_http_front *fronts, int n) {
   return total;
 }
 
+/* Reloads the routes (backends, models, routing) from the environment and
+ * CONFIG_FILE; an invalid file is logged and the running config kept.
+ * Listener settings (ports, TLS, workers) need a restart. */
+static void reload_routes(gw_router *router, const char *why) {
+  gw_config *nc = NULL;
+  gw_buf e;
+  gw_buf_init(&e, 4096);
+  if (gw_config_reload(&nc, &e) != GW_OK) {
+    GW_LOGE("main", NULL, "%s: config reload rejected, keeping the running config: %s", why,
+            e.data ? e.data : "out of memory");
+  } else {
+    size_t nb = nc->n_backends, nm = nc->n_models;
+    if (gw_router_reload(router, nc, &e) != GW_OK) /* takes |nc| */
+      GW_LOGE("main", NULL, "%s: config reload failed, keeping the running config: %s", why,
+              e.data ? e.data : "out of memory");
+    else
+      GW_LOGI("main", NULL, "%s: config reloaded: %zu backends, %zu models", why, nb, nm);
+  }
+  gw_buf_release(&e);
+}
+
+/* Every client connection, upstream connection and stream needs a file
+ * descriptor: raise the soft limit to the hard one (10,000 open SSE streams
+ * take 20,000 descriptors). */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 static void usage(FILE *out) {
   fprintf(out,
           "usage: ai-gateway [--check-config] [--version] [--help]\n"
@@ -130,6 +164,7 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  raise_fd_limit();
   evthread_use_pthreads();
   grpc_init();
   int rc = 1;
@@ -159,7 +194,7 @@ int main(int argc, char **argv) {
     goto out;
   }
   pipeline.router = router;
-  if (gw_router_start_catalogs(router) != GW_OK)
+  if (gw_router_start_catalogs(router) != GW_OK || gw_router_start_probes(router) != GW_OK)
     goto out;
   gw_stage route = gw_router_stage(router);
   if (gw_pipeline_add(&pipeline, &gw_stage_stats) || gw_pipeline_add(&pipeline, &gw_stage_auth) ||
@@ -229,25 +264,43 @@ int main(int argc, char **argv) {
   GW_LOGI("main", NULL, "ai-gateway %s ready: %d workers, %zu backends, %zu models", GW_VERSION,
           n_workers, cfg.n_backends, cfg.n_models);
 
+  /* The signal loop also ticks: it polls the config file for changes and
+   * frees routing tables that a reload replaced once no call holds them. */
+  gw_file_watch watch = {0};
+  bool watching = cfg.config_file && cfg.routing.reload_poll_ms > 0 &&
+                  gw_file_watch_init(&watch, cfg.config_file) == GW_OK;
+  int64_t next_poll = gw_now_ms() + cfg.routing.reload_poll_ms;
   for (;;) {
     int sig = 0;
-    if (sigwait(&sigs, &sig) != 0)
+    struct timespec tick = {0, 200 * 1000000L};
+    sig = sigtimedwait(&sigs, NULL, &tick);
+    gw_router_collect(router);
+    if (sig < 0) {
+      if (watching && gw_now_ms() >= next_poll) {
+        next_poll = gw_now_ms() + cfg.routing.reload_poll_ms;
+        if (gw_file_watch_changed(&watch))
+          reload_routes(router, "config file changed");
+      }
       continue;
+    }
     if (sig == SIGCHLD)
       continue; /* the supervisor's thread reaps its children */
     if (sig == SIGHUP) {
       if (cfg.tls_cert_file) {
         run_on_workers(fronts, n_workers, http_reload_tls);
         GW_LOGI("main", NULL, "SIGHUP: TLS certificate reloaded for new connections");
-      } else {
-        GW_LOGI("main", NULL, "SIGHUP: nothing to reload (no TLS certificate configured)");
       }
+      if (watching)
+        (void)gw_file_watch_changed(&watch); /* this reload covers the change */
+      reload_routes(router, "SIGHUP");
       continue;
     }
     GW_LOGI("main", NULL, "%s: shutting down (grace %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
             cfg.shutdown_grace_ms);
     break;
   }
+  if (watching)
+    gw_file_watch_release(&watch);
   rc = 0;
 
 out:

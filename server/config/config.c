@@ -156,6 +156,8 @@ static const struct env_spec {
     {"HTTP_BODY_TIMEOUT_MS", K_INT, offsetof(gw_config, http_body_timeout_ms), 1, 3600000},
     {"MAX_CONNS_PER_IP", K_INT, offsetof(gw_config, max_conns_per_ip), 0, 1000000},
     {"CORS_ORIGINS", K_STRING, offsetof(gw_config, cors_origins), 0, 0},
+    {"LOCAL_MODEL_WORKERS_MIN", K_INT, offsetof(gw_config, local_model_workers_min), 1, 64},
+    {"LOCAL_MODEL_WORKERS_MAX", K_INT, offsetof(gw_config, local_model_workers_max), 1, 64},
 };
 
 /* Strict decimal: digits only, no sign, no blanks, no overflow past |max|. */
@@ -222,6 +224,8 @@ static int load_env(gw_config *c, const env_view *v, gw_buf *err) {
   c->http_header_timeout_ms = 60000;
   c->http_body_timeout_ms = 60000;
   c->max_conns_per_ip = 256;
+  c->local_model_workers_min = 1;
+  c->local_model_workers_max = 1;
 
   for (size_t i = 0; i < sizeof env_specs / sizeof env_specs[0]; i++) {
     const struct env_spec *e = &env_specs[i];
@@ -280,6 +284,14 @@ static int load_env(gw_config *c, const env_view *v, gw_buf *err) {
       (void)gw_buf_printf(err, "%s: %s is set but %s is not", view_source(v, set), set, unset);
     return GW_ERR_INVALID;
   }
+  if (c->local_model_workers_min > c->local_model_workers_max) {
+    if (err)
+      (void)gw_buf_printf(err,
+                          "%s: LOCAL_MODEL_WORKERS_MIN (%d) is above LOCAL_MODEL_WORKERS_MAX (%d)",
+                          view_source(v, "LOCAL_MODEL_WORKERS_MIN"), c->local_model_workers_min,
+                          c->local_model_workers_max);
+    return GW_ERR_INVALID;
+  }
   if (c->port == c->grpc_port) {
     if (err)
       (void)gw_buf_printf(err, "environment: PORT and GRPC_PORT are both %d", c->port);
@@ -306,26 +318,73 @@ static int add_single_model(gw_config *c, const char *name, const char *backend,
   return GW_OK;
 }
 
-/* TARGET_API_URL set and no CONFIG_FILE: every model ("*") goes to one
- * OpenAI-compatible upstream, under the name the client asked for. */
-static int routes_from_target(gw_config *c) {
-  if (!(c->backends = gw_calloc(1, sizeof *c->backends)))
-    return GW_ERR_NOMEM;
-  c->n_backends = 1;
-  gw_backend_conf *b = &c->backends[0];
-  if (!(b->name = gw_strdup("upstream")) || !(b->provider = gw_strdup("openai")) ||
-      !(b->target = gw_strdup(c->target_api_url)))
-    return GW_ERR_NOMEM;
-  if (c->target_api_key && !(b->api_key = gw_strdup(c->target_api_key)))
+/* TARGET_API_URL set and no CONFIG_FILE: every model ("*") goes to the
+ * OpenAI-compatible upstream, under the name the client asked for. Several
+ * base URLs separated by commas are deployments of the same upstream
+ * ("upstream-1", "upstream-2", ...), load-balanced with failover. */
+static int routes_from_target(gw_config *c, gw_buf *err) {
+  size_t n = 1;
+  for (const char *p = c->target_api_url; *p; p++)
+    n += *p == ',';
+  if (!(c->backends = gw_calloc(n, sizeof *c->backends)))
     return GW_ERR_NOMEM;
   if (!(c->models = gw_calloc(1, sizeof *c->models)))
     return GW_ERR_NOMEM;
-  return add_single_model(c, "*", "upstream", NULL);
+  gw_model_conf *m = &c->models[0];
+  c->n_models = 1;
+  if (!(m->name = gw_strdup("*")) || !(m->deployments = gw_calloc(n, sizeof *m->deployments)))
+    return GW_ERR_NOMEM;
+  const char *p = c->target_api_url;
+  for (size_t i = 0; i < n; i++) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    gw_backend_conf *b = &c->backends[c->n_backends++];
+    char name[32];
+    if (n == 1)
+      snprintf(name, sizeof name, "upstream");
+    else
+      snprintf(name, sizeof name, "upstream-%zu", i + 1);
+    if (!(b->name = gw_strdup(name)) || !(b->provider = gw_strdup("openai")) ||
+        !(b->target = gw_strndup(p, len)))
+      return GW_ERR_NOMEM;
+    if (!gw_config_is_http_url(b->target)) {
+      if (err) {
+        (void)gw_buf_printf(err, "environment: TARGET_API_URL: item %zu ", i + 1);
+        (void)gw_config_append_quoted(err, b->target);
+        (void)gw_buf_appends(err, " is not an http(s) URL");
+      }
+      return GW_ERR_INVALID;
+    }
+    if (c->target_api_key && !(b->api_key = gw_strdup(c->target_api_key)))
+      return GW_ERR_NOMEM;
+    gw_deployment_conf *d = &m->deployments[m->n_deployments++];
+    d->weight = 1;
+    if (!(d->backend = gw_strdup(name)))
+      return GW_ERR_NOMEM;
+    p = comma ? comma + 1 : p + len;
+  }
+  return GW_OK;
+}
+
+void gw_config_routing_defaults(gw_routing_conf *r) {
+  r->balance = GW_CONF_BALANCE_WEIGHTED;
+  r->max_retries = 2;
+  r->retry_budget_percent = 20;
+  r->retry_budget_min = 10;
+  r->retry_backoff_ms = 25;
+  r->retry_backoff_max_ms = 1000;
+  r->max_retry_after_ms = 10000;
+  r->eject_failures = 3;
+  r->eject_base_ms = 1000;
+  r->eject_max_ms = 30000;
+  r->probe_interval_ms = 0;
+  r->probe_timeout_ms = 2000;
+  r->reload_poll_ms = 1000;
 }
 
 /* Neither: the local Python model server, started by the gateway, serving
  * its trained language model "tiny-lm". */
-static int routes_default(gw_config *c) {
+static int routes_default(gw_config *c, gw_buf *err) {
   char port[16];
   snprintf(port, sizeof port, "%d", c->local_model_port);
   if (!(c->backends = gw_calloc(1, sizeof *c->backends)))
@@ -349,9 +408,70 @@ static int routes_default(gw_config *c) {
       return GW_ERR_NOMEM;
   if (!(b->command[n] = gw_strdup(port)))
     return GW_ERR_NOMEM;
+  gw_config_pool_defaults(c, b);
+  const char *fault = gw_config_pool_finish(b);
+  if (fault) { /* only the member ports can fail: LOCAL_MODEL_PORT + max - 1 */
+    if (err)
+      (void)gw_buf_printf(err, "environment: LOCAL_MODEL_PORT / LOCAL_MODEL_WORKERS_MAX: %s",
+                          fault);
+    return GW_ERR_INVALID;
+  }
   if (!(c->models = gw_calloc(1, sizeof *c->models)))
     return GW_ERR_NOMEM;
   return add_single_model(c, "tiny-lm", "local", "tiny-lm");
+}
+
+/* --- process pools ------------------------------------------------------------ */
+
+void gw_config_pool_defaults(const gw_config *c, gw_backend_conf *b) {
+  gw_pool_conf *p = &b->pool;
+  memset(p, 0, sizeof *p);
+  p->min = c->local_model_workers_min > 0 ? c->local_model_workers_min : 1;
+  p->max = c->local_model_workers_max > 0 ? c->local_model_workers_max : 1;
+  if (p->max < p->min)
+    p->max = p->min;
+  p->max_concurrency = 8; /* the model server's own default */
+  for (size_t i = 0; i + 1 < b->n_command; i++)
+    if (strcmp(b->command[i], "--max-concurrency") == 0) {
+      long long n;
+      if (parse_uint(b->command[i + 1], 1, 100000, &n) == GW_OK)
+        p->max_concurrency = (int)n;
+    }
+  for (size_t i = 0; i < b->n_command; i++)
+    if (strncmp(b->command[i], "--max-concurrency=", 18) == 0) {
+      long long n;
+      if (parse_uint(b->command[i] + 18, 1, 100000, &n) == GW_OK)
+        p->max_concurrency = (int)n;
+    }
+  p->scale_down_inflight = 1;
+  p->scale_up_wait_ms = 200;
+  p->up_after_ms = 2000;
+  p->down_after_ms = 30000;
+  p->up_cooldown_ms = 5000;
+  p->down_cooldown_ms = 30000;
+  p->queue_timeout_ms = 10000;
+}
+
+const char *gw_config_pool_finish(gw_backend_conf *b) {
+  gw_pool_conf *p = &b->pool;
+  if (p->scale_up_inflight <= 0)
+    p->scale_up_inflight = p->max_concurrency;
+  if (p->min > p->max)
+    return "min is above max";
+  const char *colon = b->target ? strrchr(b->target, ':') : NULL;
+  long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+  if (port + p->max - 1 > 65535)
+    return "the member ports (target port + max - 1) go past 65535";
+  if (p->max > 1) {
+    bool has_port = false;
+    for (size_t i = 0; i < b->n_command; i++)
+      if ((strcmp(b->command[i], "--port") == 0 && i + 1 < b->n_command) ||
+          strncmp(b->command[i], "--port=", 7) == 0)
+        has_port = true;
+    if (!has_port)
+      return "a pool of more than one process needs --port in its command";
+  }
+  return NULL;
 }
 
 /* --- load / release ---------------------------------------------------------- */
@@ -368,6 +488,17 @@ static void release_backend(gw_backend_conf *b) {
   for (size_t i = 0; i < b->n_command; i++)
     gw_free(b->command[i]);
   gw_free(b->command);
+  char **secrets[] = {&b->aws_access_key_id, &b->aws_secret_access_key, &b->aws_session_token};
+  for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+    if (*secrets[i]) {
+      explicit_bzero(*secrets[i], strlen(*secrets[i]));
+      gw_free(*secrets[i]);
+    }
+  gw_free(b->api_version);
+  gw_free(b->region);
+  gw_free(b->project);
+  gw_free(b->location);
+  gw_free(b->credentials_file);
 }
 
 void gw_config_release_routes(gw_config *c) {
@@ -384,6 +515,9 @@ void gw_config_release_routes(gw_config *c) {
       gw_free(m->deployments[j].upstream_model);
     }
     gw_free(m->deployments);
+    for (size_t j = 0; j < m->n_fallbacks; j++)
+      gw_free(m->fallbacks[j]);
+    gw_free(m->fallbacks);
   }
   gw_free(c->models);
   c->models = NULL;
@@ -413,6 +547,7 @@ void gw_config_release(gw_config *c) {
 }
 
 static int load_routes(gw_config *c, const env_view *v, gw_buf *err) {
+  gw_config_routing_defaults(&c->routing);
   if (c->config_file) {
     char *data;
     size_t len;
@@ -428,7 +563,7 @@ static int load_routes(gw_config *c, const env_view *v, gw_buf *err) {
     gw_free(data);
     return rc;
   }
-  int rc = c->target_api_url ? routes_from_target(c) : routes_default(c);
+  int rc = c->target_api_url ? routes_from_target(c, err) : routes_default(c, err);
   if (rc != GW_OK)
     gw_config_release_routes(c);
   return rc;

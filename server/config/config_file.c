@@ -390,9 +390,161 @@ static int is_env_name(const char *s) {
          strlen(s);
 }
 
+/* The optional `pool` object of a backend with a command (see gw_pool_conf). */
+static int parse_pool(vctx *v, const json_t *j, const char *path, const gw_config *c,
+                      gw_backend_conf *b) {
+  static const char *const keys[] = {
+      "min", "max", "max_concurrency", "scale_up_inflight", "scale_down_inflight",
+      "scale_up_wait_ms", "scale_up_latency_ms", "up_after_ms", "down_after_ms",
+      "up_cooldown_ms", "down_cooldown_ms", "queue_timeout_ms", NULL};
+  const json_t *pj = json_object_get(j, "pool");
+  char p[160];
+  int rc;
+  join(p, sizeof p, path, "pool");
+  if (pj && !b->command)
+    return verr(v, p, "only allowed with command");
+  if (!b->command)
+    return GW_OK;
+  gw_config_pool_defaults(c, b);
+  if (pj) {
+    gw_pool_conf *q = &b->pool;
+    if ((rc = check_object(v, pj, p, keys)) != GW_OK)
+      return rc;
+    const struct {
+      const char *key;
+      int *field, min, max;
+    } ints[] = {
+        {"min", &q->min, 1, 64},
+        {"max", &q->max, 1, 64},
+        {"max_concurrency", &q->max_concurrency, 1, 100000},
+        {"scale_up_inflight", &q->scale_up_inflight, 1, 100000},
+        {"scale_down_inflight", &q->scale_down_inflight, 0, 100000},
+        {"scale_up_wait_ms", &q->scale_up_wait_ms, 0, 3600000},
+        {"scale_up_latency_ms", &q->scale_up_latency_ms, 0, 3600000},
+        {"up_after_ms", &q->up_after_ms, 0, 3600000},
+        {"down_after_ms", &q->down_after_ms, 0, 3600000},
+        {"up_cooldown_ms", &q->up_cooldown_ms, 0, 3600000},
+        {"down_cooldown_ms", &q->down_cooldown_ms, 0, 3600000},
+        {"queue_timeout_ms", &q->queue_timeout_ms, 0, 3600000},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+      if ((rc = get_int(v, pj, p, ints[i].key, ints[i].min, ints[i].max, ints[i].field)) != GW_OK)
+        return rc;
+    /* One bound given alone moves the other when the environment's
+     * default would contradict it. */
+    if (json_object_get(pj, "max") && !json_object_get(pj, "min") && q->min > q->max)
+      q->min = q->max;
+    if (json_object_get(pj, "min") && !json_object_get(pj, "max") && q->max < q->min)
+      q->max = q->min;
+  }
+  const char *fault = gw_config_pool_finish(b);
+  if (fault)
+    return verr(v, p, "%s", fault);
+  return GW_OK;
+}
+
+static int is_vendor(const char *provider) {
+  static const char *const names[] = {"openai", "azure", "anthropic", "gemini",
+                                      "vertex", "bedrock"};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    if (strcmp(provider, names[i]) == 0)
+      return 1;
+  return 0;
+}
+
+/* A secret named by an *_env key: |*out| copied from the environment;
+ * untouched when the key is absent. */
+static int get_env_secret(vctx *v, const json_t *j, const char *path, const char *key,
+                          char **out) {
+  const char *name, *val;
+  char p[160];
+  int rc = get_string(v, j, path, key, 0, &name);
+  if (rc != GW_OK || !name)
+    return rc;
+  join(p, sizeof p, path, key);
+  if (!is_env_name(name))
+    return verr_value(v, p, "", name, " is not an environment variable name");
+  val = v->getenv_fn(v->getenv_arg, name);
+  if (!val || !*val)
+    return verr(v, p, "environment variable %s is not set", name);
+  return dup_string(val, out);
+}
+
+/* The vendor keys of a backend (see docs/config.md, "Providers"): each is
+ * accepted only by the providers that use it; a missing target becomes the
+ * vendor's endpoint. */
+static int parse_vendor(vctx *v, const json_t *j, const char *path, const char *provider,
+                        const char *target, gw_backend_conf *b) {
+  static const struct {
+    const char *key, *providers; /* providers: space-separated */
+  } allowed[] = {
+      {"api_version", " azure anthropic "},     {"region", " bedrock "},
+      {"access_key_id_env", " bedrock "},       {"secret_access_key_env", " bedrock "},
+      {"session_token_env", " bedrock "},       {"project", " vertex "},
+      {"location", " vertex "},                 {"credentials_file", " vertex "},
+  };
+  char p[160], pad[32];
+  int rc;
+  snprintf(pad, sizeof pad, " %s ", provider);
+  for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+    if (json_object_get(j, allowed[i].key) && !strstr(allowed[i].providers, pad)) {
+      join(p, sizeof p, path, allowed[i].key);
+      return verr(v, p, "is not used by provider %s", provider);
+    }
+  const char *api_version = NULL, *region = NULL, *project = NULL, *location = NULL,
+             *creds = NULL;
+  if ((rc = get_string(v, j, path, "api_version", 0, &api_version)) != GW_OK ||
+      (rc = get_string(v, j, path, "region", 0, &region)) != GW_OK ||
+      (rc = get_string(v, j, path, "project", 0, &project)) != GW_OK ||
+      (rc = get_string(v, j, path, "location", 0, &location)) != GW_OK ||
+      (rc = get_string(v, j, path, "credentials_file", 0, &creds)) != GW_OK)
+    return rc;
+  const char *dflt = NULL;
+  char buf[256];
+  if (strcmp(provider, "bedrock") == 0) {
+    if (!region && !(region = v->getenv_fn(v->getenv_arg, "AWS_REGION")))
+      return verr(v, path, "bedrock needs region (or AWS_REGION)");
+    if (!json_object_get(j, "access_key_id_env") || !json_object_get(j, "secret_access_key_env"))
+      return verr(v, path, "bedrock needs access_key_id_env and secret_access_key_env");
+    if ((rc = get_env_secret(v, j, path, "access_key_id_env", &b->aws_access_key_id)) != GW_OK ||
+        (rc = get_env_secret(v, j, path, "secret_access_key_env", &b->aws_secret_access_key)) !=
+            GW_OK ||
+        (rc = get_env_secret(v, j, path, "session_token_env", &b->aws_session_token)) != GW_OK)
+      return rc;
+    snprintf(buf, sizeof buf, "https://bedrock-runtime.%s.amazonaws.com", region);
+    dflt = buf;
+  } else if (strcmp(provider, "vertex") == 0) {
+    if (!project || !creds)
+      return verr(v, path, "vertex needs project and credentials_file");
+    if (!location)
+      location = "us-central1";
+    snprintf(buf, sizeof buf, "https://%s-aiplatform.googleapis.com/v1", location);
+    dflt = buf;
+  } else if (strcmp(provider, "anthropic") == 0) {
+    dflt = "https://api.anthropic.com";
+  } else if (strcmp(provider, "gemini") == 0) {
+    dflt = "https://generativelanguage.googleapis.com/v1beta";
+  } else if (strcmp(provider, "azure") == 0 && !api_version) {
+    api_version = "2024-10-21";
+  }
+  if (!target && dflt && (rc = dup_string(dflt, &b->target)) != GW_OK)
+    return rc;
+  if ((rc = dup_string(api_version, &b->api_version)) != GW_OK ||
+      (rc = dup_string(region, &b->region)) != GW_OK ||
+      (rc = dup_string(project, &b->project)) != GW_OK ||
+      (rc = dup_string(location, &b->location)) != GW_OK ||
+      (rc = dup_string(creds, &b->credentials_file)) != GW_OK)
+    return rc;
+  return GW_OK;
+}
+
 static int parse_backend(vctx *v, const json_t *j, const char *path, gw_config *c, size_t idx) {
   static const char *const keys[] = {"name", "provider", "target", "api_key_env",
-                                     "api_key", "timeout_ms", "command", NULL};
+                                     "api_key", "timeout_ms", "command", "pool",
+                                     /* vendor keys: parse_vendor() */
+                                     "api_version", "region", "access_key_id_env",
+                                     "secret_access_key_env", "session_token_env", "project",
+                                     "location", "credentials_file", NULL};
   gw_backend_conf *b = &c->backends[idx];
   char p[160];
   int rc;
@@ -410,16 +562,20 @@ static int parse_backend(vctx *v, const json_t *j, const char *path, gw_config *
   if ((rc = get_string(v, j, path, "provider", 1, &provider)) != GW_OK)
     return rc;
   int grpc = strcmp(provider, "grpc") == 0;
-  if (!grpc && strcmp(provider, "openai") != 0) {
+  if (!grpc && !is_vendor(provider)) {
     join(p, sizeof p, path, "provider");
-    return verr(v, p, "must be one of grpc, openai");
+    return verr(v, p, "must be one of grpc, openai, azure, anthropic, gemini, vertex, bedrock");
   }
-  if ((rc = get_string(v, j, path, "target", 1, &target)) != GW_OK)
+  /* The vendors with one well-known endpoint need no target. */
+  int target_required = grpc || strcmp(provider, "openai") == 0 || strcmp(provider, "azure") == 0;
+  if ((rc = get_string(v, j, path, "target", target_required, &target)) != GW_OK)
     return rc;
   join(p, sizeof p, path, "target");
-  if (grpc && !is_host_port(target))
+  if (!target)
+    ; /* parse_vendor() sets the default */
+  else if (grpc && !is_host_port(target))
     return verr_value(v, p, "", target, " is not host:port (port 1-65535)");
-  if (!grpc && !gw_config_is_http_url(target)) {
+  if (target && !grpc && !gw_config_is_http_url(target)) {
     if (strchr(target, '@')) /* userinfo may hold a secret */
       return verr(v, p, "is not an http(s) URL");
     return verr_value(v, p, "", target, " is not an http(s) URL");
@@ -440,6 +596,8 @@ static int parse_backend(vctx *v, const json_t *j, const char *path, gw_config *
   }
   int timeout = 0;
   if ((rc = get_int(v, j, path, "timeout_ms", 0, INT_MAX, &timeout)) != GW_OK)
+    return rc;
+  if ((rc = parse_vendor(v, j, path, provider, target, b)) != GW_OK)
     return rc;
 
   const json_t *cmd = json_object_get(j, "command");
@@ -470,7 +628,7 @@ static int parse_backend(vctx *v, const json_t *j, const char *path, gw_config *
       if ((rc = dup_string(json_string_value(json_array_get(cmd, i)), &b->command[i])) != GW_OK)
         return rc;
   }
-  return GW_OK;
+  return parse_pool(v, j, path, c, b);
 }
 
 /* "*", prefix/STAR (a prefix ending in '/' and then '*') or a name without '*'. */
@@ -486,7 +644,8 @@ static int is_model_name(const char *s) {
 
 static int parse_deployment(vctx *v, const json_t *j, const char *path, const gw_config *c,
                             const char *model, gw_deployment_conf *d, int shorthand) {
-  static const char *const dkeys[] = {"backend", "upstream_model", "weight", "priority", NULL};
+  static const char *const dkeys[] = {"backend",  "upstream_model",  "weight",
+                                      "priority", "max_concurrency", NULL};
   int rc;
   if (!shorthand && (rc = check_object(v, j, path, dkeys)) != GW_OK)
     return rc;
@@ -504,7 +663,8 @@ static int parse_deployment(vctx *v, const json_t *j, const char *path, const gw
   d->priority = 0;
   if (!shorthand) {
     if ((rc = get_int(v, j, path, "weight", 1, INT_MAX, &d->weight)) != GW_OK ||
-        (rc = get_int(v, j, path, "priority", 0, INT_MAX, &d->priority)) != GW_OK)
+        (rc = get_int(v, j, path, "priority", 0, INT_MAX, &d->priority)) != GW_OK ||
+        (rc = get_int(v, j, path, "max_concurrency", 0, INT_MAX, &d->max_concurrency)) != GW_OK)
       return rc;
   }
   if (!upstream && !strchr(model, '*'))
@@ -515,7 +675,8 @@ static int parse_deployment(vctx *v, const json_t *j, const char *path, const gw
 }
 
 static int parse_model(vctx *v, const json_t *j, const char *path, gw_config *c, size_t idx) {
-  static const char *const keys[] = {"name", "backend", "upstream_model", "deployments", NULL};
+  static const char *const keys[] = {"name",        "backend",   "upstream_model",
+                                     "deployments", "fallbacks", NULL};
   gw_model_conf *m = &c->models[idx];
   char p[160];
   int rc;
@@ -548,6 +709,31 @@ static int parse_model(vctx *v, const json_t *j, const char *path, gw_config *c,
   if (deps && json_array_size(deps) == 0)
     return verr(v, p, "must not be empty");
 
+  const json_t *fb = json_object_get(j, "fallbacks");
+  char pf[160];
+  join(pf, sizeof pf, path, "fallbacks");
+  if (fb && !json_is_array(fb))
+    return verr(v, pf, "must be a list of model names");
+  for (size_t i = 0; fb && i < json_array_size(fb); i++) {
+    const json_t *a = json_array_get(fb, i);
+    char pi[200];
+    snprintf(pi, sizeof pi, "%s[%zu]", pf, i);
+    if (!json_is_string(a) || json_string_length(a) == 0 ||
+        strlen(json_string_value(a)) != json_string_length(a) || strchr(json_string_value(a), '*'))
+      return verr(v, pi, "must be a model name");
+    if (strcmp(json_string_value(a), name) == 0)
+      return verr(v, pi, "a model cannot fall back to itself");
+  }
+  if (fb && json_array_size(fb)) {
+    size_t nf = json_array_size(fb);
+    if (!(m->fallbacks = gw_calloc(nf, sizeof *m->fallbacks)))
+      return GW_ERR_NOMEM;
+    m->n_fallbacks = nf;
+    for (size_t i = 0; i < nf; i++)
+      if ((rc = dup_string(json_string_value(json_array_get(fb, i)), &m->fallbacks[i])) != GW_OK)
+        return rc;
+  }
+
   size_t n = deps ? json_array_size(deps) : 1;
   if (!(m->name = gw_strdup(name)))
     return GW_ERR_NOMEM;
@@ -566,8 +752,82 @@ static int parse_model(vctx *v, const json_t *j, const char *path, gw_config *c,
   return GW_OK;
 }
 
+/* The optional top-level `routing` object. */
+static int parse_routing(vctx *v, const json_t *j, gw_routing_conf *r) {
+  static const char *const keys[] = {
+      "balance",           "max_retries",    "retry_budget_percent", "retry_budget_min",
+      "retry_backoff_ms",  "retry_backoff_max_ms", "max_retry_after_ms", "eject_failures",
+      "eject_base_ms",     "eject_max_ms",   "probe_interval_ms",    "probe_timeout_ms",
+      "reload_poll_ms",    NULL};
+  static const struct {
+    const char *name;
+    gw_conf_balance b;
+  } balances[] = {{"weighted", GW_CONF_BALANCE_WEIGHTED},
+                  {"round_robin", GW_CONF_BALANCE_WEIGHTED},
+                  {"least_outstanding", GW_CONF_BALANCE_LEAST_OUTSTANDING},
+                  {"p2c_ewma", GW_CONF_BALANCE_P2C_EWMA},
+                  {"p2c", GW_CONF_BALANCE_P2C_EWMA}};
+  int rc;
+  if ((rc = check_object(v, j, "routing", keys)) != GW_OK)
+    return rc;
+  const char *bal;
+  if ((rc = get_string(v, j, "routing", "balance", 0, &bal)) != GW_OK)
+    return rc;
+  if (bal) {
+    size_t i, nb = sizeof balances / sizeof balances[0];
+    for (i = 0; i < nb && strcmp(bal, balances[i].name) != 0; i++)
+      ;
+    if (i == nb)
+      return verr_value(v, "routing.balance", "", bal,
+                        " is not one of weighted, round_robin, least_outstanding, p2c_ewma, p2c");
+    r->balance = balances[i].b;
+  }
+  const struct {
+    const char *key;
+    int min, max;
+    int *field;
+  } ints[] = {
+      {"max_retries", 0, 10, &r->max_retries},
+      {"retry_budget_percent", 0, 100, &r->retry_budget_percent},
+      {"retry_budget_min", 0, 100000, &r->retry_budget_min},
+      {"retry_backoff_ms", 0, 60000, &r->retry_backoff_ms},
+      {"retry_backoff_max_ms", 0, 600000, &r->retry_backoff_max_ms},
+      {"max_retry_after_ms", 0, 3600000, &r->max_retry_after_ms},
+      {"eject_failures", 1, 1000, &r->eject_failures},
+      {"eject_base_ms", 1, 3600000, &r->eject_base_ms},
+      {"eject_max_ms", 1, 86400000, &r->eject_max_ms},
+      {"probe_interval_ms", 0, 3600000, &r->probe_interval_ms},
+      {"probe_timeout_ms", 1, 600000, &r->probe_timeout_ms},
+      {"reload_poll_ms", 0, 3600000, &r->reload_poll_ms},
+  };
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+    if ((rc = get_int(v, j, "routing", ints[i].key, ints[i].min, ints[i].max, ints[i].field)) !=
+        GW_OK)
+      return rc;
+  if (r->eject_max_ms < r->eject_base_ms)
+    return verr(v, "routing.eject_max_ms", "must be >= eject_base_ms");
+  return GW_OK;
+}
+
+/* Every fallback names a model this file routes, by an exact entry. */
+static int check_fallbacks(vctx *v, const gw_config *c) {
+  for (size_t i = 0; i < c->n_models; i++)
+    for (size_t k = 0; k < c->models[i].n_fallbacks; k++) {
+      const char *f = c->models[i].fallbacks[k];
+      size_t m;
+      for (m = 0; m < c->n_models && strcmp(c->models[m].name, f) != 0; m++)
+        ;
+      if (m == c->n_models) {
+        char p[200];
+        snprintf(p, sizeof p, "models[%zu].fallbacks[%zu]", i, k);
+        return verr_value(v, p, "unknown model ", f, "");
+      }
+    }
+  return GW_OK;
+}
+
 static int validate(vctx *v, const json_t *root, gw_config *c) {
-  static const char *const keys[] = {"backends", "models", NULL};
+  static const char *const keys[] = {"backends", "models", "routing", NULL};
   int rc;
   if (!root)
     return verr(v, "", "is empty");
@@ -610,7 +870,10 @@ static int validate(vctx *v, const json_t *root, gw_config *c) {
     if ((rc = parse_model(v, json_array_get(models, i), p, c, i)) != GW_OK)
       return rc;
   }
-  return GW_OK;
+  if ((rc = check_fallbacks(v, c)) != GW_OK)
+    return rc;
+  const json_t *routing = json_object_get(root, "routing");
+  return routing ? parse_routing(v, routing, &c->routing) : GW_OK;
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -636,6 +899,7 @@ int gw_config_file_parse(gw_config *c, const char *name, const char *data, size_
   if (rc != GW_OK)
     return rc;
   vctx v = {name, err, getenv_fn, getenv_arg};
+  gw_config_routing_defaults(&c->routing);
   rc = validate(&v, root, c);
   json_decref(root);
   if (rc != GW_OK)

@@ -63,7 +63,22 @@ int gw_config_append_quoted(gw_buf *b, const char *s);
  * control character anywhere. */
 int gw_config_is_http_url(const char *s);
 
+/* Sets the `routing` defaults (docs/config.md). */
+void gw_config_routing_defaults(gw_routing_conf *r);
+
 /* Frees the backends and models of |c| and clears their counts. */
 void gw_config_release_routes(gw_config *c);
+
+/* Fills |b->pool| with the defaults for a backend whose command is already
+ * set: min/max from LOCAL_MODEL_WORKERS_MIN/MAX, max_concurrency from the
+ * command's --max-concurrency (else 8), the rest from config.h's defaults.
+ * Call gw_config_pool_finish() after the config file's keys. */
+void gw_config_pool_defaults(const gw_config *c, gw_backend_conf *b);
+
+/* Derives what was left unset (scale_up_inflight) and checks the pool:
+ * min <= max, the member ports fit, a pool of more than one process has a
+ * --port in its command. Returns NULL or a static description of the fault
+ * (the caller adds the file and key). */
+const char *gw_config_pool_finish(gw_backend_conf *b);
 
 #endif

@@ -239,8 +239,13 @@ int gw_curl_loop_new(struct event_base *base, gw_curl_loop **out) {
    * connection where the upstream offers it; more than this many
    * connections to one host queue instead of opening without end. */
   curl_multi_setopt(l->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-  curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 256L);
-  curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, 64L);
+  /* No cap on connections per upstream host: an HTTP/1.1 stream holds its
+   * connection for its whole life, and a cap here made the calls past it
+   * wait in curl's queue until their connect timeout (10,000 open streams
+   * failed with 256). Per-deployment concurrency caps belong to routing. */
+  curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+  /* Idle keep-alive connections kept per worker for reuse. */
+  curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, 512L);
   *out = l;
   return GW_OK;
 

@@ -9,6 +9,14 @@
 #include "config/config.h"
 #include "pipeline/call.h"
 
+/* One process of a pooled backend, for the admin answers. */
+typedef struct gw_backend_member {
+  const char *target; /* "host:port", valid while the backend lives */
+  const char *state;  /* "starting", "serving", "not_serving", "draining", ... */
+  long in_flight;
+  int pid; /* 0 when it runs no process */
+} gw_backend_member;
+
 typedef struct gw_provider_kind {
   const char *name; /* the config's `provider` value: "grpc", "openai", ... */
   const gw_provider_ops *ops;
@@ -20,6 +28,9 @@ typedef struct gw_provider_kind {
   const char *(*state)(const void *impl);
   /* The router keeps a catalog of the upstream's models (GET {target}/models). */
   bool has_catalog;
+  /* Backends served by several local processes (a pool): fills up to |cap|
+   * of |out| with the members, returns how many there are. NULL: none. */
+  size_t (*members)(const void *impl, struct gw_backend_member *out, size_t cap);
 } gw_provider_kind;
 
 /* The kind named |name|, NULL if this build has none. */

@@ -157,6 +157,49 @@ static const struct env_good {
     {"PORT", "", F_INT, offsetof(gw_config, port), 8080},
 };
 
+static void test_pool_defaults_and_keys(void **state) {
+  (void)state;
+  gw_config c;
+  gw_buf err;
+  gw_buf_init(&err, 4096);
+  /* The embedded default: one process unless the environment asks. */
+  fake_env env0 = {{NULL}};
+  assert_int_equal(load(&c, &env0, NULL, NULL), GW_OK);
+  assert_int_equal(c.backends[0].pool.min, 1);
+  assert_int_equal(c.backends[0].pool.max, 1);
+  assert_int_equal(c.backends[0].pool.max_concurrency, 8);
+  assert_int_equal(c.backends[0].pool.scale_up_inflight, 8);
+  gw_config_release(&c);
+  fake_env env = {{"LOCAL_MODEL_WORKERS_MIN", "2", "LOCAL_MODEL_WORKERS_MAX", "4", NULL}};
+  assert_int_equal(load(&c, &env, NULL, NULL), GW_OK);
+  assert_int_equal(c.backends[0].pool.min, 2);
+  assert_int_equal(c.backends[0].pool.max, 4);
+  gw_config_release(&c);
+  fake_env bad = {{"LOCAL_MODEL_WORKERS_MIN", "3", "LOCAL_MODEL_WORKERS_MAX", "2", NULL}};
+  assert_int_equal(load(&c, &bad, NULL, &err), GW_ERR_INVALID);
+  assert_string_equal(err.data, "environment: LOCAL_MODEL_WORKERS_MIN (3) is above LOCAL_MODEL_WORKERS_MAX (2)");
+  /* Config-file keys win; --max-concurrency sets the slots per process. */
+  static const char yaml[] =
+      "backends: [{name: l, provider: grpc, target: '127.0.0.1:7000',\n"
+      "  command: [py, --port, '7000', --max-concurrency, '3'],\n"
+      "  pool: {max: 3, up_after_ms: 100, down_cooldown_ms: 0}}]\n"
+      "models: [{name: m, backend: l}]\n";
+  assert_int_equal(gw_config_load_buffer(&c, "g.yaml", yaml, sizeof yaml - 1, fake_getenv, &env0, &err),
+                   GW_OK);
+  const gw_pool_conf *p = &c.backends[0].pool;
+  assert_int_equal(p->min, 1);
+  assert_int_equal(p->max, 3);
+  assert_int_equal(p->max_concurrency, 3);
+  assert_int_equal(p->scale_up_inflight, 3);
+  assert_int_equal(p->scale_down_inflight, 1);
+  assert_int_equal(p->up_after_ms, 100);
+  assert_int_equal(p->down_cooldown_ms, 0);
+  assert_int_equal(p->down_after_ms, 30000);
+  assert_int_equal(p->queue_timeout_ms, 10000);
+  gw_config_release(&c);
+  gw_buf_release(&err);
+}
+
 static void test_env_good(void **state) {
   (void)state;
   for (size_t i = 0; i < sizeof env_good / sizeof env_good[0]; i++) {
@@ -547,7 +590,7 @@ static const struct file_case {
     {"gateway.yaml", "backends: [" B_LOCAL ", " B_LOCAL "]\nmodels: [x]\n",
      "gateway.yaml: backends[1].name: duplicate backend \"local\""},
     {"gateway.json", "{\"backends\": [{\"name\": \"a\", \"provider\": \"http\", \"target\": \"h:1\"}], \"models\": [1]}",
-     "gateway.json: backends[0].provider: must be one of grpc, openai"},
+     "gateway.json: backends[0].provider: must be one of grpc, openai, azure, anthropic, gemini, vertex, bedrock"},
     {"gateway.yaml", "backends: [{name: a, provider: grpc}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].target: is required"},
     {"gateway.yaml", "backends: [{name: a, provider: grpc, target: localhost}]\nmodels: [x]\n",
@@ -578,6 +621,18 @@ static const struct file_case {
      "gateway.yaml: backends[0].command: must not be empty"},
     {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', command: [a, 1]}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].command[1]: must be a string"},
+    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', pool: {max: 2}}]\nmodels: [x]\n",
+     "gateway.yaml: backends[0].pool: only allowed with command"},
+    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', command: [s, --port, '1'], pool: {min: 3, max: 2}}]\nmodels: [x]\n",
+     "gateway.yaml: backends[0].pool: min is above max"},
+    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', command: [s], pool: {max: 2}}]\nmodels: [x]\n",
+     "gateway.yaml: backends[0].pool: a pool of more than one process needs --port in its command"},
+    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:65535', command: [s, --port, '65535'], pool: {max: 2}}]\nmodels: [x]\n",
+     "gateway.yaml: backends[0].pool: the member ports (target port + max - 1) go past 65535"},
+    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', command: [s], pool: {max: 0}}]\nmodels: [x]\n",
+     "gateway.yaml: backends[0].pool.max: must be an integer in 1-64"},
+    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', command: [s], pool: {cooldown: 1}}]\nmodels: [x]\n",
+     "gateway.yaml: backends[0].pool.cooldown: unknown key"},
 
     /* models */
     {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [x]\n", "gateway.yaml: models[0]: must be an object"},
@@ -638,6 +693,77 @@ static void test_config_file_cases(void **state) {
     }
     gw_buf_release(&err);
   }
+}
+
+/* --- vendor providers' keys ---------------------------------------------------- */
+
+static const struct file_case vendor_cases[] = {
+    {"gateway.yaml", "backends: [{name: a, provider: bedrock, region: eu-west-1, "
+                     "access_key_id_env: K, secret_access_key_env: K, api_version: x}]\nmodels: [x]\n",
+     "gateway.yaml: backends[0].api_version: is not used by provider bedrock"},
+    {"gateway.yaml", "backends: [{name: a, provider: anthropic, region: eu}]\nmodels: [x]\n",
+     "gateway.yaml: backends[0].region: is not used by provider anthropic"},
+    {"gateway.yaml", "backends: [{name: a, provider: azure}]\nmodels: [x]\n",
+     "gateway.yaml: backends[0].target: is required"},
+    {"gateway.yaml", "backends: [{name: a, provider: vertex, project: p}]\nmodels: [x]\n",
+     "gateway.yaml: backends[0]: vertex needs project and credentials_file"},
+    {"gateway.yaml", "backends: [{name: a, provider: bedrock, region: r, access_key_id_env: K}]\n"
+                     "models: [x]\n",
+     "gateway.yaml: backends[0]: bedrock needs access_key_id_env and secret_access_key_env"},
+    {"gateway.yaml", "backends: [{name: a, provider: bedrock, region: r, access_key_id_env: K, "
+                     "secret_access_key_env: NOPE}]\nmodels: [x]\n",
+     "gateway.yaml: backends[0].secret_access_key_env: environment variable NOPE is not set"},
+};
+
+static void test_vendor_backends(void **state) {
+  (void)state;
+  const char *text =
+      "backends:\n"
+      "  - {name: an, provider: anthropic, api_key_env: K}\n"
+      "  - {name: az, provider: azure, target: 'https://r.openai.azure.com', api_key_env: K}\n"
+      "  - {name: ge, provider: gemini, api_key_env: K, api_version: v}\n"
+      "  - {name: vx, provider: vertex, project: p, location: europe-west4, credentials_file: /sa.json}\n"
+      "  - {name: br, provider: bedrock, region: us-east-1, access_key_id_env: AK, "
+      "secret_access_key_env: SK, session_token_env: ST}\n"
+      "models: [{name: a, backend: an}]\n";
+  fake_env env = {{"K", "sk-k", "AK", "AKIDEXAMPLE", "SK", "secret", "ST", "tok", NULL}};
+  gw_config c;
+  gw_buf err;
+  gw_buf_init(&err, 1024);
+  /* api_version is azure's and anthropic's only */
+  assert_int_equal(gw_config_load_buffer(&c, "g.yaml", text, strlen(text), fake_getenv, &env, &err),
+                   GW_ERR_INVALID);
+  assert_string_equal(err.data, "g.yaml: backends[2].api_version: is not used by provider gemini");
+  gw_buf_reset(&err);
+  char *fixed = strdup(text);
+  char *v = strstr(fixed, ", api_version: v");
+  memmove(v, v + strlen(", api_version: v"), strlen(v + strlen(", api_version: v")) + 1);
+  if (gw_config_load_buffer(&c, "g.yaml", fixed, strlen(fixed), fake_getenv, &env, &err) != GW_OK)
+    fail_msg("%s", err.data);
+  free(fixed);
+  assert_string_equal(c.backends[0].target, "https://api.anthropic.com");
+  assert_null(c.backends[0].api_version);
+  assert_string_equal(c.backends[1].api_version, "2024-10-21");
+  assert_string_equal(c.backends[2].target, "https://generativelanguage.googleapis.com/v1beta");
+  assert_string_equal(c.backends[3].target, "https://europe-west4-aiplatform.googleapis.com/v1");
+  assert_string_equal(c.backends[3].project, "p");
+  assert_string_equal(c.backends[3].credentials_file, "/sa.json");
+  assert_string_equal(c.backends[4].target, "https://bedrock-runtime.us-east-1.amazonaws.com");
+  assert_string_equal(c.backends[4].aws_access_key_id, "AKIDEXAMPLE");
+  assert_string_equal(c.backends[4].aws_secret_access_key, "secret");
+  assert_string_equal(c.backends[4].aws_session_token, "tok");
+  gw_config_release(&c);
+
+  for (size_t i = 0; i < sizeof vendor_cases / sizeof vendor_cases[0]; i++) {
+    const struct file_case *t = &vendor_cases[i];
+    gw_buf_reset(&err);
+    int rc = gw_config_load_buffer(&c, t->name, t->text, strlen(t->text), fake_getenv, &env, &err);
+    if (rc != GW_ERR_INVALID)
+      fail_msg("vendor case %zu: rc %d, want an error", i, rc);
+    if (!err.data || strcmp(err.data, t->err) != 0)
+      fail_msg("vendor case %zu:\n got: %s\nwant: %s", i, err.data ? err.data : "(none)", t->err);
+  }
+  gw_buf_release(&err);
 }
 
 /* --- secrets never show ---------------------------------------------------------- */
@@ -773,6 +899,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_local_model_port_in_default),
+      cmocka_unit_test(test_pool_defaults_and_keys),
       cmocka_unit_test(test_env_good),
       cmocka_unit_test(test_env_bad),
       cmocka_unit_test(test_tls_pair),
@@ -781,6 +908,7 @@ int main(void) {
       cmocka_unit_test(test_dotenv_bad),
       cmocka_unit_test(test_dotenv_file_and_precedence),
       cmocka_unit_test(test_config_files),
+      cmocka_unit_test(test_vendor_backends),
       cmocka_unit_test(test_config_file_key_from_dotenv),
       cmocka_unit_test(test_config_file_syntax_from_file),
       cmocka_unit_test(test_config_file_cases),

@@ -322,23 +322,27 @@ static void test_catalog_routes_and_lists(void **state) {
 
   /* Not loaded yet: "*" routes anything to the provider (which cannot
    * start here: no worker curl loop), and lists only exact names. */
-  assert_null(gw_catalog_get(router->backends[0].catalog));
+  assert_null(gw_catalog_get(atomic_load(&router->current)->backends[0].catalog));
   run(&p, chat, "whatever", &r);
   assert_int_equal(r.code, GW_STATUS_UNAVAILABLE);
   run(&p, list, NULL, &r);
   assert_string_equal(r.ids, "alias:ai-gateway ");
-  assert_string_equal(gw_router_backend_state(router, 0), "unknown");
+  assert_string_equal(gw_route_table_backend_state(atomic_load(&router->current), 0), "unknown");
 
   /* Loaded: the catalog decides what a wildcard reaches. */
-  assert_int_equal(gw_catalog_load_json(router->backends[0].catalog, "[]", 2), GW_ERR_INVALID);
-  assert_null(gw_catalog_get(router->backends[0].catalog));
-  assert_int_equal(gw_catalog_load_json(router->backends[0].catalog, listing, sizeof(listing) - 1),
+  assert_int_equal(
+      gw_catalog_load_json(atomic_load(&router->current)->backends[0].catalog, "[]", 2),
+      GW_ERR_INVALID);
+  assert_null(gw_catalog_get(atomic_load(&router->current)->backends[0].catalog));
+  assert_int_equal(gw_catalog_load_json(atomic_load(&router->current)->backends[0].catalog, listing,
+                                        sizeof(listing) - 1),
                    GW_OK);
-  const gw_catalog_snapshot *s = gw_catalog_get(router->backends[0].catalog);
+  const gw_catalog_snapshot *s = gw_catalog_get(atomic_load(&router->current)->backends[0].catalog);
   assert_int_equal(s->n, 3); /* duplicates and id-less entries dropped */
   assert_string_equal(gw_catalog_find(s, "m-1")->owned_by, "org-a");
   assert_null(gw_catalog_find(s, "nope"));
-  assert_string_equal(gw_router_backend_state(router, 0), "unknown"); /* nothing fetched */
+  assert_string_equal(gw_route_table_backend_state(atomic_load(&router->current), 0),
+                      "unknown"); /* nothing fetched */
 
   run(&p, chat, "whatever", &r);
   assert_int_equal(r.code, GW_STATUS_NOT_FOUND);
@@ -365,7 +369,8 @@ static void test_catalog_routes_and_lists(void **state) {
 
   /* A refresh swaps a new snapshot in; the old one stays readable. */
   static const char fresh[] = "{\"data\":[{\"id\":\"new\"}]}";
-  assert_int_equal(gw_catalog_load_json(router->backends[0].catalog, fresh, sizeof(fresh) - 1),
+  assert_int_equal(gw_catalog_load_json(atomic_load(&router->current)->backends[0].catalog, fresh,
+                                        sizeof(fresh) - 1),
                    GW_OK);
   assert_string_equal(s->models[0].id, "alias");
   run(&p, list, NULL, &r);
