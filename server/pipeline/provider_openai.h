@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "pipeline/call.h"
+#include "pipeline/sse.h"
 
 /* One configured backend (provider "openai"). */
 typedef struct gw_openai_backend {
@@ -50,39 +51,6 @@ const gw_openai_error *gw_openai_error_of(const gw_call *call);
 /* The gRPC status for an upstream HTTP status (400 → INVALID_ARGUMENT,
  * 429 → RESOURCE_EXHAUSTED, 5xx → UNAVAILABLE, 500 → INTERNAL, ...). */
 gw_status_code gw_openai_status_from_http(long http_status);
-
-/* ---- the SSE reader (internal to the provider; public for its tests) ----
- * Incremental: bytes go in as they arrive, split anywhere; events come out
- * one at a time. Lines end in LF, CRLF or CR; "data:" lines of an event are
- * joined with LF; comments (":...") and "id:"/"retry:" are ignored; a blank
- * line ends an event; "data: [DONE]" is reported as |done|. Capped: an event
- * (or a line) longer than the cap is GW_ERR_TOOBIG. */
-typedef struct gw_sse_reader {
-  gw_buf in;      /* bytes fed and not yet parsed */
-  gw_buf data;    /* the data of the event being read */
-  char event[32]; /* its "event:" name, truncated */
-  size_t pos;     /* bytes of |in| already parsed */
-  size_t cap;
-  bool has_data; /* a data: line was seen in this event */
-  bool skip_lf;  /* the last line ended in CR at the end of the input */
-  bool returned; /* |data| was handed out: reset it on the next call */
-} gw_sse_reader;
-
-typedef struct gw_sse_event {
-  const char *event; /* "" when none was named */
-  const char *data;  /* NUL-terminated; valid until the next call */
-  size_t len;
-  bool done; /* data was [DONE] */
-} gw_sse_event;
-
-/* |cap| bounds one event's data and the bytes held unparsed. */
-void gw_sse_reader_init(gw_sse_reader *r, size_t cap);
-void gw_sse_reader_release(gw_sse_reader *r);
-/* Appends |n| bytes. GW_OK, GW_ERR_NOMEM or GW_ERR_TOOBIG. */
-int gw_sse_reader_feed(gw_sse_reader *r, const char *p, size_t n);
-/* The next complete event: 1 and |*ev| filled; 0 when more input is
- * needed; GW_ERR_TOOBIG (event over the cap) or GW_ERR_NOMEM. */
-int gw_sse_reader_next(gw_sse_reader *r, gw_sse_event *ev);
 
 /* Decodes standard base64 |s| (|n| chars, padding optional) of
  * little-endian float32 values into |out| (|*n_out| floats, malloc'd with

@@ -1,0 +1,109 @@
+/* Incremental, capped server-sent-events reader. */
+#include "pipeline/sse.h"
+
+#include <string.h>
+
+#include "core/status.h"
+
+/* The unparsed input may hold a partial event plus what curl delivered
+ * while the sink was full (one write at a time). */
+static size_t in_cap(size_t cap) { return 2 * cap + (64 << 10); }
+
+void gw_sse_reader_init(gw_sse_reader *r, size_t cap) {
+  memset(r, 0, sizeof(*r));
+  r->cap = cap;
+  gw_buf_init(&r->in, in_cap(cap));
+  gw_buf_init(&r->data, cap);
+}
+
+void gw_sse_reader_release(gw_sse_reader *r) {
+  gw_buf_release(&r->in);
+  gw_buf_release(&r->data);
+}
+
+int gw_sse_reader_feed(gw_sse_reader *r, const char *p, size_t n) {
+  if (r->pos) {
+    gw_buf_consume(&r->in, r->pos);
+    r->pos = 0;
+  }
+  return gw_buf_append(&r->in, p, n);
+}
+
+static void reset_event(gw_sse_reader *r) {
+  gw_buf_reset(&r->data);
+  r->event[0] = '\0';
+  r->has_data = false;
+}
+
+int gw_sse_reader_next(gw_sse_reader *r, gw_sse_event *ev) {
+  if (r->returned) {
+    reset_event(r);
+    r->returned = false;
+  }
+  for (;;) {
+    size_t left = r->in.len - r->pos;
+    if (left == 0)
+      return 0;
+    const char *p = r->in.data + r->pos;
+    if (r->skip_lf) {
+      r->skip_lf = false;
+      if (p[0] == '\n') {
+        r->pos++;
+        continue;
+      }
+    }
+    size_t i = 0;
+    while (i < left && p[i] != '\n' && p[i] != '\r')
+      i++;
+    if (i == left) /* no line end yet */
+      return left > r->cap ? GW_ERR_TOOBIG : 0;
+    size_t eol = 1;
+    if (p[i] == '\r') {
+      if (i + 1 < left) {
+        if (p[i + 1] == '\n')
+          eol = 2;
+      } else {
+        r->skip_lf = true; /* its LF may come with the next bytes */
+      }
+    }
+    r->pos += i + eol;
+
+    if (i == 0) { /* blank line: the event ends */
+      if (!r->has_data) {
+        reset_event(r);
+        continue;
+      }
+      if (r->data.len && r->data.data[r->data.len - 1] == '\n')
+        r->data.data[--r->data.len] = '\0';
+      ev->event = r->event;
+      ev->data = r->data.data ? r->data.data : "";
+      ev->len = r->data.len;
+      ev->done = ev->len == 6 && memcmp(ev->data, "[DONE]", 6) == 0;
+      r->returned = true;
+      return 1;
+    }
+    if (p[0] == ':') /* comment */
+      continue;
+    const char *colon = memchr(p, ':', i);
+    size_t name_len = colon ? (size_t)(colon - p) : i;
+    const char *v = colon ? colon + 1 : p + i;
+    if (v < p + i && *v == ' ')
+      v++;
+    size_t vlen = (size_t)(p + i - v);
+    if (name_len == 4 && memcmp(p, "data", 4) == 0) {
+      if (r->data.len + vlen + 1 > r->cap)
+        return GW_ERR_TOOBIG;
+      int rc = gw_buf_append(&r->data, v, vlen);
+      if (rc == GW_OK)
+        rc = gw_buf_appendc(&r->data, '\n');
+      if (rc != GW_OK)
+        return rc;
+      r->has_data = true;
+    } else if (name_len == 5 && memcmp(p, "event", 5) == 0) {
+      size_t k = vlen < sizeof(r->event) - 1 ? vlen : sizeof(r->event) - 1;
+      memcpy(r->event, v, k);
+      r->event[k] = '\0';
+    } /* id, retry and unknown fields: ignored */
+  }
+}
+
