@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <float.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -20,6 +19,7 @@
 #include "google/protobuf/duration.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
+#include "transcoder/json_lite.h"
 
 #define TRY(expr)                                                                                  \
   do {                                                                                             \
@@ -261,6 +261,10 @@ static int b64_append(gw_buf *b, const uint8_t *p, size_t n) {
 
 /* ------------------------------------------------------------ JSON -> pb */
 
+#define IS(v, t) ((v)->type == GW_JVAL_##t)
+#define IS_BOOL(v) ((v)->type == GW_JVAL_TRUE || (v)->type == GW_JVAL_FALSE)
+#define IS_INT(v) ((v)->type == GW_JVAL_NUMBER && ((v)->flags & GW_JVAL_NUM_INT))
+
 struct pctx {
   gw_arena *arena;
   gw_json_opts opts;
@@ -285,24 +289,37 @@ static int invalid(struct pctx *c, const char *what) { return fail(c, GW_ERR_INV
 static int nomem(struct pctx *c) { return fail(c, GW_ERR_NOMEM, "out of memory"); }
 
 /* Path bookkeeping: push returns a mark that pop restores. Overlong paths are
- * truncated, never overrun. */
-static size_t path_add(struct pctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static size_t path_add(struct pctx *c, const char *fmt, ...) {
+ * truncated, never overrun. Plain copies, not printf: this runs for every
+ * member of every request. */
+static void path_append(struct pctx *c, const char *s, size_t n) {
+  size_t room = sizeof c->path - 1 - c->plen;
+  if (n > room)
+    n = room;
+  memcpy(c->path + c->plen, s, n);
+  c->plen += n;
+  c->path[c->plen] = '\0';
+}
+
+static size_t path_key(struct pctx *c, const char *key, size_t n) {
   size_t mark = c->plen;
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(c->path + c->plen, sizeof c->path - c->plen, fmt, ap);
-  va_end(ap);
-  if (n > 0)
-    c->plen += (size_t)n < sizeof c->path - c->plen ? (size_t)n : sizeof c->path - c->plen - 1;
+  if (c->plen)
+    path_append(c, ".", 1);
+  path_append(c, key, n);
   return mark;
 }
 
-static size_t path_key(struct pctx *c, const char *key) {
-  return path_add(c, c->plen ? ".%s" : "%s", key);
+static size_t path_index(struct pctx *c, size_t i) {
+  char tmp[24];
+  size_t k = sizeof tmp, mark = c->plen;
+  tmp[--k] = ']';
+  do {
+    tmp[--k] = (char)('0' + i % 10);
+    i /= 10;
+  } while (i);
+  tmp[--k] = '[';
+  path_append(c, tmp + k, sizeof tmp - k);
+  return mark;
 }
-
-static size_t path_index(struct pctx *c, size_t i) { return path_add(c, "[%zu]", i); }
 
 static void path_pop(struct pctx *c, size_t mark) {
   c->plen = mark;
@@ -336,19 +353,30 @@ static int parse_int_text(const char *s, int is_signed, int64_t *i, uint64_t *u)
   return (errno || *end) ? -1 : 0;
 }
 
+/* The JSON number |v| as a double; |range| is the complaint when it is past
+ * DBL_MAX. */
+static int number_value(struct pctx *c, const gw_jval *v, double *out, const char *range) {
+  int rc = gw_json_lite_double(v, out);
+  if (rc == GW_ERR_NOMEM)
+    return nomem(c);
+  return rc == GW_OK ? GW_OK : invalid(c, range);
+}
+
 /* Reads a signed integer in [lo, hi] from a JSON number or decimal string. */
-static int get_int(struct pctx *c, json_t *v, int64_t lo, int64_t hi, int64_t *out) {
-  if (json_is_integer(v)) {
-    *out = json_integer_value(v);
-  } else if (json_is_real(v)) {
-    double d = json_real_value(v);
+static int get_int(struct pctx *c, const gw_jval *v, int64_t lo, int64_t hi, int64_t *out) {
+  if (IS_INT(v)) {
+    if (gw_json_lite_int64(v, out) != GW_OK)
+      return invalid(c, "integer out of range");
+  } else if (IS(v, NUMBER)) {
+    double d;
+    TRY(number_value(c, v, &d, "integer out of range"));
     if (d != floor(d))
       return invalid(c, "expected an integer");
     if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
       return invalid(c, "integer out of range");
     *out = (int64_t)d;
-  } else if (json_is_string(v)) {
-    if (parse_int_text(json_string_value(v), 1, out, NULL) != 0)
+  } else if (IS(v, STRING)) {
+    if (parse_int_text(v->u.str, 1, out, NULL) != 0)
       return invalid(c, "expected an integer");
   } else {
     return invalid(c, "expected an integer");
@@ -356,20 +384,20 @@ static int get_int(struct pctx *c, json_t *v, int64_t lo, int64_t hi, int64_t *o
   return (*out < lo || *out > hi) ? invalid(c, "integer out of range") : GW_OK;
 }
 
-static int get_uint(struct pctx *c, json_t *v, uint64_t hi, uint64_t *out) {
-  if (json_is_integer(v)) {
-    if (json_integer_value(v) < 0)
+static int get_uint(struct pctx *c, const gw_jval *v, uint64_t hi, uint64_t *out) {
+  if (IS_INT(v)) {
+    if (gw_json_lite_uint64(v, out) != GW_OK)
       return invalid(c, "integer out of range");
-    *out = (uint64_t)json_integer_value(v);
-  } else if (json_is_real(v)) {
-    double d = json_real_value(v);
+  } else if (IS(v, NUMBER)) {
+    double d;
+    TRY(number_value(c, v, &d, "integer out of range"));
     if (d != floor(d))
       return invalid(c, "expected an integer");
     if (!(d >= 0 && d < 18446744073709551616.0))
       return invalid(c, "integer out of range");
     *out = (uint64_t)d;
-  } else if (json_is_string(v)) {
-    if (parse_int_text(json_string_value(v), 0, NULL, out) != 0)
+  } else if (IS(v, STRING)) {
+    if (parse_int_text(v->u.str, 0, NULL, out) != 0)
       return invalid(c, "expected a non-negative integer");
   } else {
     return invalid(c, "expected an integer");
@@ -377,13 +405,11 @@ static int get_uint(struct pctx *c, json_t *v, uint64_t hi, uint64_t *out) {
   return *out > hi ? invalid(c, "integer out of range") : GW_OK;
 }
 
-static int get_double(struct pctx *c, json_t *v, double *out) {
-  if (json_is_number(v)) {
-    *out = json_number_value(v);
-    return GW_OK;
-  }
-  if (json_is_string(v)) {
-    const char *s = json_string_value(v);
+static int get_double(struct pctx *c, const gw_jval *v, double *out) {
+  if (IS(v, NUMBER))
+    return number_value(c, v, out, "number out of range");
+  if (IS(v, STRING)) {
+    const char *s = v->u.str;
     if (!strcmp(s, "NaN"))
       *out = NAN;
     else if (!strcmp(s, "Infinity"))
@@ -403,7 +429,7 @@ static int get_double(struct pctx *c, json_t *v, double *out) {
   return invalid(c, "expected a number");
 }
 
-static int get_float(struct pctx *c, json_t *v, float *out) {
+static int get_float(struct pctx *c, const gw_jval *v, float *out) {
   double d;
   TRY(get_double(c, v, &d));
   /* Past FLT_MAX plus half its ulp a double rounds to infinity. */
@@ -415,21 +441,23 @@ static int get_float(struct pctx *c, json_t *v, float *out) {
   return GW_OK;
 }
 
-static int get_string(struct pctx *c, json_t *v, char **out) {
-  if (!json_is_string(v))
+static int get_string(struct pctx *c, const gw_jval *v, char **out) {
+  if (!IS(v, STRING))
     return invalid(c, "expected a string");
-  *out = gw_arena_strndup(c->arena, json_string_value(v), json_string_length(v));
-  return *out ? GW_OK : nomem(c);
+  /* The DOM's strings live in the message's arena, NUL-terminated: the
+   * message points at them instead of copying. */
+  *out = (char *)v->u.str;
+  return GW_OK;
 }
 
-static int get_bytes(struct pctx *c, json_t *v, ProtobufCBinaryData *out) {
-  if (!json_is_string(v))
+static int get_bytes(struct pctx *c, const gw_jval *v, ProtobufCBinaryData *out) {
+  if (!IS(v, STRING))
     return invalid(c, "expected a base64 string");
-  size_t len = json_string_length(v);
+  size_t len = v->len;
   unsigned char *p = gw_arena_alloc(c->arena, len / 4 * 3 + 3);
   if (!p)
     return nomem(c);
-  long n = b64_decode(json_string_value(v), len, p);
+  long n = b64_decode(v->u.str, len, p);
   if (n < 0)
     return invalid(c, "expected a base64 string");
   out->data = p;
@@ -437,21 +465,21 @@ static int get_bytes(struct pctx *c, json_t *v, ProtobufCBinaryData *out) {
   return GW_OK;
 }
 
-static int get_enum(struct pctx *c, const ProtobufCFieldDescriptor *f, json_t *v, int32_t *out) {
+static int get_enum(struct pctx *c, const ProtobufCFieldDescriptor *f, const gw_jval *v,
+                    int32_t *out) {
   const ProtobufCEnumDescriptor *ed = f->descriptor;
-  if (json_is_string(v)) {
-    const ProtobufCEnumValue *ev =
-        protobuf_c_enum_descriptor_get_value_by_name(ed, json_string_value(v));
+  if (IS(v, STRING)) {
+    const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value_by_name(ed, v->u.str);
     if (!ev)
       return fail(c, GW_ERR_INVALID, "unknown value of enum %s", ed->name);
     *out = ev->value;
     return GW_OK;
   }
-  if (json_is_null(v) && is_null_enum(f)) {
+  if (IS(v, NULL) && is_null_enum(f)) {
     *out = 0;
     return GW_OK;
   }
-  if (!json_is_number(v))
+  if (!IS(v, NUMBER))
     return invalid(c, "expected an enum name or number");
   int64_t i;
   TRY(get_int(c, v, INT32_MIN, INT32_MAX, &i));
@@ -460,7 +488,8 @@ static int get_enum(struct pctx *c, const ProtobufCFieldDescriptor *f, json_t *v
 }
 
 /* Stores the scalar |v| of field |f|'s type at |slot|. */
-static int get_scalar(struct pctx *c, const ProtobufCFieldDescriptor *f, json_t *v, void *slot) {
+static int get_scalar(struct pctx *c, const ProtobufCFieldDescriptor *f, const gw_jval *v,
+                      void *slot) {
   int64_t i;
   uint64_t u;
   switch (f->type) {
@@ -489,9 +518,9 @@ static int get_scalar(struct pctx *c, const ProtobufCFieldDescriptor *f, json_t 
   case PROTOBUF_C_TYPE_FLOAT: return get_float(c, v, slot);
   case PROTOBUF_C_TYPE_DOUBLE: return get_double(c, v, slot);
   case PROTOBUF_C_TYPE_BOOL:
-    if (!json_is_boolean(v))
+    if (!IS_BOOL(v))
       return invalid(c, "expected a boolean");
-    *(protobuf_c_boolean *)slot = json_is_true(v);
+    *(protobuf_c_boolean *)slot = IS(v, TRUE);
     return GW_OK;
   case PROTOBUF_C_TYPE_ENUM: return get_enum(c, f, v, slot);
   case PROTOBUF_C_TYPE_STRING: return get_string(c, v, slot);
@@ -500,13 +529,13 @@ static int get_scalar(struct pctx *c, const ProtobufCFieldDescriptor *f, json_t 
   }
 }
 
-static int parse_message(struct pctx *c, const ProtobufCMessageDescriptor *d, json_t *v,
+static int parse_message(struct pctx *c, const ProtobufCMessageDescriptor *d, const gw_jval *v,
                          ProtobufCMessage *m, int depth, int bare_list);
 
 /* Parses |v| (at |depth|) as one value of field |f| into |slot|: a scalar or
  * a newly allocated message. |bare_list| as in parse_message. */
-static int parse_value(struct pctx *c, const ProtobufCFieldDescriptor *f, json_t *v, void *slot,
-                       int depth, int bare_list) {
+static int parse_value(struct pctx *c, const ProtobufCFieldDescriptor *f, const gw_jval *v,
+                       void *slot, int depth, int bare_list) {
   if (f->type != PROTOBUF_C_TYPE_MESSAGE)
     return get_scalar(c, f, v, slot);
   ProtobufCMessage *m = new_msg(c, f->descriptor);
@@ -522,19 +551,19 @@ static int null_is_value(const ProtobufCFieldDescriptor *f) {
   return is_message_of(f, WKT_VALUE) || is_null_enum(f);
 }
 
-static int parse_repeated(struct pctx *c, const ProtobufCFieldDescriptor *f, json_t *v,
+static int parse_repeated(struct pctx *c, const ProtobufCFieldDescriptor *f, const gw_jval *v,
                           ProtobufCMessage *m, int depth, int bare_list) {
-  if (!json_is_array(v))
+  if (!IS(v, ARRAY))
     return invalid(c, "expected an array");
   TRY(check_depth(c, depth));
-  size_t n = json_array_size(v), size = elem_size(f->type);
+  size_t n = v->len, size = elem_size(f->type);
   char *arr = NULL;
   if (n > 0 && !(arr = gw_arena_calloc(c->arena, n * size)))
     return nomem(c);
   for (size_t i = 0; i < n; i++) {
-    json_t *e = json_array_get(v, i);
+    const gw_jval *e = &v->u.elems[i];
     size_t mark = path_index(c, i);
-    if (json_is_null(e) && !null_is_value(f))
+    if (IS(e, NULL) && !null_is_value(f))
       return invalid(c, "null is not allowed in an array");
     TRY(parse_value(c, f, e, arr + i * size, depth + 1, bare_list));
     path_pop(c, mark);
@@ -547,14 +576,12 @@ static int parse_repeated(struct pctx *c, const ProtobufCFieldDescriptor *f, jso
 /* Map keys are JSON strings; integer keys must be canonical decimals, so two
  * distinct keys are never the same entry. */
 static int parse_map_key(struct pctx *c, const ProtobufCFieldDescriptor *kf, const char *key,
-                         void *slot) {
+                         void *slot) { /* |key| lives in the arena (the DOM's) */
   char canon[32];
   int64_t i = 0;
   uint64_t u = 0;
   switch (kf->type) {
-  case PROTOBUF_C_TYPE_STRING:
-    *(char **)slot = gw_arena_strdup(c->arena, key);
-    return *(char **)slot ? GW_OK : nomem(c);
+  case PROTOBUF_C_TYPE_STRING: *(char **)slot = (char *)key; return GW_OK;
   case PROTOBUF_C_TYPE_BOOL:
     if (strcmp(key, "true") != 0 && strcmp(key, "false") != 0)
       return invalid(c, "expected a boolean map key");
@@ -594,26 +621,26 @@ static int parse_map_key(struct pctx *c, const ProtobufCFieldDescriptor *kf, con
   }
 }
 
-static int parse_map(struct pctx *c, const ProtobufCFieldDescriptor *f, json_t *v,
+static int parse_map(struct pctx *c, const ProtobufCFieldDescriptor *f, const gw_jval *v,
                      ProtobufCMessage *m, int depth) {
-  if (!json_is_object(v))
+  if (!IS(v, OBJECT))
     return invalid(c, "expected an object");
   TRY(check_depth(c, depth));
   const ProtobufCMessageDescriptor *ed = f->descriptor;
   const ProtobufCFieldDescriptor *kf = &ed->fields[0], *vf = &ed->fields[1];
-  size_t n = json_object_size(v), i = 0;
+  size_t n = v->len, i = 0;
   ProtobufCMessage **entries = NULL;
   if (n > 0 && !(entries = gw_arena_alloc(c->arena, n * sizeof *entries)))
     return nomem(c);
-  const char *key;
-  json_t *val;
-  json_object_foreach(v, key, val) {
-    size_t mark = path_key(c, key);
+  for (size_t j = 0; j < n; j++) {
+    const char *key = v->u.members[j].key;
+    const gw_jval *val = &v->u.members[j].value;
+    size_t mark = path_key(c, key, v->u.members[j].key_len);
     ProtobufCMessage *e = new_msg(c, ed);
     if (!e)
       return nomem(c);
     TRY(parse_map_key(c, kf, key, SLOT(e, kf->offset)));
-    if (json_is_null(val) && !null_is_value(vf))
+    if (IS(val, NULL) && !null_is_value(vf))
       return invalid(c, "null is not allowed as a map value");
     TRY(parse_value(c, vf, val, SLOT(e, vf->offset), depth + 1, 0));
     entries[i++] = e;
@@ -624,37 +651,37 @@ static int parse_map(struct pctx *c, const ProtobufCFieldDescriptor *f, json_t *
   return GW_OK;
 }
 
-static int parse_struct(struct pctx *c, json_t *v, Google__Protobuf__Struct *st, int depth);
-static int parse_list_value(struct pctx *c, json_t *v, Google__Protobuf__ListValue *lv, int depth);
+static int parse_struct(struct pctx *c, const gw_jval *v, Google__Protobuf__Struct *st, int depth);
+static int parse_list_value(struct pctx *c, const gw_jval *v, Google__Protobuf__ListValue *lv,
+                            int depth);
 
 /* Any JSON value as a google.protobuf.Value. Integers become doubles: exact
  * up to 2^53. */
-static int parse_pb_value(struct pctx *c, json_t *v, Google__Protobuf__Value *pv, int depth) {
-  switch (json_typeof(v)) {
-  case JSON_NULL:
+static int parse_pb_value(struct pctx *c, const gw_jval *v, Google__Protobuf__Value *pv,
+                          int depth) {
+  switch (v->type) {
+  case GW_JVAL_NULL:
     pv->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE;
     pv->null_value = GOOGLE__PROTOBUF__NULL_VALUE__NULL_VALUE;
     return GW_OK;
-  case JSON_TRUE:
-  case JSON_FALSE:
+  case GW_JVAL_TRUE:
+  case GW_JVAL_FALSE:
     pv->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
-    pv->bool_value = json_is_true(v);
+    pv->bool_value = IS(v, TRUE);
     return GW_OK;
-  case JSON_INTEGER:
-  case JSON_REAL:
+  case GW_JVAL_NUMBER:
     pv->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
-    pv->number_value = json_number_value(v);
-    return GW_OK;
-  case JSON_STRING:
+    return number_value(c, v, &pv->number_value, "number out of range");
+  case GW_JVAL_STRING:
     pv->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
     return get_string(c, v, &pv->string_value);
-  case JSON_OBJECT:
+  case GW_JVAL_OBJECT:
     pv->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE;
     if (!(pv->struct_value =
               (Google__Protobuf__Struct *)new_msg(c, &google__protobuf__struct__descriptor)))
       return nomem(c);
     return parse_struct(c, v, pv->struct_value, depth);
-  case JSON_ARRAY:
+  case GW_JVAL_ARRAY:
     pv->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE;
     if (!(pv->list_value =
               (Google__Protobuf__ListValue *)new_msg(c, &google__protobuf__list_value__descriptor)))
@@ -665,41 +692,42 @@ static int parse_pb_value(struct pctx *c, json_t *v, Google__Protobuf__Value *pv
 }
 
 /* One Struct entry |key|: |v|, the path already pointing at it. */
-static int struct_entry(struct pctx *c, const char *key, json_t *v, int depth,
+static int struct_entry(struct pctx *c, const char *key, const gw_jval *v, int depth,
                         Google__Protobuf__Struct__FieldsEntry **out) {
   Google__Protobuf__Struct__FieldsEntry *e =
       (void *)new_msg(c, &google__protobuf__struct__fields_entry__descriptor);
   Google__Protobuf__Value *pv = (void *)new_msg(c, &google__protobuf__value__descriptor);
-  if (!e || !pv || !(e->key = gw_arena_strdup(c->arena, key)))
+  if (!e || !pv)
     return nomem(c);
+  e->key = (char *)key; /* the DOM's, in the arena */
   e->value = pv;
   *out = e;
   return parse_pb_value(c, v, pv, depth);
 }
 
-static int parse_struct(struct pctx *c, json_t *v, Google__Protobuf__Struct *st, int depth) {
-  if (!json_is_object(v))
+static int parse_struct(struct pctx *c, const gw_jval *v, Google__Protobuf__Struct *st, int depth) {
+  if (!IS(v, OBJECT))
     return invalid(c, "expected an object");
   TRY(check_depth(c, depth));
-  size_t n = json_object_size(v), i = 0;
+  size_t n = v->len, i = 0;
   if (n > 0 && !(st->fields = gw_arena_alloc(c->arena, n * sizeof *st->fields)))
     return nomem(c);
-  const char *key;
-  json_t *val;
-  json_object_foreach(v, key, val) {
-    size_t mark = path_key(c, key);
-    TRY(struct_entry(c, key, val, depth + 1, &st->fields[i]));
+  for (size_t j = 0; j < n; j++) {
+    const gw_jmember *mb = &v->u.members[j];
+    size_t mark = path_key(c, mb->key, mb->key_len);
+    TRY(struct_entry(c, mb->key, &mb->value, depth + 1, &st->fields[i]));
     st->n_fields = ++i;
     path_pop(c, mark);
   }
   return GW_OK;
 }
 
-static int parse_list_value(struct pctx *c, json_t *v, Google__Protobuf__ListValue *lv, int depth) {
-  if (!json_is_array(v))
+static int parse_list_value(struct pctx *c, const gw_jval *v, Google__Protobuf__ListValue *lv,
+                            int depth) {
+  if (!IS(v, ARRAY))
     return invalid(c, "expected an array");
   TRY(check_depth(c, depth));
-  size_t n = json_array_size(v);
+  size_t n = v->len;
   if (n > 0 && !(lv->values = gw_arena_alloc(c->arena, n * sizeof *lv->values)))
     return nomem(c);
   for (size_t i = 0; i < n; i++) {
@@ -709,7 +737,7 @@ static int parse_list_value(struct pctx *c, json_t *v, Google__Protobuf__ListVal
       return nomem(c);
     lv->values[i] = pv;
     lv->n_values = i + 1;
-    TRY(parse_pb_value(c, json_array_get(v, i), pv, depth + 1));
+    TRY(parse_pb_value(c, &v->u.elems[i], pv, depth + 1));
     path_pop(c, mark);
   }
   return GW_OK;
@@ -749,11 +777,11 @@ static int fraction(const char **p, int32_t *nanos) {
 }
 
 /* RFC 3339: "1972-01-01T10:00:20.021Z" or with a "+hh:mm" / "-hh:mm" offset. */
-static int parse_timestamp(struct pctx *c, json_t *v, Google__Protobuf__Timestamp *ts) {
+static int parse_timestamp(struct pctx *c, const gw_jval *v, Google__Protobuf__Timestamp *ts) {
   static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (!json_is_string(v))
+  if (!IS(v, STRING))
     return invalid(c, "expected an RFC 3339 timestamp");
-  const char *p = json_string_value(v);
+  const char *p = v->u.str;
   int y, mo, d, h, mi, s, oh = 0, om = 0, sign = 0;
   int32_t nanos;
   if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d) ||
@@ -784,10 +812,10 @@ static int parse_timestamp(struct pctx *c, json_t *v, Google__Protobuf__Timestam
 }
 
 /* "-1.5s": optional sign, seconds, up to 9 fraction digits, "s". */
-static int parse_duration(struct pctx *c, json_t *v, Google__Protobuf__Duration *du) {
-  if (!json_is_string(v))
+static int parse_duration(struct pctx *c, const gw_jval *v, Google__Protobuf__Duration *du) {
+  if (!IS(v, STRING))
     return invalid(c, "expected a duration such as \"1.5s\"");
-  const char *p = json_string_value(v);
+  const char *p = v->u.str;
   int neg = *p == '-';
   p += neg;
   int64_t secs = 0;
@@ -807,14 +835,15 @@ static int parse_duration(struct pctx *c, json_t *v, Google__Protobuf__Duration 
 
 /* Whether |v|'s JSON kind fits field |f| (a bare union's member test).
  * |guard| stops a union type that contains itself without nesting. */
-static int kind_matches(const ProtobufCFieldDescriptor *f, json_t *v, int bare_list, int guard) {
+static int kind_matches(const ProtobufCFieldDescriptor *f, const gw_jval *v, int bare_list,
+                        int guard) {
   switch (f->type) {
   case PROTOBUF_C_TYPE_STRING:
-  case PROTOBUF_C_TYPE_BYTES: return json_is_string(v);
-  case PROTOBUF_C_TYPE_ENUM: return json_is_string(v) || json_is_integer(v);
-  case PROTOBUF_C_TYPE_BOOL: return json_is_boolean(v);
+  case PROTOBUF_C_TYPE_BYTES: return IS(v, STRING);
+  case PROTOBUF_C_TYPE_ENUM: return IS(v, STRING) || IS_INT(v);
+  case PROTOBUF_C_TYPE_BOOL: return IS_BOOL(v);
   case PROTOBUF_C_TYPE_MESSAGE: break;
-  default: return json_is_number(v);
+  default: return IS(v, NUMBER);
   }
   const ProtobufCMessageDescriptor *d = f->descriptor;
   const ProtobufCFieldDescriptor *lf;
@@ -822,11 +851,11 @@ static int kind_matches(const ProtobufCFieldDescriptor *f, json_t *v, int bare_l
     return 0;
   switch (wkt_of(d)) {
   case WKT_WRAPPER: return kind_matches(&d->fields[0], v, 0, guard + 1);
-  case WKT_STRUCT: return json_is_object(v);
-  case WKT_LIST: return json_is_array(v);
+  case WKT_STRUCT: return IS(v, OBJECT);
+  case WKT_LIST: return IS(v, ARRAY);
   case WKT_VALUE: return 1;
   case WKT_TIMESTAMP:
-  case WKT_DURATION: return json_is_string(v);
+  case WKT_DURATION: return IS(v, STRING);
   case WKT_NONE: break;
   }
   if (is_union(d)) {
@@ -836,26 +865,24 @@ static int kind_matches(const ProtobufCFieldDescriptor *f, json_t *v, int bare_l
     return 0;
   }
   if (bare_list && (lf = list_field(d)))
-    return json_is_array(v) &&
-           (json_array_size(v) == 0 || kind_matches(lf, json_array_get(v, 0), 1, guard + 1));
-  return json_is_object(v);
+    return IS(v, ARRAY) && (v->len == 0 || kind_matches(lf, &v->u.elems[0], 1, guard + 1));
+  return IS(v, OBJECT);
 }
 
-static const char *kind_name(json_t *v) {
-  switch (json_typeof(v)) {
-  case JSON_OBJECT: return "an object";
-  case JSON_ARRAY: return "an array";
-  case JSON_STRING: return "a string";
-  case JSON_INTEGER:
-  case JSON_REAL: return "a number";
-  case JSON_TRUE:
-  case JSON_FALSE: return "a boolean";
+static const char *kind_name(const gw_jval *v) {
+  switch (v->type) {
+  case GW_JVAL_OBJECT: return "an object";
+  case GW_JVAL_ARRAY: return "an array";
+  case GW_JVAL_STRING: return "a string";
+  case GW_JVAL_NUMBER: return "a number";
+  case GW_JVAL_TRUE:
+  case GW_JVAL_FALSE: return "a boolean";
   default: return "null";
   }
 }
 
 /* A bare union: the first member whose kind matches |v| takes it. */
-static int parse_union(struct pctx *c, const ProtobufCMessageDescriptor *d, json_t *v,
+static int parse_union(struct pctx *c, const ProtobufCMessageDescriptor *d, const gw_jval *v,
                        ProtobufCMessage *m, int depth) {
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &d->fields[i];
@@ -870,7 +897,7 @@ static int parse_union(struct pctx *c, const ProtobufCMessageDescriptor *d, json
 
 /* Sets field |f| of |m| (an object member, |v| not a skipped null). */
 static int parse_field(struct pctx *c, const ProtobufCMessageDescriptor *d,
-                       const ProtobufCFieldDescriptor *f, json_t *v, ProtobufCMessage *m,
+                       const ProtobufCFieldDescriptor *f, const gw_jval *v, ProtobufCMessage *m,
                        int depth) {
   if (f->label == PROTOBUF_C_LABEL_REPEATED)
     return is_map_field(d, f) ? parse_map(c, f, v, m, depth) : parse_repeated(c, f, v, m, depth, 0);
@@ -890,9 +917,9 @@ static int parse_field(struct pctx *c, const ProtobufCMessageDescriptor *d,
 }
 
 /* A JSON object as message |d|; unknown members go to the slot or fail. */
-static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, json_t *v,
+static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, const gw_jval *v,
                         ProtobufCMessage *m, int depth) {
-  if (!json_is_object(v))
+  if (!IS(v, OBJECT))
     return fail(c, GW_ERR_INVALID, "expected an object, not %s", kind_name(v));
   const ProtobufCFieldDescriptor *slot = extra_slot(d);
   int keep = slot && c->opts.keep_unknown;
@@ -900,11 +927,11 @@ static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, jso
   size_t n_unknown = 0;
   if (d->n_fields > 0 && !(seen = gw_arena_calloc(c->arena, d->n_fields)))
     return nomem(c);
-  const char *key;
-  json_t *val;
-  json_object_foreach(v, key, val) {
+  for (size_t j = 0; j < v->len; j++) {
+    const char *key = v->u.members[j].key;
+    const gw_jval *val = &v->u.members[j].value;
     const ProtobufCFieldDescriptor *f = find_field(d, key, slot);
-    size_t mark = path_key(c, key);
+    size_t mark = path_key(c, key, v->u.members[j].key_len);
     if (!f) {
       if (!keep)
         return invalid(c, "unknown field");
@@ -916,7 +943,7 @@ static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, jso
     if (seen[idx])
       return invalid(c, "duplicate field");
     seen[idx] = 1;
-    if (!json_is_null(val) || null_is_value(f))
+    if (!IS(val, NULL) || null_is_value(f))
       TRY(parse_field(c, d, f, val, m, depth + 1));
     else if (keep)
       n_unknown++; /* an explicit null is kept in the slot, so it goes out again */
@@ -928,11 +955,13 @@ static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, jso
   if (!st || !(st->fields = gw_arena_alloc(c->arena, n_unknown * sizeof *st->fields)))
     return nomem(c);
   *(Google__Protobuf__Struct **)SLOT(m, slot->offset) = st;
-  json_object_foreach(v, key, val) {
+  for (size_t j = 0; j < v->len; j++) {
+    const char *key = v->u.members[j].key;
+    const gw_jval *val = &v->u.members[j].value;
     const ProtobufCFieldDescriptor *f = find_field(d, key, slot);
-    if (f && !(json_is_null(val) && !null_is_value(f)))
+    if (f && !(IS(val, NULL) && !null_is_value(f)))
       continue;
-    size_t mark = path_key(c, key);
+    size_t mark = path_key(c, key, v->u.members[j].key_len);
     TRY(struct_entry(c, key, val, depth + 1, &st->fields[st->n_fields]));
     st->n_fields++;
     path_pop(c, mark);
@@ -942,7 +971,7 @@ static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, jso
 
 /* Parses |v| (at nesting |depth|) into the initialised message |m| of type
  * |d|. |bare_list|: a list wrapper here is a bare array (bare_unions). */
-static int parse_message(struct pctx *c, const ProtobufCMessageDescriptor *d, json_t *v,
+static int parse_message(struct pctx *c, const ProtobufCMessageDescriptor *d, const gw_jval *v,
                          ProtobufCMessage *m, int depth, int bare_list) {
   const ProtobufCFieldDescriptor *lf;
   TRY(check_depth(c, depth));
@@ -978,18 +1007,19 @@ int gw_json_to_pb(const ProtobufCMessageDescriptor *desc, const char *json, size
   resolve_opts(opts, &c.opts);
   if (err)
     err->param[0] = err->message[0] = '\0';
-  json_error_t je;
-  json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
-  if (!root)
+  gw_json_lite_error je;
+  const gw_jval *root;
+  int rc = gw_json_lite_parse(json, len, arena, 0, 0, &root, &je);
+  if (rc == GW_ERR_NOMEM)
+    return nomem(&c);
+  if (rc != GW_OK)
     return fail(&c, GW_ERR_INVALID, "invalid JSON at line %d column %d: %s", je.line, je.column,
                 je.text);
-  int rc;
   ProtobufCMessage *m = new_msg(&c, desc);
   if (!m)
     rc = nomem(&c);
   else
     rc = parse_message(&c, desc, root, m, 1, 0);
-  json_decref(root);
   if (rc == GW_OK)
     *out = m;
   return rc;

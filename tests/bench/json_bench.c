@@ -1,0 +1,121 @@
+/* Codec read benchmark: parses typical OpenAI documents into protobuf-c
+ * messages with gw_json_to_pb, N times each, and prints the wall time per
+ * parse. Under callgrind, --toggle-collect=bench_parse_once counts exactly
+ * the parses (arena creation and release included):
+ *
+ *   make -C tests/bench json_bench BUILD=/work/main/build-rel
+ *   valgrind --tool=callgrind --toggle-collect=bench_parse_once \
+ *     tests/bench/bin/json_bench chat_request 1000
+ *
+ * Usage: json_bench [document|all] [N]; documents: chat_request (~0.2 KB),
+ * chat_response (~0.4 KB), prompt_100k (a chat request with a 100 KB
+ * prompt), embeddings_1536 (an embeddings response with 1536 floats). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aigateway/v1/inference.pb-c.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/status.h"
+#include "transcoder/json_pb.h"
+
+/* The OpenAI adapters' read options (transcoder/openai.c). */
+static const gw_json_opts read_opts = {.keep_unknown = 1, .bare_unions = 1};
+
+static const char chat_request[] =
+    "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"system\",\"content\":\"You are a "
+    "helpful assistant.\"},{\"role\":\"user\",\"content\":\"What is the capital of France? "
+    "Answer in one word.\"}],\"temperature\":0.7,\"max_tokens\":64,\"stream\":false}";
+
+static const char chat_response[] =
+    "{\"id\":\"chatcmpl-AbC123xyz\",\"object\":\"chat.completion\",\"created\":1732600000,"
+    "\"model\":\"gpt-4o-mini-2024-07-18\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+    "\"assistant\",\"content\":\"Paris is the capital of France.\\nIt is also its largest "
+    "city.\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{"
+    "\"prompt_tokens\":27,\"completion_tokens\":12,\"total_tokens\":39,"
+    "\"prompt_tokens_details\":{\"cached_tokens\":0},\"completion_tokens_details\":{"
+    "\"reasoning_tokens\":0}},\"system_fingerprint\":\"fp_0ba0d124f1\"}";
+
+struct doc {
+  const char *name;
+  const ProtobufCMessageDescriptor *desc;
+  char *json;
+  size_t len;
+};
+
+static void build_docs(struct doc *d) {
+  gw_buf b;
+  d[0] = (struct doc){"chat_request", &aigateway__v1__chat_completion_request__descriptor,
+                      strdup(chat_request), sizeof chat_request - 1};
+  d[1] = (struct doc){"chat_response", &aigateway__v1__chat_completion_response__descriptor,
+                      strdup(chat_response), sizeof chat_response - 1};
+
+  /* 100 KB of prose, a newline and a quoted word now and then. */
+  gw_buf_init(&b, 1 << 20);
+  gw_buf_appends(&b, "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"");
+  static const char *words[] = {
+      "the",  "quick", "brown",           "fox",       "jumps", "over",
+      "lazy", "dog",   "\\\"gateway\\\"", "summarise", "this",  "document,"};
+  uint32_t seed = 1;
+  size_t start = b.len;
+  while (b.len - start < 100 * 1024) {
+    seed = seed * 1103515245 + 12345;
+    gw_buf_appends(&b, words[(seed >> 16) % 12]);
+    gw_buf_appends(&b, (seed >> 8) % 13 == 0 ? "\\n" : " ");
+  }
+  gw_buf_appends(&b, "\"}],\"max_tokens\":512}");
+  d[2] = (struct doc){"prompt_100k", &aigateway__v1__chat_completion_request__descriptor,
+                      strdup(b.data), b.len};
+
+  /* 1536 floats as OpenAI prints them (up to 17 significant digits). */
+  gw_buf_reset(&b);
+  gw_buf_appends(&b, "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
+                     "\"embedding\":[");
+  for (int i = 0; i < 1536; i++) {
+    seed = seed * 1103515245 + 12345;
+    double x = ((double)(seed >> 8) / (1 << 24) - 0.5) * 0.08;
+    gw_buf_printf(&b, "%s%.*g", i ? "," : "", 16 + (int)(seed % 2), x);
+  }
+  gw_buf_appends(&b, "]}],\"model\":\"text-embedding-3-small\",\"usage\":{\"prompt_tokens\":8,"
+                     "\"total_tokens\":8}}");
+  d[3] = (struct doc){"embeddings_1536", &aigateway__v1__embedding_response__descriptor,
+                      strdup(b.data), b.len};
+  gw_buf_release(&b);
+}
+
+__attribute__((noinline)) int bench_parse_once(const struct doc *d) {
+  gw_arena *a = gw_arena_new(0, 0);
+  ProtobufCMessage *m = NULL;
+  gw_json_error err;
+  int rc = a ? gw_json_to_pb(d->desc, d->json, d->len, a, &read_opts, &m, &err) : GW_ERR_NOMEM;
+  if (rc != GW_OK)
+    fprintf(stderr, "%s: rc %d %s: %s\n", d->name, rc, err.param, err.message);
+  gw_arena_free(a);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  const char *which = argc > 1 ? argv[1] : "all";
+  long n = argc > 2 ? atol(argv[2]) : 1000;
+  struct doc docs[4];
+  build_docs(docs);
+  for (int i = 0; i < 4; i++) {
+    if (strcmp(which, "all") != 0 && strcmp(which, docs[i].name) != 0)
+      continue;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long k = 0; k < n; k++)
+      if (bench_parse_once(&docs[i]) != GW_OK)
+        return 1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / n;
+    printf("%-16s %7zu bytes  %10.0f ns/parse  %8.1f MB/s\n", docs[i].name, docs[i].len, ns,
+           docs[i].len / ns * 1e3);
+  }
+  for (int i = 0; i < 4; i++)
+    free(docs[i].json);
+  return 0;
+}

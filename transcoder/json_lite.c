@@ -1,0 +1,696 @@
+/* The arena-DOM JSON parser (contract in json_lite.h): a recursive-descent
+ * reader over a bounded byte range. Children of the container being read
+ * collect on one scratch stack (heap, grown by doubling) and are copied into
+ * the arena, exactly sized, when the container closes. */
+#include "transcoder/json_lite.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/status.h"
+
+/* Objects up to this many members are checked for duplicate keys pairwise;
+ * bigger ones by sorting (O(n log n) whatever the keys). */
+#define DUP_PAIRWISE_MAX 16
+#define STACK_INLINE 64
+
+struct slot {
+  gw_jmember m;
+  const unsigned char *at; /* where the key starts, for error positions */
+};
+
+struct parser {
+  const unsigned char *start, *p, *end;
+  gw_arena *arena;
+  int max_depth;
+  unsigned flags;
+  struct slot *stack;
+  size_t top, cap;
+  const unsigned char *err_at;
+  const char *err_text;
+  struct slot inline_stack[STACK_INLINE];
+};
+
+static int syntax(struct parser *P, const unsigned char *at, const char *text) {
+  P->err_at = at;
+  P->err_text = text;
+  return GW_ERR_INVALID;
+}
+
+static int nomem(struct parser *P) {
+  P->err_at = P->p;
+  P->err_text = "out of memory";
+  return GW_ERR_NOMEM;
+}
+
+static void skip_ws(struct parser *P) {
+  const unsigned char *p = P->p, *end = P->end;
+  while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    p++;
+  P->p = p;
+}
+
+static int push(struct parser *P, const struct slot *s) {
+  if (P->top == P->cap) {
+    size_t ncap = P->cap * 2;
+    struct slot *n;
+    if (P->stack == P->inline_stack) {
+      if (!(n = gw_malloc(ncap * sizeof *n)))
+        return nomem(P);
+      memcpy(n, P->stack, P->top * sizeof *n);
+    } else if (!(n = gw_realloc(P->stack, ncap * sizeof *n))) {
+      return nomem(P);
+    }
+    P->stack = n;
+    P->cap = ncap;
+  }
+  P->stack[P->top++] = *s;
+  return GW_OK;
+}
+
+/* ------------------------------------------------------------ strings */
+
+/* Length of the well-formed UTF-8 sequence at |p| (|n| bytes left, p[0] >=
+ * 0x80), 0 if it is not one. */
+static size_t utf8_seq(const unsigned char *p, size_t n) {
+  unsigned char c = p[0];
+  if (c >= 0xc2 && c <= 0xdf)
+    return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+      return 0;
+    if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0)) /* overlong, surrogate */
+      return 0;
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
+      return 0;
+    if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90)) /* overlong, > U+10FFFF */
+      return 0;
+    return 4;
+  }
+  return 0;
+}
+
+static int hex4(const unsigned char *p, uint32_t *out) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; i++) {
+    unsigned char c = p[i];
+    v <<= 4;
+    if (c >= '0' && c <= '9')
+      v |= c - '0';
+    else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+      v |= (c | 0x20) - 'a' + 10;
+    else
+      return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static size_t put_utf8(unsigned char *d, uint32_t cp) {
+  if (cp < 0x80) {
+    d[0] = (unsigned char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    d[0] = (unsigned char)(0xc0 | (cp >> 6));
+    d[1] = (unsigned char)(0x80 | (cp & 0x3f));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    d[0] = (unsigned char)(0xe0 | (cp >> 12));
+    d[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+    d[2] = (unsigned char)(0x80 | (cp & 0x3f));
+    return 3;
+  }
+  d[0] = (unsigned char)(0xf0 | (cp >> 18));
+  d[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+  d[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+  d[3] = (unsigned char)(0x80 | (cp & 0x3f));
+  return 4;
+}
+
+/* Decodes the escapes of the already-delimited string body [s, e) into |d|
+ * (room for e - s bytes); returns the length written or -1 with the error
+ * set. The body's raw bytes were validated by the caller. */
+static long unescape(struct parser *P, const unsigned char *s, const unsigned char *e,
+                     unsigned char *d, int is_key) {
+  unsigned char *d0 = d;
+  while (s < e) {
+    const unsigned char *bs = memchr(s, '\\', (size_t)(e - s));
+    size_t run = (size_t)((bs ? bs : e) - s);
+    memcpy(d, s, run);
+    d += run;
+    s += run;
+    if (!bs)
+      break;
+    /* s at a backslash; the scan guaranteed one more byte before |e|. */
+    unsigned char c = s[1];
+    switch (c) {
+    case '"':
+      *d++ = '"';
+      s += 2;
+      continue;
+    case '\\':
+      *d++ = '\\';
+      s += 2;
+      continue;
+    case '/':
+      *d++ = '/';
+      s += 2;
+      continue;
+    case 'b':
+      *d++ = '\b';
+      s += 2;
+      continue;
+    case 'f':
+      *d++ = '\f';
+      s += 2;
+      continue;
+    case 'n':
+      *d++ = '\n';
+      s += 2;
+      continue;
+    case 'r':
+      *d++ = '\r';
+      s += 2;
+      continue;
+    case 't':
+      *d++ = '\t';
+      s += 2;
+      continue;
+    case 'u': break;
+    default: syntax(P, s, "invalid escape"); return -1;
+    }
+    uint32_t cp, lo;
+    if (e - s < 6 || hex4(s + 2, &cp) != 0) {
+      syntax(P, s, "invalid \\u escape");
+      return -1;
+    }
+    if (cp >= 0xdc00 && cp <= 0xdfff) {
+      syntax(P, s, "invalid Unicode: lone low surrogate");
+      return -1;
+    }
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+      if (e - s < 12 || s[6] != '\\' || s[7] != 'u' || hex4(s + 8, &lo) != 0 || lo < 0xdc00 ||
+          lo > 0xdfff) {
+        syntax(P, s, "invalid Unicode: unpaired high surrogate");
+        return -1;
+      }
+      cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+      s += 12;
+    } else {
+      if (cp == 0 && (is_key || !(P->flags & GW_JSON_LITE_ALLOW_NUL))) {
+        syntax(P, s, is_key ? "\\u0000 is not allowed in a key" : "\\u0000 is not allowed");
+        return -1;
+      }
+      s += 6;
+    }
+    d += put_utf8(d, cp);
+  }
+  return (long)(d - d0);
+}
+
+/* Bytes that end a plain run inside a string: '"', '\\', controls, and
+ * non-ASCII (validated as UTF-8 one sequence at a time). */
+static inline int plain_word(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+  uint64_t t = ((q - ones) & ~q) | ((b - ones) & ~b) | (w - ones * 0x20) | w;
+  return (t & highs) == 0;
+}
+
+/* Reads the string at P->p (its opening quote) into the arena; an object
+ * key (|is_key|) never holds U+0000, so keys are plain C strings. */
+static int parse_string(struct parser *P, const char **out, size_t *out_len, int is_key) {
+  const unsigned char *s = P->p + 1, *q = s, *end = P->end;
+  int esc = 0;
+  for (;;) {
+    while (end - q >= 8) {
+      uint64_t w;
+      memcpy(&w, q, 8);
+      if (!plain_word(w))
+        break;
+      q += 8;
+    }
+    if (q >= end)
+      return syntax(P, end, "unexpected end of input in a string");
+    unsigned char c = *q;
+    if (c == '"')
+      break;
+    if (c == '\\') {
+      if (end - q < 2)
+        return syntax(P, end, "unexpected end of input in a string");
+      esc = 1;
+      q += 2;
+    } else if (c < 0x20) {
+      return syntax(P, q, "control character in a string");
+    } else if (c >= 0x80) {
+      size_t n = utf8_seq(q, (size_t)(end - q));
+      if (!n)
+        return syntax(P, q, "invalid UTF-8");
+      q += n;
+    } else {
+      q++;
+    }
+  }
+  size_t span = (size_t)(q - s);
+  unsigned char *d = gw_arena_alloc(P->arena, span + 1);
+  if (!d)
+    return nomem(P);
+  size_t n = span;
+  if (esc) {
+    long r = unescape(P, s, q, d, is_key);
+    if (r < 0)
+      return GW_ERR_INVALID;
+    n = (size_t)r;
+  } else {
+    memcpy(d, s, span);
+  }
+  d[n] = '\0';
+  *out = (const char *)d;
+  *out_len = n;
+  P->p = q + 1;
+  return GW_OK;
+}
+
+/* ------------------------------------------------------------ values */
+
+static int parse_value(struct parser *P, gw_jval *v, int depth);
+
+static int parse_number(struct parser *P, gw_jval *v) {
+  const unsigned char *p = P->p, *end = P->end, *start = p;
+  unsigned flags = GW_JVAL_NUM_INT;
+  if (*p == '-') {
+    flags |= GW_JVAL_NUM_NEG;
+    p++;
+  }
+  if (p >= end || *p < '0' || *p > '9')
+    return syntax(P, p, "invalid number");
+  if (*p == '0')
+    p++;
+  else
+    while (p < end && *p >= '0' && *p <= '9')
+      p++;
+  if (p < end && *p == '.') {
+    flags &= ~(unsigned)GW_JVAL_NUM_INT;
+    if (++p >= end || *p < '0' || *p > '9')
+      return syntax(P, p, "invalid number");
+    while (p < end && *p >= '0' && *p <= '9')
+      p++;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    flags &= ~(unsigned)GW_JVAL_NUM_INT;
+    if (++p < end && (*p == '+' || *p == '-'))
+      p++;
+    if (p >= end || *p < '0' || *p > '9')
+      return syntax(P, p, "invalid number");
+    while (p < end && *p >= '0' && *p <= '9')
+      p++;
+  }
+  v->type = GW_JVAL_NUMBER;
+  v->flags = (unsigned char)flags;
+  v->len = (size_t)(p - start);
+  v->u.str = (const char *)start;
+  P->p = p;
+  return GW_OK;
+}
+
+static int key_cmp(const void *a, const void *b) {
+  const struct slot *x = *(const struct slot *const *)a, *y = *(const struct slot *const *)b;
+  if (x->m.key_len != y->m.key_len)
+    return x->m.key_len < y->m.key_len ? -1 : 1;
+  int c = memcmp(x->m.key, y->m.key, x->m.key_len);
+  if (c)
+    return c;
+  return x < y ? -1 : x > y; /* document order among equals */
+}
+
+static int same_key(const struct slot *a, const struct slot *b) {
+  return a->m.key_len == b->m.key_len && memcmp(a->m.key, b->m.key, a->m.key_len) == 0;
+}
+
+/* Checks the |n| members at |s| for a repeated key; reports the first
+ * repeat in document order. */
+static int check_dups(struct parser *P, const struct slot *s, size_t n) {
+  if (n <= DUP_PAIRWISE_MAX) {
+    for (size_t j = 1; j < n; j++)
+      for (size_t i = 0; i < j; i++)
+        if (same_key(&s[i], &s[j]))
+          return syntax(P, s[j].at, "duplicate object key");
+    return GW_OK;
+  }
+  const struct slot **idx = gw_malloc(n * sizeof *idx);
+  if (!idx)
+    return nomem(P);
+  for (size_t i = 0; i < n; i++)
+    idx[i] = &s[i];
+  qsort(idx, n, sizeof *idx, key_cmp);
+  const struct slot *first = NULL;
+  for (size_t i = 1; i < n; i++)
+    if (same_key(idx[i - 1], idx[i]) && (!first || idx[i] < first))
+      first = idx[i];
+  gw_free(idx);
+  return first ? syntax(P, first->at, "duplicate object key") : GW_OK;
+}
+
+static int parse_object(struct parser *P, gw_jval *v, int depth) {
+  size_t base = P->top;
+  P->p++; /* '{' */
+  skip_ws(P);
+  if (P->p < P->end && *P->p == '}') {
+    P->p++;
+    goto done;
+  }
+  for (;;) {
+    struct slot s;
+    if (P->p >= P->end)
+      return syntax(P, P->end, "unexpected end of input in an object");
+    if (*P->p != '"')
+      return syntax(P, P->p, "string or '}' expected");
+    s.at = P->p;
+    int rc = parse_string(P, &s.m.key, &s.m.key_len, 1);
+    if (rc != GW_OK)
+      return rc;
+    skip_ws(P);
+    if (P->p >= P->end)
+      return syntax(P, P->end, "unexpected end of input in an object");
+    if (*P->p != ':')
+      return syntax(P, P->p, "':' expected");
+    P->p++;
+    if ((rc = parse_value(P, &s.m.value, depth + 1)) != GW_OK)
+      return rc;
+    if ((rc = push(P, &s)) != GW_OK)
+      return rc;
+    skip_ws(P);
+    if (P->p >= P->end)
+      return syntax(P, P->end, "unexpected end of input in an object");
+    if (*P->p == '}') {
+      P->p++;
+      break;
+    }
+    if (*P->p != ',')
+      return syntax(P, P->p, "',' or '}' expected");
+    P->p++;
+    skip_ws(P);
+  }
+done:;
+  size_t n = P->top - base;
+  gw_jmember *members = NULL;
+  if (n > 0) {
+    int rc = check_dups(P, P->stack + base, n);
+    if (rc != GW_OK)
+      return rc;
+    if (!(members = gw_arena_alloc(P->arena, n * sizeof *members)))
+      return nomem(P);
+    for (size_t i = 0; i < n; i++)
+      members[i] = P->stack[base + i].m;
+  }
+  P->top = base;
+  v->type = GW_JVAL_OBJECT;
+  v->flags = 0;
+  v->len = n;
+  v->u.members = members;
+  return GW_OK;
+}
+
+static int parse_array(struct parser *P, gw_jval *v, int depth) {
+  size_t base = P->top;
+  P->p++; /* '[' */
+  skip_ws(P);
+  if (P->p < P->end && *P->p == ']') {
+    P->p++;
+    goto done;
+  }
+  for (;;) {
+    struct slot s;
+    int rc = parse_value(P, &s.m.value, depth + 1);
+    if (rc != GW_OK)
+      return rc;
+    if ((rc = push(P, &s)) != GW_OK)
+      return rc;
+    skip_ws(P);
+    if (P->p >= P->end)
+      return syntax(P, P->end, "unexpected end of input in an array");
+    if (*P->p == ']') {
+      P->p++;
+      break;
+    }
+    if (*P->p != ',')
+      return syntax(P, P->p, "',' or ']' expected");
+    P->p++;
+  }
+done:;
+  size_t n = P->top - base;
+  gw_jval *elems = NULL;
+  if (n > 0) {
+    if (!(elems = gw_arena_alloc(P->arena, n * sizeof *elems)))
+      return nomem(P);
+    for (size_t i = 0; i < n; i++)
+      elems[i] = P->stack[base + i].m.value;
+  }
+  P->top = base;
+  v->type = GW_JVAL_ARRAY;
+  v->flags = 0;
+  v->len = n;
+  v->u.elems = elems;
+  return GW_OK;
+}
+
+static int literal(struct parser *P, const char *word, size_t n, unsigned char type, gw_jval *v) {
+  if ((size_t)(P->end - P->p) < n || memcmp(P->p, word, n) != 0)
+    return syntax(P, P->p, "invalid token");
+  P->p += n;
+  v->type = type;
+  v->flags = 0;
+  v->len = 0;
+  v->u.str = NULL;
+  return GW_OK;
+}
+
+/* Reads one value (leading whitespace allowed) at nesting |depth|. */
+static int parse_value(struct parser *P, gw_jval *v, int depth) {
+  skip_ws(P);
+  if (P->p >= P->end)
+    return syntax(P, P->end, "unexpected end of input");
+  if (depth > P->max_depth)
+    return syntax(P, P->p, "maximum nesting depth reached");
+  switch (*P->p) {
+  case '{': return parse_object(P, v, depth);
+  case '[': return parse_array(P, v, depth);
+  case '"':
+    v->type = GW_JVAL_STRING;
+    v->flags = 0;
+    return parse_string(P, &v->u.str, &v->len, 0);
+  case 't': return literal(P, "true", 4, GW_JVAL_TRUE, v);
+  case 'f': return literal(P, "false", 5, GW_JVAL_FALSE, v);
+  case 'n': return literal(P, "null", 4, GW_JVAL_NULL, v);
+  case '-':
+  case '0':
+  case '1':
+  case '2':
+  case '3':
+  case '4':
+  case '5':
+  case '6':
+  case '7':
+  case '8':
+  case '9': return parse_number(P, v);
+  default: return syntax(P, P->p, "invalid token");
+  }
+}
+
+/* Line and column (characters) of |at|, both from 1. */
+static void locate(const unsigned char *start, const unsigned char *at, const unsigned char *end,
+                   gw_json_lite_error *err) {
+  int line = 1, col = 0;
+  const unsigned char *stop = at < end ? at + 1 : end;
+  for (const unsigned char *p = start; p < stop; p++) {
+    if (*p == '\n') {
+      line++;
+      col = 0;
+    } else if ((*p & 0xc0) != 0x80) {
+      col++;
+    }
+  }
+  err->line = line;
+  err->column = col;
+  err->offset = (size_t)(at - start);
+}
+
+int gw_json_lite_parse(const char *json, size_t len, gw_arena *arena, int max_depth, unsigned flags,
+                       const gw_jval **out, gw_json_lite_error *err) {
+  struct parser P = {
+      .start = (const unsigned char *)json,
+      .p = (const unsigned char *)json,
+      .end = (const unsigned char *)json + len,
+      .arena = arena,
+      .max_depth = max_depth > 0 ? max_depth : GW_JSON_LITE_MAX_DEPTH,
+      .flags = flags,
+      .cap = STACK_INLINE,
+  };
+  P.stack = P.inline_stack;
+  if (!json)
+    P.end = P.p = (const unsigned char *)"";
+  gw_jval *root = gw_arena_alloc(arena, sizeof *root);
+  int rc = root ? parse_value(&P, root, 1) : nomem(&P);
+  if (rc == GW_OK) {
+    skip_ws(&P);
+    if (P.p != P.end)
+      rc = syntax(&P, P.p, "end of input expected");
+  }
+  if (P.stack != P.inline_stack)
+    gw_free(P.stack);
+  if (rc == GW_OK) {
+    *out = root;
+    return GW_OK;
+  }
+  if (err) {
+    locate(P.start, P.err_at ? P.err_at : P.p, P.end, err);
+    snprintf(err->text, sizeof err->text, "%s", P.err_text ? P.err_text : "invalid JSON");
+  }
+  return rc;
+}
+
+/* ------------------------------------------------------------ numbers */
+
+/* The magnitude of the integer text |s| (|n| digits) in |*mag|; -1 past
+ * UINT64_MAX. */
+static int magnitude(const char *s, size_t n, uint64_t *mag) {
+  uint64_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned d = (unsigned)(s[i] - '0');
+    if (m > (UINT64_MAX - d) / 10)
+      return -1;
+    m = m * 10 + d;
+  }
+  *mag = m;
+  return 0;
+}
+
+int gw_json_lite_int64(const gw_jval *v, int64_t *out) {
+  uint64_t m;
+  if (v->type != GW_JVAL_NUMBER || !(v->flags & GW_JVAL_NUM_INT))
+    return GW_ERR_INVALID;
+  int neg = (v->flags & GW_JVAL_NUM_NEG) != 0;
+  if (magnitude(v->u.str + neg, v->len - (size_t)neg, &m) != 0)
+    return GW_ERR_INVALID;
+  if (neg) {
+    if (m > (uint64_t)INT64_MAX + 1)
+      return GW_ERR_INVALID;
+    *out = m == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)m;
+  } else {
+    if (m > (uint64_t)INT64_MAX)
+      return GW_ERR_INVALID;
+    *out = (int64_t)m;
+  }
+  return GW_OK;
+}
+
+int gw_json_lite_uint64(const gw_jval *v, uint64_t *out) {
+  uint64_t m;
+  if (v->type != GW_JVAL_NUMBER || !(v->flags & GW_JVAL_NUM_INT))
+    return GW_ERR_INVALID;
+  int neg = (v->flags & GW_JVAL_NUM_NEG) != 0;
+  if (magnitude(v->u.str + neg, v->len - (size_t)neg, &m) != 0 || (neg && m != 0))
+    return GW_ERR_INVALID;
+  *out = m;
+  return GW_OK;
+}
+
+/* Clinger's fast path: a decimal with at most 15 significant digits and a
+ * power of ten up to 22 either way is one correctly rounded IEEE operation
+ * on two exact doubles. Returns 0 and sets |*out|, or -1 (use strtod). */
+static int fast_double(const char *s, size_t n, double *out) {
+  static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  size_t i = 0;
+  int neg = s[0] == '-', sig = 0;
+  long e10 = 0;
+  uint64_t m = 0;
+  i += (size_t)neg;
+  for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+    if (m || s[i] != '0') {
+      if (++sig > 15)
+        return -1;
+      m = m * 10 + (uint64_t)(s[i] - '0');
+    }
+  }
+  if (i < n && s[i] == '.') {
+    for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+      e10--;
+      if (m || s[i] != '0') {
+        if (++sig > 15)
+          return -1;
+        m = m * 10 + (uint64_t)(s[i] - '0');
+      }
+    }
+  }
+  if (i < n) { /* exponent */
+    i++;
+    int eneg = s[i] == '-';
+    if (s[i] == '-' || s[i] == '+')
+      i++;
+    long x = 0;
+    for (; i < n; i++) {
+      if (x > 100000)
+        return -1;
+      x = x * 10 + (s[i] - '0');
+    }
+    e10 += eneg ? -x : x;
+  }
+  double d;
+  if (m == 0)
+    d = 0.0;
+  else if (e10 >= 0 && e10 <= 22)
+    d = (double)m * pow10[e10];
+  else if (e10 < 0 && e10 >= -22)
+    d = (double)m / pow10[-e10];
+  else
+    return -1;
+  *out = neg ? -d : d;
+  return 0;
+}
+
+int gw_json_lite_double(const gw_jval *v, double *out) {
+  int64_t i;
+  if (v->type != GW_JVAL_NUMBER)
+    return GW_ERR_INVALID;
+  if ((v->flags & GW_JVAL_NUM_INT) && gw_json_lite_int64(v, &i) == GW_OK) {
+    *out = (double)i;
+    return GW_OK;
+  }
+  if (fast_double(v->u.str, v->len, out) == 0)
+    return GW_OK;
+  /* strtod needs a terminated copy; the number's text is not. */
+  char small[64], *buf = small;
+  if (v->len >= sizeof small && !(buf = gw_malloc(v->len + 1)))
+    return GW_ERR_NOMEM;
+  memcpy(buf, v->u.str, v->len);
+  buf[v->len] = '\0';
+  double d = strtod(buf, NULL);
+  if (buf != small)
+    gw_free(buf);
+  if (isinf(d))
+    return GW_ERR_INVALID;
+  *out = d;
+  return GW_OK;
+}
+
+const gw_jval *gw_json_lite_get(const gw_jval *obj, const char *key, size_t key_len) {
+  if (obj->type != GW_JVAL_OBJECT)
+    return NULL;
+  for (size_t i = 0; i < obj->len; i++) {
+    const gw_jmember *m = &obj->u.members[i];
+    if (m->key_len == key_len && memcmp(m->key, key, key_len) == 0)
+      return &m->value;
+  }
+  return NULL;
+}

@@ -1,0 +1,107 @@
+/* A small, fast JSON parser (RFC 8259) producing a read-only DOM allocated
+ * from a gw_arena: no malloc per node, no hashing, objects as arrays of
+ * members in document order. It is the codec's reader (json_pb.c); anything
+ * else that parses request-sized JSON on a hot path may use it too.
+ *
+ * What it accepts is what jansson accepts with JSON_REJECT_DUPLICATES |
+ * JSON_DECODE_ANY (tests/fuzz/fuzz_json_lite.c checks that), with one
+ * difference: numbers are kept as their source text, so integers past
+ * int64 and reals past DBL_MAX are not a syntax error; the accessors below
+ * say GW_ERR_INVALID when asked for a value that does not fit.
+ *
+ * - Strings are unescaped into the arena, NUL-terminated, with their byte
+ *   length; the input must be valid UTF-8 (no overlong forms, surrogates or
+ *   code points past U+10FFFF) and \u escapes must pair surrogates.
+ *   "\u0000" is refused unless GW_JSON_LITE_ALLOW_NUL is given, and always
+ *   in keys (as jansson does): keys are plain C strings.
+ * - Numbers point at their text inside the input (not copied, not
+ *   NUL-terminated): the input must outlive any use of a number's text or
+ *   of the accessors. GW_JVAL_NUM_INT marks text with neither fraction nor
+ *   exponent, GW_JVAL_NUM_NEG a leading '-'.
+ * - A member key appearing twice in one object is a syntax error.
+ * - Nesting: a value deeper than |max_depth| (the top-level value is at
+ *   depth 1) is a syntax error; 0 picks GW_JSON_LITE_MAX_DEPTH (jansson's).
+ */
+#ifndef GW_TRANSCODER_JSON_LITE_H
+#define GW_TRANSCODER_JSON_LITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+
+#define GW_JSON_LITE_MAX_DEPTH 2048
+
+/* gw_json_lite_parse |flags|. */
+#define GW_JSON_LITE_ALLOW_NUL 0x1 /* accept "\u0000" inside string values */
+
+enum gw_jval_type {
+  GW_JVAL_NULL,
+  GW_JVAL_FALSE,
+  GW_JVAL_TRUE,
+  GW_JVAL_NUMBER,
+  GW_JVAL_STRING,
+  GW_JVAL_ARRAY,
+  GW_JVAL_OBJECT,
+};
+
+/* gw_jval.flags of a number. */
+#define GW_JVAL_NUM_INT 0x1 /* no '.', no exponent */
+#define GW_JVAL_NUM_NEG 0x2 /* starts with '-' */
+
+typedef struct gw_jmember gw_jmember;
+
+typedef struct gw_jval {
+  unsigned char type;  /* enum gw_jval_type */
+  unsigned char flags; /* numbers: GW_JVAL_NUM_* */
+  /* string: bytes (NUL excluded); number: text bytes; array: elements;
+   * object: members; 0 otherwise. */
+  size_t len;
+  union {
+    const char *str;             /* string (NUL-terminated) or number text */
+    const struct gw_jval *elems; /* array: |len| values */
+    const gw_jmember *members;   /* object: |len| members, document order */
+  } u;
+} gw_jval;
+
+struct gw_jmember {
+  const char *key; /* unescaped, NUL-terminated */
+  size_t key_len;
+  gw_jval value;
+};
+
+/* Where and why the input is not JSON. |line| and |column| count from 1;
+ * the column counts characters (UTF-8 sequences), not bytes, like
+ * jansson's. |text| is a short reason ("unexpected end of input"). */
+typedef struct gw_json_lite_error {
+  int line, column;
+  size_t offset; /* byte offset of the error */
+  char text[96];
+} gw_json_lite_error;
+
+/* Parses |len| bytes at |json| as one JSON value, allocating the DOM from
+ * |arena|. |max_depth| 0 means GW_JSON_LITE_MAX_DEPTH; |flags| are
+ * GW_JSON_LITE_*. Returns GW_OK and sets |*out| (it lives as long as the
+ * arena; numbers also need |json|, see above); GW_ERR_INVALID with |err|
+ * filled (when not NULL); GW_ERR_NOMEM when the arena (or its cap) or the
+ * parser's scratch stack ran out. On error |*out| is untouched and what was
+ * allocated stays in |arena|. */
+int gw_json_lite_parse(const char *json, size_t len, gw_arena *arena, int max_depth, unsigned flags,
+                       const gw_jval **out, gw_json_lite_error *err);
+
+/* The number |v| as an int64 / uint64, exactly. GW_ERR_INVALID when |v| is
+ * not a number with GW_JVAL_NUM_INT or does not fit ("-0" is 0). */
+int gw_json_lite_int64(const gw_jval *v, int64_t *out);
+int gw_json_lite_uint64(const gw_jval *v, uint64_t *out);
+
+/* The number |v| as the nearest double (strtod's result; an integer that
+ * fits int64 converts as (double) of it, so "-0" is +0.0 as in jansson).
+ * GW_ERR_INVALID when |v| is not a number or its magnitude is past
+ * DBL_MAX; GW_ERR_NOMEM when a very long number's text cannot be copied. */
+int gw_json_lite_double(const gw_jval *v, double *out);
+
+/* The value of the member |key| (|key_len| bytes) of object |obj|, or NULL
+ * (also when |obj| is not an object). A linear scan. */
+const gw_jval *gw_json_lite_get(const gw_jval *obj, const char *key, size_t key_len);
+
+#endif
