@@ -64,22 +64,35 @@ class Proc:
         with open(self.log.name, "r", errors="replace") as f:
             return f.read()
 
-    def stop(self, sig=signal.SIGTERM, timeout=30):
+    def stop(self, sig=signal.SIGTERM, timeout=30, must_stop=True):
+        """Signals the process and waits. A process still running after
+        |timeout| gets SIGABRT (the Python model server then writes every
+        thread's traceback to its log, PYTHONFAULTHANDLER) and SIGKILL; that is
+        a failure when |must_stop|, else a warning with the log kept."""
         if self.p.poll() is None:
             self.p.send_signal(sig)
             try:
                 self.p.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-                raise AssertionError(f"{self.name} did not stop within {timeout}s:\n"
-                                     + self.output()[-4000:])
+                self.p.send_signal(signal.SIGABRT)
+                try:
+                    self.p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.p.kill()
+                    self.p.wait()
+                msg = f"{self.name} did not stop within {timeout}s (log {self.log.name}):\n" \
+                    + self.output()[-6000:]
+                if must_stop:
+                    raise AssertionError(msg)
+                import warnings
+                warnings.warn(msg)
         return self.p.returncode
 
 
 def start_backend(delay_ms=0, max_concurrency=64, extra=()):
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"), AIGW_STUBS=STUBS)
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"), AIGW_STUBS=STUBS,
+               PYTHONFAULTHANDLER="1")
     argv = [PY, "-m", "aigw_model_server", "--backend", "echo", "--port", str(port),
             "--echo-delay-ms", str(delay_ms), "--max-concurrency", str(max_concurrency),
             *extra]
@@ -143,7 +156,10 @@ def echo_config(backend_port, **backend_extra):
 def backend():
     b = start_backend(delay_ms=20)
     yield b
-    b.stop()
+    # The model server's own shutdown is tested in python/tests; here a
+    # slow exit (seen once in CI under heavy load) must not fail the
+    # gateway's tests, but its tracebacks are kept in the warning.
+    b.stop(must_stop=False)
 
 
 @pytest.fixture(scope="module")

@@ -268,7 +268,7 @@ def test_client_cancel_stops_the_backend_work():
             assert stats.in_flight == 1  # only this GetStats call itself
     finally:
         g.stop_clean()
-        b.stop()
+        b.stop(must_stop=False)
 
 
 def test_graceful_shutdown_finishes_in_flight_stream():
@@ -303,7 +303,7 @@ def test_graceful_shutdown_finishes_in_flight_stream():
                 inference_pb2_grpc.InferenceStub(ch).ListModels(pb.ListModelsRequest(), timeout=1)
     finally:
         g.stop_clean()
-        b.stop()
+        b.stop(must_stop=False)
 
 
 def test_backend_down_is_unavailable():

@@ -91,4 +91,4 @@ def test_soak_10k_calls_with_cancelled_streams():
         assert growth < 8 * 1024, samples
     finally:
         g.stop_clean()
-        b.stop()
+        b.stop(must_stop=False)
