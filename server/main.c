@@ -113,10 +113,9 @@ static void raise_fd_limit(void) {
 }
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: ai-gateway [--check-config] [--version] [--help]\n"
-          "Configuration comes from the environment (and .env), see .env.example,\n"
-          "and from CONFIG_FILE (JSON or YAML), see docs/config.md.\n");
+  fprintf(out, "usage: ai-gateway [--check-config] [--version] [--help]\n"
+               "Configuration comes from the environment (and .env), see .env.example,\n"
+               "and from CONFIG_FILE (JSON or YAML), see docs/config.md.\n");
 }
 
 int main(int argc, char **argv) {

@@ -79,8 +79,8 @@ static int sink_message(void *ctx, gw_call *call, const ProtobufCMessage *msg) {
     return rc;
   if (!h->started) {
     gw_http_header hs[] = {
-        {"content-type", h->mode == MODE_SSE ? "text/event-stream; charset=utf-8"
-                                             : "application/x-ndjson"},
+        {"content-type",
+         h->mode == MODE_SSE ? "text/event-stream; charset=utf-8" : "application/x-ndjson"},
         {"cache-control", "no-cache"},
         {"x-accel-buffering", "no"},
     };
@@ -345,8 +345,8 @@ void gw_http_front_handle(gw_http_stream *s, const gw_http_request *req, void *a
       gw_arena_free(arena);
       return;
     }
-    rc = gw_openai_parse_request(method->input, (const char *)req->body, req->body_len, arena,
-                                 &msg, &jerr);
+    rc = gw_openai_parse_request(method->input, (const char *)req->body, req->body_len, arena, &msg,
+                                 &jerr);
   } else {
     msg = gw_arena_calloc(arena, method->input->sizeof_message);
     rc = msg ? GW_OK : GW_ERR_NOMEM;
@@ -395,8 +395,7 @@ void gw_http_front_handle(gw_http_stream *s, const gw_http_request *req, void *a
   h->s = s;
   h->call = call;
   h->openai = openai;
-  h->mode = !stream ? MODE_UNARY
-                    : (wants_stream(msg) || accepts_sse(req) ? MODE_SSE : MODE_NDJSON);
+  h->mode = !stream ? MODE_UNARY : (wants_stream(msg) || accepts_sse(req) ? MODE_SSE : MODE_NDJSON);
   gw_buf_init(&h->body, UNARY_BODY_CAP);
   gw_buf_init(&h->event, EVENT_CAP);
   h->out.model = string_field(msg, "model");

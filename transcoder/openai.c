@@ -45,8 +45,8 @@ int gw_openai_parse_request(const ProtobufCMessageDescriptor *desc, const char *
       {&aigateway__v1__embedding_request__descriptor, {"model", "input"}},
   };
   size_t n = len;
-  while (n > 0 && (json[n - 1] == ' ' || json[n - 1] == '\n' || json[n - 1] == '\r' ||
-                   json[n - 1] == '\t'))
+  while (n > 0 &&
+         (json[n - 1] == ' ' || json[n - 1] == '\n' || json[n - 1] == '\r' || json[n - 1] == '\t'))
     n--;
   if (n == 0)
     json = "{}", len = 2;
@@ -92,7 +92,8 @@ static const absent_rule rules[] = {
     {D(chat_completion_response), "model", A_MODEL, NULL},
     {D(chat_completion_response), "choices", A_ARR, NULL},
     {D(chat_choice), "index", A_ZERO, NULL},
-    {D(chat_choice), "message", A_OBJ, "{\"role\":\"assistant\",\"content\":null,\"refusal\":null}"},
+    {D(chat_choice), "message", A_OBJ,
+     "{\"role\":\"assistant\",\"content\":null,\"refusal\":null}"},
     {D(chat_choice), "finish_reason", A_STR, "stop"},
     {D(chat_choice), "logprobs", A_NULL, NULL},
     {D(chat_message), "role", A_STR, "assistant"},

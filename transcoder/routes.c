@@ -11,8 +11,8 @@ enum seg_kind { SEG_LITERAL, SEG_ONE, SEG_REST };
 
 typedef struct seg {
   enum seg_kind kind;
-  char *literal;   /* SEG_LITERAL */
-  int var;         /* index of the variable this segment belongs to, -1 none */
+  char *literal; /* SEG_LITERAL */
+  int var;       /* index of the variable this segment belongs to, -1 none */
 } seg;
 
 typedef struct route {

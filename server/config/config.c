@@ -68,7 +68,7 @@ int gw_config_read_file(const char *path, char **data, size_t *len, gw_buf *err)
   *len = b.len;
   return GW_OK;
 
-fail_errno_fd: {
+fail_errno_fd : {
   int e = errno;
   close(fd);
   errno = e;
@@ -397,8 +397,8 @@ static int routes_default(gw_config *c, gw_buf *err) {
   snprintf(target, sizeof target, "127.0.0.1:%s", port);
   if (!(b->target = gw_strdup(target)))
     return GW_ERR_NOMEM;
-  static const char *const argv[] = {"/usr/bin/python3", "-m", "aigw_model_server", "--backend",
-                                     "tiny-lm", "--port"};
+  static const char *const argv[] = {"/usr/bin/python3", "-m",      "aigw_model_server",
+                                     "--backend",        "tiny-lm", "--port"};
   const size_t n = sizeof argv / sizeof argv[0];
   if (!(b->command = gw_calloc(n + 1, sizeof *b->command)))
     return GW_ERR_NOMEM;

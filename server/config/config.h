@@ -103,27 +103,29 @@ typedef struct gw_routing_conf {
 
 typedef struct gw_config {
   /* From the environment (see .env.example for each one's meaning). */
-  char *host;               /* HOST, default "0.0.0.0" */
-  int port;                 /* PORT, HTTP listener, default 8080 */
-  int grpc_port;            /* GRPC_PORT, default 50051 */
-  char *target_api_url;     /* TARGET_API_URL, may be NULL */
-  char *target_api_key;     /* TARGET_API_KEY, secret, may be NULL */
-  char *jwt_secret;         /* JWT_SECRET, secret, may be NULL */
-  gw_log_level log_level;   /* LOG_LEVEL, default info */
-  gw_log_format log_format; /* LOG_FORMAT, default text */
-  char *config_file;        /* CONFIG_FILE, may be NULL */
-  int workers;              /* WORKERS, default 0 = number of cores */
-  int shutdown_grace_ms;    /* SHUTDOWN_GRACE_MS, default 10000 */
-  size_t max_body_bytes;    /* MAX_BODY_BYTES, default 1 MiB */
-  char *tls_cert_file;      /* TLS_CERT_FILE, may be NULL */
-  char *tls_key_file;       /* TLS_KEY_FILE, may be NULL */
-  int local_model_port;     /* LOCAL_MODEL_PORT, default 50061 */
-  int http_header_timeout_ms; /* HTTP_HEADER_TIMEOUT_MS, default 60000 (408 after) */
-  int http_body_timeout_ms;   /* HTTP_BODY_TIMEOUT_MS, default 60000 (408 after) */
-  int max_conns_per_ip;       /* MAX_CONNS_PER_IP, per worker, default 256, 0 = no cap */
-  char *cors_origins;         /* CORS_ORIGINS: comma-separated, "*" any; NULL = CORS off */
-  int local_model_workers_min; /* LOCAL_MODEL_WORKERS_MIN, default 1: pool.min of command backends */
-  int local_model_workers_max; /* LOCAL_MODEL_WORKERS_MAX, default 1: pool.max of command backends */
+  char *host;                  /* HOST, default "0.0.0.0" */
+  int port;                    /* PORT, HTTP listener, default 8080 */
+  int grpc_port;               /* GRPC_PORT, default 50051 */
+  char *target_api_url;        /* TARGET_API_URL, may be NULL */
+  char *target_api_key;        /* TARGET_API_KEY, secret, may be NULL */
+  char *jwt_secret;            /* JWT_SECRET, secret, may be NULL */
+  gw_log_level log_level;      /* LOG_LEVEL, default info */
+  gw_log_format log_format;    /* LOG_FORMAT, default text */
+  char *config_file;           /* CONFIG_FILE, may be NULL */
+  int workers;                 /* WORKERS, default 0 = number of cores */
+  int shutdown_grace_ms;       /* SHUTDOWN_GRACE_MS, default 10000 */
+  size_t max_body_bytes;       /* MAX_BODY_BYTES, default 1 MiB */
+  char *tls_cert_file;         /* TLS_CERT_FILE, may be NULL */
+  char *tls_key_file;          /* TLS_KEY_FILE, may be NULL */
+  int local_model_port;        /* LOCAL_MODEL_PORT, default 50061 */
+  int http_header_timeout_ms;  /* HTTP_HEADER_TIMEOUT_MS, default 60000 (408 after) */
+  int http_body_timeout_ms;    /* HTTP_BODY_TIMEOUT_MS, default 60000 (408 after) */
+  int max_conns_per_ip;        /* MAX_CONNS_PER_IP, per worker, default 256, 0 = no cap */
+  char *cors_origins;          /* CORS_ORIGINS: comma-separated, "*" any; NULL = CORS off */
+  int local_model_workers_min; /* LOCAL_MODEL_WORKERS_MIN, default 1: pool.min of command backends
+                                */
+  int local_model_workers_max; /* LOCAL_MODEL_WORKERS_MAX, default 1: pool.max of command backends
+                                */
 
   /* From the config file, or the embedded default when there is none. */
   gw_backend_conf *backends;

@@ -55,8 +55,8 @@ static int yaml_scalar(const yaml_event_t *ev, json_t **out) {
   const char *s = (const char *)ev->data.scalar.value;
   size_t n = ev->data.scalar.length;
   const char *tag = (const char *)ev->data.scalar.tag;
-  int resolve = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-                !(tag && strcmp(tag, YAML_STR_TAG) == 0);
+  int resolve =
+      ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !(tag && strcmp(tag, YAML_STR_TAG) == 0);
   json_t *j = NULL;
   if (resolve) {
     if (n == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
@@ -64,8 +64,7 @@ static int yaml_scalar(const yaml_event_t *ev, json_t **out) {
       j = json_null();
     } else if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0) {
       j = json_true();
-    } else if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 ||
-               strcmp(s, "FALSE") == 0) {
+    } else if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 || strcmp(s, "FALSE") == 0) {
       j = json_false();
     } else if (all_digits(s + (s[0] == '-' || s[0] == '+'), n - (s[0] == '-' || s[0] == '+'))) {
       errno = 0;
@@ -107,8 +106,7 @@ static int yaml_attach(yframe *st, size_t depth, json_t **root, json_t *child) {
   return rc == 0 ? GW_OK : GW_ERR_NOMEM;
 }
 
-static int yaml_to_json(const char *name, const char *data, size_t len, json_t **out,
-                        gw_buf *err) {
+static int yaml_to_json(const char *name, const char *data, size_t len, json_t **out, gw_buf *err) {
   yaml_parser_t parser;
   yaml_event_t ev;
   yframe st[YAML_MAX_DEPTH];
@@ -133,9 +131,8 @@ static int yaml_to_json(const char *name, const char *data, size_t len, json_t *
                               parser.problem_offset);
       } else {
         rc = yaml_fail(err, name, &parser.problem_mark, "YAML syntax error: %s%s%s%s",
-                       parser.problem ? parser.problem : "invalid YAML",
-                       parser.context ? " (" : "", parser.context ? parser.context : "",
-                       parser.context ? ")" : "");
+                       parser.problem ? parser.problem : "invalid YAML", parser.context ? " (" : "",
+                       parser.context ? parser.context : "", parser.context ? ")" : "");
       }
       goto out;
     }
@@ -143,9 +140,7 @@ static int yaml_to_json(const char *name, const char *data, size_t len, json_t *
     int is_key = top && json_is_object(top->node) && !top->key;
     json_t *node = NULL;
     switch (ev.type) {
-    case YAML_STREAM_END_EVENT:
-      done = 1;
-      break;
+    case YAML_STREAM_END_EVENT: done = 1; break;
     case YAML_DOCUMENT_START_EVENT:
       if (++docs > 1)
         rc = yaml_fail(err, name, &ev.start_mark, "only one YAML document is allowed");
@@ -161,9 +156,8 @@ static int yaml_to_json(const char *name, const char *data, size_t len, json_t *
       if (is_key) {
         const char *k = (const char *)ev.data.scalar.value;
         if (json_object_get(top->node, k)) {
-          if (err &&
-              gw_buf_printf(err, "%s:%zu:%zu: duplicate key ", name, ev.start_mark.line + 1,
-                            ev.start_mark.column + 1) == GW_OK)
+          if (err && gw_buf_printf(err, "%s:%zu:%zu: duplicate key ", name, ev.start_mark.line + 1,
+                                   ev.start_mark.column + 1) == GW_OK)
             (void)gw_config_append_quoted(err, k);
           rc = GW_ERR_INVALID;
         } else if (!(top->key = gw_strdup(k))) {
@@ -199,11 +193,8 @@ static int yaml_to_json(const char *name, const char *data, size_t len, json_t *
       depth++;
       break;
     case YAML_SEQUENCE_END_EVENT:
-    case YAML_MAPPING_END_EVENT:
-      depth--;
-      break;
-    default:
-      break;
+    case YAML_MAPPING_END_EVENT: depth--; break;
+    default: break;
     }
     yaml_event_delete(&ev);
     if (rc != GW_OK)
@@ -222,8 +213,7 @@ out:
   return GW_OK;
 }
 
-static int json_parse(const char *name, const char *data, size_t len, json_t **out,
-                      gw_buf *err) {
+static int json_parse(const char *name, const char *data, size_t len, json_t **out, gw_buf *err) {
   json_error_t je;
   *out = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
   if (*out)
@@ -285,12 +275,12 @@ static int verr_value(vctx *v, const char *path, const char *before, const char 
 
 static int is_plain_key(const char *k) {
   size_t n = strlen(k);
-  return n > 0 && n <= 64 && strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
+  return n > 0 && n <= 64 &&
+         strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
 }
 
 /* |obj| must be an object whose keys are all in |allowed| (NULL-terminated). */
-static int check_object(vctx *v, const json_t *obj, const char *path,
-                        const char *const *allowed) {
+static int check_object(vctx *v, const json_t *obj, const char *path, const char *const *allowed) {
   if (!json_is_object(obj))
     return verr(v, path, "must be an object");
   const char *key;
@@ -318,8 +308,8 @@ static void join(char *dst, size_t n, const char *path, const char *key) {
 
 /* A string member |key| of |obj|: |*out| borrowed, NULL when absent (an error
  * when |required|). Empty strings are errors. */
-static int get_string(vctx *v, const json_t *obj, const char *path, const char *key,
-                      int required, const char **out) {
+static int get_string(vctx *v, const json_t *obj, const char *path, const char *key, int required,
+                      const char **out) {
   char p[160];
   join(p, sizeof p, path, key);
   json_t *j = json_object_get(obj, key);
@@ -337,8 +327,8 @@ static int get_string(vctx *v, const json_t *obj, const char *path, const char *
 }
 
 /* An integer member in [|min|, |max|]; |*out| untouched when absent. */
-static int get_int(vctx *v, const json_t *obj, const char *path, const char *key, int min,
-                   int max, int *out) {
+static int get_int(vctx *v, const json_t *obj, const char *path, const char *key, int min, int max,
+                   int *out) {
   char p[160];
   join(p, sizeof p, path, key);
   json_t *j = json_object_get(obj, key);
@@ -386,17 +376,25 @@ static int is_host_port(const char *s) {
 static int is_env_name(const char *s) {
   if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
     return 0;
-  return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
-         strlen(s);
+  return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == strlen(s);
 }
 
 /* The optional `pool` object of a backend with a command (see gw_pool_conf). */
 static int parse_pool(vctx *v, const json_t *j, const char *path, const gw_config *c,
                       gw_backend_conf *b) {
-  static const char *const keys[] = {
-      "min", "max", "max_concurrency", "scale_up_inflight", "scale_down_inflight",
-      "scale_up_wait_ms", "scale_up_latency_ms", "up_after_ms", "down_after_ms",
-      "up_cooldown_ms", "down_cooldown_ms", "queue_timeout_ms", NULL};
+  static const char *const keys[] = {"min",
+                                     "max",
+                                     "max_concurrency",
+                                     "scale_up_inflight",
+                                     "scale_down_inflight",
+                                     "scale_up_wait_ms",
+                                     "scale_up_latency_ms",
+                                     "up_after_ms",
+                                     "down_after_ms",
+                                     "up_cooldown_ms",
+                                     "down_cooldown_ms",
+                                     "queue_timeout_ms",
+                                     NULL};
   const json_t *pj = json_object_get(j, "pool");
   char p[160];
   int rc;
@@ -444,8 +442,8 @@ static int parse_pool(vctx *v, const json_t *j, const char *path, const gw_confi
 }
 
 static int is_vendor(const char *provider) {
-  static const char *const names[] = {"openai", "azure", "anthropic", "gemini",
-                                      "vertex", "bedrock"};
+  static const char *const names[] = {"openai", "azure",  "anthropic",
+                                      "gemini", "vertex", "bedrock"};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     if (strcmp(provider, names[i]) == 0)
       return 1;
@@ -454,8 +452,7 @@ static int is_vendor(const char *provider) {
 
 /* A secret named by an *_env key: |*out| copied from the environment;
  * untouched when the key is absent. */
-static int get_env_secret(vctx *v, const json_t *j, const char *path, const char *key,
-                          char **out) {
+static int get_env_secret(vctx *v, const json_t *j, const char *path, const char *key, char **out) {
   const char *name, *val;
   char p[160];
   int rc = get_string(v, j, path, key, 0, &name);
@@ -478,10 +475,14 @@ static int parse_vendor(vctx *v, const json_t *j, const char *path, const char *
   static const struct {
     const char *key, *providers; /* providers: space-separated */
   } allowed[] = {
-      {"api_version", " azure anthropic "},     {"region", " bedrock "},
-      {"access_key_id_env", " bedrock "},       {"secret_access_key_env", " bedrock "},
-      {"session_token_env", " bedrock "},       {"project", " vertex "},
-      {"location", " vertex "},                 {"credentials_file", " vertex "},
+      {"api_version", " azure anthropic "},
+      {"region", " bedrock "},
+      {"access_key_id_env", " bedrock "},
+      {"secret_access_key_env", " bedrock "},
+      {"session_token_env", " bedrock "},
+      {"project", " vertex "},
+      {"location", " vertex "},
+      {"credentials_file", " vertex "},
   };
   char p[160], pad[32];
   int rc;
@@ -491,8 +492,7 @@ static int parse_vendor(vctx *v, const json_t *j, const char *path, const char *
       join(p, sizeof p, path, allowed[i].key);
       return verr(v, p, "is not used by provider %s", provider);
     }
-  const char *api_version = NULL, *region = NULL, *project = NULL, *location = NULL,
-             *creds = NULL;
+  const char *api_version = NULL, *region = NULL, *project = NULL, *location = NULL, *creds = NULL;
   if ((rc = get_string(v, j, path, "api_version", 0, &api_version)) != GW_OK ||
       (rc = get_string(v, j, path, "region", 0, &region)) != GW_OK ||
       (rc = get_string(v, j, path, "project", 0, &project)) != GW_OK ||
@@ -539,12 +539,11 @@ static int parse_vendor(vctx *v, const json_t *j, const char *path, const char *
 }
 
 static int parse_backend(vctx *v, const json_t *j, const char *path, gw_config *c, size_t idx) {
-  static const char *const keys[] = {"name", "provider", "target", "api_key_env",
-                                     "api_key", "timeout_ms", "command", "pool",
-                                     /* vendor keys: parse_vendor() */
-                                     "api_version", "region", "access_key_id_env",
-                                     "secret_access_key_env", "session_token_env", "project",
-                                     "location", "credentials_file", NULL};
+  static const char *const keys[] = {
+      "name", "provider", "target", "api_key_env", "api_key", "timeout_ms", "command", "pool",
+      /* vendor keys: parse_vendor() */
+      "api_version", "region", "access_key_id_env", "secret_access_key_env", "session_token_env",
+      "project", "location", "credentials_file", NULL};
   gw_backend_conf *b = &c->backends[idx];
   char p[160];
   int rc;
@@ -754,11 +753,20 @@ static int parse_model(vctx *v, const json_t *j, const char *path, gw_config *c,
 
 /* The optional top-level `routing` object. */
 static int parse_routing(vctx *v, const json_t *j, gw_routing_conf *r) {
-  static const char *const keys[] = {
-      "balance",           "max_retries",    "retry_budget_percent", "retry_budget_min",
-      "retry_backoff_ms",  "retry_backoff_max_ms", "max_retry_after_ms", "eject_failures",
-      "eject_base_ms",     "eject_max_ms",   "probe_interval_ms",    "probe_timeout_ms",
-      "reload_poll_ms",    NULL};
+  static const char *const keys[] = {"balance",
+                                     "max_retries",
+                                     "retry_budget_percent",
+                                     "retry_budget_min",
+                                     "retry_backoff_ms",
+                                     "retry_backoff_max_ms",
+                                     "max_retry_after_ms",
+                                     "eject_failures",
+                                     "eject_base_ms",
+                                     "eject_max_ms",
+                                     "probe_interval_ms",
+                                     "probe_timeout_ms",
+                                     "reload_poll_ms",
+                                     NULL};
   static const struct {
     const char *name;
     gw_conf_balance b;
@@ -895,7 +903,8 @@ int gw_config_file_parse(gw_config *c, const char *name, const char *data, size_
     yaml = !(i < len && data[i] == '{');
   }
   json_t *root;
-  int rc = yaml ? yaml_to_json(name, data, len, &root, err) : json_parse(name, data, len, &root, err);
+  int rc =
+      yaml ? yaml_to_json(name, data, len, &root, err) : json_parse(name, data, len, &root, err);
   if (rc != GW_OK)
     return rc;
   vctx v = {name, err, getenv_fn, getenv_arg};

@@ -63,8 +63,7 @@ static int syntax(gw_buf *err, const char *name, unsigned line, const char *what
   return GW_ERR_INVALID;
 }
 
-int gw_dotenv_parse(gw_dotenv *out, const char *data, size_t len, const char *name,
-                    gw_buf *err) {
+int gw_dotenv_parse(gw_dotenv *out, const char *data, size_t len, const char *name, gw_buf *err) {
   const char *p = data, *end = data + len;
   unsigned line = 1;
   int rc = GW_OK;

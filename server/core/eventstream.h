@@ -29,9 +29,9 @@ enum {
 };
 
 typedef struct gw_eventstream_decoder {
-  gw_buf in;   /* bytes fed and not yet consumed */
-  size_t pos;  /* bytes of |in| consumed by messages already returned */
-  size_t cap;  /* the largest message accepted */
+  gw_buf in;  /* bytes fed and not yet consumed */
+  size_t pos; /* bytes of |in| consumed by messages already returned */
+  size_t cap; /* the largest message accepted */
 } gw_eventstream_decoder;
 
 /* One decoded message. The string headers the protocol uses are copied

@@ -28,9 +28,11 @@ void gw_log_setup(gw_log_level level, gw_log_format format) {
 int gw_log_enabled(gw_log_level level) { return level >= min_level && level < GW_LOG_OFF; }
 
 int gw_log_level_parse(const char *s, gw_log_level *out) {
-  static const struct { const char *name; gw_log_level level; } t[] = {
-      {"debug", GW_LOG_DEBUG}, {"info", GW_LOG_INFO}, {"warn", GW_LOG_WARN},
-      {"warning", GW_LOG_WARN}, {"error", GW_LOG_ERROR}, {"off", GW_LOG_OFF}};
+  static const struct {
+    const char *name;
+    gw_log_level level;
+  } t[] = {{"debug", GW_LOG_DEBUG},  {"info", GW_LOG_INFO},   {"warn", GW_LOG_WARN},
+           {"warning", GW_LOG_WARN}, {"error", GW_LOG_ERROR}, {"off", GW_LOG_OFF}};
   for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
     if (strcasecmp(s, t[i].name) == 0) {
       *out = t[i].level;

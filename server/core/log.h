@@ -17,16 +17,19 @@ int gw_log_enabled(gw_log_level level);
  * may be NULL. Extra structured fields: pairs of key and already formatted
  * value strings, NULL-terminated, after the message arguments are used up, via
  * gw_log_kv. */
-void gw_log(gw_log_level level, const char *component, const char *request_id, const char *fmt,
-            ...) __attribute__((format(printf, 4, 5)));
+void gw_log(gw_log_level level, const char *component, const char *request_id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Like gw_log with structured fields: |kv| is a NULL-terminated array of
  * alternating keys and values. */
 void gw_log_kv(gw_log_level level, const char *component, const char *request_id,
                const char *const *kv, const char *msg);
 
-#define GW_LOGD(comp, rid, ...) \
-  do { if (gw_log_enabled(GW_LOG_DEBUG)) gw_log(GW_LOG_DEBUG, comp, rid, __VA_ARGS__); } while (0)
+#define GW_LOGD(comp, rid, ...)                                                                    \
+  do {                                                                                             \
+    if (gw_log_enabled(GW_LOG_DEBUG))                                                              \
+      gw_log(GW_LOG_DEBUG, comp, rid, __VA_ARGS__);                                                \
+  } while (0)
 #define GW_LOGI(comp, rid, ...) gw_log(GW_LOG_INFO, comp, rid, __VA_ARGS__)
 #define GW_LOGW(comp, rid, ...) gw_log(GW_LOG_WARN, comp, rid, __VA_ARGS__)
 #define GW_LOGE(comp, rid, ...) gw_log(GW_LOG_ERROR, comp, rid, __VA_ARGS__)

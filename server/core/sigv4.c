@@ -38,13 +38,14 @@ void gw_sigv4_amz_date(long long t, char out[17]) {
 
 static int hmac(const void *key, size_t klen, const char *msg, unsigned char out[32]) {
   unsigned int n = 32;
-  return HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), out, &n) ? GW_OK
-                                                                                             : GW_ERR_NOMEM;
+  return HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), out, &n)
+             ? GW_OK
+             : GW_ERR_NOMEM;
 }
 
 static int unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '_' || c == '.' || c == '~';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '.' || c == '~';
 }
 
 /* Each path segment URI-encoded (the '/' kept). */
@@ -53,7 +54,8 @@ static int canonical_path(const char *path, gw_buf *out) {
     return gw_buf_appendc(out, '/');
   int rc = GW_OK;
   for (const unsigned char *p = (const unsigned char *)path; *p && rc == GW_OK; p++)
-    rc = *p == '/' || unreserved(*p) ? gw_buf_appendc(out, (char)*p) : gw_buf_printf(out, "%%%02X", *p);
+    rc = *p == '/' || unreserved(*p) ? gw_buf_appendc(out, (char)*p)
+                                     : gw_buf_printf(out, "%%%02X", *p);
   return rc;
 }
 
@@ -209,8 +211,9 @@ int gw_sigv4_authorization(const gw_sigv4_request *req, const gw_sigv4_credentia
     goto done;
   char sighex[65];
   hex(sig, 32, sighex);
-  rc = gw_buf_printf(out, "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, "
-                          "Signature=%s",
+  rc = gw_buf_printf(out,
+                     "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, "
+                     "Signature=%s",
                      cred->access_key_id, date, cred->region, cred->service,
                      signed_h.data ? signed_h.data : "", sighex);
   if (rc == GW_OK && canonical_out)

@@ -4,12 +4,12 @@
 
 enum {
   GW_OK = 0,
-  GW_ERR_NOMEM = -1,     /* an allocation failed */
-  GW_ERR_INVALID = -2,   /* bad input: malformed, wrong type, out of range */
-  GW_ERR_TOOBIG = -3,    /* a capped buffer would grow past its cap */
-  GW_ERR_NOTFOUND = -4,  /* no such key, symbol, file or route */
-  GW_ERR_IO = -5,        /* a system call failed; errno says why */
-  GW_ERR_STATE = -6,     /* called in a state that does not allow it */
+  GW_ERR_NOMEM = -1,    /* an allocation failed */
+  GW_ERR_INVALID = -2,  /* bad input: malformed, wrong type, out of range */
+  GW_ERR_TOOBIG = -3,   /* a capped buffer would grow past its cap */
+  GW_ERR_NOTFOUND = -4, /* no such key, symbol, file or route */
+  GW_ERR_IO = -5,       /* a system call failed; errno says why */
+  GW_ERR_STATE = -6,    /* called in a state that does not allow it */
   GW_ERR_UNSUPPORTED = -7,
 };
 

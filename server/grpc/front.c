@@ -251,8 +251,8 @@ static const gw_sink_ops grpc_sink = {
 /* ---- lifetime ------------------------------------------------------------------ */
 
 static void watch_unlink(scall *sc) {
-  if (sc->kind != K_HEALTH_WATCH || (!sc->watch_prev && !sc->watch_next &&
-                                     sc->front->ws[sc->w->id].watches != sc))
+  if (sc->kind != K_HEALTH_WATCH ||
+      (!sc->watch_prev && !sc->watch_next && sc->front->ws[sc->w->id].watches != sc))
     return;
   if (sc->watch_prev)
     sc->watch_prev->watch_next = sc->watch_next;
@@ -324,8 +324,8 @@ static bool sane_request_id(const char *s, size_t n) {
     return false;
   for (size_t i = 0; i < n; i++) {
     char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '-' || c == '_' || c == '.'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.'))
       return false;
   }
   return true;
@@ -421,7 +421,8 @@ static void start_health(scall *sc, grpc_byte_buffer *payload) {
     grpc_slice_unref(s);
   }
   if (!req) {
-    queue_status(sc, GW_STATUS_INVALID_ARGUMENT, "request is not a grpc.health.v1.HealthCheckRequest");
+    queue_status(sc, GW_STATUS_INVALID_ARGUMENT,
+                 "request is not a grpc.health.v1.HealthCheckRequest");
     return;
   }
   const char *service = req->service ? req->service : "";
@@ -602,13 +603,9 @@ static void dispatch(acceptor *a, grpc_call *c, grpc_metadata_array md, grpc_byt
 
   post_close(sc);
   switch (sc->kind) {
-  case K_PIPELINE:
-    start_pipeline(sc, payload, deadline);
-    break;
+  case K_PIPELINE: start_pipeline(sc, payload, deadline); break;
   case K_HEALTH_CHECK:
-  case K_HEALTH_WATCH:
-    start_health(sc, payload);
-    break;
+  case K_HEALTH_WATCH: start_health(sc, payload); break;
   case K_REFLECTION:
     sc->streaming = true;
     post_recv(sc);
@@ -659,9 +656,9 @@ static void post_accept(acceptor *a) {
   grpc_call_error err;
   a->tag.cb = on_accept;
   if (a->m) {
-    err = grpc_server_request_registered_call(
-        f->server, a->handle, &a->c, &a->deadline, &a->md,
-        a->m->client_streaming ? NULL : &a->payload, a->w->cq, a->w->cq, &a->tag);
+    err = grpc_server_request_registered_call(f->server, a->handle, &a->c, &a->deadline, &a->md,
+                                              a->m->client_streaming ? NULL : &a->payload, a->w->cq,
+                                              a->w->cq, &a->tag);
   } else {
     grpc_call_details_init(&a->details);
     err = grpc_server_request_call(f->server, &a->c, &a->details, &a->md, a->w->cq, a->w->cq,
@@ -784,14 +781,14 @@ void gw_grpc_front_shutdown(gw_grpc_front *f, int grace_ms) {
     event_base_once(f->workers[i].base, -1, EV_TIMEOUT, end_watches, &f->ws[i], NULL);
   static int shutdown_tag;
   grpc_server_shutdown_and_notify(f->server, f->shutdown_cq, &shutdown_tag);
-  gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                    gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
+  gpr_timespec until =
+      gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
   grpc_event ev = grpc_completion_queue_pluck(f->shutdown_cq, &shutdown_tag, until, NULL);
   if (ev.type == GRPC_QUEUE_TIMEOUT) {
     GW_LOGW("grpc", NULL, "grace period of %d ms over: cancelling the calls still open", grace_ms);
     grpc_server_cancel_all_calls(f->server);
-    grpc_completion_queue_pluck(f->shutdown_cq, &shutdown_tag,
-                                gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    grpc_completion_queue_pluck(f->shutdown_cq, &shutdown_tag, gpr_inf_future(GPR_CLOCK_MONOTONIC),
+                                NULL);
   }
   grpc_server_destroy(f->server);
   f->server = NULL;

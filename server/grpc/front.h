@@ -14,8 +14,8 @@
 typedef struct gw_grpc_front gw_grpc_front;
 
 typedef struct gw_grpc_front_options {
-  const char *host; /* "0.0.0.0" */
-  int port;         /* 0 picks a free port (see gw_grpc_front_port) */
+  const char *host;       /* "0.0.0.0" */
+  int port;               /* 0 picks a free port (see gw_grpc_front_port) */
   int accepts_per_method; /* accepts kept posted per method and worker; 0 = 4 */
   int max_message_bytes;  /* largest request accepted; 0 = 4 MiB */
 } gw_grpc_front_options;

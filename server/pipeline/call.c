@@ -76,7 +76,8 @@ void gw_call_start(gw_call *call) {
   if (call->deadline_ms && call->worker) {
     int64_t left = call->deadline_ms - gw_now_ms();
     if (left <= 0) {
-      gw_call_finish(call, GW_STATUS_DEADLINE_EXCEEDED, "deadline exceeded before the call started");
+      gw_call_finish(call, GW_STATUS_DEADLINE_EXCEEDED,
+                     "deadline exceeded before the call started");
       return;
     }
     call->deadline_ev = evtimer_new(call->worker->base, on_deadline, call);

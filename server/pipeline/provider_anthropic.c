@@ -35,7 +35,8 @@ static int content_blocks(const json_t *content, json_t *blocks, char *err, size
     if (type && strcmp(type, "text") == 0) {
       b = json_pack("{s:s,s:O}", "type", "text", "text", json_object_get(part, "text"));
     } else if (type && strcmp(type, "image_url") == 0) {
-      const char *url = json_string_value(json_object_get(json_object_get(part, "image_url"), "url"));
+      const char *url =
+          json_string_value(json_object_get(json_object_get(part, "image_url"), "url"));
       const char *media, *data;
       size_t mlen;
       if (!url)
@@ -103,8 +104,8 @@ static int translate_message(const json_t *m, json_t *messages, json_t *system, 
     char *t = gw_upstream_content_text(content);
     if (!t)
       return GW_ERR_NOMEM;
-    json_t *blocks = json_pack("[{s:s,s:s,s:s}]", "type", "tool_result", "tool_use_id", id,
-                               "content", t);
+    json_t *blocks =
+        json_pack("[{s:s,s:s,s:s}]", "type", "tool_result", "tool_use_id", id, "content", t);
     gw_free(t);
     return blocks ? push_message(messages, "user", blocks) : GW_ERR_NOMEM;
   }
@@ -165,7 +166,8 @@ static int translate_tools(const json_t *req, json_t *out, char *err, size_t err
       if (json_is_object(schema))
         json_object_set(o, "input_schema", schema);
       else
-        json_object_set_new(o, "input_schema", json_pack("{s:s,s:{}}", "type", "object", "properties"));
+        json_object_set_new(o, "input_schema",
+                            json_pack("{s:s,s:{}}", "type", "object", "properties"));
     }
   }
   const json_t *choice = json_object_get(req, "tool_choice");
@@ -173,25 +175,29 @@ static int translate_tools(const json_t *req, json_t *out, char *err, size_t err
   json_t *tc = NULL;
   if (json_is_string(choice)) {
     const char *c = json_string_value(choice);
-    const char *type = strcmp(c, "required") == 0 ? "any" : strcmp(c, "none") == 0 ? "none" : "auto";
+    const char *type = strcmp(c, "required") == 0 ? "any"
+                       : strcmp(c, "none") == 0   ? "none"
+                                                  : "auto";
     tc = json_pack("{s:s}", "type", type);
   } else if (json_is_object(choice)) {
-    const char *name = json_string_value(json_object_get(json_object_get(choice, "function"), "name"));
+    const char *name =
+        json_string_value(json_object_get(json_object_get(choice, "function"), "name"));
     if (!name)
       return fail(err, errlen, "tool_choice names no function", NULL);
     tc = json_pack("{s:s,s:s}", "type", "tool", "name", name);
   } else if (json_is_false(parallel) && json_array_size(tools)) {
     tc = json_pack("{s:s}", "type", "auto");
   }
-  if (tc && json_is_false(parallel) && strcmp(json_string_value(json_object_get(tc, "type")), "none"))
+  if (tc && json_is_false(parallel) &&
+      strcmp(json_string_value(json_object_get(tc, "type")), "none"))
     json_object_set_new(tc, "disable_parallel_tool_use", json_true());
   if (tc && json_object_set_new(out, "tool_choice", tc))
     return GW_ERR_NOMEM;
   return GW_OK;
 }
 
-int gw_anthropic_request(const json_t *req, const char *model, bool stream, json_t **out,
-                         char *err, size_t errlen) {
+int gw_anthropic_request(const json_t *req, const char *model, bool stream, json_t **out, char *err,
+                         size_t errlen) {
   err[0] = '\0';
   const json_t *msgs = json_object_get(req, "messages");
   if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
@@ -230,8 +236,9 @@ int gw_anthropic_request(const json_t *req, const char *model, bool stream, json
   const json_t *mt = json_object_get(req, "max_completion_tokens");
   if (!json_is_integer(mt))
     mt = json_object_get(req, "max_tokens");
-  if (json_object_set_new(o, "max_tokens", json_integer(json_is_integer(mt) ? json_integer_value(mt)
-                                                                   : GW_ANTHROPIC_DEFAULT_MAX_TOKENS)))
+  if (json_object_set_new(o, "max_tokens",
+                          json_integer(json_is_integer(mt) ? json_integer_value(mt)
+                                                           : GW_ANTHROPIC_DEFAULT_MAX_TOKENS)))
     goto done;
   static const char *const same[] = {"temperature", "top_p", "top_k"};
   for (size_t k = 0; k < sizeof(same) / sizeof(same[0]); k++) {
@@ -284,9 +291,14 @@ int gw_anthropic_http_status(const char *type) {
     const char *type;
     int status;
   } map[] = {
-      {"invalid_request_error", 400}, {"authentication_error", 401}, {"permission_error", 403},
-      {"not_found_error", 404},       {"request_too_large", 413},    {"rate_limit_error", 429},
-      {"api_error", 500},             {"overloaded_error", 529},
+      {"invalid_request_error", 400},
+      {"authentication_error", 401},
+      {"permission_error", 403},
+      {"not_found_error", 404},
+      {"request_too_large", 413},
+      {"rate_limit_error", 429},
+      {"api_error", 500},
+      {"overloaded_error", 529},
   };
   for (size_t i = 0; type && i < sizeof(map) / sizeof(map[0]); i++)
     if (strcmp(type, map[i].type) == 0)
@@ -347,20 +359,21 @@ int gw_anthropic_response(const json_t *msg, long long created, json_t **out) {
   }
   text = joined ? json_stringn(joined, tl) : json_null();
   const json_t *usage = json_object_get(msg, "usage");
-  const char *finish = gw_anthropic_finish_reason(json_string_value(json_object_get(msg, "stop_reason")));
+  const char *finish =
+      gw_anthropic_finish_reason(json_string_value(json_object_get(msg, "stop_reason")));
   json_t *message = json_pack("{s:s,s:O,s:n}", "role", "assistant", "content", text, "refusal");
   if (!message)
     goto done;
   if (json_array_size(calls))
     json_object_set(message, "tool_calls", calls);
-  json_t *r = json_pack(
-      "{s:O,s:s,s:I,s:O,s:[{s:i,s:o,s:s?,s:n}],s:o}", "id", json_object_get(msg, "id"), "object",
-      "chat.completion", "created", (json_int_t)created, "model", json_object_get(msg, "model"),
-      "choices", "index", 0, "message", message, "finish_reason", finish ? finish : "stop",
-      "logprobs", "usage",
-      usage_json(int_of(usage, "input_tokens"), int_of(usage, "output_tokens"),
-                 int_of(usage, "cache_read_input_tokens"),
-                 int_of(usage, "cache_creation_input_tokens")));
+  json_t *r =
+      json_pack("{s:O,s:s,s:I,s:O,s:[{s:i,s:o,s:s?,s:n}],s:o}", "id", json_object_get(msg, "id"),
+                "object", "chat.completion", "created", (json_int_t)created, "model",
+                json_object_get(msg, "model"), "choices", "index", 0, "message", message,
+                "finish_reason", finish ? finish : "stop", "logprobs", "usage",
+                usage_json(int_of(usage, "input_tokens"), int_of(usage, "output_tokens"),
+                           int_of(usage, "cache_read_input_tokens"),
+                           int_of(usage, "cache_creation_input_tokens")));
   if (!r)
     goto done;
   *out = r;
@@ -388,10 +401,10 @@ static void copy_id(char *dst, size_t cap, const json_t *v) {
 
 /* A chunk with one choice holding |delta| (taken) and |finish| (may be NULL). */
 static int push_chunk(gw_anthropic_stream *s, json_t *chunks, json_t *delta, const char *finish) {
-  json_t *c = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s?,s:n}]}", "id", s->id, "object",
-                        "chat.completion.chunk", "created", (json_int_t)s->created, "model",
-                        s->model, "choices", "index", 0, "delta", delta, "finish_reason", finish,
-                        "logprobs");
+  json_t *c =
+      json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s?,s:n}]}", "id", s->id, "object",
+                "chat.completion.chunk", "created", (json_int_t)s->created, "model", s->model,
+                "choices", "index", 0, "delta", delta, "finish_reason", finish, "logprobs");
   return !c || json_array_append_new(chunks, c) ? GW_ERR_NOMEM : GW_OK;
 }
 
@@ -452,7 +465,8 @@ int gw_anthropic_stream_event(gw_anthropic_stream *s, const json_t *ev, json_t *
       s->output_tokens = int_of(u, "output_tokens");
     if (json_is_integer(json_object_get(u, "input_tokens")))
       s->input_tokens = int_of(u, "input_tokens") + int_of(u, "cache_creation_input_tokens");
-    const char *stop = json_string_value(json_object_get(json_object_get(ev, "delta"), "stop_reason"));
+    const char *stop =
+        json_string_value(json_object_get(json_object_get(ev, "delta"), "stop_reason"));
     if (!stop)
       return GW_OK;
     return push_chunk(s, chunks, json_object(), gw_anthropic_finish_reason(stop));
@@ -461,10 +475,10 @@ int gw_anthropic_stream_event(gw_anthropic_stream *s, const json_t *ev, json_t *
     s->finished = true;
     if (!s->include_usage)
       return GW_OK;
-    json_t *c = json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", s->id, "object",
-                          "chat.completion.chunk", "created", (json_int_t)s->created, "model",
-                          s->model, "choices", "usage",
-                          usage_json(s->input_tokens, s->output_tokens, s->cache_read, 0));
+    json_t *c =
+        json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", s->id, "object", "chat.completion.chunk",
+                  "created", (json_int_t)s->created, "model", s->model, "choices", "usage",
+                  usage_json(s->input_tokens, s->output_tokens, s->cache_read, 0));
     return !c || json_array_append_new(chunks, c) ? GW_ERR_NOMEM : GW_OK;
   }
   if (strcmp(type, "error") == 0)
@@ -507,13 +521,13 @@ gw_anthropic_backend *gw_anthropic_backend_new(const gw_backend_conf *bc) {
   bool has_v1 = n >= 3 && strcmp(base + n - 3, "/v1") == 0;
   b->url = strdup_printf(has_v1 ? "%s/messages" : "%s/v1/messages", base, NULL);
   gw_free(base);
-  b->version_header = strdup_printf("anthropic-version: %s", bc->api_version && *bc->api_version
-                                                                  ? bc->api_version
-                                                                  : GW_ANTHROPIC_DEFAULT_VERSION,
-                                    NULL);
+  b->version_header = strdup_printf(
+      "anthropic-version: %s",
+      bc->api_version && *bc->api_version ? bc->api_version : GW_ANTHROPIC_DEFAULT_VERSION, NULL);
   if (!b->name || !b->url || !b->version_header)
     goto fail;
-  if (bc->api_key && *bc->api_key && !(b->key_header = strdup_printf("x-api-key: %s", bc->api_key, NULL)))
+  if (bc->api_key && *bc->api_key &&
+      !(b->key_header = strdup_printf("x-api-key: %s", bc->api_key, NULL)))
     goto fail;
   return b;
 fail:
@@ -633,7 +647,8 @@ static int start(gw_call *call) {
     return GW_OK;
   }
   bool streaming = call->method->server_streaming;
-  gw_upstream *u = gw_upstream_new(call, &codec, b->name, streaming, GW_UPSTREAM_SSE, b->timeout_ms);
+  gw_upstream *u =
+      gw_upstream_new(call, &codec, b->name, streaming, GW_UPSTREAM_SSE, b->timeout_ms);
   anth_state *st = u ? gw_arena_calloc(call->arena, sizeof(*st)) : NULL;
   if (!st) {
     if (u)
@@ -649,8 +664,9 @@ static int start(gw_call *call) {
   gw_buf_release(&js);
   json_t *areq = NULL;
   char err[256] = "";
-  rc = req ? gw_anthropic_request(req, call->route.upstream_model, streaming, &areq, err, sizeof err)
-           : GW_ERR_NOMEM;
+  rc =
+      req ? gw_anthropic_request(req, call->route.upstream_model, streaming, &areq, err, sizeof err)
+          : GW_ERR_NOMEM;
   gw_anthropic_stream_init(&st->s, gw_upstream_unix_time(), req && include_usage(req));
   json_decref(req);
   if (rc == GW_OK) {
@@ -659,12 +675,11 @@ static int start(gw_call *call) {
     free(s);
   }
   json_decref(areq);
-  if (rc == GW_OK &&
-      ((b->key_header && gw_upstream_add_header(u, b->key_header) != GW_OK) ||
-       gw_upstream_add_header(u, b->version_header) != GW_OK ||
-       gw_upstream_add_header(u, "Content-Type: application/json") != GW_OK ||
-       gw_upstream_add_header(u, streaming ? "Accept: text/event-stream"
-                                           : "Accept: application/json") != GW_OK))
+  if (rc == GW_OK && ((b->key_header && gw_upstream_add_header(u, b->key_header) != GW_OK) ||
+                      gw_upstream_add_header(u, b->version_header) != GW_OK ||
+                      gw_upstream_add_header(u, "Content-Type: application/json") != GW_OK ||
+                      gw_upstream_add_header(u, streaming ? "Accept: text/event-stream"
+                                                          : "Accept: application/json") != GW_OK))
     rc = GW_ERR_NOMEM;
   if (rc == GW_OK)
     return gw_upstream_start(u, "POST", b->url);
@@ -678,5 +693,7 @@ static int start(gw_call *call) {
   return GW_OK;
 }
 
-const gw_provider_ops gw_provider_anthropic = {
-    .name = "anthropic", .start = start, .cancel = gw_upstream_cancel, .resume = gw_upstream_resume};
+const gw_provider_ops gw_provider_anthropic = {.name = "anthropic",
+                                               .start = start,
+                                               .cancel = gw_upstream_cancel,
+                                               .resume = gw_upstream_resume};

@@ -39,8 +39,8 @@ void gw_anthropic_backend_free(gw_anthropic_backend *b);
  * |model| (NULL: req's model), |stream| set as given. GW_OK and |*out| (new
  * reference), GW_ERR_INVALID with |err| saying why (a 400 for the client),
  * or GW_ERR_NOMEM. */
-int gw_anthropic_request(const json_t *req, const char *model, bool stream, json_t **out,
-                         char *err, size_t errlen);
+int gw_anthropic_request(const json_t *req, const char *model, bool stream, json_t **out, char *err,
+                         size_t errlen);
 
 /* An Anthropic message |msg| as an OpenAI chat.completion (created at
  * |created|). GW_OK and |*out|, GW_ERR_INVALID or GW_ERR_NOMEM. */

@@ -148,7 +148,8 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
     const char *code = json_str(a, json_object_get(e, "code"));
     const char *msg = json_str(a, json_object_get(e, "message"));
     u->has_error = true;
-    u->err.http_status = code && code[0] >= '4' && code[0] <= '5' && strlen(code) == 3 ? atoi(code) : 500;
+    u->err.http_status =
+        code && code[0] >= '4' && code[0] <= '5' && strlen(code) == 3 ? atoi(code) : 500;
     u->err.type = type;
     u->err.code = code;
     u->err.message = msg;
@@ -191,7 +192,8 @@ static int start(gw_call *call) {
     return GW_OK;
   }
   bool streaming = call->method->server_streaming;
-  gw_upstream *u = gw_upstream_new(call, &codec, b->name, streaming, GW_UPSTREAM_SSE, b->timeout_ms);
+  gw_upstream *u =
+      gw_upstream_new(call, &codec, b->name, streaming, GW_UPSTREAM_SSE, b->timeout_ms);
   if (!u)
     return GW_ERR_NOMEM;
   gw_buf js;
@@ -218,11 +220,10 @@ static int start(gw_call *call) {
     free(s);
   }
   json_decref(req);
-  if (rc == GW_OK &&
-      ((b->auth_header && gw_upstream_add_header(u, b->auth_header) != GW_OK) ||
-       gw_upstream_add_header(u, "Content-Type: application/json") != GW_OK ||
-       gw_upstream_add_header(u, streaming ? "Accept: text/event-stream"
-                                           : "Accept: application/json") != GW_OK))
+  if (rc == GW_OK && ((b->auth_header && gw_upstream_add_header(u, b->auth_header) != GW_OK) ||
+                      gw_upstream_add_header(u, "Content-Type: application/json") != GW_OK ||
+                      gw_upstream_add_header(u, streaming ? "Accept: text/event-stream"
+                                                          : "Accept: application/json") != GW_OK))
     rc = GW_ERR_NOMEM;
   if (rc == GW_OK)
     rc = gw_upstream_start(u, "POST", url);

@@ -36,7 +36,8 @@ static int content_blocks(const json_t *content, json_t *blocks, char *err, size
   if (json_is_string(content)) {
     if (!json_string_length(content))
       return GW_OK;
-    return json_array_append_new(blocks, json_pack("{s:O}", "text", content)) ? GW_ERR_NOMEM : GW_OK;
+    return json_array_append_new(blocks, json_pack("{s:O}", "text", content)) ? GW_ERR_NOMEM
+                                                                              : GW_OK;
   }
   size_t i;
   const json_t *p;
@@ -88,7 +89,8 @@ static int translate_message(const json_t *m, json_t *messages, json_t *system, 
     char *t = gw_upstream_content_text(content);
     if (!t)
       return GW_ERR_NOMEM;
-    int rc = *t && json_array_append_new(system, json_pack("{s:s}", "text", t)) ? GW_ERR_NOMEM : GW_OK;
+    int rc =
+        *t && json_array_append_new(system, json_pack("{s:s}", "text", t)) ? GW_ERR_NOMEM : GW_OK;
     gw_free(t);
     return rc;
   }
@@ -104,8 +106,8 @@ static int translate_message(const json_t *m, json_t *messages, json_t *system, 
       rc = fail(err, errlen, "a tool message has no tool_call_id", NULL);
     else if (!t)
       rc = GW_ERR_NOMEM;
-    else if (json_array_append_new(blocks, json_pack("{s:{s:s,s:[{s:s}]}}", "toolResult", "toolUseId",
-                                                     id, "content", "text", t)))
+    else if (json_array_append_new(blocks, json_pack("{s:{s:s,s:[{s:s}]}}", "toolResult",
+                                                     "toolUseId", id, "content", "text", t)))
       rc = GW_ERR_NOMEM;
     gw_free(t);
   } else if (strcmp(role, "user") == 0 || strcmp(role, "assistant") == 0) {
@@ -158,8 +160,9 @@ static int translate_tools(const json_t *req, json_t *out, char *err, size_t err
     if (!json_is_string(json_object_get(fn, "name")))
       return fail(err, errlen, "a tool has no function name", NULL);
     json_t *params = json_object_get(fn, "parameters");
-    json_t *schema = json_is_object(params) ? json_incref(params)
-                                            : json_pack("{s:s,s:{}}", "type", "object", "properties");
+    json_t *schema = json_is_object(params)
+                         ? json_incref(params)
+                         : json_pack("{s:s,s:{}}", "type", "object", "properties");
     json_t *spec = schema ? json_pack("{s:O,s:{s:o}}", "name", json_object_get(fn, "name"),
                                       "inputSchema", "json", schema)
                           : NULL;
@@ -173,7 +176,7 @@ static int translate_tools(const json_t *req, json_t *out, char *err, size_t err
   json_t *tc = NULL;
   if (json_is_string(choice)) {
     tc = strcmp(json_string_value(choice), "required") == 0 ? json_pack("{s:{}}", "any")
-                                                              : json_pack("{s:{}}", "auto");
+                                                            : json_pack("{s:{}}", "auto");
   } else if (json_is_object(choice)) {
     const json_t *name = json_object_get(json_object_get(choice, "function"), "name");
     if (!json_is_string(name))
@@ -262,14 +265,15 @@ static json_t *usage_json(int64_t in, int64_t out, int64_t cached) {
   json_t *u = json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)in, "completion_tokens",
                         (json_int_t)out, "total_tokens", (json_int_t)(in + out));
   if (u && cached)
-    json_object_set_new(u, "prompt_tokens_details", json_pack("{s:I}", "cached_tokens", (json_int_t)cached));
+    json_object_set_new(u, "prompt_tokens_details",
+                        json_pack("{s:I}", "cached_tokens", (json_int_t)cached));
   return u;
 }
 
 int gw_bedrock_response(const json_t *resp, const char *id, const char *model, long long created,
                         json_t **out) {
-  const json_t *content = json_object_get(json_object_get(json_object_get(resp, "output"), "message"),
-                                          "content");
+  const json_t *content =
+      json_object_get(json_object_get(json_object_get(resp, "output"), "message"), "content");
   if (!json_is_array(content))
     return GW_ERR_INVALID;
   json_t *calls = json_array();
@@ -302,7 +306,8 @@ int gw_bedrock_response(const json_t *resp, const char *id, const char *model, l
         goto done;
     }
   }
-  const char *finish = gw_bedrock_finish_reason(json_string_value(json_object_get(resp, "stopReason")));
+  const char *finish =
+      gw_bedrock_finish_reason(json_string_value(json_object_get(resp, "stopReason")));
   json_t *msg = json_pack("{s:s,s:s?,s:n}", "role", "assistant", "content", text, "refusal");
   if (!msg)
     goto done;
@@ -395,10 +400,10 @@ int gw_bedrock_stream_event(gw_bedrock_stream *s, const char *type, const json_t
     s->output_tokens = int_of(u, "outputTokens");
     if (!s->include_usage)
       return GW_OK;
-    json_t *c = json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", s->id, "object",
-                          "chat.completion.chunk", "created", (json_int_t)s->created, "model",
-                          s->model, "choices", "usage",
-                          usage_json(s->input_tokens, s->output_tokens, int_of(u, "cacheReadInputTokens")));
+    json_t *c =
+        json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", s->id, "object", "chat.completion.chunk",
+                  "created", (json_int_t)s->created, "model", s->model, "choices", "usage",
+                  usage_json(s->input_tokens, s->output_tokens, int_of(u, "cacheReadInputTokens")));
     return !c || json_array_append_new(chunks, c) ? GW_ERR_NOMEM : GW_OK;
   }
   return GW_OK; /* contentBlockStop, unknown events */
@@ -498,10 +503,10 @@ static int status_for_type(const char *t) {
   static const struct {
     const char *type;
     int status;
-  } m[] = {{"validationException", 400},         {"accessDeniedException", 403},
-           {"resourceNotFoundException", 404},   {"modelTimeoutException", 408},
-           {"throttlingException", 429},         {"serviceUnavailableException", 503},
-           {"modelStreamErrorException", 424},   {"internalServerException", 500}};
+  } m[] = {{"validationException", 400},       {"accessDeniedException", 403},
+           {"resourceNotFoundException", 404}, {"modelTimeoutException", 408},
+           {"throttlingException", 429},       {"serviceUnavailableException", 503},
+           {"modelStreamErrorException", 424}, {"internalServerException", 500}};
   for (size_t i = 0; t && i < sizeof(m) / sizeof(m[0]); i++)
     if (strcasecmp(t, m[i].type) == 0)
       return m[i].status;
@@ -650,7 +655,8 @@ static int start(gw_call *call) {
   if (!model)
     model = json_string_value(json_object_get(req, "model"));
   model = gw_arena_strdup(call->arena, model ? model : "");
-  bool usage = json_is_true(json_object_get(json_object_get(req, "stream_options"), "include_usage"));
+  bool usage =
+      json_is_true(json_object_get(json_object_get(req, "stream_options"), "include_usage"));
   char err[300] = "";
   json_t *breq = NULL;
   rc = model && *model ? gw_bedrock_request(req, &breq, err, sizeof err) : GW_ERR_INVALID;
@@ -663,8 +669,9 @@ static int start(gw_call *call) {
     gw_call_finish(call, GW_STATUS_INVALID_ARGUMENT, err);
     return GW_OK;
   }
-  gw_upstream *u = gw_upstream_new(call, &codec, b->name, streaming,
-                                   streaming ? GW_UPSTREAM_EVENTSTREAM : GW_UPSTREAM_SSE, b->timeout_ms);
+  gw_upstream *u =
+      gw_upstream_new(call, &codec, b->name, streaming,
+                      streaming ? GW_UPSTREAM_EVENTSTREAM : GW_UPSTREAM_SSE, b->timeout_ms);
   br_state *st = u ? gw_arena_calloc(call->arena, sizeof(*st)) : NULL;
   char *mp = st ? gw_bedrock_model_path(model) : NULL;
   const char *path = mp ? gw_arena_printf(call->arena, "/model/%s/%s", mp,

@@ -166,7 +166,8 @@ static int translate_tools(const json_t *req, json_t *out, char *err, size_t err
   const json_t *tools = json_object_get(req, "tools");
   if (json_array_size(tools)) {
     json_t *decls = json_array();
-    if (!decls || json_object_set_new(out, "tools", json_pack("[{s:o}]", "functionDeclarations", decls)))
+    if (!decls ||
+        json_object_set_new(out, "tools", json_pack("[{s:o}]", "functionDeclarations", decls)))
       return GW_ERR_NOMEM;
     size_t i;
     const json_t *t;
@@ -187,14 +188,18 @@ static int translate_tools(const json_t *req, json_t *out, char *err, size_t err
   json_t *cfg = NULL;
   if (json_is_string(choice)) {
     const char *c = json_string_value(choice);
-    cfg = json_pack("{s:s}", "mode", strcmp(c, "required") == 0 ? "ANY" : strcmp(c, "none") == 0 ? "NONE" : "AUTO");
+    cfg = json_pack("{s:s}", "mode",
+                    strcmp(c, "required") == 0 ? "ANY"
+                    : strcmp(c, "none") == 0   ? "NONE"
+                                               : "AUTO");
   } else if (json_is_object(choice)) {
     const json_t *name = json_object_get(json_object_get(choice, "function"), "name");
     if (!json_is_string(name))
       return fail(err, errlen, "tool_choice names no function", NULL);
     cfg = json_pack("{s:s,s:[O]}", "mode", "ANY", "allowedFunctionNames", name);
   }
-  if (cfg && json_object_set_new(out, "toolConfig", json_pack("{s:o}", "functionCallingConfig", cfg)))
+  if (cfg &&
+      json_object_set_new(out, "toolConfig", json_pack("{s:o}", "functionCallingConfig", cfg)))
     return GW_ERR_NOMEM;
   return GW_OK;
 }
@@ -221,8 +226,12 @@ int gw_gemini_request(const json_t *req, json_t **out, char *err, size_t errlen)
   rc = GW_ERR_NOMEM;
   static const struct {
     const char *from, *to;
-  } knobs[] = {{"temperature", "temperature"}, {"top_p", "topP"},           {"top_k", "topK"},
-               {"n", "candidateCount"},        {"seed", "seed"},            {"presence_penalty", "presencePenalty"},
+  } knobs[] = {{"temperature", "temperature"},
+               {"top_p", "topP"},
+               {"top_k", "topK"},
+               {"n", "candidateCount"},
+               {"seed", "seed"},
+               {"presence_penalty", "presencePenalty"},
                {"frequency_penalty", "frequencyPenalty"}};
   for (size_t k = 0; k < sizeof(knobs) / sizeof(knobs[0]); k++) {
     json_t *v = json_object_get(req, knobs[k].from);
@@ -289,7 +298,8 @@ static json_t *usage_json(const json_t *um) {
                         (json_int_t)c, "total_tokens", (json_int_t)(p + c));
   int64_t cached = int_of(um, "cachedContentTokenCount");
   if (u && cached)
-    json_object_set_new(u, "prompt_tokens_details", json_pack("{s:I}", "cached_tokens", (json_int_t)cached));
+    json_object_set_new(u, "prompt_tokens_details",
+                        json_pack("{s:I}", "cached_tokens", (json_int_t)cached));
   return u;
 }
 
@@ -313,17 +323,19 @@ static int candidate_parts(const json_t *cand, char **text, json_t *calls, int *
       tl += add;
       nt[tl] = '\0';
     } else if (json_is_object(fc)) {
-      char *args = json_dumps(json_object_get(fc, "args") ? json_object_get(fc, "args") : json_object(),
-                              JSON_COMPACT | JSON_ENCODE_ANY);
+      char *args =
+          json_dumps(json_object_get(fc, "args") ? json_object_get(fc, "args") : json_object(),
+                     JSON_COMPACT | JSON_ENCODE_ANY);
       const char *gid = json_string_value(json_object_get(fc, "id"));
       char idbuf[200];
       if (gid)
         snprintf(idbuf, sizeof idbuf, "%s", gid);
       else
         snprintf(idbuf, sizeof idbuf, "call_%s_%d", id_prefix, *next_tool);
-      json_t *c = args ? json_pack("{s:s,s:s,s:{s:O,s:s}}", "id", idbuf, "type", "function",
-                                   "function", "name", json_object_get(fc, "name"), "arguments", args)
-                       : NULL;
+      json_t *c =
+          args ? json_pack("{s:s,s:s,s:{s:O,s:s}}", "id", idbuf, "type", "function", "function",
+                           "name", json_object_get(fc, "name"), "arguments", args)
+               : NULL;
       free(args);
       if (c && with_index)
         json_object_set_new(c, "index", json_integer(*next_tool));
@@ -365,16 +377,19 @@ int gw_gemini_response(const json_t *resp, const char *id, const char *model, lo
       json_object_set(msg, "tool_calls", calls);
     json_decref(calls);
     json_t *idx = json_object_get(cand, "index");
-    json_t *c = msg ? json_pack("{s:I,s:o,s:s,s:n}", "index",
-                                (json_int_t)(json_is_integer(idx) ? json_integer_value(idx) : (json_int_t)i),
-                                "message", msg, "finish_reason", finish ? finish : "stop", "logprobs")
-                    : NULL;
+    json_t *c =
+        msg ? json_pack(
+                  "{s:I,s:o,s:s,s:n}", "index",
+                  (json_int_t)(json_is_integer(idx) ? json_integer_value(idx) : (json_int_t)i),
+                  "message", msg, "finish_reason", finish ? finish : "stop", "logprobs")
+            : NULL;
     if (!c || json_array_append_new(choices, c))
       goto done;
   }
   if (json_array_size(choices) == 0) { /* the prompt was blocked */
-    json_t *c = json_pack("{s:i,s:{s:s,s:n,s:n},s:s,s:n}", "index", 0, "message", "role", "assistant",
-                          "content", "refusal", "finish_reason", "content_filter", "logprobs");
+    json_t *c =
+        json_pack("{s:i,s:{s:s,s:n,s:n},s:s,s:n}", "index", 0, "message", "role", "assistant",
+                  "content", "refusal", "finish_reason", "content_filter", "logprobs");
     if (!c || json_array_append_new(choices, c))
       goto done;
   }
@@ -507,8 +522,10 @@ static int fetch_token(gw_gemini_backend *b, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot sign the service-account assertion");
     goto done;
   }
-  rc = gw_buf_printf(&form, "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Ajwt-bearer"
-                            "&assertion=%s", jwt.data);
+  rc = gw_buf_printf(&form,
+                     "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Ajwt-bearer"
+                     "&assertion=%s",
+                     jwt.data);
   if (rc != GW_OK || !(e = curl_easy_init())) {
     rc = GW_ERR_NOMEM;
     snprintf(err, errlen, "out of memory");
@@ -626,7 +643,8 @@ gw_gemini_backend *gw_gemini_backend_new(const gw_backend_conf *bc, bool vertex)
   json_t *sa = bc->credentials_file ? json_load_file(bc->credentials_file, 0, &je) : NULL;
   if (!sa) {
     GW_LOGE("vertex", NULL, "backend %s: cannot read credentials_file %s: %s", b->name,
-            bc->credentials_file ? bc->credentials_file : "(none)", bc->credentials_file ? je.text : "");
+            bc->credentials_file ? bc->credentials_file : "(none)",
+            bc->credentials_file ? je.text : "");
     goto fail;
   }
   b->sa_email = dup_json(sa, "client_email");
@@ -637,8 +655,10 @@ gw_gemini_backend *gw_gemini_backend_new(const gw_backend_conf *bc, bool vertex)
     b->token_uri = gw_strdup("https://oauth2.googleapis.com/token");
   json_decref(sa);
   if (!b->sa_email || !b->sa_key_pem || !b->token_uri) {
-    GW_LOGE("vertex", NULL, "backend %s: credentials_file is not a service-account key "
-            "(client_email, private_key)", b->name);
+    GW_LOGE("vertex", NULL,
+            "backend %s: credentials_file is not a service-account key "
+            "(client_email, private_key)",
+            b->name);
     goto fail;
   }
   return b;
@@ -766,7 +786,9 @@ static const gw_upstream_codec codec = {
 
 /* Model names go into the path: keep them to a safe alphabet. */
 static bool model_ok(const char *m) {
-  return m && *m && strspn(m, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.@") == strlen(m);
+  return m && *m &&
+         strspn(m, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.@") ==
+             strlen(m);
 }
 
 static int start(gw_call *call) {
@@ -801,7 +823,8 @@ static int start(gw_call *call) {
   } else {
     rc = gw_gemini_request(req, &greq, err, sizeof err);
   }
-  bool usage = json_is_true(json_object_get(json_object_get(req, "stream_options"), "include_usage"));
+  bool usage =
+      json_is_true(json_object_get(json_object_get(req, "stream_options"), "include_usage"));
   json_decref(req);
   if (rc == GW_OK && b->vertex && !(auth = vertex_auth(b, call->arena, err, sizeof err))) {
     rc = GW_ERR_IO;
@@ -814,12 +837,13 @@ static int start(gw_call *call) {
     gw_call_finish(call, fail_code, err);
     return GW_OK;
   }
-  gw_upstream *u = gw_upstream_new(call, &codec, b->name, streaming, GW_UPSTREAM_SSE, b->timeout_ms);
+  gw_upstream *u =
+      gw_upstream_new(call, &codec, b->name, streaming, GW_UPSTREAM_SSE, b->timeout_ms);
   gem_state *st = u ? gw_arena_calloc(call->arena, sizeof(*st)) : NULL;
-  const char *url = st ? gw_arena_printf(call->arena, "%s%s:%s", b->model_base, model,
-                                         streaming ? "streamGenerateContent?alt=sse"
-                                                   : "generateContent")
-                       : NULL;
+  const char *url =
+      st ? gw_arena_printf(call->arena, "%s%s:%s", b->model_base, model,
+                           streaming ? "streamGenerateContent?alt=sse" : "generateContent")
+         : NULL;
   const char *id = call->request_id ? gw_arena_printf(call->arena, "chatcmpl-%s", call->request_id)
                                     : "chatcmpl-gemini";
   rc = url && id ? GW_OK : GW_ERR_NOMEM;

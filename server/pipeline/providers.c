@@ -38,8 +38,8 @@ static size_t grpc_members(const void *impl, gw_backend_member *out, size_t cap)
     if (st == GW_MEMBER_OFF)
       continue;
     if (n < cap)
-      out[n] = (gw_backend_member){m->target, gw_member_state_to_str(st),
-                                   atomic_load(&m->inflight), atomic_load(&m->pid)};
+      out[n] = (gw_backend_member){m->target, gw_member_state_to_str(st), atomic_load(&m->inflight),
+                                   atomic_load(&m->pid)};
     n++;
   }
   return n;

@@ -106,4 +106,3 @@ int gw_sse_reader_next(gw_sse_reader *r, gw_sse_event *ev) {
     } /* id, retry and unknown fields: ignored */
   }
 }
-

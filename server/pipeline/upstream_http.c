@@ -264,8 +264,7 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *arg) {
       char m[160];
       snprintf(m, sizeof m, "backend %s sent a response over %zu bytes", u->backend_name,
                u->resp.cap);
-      gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL,
-                      m);
+      gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
     }
     return n;
   }
@@ -372,8 +371,9 @@ static void on_done(gw_curl_xfer *x, CURLcode result) {
 
 /* ---- starting ------------------------------------------------------------------------ */
 
-gw_upstream *gw_upstream_new(gw_call *call, const gw_upstream_codec *codec, const char *backend_name,
-                             bool streaming, gw_upstream_framing framing, int timeout_ms) {
+gw_upstream *gw_upstream_new(gw_call *call, const gw_upstream_codec *codec,
+                             const char *backend_name, bool streaming, gw_upstream_framing framing,
+                             int timeout_ms) {
   gw_upstream *u = gw_arena_calloc(call->arena, sizeof(*u));
   if (!u)
     return NULL;
@@ -529,7 +529,8 @@ char *gw_upstream_content_text(const json_t *content) {
   const json_t *part;
   json_array_foreach(content, i, part) {
     const json_t *t = json_object_get(part, "text");
-    if (json_is_string(t) && gw_buf_append(&b, json_string_value(t), json_string_length(t)) != GW_OK) {
+    if (json_is_string(t) &&
+        gw_buf_append(&b, json_string_value(t), json_string_length(t)) != GW_OK) {
       gw_buf_release(&b);
       return NULL;
     }

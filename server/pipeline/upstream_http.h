@@ -77,8 +77,9 @@ struct gw_upstream {
 
 /* A new exchange for |call| in the call's arena (zeroed, buffers set up).
  * NULL when out of memory. */
-gw_upstream *gw_upstream_new(gw_call *call, const gw_upstream_codec *codec, const char *backend_name,
-                             bool streaming, gw_upstream_framing framing, int timeout_ms);
+gw_upstream *gw_upstream_new(gw_call *call, const gw_upstream_codec *codec,
+                             const char *backend_name, bool streaming, gw_upstream_framing framing,
+                             int timeout_ms);
 
 /* Adds header line |h| ("Name: value", copied). GW_OK or GW_ERR_NOMEM. */
 int gw_upstream_add_header(gw_upstream *u, const char *h);

@@ -64,13 +64,11 @@ gw_descriptors_file_containing_symbol(const gw_descriptors *d, const char *symbo
  * and returns the first nonzero value |fn| returns; GW_OK otherwise. */
 int gw_descriptors_file_closure(const gw_descriptors *d,
                                 const Google__Protobuf__FileDescriptorProto *file,
-                                int (*fn)(void *arg, const uint8_t *bytes, size_t len),
-                                void *arg);
+                                int (*fn)(void *arg, const uint8_t *bytes, size_t len), void *arg);
 
 /* The protobuf-c descriptor of the message with full name |name| (no leading
  * dot), among those compiled into this binary; NULL if none. */
-const ProtobufCMessageDescriptor *gw_descriptors_message(const gw_descriptors *d,
-                                                         const char *name);
+const ProtobufCMessageDescriptor *gw_descriptors_message(const gw_descriptors *d, const char *name);
 
 /* --- Added for reflection (file_containing_extension and friends). --- */
 

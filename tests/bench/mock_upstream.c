@@ -104,8 +104,9 @@ static void build(void) {
   resp_chat = mkresp("200 OK", chat_body, &len_chat);
   resp_compl = mkresp("200 OK", compl_body, &len_compl);
   resp_emb = mkresp("200 OK", emb_body, &len_emb);
-  resp_404 = mkresp("404 Not Found", "{\"error\":{\"message\":\"not found\",\"type\":\"invalid_"
-                                     "request_error\",\"code\":\"not_found\"}}",
+  resp_404 = mkresp("404 Not Found",
+                    "{\"error\":{\"message\":\"not found\",\"type\":\"invalid_"
+                    "request_error\",\"code\":\"not_found\"}}",
                     &len_404);
 }
 
@@ -172,7 +173,8 @@ static int send_event(conn *c) {
                  "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
                  (unsigned long long)now_ns());
   }
-  int f = snprintf(frame, sizeof frame, "%x\r\n%.*s\r\n%s", n, n, ev, c->left > 0 ? "" : "0\r\n\r\n");
+  int f =
+      snprintf(frame, sizeof frame, "%x\r\n%.*s\r\n%s", n, n, ev, c->left > 0 ? "" : "0\r\n\r\n");
   struct iovec iov = {frame, (size_t)f};
   return send_all(c->fd, &iov, 1);
 }
@@ -304,8 +306,8 @@ static int listen_on(int p) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p),
-                          .sin_addr.s_addr = htonl(0x7f000001)};
+  struct sockaddr_in a = {
+      .sin_family = AF_INET, .sin_port = htons((uint16_t)p), .sin_addr.s_addr = htonl(0x7f000001)};
   if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 65535) != 0) {
     perror("mock: bind/listen");
     exit(1);

@@ -154,14 +154,16 @@ int main(int argc, char **argv) {
   inet_pton(AF_INET, argv[1], &addr.sin_addr);
   const char *model = getenv("SSE_MODEL") ? getenv("SSE_MODEL") : "gpt-4o-mini";
   char body[1024];
-  snprintf(body, sizeof body, "{\"model\":\"%s\",\"messages\":[{\"role\":\"system\",\"content\":"
-                     "\"You are a helpful assistant.\"},{\"role\":\"user\",\"content\":\"Say "
-                     "hello in one short sentence.\"}],\"max_tokens\":64,\"stream\":true}", model);
+  snprintf(body, sizeof body,
+           "{\"model\":\"%s\",\"messages\":[{\"role\":\"system\",\"content\":"
+           "\"You are a helpful assistant.\"},{\"role\":\"user\",\"content\":\"Say "
+           "hello in one short sentence.\"}],\"max_tokens\":64,\"stream\":true}",
+           model);
   const char *pk = getenv("SSE_PORTKEY_HOST");
   char extra[512] = "";
   if (pk && *pk)
-    snprintf(extra, sizeof extra,
-             "x-portkey-provider: openai\r\nx-portkey-custom-host: %s\r\n", pk);
+    snprintf(extra, sizeof extra, "x-portkey-provider: openai\r\nx-portkey-custom-host: %s\r\n",
+             pk);
   req_len = (size_t)snprintf(req, sizeof req,
                              "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: "
                              "application/json\r\nAuthorization: Bearer sk-mock\r\n%s"

@@ -23,7 +23,8 @@ static int run(const uint8_t *data, size_t size, size_t split, int *count) {
     while ((rc = gw_eventstream_next(&d, &m)) == 1) {
       if (m.payload_len > size)
         abort();
-      if (strlen(m.event_type) >= sizeof m.event_type || strlen(m.error_message) >= sizeof m.error_message)
+      if (strlen(m.event_type) >= sizeof m.event_type ||
+          strlen(m.error_message) >= sizeof m.error_message)
         abort();
       (*count)++;
     }

@@ -30,8 +30,7 @@ static int drain(gw_sse_reader *r, char *out, size_t *n, size_t max) {
   return rc;
 }
 
-static int run(const uint8_t *data, size_t size, unsigned step, char *out, size_t *n,
-               size_t max) {
+static int run(const uint8_t *data, size_t size, unsigned step, char *out, size_t *n, size_t max) {
   gw_sse_reader r;
   gw_sse_reader_init(&r, CAP);
   int rc = 0;

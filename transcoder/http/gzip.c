@@ -128,8 +128,7 @@ int gw_http_accepts_gzip(const char *ae) {
       p++;
     size_t tlen = (size_t)(p - tok);
     int match = (tlen == 4 && strncasecmp(tok, "gzip", 4) == 0) ||
-                (tlen == 6 && strncasecmp(tok, "x-gzip", 6) == 0) ||
-                (tlen == 1 && *tok == '*');
+                (tlen == 6 && strncasecmp(tok, "x-gzip", 6) == 0) || (tlen == 1 && *tok == '*');
     int q_zero = 0;
     while (*p && *p != ',') {
       if (*p == ';') {

@@ -13,9 +13,7 @@
 
 #define ADD_LIT(out, lit) evbuffer_add((out), (lit), sizeof(lit) - 1)
 
-static gw_http_stream *cur(http_parser *p) {
-  return ((gw_http_conn *)p->data)->h1_cur;
-}
+static gw_http_stream *cur(http_parser *p) { return ((gw_http_conn *)p->data)->h1_cur; }
 
 static int on_message_begin(http_parser *p) {
   gw_http_conn *c = p->data;
@@ -83,8 +81,7 @@ static int on_headers_complete(http_parser *p) {
     return head_too_big(s);
   s->req.version = p->http_major == 1 && p->http_minor == 0 ? GW_HTTP_1_0 : GW_HTTP_1_1;
   if (p->http_major != 1) {
-    gw_http_stream_set_error(s, 400, "bad_request",
-                             "Unsupported HTTP version.");
+    gw_http_stream_set_error(s, 400, "bad_request", "Unsupported HTTP version.");
     return -1;
   }
   s->keepalive = http_should_keep_alive(p);
@@ -151,8 +148,8 @@ static void parse_error(gw_http_conn *c, enum http_errno e) {
                              "Request headers are too large.");
   else
     gw_http_stream_set_error(s, 400, "bad_request", "Malformed HTTP request.");
-  GW_LOGD("http", s->req.request_id, "HTTP/1 parse error from %s: %s (answering %d)",
-          c->peer_ip, http_errno_name(e), s->err_status);
+  GW_LOGD("http", s->req.request_id, "HTTP/1 parse error from %s: %s (answering %d)", c->peer_ip,
+          http_errno_name(e), s->err_status);
   s->state = ST_READY;
   s->dispatched = 1;
   gw_http_stream_fail(s);
@@ -195,8 +192,7 @@ static int try_upgrade(gw_http_conn *c, gw_http_stream *s) {
           "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
   c->state = CONN_H2;
   s->req.version = GW_HTTP_2;
-  if (gw_h2_start(c) != GW_OK ||
-      nghttp2_session_upgrade2(c->h2, settings, n, s->is_head, s) != 0) {
+  if (gw_h2_start(c) != GW_OK || nghttp2_session_upgrade2(c->h2, settings, n, s->is_head, s) != 0) {
     gw_http_conn_close(c);
     return 1;
   }
@@ -247,8 +243,9 @@ void gw_h1_stop(gw_http_conn *c) {
 }
 
 static int hop_by_hop(const char *name) {
-  static const char *const names[] = {"connection", "keep-alive", "transfer-encoding",
-                                      "content-length", "upgrade", "proxy-connection", "te"};
+  static const char *const names[] = {
+      "connection",       "keep-alive", "transfer-encoding", "content-length", "upgrade",
+      "proxy-connection", "te"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (strcasecmp(name, names[i]) == 0)
       return 1;

@@ -38,8 +38,7 @@ static ssize_t send_cb(nghttp2_session *sess, const uint8_t *data, size_t len, i
 
 static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame, void *ud) {
   gw_http_conn *c = ud;
-  if (c->dead || frame->hd.type != NGHTTP2_HEADERS ||
-      frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+  if (c->dead || frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
     return 0;
   gw_http_stream *s = gw_http_stream_new(c);
   if (!s)
@@ -58,8 +57,7 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *frame, const ui
                      void *ud) {
   gw_http_conn *c = ud;
   (void)flags;
-  if (c->dead || frame->hd.type != NGHTTP2_HEADERS ||
-      frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+  if (c->dead || frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
     return 0; /* trailers are ignored */
   gw_http_stream *s = stream_of(sess, frame->hd.stream_id);
   if (!s || s->err_status)
@@ -84,8 +82,8 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *frame, const ui
       s->req.authority = v;
     return 0;
   }
-  if (gw_http_stream_add_header(s, (const char *)name, namelen, (const char *)value,
-                                valuelen) == GW_ERR_NOMEM)
+  if (gw_http_stream_add_header(s, (const char *)name, namelen, (const char *)value, valuelen) ==
+      GW_ERR_NOMEM)
     gw_http_stream_set_error(s, 500, "internal_error", "Out of memory.");
   return 0;
 }
@@ -95,8 +93,8 @@ static void head_complete(gw_http_conn *c, gw_http_stream *s) {
   if (!s->err_status) {
     if (!s->h2_method || !s->h2_path)
       gw_http_stream_set_error(s, 400, "bad_request", "Missing :method or :path.");
-    else if (gw_http_stream_set_target(s, s->h2_method, s->h2_path, strlen(s->h2_path)) !=
-             GW_OK && !s->err_status)
+    else if (gw_http_stream_set_target(s, s->h2_method, s->h2_path, strlen(s->h2_path)) != GW_OK &&
+             !s->err_status)
       gw_http_stream_set_error(s, 500, "internal_error", "Out of memory.");
   }
   if (gw_http_stream_head_done(s) != 0) {
@@ -132,8 +130,7 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame, void
     if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
       request_complete(s);
     break;
-  default:
-    break;
+  default: break;
   }
   return 0;
 }
@@ -328,8 +325,9 @@ void gw_h2_free(gw_http_conn *c) {
 }
 
 static int h2_forbidden(const char *name) {
-  static const char *const names[] = {"connection", "keep-alive", "transfer-encoding",
-                                      "content-length", "upgrade", "proxy-connection", "te"};
+  static const char *const names[] = {
+      "connection",       "keep-alive", "transfer-encoding", "content-length", "upgrade",
+      "proxy-connection", "te"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (strcasecmp(name, names[i]) == 0)
       return 1;
@@ -341,8 +339,8 @@ int gw_h2_submit_head(gw_http_stream *s, int status, const gw_http_header *h, si
   gw_http_conn *c = s->conn;
   nghttp2_nv *nv = gw_arena_alloc(s->arena, (n + 2) * sizeof *nv);
   char *st = gw_arena_printf(s->arena, "%d", status);
-  char *cl = content_length >= 0 ? gw_arena_printf(s->arena, "%lld", (long long)content_length)
-                                 : NULL;
+  char *cl =
+      content_length >= 0 ? gw_arena_printf(s->arena, "%lld", (long long)content_length) : NULL;
   size_t k = 0;
   if (!nv || !st || (content_length >= 0 && !cl))
     return GW_ERR_NOMEM;

@@ -35,16 +35,16 @@ struct gw_http_server {
   void *handler_arg;
   struct evconnlistener *listener;
   uint16_t port;
-  SSL_CTX *ssl_ctx;     /* NULL: cleartext */
+  SSL_CTX *ssl_ctx; /* NULL: cleartext */
   char *cert_file, *key_file;
   int stopping;
   size_t n_conns;
-  gw_http_conn *conns;  /* live connections */
+  gw_http_conn *conns; /* live connections */
   gw_http_conn *reap_conns;
   gw_http_stream *reap_streams;
   struct event *reap_ev;
   ipcap_entry *ipcap[GW_HTTP_IPCAP_BUCKETS];
-  uint64_t rid_prefix;  /* random, per server: generated request ids */
+  uint64_t rid_prefix; /* random, per server: generated request ids */
   uint64_t rid_counter;
 };
 
@@ -53,7 +53,7 @@ typedef enum {
   CONN_HANDSHAKE,  /* TLS handshake in progress */
   CONN_H1,
   CONN_H2,
-  CONN_LINGER,     /* response sent, write side shut, discarding input */
+  CONN_LINGER, /* response sent, write side shut, discarding input */
 } conn_state;
 
 struct gw_http_conn {
@@ -64,8 +64,8 @@ struct gw_http_conn {
   conn_state state;
   struct sockaddr_storage peer;
   char peer_ip[INET6_ADDRSTRLEN];
-  struct event *timer;    /* idle / first-request / linger timeout */
-  struct event *service;  /* deferred work: parse pipelined input, h2 send, close */
+  struct event *timer;     /* idle / first-request / linger timeout */
+  struct event *service;   /* deferred work: parse pipelined input, h2 send, close */
   gw_http_stream *streams; /* streams still attached to this connection */
   size_t n_open;           /* streams the protocol still has open */
   int dead;                /* closed; waits in srv->reap_conns */
@@ -103,17 +103,17 @@ struct gw_http_stream {
   int h1_last_value;     /* the last header callback was a value */
   int32_t h2_id;
   int64_t content_length; /* -1 when not given */
-  int err_status;       /* layer error to answer once the head is in */
+  int err_status;         /* layer error to answer once the head is in */
   const char *err_code, *err_msg;
-  int is_head;          /* HEAD request: no body in the response */
+  int is_head; /* HEAD request: no body in the response */
   int accept_gzip;
-  int keepalive;        /* HTTP/1 */
-  int upgrade_h2c;      /* HTTP/1 asked to upgrade to h2c */
+  int keepalive;   /* HTTP/1 */
+  int upgrade_h2c; /* HTTP/1 asked to upgrade to h2c */
   int expect_continue;
-  int dispatched;       /* handed to the handler (or answered by the layer) */
+  int dispatched;                  /* handed to the handler (or answered by the layer) */
   const char *h2_method, *h2_path; /* pseudo-headers until the head is in */
-  int app_owned;        /* the handler holds it */
-  int proto_open;       /* the codec still uses it */
+  int app_owned;                   /* the handler holds it */
+  int proto_open;                  /* the codec still uses it */
   int reap_queued;
   int peer_gone;
   int resp_started, resp_ended, resp_streaming;
@@ -139,8 +139,8 @@ void gw_http_reap_stream(gw_http_stream *s);
 gw_http_stream *gw_http_stream_new(gw_http_conn *c);
 void gw_http_stream_free(gw_http_stream *s);
 /* Adds a request header (lower-cases |name|); GW_ERR_TOOBIG sets 431. */
-int gw_http_stream_add_header(gw_http_stream *s, const char *name, size_t nlen,
-                              const char *value, size_t vlen);
+int gw_http_stream_add_header(gw_http_stream *s, const char *name, size_t nlen, const char *value,
+                              size_t vlen);
 /* Sets method and target (path, query, params). */
 int gw_http_stream_set_target(gw_http_stream *s, const char *method, const char *target,
                               size_t len);

@@ -145,8 +145,7 @@ void gw_http_conn_close(gw_http_conn *c) {
   gw_http_server *srv = c->srv;
   if (c->dead)
     return;
-  GW_LOGD("http", NULL, "closing %s connection from %s", conn_state_to_str(c->state),
-          c->peer_ip);
+  GW_LOGD("http", NULL, "closing %s connection from %s", conn_state_to_str(c->state), c->peer_ip);
   c->dead = 1;
   bufferevent_disable(c->bev, EV_READ | EV_WRITE);
   event_del(c->timer);
@@ -264,11 +263,8 @@ static void read_cb(struct bufferevent *bev, void *arg) {
   if (c->dead)
     return;
   switch (c->state) {
-  case CONN_LINGER:
-    evbuffer_drain(in, evbuffer_get_length(in));
-    return;
-  case CONN_HANDSHAKE:
-    return;
+  case CONN_LINGER: evbuffer_drain(in, evbuffer_get_length(in)); return;
+  case CONN_HANDSHAKE: return;
   case CONN_DETECT: {
     size_t n = evbuffer_get_length(in);
     size_t m = n < sizeof h2_preface - 1 ? n : sizeof h2_preface - 1;
@@ -281,12 +277,8 @@ static void read_cb(struct bufferevent *bev, void *arg) {
       start_protocol(c, 1);
     return; /* a partial preface: wait for the rest */
   }
-  case CONN_H1:
-    gw_h1_on_read(c);
-    break;
-  case CONN_H2:
-    gw_h2_on_read(c);
-    break;
+  case CONN_H1: gw_h1_on_read(c); break;
+  case CONN_H2: gw_h2_on_read(c); break;
   }
 }
 
@@ -510,8 +502,7 @@ static int copy_options(gw_http_server *srv, const gw_http_options *o) {
   if ((o->host && !(srv->opts.host = gw_strdup(o->host))) ||
       (o->cors_allow_headers &&
        !(srv->opts.cors_allow_headers = gw_strdup(o->cors_allow_headers))) ||
-      (o->cors_allow_methods &&
-       !(srv->opts.cors_allow_methods = gw_strdup(o->cors_allow_methods))))
+      (o->cors_allow_methods && !(srv->opts.cors_allow_methods = gw_strdup(o->cors_allow_methods))))
     return GW_ERR_NOMEM;
   if (n) {
     srv->cors_origins = gw_calloc(n, sizeof *srv->cors_origins);
@@ -568,8 +559,8 @@ int gw_http_server_new(struct event_base *base, const gw_http_options *opts,
   }
   fd = opts->listen_fd >= 0 ? opts->listen_fd : bind_listener(srv->opts.host, opts->port);
   if (fd < 0) {
-    GW_LOGE("http", NULL, "cannot listen on %s:%u: %s", opts->host ? opts->host : "*",
-            opts->port, strerror(errno));
+    GW_LOGE("http", NULL, "cannot listen on %s:%u: %s", opts->host ? opts->host : "*", opts->port,
+            strerror(errno));
     rc = GW_ERR_IO;
     goto fail_bind;
   }
@@ -626,13 +617,9 @@ void gw_http_server_free(gw_http_server *srv) {
   gw_free(srv);
 }
 
-uint16_t gw_http_server_port(const gw_http_server *srv) {
-  return srv->port;
-}
+uint16_t gw_http_server_port(const gw_http_server *srv) { return srv->port; }
 
-size_t gw_http_server_connections(const gw_http_server *srv) {
-  return srv->n_conns;
-}
+size_t gw_http_server_connections(const gw_http_server *srv) { return srv->n_conns; }
 
 void gw_http_server_stop_accepting(gw_http_server *srv) {
   if (srv->stopping)

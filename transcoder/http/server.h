@@ -41,21 +41,21 @@ typedef struct gw_http_param {
 /* The request as the handler sees it. Everything it points to is valid until
  * the stream ends (the handler's gw_http_end / gw_http_respond, or on_close). */
 typedef struct gw_http_request {
-  const char *method;    /* "GET", "POST", ... */
-  const char *path;      /* the target's path, still percent-encoded */
-  const char *query;     /* the raw query after '?', "" when none */
+  const char *method;          /* "GET", "POST", ... */
+  const char *path;            /* the target's path, still percent-encoded */
+  const char *query;           /* the raw query after '?', "" when none */
   const gw_http_param *params; /* |query| split and decoded */
   size_t n_params;
-  const char *authority; /* Host or :authority, "" when absent */
+  const char *authority;         /* Host or :authority, "" when absent */
   const gw_http_header *headers; /* names lower-case, pseudo-headers excluded */
   size_t n_headers;
   const uint8_t *body; /* the whole body, gunzipped if it came gzipped; NUL follows it */
   size_t body_len;
   gw_http_version version;
-  int tls;                     /* 1 when the connection is TLS */
+  int tls; /* 1 when the connection is TLS */
   struct sockaddr_storage peer;
-  const char *peer_ip;         /* text form of |peer|'s address */
-  const char *request_id;      /* the client's sane X-Request-Id, or a generated one */
+  const char *peer_ip;    /* text form of |peer|'s address */
+  const char *request_id; /* the client's sane X-Request-Id, or a generated one */
 } gw_http_request;
 
 /* Called once per stream when the head and the whole body are in. The handler
@@ -64,26 +64,26 @@ typedef struct gw_http_request {
 typedef void (*gw_http_handler)(gw_http_stream *s, const gw_http_request *req, void *arg);
 
 typedef struct gw_http_options {
-  const char *host;  /* bind address; NULL or "" is every address */
-  uint16_t port;     /* 0 picks an ephemeral port (see gw_http_server_port) */
-  int listen_fd;     /* >= 0: serve this bound, listening socket (taken) instead */
+  const char *host; /* bind address; NULL or "" is every address */
+  uint16_t port;    /* 0 picks an ephemeral port (see gw_http_server_port) */
+  int listen_fd;    /* >= 0: serve this bound, listening socket (taken) instead */
 
-  size_t max_body_bytes;   /* 413 beyond; also caps the gunzipped body. 1 MiB */
-  size_t max_header_bytes; /* request line + headers, 431 beyond. 60 KiB */
-  size_t max_headers;      /* header count, 431 beyond. 100 */
-  unsigned header_timeout_ms; /* head must arrive within; 408. 60000 */
-  unsigned body_timeout_ms;   /* body must arrive within; 408. 60000 */
-  unsigned keepalive_timeout_ms; /* idle connection closed after. 75000 */
+  size_t max_body_bytes;              /* 413 beyond; also caps the gunzipped body. 1 MiB */
+  size_t max_header_bytes;            /* request line + headers, 431 beyond. 60 KiB */
+  size_t max_headers;                 /* header count, 431 beyond. 100 */
+  unsigned header_timeout_ms;         /* head must arrive within; 408. 60000 */
+  unsigned body_timeout_ms;           /* body must arrive within; 408. 60000 */
+  unsigned keepalive_timeout_ms;      /* idle connection closed after. 75000 */
   uint32_t h2_max_concurrent_streams; /* 128 */
-  unsigned max_conns_per_ip;  /* per worker; 0 is no cap. 256 */
-  size_t write_low_water;     /* on_drain fires below this many pending bytes. 64 KiB */
+  unsigned max_conns_per_ip;          /* per worker; 0 is no cap. 256 */
+  size_t write_low_water;             /* on_drain fires below this many pending bytes. 64 KiB */
 
   const char *tls_cert_file; /* both set: the listener speaks TLS only */
   const char *tls_key_file;
-  unsigned hsts_max_age;     /* Strict-Transport-Security under TLS; 0 omits it */
+  unsigned hsts_max_age; /* Strict-Transport-Security under TLS; 0 omits it */
 
-  int gzip;                  /* compress responses the client accepts gzip for */
-  size_t gzip_min_bytes;     /* smallest body compressed. 1024 */
+  int gzip;              /* compress responses the client accepts gzip for */
+  size_t gzip_min_bytes; /* smallest body compressed. 1024 */
 
   const char *const *cors_origins; /* allowed Origin values; "*" allows any */
   size_t n_cors_origins;           /* 0: CORS off */

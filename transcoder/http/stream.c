@@ -156,8 +156,8 @@ static int too_many_headers(gw_http_stream *s) {
   return GW_ERR_TOOBIG;
 }
 
-int gw_http_stream_add_header(gw_http_stream *s, const char *name, size_t nlen,
-                              const char *value, size_t vlen) {
+int gw_http_stream_add_header(gw_http_stream *s, const char *name, size_t nlen, const char *value,
+                              size_t vlen) {
   const gw_http_options *o = &s->srv->opts;
   if (s->err_status)
     return GW_ERR_STATE;
@@ -299,9 +299,9 @@ int gw_http_stream_head_done(gw_http_stream *s) {
   if (rid && sane_request_id(rid)) {
     r->request_id = rid;
   } else {
-    r->request_id = gw_arena_printf(s->arena, "%016llx%08llx",
-                                    (unsigned long long)s->srv->rid_prefix,
-                                    (unsigned long long)(++s->srv->rid_counter & 0xffffffffu));
+    r->request_id =
+        gw_arena_printf(s->arena, "%016llx%08llx", (unsigned long long)s->srv->rid_prefix,
+                        (unsigned long long)(++s->srv->rid_counter & 0xffffffffu));
     if (!r->request_id) {
       gw_http_stream_set_error(s, 500, "internal_error", "Out of memory.");
       return s->err_status;
@@ -375,12 +375,10 @@ static void answer_preflight(gw_http_stream *s) {
   if (cors_match(s)) {
     snprintf(age, sizeof age, "%u", o->cors_max_age);
     h[n++] = (gw_http_header){"Access-Control-Allow-Methods",
-                              o->cors_allow_methods ? o->cors_allow_methods
-                                                    : "GET, POST, OPTIONS"};
+                              o->cors_allow_methods ? o->cors_allow_methods : "GET, POST, OPTIONS"};
     const char *want = gw_http_request_header(&s->req, "access-control-request-headers");
     h[n++] = (gw_http_header){"Access-Control-Allow-Headers",
-                              o->cors_allow_headers ? o->cors_allow_headers
-                                                    : (want ? want : "")};
+                              o->cors_allow_headers ? o->cors_allow_headers : (want ? want : "")};
     h[n++] = (gw_http_header){"Access-Control-Max-Age", age};
   }
   respond_internal(s, 204, h, n, NULL, 0);
@@ -527,9 +525,7 @@ static int codec_end(gw_http_stream *s) {
   return s->conn->h2 ? gw_h2_submit_end(s) : gw_h1_submit_end(s);
 }
 
-static int writable(const gw_http_stream *s) {
-  return s->conn && !s->conn->dead && !s->peer_gone;
-}
+static int writable(const gw_http_stream *s) { return s->conn && !s->conn->dead && !s->peer_gone; }
 
 /* Sends a whole response; does not touch app ownership. */
 static int respond_internal(gw_http_stream *s, int status, const gw_http_header *h, size_t n,
@@ -579,17 +575,15 @@ void gw_http_stream_fail(gw_http_stream *s) {
     s->keepalive = 0; /* the rest of the input cannot be trusted */
   if (gw_buf_appends(&b, "{\"error\":{\"message\":") == GW_OK &&
       gw_buf_append_json_string(&b, s->err_msg, strlen(s->err_msg)) == GW_OK &&
-      gw_buf_printf(&b, ",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}", type,
-                    s->err_code) == GW_OK)
+      gw_buf_printf(&b, ",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}", type, s->err_code) ==
+          GW_OK)
     respond_internal(s, s->err_status, h, 1, b.data, b.len);
   else
     respond_internal(s, s->err_status, NULL, 0, NULL, 0);
   gw_buf_release(&b);
 }
 
-const gw_http_request *gw_http_stream_request(const gw_http_stream *s) {
-  return &s->req;
-}
+const gw_http_request *gw_http_stream_request(const gw_http_stream *s) { return &s->req; }
 
 const char *gw_http_request_header(const gw_http_request *req, const char *name) {
   for (size_t i = 0; i < req->n_headers; i++)

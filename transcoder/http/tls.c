@@ -47,7 +47,7 @@ int gw_http_tls_ctx_new(const char *cert_file, const char *key_file, SSL_CTX **o
   SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
   *out = ctx;
   return GW_OK;
-fail: {
+fail : {
   unsigned long e = ERR_get_error();
   char msg[256];
   ERR_error_string_n(e, msg, sizeof msg);

@@ -95,9 +95,8 @@ static void test_defaults(void **state) {
   assert_string_equal(b->target, "127.0.0.1:50061");
   assert_null(b->api_key);
   assert_int_equal(b->n_command, 7);
-  static const char *const argv[] = {"/usr/bin/python3", "-m",      "aigw_model_server",
-                                     "--backend",        "tiny-lm", "--port",
-                                     "50061"};
+  static const char *const argv[] = {
+      "/usr/bin/python3", "-m", "aigw_model_server", "--backend", "tiny-lm", "--port", "50061"};
   for (size_t i = 0; i < 7; i++)
     assert_string_equal(b->command[i], argv[i]);
   assert_int_equal(c.n_models, 1);
@@ -177,15 +176,15 @@ static void test_pool_defaults_and_keys(void **state) {
   gw_config_release(&c);
   fake_env bad = {{"LOCAL_MODEL_WORKERS_MIN", "3", "LOCAL_MODEL_WORKERS_MAX", "2", NULL}};
   assert_int_equal(load(&c, &bad, NULL, &err), GW_ERR_INVALID);
-  assert_string_equal(err.data, "environment: LOCAL_MODEL_WORKERS_MIN (3) is above LOCAL_MODEL_WORKERS_MAX (2)");
+  assert_string_equal(
+      err.data, "environment: LOCAL_MODEL_WORKERS_MIN (3) is above LOCAL_MODEL_WORKERS_MAX (2)");
   /* Config-file keys win; --max-concurrency sets the slots per process. */
-  static const char yaml[] =
-      "backends: [{name: l, provider: grpc, target: '127.0.0.1:7000',\n"
-      "  command: [py, --port, '7000', --max-concurrency, '3'],\n"
-      "  pool: {max: 3, up_after_ms: 100, down_cooldown_ms: 0}}]\n"
-      "models: [{name: m, backend: l}]\n";
-  assert_int_equal(gw_config_load_buffer(&c, "g.yaml", yaml, sizeof yaml - 1, fake_getenv, &env0, &err),
-                   GW_OK);
+  static const char yaml[] = "backends: [{name: l, provider: grpc, target: '127.0.0.1:7000',\n"
+                             "  command: [py, --port, '7000', --max-concurrency, '3'],\n"
+                             "  pool: {max: 3, up_after_ms: 100, down_cooldown_ms: 0}}]\n"
+                             "models: [{name: m, backend: l}]\n";
+  assert_int_equal(
+      gw_config_load_buffer(&c, "g.yaml", yaml, sizeof yaml - 1, fake_getenv, &env0, &err), GW_OK);
   const gw_pool_conf *p = &c.backends[0].pool;
   assert_int_equal(p->min, 1);
   assert_int_equal(p->max, 3);
@@ -238,7 +237,8 @@ static const struct env_bad {
      "environment: LOCAL_MODEL_PORT: \"7e3\" is not a port number (1-65535)"},
     {"TARGET_API_URL", "api.openai.com",
      "environment: TARGET_API_URL: \"api.openai.com\" is not an http(s) URL"},
-    {"TARGET_API_URL", "https://", "environment: TARGET_API_URL: \"https://\" is not an http(s) URL"},
+    {"TARGET_API_URL", "https://",
+     "environment: TARGET_API_URL: \"https://\" is not an http(s) URL"},
     {"LOG_LEVEL", "loud",
      "environment: LOG_LEVEL: \"loud\" must be one of debug, info, warn, error, off"},
     {"LOG_FORMAT", "xml", "environment: LOG_FORMAT: \"xml\" must be one of text, json"},
@@ -246,8 +246,7 @@ static const struct env_bad {
     {"WORKERS", "four", "environment: WORKERS: \"four\" is not an integer in 0-1024"},
     {"SHUTDOWN_GRACE_MS", "10s",
      "environment: SHUTDOWN_GRACE_MS: \"10s\" is not an integer in 0-3600000"},
-    {"MAX_BODY_BYTES", "0",
-     "environment: MAX_BODY_BYTES: \"0\" is not an integer in 1-1073741824"},
+    {"MAX_BODY_BYTES", "0", "environment: MAX_BODY_BYTES: \"0\" is not an integer in 1-1073741824"},
     {"MAX_BODY_BYTES", "18446744073709551616",
      "environment: MAX_BODY_BYTES: \"18446744073709551616\" is not an integer in 1-1073741824"},
     {"TLS_CERT_FILE", "/etc/cert.pem", "environment: TLS_CERT_FILE is set but TLS_KEY_FILE is not"},
@@ -287,8 +286,7 @@ static void test_tls_pair(void **state) {
 static void test_target_api_url(void **state) {
   (void)state;
   gw_config c;
-  fake_env env = {{"TARGET_API_URL", "https://api.openai.com/v1", "TARGET_API_KEY", "sk-x",
-                   NULL}};
+  fake_env env = {{"TARGET_API_URL", "https://api.openai.com/v1", "TARGET_API_KEY", "sk-x", NULL}};
   assert_int_equal(load(&c, &env, NULL, NULL), GW_OK);
   assert_int_equal(c.n_backends, 1);
   assert_string_equal(c.backends[0].name, "upstream");
@@ -378,8 +376,7 @@ static void test_dotenv_bad(void **state) {
     memset(&d, 0, sizeof d);
     gw_buf err;
     gw_buf_init(&err, 1024);
-    assert_int_equal(gw_dotenv_parse(&d, t->text, strlen(t->text), ".env", &err),
-                     GW_ERR_INVALID);
+    assert_int_equal(gw_dotenv_parse(&d, t->text, strlen(t->text), ".env", &err), GW_ERR_INVALID);
     assert_string_equal(err.data, t->err);
     assert_int_equal(d.n, 0);
     gw_buf_release(&err);
@@ -507,8 +504,7 @@ static void test_config_file_key_from_dotenv(void **state) {
   char path[1024];
   snprintf(path, sizeof path, "%s", gw_test_source_path("tests/unit/config/data/gateway.yaml"));
   char dotenv[1024];
-  snprintf(dotenv, sizeof dotenv, "%s",
-           gw_test_source_path("tests/unit/config/data/sample.env"));
+  snprintf(dotenv, sizeof dotenv, "%s", gw_test_source_path("tests/unit/config/data/sample.env"));
   gw_config c;
   fake_env env = {{"CONFIG_FILE", path, NULL}};
   assert_int_equal(load(&c, &env, dotenv, NULL), GW_OK);
@@ -519,8 +515,7 @@ static void test_config_file_key_from_dotenv(void **state) {
 static void test_config_file_syntax_from_file(void **state) {
   (void)state;
   char path[1024];
-  snprintf(path, sizeof path, "%s",
-           gw_test_source_path("tests/unit/config/data/bad_syntax.yaml"));
+  snprintf(path, sizeof path, "%s", gw_test_source_path("tests/unit/config/data/bad_syntax.yaml"));
   gw_config c;
   gw_buf err;
   gw_buf_init(&err, 1024);
@@ -544,25 +539,34 @@ static const struct file_case {
     /* valid corners */
     {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a, backend: local}]\n", NULL},
     {"gateway.yml", "backends: [" B_LOCAL "]\nmodels: [{name: '*', backend: local}]\n", NULL},
-    {"gateway.conf", "{\"backends\": [" J_LOCAL "], \"models\": [{\"name\": \"a\", \"backend\": \"local\"}]}",
+    {"gateway.conf",
+     "{\"backends\": [" J_LOCAL "], \"models\": [{\"name\": \"a\", \"backend\": \"local\"}]}",
      NULL},
     {"gateway.conf", "backends: [" B_LOCAL "]\nmodels: [{name: a, backend: local}]\n", NULL},
     {"gateway.yaml",
-     "backends: [{name: v6, provider: grpc, target: \"[::1]:50061\"}]\nmodels: [{name: a, backend: v6}]\n",
+     "backends: [{name: v6, provider: grpc, target: \"[::1]:50061\"}]\nmodels: [{name: a, backend: "
+     "v6}]\n",
      NULL},
-    {"gateway.yaml", "---\nbackends: [" B_LOCAL "]\nmodels: [{name: a, backend: local}]\n...\n", NULL},
+    {"gateway.yaml", "---\nbackends: [" B_LOCAL "]\nmodels: [{name: a, backend: local}]\n...\n",
+     NULL},
 
     /* syntax */
-    {"gateway.yaml", "backends: [\n", "gateway.yaml:2:1: YAML syntax error: did not find expected node content (while parsing a flow node)"},
-    {"gateway.yaml", "a: b\n- c\n", "gateway.yaml:2:1: YAML syntax error: did not find expected key (while parsing a block mapping)"},
+    {"gateway.yaml", "backends: [\n",
+     "gateway.yaml:2:1: YAML syntax error: did not find expected node content (while parsing a "
+     "flow node)"},
+    {"gateway.yaml", "a: b\n- c\n",
+     "gateway.yaml:2:1: YAML syntax error: did not find expected key (while parsing a block "
+     "mapping)"},
     {"gateway.yaml", "a: b\n---\nc: d\n", "gateway.yaml:2:1: only one YAML document is allowed"},
     {"gateway.yaml", "a: &x b\nc: *x\n", "gateway.yaml:2:4: YAML aliases are not supported"},
-    {"gateway.yaml", "backends: []\nbackends: []\n", "gateway.yaml:2:1: duplicate key \"backends\""},
+    {"gateway.yaml", "backends: []\nbackends: []\n",
+     "gateway.yaml:2:1: duplicate key \"backends\""},
     {"gateway.yaml", "? [a]\n: b\n", "gateway.yaml:1:3: keys must be plain strings"},
     {"gateway.yaml", "a: 99999999999999999999\n", "gateway.yaml:1:4: integer out of range"},
     {"gateway.yaml", "a: \"\\0\"\n", "gateway.yaml:1:4: NUL character in a value"},
     {"gateway.json", "{\"backends\": [}", "gateway.json:1:15: JSON syntax error: unexpected token"},
-    {"gateway.json", "{\"models\": [], \"models\": []}", "gateway.json:1:23: JSON syntax error: duplicate object key"},
+    {"gateway.json", "{\"models\": [], \"models\": []}",
+     "gateway.json:1:23: JSON syntax error: duplicate object key"},
     {"gateway.json", "", "gateway.json:1: JSON syntax error: '[' or '{' expected"},
 
     /* shape */
@@ -574,12 +578,16 @@ static const struct file_case {
     {"gateway.yaml", "backends: {}\n", "gateway.yaml: backends: must be a list"},
     {"gateway.yaml", "backends: []\n", "gateway.yaml: backends: must not be empty"},
     {"gateway.yaml", "backends: [" B_LOCAL "]\n", "gateway.yaml: models: is required"},
-    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: 3\n", "gateway.yaml: models: must be a list"},
-    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: []\n", "gateway.yaml: models: must not be empty"},
+    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: 3\n",
+     "gateway.yaml: models: must be a list"},
+    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: []\n",
+     "gateway.yaml: models: must not be empty"},
 
     /* backends */
-    {"gateway.yaml", "backends: [x]\nmodels: [x]\n", "gateway.yaml: backends[0]: must be an object"},
-    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', tiemout_ms: 5}]\nmodels: [x]\n",
+    {"gateway.yaml", "backends: [x]\nmodels: [x]\n",
+     "gateway.yaml: backends[0]: must be an object"},
+    {"gateway.yaml",
+     "backends: [{name: a, provider: grpc, target: 'h:1', tiemout_ms: 5}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].tiemout_ms: unknown key"},
     {"gateway.yaml", "backends: [{provider: grpc, target: 'h:1'}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].name: is required"},
@@ -589,8 +597,11 @@ static const struct file_case {
      "gateway.yaml: backends[0].name: must not be empty"},
     {"gateway.yaml", "backends: [" B_LOCAL ", " B_LOCAL "]\nmodels: [x]\n",
      "gateway.yaml: backends[1].name: duplicate backend \"local\""},
-    {"gateway.json", "{\"backends\": [{\"name\": \"a\", \"provider\": \"http\", \"target\": \"h:1\"}], \"models\": [1]}",
-     "gateway.json: backends[0].provider: must be one of grpc, openai, azure, anthropic, gemini, vertex, bedrock"},
+    {"gateway.json",
+     "{\"backends\": [{\"name\": \"a\", \"provider\": \"http\", \"target\": \"h:1\"}], \"models\": "
+     "[1]}",
+     "gateway.json: backends[0].provider: must be one of grpc, openai, azure, anthropic, gemini, "
+     "vertex, bedrock"},
     {"gateway.yaml", "backends: [{name: a, provider: grpc}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].target: is required"},
     {"gateway.yaml", "backends: [{name: a, provider: grpc, target: localhost}]\nmodels: [x]\n",
@@ -601,72 +612,114 @@ static const struct file_case {
      "gateway.yaml: backends[0].target: \"http://h:80\" is not host:port (port 1-65535)"},
     {"gateway.yaml", "backends: [{name: a, provider: openai, target: 'h:80'}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].target: \"h:80\" is not an http(s) URL"},
-    {"gateway.yaml", "backends: [{name: a, provider: openai, target: 'https://h', api_key: k, api_key_env: K}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: openai, target: 'https://h', api_key: k, api_key_env: "
+     "K}]\nmodels: [x]\n",
      "gateway.yaml: backends[0]: api_key and api_key_env are mutually exclusive"},
-    {"gateway.yaml", "backends: [{name: a, provider: openai, target: 'https://h', api_key_env: UNSET_KEY}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: openai, target: 'https://h', api_key_env: "
+     "UNSET_KEY}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].api_key_env: environment variable UNSET_KEY is not set"},
-    {"gateway.yaml", "backends: [{name: a, provider: openai, target: 'https://h', api_key_env: 'A B'}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: openai, target: 'https://h', api_key_env: 'A B'}]\nmodels: "
+     "[x]\n",
      "gateway.yaml: backends[0].api_key_env: \"A B\" is not an environment variable name"},
-    {"gateway.yaml", "backends: [{name: a, provider: openai, target: 'https://h', api_key: 12}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: openai, target: 'https://h', api_key: 12}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].api_key: must be a string"},
-    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', timeout_ms: -1}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: grpc, target: 'h:1', timeout_ms: -1}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].timeout_ms: must be an integer >= 0"},
-    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', timeout_ms: '5'}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: grpc, target: 'h:1', timeout_ms: '5'}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].timeout_ms: must be an integer >= 0"},
-    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', timeout_ms: 1.5}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: grpc, target: 'h:1', timeout_ms: 1.5}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].timeout_ms: must be an integer >= 0"},
-    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', command: python}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: grpc, target: 'h:1', command: python}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].command: must be a list of strings"},
-    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', command: []}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: grpc, target: 'h:1', command: []}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].command: must not be empty"},
-    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', command: [a, 1]}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: grpc, target: 'h:1', command: [a, 1]}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].command[1]: must be a string"},
-    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', pool: {max: 2}}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: grpc, target: 'h:1', pool: {max: 2}}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].pool: only allowed with command"},
-    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', command: [s, --port, '1'], pool: {min: 3, max: 2}}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: grpc, target: 'h:1', command: [s, --port, '1'], pool: {min: "
+     "3, max: 2}}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].pool: min is above max"},
-    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', command: [s], pool: {max: 2}}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: grpc, target: 'h:1', command: [s], pool: {max: 2}}]\nmodels: "
+     "[x]\n",
      "gateway.yaml: backends[0].pool: a pool of more than one process needs --port in its command"},
-    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:65535', command: [s, --port, '65535'], pool: {max: 2}}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: grpc, target: 'h:65535', command: [s, --port, '65535'], pool: "
+     "{max: 2}}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].pool: the member ports (target port + max - 1) go past 65535"},
-    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', command: [s], pool: {max: 0}}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: grpc, target: 'h:1', command: [s], pool: {max: 0}}]\nmodels: "
+     "[x]\n",
      "gateway.yaml: backends[0].pool.max: must be an integer in 1-64"},
-    {"gateway.yaml", "backends: [{name: a, provider: grpc, target: 'h:1', command: [s], pool: {cooldown: 1}}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: grpc, target: 'h:1', command: [s], pool: {cooldown: "
+     "1}}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].pool.cooldown: unknown key"},
 
     /* models */
-    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [x]\n", "gateway.yaml: models[0]: must be an object"},
+    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [x]\n",
+     "gateway.yaml: models[0]: must be an object"},
     {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a, backend: local, weight: 2}]\n",
      "gateway.yaml: models[0].weight: unknown key"},
     {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{backend: local}]\n",
      "gateway.yaml: models[0].name: is required"},
-    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a, backend: local}, {name: b, backend: foo}]\n",
+    {"gateway.yaml",
+     "backends: [" B_LOCAL "]\nmodels: [{name: a, backend: local}, {name: b, backend: foo}]\n",
      "gateway.yaml: models[1].backend: unknown backend \"foo\""},
-    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a, backend: local}, {name: a, backend: local}]\n",
+    {"gateway.yaml",
+     "backends: [" B_LOCAL "]\nmodels: [{name: a, backend: local}, {name: a, backend: local}]\n",
      "gateway.yaml: models[1].name: duplicate model \"a\""},
     {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: 'gpt-*', backend: local}]\n",
-     "gateway.yaml: models[0].name: \"gpt-*\" is not a model name (\"*\" only alone or at the end of \"prefix/*\")"},
+     "gateway.yaml: models[0].name: \"gpt-*\" is not a model name (\"*\" only alone or at the end "
+     "of \"prefix/*\")"},
     {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a}]\n",
      "gateway.yaml: models[0]: needs backend or deployments"},
-    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a, backend: local, deployments: []}]\n",
+    {"gateway.yaml",
+     "backends: [" B_LOCAL "]\nmodels: [{name: a, backend: local, deployments: []}]\n",
      "gateway.yaml: models[0]: backend and deployments are mutually exclusive"},
-    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a, upstream_model: b, deployments: [{backend: local}]}]\n",
-     "gateway.yaml: models[0].upstream_model: only allowed with backend (set it in each deployment)"},
-    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a, deployments: {backend: local}}]\n",
+    {"gateway.yaml",
+     "backends: [" B_LOCAL
+     "]\nmodels: [{name: a, upstream_model: b, deployments: [{backend: local}]}]\n",
+     "gateway.yaml: models[0].upstream_model: only allowed with backend (set it in each "
+     "deployment)"},
+    {"gateway.yaml",
+     "backends: [" B_LOCAL "]\nmodels: [{name: a, deployments: {backend: local}}]\n",
      "gateway.yaml: models[0].deployments: must be a list"},
     {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a, deployments: []}]\n",
      "gateway.yaml: models[0].deployments: must not be empty"},
-    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a, deployments: [{backend: local, wieght: 1}]}]\n",
+    {"gateway.yaml",
+     "backends: [" B_LOCAL "]\nmodels: [{name: a, deployments: [{backend: local, wieght: 1}]}]\n",
      "gateway.yaml: models[0].deployments[0].wieght: unknown key"},
-    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a, deployments: [{upstream_model: x}]}]\n",
+    {"gateway.yaml",
+     "backends: [" B_LOCAL "]\nmodels: [{name: a, deployments: [{upstream_model: x}]}]\n",
      "gateway.yaml: models[0].deployments[0].backend: is required"},
-    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a, deployments: [{backend: local}, {backend: nope}]}]\n",
+    {"gateway.yaml",
+     "backends: [" B_LOCAL
+     "]\nmodels: [{name: a, deployments: [{backend: local}, {backend: nope}]}]\n",
      "gateway.yaml: models[0].deployments[1].backend: unknown backend \"nope\""},
-    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a, deployments: [{backend: local, weight: 0}]}]\n",
+    {"gateway.yaml",
+     "backends: [" B_LOCAL "]\nmodels: [{name: a, deployments: [{backend: local, weight: 0}]}]\n",
      "gateway.yaml: models[0].deployments[0].weight: must be an integer >= 1"},
-    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a, deployments: [{backend: local, priority: -1}]}]\n",
+    {"gateway.yaml",
+     "backends: [" B_LOCAL
+     "]\nmodels: [{name: a, deployments: [{backend: local, priority: -1}]}]\n",
      "gateway.yaml: models[0].deployments[0].priority: must be an integer >= 0"},
-    {"gateway.yaml", "backends: [" B_LOCAL "]\nmodels: [{name: a, deployments: [{backend: local, weight: 4294967297}]}]\n",
+    {"gateway.yaml",
+     "backends: [" B_LOCAL
+     "]\nmodels: [{name: a, deployments: [{backend: local, weight: 4294967297}]}]\n",
      "gateway.yaml: models[0].deployments[0].weight: must be an integer >= 1"},
 };
 
@@ -698,8 +751,9 @@ static void test_config_file_cases(void **state) {
 /* --- vendor providers' keys ---------------------------------------------------- */
 
 static const struct file_case vendor_cases[] = {
-    {"gateway.yaml", "backends: [{name: a, provider: bedrock, region: eu-west-1, "
-                     "access_key_id_env: K, secret_access_key_env: K, api_version: x}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: bedrock, region: eu-west-1, "
+     "access_key_id_env: K, secret_access_key_env: K, api_version: x}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].api_version: is not used by provider bedrock"},
     {"gateway.yaml", "backends: [{name: a, provider: anthropic, region: eu}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].region: is not used by provider anthropic"},
@@ -707,11 +761,13 @@ static const struct file_case vendor_cases[] = {
      "gateway.yaml: backends[0].target: is required"},
     {"gateway.yaml", "backends: [{name: a, provider: vertex, project: p}]\nmodels: [x]\n",
      "gateway.yaml: backends[0]: vertex needs project and credentials_file"},
-    {"gateway.yaml", "backends: [{name: a, provider: bedrock, region: r, access_key_id_env: K}]\n"
-                     "models: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: bedrock, region: r, access_key_id_env: K}]\n"
+     "models: [x]\n",
      "gateway.yaml: backends[0]: bedrock needs access_key_id_env and secret_access_key_env"},
-    {"gateway.yaml", "backends: [{name: a, provider: bedrock, region: r, access_key_id_env: K, "
-                     "secret_access_key_env: NOPE}]\nmodels: [x]\n",
+    {"gateway.yaml",
+     "backends: [{name: a, provider: bedrock, region: r, access_key_id_env: K, "
+     "secret_access_key_env: NOPE}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].secret_access_key_env: environment variable NOPE is not set"},
 };
 
@@ -722,7 +778,8 @@ static void test_vendor_backends(void **state) {
       "  - {name: an, provider: anthropic, api_key_env: K}\n"
       "  - {name: az, provider: azure, target: 'https://r.openai.azure.com', api_key_env: K}\n"
       "  - {name: ge, provider: gemini, api_key_env: K, api_version: v}\n"
-      "  - {name: vx, provider: vertex, project: p, location: europe-west4, credentials_file: /sa.json}\n"
+      "  - {name: vx, provider: vertex, project: p, location: europe-west4, credentials_file: "
+      "/sa.json}\n"
       "  - {name: br, provider: bedrock, region: us-east-1, access_key_id_env: AK, "
       "secret_access_key_env: SK, session_token_env: ST}\n"
       "models: [{name: a, backend: an}]\n";
@@ -775,12 +832,20 @@ static const struct secret_case {
 } secret_cases[] = {
     {"gateway.json", "{\"backends\": [{\"api_key\": \"" SECRET "}"},
     {"gateway.json", "{\"backends\": [{\"api_key\": \"" SECRET "\" \"x\"}]}"},
-    {"gateway.json", "{\"backends\": [{\"name\": \"a\", \"provider\": \"openai\", \"target\": \"https://h\", \"api_key\": \"" SECRET "\", \"api_key_env\": \"K\"}], \"models\": [1]}"},
-    {"gateway.json", "{\"backends\": [{\"name\": \"a\", \"provider\": \"openai\", \"target\": \"ftp://u:" SECRET "@h\"}], \"models\": [1]}"},
+    {"gateway.json",
+     "{\"backends\": [{\"name\": \"a\", \"provider\": \"openai\", \"target\": \"https://h\", "
+     "\"api_key\": \"" SECRET "\", \"api_key_env\": \"K\"}], \"models\": [1]}"},
+    {"gateway.json",
+     "{\"backends\": [{\"name\": \"a\", \"provider\": \"openai\", \"target\": \"ftp://u:" SECRET
+     "@h\"}], \"models\": [1]}"},
     {"gateway.yaml", "backends:\n  - api_key: \"" SECRET "\n"},
     {"gateway.yaml", "backends:\n  - api_key: " SECRET "\n    - x\n"},
-    {"gateway.yaml", "backends:\n  - {name: a, provider: openai, target: 'https://h', api_key: [" SECRET "]}\nmodels: [x]\n"},
-    {"gateway.yaml", "backends:\n  - {name: a, provider: openai, target: 'https://h', api_key: " SECRET ", extra: 1}\nmodels: [x]\n"},
+    {"gateway.yaml",
+     "backends:\n  - {name: a, provider: openai, target: 'https://h', api_key: [" SECRET
+     "]}\nmodels: [x]\n"},
+    {"gateway.yaml",
+     "backends:\n  - {name: a, provider: openai, target: 'https://h', api_key: " SECRET
+     ", extra: 1}\nmodels: [x]\n"},
 };
 
 static void test_secrets_not_in_errors(void **state) {
@@ -820,20 +885,21 @@ static void test_secrets_not_in_errors(void **state) {
 
 static void test_model_matching(void **state) {
   (void)state;
-  static const char yaml[] =
-      "backends: [" B_LOCAL "]\n"
-      "models:\n"
-      "  - {name: '*', backend: local}\n"
-      "  - {name: 'a/*', backend: local}\n"
-      "  - {name: 'a/b/*', backend: local}\n"
-      "  - {name: 'a/b/exact', backend: local}\n"
-      "  - {name: 'x', backend: local}\n";
+  static const char yaml[] = "backends: [" B_LOCAL "]\n"
+                             "models:\n"
+                             "  - {name: '*', backend: local}\n"
+                             "  - {name: 'a/*', backend: local}\n"
+                             "  - {name: 'a/b/*', backend: local}\n"
+                             "  - {name: 'a/b/exact', backend: local}\n"
+                             "  - {name: 'x', backend: local}\n";
   static const struct {
     const char *model, *want;
   } t[] = {
-      {"x", "x"},           {"a/b/exact", "a/b/exact"}, {"a/b/c", "a/b/*"}, {"a/b/", "a/*"},
-      {"a/c", "a/*"},       {"a/", "*"},                {"a", "*"},         {"ab/c", "*"},
-      {"", "*"},            {"y", "*"},
+      {"x", "x"},         {"a/b/exact", "a/b/exact"},
+      {"a/b/c", "a/b/*"}, {"a/b/", "a/*"},
+      {"a/c", "a/*"},     {"a/", "*"},
+      {"a", "*"},         {"ab/c", "*"},
+      {"", "*"},          {"y", "*"},
   };
   gw_config c;
   assert_int_equal(gw_config_load_buffer(&c, "m.yaml", yaml, strlen(yaml), fake_getenv, NULL, NULL),
@@ -891,7 +957,8 @@ static void test_failmalloc(void **state) {
   /* The embedded default and the TARGET_API_URL routes. */
   struct sweep_arg d = {NO_DOTENV, {{NULL}}};
   assert_true(gw_test_failmalloc_sweep(sweep_load, &d) > 5);
-  struct sweep_arg t = {NO_DOTENV, {{"TARGET_API_URL", "https://h/v1", "TARGET_API_KEY", "k", NULL}}};
+  struct sweep_arg t = {NO_DOTENV,
+                        {{"TARGET_API_URL", "https://h/v1", "TARGET_API_KEY", "k", NULL}}};
   assert_true(gw_test_failmalloc_sweep(sweep_load, &t) > 5);
 }
 

@@ -85,12 +85,11 @@ static void test_buf_cap_and_json(void **state) {
   assert_string_equal(b.data, "456789");
   gw_buf_release(&b);
 
-  static const struct { const char *in, *out; } cases[] = {
-      {"plain", "\"plain\""},
-      {"q\"b\\", "\"q\\\"b\\\\\""},
-      {"nl\n\t\r", "\"nl\\n\\t\\r\""},
-      {"\x01", "\"\\u0001\""},
-      {"caf\xc3\xa9", "\"caf\xc3\xa9\""},
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"plain", "\"plain\""},  {"q\"b\\", "\"q\\\"b\\\\\""},       {"nl\n\t\r", "\"nl\\n\\t\\r\""},
+      {"\x01", "\"\\u0001\""}, {"caf\xc3\xa9", "\"caf\xc3\xa9\""},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     gw_buf_init(&b, 1024);

@@ -34,8 +34,8 @@ static size_t build(unsigned char *out, const char *mtype, const char *etype, co
   unsigned char h[512];
   size_t hl = 0;
   hl += put_str_header(h + hl, ":message-type", mtype);
-  hl += put_str_header(h + hl, mtype[0] == 'e' && mtype[1] == 'x' ? ":exception-type" : ":event-type",
-                       etype);
+  hl += put_str_header(
+      h + hl, mtype[0] == 'e' && mtype[1] == 'x' ? ":exception-type" : ":event-type", etype);
   hl += put_str_header(h + hl, ":content-type", "application/json");
   h[hl++] = 3, memcpy(h + hl, "int", 3), hl += 3, h[hl++] = GW_ES_INT, hl += put32(h + hl, 7);
   h[hl++] = 1, h[hl++] = 'b', h[hl++] = GW_ES_BOOL_TRUE;

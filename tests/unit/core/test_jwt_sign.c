@@ -14,7 +14,7 @@ static void test_base64url(void **state) {
   (void)state;
   static const struct {
     const char *in, *out;
-  } v[] = {{"", ""},         {"f", "Zg"},         {"fo", "Zm8"},          {"foo", "Zm9v"},
+  } v[] = {{"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
            {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}, {"\xfb\xff", "-_8"}};
   for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
     gw_buf b;
@@ -64,9 +64,8 @@ static void test_sign_verify(void **state) {
   assert_int_equal(siglen, 256);
   EVP_MD_CTX *md = EVP_MD_CTX_new();
   assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key), 1);
-  assert_int_equal(EVP_DigestVerify(md, sig, siglen, (const unsigned char *)b.data,
-                                    (size_t)(dot2 - b.data)),
-                   1);
+  assert_int_equal(
+      EVP_DigestVerify(md, sig, siglen, (const unsigned char *)b.data, (size_t)(dot2 - b.data)), 1);
   EVP_MD_CTX_free(md);
   gw_buf_release(&b);
 

@@ -9,8 +9,8 @@
 #include "core/sigv4.h"
 #include "core/status.h"
 
-static const gw_sigv4_credentials suite = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-                                           "us-east-1", "service"};
+static const gw_sigv4_credentials suite = {
+    "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "us-east-1", "service"};
 
 static void sign(const gw_sigv4_request *r, const gw_sigv4_credentials *c, const char *want,
                  const char *want_canonical) {
@@ -72,13 +72,14 @@ static void test_path_encoded_twice(void **state) {
   gw_sigv4_header h[] = {{"host", "bedrock-runtime.us-east-1.amazonaws.com"},
                          {"x-amz-date", "20150830T123600Z"},
                          {"content-type", "  application/json  "}};
-  gw_sigv4_request r = {"POST", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse", NULL,
-                        h, 3, "{}", 2};
+  gw_sigv4_request r = {
+      "POST", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse", NULL, h, 3, "{}", 2};
   gw_buf out, canon;
   gw_buf_init(&out, 4096);
   gw_buf_init(&canon, 4096);
   assert_int_equal(gw_sigv4_authorization(&r, &suite, "20150830T123600Z", &out, &canon), GW_OK);
-  assert_non_null(strstr(canon.data, "\n/model/anthropic.claude-3-haiku-20240307-v1%253A0/converse\n"));
+  assert_non_null(
+      strstr(canon.data, "\n/model/anthropic.claude-3-haiku-20240307-v1%253A0/converse\n"));
   assert_non_null(strstr(canon.data, "content-type:application/json\n"));
   gw_buf_release(&out);
   gw_buf_release(&canon);
@@ -107,8 +108,8 @@ static void test_failmalloc(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_get_vanilla),       cmocka_unit_test(test_post_vanilla),
-      cmocka_unit_test(test_iam_list_users),    cmocka_unit_test(test_path_encoded_twice),
+      cmocka_unit_test(test_get_vanilla),    cmocka_unit_test(test_post_vanilla),
+      cmocka_unit_test(test_iam_list_users), cmocka_unit_test(test_path_encoded_twice),
       cmocka_unit_test(test_failmalloc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -155,7 +155,8 @@ static void test_stages_run_in_order_and_watch_in_reverse(void **state) {
   long live = gw_alloc_live();
   gw_call *call = new_call(&p, "/aigateway.v1.Inference/StreamChatCompletion", &r);
   gw_call_start(call);
-  assert_string_equal(r.log, "a b b.msg a.msg sink.msg b.msg a.msg sink.msg b.fin a.fin sink.finish ");
+  assert_string_equal(r.log,
+                      "a b b.msg a.msg sink.msg b.msg a.msg sink.msg b.fin a.fin sink.finish ");
   assert_int_equal(r.finished, 1);
   assert_int_equal(r.code, GW_STATUS_OK);
   gw_call_unref(call); /* the front door's reference */

@@ -64,11 +64,13 @@ static const struct {
     /* tools, tool_choice required, assistant tool call, two tool results merged */
     {"{\"model\":\"m\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
      "\"tool_choice\":\"required\",\"messages\":[{\"role\":\"user\",\"content\":\"go\"},"
-     "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"t1\",\"type\":\"function\","
+     "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"t1\",\"type\":"
+     "\"function\","
      "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}},{\"id\":\"t2\",\"type\":"
      "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]},"
      "{\"role\":\"tool\",\"tool_call_id\":\"t1\",\"content\":\"r1\"},"
-     "{\"role\":\"tool\",\"tool_call_id\":\"t2\",\"content\":[{\"type\":\"text\",\"text\":\"r2\"}]},"
+     "{\"role\":\"tool\",\"tool_call_id\":\"t2\",\"content\":[{\"type\":\"text\",\"text\":\"r2\"}]}"
+     ","
      "{\"role\":\"user\",\"content\":\"and?\"}]}",
      NULL, 0,
      "{\"model\":\"m\",\"max_tokens\":4096,\"tools\":[{\"name\":\"f\",\"input_schema\":{\"type\":"
@@ -93,9 +95,9 @@ static void test_request(void **state) {
   for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
     json_t *in = J(requests[i].in), *out = NULL;
     char err[200];
-    assert_int_equal(gw_anthropic_request(in, requests[i].model, requests[i].stream, &out, err,
-                                          sizeof err),
-                     GW_OK);
+    assert_int_equal(
+        gw_anthropic_request(in, requests[i].model, requests[i].stream, &out, err, sizeof err),
+        GW_OK);
     assert_json_eq(out, requests[i].want);
     json_decref(in);
     json_decref(out);
@@ -194,10 +196,12 @@ static const struct {
     {"{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},"
      "\"usage\":{\"output_tokens\":15}}",
      "[{\"id\":\"msg_s\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"c\","
-     "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\",\"logprobs\":null}]}]"},
+     "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\",\"logprobs\":null}]}"
+     "]"},
     {"{\"type\":\"message_stop\"}",
      "[{\"id\":\"msg_s\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"c\","
-     "\"choices\":[],\"usage\":{\"prompt_tokens\":25,\"completion_tokens\":15,\"total_tokens\":40}}]"},
+     "\"choices\":[],\"usage\":{\"prompt_tokens\":25,\"completion_tokens\":15,\"total_tokens\":40}}"
+     "]"},
 };
 
 static void test_stream(void **state) {
@@ -213,7 +217,8 @@ static void test_stream(void **state) {
   }
   assert_true(s.finished);
 
-  json_t *ev = J("{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"O\"}}");
+  json_t *ev =
+      J("{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"O\"}}");
   json_t *chunks = json_array();
   assert_int_equal(gw_anthropic_stream_event(&s, ev, chunks), GW_ERR_STATE);
   assert_int_equal(json_array_size(chunks), 0);
@@ -228,8 +233,8 @@ static void test_stream(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_request),     cmocka_unit_test(test_request_invalid),
-      cmocka_unit_test(test_response),    cmocka_unit_test(test_finish_reasons),
+      cmocka_unit_test(test_request),  cmocka_unit_test(test_request_invalid),
+      cmocka_unit_test(test_response), cmocka_unit_test(test_finish_reasons),
       cmocka_unit_test(test_stream),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,8 +8,10 @@
 
 static void test_url_and_auth(void **state) {
   (void)state;
-  gw_backend_conf bc = {.name = "az", .target = "https://r.openai.azure.com//",
-                        .api_key = "k1", .api_version = "2024-10-21"};
+  gw_backend_conf bc = {.name = "az",
+                        .target = "https://r.openai.azure.com//",
+                        .api_key = "k1",
+                        .api_version = "2024-10-21"};
   gw_azure_backend *b = gw_azure_backend_new(&bc);
   assert_non_null(b);
   assert_string_equal(b->auth_header, "api-key: k1");

@@ -36,13 +36,14 @@ static void assert_json_eq(const json_t *got, const char *want) {
 
 static void test_request(void **state) {
   (void)state;
-  json_t *in = J("{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
-                 "{\"role\":\"user\",\"content\":\"go\"},{\"role\":\"assistant\",\"content\":null,"
-                 "\"tool_calls\":[{\"id\":\"t1\",\"type\":\"function\",\"function\":{\"name\":\"f\","
-                 "\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"t1\",\"content\":"
-                 "\"r\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
-                 "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}},"
-                 "\"max_tokens\":5,\"stop\":\"x\"}");
+  json_t *in =
+      J("{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
+        "{\"role\":\"user\",\"content\":\"go\"},{\"role\":\"assistant\",\"content\":null,"
+        "\"tool_calls\":[{\"id\":\"t1\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+        "\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"t1\",\"content\":"
+        "\"r\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
+        "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}},"
+        "\"max_tokens\":5,\"stop\":\"x\"}");
   json_t *out = NULL;
   char err[200];
   assert_int_equal(gw_bedrock_request(in, &out, err, sizeof err), GW_OK);
@@ -66,15 +67,17 @@ static void test_request(void **state) {
 
 static void test_response_and_stream(void **state) {
   (void)state;
-  json_t *in = J("{\"output\":{\"message\":{\"role\":\"assistant\",\"content\":[{\"text\":\"hi\"}]}},"
-                 "\"stopReason\":\"max_tokens\",\"usage\":{\"inputTokens\":3,\"outputTokens\":2,"
-                 "\"totalTokens\":5}}");
+  json_t *in =
+      J("{\"output\":{\"message\":{\"role\":\"assistant\",\"content\":[{\"text\":\"hi\"}]}},"
+        "\"stopReason\":\"max_tokens\",\"usage\":{\"inputTokens\":3,\"outputTokens\":2,"
+        "\"totalTokens\":5}}");
   json_t *out = NULL;
   assert_int_equal(gw_bedrock_response(in, "id1", "m", 9, &out), GW_OK);
-  assert_json_eq(out, "{\"id\":\"id1\",\"object\":\"chat.completion\",\"created\":9,\"model\":\"m\","
-                      "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
-                      "\"hi\",\"refusal\":null},\"finish_reason\":\"length\",\"logprobs\":null}],"
-                      "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}");
+  assert_json_eq(out,
+                 "{\"id\":\"id1\",\"object\":\"chat.completion\",\"created\":9,\"model\":\"m\","
+                 "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+                 "\"hi\",\"refusal\":null},\"finish_reason\":\"length\",\"logprobs\":null}],"
+                 "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}");
   json_decref(in);
   json_decref(out);
 
@@ -85,9 +88,12 @@ static void test_response_and_stream(void **state) {
     size_t n;
   } evs[] = {
       {"messageStart", "{\"role\":\"assistant\"}", 1},
-      {"contentBlockStart", "{\"contentBlockIndex\":0,\"start\":{\"toolUse\":{\"toolUseId\":\"u\","
-                            "\"name\":\"f\"}}}", 1},
-      {"contentBlockDelta", "{\"contentBlockIndex\":0,\"delta\":{\"toolUse\":{\"input\":\"{}\"}}}", 1},
+      {"contentBlockStart",
+       "{\"contentBlockIndex\":0,\"start\":{\"toolUse\":{\"toolUseId\":\"u\","
+       "\"name\":\"f\"}}}",
+       1},
+      {"contentBlockDelta", "{\"contentBlockIndex\":0,\"delta\":{\"toolUse\":{\"input\":\"{}\"}}}",
+       1},
       {"contentBlockStop", "{\"contentBlockIndex\":0}", 0},
       {"messageStop", "{\"stopReason\":\"tool_use\"}", 1},
       {"metadata", "{\"usage\":{\"inputTokens\":4,\"outputTokens\":6}}", 1},
@@ -100,10 +106,11 @@ static void test_response_and_stream(void **state) {
     assert_int_equal(json_array_size(chunks) - before, evs[i].n);
     json_decref(ev);
   }
-  assert_json_eq(json_object_get(json_array_get(json_object_get(json_array_get(chunks, 1), "choices"), 0),
-                                 "delta"),
-                 "{\"tool_calls\":[{\"index\":0,\"id\":\"u\",\"type\":\"function\",\"function\":{"
-                 "\"name\":\"f\",\"arguments\":\"\"}}]}");
+  assert_json_eq(
+      json_object_get(json_array_get(json_object_get(json_array_get(chunks, 1), "choices"), 0),
+                      "delta"),
+      "{\"tool_calls\":[{\"index\":0,\"id\":\"u\",\"type\":\"function\",\"function\":{"
+      "\"name\":\"f\",\"arguments\":\"\"}}]}");
   assert_string_equal(json_string_value(json_object_get(
                           json_array_get(json_object_get(json_array_get(chunks, 3), "choices"), 0),
                           "finish_reason")),

@@ -36,15 +36,18 @@ static void assert_json_eq(const json_t *got, const char *want) {
 static const struct {
   const char *in, *want;
 } requests[] = {
-    {"{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":\"hi\"}],"
+    {"{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":\"hi\"}"
+     "],"
      "\"temperature\":0,\"max_completion_tokens\":9,\"stop\":[\"a\",\"b\"],\"response_format\":{"
      "\"type\":\"json_object\"}}",
      "{\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\"hi\"}]}],\"systemInstruction\":{"
      "\"parts\":[{\"text\":\"S\"}]},\"generationConfig\":{\"temperature\":0,\"maxOutputTokens\":9,"
      "\"stopSequences\":[\"a\",\"b\"],\"responseMimeType\":\"application/json\"}}"},
-    {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":"
+    {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{"
+     "\"url\":"
      "\"https://x/a.png\"}}]},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":"
-     "\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}}]},"
+     "\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}}]}"
+     ","
      "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"r\"}],\"tools\":[{\"type\":"
      "\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\"}}}],"
      "\"tool_choice\":\"none\"}",
@@ -117,15 +120,15 @@ static void test_stream(void **state) {
   json_decref(ev);
   assert_true(s.finished);
   assert_int_equal(gw_gemini_stream_end(&s, chunks), GW_OK);
-  assert_json_eq(chunks,
-                 "[{\"id\":\"r2\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":"
-                 "\"g-2\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
-                 "\"He\"},\"finish_reason\":null,\"logprobs\":null}]},{\"id\":\"r2\",\"object\":"
-                 "\"chat.completion.chunk\",\"created\":5,\"model\":\"g-2\",\"choices\":[{\"index\":"
-                 "0,\"delta\":{\"content\":\"y\"},\"finish_reason\":\"length\",\"logprobs\":null}]},"
-                 "{\"id\":\"r2\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"g-2\","
-                 "\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,"
-                 "\"total_tokens\":5}}]");
+  assert_json_eq(
+      chunks, "[{\"id\":\"r2\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":"
+              "\"g-2\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
+              "\"He\"},\"finish_reason\":null,\"logprobs\":null}]},{\"id\":\"r2\",\"object\":"
+              "\"chat.completion.chunk\",\"created\":5,\"model\":\"g-2\",\"choices\":[{\"index\":"
+              "0,\"delta\":{\"content\":\"y\"},\"finish_reason\":\"length\",\"logprobs\":null}]},"
+              "{\"id\":\"r2\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"g-2\","
+              "\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,"
+              "\"total_tokens\":5}}]");
   json_decref(chunks);
 }
 

@@ -13,9 +13,11 @@ static void test_accepts_gzip(void **state) {
     const char *ae;
     int want;
   } v[] = {
-      {NULL, 0},          {"", 0},          {"gzip", 1},         {"deflate, gzip;q=0.5", 1},
-      {"gzip;q=0", 0},    {"gzip; q=0.000", 0}, {"br, *", 1},    {"identity", 0},
-      {"x-gzip", 1},      {"gzipx", 0},
+      {NULL, 0},       {"", 0},
+      {"gzip", 1},     {"deflate, gzip;q=0.5", 1},
+      {"gzip;q=0", 0}, {"gzip; q=0.000", 0},
+      {"br, *", 1},    {"identity", 0},
+      {"x-gzip", 1},   {"gzipx", 0},
   };
   (void)state;
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)

@@ -97,7 +97,8 @@ static void echo_handler(gw_http_stream *s, const gw_http_request *r, void *arg)
     size_t n = 0;
     n += (size_t)snprintf(big, sizeof big, "{\"items\":[");
     for (int i = 0; n < sizeof big - 64; i++)
-      n += (size_t)snprintf(big + n, sizeof big - n, "%s{\"id\":%d,\"v\":\"abc\"}", i ? "," : "", i);
+      n +=
+          (size_t)snprintf(big + n, sizeof big - n, "%s{\"id\":%d,\"v\":\"abc\"}", i ? "," : "", i);
     n += (size_t)snprintf(big + n, sizeof big - n, "]}");
     gw_http_header h[] = {{"Content-Type", "application/json"}};
     gw_http_respond(s, 200, h, 1, big, n);
@@ -125,7 +126,8 @@ static void *serve(void *arg) {
   return NULL;
 }
 
-static void run(const char *cmd_fmt, char *out, size_t cap, ...) __attribute__((format(printf, 1, 0)));
+static void run(const char *cmd_fmt, char *out, size_t cap, ...)
+    __attribute__((format(printf, 1, 0)));
 
 /* Runs a shell command, captures stdout+stderr into |out|. */
 static void run(const char *cmd_fmt, char *out, size_t cap, ...) {
@@ -278,8 +280,7 @@ static void test_h1_request_id(void **state) {
       port_plain);
   assert_non_null(strstr(out, "X-Request-Id: abc-123.X_y"));
   assert_non_null(strstr(out, "rid=abc-123.X_y"));
-  run("curl -si -H 'X-Request-Id: bad id!' http://127.0.0.1:%u/ 2>&1", out, sizeof out,
-      port_plain);
+  run("curl -si -H 'X-Request-Id: bad id!' http://127.0.0.1:%u/ 2>&1", out, sizeof out, port_plain);
   assert_null(strstr(out, "bad id"));
 }
 
@@ -295,8 +296,8 @@ static void test_h1_chunked_body(void **state) {
 
 static void test_h1_expect_continue(void **state) {
   (void)state;
-  run("curl -sv -H 'Expect: 100-continue' --data-binary 'abcdef' http://127.0.0.1:%u/e 2>&1",
-      out, sizeof out, port_plain);
+  run("curl -sv -H 'Expect: 100-continue' --data-binary 'abcdef' http://127.0.0.1:%u/e 2>&1", out,
+      sizeof out, port_plain);
   assert_non_null(strstr(out, "HTTP/1.1 100 Continue"));
   assert_non_null(strstr(out, "len=6"));
 }
@@ -440,9 +441,8 @@ static void test_413_before_body(void **state) {
   close(fd);
   assert_non_null(strstr(out, "HTTP/1.1 413"));
   assert_non_null(strstr(out, "Content-Type: application/json"));
-  assert_non_null(strstr(out,
-                         "\"type\":\"invalid_request_error\",\"param\":null,"
-                         "\"code\":\"request_too_large\"}}"));
+  assert_non_null(strstr(out, "\"type\":\"invalid_request_error\",\"param\":null,"
+                              "\"code\":\"request_too_large\"}}"));
   assert_non_null(strstr(out, "Connection: close"));
   /* The same over curl with a streamed (chunked) body, and over h2. */
   run("head -c 2000000 /dev/zero | curl -s -H 'Transfer-Encoding: chunked' --data-binary @- "
@@ -538,7 +538,8 @@ static void test_pipelining(void **state) {
   send_all(fd, req, strlen(req));
   recv_until_close(fd, out, sizeof out, 3000);
   close(fd);
-  char *a = strstr(out, "path=/one"), *b = strstr(out, "path=/two"), *c = strstr(out, "path=/three");
+  char *a = strstr(out, "path=/one"), *b = strstr(out, "path=/two"),
+       *c = strstr(out, "path=/three");
   assert_true(a && b && c && a < b && b < c);
 }
 
@@ -646,17 +647,17 @@ int main(int argc, char **argv) {
     return 0;
   }
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_h1_keepalive),      cmocka_unit_test(test_h1_request_id),
-      cmocka_unit_test(test_h1_chunked_body),   cmocka_unit_test(test_h1_expect_continue),
+      cmocka_unit_test(test_h1_keepalive),       cmocka_unit_test(test_h1_request_id),
+      cmocka_unit_test(test_h1_chunked_body),    cmocka_unit_test(test_h1_expect_continue),
       cmocka_unit_test(test_h2_prior_knowledge), cmocka_unit_test(test_h2_upgrade),
-      cmocka_unit_test(test_tls_h2_and_h1),     cmocka_unit_test(test_tls_reload),
-      cmocka_unit_test(test_streaming_h1),      cmocka_unit_test(test_streaming_h2),
-      cmocka_unit_test(test_gzip_response),     cmocka_unit_test(test_gzip_request),
-      cmocka_unit_test(test_413_before_body),   cmocka_unit_test(test_431),
-      cmocka_unit_test(test_408_slow_head),     cmocka_unit_test(test_400_malformed),
-      cmocka_unit_test(test_pipelining),        cmocka_unit_test(test_per_ip_cap),
-      cmocka_unit_test(test_cors_preflight),    cmocka_unit_test(test_client_disconnect),
-      cmocka_unit_test(test_h2_floods),         cmocka_unit_test(test_graceful_stop),
+      cmocka_unit_test(test_tls_h2_and_h1),      cmocka_unit_test(test_tls_reload),
+      cmocka_unit_test(test_streaming_h1),       cmocka_unit_test(test_streaming_h2),
+      cmocka_unit_test(test_gzip_response),      cmocka_unit_test(test_gzip_request),
+      cmocka_unit_test(test_413_before_body),    cmocka_unit_test(test_431),
+      cmocka_unit_test(test_408_slow_head),      cmocka_unit_test(test_400_malformed),
+      cmocka_unit_test(test_pipelining),         cmocka_unit_test(test_per_ip_cap),
+      cmocka_unit_test(test_cors_preflight),     cmocka_unit_test(test_client_disconnect),
+      cmocka_unit_test(test_h2_floods),          cmocka_unit_test(test_graceful_stop),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -145,8 +145,7 @@ static const req_case req_cases[] = {
      "messages"},
     {&aigateway__v1__chat_completion_request__descriptor,
      "{\"model\":\"m\",\"messages\":[],\"temperature\":\"x\"}", GW_ERR_INVALID, "temperature"},
-    {&aigateway__v1__completion_request__descriptor, "{\"model\":\"m\"}", GW_ERR_INVALID,
-     "prompt"},
+    {&aigateway__v1__completion_request__descriptor, "{\"model\":\"m\"}", GW_ERR_INVALID, "prompt"},
     {&aigateway__v1__completion_request__descriptor, "{\"model\":\"m\",\"prompt\":[1,2]}", GW_OK,
      ""},
     {&aigateway__v1__embedding_request__descriptor, "{\"input\":\"x\"}", GW_ERR_INVALID, "model"},
@@ -169,14 +168,27 @@ static void test_parse_request_required(void **state) {
 }
 
 static void test_status_and_error_body(void **state) {
-  static const struct { gw_status_code code; int http; } map[] = {
-      {GW_STATUS_OK, 200}, {GW_STATUS_CANCELLED, 499}, {GW_STATUS_INVALID_ARGUMENT, 400},
-      {GW_STATUS_DEADLINE_EXCEEDED, 504}, {GW_STATUS_NOT_FOUND, 404},
-      {GW_STATUS_ALREADY_EXISTS, 409}, {GW_STATUS_PERMISSION_DENIED, 403},
-      {GW_STATUS_RESOURCE_EXHAUSTED, 429}, {GW_STATUS_FAILED_PRECONDITION, 400},
-      {GW_STATUS_ABORTED, 409}, {GW_STATUS_OUT_OF_RANGE, 400}, {GW_STATUS_UNIMPLEMENTED, 501},
-      {GW_STATUS_INTERNAL, 500}, {GW_STATUS_UNAVAILABLE, 503}, {GW_STATUS_DATA_LOSS, 500},
-      {GW_STATUS_UNAUTHENTICATED, 401}, {GW_STATUS_UNKNOWN, 500},
+  static const struct {
+    gw_status_code code;
+    int http;
+  } map[] = {
+      {GW_STATUS_OK, 200},
+      {GW_STATUS_CANCELLED, 499},
+      {GW_STATUS_INVALID_ARGUMENT, 400},
+      {GW_STATUS_DEADLINE_EXCEEDED, 504},
+      {GW_STATUS_NOT_FOUND, 404},
+      {GW_STATUS_ALREADY_EXISTS, 409},
+      {GW_STATUS_PERMISSION_DENIED, 403},
+      {GW_STATUS_RESOURCE_EXHAUSTED, 429},
+      {GW_STATUS_FAILED_PRECONDITION, 400},
+      {GW_STATUS_ABORTED, 409},
+      {GW_STATUS_OUT_OF_RANGE, 400},
+      {GW_STATUS_UNIMPLEMENTED, 501},
+      {GW_STATUS_INTERNAL, 500},
+      {GW_STATUS_UNAVAILABLE, 503},
+      {GW_STATUS_DATA_LOSS, 500},
+      {GW_STATUS_UNAUTHENTICATED, 401},
+      {GW_STATUS_UNKNOWN, 500},
   };
   for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
     assert_int_equal(gw_openai_http_status(map[i].code), map[i].http);
