@@ -57,7 +57,7 @@ start_mock() {
 }
 start_gw() {
   TARGET_API_URL=http://127.0.0.1:$MOCK_PORT/v1 TARGET_API_KEY=sk-mock PORT=$GW_PORT GRPC_PORT=$GW_GRPC \
-    WORKERS=$GW_WORKERS LOG_LEVEL=warn taskset -c "$SUT_CPU" "$GW_BIN" >"$TMP/gw.log" 2>&1 &
+    WORKERS=$GW_WORKERS MAX_CONNS_PER_IP=0 LOG_LEVEL=warn taskset -c "$SUT_CPU" "$GW_BIN" >"$TMP/gw.log" 2>&1 &
   GW_PID=$!; PIDS+=($GW_PID); wait_port $GW_PORT
   for _ in $(seq 1 100); do
     curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$GW_PORT/v1/models | grep -q 200 && break; sleep 0.05
