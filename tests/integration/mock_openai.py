@@ -13,6 +13,7 @@ Behaviour is picked by the model name, so a test needs nothing but a request:
   stream-error   a stream that sends one chunk, then an error event
   tool-mock      answers with a tool call (streamed or not)
   slow           waits `mock_delay_ms` (default 3000) before answering
+A request member "mock_burst": true makes a stream go out in one write.
   anything else  in the model list: an echo of the last user message
   ctx-limit...   400 context_length_exceeded (not listed; for fallback tests)
   not listed     404 model_not_found, as OpenAI does
@@ -155,6 +156,7 @@ class MockOpenAI:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    _burst = False
     protocol_version = "HTTP/1.1"
     server_mock = None  # set by MockOpenAI
 
@@ -201,10 +203,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        if self._burst:
+            # The whole response goes out in one write at the end.
+            self._headers_buffer.append(b"\r\n")
+            self._burst_buf = bytearray(b"".join(self._headers_buffer))
+            self._headers_buffer = []
+        else:
+            self.end_headers()
 
     def _chunk(self, data):
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        out = b"%x\r\n%s\r\n" % (len(data), data)
+        if self._burst:
+            self._burst_buf += out
+            return
+        self.wfile.write(out)
         self.wfile.flush()
 
     def _event(self, rec, obj):
@@ -213,7 +225,10 @@ class _Handler(BaseHTTPRequestHandler):
         rec["events_sent"] += 1
 
     def _end_stream(self):
-        self.wfile.write(b"0\r\n\r\n")
+        if self._burst:
+            self.wfile.write(bytes(self._burst_buf) + b"0\r\n\r\n")
+        else:
+            self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
     def _authorized(self):
@@ -256,6 +271,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         raw, body = self._read_body()
         rec = self._record(raw, body)
+        # "mock_burst": true writes a whole stream in one write: a SIGKILL then
+        # lands before the first byte or after the last, never mid-stream.
+        self._burst = isinstance(body, dict) and body.get("mock_burst") is True
         try:
             self._post(rec, body)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):

@@ -104,8 +104,14 @@ def one_request(port, i):
     """Request i: every third streams. Returns None or what went wrong."""
     stream = i % 3 == 0
     text = f"req-{i}"
+    body = chat_body(text, stream=stream)
+    if stream:
+        # A stream the killed upstream had half written cannot be retried (its
+        # first event already reached the client): the mock writes each
+        # stream at once so the kill never lands inside one.
+        body["mock_burst"] = True
     try:
-        status, body, _ = post(port, "/v1/chat/completions", chat_body(text, stream=stream))
+        status, body, _ = post(port, "/v1/chat/completions", body)
     except Exception as e:  # noqa: BLE001 - any failure is the finding
         return f"{i}: {type(e).__name__}: {e}"
     if status != 200:
