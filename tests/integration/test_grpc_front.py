@@ -267,8 +267,10 @@ def test_client_cancel_stops_the_backend_work():
             stats = admin_pb2_grpc.AdminStub(ch).GetStats(admin_pb2.StatsRequest())
             assert stats.in_flight == 1  # only this GetStats call itself
     finally:
-        g.stop_clean()
-        b.stop(must_stop=False)
+        try:
+            g.stop_clean()
+        finally:
+            b.stop(must_stop=False)
 
 
 def test_graceful_shutdown_finishes_in_flight_stream():
@@ -302,8 +304,10 @@ def test_graceful_shutdown_finishes_in_flight_stream():
             with pytest.raises(grpc.RpcError):
                 inference_pb2_grpc.InferenceStub(ch).ListModels(pb.ListModelsRequest(), timeout=1)
     finally:
-        g.stop_clean()
-        b.stop(must_stop=False)
+        try:
+            g.stop_clean()
+        finally:
+            b.stop(must_stop=False)
 
 
 def test_backend_down_is_unavailable():

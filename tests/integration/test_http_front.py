@@ -323,8 +323,10 @@ def test_client_disconnect_cancels_upstream():
             time.sleep(0.05)
         assert json.loads(d)["choices"][0]["message"]["content"] == "after"
     finally:
-        g.stop_clean()
-        b.stop(must_stop=False)
+        try:
+            g.stop_clean()
+        finally:
+            b.stop(must_stop=False)
 
 
 def test_slow_client_408_big_head_431_and_cors(backend):

@@ -226,11 +226,13 @@ def test_failover_ejection_readmission_and_reload_under_load():
         # b answered while a was down; a answered again once readmitted.
         assert any(r["path"] == "/v1/chat/completions" for r in a.requests())
     finally:
-        if gw:
-            out = gw.stop_clean()
-            assert "released: no call uses it any more" in out, out[-3000:]
-        a.kill()
-        b.kill()
+        try:
+            if gw:
+                out = gw.stop_clean()
+                assert "released: no call uses it any more" in out, out[-3000:]
+        finally:
+            a.kill()
+            b.kill()
 
 
 # ---- smaller cases, on in-process mocks ------------------------------------------
@@ -405,7 +407,9 @@ def test_active_probe_readmits_without_client_traffic():
         assert "readmitted" in out and "answered" in out, out[-2000:]
         assert backend_states(gw.http_port)["a"] != "ejected"
     finally:
-        if gw:
-            gw.stop_clean()
-        a.kill()
-        b.kill()
+        try:
+            if gw:
+                gw.stop_clean()
+        finally:
+            a.kill()
+            b.kill()

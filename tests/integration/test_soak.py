@@ -90,5 +90,7 @@ def test_soak_10k_calls_with_cancelled_streams():
         print(f"RSS KiB per 1000 calls: {samples}; growth after warm-up {growth} KiB")
         assert growth < 8 * 1024, samples
     finally:
-        g.stop_clean()
-        b.stop(must_stop=False)
+        try:
+            g.stop_clean()
+        finally:
+            b.stop(must_stop=False)
