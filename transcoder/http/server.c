@@ -221,6 +221,55 @@ static int output_empty(gw_http_conn *c) {
   return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
 }
 
+static void drain_streams(gw_http_conn *c) {
+  for (gw_http_stream *s = c->streams, *next; s && !c->dead; s = next) {
+    next = s->next;
+    gw_http_stream_check_drain(s);
+  }
+}
+
+/* Some output left the buffer: close if that was the last of it, else tell
+ * the streams that went above the low-water mark. */
+static void after_write(gw_http_conn *c) {
+  if (c->dead)
+    return;
+  if (c->close_after_flush && c->state != CONN_LINGER) {
+    if (output_empty(c))
+      finish_close(c);
+    return;
+  }
+  drain_streams(c);
+}
+
+/* Writes the queued output of a cleartext connection now, the way nginx does:
+ * the socket usually takes it all, and then no write event is ever armed (an
+ * armed EV_WRITE costs two epoll_ctl and a loop turn per response). Only what
+ * the socket refuses (EAGAIN, or an error the bufferevent then reports through
+ * event_cb) goes to the bufferevent's write event, which write_cb turns off
+ * again once the buffer is empty. TLS connections keep EV_WRITE on: the
+ * bufferevent_openssl does its own writes. An HTTP/2 output at or above
+ * GW_HTTP_H2_OUT_HIGH means nghttp2 stopped short: the write event's write_cb
+ * then asks it for more. Called at the end of the connection's own read and
+ * service callbacks, never from inside the handler's calls. */
+static void conn_output(gw_http_conn *c) {
+  struct evbuffer *out = bufferevent_get_output(c->bev);
+  size_t len = evbuffer_get_length(out);
+  if (c->dead || c->tls || c->state == CONN_LINGER || !len ||
+      (bufferevent_get_enabled(c->bev) & EV_WRITE))
+    return;
+  if (c->state != CONN_H2 || len < GW_HTTP_H2_OUT_HIGH) {
+    /* A socket bufferevent keeps its output's start frozen; its own write
+     * callback thaws it around the write the same way. */
+    evbuffer_unfreeze(out, 1);
+    (void)evbuffer_write(out, c->fd);
+    evbuffer_freeze(out, 1);
+  }
+  if (evbuffer_get_length(out) == 0)
+    after_write(c);
+  else
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
 static void service_cb(evutil_socket_t fd, short what, void *arg) {
   gw_http_conn *c = arg;
   (void)fd;
@@ -231,15 +280,9 @@ static void service_cb(evutil_socket_t fd, short what, void *arg) {
     gw_h1_on_read(c);
   else if (c->state == CONN_H2)
     gw_h2_flush(c);
+  conn_output(c);
   if (!c->dead && c->close_after_flush && c->state != CONN_LINGER && output_empty(c))
     finish_close(c);
-}
-
-static void drain_streams(gw_http_conn *c) {
-  for (gw_http_stream *s = c->streams, *next; s && !c->dead; s = next) {
-    next = s->next;
-    gw_http_stream_check_drain(s);
-  }
 }
 
 static void start_protocol(gw_http_conn *c, int h2) {
@@ -275,11 +318,12 @@ static void read_cb(struct bufferevent *bev, void *arg) {
       start_protocol(c, 0);
     else if (m == sizeof h2_preface - 1)
       start_protocol(c, 1);
-    return; /* a partial preface: wait for the rest */
+    break; /* else a partial preface: wait for the rest */
   }
   case CONN_H1: gw_h1_on_read(c); break;
   case CONN_H2: gw_h2_on_read(c); break;
   }
+  conn_output(c);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg) {
@@ -291,12 +335,9 @@ static void write_cb(struct bufferevent *bev, void *arg) {
     gw_h2_flush(c);
   if (c->dead)
     return;
-  if (c->close_after_flush && c->state != CONN_LINGER) {
-    if (output_empty(c))
-      finish_close(c);
-    return;
-  }
-  drain_streams(c);
+  if (!c->tls && output_empty(c))
+    bufferevent_disable(c->bev, EV_WRITE); /* written: conn_output writes the next */
+  after_write(c);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg) {
@@ -415,7 +456,14 @@ int gw_http_server_adopt(gw_http_server *srv, int fd, const struct sockaddr *pee
   bufferevent_setwatermark(c->bev, EV_WRITE, srv->opts.write_low_water, 0);
   /* Unread pipelined input stops the reads (back-pressure) past this. */
   bufferevent_setwatermark(c->bev, EV_READ, 0, srv->opts.max_header_bytes + 64 * 1024);
-  bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+  /* Cleartext output is written by conn_output; EV_WRITE (on by default in a
+   * new bufferevent) only while the socket refuses some. */
+  if (c->tls) {
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+  } else {
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
+  }
   gw_http_conn_arm_timer(c, srv->opts.header_timeout_ms);
   c->next = srv->conns;
   if (srv->conns)
