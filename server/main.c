@@ -14,6 +14,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "engine/curl_loop.h"
+#include "engine/http_client.h"
 #include "engine/supervisor.h"
 #include "engine/worker.h"
 #include "grpc/front.h"
@@ -212,6 +213,17 @@ int main(int argc, char **argv) {
       goto out;
   if (gw_curl_loops_init(workers, n_workers) != GW_OK)
     goto out;
+  /* UPSTREAM_CLIENT=native: plain http:// OpenAI-compatible upstreams go
+   * through the native HTTP/1.1 client (engine/http_client.h), read once. */
+  const char *upstream_client = getenv("UPSTREAM_CLIENT");
+  if (upstream_client && *upstream_client && strcmp(upstream_client, "curl") != 0) {
+    if (strcmp(upstream_client, "native") != 0) {
+      GW_LOGE("main", NULL, "UPSTREAM_CLIENT must be curl or native, not \"%s\"", upstream_client);
+      goto out;
+    }
+    if (gw_http_clients_init(workers, n_workers) != GW_OK)
+      goto out;
+  }
   gw_grpc_front_options gopts = {.host = cfg.host, .port = cfg.grpc_port};
   if (gw_grpc_front_start(&gopts, desc, &pipeline, workers, n_workers, &front) != GW_OK)
     goto out;
@@ -321,6 +333,7 @@ out:
   if (workers) {
     for (int i = 0; i < n_workers; i++)
       gw_worker_join(&workers[i]);
+    gw_http_clients_free();
     gw_curl_loops_free();
     gw_grpc_front_free(front);
     for (int i = 0; i < n_workers; i++)

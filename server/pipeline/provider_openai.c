@@ -2,6 +2,7 @@
 #include "pipeline/provider_openai.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "engine/curl_loop.h"
+#include "engine/http_client.h"
 #include "engine/worker.h"
 #include "google/protobuf/wrappers.pb-c.h"
 #include "transcoder/json_pb.h"
@@ -197,11 +199,22 @@ typedef struct oai_call {
   bool backlog;       /* the sink was full: events may wait in |sse| */
   bool paused;        /* curl holds data for us */
   bool saw_done;      /* [DONE] arrived */
+  /* UPSTREAM_CLIENT=native: the exchange runs on the worker's native
+   * HTTP/1.1 client instead of curl (|cx| unused then). */
+  bool native;
+  gw_http_req hr;
+  const char *hdrs[8];
+  char host[256];
 } oai_call;
 
 static void reap(gw_curl_xfer *x) {
   oai_call *o = GW_CONTAINER_OF(x, oai_call, cx);
   gw_call_unref(o->call); /* may dispose of the call and |o| with it */
+}
+
+static void native_reap(gw_http_req *r) {
+  oai_call *o = r->arg;
+  gw_call_unref(o->call);
 }
 
 static void release(oai_call *o) {
@@ -219,13 +232,18 @@ static void release(oai_call *o) {
   /* The reference goes on the next loop iteration: release() may run
    * inside gw_call_finish/cancel, under a front door that still touches
    * the call when they return. */
-  gw_curl_loop_reap_later(&o->cx, reap);
+  if (o->native)
+    gw_http_req_reap_later(&o->hr, native_reap);
+  else
+    gw_curl_loop_reap_later(&o->cx, reap);
 }
 
 /* Ends the transfer: now, or (inside curl) once curl returns; then
  * release() runs from on_done. */
 static void stop(oai_call *o) {
-  if (!o->transfer_done)
+  if (!o->transfer_done && o->native)
+    gw_http_req_cancel(&o->hr);
+  else if (!o->transfer_done)
     gw_curl_loop_cancel(&o->cx);
   else
     release(o);
@@ -572,6 +590,165 @@ static void on_done(gw_curl_xfer *x, CURLcode result) {
     finish_stream(o); /* or resume() does, once the backlog is out */
 }
 
+/* ---- the native client (UPSTREAM_CLIENT=native) ---------------------------------- */
+
+/* The same handling as header_cb / write_cb / on_done, for an exchange on
+ * the worker's native HTTP/1.1 client (engine/http_client.h). */
+
+static int native_on_header(gw_http_req *r, const char *name, size_t nlen, const char *v,
+                            size_t vlen) {
+  oai_call *o = r->arg;
+  if (nlen == 11 && strncasecmp(name, "retry-after", 11) == 0) {
+    while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+      vlen--;
+    o->err.retry_after = gw_arena_strndup(o->call->arena, v, vlen);
+  }
+  return 0;
+}
+
+static int native_on_body(gw_http_req *r, const char *p, size_t n) {
+  oai_call *o = r->arg;
+  if (o->ended)
+    return 0; /* cancelled from inside: the client ends it on return */
+  o->http_status = r->status;
+  if (!o->streaming || !is_2xx(o->http_status)) {
+    int rc = gw_buf_append(&o->resp, p, n);
+    if (rc != GW_OK && is_2xx(o->http_status)) {
+      char m[160];
+      snprintf(m, sizeof m, "backend %s sent a response over %zu bytes", backend_name(o),
+               o->resp.cap);
+      end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+    }
+    return 0; /* an error body keeps what fits */
+  }
+  int rc = gw_sse_reader_feed(&o->sse, p, n);
+  if (rc != GW_OK) {
+    char m[160];
+    snprintf(m, sizeof m, "backend %s sent a stream event over %zu bytes", backend_name(o),
+             o->sse.cap);
+    end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+    return 0;
+  }
+  pump(o);
+  if (!o->ended && o->backlog) { /* the client is slow: stop reading the upstream */
+    o->paused = true;
+    gw_http_req_pause(r);
+  }
+  return 0;
+}
+
+static void native_transport_error(oai_call *o, const gw_http_req *r, int err) {
+  char why[200], m[400];
+  if (err == GW_ERR_IO && r->sys_errno)
+    snprintf(why, sizeof why, "%s: %s", r->reason ? r->reason : "io", strerror(r->sys_errno));
+  else
+    snprintf(why, sizeof why, "%s", r->reason ? r->reason : "transfer failed");
+  gw_status_code code = GW_STATUS_UNAVAILABLE;
+  if (err == GW_ERR_IO && r->sys_errno == ETIMEDOUT) {
+    code = GW_STATUS_DEADLINE_EXCEEDED;
+    snprintf(m, sizeof m, "backend %s did not answer in time", backend_name(o));
+  } else if (o->http_status) {
+    snprintf(m, sizeof m, "backend %s: response broken: %s", backend_name(o), why);
+  } else {
+    snprintf(m, sizeof m, "backend %s unavailable: %s", backend_name(o), why);
+  }
+  end_call(o, code, m);
+}
+
+static void native_done(gw_http_req *r, int err) {
+  oai_call *o = r->arg;
+  o->transfer_done = true;
+  long st = r->status;
+  o->http_status = st;
+  gw_buf_release(&o->body);
+  if (o->ended) {
+    release(o);
+    return;
+  }
+  if (st != 0 && !is_2xx(st)) {
+    http_error(o, st);
+    return;
+  }
+  if (err != GW_OK) {
+    native_transport_error(o, r, err);
+    return;
+  }
+  if (!o->streaming)
+    unary_done(o);
+  else
+    finish_stream(o); /* or resume() does, once the backlog is out */
+}
+
+static bool header_safe(const char *v);
+static int64_t transfer_timeout(const gw_call *call, int backend_timeout_ms);
+
+/* Sets up |o->hr| for |b->base| + |path| when the base is a plain http://
+ * URL. GW_OK, GW_ERR_NOMEM, or 1 (nothing done) when it is not: curl
+ * serves it. */
+static int native_prepare(oai_call *o, const char *path) {
+  gw_call *call = o->call;
+  const char *prefix;
+  int port;
+  if (gw_http_parse_url(o->b->base, o->host, sizeof o->host, &port, &prefix) != GW_OK)
+    return 1;
+  gw_http_req *r = &o->hr;
+  memset(r, 0, sizeof(*r));
+  r->host = o->host;
+  r->port = port;
+  r->method = "POST";
+  r->path = gw_arena_printf(call->arena, "%s%s", *prefix ? prefix : "", path);
+  size_t n = 0;
+  /* curl's order: User-Agent, ours, then Content-Length (the client's). */
+  o->hdrs[n++] = "User-Agent: ai-gateway/" GW_VERSION;
+  if (o->b->auth_header)
+    o->hdrs[n++] = o->b->auth_header;
+  o->hdrs[n++] = "Content-Type: application/json";
+  o->hdrs[n++] = o->streaming ? "Accept: text/event-stream" : "Accept: application/json";
+  if (header_safe(call->request_id) &&
+      !(o->hdrs[n++] = gw_arena_printf(call->arena, "X-Request-Id: %s", call->request_id)))
+    return GW_ERR_NOMEM;
+  if (header_safe(call->traceparent) &&
+      !(o->hdrs[n++] = gw_arena_printf(call->arena, "traceparent: %s", call->traceparent)))
+    return GW_ERR_NOMEM;
+  if (!r->path)
+    return GW_ERR_NOMEM;
+  r->headers = o->hdrs;
+  r->n_headers = n;
+  r->body = o->body.data;
+  r->body_len = o->body.len;
+  r->timeout_ms = o->timeout_ms;
+  r->connect_timeout_ms =
+      o->timeout_ms > 0 && o->timeout_ms < CONNECT_TIMEOUT_MS ? o->timeout_ms : CONNECT_TIMEOUT_MS;
+  r->arg = o;
+  r->on_header = native_on_header;
+  r->on_body = native_on_body;
+  r->done = native_done;
+  o->native = true;
+  return GW_OK;
+}
+
+/* Starts |o| on |hc|: GW_OK, an error (nothing started), or 1 when the
+ * backend is not plain http:// (curl serves it). */
+static int native_start(oai_call *o, gw_http_client *hc, const char *path) {
+  gw_call *call = o->call;
+  o->timeout_ms = transfer_timeout(call, o->b->timeout_ms);
+  int rc = native_prepare(o, path);
+  if (rc != GW_OK)
+    return rc;
+  gw_call_ref(call);
+  call->provider_state = o;
+  rc = gw_http_req_start(hc, &o->hr);
+  if (rc != GW_OK) {
+    call->provider_state = NULL;
+    o->native = false;
+    gw_call_unref(call); /* the front door still holds its own */
+    return rc == GW_ERR_NOMEM ? rc : GW_ERR_IO;
+  }
+  GW_LOGD("openai", call->request_id, "%s -> backend %s POST %s (%zu bytes, native)",
+          call->method->path, o->b->name, o->hr.path, o->body.len);
+  return GW_OK;
+}
+
 /* ---- the request ---------------------------------------------------------------- */
 
 static const ProtobufCFieldDescriptor *field(const ProtobufCMessage *m, const char *name) {
@@ -696,6 +873,12 @@ static int start(gw_call *call) {
   int rc = rewrite_request(o);
   if (rc != GW_OK)
     goto fail;
+  gw_http_client *hc = gw_http_client_of(call->worker); /* UPSTREAM_CLIENT=native */
+  if (hc && (rc = native_start(o, hc, path)) != 1) {
+    if (rc != GW_OK)
+      goto fail;
+    return GW_OK;
+  }
   const char *url = gw_arena_printf(call->arena, "%s%s", b->base, path);
   if (!url) {
     rc = GW_ERR_NOMEM;
@@ -779,7 +962,10 @@ static void resume(gw_call *call) {
   }
   if (o->paused) {
     o->paused = false;
-    gw_curl_loop_unpause(&o->cx);
+    if (o->native)
+      gw_http_req_resume(&o->hr);
+    else
+      gw_curl_loop_unpause(&o->cx);
   }
 }
 

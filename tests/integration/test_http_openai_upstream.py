@@ -26,10 +26,16 @@ def mock():
     m.stop()
 
 
+# Both upstream clients: libcurl (the default) and the native HTTP/1.1 one.
+@pytest.fixture(scope="module", params=["curl", "native"])
+def client(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def gw(mock):
+def gw(mock, client):
     g = Gateway(gateway_env(TARGET_API_URL=mock.base_url, TARGET_API_KEY=UPSTREAM_KEY,
-                            MODELS_REFRESH_S=1))
+                            MODELS_REFRESH_S=1, UPSTREAM_CLIENT=client))
     # Wait for the catalog's first load.
     deadline = time.time() + 20
     while time.time() < deadline:

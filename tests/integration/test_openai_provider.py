@@ -54,11 +54,18 @@ def mock():
     m.stop()
 
 
+# Every test runs against both upstream clients: libcurl (the default) and
+# the native HTTP/1.1 client (UPSTREAM_CLIENT=native).
+@pytest.fixture(scope="module", params=["curl", "native"])
+def client(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def gw(mock):
+def gw(mock, client):
     # TARGET_API_URL mode: no CONFIG_FILE, one upstream, every model ("*").
     g = Gateway(gateway_env(TARGET_API_URL=mock.base_url, TARGET_API_KEY=UPSTREAM_KEY,
-                            MODELS_REFRESH_S=1, WORKERS=2))
+                            MODELS_REFRESH_S=1, WORKERS=2, UPSTREAM_CLIENT=client))
     yield g
     out = g.stop_clean()
     assert UPSTREAM_KEY not in out, "the upstream key was logged"
@@ -398,7 +405,7 @@ def test_concurrent_streams_share_the_workers(stub):
 
 # ---- config-file backends: renamed models, backend timeout, dead upstream -------------
 
-def test_config_file_backends(mock):
+def test_config_file_backends(mock, client):
     dead = free_port()
     cfg = {
         "backends": [
@@ -413,7 +420,7 @@ def test_config_file_backends(mock):
             {"name": "gone", "backend": "dead"},
         ],
     }
-    g = Gateway(gateway_env(cfg, MODELS_REFRESH_S=1))
+    g = Gateway(gateway_env(cfg, MODELS_REFRESH_S=1, UPSTREAM_CLIENT=client))
     try:
         with grpc.insecure_channel(g.target) as ch:
             s = inference_pb2_grpc.InferenceStub(ch)
@@ -445,11 +452,11 @@ def test_config_file_backends(mock):
         g.stop_clean()
 
 
-def test_shutdown_with_a_stream_in_flight(mock):
+def test_shutdown_with_a_stream_in_flight(mock, client):
     # SIGTERM while an upstream stream is open: the gateway ends the call,
     # closes the transfer and exits 0 without a sanitizer report.
     g = Gateway(gateway_env(TARGET_API_URL=mock.base_url, TARGET_API_KEY=UPSTREAM_KEY,
-                            SHUTDOWN_GRACE_MS=300))
+                            SHUTDOWN_GRACE_MS=300, UPSTREAM_CLIENT=client))
     with grpc.insecure_channel(g.target) as ch:
         s = inference_pb2_grpc.InferenceStub(ch)
         wait_models(s, {"gpt-mock"})

@@ -1,0 +1,1007 @@
+/* Native keep-alive HTTP/1.1 client for plain http:// upstreams (see
+ * http_client.h): connection pool per host:port, writev'd requests,
+ * http_parser responses, pause/resume, cancel, deadlines. */
+#include "engine/http_client.h"
+
+#include <errno.h>
+#include <http_parser.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/status.h"
+#include "engine/worker.h"
+
+#define READ_BUF 16384
+
+/* A connection's states. CONNECTING → SENDING → RECEIVING → IDLE (pooled)
+ * → SENDING ...; any → CLOSED (then reaped). A response may arrive while
+ * SENDING (an early error answer): reading runs in both. */
+typedef enum { HC_CONNECTING, HC_SENDING, HC_RECEIVING, HC_IDLE, HC_CLOSED } hc_state;
+
+__attribute__((unused)) /* for debuggers and ad-hoc logs */
+static const char *
+hc_state_to_str(hc_state s) {
+  switch (s) {
+  case HC_CONNECTING: return "connecting";
+  case HC_SENDING: return "sending";
+  case HC_RECEIVING: return "receiving";
+  case HC_IDLE: return "idle";
+  case HC_CLOSED: return "closed";
+  }
+  return "?";
+}
+
+typedef struct hc_host {
+  struct hc_host *next;
+  char *name;
+  int port;
+  struct sockaddr_storage addr;
+  socklen_t addr_len;   /* 0: not resolved yet */
+  struct hc_conn *idle; /* most recently used first */
+  int n_idle;
+} hc_host;
+
+typedef struct hc_conn {
+  gw_http_client *c;
+  hc_host *host;
+  struct hc_conn *prev, *next; /* the client's live connections */
+  struct hc_conn *next_idle, *next_dead;
+  int fd;
+  hc_state state;
+  struct event *rev, *wev, *tev;
+  http_parser parser;
+  gw_http_req *req;
+  gw_buf head; /* the request line and headers being written */
+  size_t sent; /* bytes of head + body written */
+  gw_buf hdr;  /* the response header being read: name then value */
+  size_t name_len, hdr_total;
+  int cb_err; /* a parser callback failed with this GW_ERR_* */
+  bool in_value, is_final, complete, keep_alive, got_bytes;
+  size_t rpos, rlen;
+  char rbuf[READ_BUF];
+} hc_conn;
+
+struct gw_http_client {
+  struct event_base *base;
+  gw_http_client_opts o;
+  hc_host *hosts;
+  hc_conn *conns; /* live (not CLOSED) */
+  hc_conn *dead;  /* CLOSED, freed by the reap event */
+  gw_http_req *fails, *reaps;
+  struct event *reap_ev;
+  bool in_start; /* |done| must wait for the reap event */
+};
+
+int64_t gw_http_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void gw_http_client_opts_init(gw_http_client_opts *o) {
+  o->max_idle_per_host = 64;
+  o->idle_timeout_ms = 30000;
+  o->connect_timeout_ms = 10000;
+  o->max_header_bytes = 64 << 10;
+  o->max_request_head = 64 << 10;
+}
+
+static void reap_soon(gw_http_client *c) {
+  if (!c->dead && !c->fails && !c->reaps)
+    event_active(c->reap_ev, EV_TIMEOUT, 0);
+}
+
+static void set_timer(struct event *ev, int64_t ms) {
+  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+  event_add(ev, &tv);
+}
+
+/* ---- connections --------------------------------------------------------------- */
+
+static void conn_free(hc_conn *k) {
+  event_free(k->rev);
+  event_free(k->wev);
+  event_free(k->tev);
+  gw_buf_release(&k->head);
+  gw_buf_release(&k->hdr);
+  gw_free(k);
+}
+
+static void idle_unlink(hc_conn *k) {
+  for (hc_conn **p = &k->host->idle; *p; p = &(*p)->next_idle)
+    if (*p == k) {
+      *p = k->next_idle;
+      k->host->n_idle--;
+      return;
+    }
+}
+
+/* Closes |k| now (its socket and events); the struct is freed by the reap
+ * event, never under a callback of its own. */
+static void conn_close(hc_conn *k) {
+  if (k->state == HC_CLOSED)
+    return;
+  if (k->state == HC_IDLE)
+    idle_unlink(k);
+  event_del(k->rev);
+  event_del(k->wev);
+  event_del(k->tev);
+  close(k->fd);
+  k->fd = -1;
+  k->state = HC_CLOSED;
+  gw_http_client *c = k->c;
+  if (k->prev)
+    k->prev->next = k->next;
+  else
+    c->conns = k->next;
+  if (k->next)
+    k->next->prev = k->prev;
+  reap_soon(c);
+  k->next_dead = c->dead;
+  c->dead = k;
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void io_error(hc_conn *k, int err, const char *reason);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+
+/* A new connection to |h|, its connect started. GW_OK (|*out|, CONNECTING or
+ * already SENDING), GW_ERR_NOMEM, or GW_ERR_IO with |*err| (socket or an
+ * immediate connect failure). */
+static int conn_open(gw_http_client *c, hc_host *h, hc_conn **out, int *err) {
+  hc_conn *k = gw_calloc(1, sizeof(*k));
+  if (!k)
+    return GW_ERR_NOMEM;
+  k->c = c;
+  k->host = h;
+  gw_buf_init(&k->head, c->o.max_request_head);
+  gw_buf_init(&k->hdr, c->o.max_header_bytes);
+  k->fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (k->fd < 0) {
+    *err = errno;
+    gw_free(k);
+    return GW_ERR_IO;
+  }
+  int one = 1;
+  setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(k->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  k->rev = event_new(c->base, k->fd, EV_READ | EV_PERSIST, on_read, k);
+  k->wev = event_new(c->base, k->fd, EV_WRITE | EV_PERSIST, on_write, k);
+  k->tev = evtimer_new(c->base, on_timer, k);
+  if (!k->rev || !k->wev || !k->tev) {
+    close(k->fd);
+    if (k->rev)
+      event_free(k->rev);
+    if (k->wev)
+      event_free(k->wev);
+    if (k->tev)
+      event_free(k->tev);
+    gw_free(k);
+    return GW_ERR_NOMEM;
+  }
+  k->next = c->conns;
+  if (c->conns)
+    c->conns->prev = k;
+  c->conns = k;
+  if (connect(k->fd, (struct sockaddr *)&h->addr, h->addr_len) == 0) {
+    k->state = HC_SENDING;
+  } else if (errno == EINPROGRESS) {
+    k->state = HC_CONNECTING;
+    event_add(k->wev, NULL);
+  } else {
+    *err = errno;
+    k->state = HC_CONNECTING;
+    conn_close(k);
+    return GW_ERR_IO;
+  }
+  *out = k;
+  return GW_OK;
+}
+
+/* Parks |k| in its host's pool, or closes it when the pool is full. */
+static void conn_to_idle(hc_conn *k) {
+  hc_host *h = k->host;
+  if (h->n_idle >= k->c->o.max_idle_per_host || k->c->o.idle_timeout_ms <= 0) {
+    conn_close(k);
+    return;
+  }
+  k->state = HC_IDLE;
+  k->next_idle = h->idle;
+  h->idle = k;
+  h->n_idle++;
+  event_del(k->wev);
+  /* Readable while idle: the upstream closed it (or talks out of turn);
+   * the timer is the idle timeout now. */
+  event_add(k->rev, NULL);
+  set_timer(k->tev, k->c->o.idle_timeout_ms);
+}
+
+/* ---- hosts ------------------------------------------------------------------------- */
+
+static hc_host *host_get(gw_http_client *c, const char *name, int port) {
+  for (hc_host *h = c->hosts; h; h = h->next)
+    if (h->port == port && strcmp(h->name, name) == 0)
+      return h;
+  hc_host *h = gw_calloc(1, sizeof(*h));
+  if (!h)
+    return NULL;
+  h->name = gw_strdup(name);
+  if (!h->name) {
+    gw_free(h);
+    return NULL;
+  }
+  h->port = port;
+  h->next = c->hosts;
+  c->hosts = h;
+  return h;
+}
+
+/* Resolves |h| once (numeric addresses cost nothing; a name is looked up on
+ * the worker's thread the first time, and again after a connect failed).
+ * 0 or an errno. */
+static int host_resolve(hc_host *h) {
+  if (h->addr_len)
+    return 0;
+  struct addrinfo hints = {0}, *res = NULL;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  char port[8];
+  snprintf(port, sizeof port, "%d", h->port);
+  if (getaddrinfo(h->name, port, &hints, &res) != 0 || !res)
+    return EHOSTUNREACH;
+  memcpy(&h->addr, res->ai_addr, res->ai_addrlen);
+  h->addr_len = (socklen_t)res->ai_addrlen;
+  freeaddrinfo(res);
+  return 0;
+}
+
+/* ---- request lifecycle ------------------------------------------------------------ */
+
+/* The one place |done| runs. |r| is detached from any connection first. */
+static void finish(gw_http_req *r, int err) {
+  r->finished = true;
+  if (r->conn) {
+    r->conn->req = NULL;
+    r->conn = NULL;
+  }
+  r->done(r, err);
+}
+
+static void fail_later(gw_http_req *r, int err, int sys_errno, const char *reason);
+
+/* Ends |r| with |err|: its connection is closed, |done| runs now (from the
+ * reap event while gw_http_req_start runs). */
+static void fail_req(gw_http_req *r, int err, int sys_errno, const char *reason) {
+  if (r->client->in_start) {
+    fail_later(r, err, sys_errno, reason);
+    return;
+  }
+  r->sys_errno = sys_errno;
+  r->reason = reason;
+  if (r->conn)
+    conn_close(r->conn);
+  finish(r, err);
+}
+
+/* Like fail_req, with |done| from the reap event (|r| was just started or
+ * retried by a caller that must not see |done| yet). */
+static void fail_later(gw_http_req *r, int err, int sys_errno, const char *reason) {
+  gw_http_client *c = r->client;
+  r->sys_errno = sys_errno;
+  r->reason = reason;
+  r->fail_err = err;
+  if (r->conn) {
+    conn_close(r->conn);
+    r->conn->req = NULL;
+    r->conn = NULL;
+  }
+  reap_soon(c);
+  r->next_fail = c->fails;
+  c->fails = r;
+}
+
+static void arm_timer(hc_conn *k) {
+  gw_http_req *r = k->req;
+  int64_t ms = 0;
+  if (r->deadline) {
+    ms = r->deadline - gw_http_now_ms();
+    if (ms < 1)
+      ms = 1;
+  }
+  if (k->state == HC_CONNECTING) {
+    int64_t cto = r->connect_timeout_ms > 0 ? r->connect_timeout_ms : k->c->o.connect_timeout_ms;
+    if (cto > 0 && (ms == 0 || cto < ms))
+      ms = cto;
+  }
+  if (ms > 0)
+    set_timer(k->tev, ms);
+  else
+    event_del(k->tev);
+}
+
+/* Writes what is left of the head and the body. 0: all written; 1: the
+ * socket is full (the write event is on); or an errno. */
+static int send_some(hc_conn *k) {
+  gw_http_req *r = k->req;
+  size_t total = k->head.len + r->body_len;
+  while (k->sent < total) {
+    struct iovec iov[2];
+    int n = 0;
+    if (k->sent < k->head.len) {
+      iov[n].iov_base = k->head.data + k->sent;
+      iov[n++].iov_len = k->head.len - k->sent;
+      if (r->body_len) {
+        iov[n].iov_base = (void *)r->body;
+        iov[n++].iov_len = r->body_len;
+      }
+    } else {
+      size_t off = k->sent - k->head.len;
+      iov[n].iov_base = (void *)(r->body + off);
+      iov[n++].iov_len = r->body_len - off;
+    }
+    /* sendmsg is writev with MSG_NOSIGNAL: a closed upstream is EPIPE,
+     * never SIGPIPE. */
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    ssize_t w = sendmsg(k->fd, &m, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        event_add(k->wev, NULL);
+        return 1;
+      }
+      return errno;
+    }
+    k->sent += (size_t)w;
+  }
+  event_del(k->wev);
+  if (k->state == HC_SENDING)
+    k->state = HC_RECEIVING;
+  return 0;
+}
+
+/* Builds |r|'s head into |k|. GW_OK, GW_ERR_NOMEM or GW_ERR_TOOBIG. */
+static int build_head(hc_conn *k, gw_http_req *r) {
+  gw_buf *b = &k->head;
+  gw_buf_reset(b);
+  int rc;
+  bool v6 = strchr(r->host, ':') != NULL; /* an IPv6 literal goes in brackets */
+  if (r->port == 80)
+    rc = gw_buf_printf(b, "%s %s HTTP/1.1\r\nHost: %s%s%s\r\n", r->method, r->path, v6 ? "[" : "",
+                       r->host, v6 ? "]" : "");
+  else
+    rc = gw_buf_printf(b, "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\n", r->method, r->path,
+                       v6 ? "[" : "", r->host, v6 ? "]" : "", r->port);
+  for (size_t i = 0; rc == GW_OK && i < r->n_headers; i++) {
+    rc = gw_buf_appends(b, r->headers[i]);
+    if (rc == GW_OK)
+      rc = gw_buf_append(b, "\r\n", 2);
+  }
+  if (rc == GW_OK &&
+      (r->body_len || strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0))
+    rc = gw_buf_printf(b, "Content-Length: %zu\r\n", r->body_len);
+  if (rc == GW_OK)
+    rc = gw_buf_append(b, "\r\n", 2);
+  return rc;
+}
+
+/* Puts |r| on |k| and starts writing. GW_OK, or an error for the caller
+ * (GW_ERR_NOMEM/TOOBIG from the head; GW_ERR_IO with |*err| from a write on
+ * a connected socket). */
+static int attach(hc_conn *k, gw_http_req *r, int *err) {
+  int rc = build_head(k, r);
+  if (rc != GW_OK)
+    return rc;
+  k->req = r;
+  r->conn = k;
+  http_parser_init(&k->parser, HTTP_RESPONSE);
+  k->parser.data = k;
+  k->rpos = k->rlen = 0;
+  k->sent = 0;
+  k->cb_err = GW_OK;
+  k->got_bytes = k->complete = k->keep_alive = false;
+  if (k->state == HC_IDLE) {
+    idle_unlink(k);
+    k->state = HC_SENDING;
+  }
+  arm_timer(k);
+  if (k->state == HC_CONNECTING)
+    return GW_OK; /* the write event finishes the connect */
+  if (!r->paused)
+    event_add(k->rev, NULL); /* a pooled one has it on already */
+  int w = send_some(k);
+  if (w > 1) {
+    *err = w;
+    return GW_ERR_IO;
+  }
+  return GW_OK;
+}
+
+/* A connection for |r|: a pooled one unless |fresh|. On failure |r| gets
+ * |done| later (never now). */
+static void dispatch(gw_http_client *c, gw_http_req *r, hc_host *h, bool fresh) {
+  hc_conn *k = NULL;
+  int err = 0, rc;
+  if (!fresh && h->idle) {
+    k = h->idle;
+    r->reused = true;
+  } else {
+    if ((err = host_resolve(h)) != 0) {
+      fail_later(r, GW_ERR_IO, err, "resolve");
+      return;
+    }
+    rc = conn_open(c, h, &k, &err);
+    if (rc != GW_OK) {
+      if (rc == GW_ERR_IO)
+        h->addr_len = 0; /* look the name up again next time */
+      fail_later(r, rc, err, "connect");
+      return;
+    }
+  }
+  rc = attach(k, r, &err);
+  if (rc == GW_OK)
+    return;
+  if (rc == GW_ERR_IO) {
+    io_error(k, err, "write");
+    return;
+  }
+  /* The head did not build: |k| is untouched, |r| not on it. */
+  if (k->state != HC_IDLE)
+    conn_close(k);
+  fail_later(r, rc, 0, "request head");
+}
+
+/* A transport failure of |k|'s request: retried once on a fresh connection
+ * when a pooled one broke before any response byte; else |done|. */
+static void io_error(hc_conn *k, int err, const char *reason) {
+  gw_http_req *r = k->req;
+  if (!r) {
+    conn_close(k);
+    return;
+  }
+  if (r->reused && !r->retried && !k->got_bytes && !r->paused) {
+    r->retried = true;
+    conn_close(k);
+    k->req = NULL;
+    r->conn = NULL;
+    dispatch(k->c, r, k->host, true);
+    return;
+  }
+  fail_req(r, GW_ERR_IO, err, reason);
+}
+
+/* The final response of |k| ended: the connection goes back to the pool
+ * when the exchange left it clean, and |done| runs. */
+static void complete(hc_conn *k) {
+  gw_http_req *r = k->req;
+  bool keep = k->keep_alive && k->rpos == k->rlen && k->sent == k->head.len + r->body_len;
+  k->req = NULL;
+  r->conn = NULL;
+  event_del(k->tev);
+  if (keep)
+    conn_to_idle(k);
+  else
+    conn_close(k);
+  finish(r, GW_OK);
+}
+
+/* ---- response parsing -------------------------------------------------------------- */
+
+static int emit_header(http_parser *p) {
+  hc_conn *k = p->data;
+  gw_http_req *r = k->req;
+  if (!k->in_value)
+    return 0;
+  k->in_value = false;
+  if (p->status_code >= 200 && r->on_header) {
+    r->in_cb = true;
+    int rc = r->on_header(r, k->hdr.data, k->name_len, k->hdr.data + k->name_len,
+                          k->hdr.len - k->name_len);
+    r->in_cb = false;
+    if (rc) {
+      k->cb_err = GW_ERR_STATE;
+      return 1;
+    }
+  }
+  gw_buf_reset(&k->hdr);
+  k->name_len = 0;
+  return 0;
+}
+
+static int hdr_add(hc_conn *k, const char *at, size_t n) {
+  k->hdr_total += n;
+  int rc = k->hdr_total > k->c->o.max_header_bytes ? GW_ERR_TOOBIG : gw_buf_append(&k->hdr, at, n);
+  if (rc != GW_OK) {
+    k->cb_err = rc;
+    return 1;
+  }
+  return 0;
+}
+
+static int on_message_begin(http_parser *p) {
+  hc_conn *k = p->data;
+  gw_buf_reset(&k->hdr);
+  k->name_len = k->hdr_total = 0;
+  k->in_value = k->is_final = false;
+  return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n) {
+  hc_conn *k = p->data;
+  if (k->in_value && emit_header(p))
+    return 1;
+  if (hdr_add(k, at, n))
+    return 1;
+  k->name_len = k->hdr.len;
+  return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n) {
+  hc_conn *k = p->data;
+  k->in_value = true;
+  return hdr_add(k, at, n);
+}
+
+static int on_headers_complete(http_parser *p) {
+  hc_conn *k = p->data;
+  k->is_final = p->status_code >= 200;
+  if (emit_header(p))
+    return -1;
+  if (k->is_final)
+    k->req->status = p->status_code;
+  if (k->req->cancel_pending)
+    http_parser_pause(p, 1);
+  return strcmp(k->req->method, "HEAD") == 0 ? 1 : 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n) {
+  hc_conn *k = p->data;
+  gw_http_req *r = k->req;
+  if (!k->is_final)
+    return 0;
+  r->in_cb = true;
+  int rc = r->on_body(r, at, n);
+  r->in_cb = false;
+  if (rc) {
+    k->cb_err = GW_ERR_STATE;
+    return 1;
+  }
+  if (r->cancel_pending || r->paused)
+    http_parser_pause(p, 1);
+  return 0;
+}
+
+static int on_message_complete(http_parser *p) {
+  hc_conn *k = p->data;
+  if (!k->is_final)
+    return 0; /* a 1xx: the real answer follows */
+  k->complete = true;
+  k->keep_alive = http_should_keep_alive(p);
+  http_parser_pause(p, 1); /* nothing after it belongs to us */
+  return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* Parses the bytes waiting in |k| (|eof|: the upstream closed). Returns
+ * true while |k|'s request goes on; false when it ended (|done| ran) or
+ * waits paused. */
+static bool parse(hc_conn *k, bool eof) {
+  gw_http_req *r = k->req;
+  size_t n = eof ? 0 : k->rlen - k->rpos;
+  size_t got = http_parser_execute(&k->parser, &settings, eof ? NULL : k->rbuf + k->rpos, n);
+  if (!eof)
+    k->rpos += got > n ? n : got;
+  enum http_errno e = HTTP_PARSER_ERRNO(&k->parser);
+  if (r->cancel_pending) {
+    fail_req(r, GW_ERR_STATE, 0, "cancelled");
+    return false;
+  }
+  if (k->cb_err != GW_OK) {
+    fail_req(r, k->cb_err, 0,
+             k->cb_err == GW_ERR_TOOBIG ? "response headers over the cap"
+                                        : "aborted by the caller");
+    return false;
+  }
+  if (k->complete) {
+    complete(k);
+    return false;
+  }
+  if (eof) { /* whatever the parser thinks of it: cut short */
+    io_error(k, ECONNRESET, "upstream closed the connection before the response ended");
+    return false;
+  }
+  if (e == HPE_PAUSED) {
+    http_parser_pause(&k->parser, 0);
+    return !r->paused;
+  }
+  if (e != HPE_OK) {
+    fail_req(r, GW_ERR_INVALID, 0, http_errno_description(e));
+    return false;
+  }
+  return true;
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg) {
+  hc_conn *k = arg;
+  if (k->state == HC_IDLE) {
+    /* Closed by the upstream, unexpected bytes, or idle too long. */
+    conn_close(k);
+    return;
+  }
+  gw_http_req *r = k->req;
+  if (!r || k->state == HC_CLOSED)
+    return;
+  if (k->rpos < k->rlen && !parse(k, false))
+    goto paused_or_done;
+  if (r->paused)
+    goto paused_or_done;
+  ssize_t got = recv(fd, k->rbuf, READ_BUF, 0);
+  if (got > 0) {
+    k->rpos = 0;
+    k->rlen = (size_t)got;
+    k->got_bytes = true;
+    if (!parse(k, false))
+      goto paused_or_done;
+    return;
+  }
+  if (got == 0) {
+    k->rpos = k->rlen = 0;
+    parse(k, true);
+    return;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    return;
+  io_error(k, errno, "read");
+  return;
+paused_or_done:
+  /* |k| may be closed and |r| finished; only a paused live one is left
+   * to quiet. */
+  if (k->state != HC_CLOSED && k->req == r && r->paused)
+    event_del(k->rev);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg) {
+  hc_conn *k = arg;
+  if (!k->req || k->state == HC_CLOSED) {
+    event_del(k->wev);
+    return;
+  }
+  if (k->state == HC_CONNECTING) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+      err = errno;
+    if (err) {
+      k->host->addr_len = 0;
+      io_error(k, err, "connect");
+      return;
+    }
+    k->state = HC_SENDING;
+    arm_timer(k); /* from the connect timeout to the request's deadline */
+    if (!k->req->paused)
+      event_add(k->rev, NULL);
+  }
+  int w = send_some(k);
+  if (w > 1)
+    io_error(k, w, "write");
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg) {
+  hc_conn *k = arg;
+  gw_http_req *r = k->req;
+  if (k->state == HC_IDLE) {
+    conn_close(k); /* idle too long */
+    return;
+  }
+  if (!r)
+    return;
+  fail_req(r, GW_ERR_IO, ETIMEDOUT, k->state == HC_CONNECTING ? "connect timed out" : "timed out");
+}
+
+/* ---- the reap event ---------------------------------------------------------------- */
+
+static void run_reaps(gw_http_client *c) {
+  while (c->fails || c->dead || c->reaps) {
+    while (c->fails) {
+      gw_http_req *r = c->fails;
+      c->fails = r->next_fail;
+      finish(r, r->fail_err);
+    }
+    while (c->dead) {
+      hc_conn *k = c->dead;
+      c->dead = k->next_dead;
+      conn_free(k);
+    }
+    while (c->reaps) {
+      gw_http_req *r = c->reaps;
+      c->reaps = r->next_reap;
+      r->reap(r); /* may free |r| */
+    }
+  }
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg) { run_reaps(arg); }
+
+/* ---- public API --------------------------------------------------------------------- */
+
+int gw_http_client_new(struct event_base *base, const gw_http_client_opts *opts,
+                       gw_http_client **out) {
+  gw_http_client *c = gw_calloc(1, sizeof(*c));
+  if (!c)
+    return GW_ERR_NOMEM;
+  c->base = base;
+  if (opts)
+    c->o = *opts;
+  else
+    gw_http_client_opts_init(&c->o);
+  c->reap_ev = event_new(base, -1, 0, on_reap, c);
+  if (!c->reap_ev) {
+    gw_free(c);
+    return GW_ERR_NOMEM;
+  }
+  *out = c;
+  return GW_OK;
+}
+
+void gw_http_client_free(gw_http_client *c) {
+  if (!c)
+    return;
+  for (;;) {
+    hc_conn *k = c->conns;
+    while (k && !k->req)
+      k = k->next;
+    if (!k)
+      break;
+    fail_req(k->req, GW_ERR_STATE, 0, "client closed");
+  }
+  for (gw_http_req *r = c->fails; r; r = r->next_fail)
+    r->fail_err = GW_ERR_STATE;
+  while (c->conns)
+    conn_close(c->conns);
+  run_reaps(c);
+  while (c->hosts) {
+    hc_host *h = c->hosts;
+    c->hosts = h->next;
+    gw_free(h->name);
+    gw_free(h);
+  }
+  event_free(c->reap_ev);
+  gw_free(c);
+}
+
+static int start_on(gw_http_client *c, gw_http_req *r, hc_host *h);
+
+int gw_http_req_start(gw_http_client *c, gw_http_req *r) {
+  if (!r->host || !*r->host || !r->method || !r->path || !r->done || !r->on_body || r->port < 1 ||
+      r->port > 65535 || strpbrk(r->path, "\r\n ") || strpbrk(r->host, "\r\n /"))
+    return GW_ERR_INVALID;
+  for (size_t i = 0; i < r->n_headers; i++)
+    if (!r->headers[i] || strpbrk(r->headers[i], "\r\n"))
+      return GW_ERR_INVALID;
+  hc_host *h = host_get(c, r->host, r->port);
+  if (!h)
+    return GW_ERR_NOMEM;
+  r->client = c;
+  r->conn = NULL;
+  r->next_fail = r->next_reap = NULL;
+  r->status = r->sys_errno = r->fail_err = 0;
+  r->reason = NULL;
+  r->reused = r->retried = r->finished = r->paused = r->in_cb = r->cancel_pending = false;
+  r->deadline = r->timeout_ms > 0 ? gw_http_now_ms() + r->timeout_ms : 0;
+
+  c->in_start = true;
+  int rc = start_on(c, r, h);
+  c->in_start = false;
+  return rc;
+}
+
+/* gw_http_req_start past its checks; |done| cannot run in here. */
+static int start_on(gw_http_client *c, gw_http_req *r, hc_host *h) {
+  hc_conn *k = NULL;
+  int err = 0, rc;
+  if (h->idle) {
+    k = h->idle;
+    r->reused = true;
+  } else {
+    if ((err = host_resolve(h)) != 0) {
+      r->started = true;
+      fail_later(r, GW_ERR_IO, err, "resolve");
+      return GW_OK;
+    }
+    rc = conn_open(c, h, &k, &err);
+    if (rc == GW_ERR_NOMEM)
+      return rc;
+    if (rc != GW_OK) {
+      h->addr_len = 0;
+      r->started = true;
+      fail_later(r, rc, err, "connect");
+      return GW_OK;
+    }
+  }
+  rc = attach(k, r, &err);
+  if (rc == GW_ERR_NOMEM || rc == GW_ERR_TOOBIG) {
+    /* Nothing was sent: a pooled connection stays pooled, a new one goes. */
+    if (k->state != HC_IDLE)
+      conn_close(k);
+    r->conn = NULL;
+    return rc;
+  }
+  r->started = true;
+  if (rc == GW_ERR_IO)
+    io_error(k, err, "write"); /* a retry, or |done| later */
+  return GW_OK;
+}
+
+void gw_http_req_cancel(gw_http_req *r) {
+  if (!r->started || r->finished || r->cancel_pending)
+    return;
+  gw_http_client *c = r->client;
+  for (gw_http_req **p = &c->fails; *p; p = &(*p)->next_fail)
+    if (*p == r) {
+      *p = r->next_fail;
+      r->reason = "cancelled";
+      finish(r, GW_ERR_STATE);
+      return;
+    }
+  if (r->in_cb) {
+    r->cancel_pending = true;
+    if (r->conn)
+      http_parser_pause(&r->conn->parser, 1);
+    return;
+  }
+  fail_req(r, GW_ERR_STATE, 0, "cancelled");
+}
+
+void gw_http_req_pause(gw_http_req *r) {
+  if (!r->started || r->finished || r->paused)
+    return;
+  r->paused = true;
+  hc_conn *k = r->conn;
+  if (!k)
+    return;
+  if (r->in_cb)
+    http_parser_pause(&k->parser, 1);
+  else if (k->state != HC_CONNECTING)
+    event_del(k->rev);
+}
+
+void gw_http_req_resume(gw_http_req *r) {
+  if (!r->started || r->finished || !r->paused)
+    return;
+  r->paused = false;
+  hc_conn *k = r->conn;
+  if (!k || k->state == HC_CONNECTING || k->state == HC_CLOSED)
+    return;
+  event_add(k->rev, NULL);
+  event_active(k->rev, EV_READ, 0); /* what waits in the buffer goes first */
+}
+
+void gw_http_req_reap_later(gw_http_req *r, void (*fn)(gw_http_req *r)) {
+  gw_http_client *c = r->client;
+  reap_soon(c);
+  r->reap = fn;
+  r->next_reap = c->reaps;
+  c->reaps = r;
+}
+
+void gw_http_client_counts(const gw_http_client *c, int *idle, int *busy) {
+  int i = 0, b = 0;
+  for (const hc_conn *k = c->conns; k; k = k->next)
+    if (k->state == HC_IDLE)
+      i++;
+    else
+      b++;
+  *idle = i;
+  *busy = b;
+}
+
+int gw_http_parse_url(const char *url, char *host, size_t host_n, int *port, const char **prefix) {
+  if (strncasecmp(url, "http://", 7) != 0)
+    return GW_ERR_UNSUPPORTED;
+  const char *h = url + 7;
+  const char *end = h + strcspn(h, "/?#");
+  const char *hend = end, *colon = NULL;
+  if (*h == '[') { /* [v6]:port */
+    const char *rb = memchr(h, ']', (size_t)(end - h));
+    if (!rb)
+      return GW_ERR_INVALID;
+    hend = rb + 1;
+    colon = hend < end && *hend == ':' ? hend : NULL;
+    if (!colon && hend != end)
+      return GW_ERR_INVALID;
+  } else {
+    colon = memchr(h, ':', (size_t)(end - h));
+    if (colon)
+      hend = colon;
+  }
+  if (memchr(h, '@', (size_t)(end - h)))
+    return GW_ERR_UNSUPPORTED; /* credentials in the URL: curl's business */
+  const char *hs = h, *he = colon ? colon : hend;
+  if (*hs == '[') {
+    hs++;
+    he--;
+  }
+  if (he <= hs || (size_t)(he - hs) >= host_n)
+    return GW_ERR_INVALID;
+  memcpy(host, hs, (size_t)(he - hs));
+  host[he - hs] = '\0';
+  int p = 80;
+  if (colon) {
+    p = 0;
+    const char *d = colon + 1;
+    if (d == end)
+      return GW_ERR_INVALID;
+    for (; d < end; d++) {
+      if (*d < '0' || *d > '9' || p > 65535)
+        return GW_ERR_INVALID;
+      p = p * 10 + (*d - '0');
+    }
+    if (p < 1 || p > 65535)
+      return GW_ERR_INVALID;
+  }
+  if (*end == '?' || *end == '#')
+    return GW_ERR_UNSUPPORTED;
+  *port = p;
+  *prefix = end;
+  return GW_OK;
+}
+
+/* ---- per-worker side table --------------------------------------------------------- */
+
+static gw_http_client **clients;
+static int n_clients;
+
+int gw_http_clients_init(gw_worker *workers, int n) {
+  clients = gw_calloc((size_t)(n > 0 ? n : 1), sizeof(*clients));
+  if (!clients)
+    return GW_ERR_NOMEM;
+  n_clients = n;
+  for (int i = 0; i < n; i++) {
+    int id = workers[i].id;
+    if (id < 0 || id >= n || clients[id]) {
+      gw_http_clients_free();
+      return GW_ERR_INVALID;
+    }
+    int rc = gw_http_client_new(workers[i].base, NULL, &clients[id]);
+    if (rc != GW_OK) {
+      gw_http_clients_free();
+      return rc;
+    }
+  }
+  return GW_OK;
+}
+
+gw_http_client *gw_http_client_of(const gw_worker *w) {
+  if (!w || !clients || w->id < 0 || w->id >= n_clients)
+    return NULL;
+  return clients[w->id];
+}
+
+void gw_http_clients_free(void) {
+  if (!clients)
+    return;
+  for (int i = 0; i < n_clients; i++)
+    gw_http_client_free(clients[i]);
+  gw_free(clients);
+  clients = NULL;
+  n_clients = 0;
+}

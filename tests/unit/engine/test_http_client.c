@@ -1,0 +1,600 @@
+/* The native HTTP/1.1 client against a tiny server in this process (same
+ * event base): response framings (Content-Length, chunked, close
+ * delimited, 1xx), bad answers, header cap, pool reuse and its caps, the
+ * stale keep-alive retry, deadline, connect failure, cancel (inside and
+ * outside callbacks), pause/resume, URL parsing and a fail-malloc sweep. */
+#include "support.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/status.h"
+#include "engine/http_client.h"
+
+/* ---- the server ------------------------------------------------------------------ */
+
+#define SRV_CONNS 16
+
+typedef struct srv_conn {
+  int fd;
+  struct event *ev;
+  char buf[8192];
+  size_t len;
+  struct srv *s;
+} srv_conn;
+
+typedef struct srv {
+  struct event_base *base;
+  int lfd, port;
+  struct event *lev;
+  const char *resp; /* the answer to every request; NULL: never answer */
+  size_t resp_len;
+  bool close_after; /* close the connection after answering */
+  int accepts, requests;
+  char last_req[4096];
+  srv_conn conns[SRV_CONNS];
+} srv;
+
+static void srv_conn_close(srv_conn *c) {
+  if (c->fd < 0)
+    return;
+  event_free(c->ev);
+  close(c->fd);
+  c->fd = -1;
+}
+
+static void srv_on_data(evutil_socket_t fd, short what, void *arg) {
+  srv_conn *c = arg;
+  ssize_t n = read(fd, c->buf + c->len, sizeof c->buf - c->len - 1);
+  if (n <= 0) {
+    srv_conn_close(c);
+    return;
+  }
+  c->len += (size_t)n;
+  c->buf[c->len] = '\0';
+  for (;;) {
+    char *end = strstr(c->buf, "\r\n\r\n");
+    if (!end)
+      return;
+    size_t head = (size_t)(end - c->buf) + 4, body = 0;
+    const char *cl = strcasestr(c->buf, "content-length:");
+    if (cl && cl < end)
+      body = strtoul(cl + 15, NULL, 10);
+    if (c->len < head + body)
+      return;
+    srv *s = c->s;
+    s->requests++;
+    size_t k = head + body < sizeof s->last_req - 1 ? head + body : sizeof s->last_req - 1;
+    memcpy(s->last_req, c->buf, k);
+    s->last_req[k] = '\0';
+    memmove(c->buf, c->buf + head + body, c->len - head - body);
+    c->len -= head + body;
+    c->buf[c->len] = '\0';
+    if (!s->resp)
+      continue;
+    if (write(fd, s->resp, s->resp_len) != (ssize_t)s->resp_len)
+      fail_msg("short server write");
+    if (s->close_after) {
+      srv_conn_close(c);
+      return;
+    }
+  }
+}
+
+static void srv_on_accept(evutil_socket_t fd, short what, void *arg) {
+  srv *s = arg;
+  int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (cfd < 0)
+    return;
+  s->accepts++;
+  for (int i = 0; i < SRV_CONNS; i++)
+    if (s->conns[i].fd < 0) {
+      srv_conn *c = &s->conns[i];
+      c->fd = cfd;
+      c->len = 0;
+      c->s = s;
+      c->ev = event_new(s->base, cfd, EV_READ | EV_PERSIST, srv_on_data, c);
+      event_add(c->ev, NULL);
+      return;
+    }
+  close(cfd);
+}
+
+static void srv_start(srv *s, struct event_base *base) {
+  memset(s, 0, sizeof(*s));
+  s->base = base;
+  for (int i = 0; i < SRV_CONNS; i++)
+    s->conns[i].fd = -1;
+  s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(s->lfd, 64), 0);
+  getsockname(s->lfd, (struct sockaddr *)&a, &len);
+  s->port = ntohs(a.sin_port);
+  s->lev = event_new(base, s->lfd, EV_READ | EV_PERSIST, srv_on_accept, s);
+  event_add(s->lev, NULL);
+}
+
+static void srv_answer(srv *s, const char *resp, bool close_after) {
+  s->resp = resp;
+  s->resp_len = resp ? strlen(resp) : 0;
+  s->close_after = close_after;
+}
+
+static void srv_drop_all(srv *s) {
+  for (int i = 0; i < SRV_CONNS; i++)
+    srv_conn_close(&s->conns[i]);
+}
+
+static void srv_stop(srv *s) {
+  srv_drop_all(s);
+  event_free(s->lev);
+  close(s->lfd);
+}
+
+/* ---- a request and its record ---------------------------------------------------- */
+
+typedef struct rec {
+  gw_http_req r;
+  char body[8192];
+  size_t body_len;
+  char headers[1024]; /* "name=value;" */
+  int done_err, done_calls, body_calls;
+  bool cancel_in_body, pause_in_body;
+} rec;
+
+static int rec_header(gw_http_req *r, const char *n, size_t nl, const char *v, size_t vl) {
+  rec *x = r->arg;
+  size_t at = strlen(x->headers);
+  snprintf(x->headers + at, sizeof x->headers - at, "%.*s=%.*s;", (int)nl, n, (int)vl, v);
+  return 0;
+}
+
+static int rec_body(gw_http_req *r, const char *p, size_t n) {
+  rec *x = r->arg;
+  x->body_calls++;
+  if (x->body_len + n < sizeof x->body) {
+    memcpy(x->body + x->body_len, p, n);
+    x->body_len += n;
+  }
+  if (x->cancel_in_body)
+    gw_http_req_cancel(r);
+  if (x->pause_in_body && x->body_calls == 1)
+    gw_http_req_pause(r);
+  return 0;
+}
+
+static void rec_done(gw_http_req *r, int err) {
+  rec *x = r->arg;
+  x->done_err = err;
+  x->done_calls++;
+}
+
+static const char *const hdrs[] = {"User-Agent: t", "Content-Type: application/json"};
+
+static void rec_init(rec *x, int port) {
+  memset(x, 0, sizeof(*x));
+  x->r.host = "127.0.0.1";
+  x->r.port = port;
+  x->r.method = "POST";
+  x->r.path = "/v1/chat/completions";
+  x->r.headers = hdrs;
+  x->r.n_headers = 2;
+  x->r.body = "{\"a\":1}";
+  x->r.body_len = 7;
+  x->r.timeout_ms = 5000;
+  x->r.arg = x;
+  x->r.on_header = rec_header;
+  x->r.on_body = rec_body;
+  x->r.done = rec_done;
+}
+
+/* Runs |base| until |x| is done (or 3 s pass). */
+static void run_until_done(struct event_base *base, rec *x) {
+  int64_t end = gw_http_now_ms() + 3000;
+  while (!x->done_calls && gw_http_now_ms() < end)
+    event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+static void run_for(struct event_base *base, int ms) {
+  int64_t end = gw_http_now_ms() + ms;
+  while (gw_http_now_ms() < end)
+    event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+/* ---- response paths, table-driven -------------------------------------------------- */
+
+typedef struct resp_case {
+  const char *name;
+  const char *resp;
+  bool close_after;
+  size_t max_header; /* 0: default */
+  int want_err, want_status;
+  const char *want_body;
+  const char *want_headers; /* substring of the record, NULL: not checked */
+  int want_idle;
+} resp_case;
+
+static const resp_case resp_cases[] = {
+    {"content-length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false, 0, GW_OK, 200,
+     "hello", "Content-Length=5;", 1},
+    {"chunked",
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+     false, 0, GW_OK, 200, "hello world", NULL, 1},
+    {"connection close", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbye", true, 0, GW_OK, 200,
+     "bye", "Connection=close;", 0},
+    {"http/1.0 close delimited", "HTTP/1.0 200 OK\r\n\r\nold", true, 0, GW_OK, 200, "old", NULL, 0},
+    {"1xx skipped",
+     "HTTP/1.1 100 Continue\r\nX-Early: 1\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: "
+     "2\r\n\r\nok",
+     false, 0, GW_OK, 201, "ok", "Content-Length=2;", 1},
+    {"error with retry-after",
+     "HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nContent-Length: 4\r\n\r\nslow", false, 0, GW_OK,
+     429, "slow", "Retry-After=7;", 1},
+    {"empty 204", "HTTP/1.1 204 No Content\r\n\r\n", false, 0, GW_OK, 204, "", NULL, 1},
+    {"not http", "SMTP ready\r\n\r\n", false, 0, GW_ERR_INVALID, 0, "", NULL, 0},
+    {"headers over the cap",
+     "HTTP/1.1 200 OK\r\nX-Big: 0123456789012345678901234567890123456789\r\n"
+     "Content-Length: 0\r\n\r\n",
+     false, 32, GW_ERR_TOOBIG, 0, "", NULL, 0},
+    {"closed mid-body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true, 0, GW_ERR_IO, 200,
+     "abc", NULL, 0},
+    {"closed before any byte", "", true, 0, GW_ERR_IO, 0, "", NULL, 0},
+};
+
+static void test_response_paths(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof resp_cases / sizeof resp_cases[0]; i++) {
+    const resp_case *tc = &resp_cases[i];
+    struct event_base *base = event_base_new();
+    srv s;
+    srv_start(&s, base);
+    srv_answer(&s, tc->resp, tc->close_after);
+    gw_http_client_opts o;
+    gw_http_client_opts_init(&o);
+    if (tc->max_header)
+      o.max_header_bytes = tc->max_header;
+    gw_http_client *c;
+    assert_int_equal(gw_http_client_new(base, &o, &c), GW_OK);
+    rec x;
+    rec_init(&x, s.port);
+    assert_int_equal(gw_http_req_start(c, &x.r), GW_OK);
+    assert_int_equal(x.done_calls, 0); /* never inside start */
+    run_until_done(base, &x);
+    if (x.done_calls != 1 || x.done_err != tc->want_err || x.r.status != tc->want_status ||
+        x.body_len != strlen(tc->want_body) || memcmp(x.body, tc->want_body, x.body_len) != 0)
+      fail_msg("%s: done %d err %d status %d body '%.*s'", tc->name, x.done_calls, x.done_err,
+               x.r.status, (int)x.body_len, x.body);
+    if (tc->want_headers && !strstr(x.headers, tc->want_headers))
+      fail_msg("%s: headers '%s'", tc->name, x.headers);
+    if (strstr(x.headers, "X-Early"))
+      fail_msg("%s: a 1xx header reached the caller", tc->name);
+    run_for(base, 20);
+    int idle, busy;
+    gw_http_client_counts(c, &idle, &busy);
+    if (idle != tc->want_idle || busy != 0)
+      fail_msg("%s: idle %d busy %d", tc->name, idle, busy);
+    /* The request went out as one well-formed message. */
+    if (s.requests == 1 &&
+        !strstr(s.last_req, "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:"))
+      fail_msg("%s: request '%s'", tc->name, s.last_req);
+    gw_http_client_free(c);
+    srv_stop(&s);
+    event_base_free(base);
+  }
+}
+
+static void test_request_bytes(void **state) {
+  (void)state;
+  struct event_base *base = event_base_new();
+  srv s;
+  srv_start(&s, base);
+  srv_answer(&s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false);
+  gw_http_client *c;
+  assert_int_equal(gw_http_client_new(base, NULL, &c), GW_OK);
+  rec x;
+  rec_init(&x, s.port);
+  assert_int_equal(gw_http_req_start(c, &x.r), GW_OK);
+  run_until_done(base, &x);
+  char want[256];
+  snprintf(want, sizeof want,
+           "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: t\r\n"
+           "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}",
+           s.port);
+  assert_string_equal(s.last_req, want);
+  /* Bad input is refused at once, without |done|. */
+  rec y;
+  rec_init(&y, s.port);
+  static const char *const bad[] = {"X-Evil: a\r\nInjected: b"};
+  y.r.headers = bad;
+  y.r.n_headers = 1;
+  assert_int_equal(gw_http_req_start(c, &y.r), GW_ERR_INVALID);
+  rec_init(&y, 0);
+  assert_int_equal(gw_http_req_start(c, &y.r), GW_ERR_INVALID);
+  gw_http_client_free(c);
+  srv_stop(&s);
+  event_base_free(base);
+}
+
+/* ---- the pool ------------------------------------------------------------------------ */
+
+static void test_reuse_and_caps(void **state) {
+  (void)state;
+  struct event_base *base = event_base_new();
+  srv s;
+  srv_start(&s, base);
+  srv_answer(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false);
+  gw_http_client_opts o;
+  gw_http_client_opts_init(&o);
+  o.max_idle_per_host = 1;
+  o.idle_timeout_ms = 150;
+  gw_http_client *c;
+  assert_int_equal(gw_http_client_new(base, &o, &c), GW_OK);
+  rec a, b;
+  rec_init(&a, s.port);
+  assert_int_equal(gw_http_req_start(c, &a.r), GW_OK);
+  run_until_done(base, &a);
+  assert_false(a.r.reused);
+  rec_init(&b, s.port);
+  assert_int_equal(gw_http_req_start(c, &b.r), GW_OK);
+  run_until_done(base, &b);
+  assert_int_equal(b.done_err, GW_OK);
+  assert_true(b.r.reused);
+  assert_int_equal(s.accepts, 1);
+  /* Two at once need two connections; only one stays pooled. */
+  rec_init(&a, s.port);
+  rec_init(&b, s.port);
+  assert_int_equal(gw_http_req_start(c, &a.r), GW_OK);
+  assert_int_equal(gw_http_req_start(c, &b.r), GW_OK);
+  run_until_done(base, &a);
+  run_until_done(base, &b);
+  assert_int_equal(a.done_err + b.done_err, GW_OK);
+  assert_int_equal(s.accepts, 2);
+  int idle, busy;
+  gw_http_client_counts(c, &idle, &busy);
+  assert_int_equal(idle, 1);
+  assert_int_equal(busy, 0);
+  /* The idle timeout closes it. */
+  run_for(base, 300);
+  gw_http_client_counts(c, &idle, &busy);
+  assert_int_equal(idle, 0);
+  gw_http_client_free(c);
+  srv_stop(&s);
+  event_base_free(base);
+}
+
+/* The upstream dropped a pooled connection the client has not noticed yet:
+ * the request is sent again once, on a fresh connection. */
+static void test_stale_connection_is_retried(void **state) {
+  (void)state;
+  struct event_base *base = event_base_new();
+  srv s;
+  srv_start(&s, base);
+  srv_answer(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false);
+  gw_http_client *c;
+  assert_int_equal(gw_http_client_new(base, NULL, &c), GW_OK);
+  rec a, b;
+  rec_init(&a, s.port);
+  assert_int_equal(gw_http_req_start(c, &a.r), GW_OK);
+  run_until_done(base, &a);
+  srv_drop_all(&s); /* FIN on the pooled connection, unread by the client */
+  rec_init(&b, s.port);
+  assert_int_equal(gw_http_req_start(c, &b.r), GW_OK);
+  run_until_done(base, &b);
+  assert_int_equal(b.done_err, GW_OK);
+  assert_true(b.r.reused);
+  assert_true(b.r.retried);
+  assert_int_equal(s.accepts, 2);
+  assert_memory_equal(b.body, "ok", 2);
+  gw_http_client_free(c);
+  srv_stop(&s);
+  event_base_free(base);
+}
+
+static void test_deadline_and_connect_failure(void **state) {
+  (void)state;
+  struct event_base *base = event_base_new();
+  srv s;
+  srv_start(&s, base);
+  srv_answer(&s, NULL, false); /* never answers */
+  gw_http_client *c;
+  assert_int_equal(gw_http_client_new(base, NULL, &c), GW_OK);
+  rec x;
+  rec_init(&x, s.port);
+  x.r.timeout_ms = 100;
+  int64_t t0 = gw_http_now_ms();
+  assert_int_equal(gw_http_req_start(c, &x.r), GW_OK);
+  run_until_done(base, &x);
+  assert_int_equal(x.done_err, GW_ERR_IO);
+  assert_int_equal(x.r.sys_errno, ETIMEDOUT);
+  assert_true(gw_http_now_ms() - t0 < 1000);
+  int port = s.port;
+  srv_stop(&s); /* nothing listens there now */
+  rec_init(&x, port);
+  assert_int_equal(gw_http_req_start(c, &x.r), GW_OK);
+  assert_int_equal(x.done_calls, 0);
+  run_until_done(base, &x);
+  assert_int_equal(x.done_calls, 1);
+  assert_int_equal(x.done_err, GW_ERR_IO);
+  assert_int_equal(x.r.sys_errno, ECONNREFUSED);
+  /* An unknown name fails through |done| too. */
+  rec_init(&x, 80);
+  x.r.host = "no-such-host.invalid";
+  assert_int_equal(gw_http_req_start(c, &x.r), GW_OK);
+  run_until_done(base, &x);
+  assert_int_equal(x.done_err, GW_ERR_IO);
+  gw_http_client_free(c);
+  event_base_free(base);
+}
+
+static void test_cancel(void **state) {
+  (void)state;
+  struct event_base *base = event_base_new();
+  srv s;
+  srv_start(&s, base);
+  srv_answer(&s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n3\r\ntwo\r\n",
+             false);
+  gw_http_client *c;
+  assert_int_equal(gw_http_client_new(base, NULL, &c), GW_OK);
+  /* Inside on_body: |done| after the callback returns, once. */
+  rec x;
+  rec_init(&x, s.port);
+  x.cancel_in_body = true;
+  assert_int_equal(gw_http_req_start(c, &x.r), GW_OK);
+  run_until_done(base, &x);
+  assert_int_equal(x.done_err, GW_ERR_STATE);
+  assert_int_equal(x.body_calls, 1);
+  /* Outside: |done| right away; the connection is not pooled. */
+  rec_init(&x, s.port);
+  assert_int_equal(gw_http_req_start(c, &x.r), GW_OK);
+  gw_http_req_cancel(&x.r);
+  assert_int_equal(x.done_calls, 1);
+  assert_int_equal(x.done_err, GW_ERR_STATE);
+  gw_http_req_cancel(&x.r); /* no-op */
+  assert_int_equal(x.done_calls, 1);
+  run_for(base, 20);
+  int idle, busy;
+  gw_http_client_counts(c, &idle, &busy);
+  assert_int_equal(idle + busy, 0);
+  /* An open request when the client goes: |done| with GW_ERR_STATE. */
+  rec_init(&x, s.port);
+  assert_int_equal(gw_http_req_start(c, &x.r), GW_OK);
+  run_for(base, 20);
+  gw_http_client_free(c);
+  assert_int_equal(x.done_calls, 1);
+  assert_int_equal(x.done_err, GW_ERR_STATE);
+  srv_stop(&s);
+  event_base_free(base);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg) {
+  rec *x = arg;
+  assert_int_equal(x->body_calls, 1); /* nothing came while paused */
+  gw_http_req_resume(&x->r);
+}
+
+static void test_pause_resume(void **state) {
+  (void)state;
+  struct event_base *base = event_base_new();
+  srv s;
+  srv_start(&s, base);
+  srv_answer(&s,
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "3\r\none\r\n3\r\ntwo\r\n5\r\nthree\r\n0\r\n\r\n",
+             false);
+  gw_http_client *c;
+  assert_int_equal(gw_http_client_new(base, NULL, &c), GW_OK);
+  rec x;
+  rec_init(&x, s.port);
+  x.pause_in_body = true;
+  assert_int_equal(gw_http_req_start(c, &x.r), GW_OK);
+  struct event *t = evtimer_new(base, resume_cb, &x);
+  struct timeval tv = {0, 100000};
+  evtimer_add(t, &tv);
+  run_until_done(base, &x);
+  assert_int_equal(x.done_err, GW_OK);
+  assert_int_equal(x.body_len, 11);
+  assert_memory_equal(x.body, "onetwothree", 11);
+  event_free(t);
+  gw_http_client_free(c);
+  srv_stop(&s);
+  event_base_free(base);
+}
+
+/* ---- URLs ---------------------------------------------------------------------------- */
+
+static const struct {
+  const char *url;
+  int rc;
+  const char *host;
+  int port;
+  const char *prefix;
+} url_cases[] = {
+    {"http://127.0.0.1:9000/v1", GW_OK, "127.0.0.1", 9000, "/v1"},
+    {"http://localhost/v1/", GW_OK, "localhost", 80, "/v1/"},
+    {"HTTP://example.com", GW_OK, "example.com", 80, ""},
+    {"http://[::1]:8080/x", GW_OK, "::1", 8080, "/x"},
+    {"https://api.openai.com/v1", GW_ERR_UNSUPPORTED, NULL, 0, NULL},
+    {"http://user:pw@host/v1", GW_ERR_UNSUPPORTED, NULL, 0, NULL},
+    {"http://host:0/", GW_ERR_INVALID, NULL, 0, NULL},
+    {"http://host:99999/", GW_ERR_INVALID, NULL, 0, NULL},
+    {"http://host:/", GW_ERR_INVALID, NULL, 0, NULL},
+    {"http:///v1", GW_ERR_INVALID, NULL, 0, NULL},
+    {"http://[::1/", GW_ERR_INVALID, NULL, 0, NULL},
+};
+
+static void test_parse_url(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof url_cases / sizeof url_cases[0]; i++) {
+    char host[64];
+    int port = -1;
+    const char *prefix = NULL;
+    int rc = gw_http_parse_url(url_cases[i].url, host, sizeof host, &port, &prefix);
+    if (rc != url_cases[i].rc)
+      fail_msg("%s: rc %d", url_cases[i].url, rc);
+    if (rc == GW_OK && (strcmp(host, url_cases[i].host) != 0 || port != url_cases[i].port ||
+                        strcmp(prefix, url_cases[i].prefix) != 0))
+      fail_msg("%s: %s %d %s", url_cases[i].url, host, port, prefix);
+  }
+}
+
+/* ---- fail-malloc sweep ------------------------------------------------------------------ */
+
+static srv sweep_srv;
+static struct event_base *sweep_base;
+
+/* Two exchanges (a new connection, then a pooled one) and a free. */
+static int sweep_once(void *arg) {
+  (void)arg;
+  gw_http_client *c;
+  if (gw_http_client_new(sweep_base, NULL, &c) != GW_OK)
+    return 1;
+  int bad = 0;
+  for (int i = 0; i < 2 && !bad; i++) {
+    rec x;
+    rec_init(&x, sweep_srv.port);
+    if (gw_http_req_start(c, &x.r) != GW_OK) {
+      bad = 1;
+      break;
+    }
+    run_until_done(sweep_base, &x);
+    if (x.done_err != GW_OK || x.body_len != 5)
+      bad = 1;
+  }
+  gw_http_client_free(c);
+  srv_drop_all(&sweep_srv);
+  return bad;
+}
+
+static void test_failmalloc(void **state) {
+  (void)state;
+  sweep_base = event_base_new();
+  srv_start(&sweep_srv, sweep_base);
+  srv_answer(&sweep_srv, "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 5\r\n\r\nhello", false);
+  long n = gw_test_failmalloc_sweep(sweep_once, NULL);
+  assert_true(n > 0);
+  srv_stop(&sweep_srv);
+  event_base_free(sweep_base);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_response_paths),
+      cmocka_unit_test(test_request_bytes),
+      cmocka_unit_test(test_reuse_and_caps),
+      cmocka_unit_test(test_stale_connection_is_retried),
+      cmocka_unit_test(test_deadline_and_connect_failure),
+      cmocka_unit_test(test_cancel),
+      cmocka_unit_test(test_pause_resume),
+      cmocka_unit_test(test_parse_url),
+      cmocka_unit_test(test_failmalloc),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
