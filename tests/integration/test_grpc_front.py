@@ -222,7 +222,12 @@ def raw_grpc(gw, path, payload):
          "-H", "content-type: application/grpc", "-H", "te: trailers",
          "--data-binary", "@-", f"http://{gw.target}{path}"],
         input=frame, capture_output=True, timeout=30)
-    assert r.returncode == 0, r.stderr
+    # 92 (CURLE_HTTP2_STREAM): a server that answers before reading the
+    # request (UNIMPLEMENTED for an unknown method) may reset the rest of the
+    # upload with NO_ERROR once its trailers are out, as gRPC allows; curl
+    # reports that when the reset overtakes its upload. The status must
+    # still have arrived.
+    assert r.returncode in (0, 92), r.stderr
     return r.stdout.decode(errors="replace").lower()
 
 
