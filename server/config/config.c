@@ -524,21 +524,14 @@ void gw_config_release_routes(gw_config *c) {
   c->n_models = 0;
 }
 
-static void free_secret(char *s) {
-  if (s) {
-    explicit_bzero(s, strlen(s));
-    gw_free(s);
-  }
-}
-
 void gw_config_release(gw_config *c) {
   if (!c)
     return;
   gw_config_release_routes(c);
   gw_free(c->host);
   gw_free(c->target_api_url);
-  free_secret(c->target_api_key);
-  free_secret(c->jwt_secret);
+  gw_free_secret(c->target_api_key);
+  gw_free_secret(c->jwt_secret);
   gw_free(c->config_file);
   gw_free(c->tls_cert_file);
   gw_free(c->tls_key_file);

@@ -59,6 +59,13 @@ void gw_free(void *p) {
   free(p);
 }
 
+void gw_free_secret(char *s) {
+  if (!s)
+    return;
+  explicit_bzero(s, strlen(s));
+  gw_free(s);
+}
+
 char *gw_strndup(const char *s, size_t n) {
   char *d = gw_malloc(n + 1);
   if (!d)

@@ -10,6 +10,9 @@ void *gw_malloc(size_t n);
 void *gw_calloc(size_t count, size_t n);
 void *gw_realloc(void *p, size_t n);
 void gw_free(void *p);
+/* Zeroes the NUL-terminated secret |s| (an API key, a token, a private key)
+ * before freeing it, so it does not linger in freed heap. NULL is a no-op. */
+void gw_free_secret(char *s);
 char *gw_strdup(const char *s);
 char *gw_strndup(const char *s, size_t n);
 

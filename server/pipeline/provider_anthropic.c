@@ -496,15 +496,6 @@ static char *strdup_printf(const char *fmt, const char *a, const char *b) {
   return s;
 }
 
-static void free_secret(char *s) {
-  if (!s)
-    return;
-  volatile char *p = s;
-  while (*p)
-    *p++ = 0;
-  gw_free(s);
-}
-
 gw_anthropic_backend *gw_anthropic_backend_new(const gw_backend_conf *bc) {
   gw_anthropic_backend *b = gw_calloc(1, sizeof(*b));
   if (!b)
@@ -538,7 +529,7 @@ fail:
 void gw_anthropic_backend_free(gw_anthropic_backend *b) {
   if (!b)
     return;
-  free_secret(b->key_header);
+  gw_free_secret(b->key_header);
   gw_free(b->name);
   gw_free(b->url);
   gw_free(b->version_header);

@@ -11,15 +11,6 @@
 
 static const gw_json_opts out_opts = {.int64_as_number = 1, .bare_unions = 1};
 
-static void free_secret(char *s) {
-  if (!s)
-    return;
-  volatile char *p = s;
-  while (*p)
-    *p++ = 0;
-  gw_free(s);
-}
-
 gw_azure_backend *gw_azure_backend_new(const gw_backend_conf *bc) {
   gw_azure_backend *b = gw_calloc(1, sizeof(*b));
   if (!b)
@@ -51,7 +42,7 @@ fail:
 void gw_azure_backend_free(gw_azure_backend *b) {
   if (!b)
     return;
-  free_secret(b->auth_header);
+  gw_free_secret(b->auth_header);
   gw_free(b->name);
   gw_free(b->base);
   gw_free(b->api_version);

@@ -427,15 +427,6 @@ char *gw_bedrock_model_path(const char *model) {
 
 /* ---- backends ---------------------------------------------------------------------------- */
 
-static void free_secret(char *s) {
-  if (!s)
-    return;
-  volatile char *p = s;
-  while (*p)
-    *p++ = 0;
-  gw_free(s);
-}
-
 gw_bedrock_backend *gw_bedrock_backend_new(const gw_backend_conf *bc) {
   gw_bedrock_backend *b = gw_calloc(1, sizeof(*b));
   if (!b)
@@ -468,9 +459,9 @@ fail:
 void gw_bedrock_backend_free(gw_bedrock_backend *b) {
   if (!b)
     return;
-  free_secret(b->access_key_id);
-  free_secret(b->secret_access_key);
-  free_secret(b->session_token);
+  gw_free_secret(b->access_key_id);
+  gw_free_secret(b->secret_access_key);
+  gw_free_secret(b->session_token);
   gw_free(b->name);
   gw_free(b->base);
   gw_free(b->host);

@@ -593,15 +593,6 @@ out:
 
 /* ---- backends ------------------------------------------------------------------------- */
 
-static void free_secret(char *s) {
-  if (!s)
-    return;
-  volatile char *p = s;
-  while (*p)
-    *p++ = 0;
-  gw_free(s);
-}
-
 static char *dup_json(const json_t *o, const char *k) {
   const char *s = json_string_value(json_object_get(o, k));
   return s ? gw_strdup(s) : NULL;
@@ -670,9 +661,9 @@ fail:
 void gw_gemini_backend_free(gw_gemini_backend *b) {
   if (!b)
     return;
-  free_secret(b->key_header);
-  free_secret(b->sa_key_pem);
-  free_secret(b->token);
+  gw_free_secret(b->key_header);
+  gw_free_secret(b->sa_key_pem);
+  gw_free_secret(b->token);
   gw_free(b->sa_email);
   gw_free(b->sa_key_id);
   gw_free(b->token_uri);
