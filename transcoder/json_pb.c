@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/numtext.h"
 #include "core/status.h"
 #include "google/protobuf/duration.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
@@ -1035,39 +1036,40 @@ struct wctx {
 static int print_message(struct wctx *w, const ProtobufCMessage *m, int depth, int bare_list);
 
 static int print_double(gw_buf *b, double v) {
-  char tmp[40];
+  char tmp[GW_NUMTEXT_MAX];
   if (isnan(v))
     return gw_buf_appends(b, "\"NaN\"");
   if (isinf(v))
     return gw_buf_appends(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
   if (v == 0 && signbit(v))
     return gw_buf_appends(b, "-0.0"); /* "-0" would read back as integer 0 */
-  for (int prec = 15; prec <= 17; prec++) {
-    snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-    if (strtod(tmp, NULL) == v)
-      break;
-  }
-  return gw_buf_appends(b, tmp);
+  return gw_buf_append(b, tmp, gw_numtext_double(v, tmp));
 }
 
 static int print_float(gw_buf *b, float v) {
-  char tmp[40];
+  char tmp[GW_NUMTEXT_MAX];
   if (isnan(v) || isinf(v) || (v == 0 && signbit(v)))
     return print_double(b, v);
-  for (int prec = 6; prec <= 9; prec++) {
-    snprintf(tmp, sizeof tmp, "%.*g", prec, (double)v);
-    if (strtof(tmp, NULL) == v)
-      break;
-  }
-  return gw_buf_appends(b, tmp);
+  return gw_buf_append(b, tmp, gw_numtext_float(v, tmp));
+}
+
+/* |v| as a JSON number, or quoted when |quote| (proto3 JSON's 64-bit form). */
+static int print_int_text(gw_buf *b, const char *t, size_t n, int quote) {
+  if (!quote)
+    return gw_buf_append(b, t, n);
+  TRY(gw_buf_appendc(b, '"'));
+  TRY(gw_buf_append(b, t, n));
+  return gw_buf_appendc(b, '"');
 }
 
 static int print_i64(struct wctx *w, int64_t v) {
-  return gw_buf_printf(w->b, w->opts.int64_as_number ? "%" PRId64 : "\"%" PRId64 "\"", v);
+  char t[GW_NUMTEXT_MAX];
+  return print_int_text(w->b, t, gw_numtext_i64(v, t), !w->opts.int64_as_number);
 }
 
 static int print_u64(struct wctx *w, uint64_t v) {
-  return gw_buf_printf(w->b, w->opts.int64_as_number ? "%" PRIu64 : "\"%" PRIu64 "\"", v);
+  char t[GW_NUMTEXT_MAX];
+  return print_int_text(w->b, t, gw_numtext_u64(v, t), !w->opts.int64_as_number);
 }
 
 /* Length of the well-formed UTF-8 sequence at |p| (|n| bytes left), 0 if
@@ -1133,12 +1135,15 @@ static int print_string(gw_buf *b, const char *s) {
 }
 
 static int print_scalar(struct wctx *w, const ProtobufCFieldDescriptor *f, const void *slot) {
+  char t[GW_NUMTEXT_MAX];
   switch (f->type) {
   case PROTOBUF_C_TYPE_INT32:
   case PROTOBUF_C_TYPE_SINT32:
-  case PROTOBUF_C_TYPE_SFIXED32: return gw_buf_printf(w->b, "%" PRId32, *(const int32_t *)slot);
+  case PROTOBUF_C_TYPE_SFIXED32:
+    return print_int_text(w->b, t, gw_numtext_i64(*(const int32_t *)slot, t), 0);
   case PROTOBUF_C_TYPE_UINT32:
-  case PROTOBUF_C_TYPE_FIXED32: return gw_buf_printf(w->b, "%" PRIu32, *(const uint32_t *)slot);
+  case PROTOBUF_C_TYPE_FIXED32:
+    return print_int_text(w->b, t, gw_numtext_u64(*(const uint32_t *)slot, t), 0);
   case PROTOBUF_C_TYPE_INT64:
   case PROTOBUF_C_TYPE_SINT64:
   case PROTOBUF_C_TYPE_SFIXED64: return print_i64(w, *(const int64_t *)slot);

@@ -8,6 +8,7 @@
 
 #include "aigateway/v1/inference.pb-c.h"
 #include "core/alloc.h"
+#include "core/numtext.h"
 
 const gw_json_opts gw_openai_read_opts = {.keep_unknown = 1, .bare_unions = 1};
 const gw_json_opts gw_openai_write_opts = {.int64_as_number = 1, .bare_unions = 1};
@@ -231,8 +232,10 @@ static const char *hook(void *arg, const ProtobufCMessage *m, const ProtobufCFie
     case A_FINISH: return h->stream ? "null" : "\"stop\"";
     case A_NOW:
       gw_buf_reset(&h->scratch);
-      gw_buf_printf(&h->scratch, "%lld", (long long)h->o->created);
-      return h->scratch.data ? h->scratch.data : "0";
+      char t[GW_NUMTEXT_MAX];
+      if (gw_buf_append(&h->scratch, t, gw_numtext_i64(h->o->created, t) + 1) != GW_OK)
+        return "0";
+      return h->scratch.data;
     }
   }
   return NULL;

@@ -299,9 +299,20 @@ int gw_http_stream_head_done(gw_http_stream *s) {
   if (rid && sane_request_id(rid)) {
     r->request_id = rid;
   } else {
-    r->request_id =
-        gw_arena_printf(s->arena, "%016llx%08llx", (unsigned long long)s->srv->rid_prefix,
-                        (unsigned long long)(++s->srv->rid_counter & 0xffffffffu));
+    /* "%016llx%08llx" of prefix and counter, without printf (~3K
+     * instructions a request). */
+    static const char hex[] = "0123456789abcdef";
+    char *id = gw_arena_alloc(s->arena, 25);
+    if (id) {
+      uint64_t pre = s->srv->rid_prefix;
+      uint32_t cnt = (uint32_t)++s->srv->rid_counter;
+      for (int i = 15; i >= 0; i--, pre >>= 4)
+        id[i] = hex[pre & 15];
+      for (int i = 23; i >= 16; i--, cnt >>= 4)
+        id[i] = hex[cnt & 15];
+      id[24] = '\0';
+    }
+    r->request_id = id;
     if (!r->request_id) {
       gw_http_stream_set_error(s, 500, "internal_error", "Out of memory.");
       return s->err_status;

@@ -1,0 +1,142 @@
+/* Numbers as text: integers, and the shortest round-tripping "%g" of floats
+ * and doubles, checked against the printf loop it replaces on values chosen
+ * to hit every layout and on random bit patterns. */
+#include "support.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/numtext.h"
+
+/* The specification: the first precision in [lo, hi] whose text reads back. */
+static void reference(double v, int lo, int hi, int is_float, char *out) {
+  for (int p = lo; p <= hi; p++) {
+    snprintf(out, GW_NUMTEXT_MAX, "%.*g", p, v);
+    if (is_float ? strtof(out, NULL) == (float)v : strtod(out, NULL) == v)
+      break;
+  }
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15u;
+static uint64_t next(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return rng;
+}
+
+static void check_float(float v) {
+  char want[GW_NUMTEXT_MAX], got[GW_NUMTEXT_MAX];
+  reference(v, 6, 9, 1, want);
+  size_t n = gw_numtext_float(v, got);
+  if (strcmp(want, got) != 0)
+    fail_msg("float %a: want %s got %s", (double)v, want, got);
+  assert_int_equal(n, strlen(got));
+}
+
+static void check_double(double v) {
+  char want[GW_NUMTEXT_MAX], got[GW_NUMTEXT_MAX];
+  reference(v, 15, 17, 0, want);
+  size_t n = gw_numtext_double(v, got);
+  if (strcmp(want, got) != 0)
+    fail_msg("double %a: want %s got %s", v, want, got);
+  assert_int_equal(n, strlen(got));
+}
+
+static void test_integers(void **state) {
+  char b[GW_NUMTEXT_MAX];
+  assert_int_equal(gw_numtext_u64(0, b), 1);
+  assert_string_equal(b, "0");
+  gw_numtext_u64(UINT64_MAX, b);
+  assert_string_equal(b, "18446744073709551615");
+  gw_numtext_i64(INT64_MIN, b);
+  assert_string_equal(b, "-9223372036854775808");
+  gw_numtext_i64(-42, b);
+  assert_string_equal(b, "-42");
+  for (int i = 0; i < 100000; i++) {
+    char want[GW_NUMTEXT_MAX];
+    int64_t v = (int64_t)next() >> (next() % 64);
+    snprintf(want, sizeof want, "%lld", (long long)v);
+    assert_int_equal(gw_numtext_i64(v, b), strlen(want));
+    assert_string_equal(b, want);
+  }
+}
+
+static void test_float_layouts(void **state) {
+  /* Plain, trailing zeros, integers past the precision, tiny, huge, the
+   * rounding carry into a new digit, and the edges of the fast path. */
+  static const float cases[] = {
+      0.0f,       1.0f,        0.1f,    0.0037f,     -0.5f,         123456.0f, 1e6f,    999999.7f,
+      9999999.0f, 1e-4f,       1.5e-5f, 0.00012345f, 3.4028235e38f, FLT_MIN,   1e-45f,  1e-30f,
+      1e30f,      16777216.0f, 0.3f,    2.5f,        1.0f / 3.0f,   -1e10f,    7.0e-10f};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    check_float(cases[i]);
+  /* Every float that an embedding model's grid of 4 decimals produces. */
+  for (int i = -20000; i <= 20000; i++)
+    check_float((float)i / 10000.0f);
+}
+
+static void test_float_random(void **state) {
+  for (int i = 0; i < 300000; i++) {
+    uint32_t bits = (uint32_t)next();
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    if (!isfinite(v) || (v == 0 && signbit(v)))
+      continue;
+    check_float(v);
+  }
+  /* Values embedding models give: N(0, 0.05)-ish, dense near zero. */
+  for (int i = 0; i < 200000; i++) {
+    double u = ((double)(next() >> 11) / 9007199254740992.0) - 0.5;
+    check_float((float)(u * 0.2));
+  }
+}
+
+static void test_double_layouts_and_random(void **state) {
+  static const double cases[] = {0.0,
+                                 1.0,
+                                 0.1,
+                                 0.7,
+                                 1e21,
+                                 1e22,
+                                 123456789012345.0,
+                                 1e15,
+                                 1e16,
+                                 2.5,
+                                 1e-5,
+                                 1e-300,
+                                 1e300,
+                                 DBL_MAX,
+                                 DBL_MIN,
+                                 5e-324,
+                                 0.3,
+                                 1.0 / 3,
+                                 -2.0e-7,
+                                 9007199254740993.0};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    check_double(cases[i]);
+  for (int i = 0; i < 200000; i++) {
+    uint64_t bits = next();
+    double v;
+    memcpy(&v, &bits, sizeof v);
+    if (!isfinite(v) || (v == 0 && signbit(v)))
+      continue;
+    check_double(v);
+  }
+  for (int i = 0; i < 100000; i++) /* short decimals, as JSON requests carry them */
+    check_double((double)(int64_t)(next() % 2000001 - 1000000) / 1000.0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_integers),
+      cmocka_unit_test(test_float_layouts),
+      cmocka_unit_test(test_float_random),
+      cmocka_unit_test(test_double_layouts_and_random),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
