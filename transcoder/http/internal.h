@@ -66,6 +66,8 @@ struct gw_http_conn {
   char peer_ip[INET6_ADDRSTRLEN];
   struct event *timer;     /* idle / first-request / linger timeout */
   struct event *service;   /* deferred work: parse pipelined input, h2 send, close */
+  struct event *rev;       /* cleartext: our own read event (see raw_read_cb) */
+  int reading;             /* |rev| is armed */
   gw_http_stream *streams; /* streams still attached to this connection */
   size_t n_open;           /* streams the protocol still has open */
   int dead;                /* closed; waits in srv->reap_conns */

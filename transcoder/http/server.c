@@ -123,6 +123,8 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg) {
     srv->reap_conns = c->reap_next;
     gw_h2_free(c);
     bufferevent_free(c->bev);
+    if (c->rev)
+      event_free(c->rev);
     event_free(c->timer);
     event_free(c->service);
     gw_free(c);
@@ -148,6 +150,8 @@ void gw_http_conn_close(gw_http_conn *c) {
   GW_LOGD("http", NULL, "closing %s connection from %s", conn_state_to_str(c->state), c->peer_ip);
   c->dead = 1;
   bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+  if (c->rev)
+    event_del(c->rev);
   event_del(c->timer);
   event_del(c->service);
   while (c->streams) {
@@ -202,6 +206,66 @@ void gw_http_conn_close_after_flush(gw_http_conn *c) {
   gw_http_conn_kick(c);
 }
 
+/* Unread input past which a cleartext HTTP/1.1 connection stops reading
+ * (back-pressure on pipelined requests); HTTP/2 has flow control, and a
+ * lingering connection discards what it reads. 0: no limit. */
+static size_t read_high_water(const gw_http_conn *c) {
+  if (c->state == CONN_H2 || c->state == CONN_LINGER)
+    return 0;
+  return c->srv->opts.max_header_bytes + 64 * 1024;
+}
+
+/* Arms or disarms a cleartext connection's read event to match its input. */
+static void update_reading(gw_http_conn *c) {
+  if (!c->rev || c->dead)
+    return;
+  size_t high = read_high_water(c);
+  int want = !high || evbuffer_get_length(bufferevent_get_input(c->bev)) < high;
+  if (want && !c->reading)
+    event_add(c->rev, NULL);
+  else if (!want && c->reading)
+    event_del(c->rev);
+  c->reading = want;
+}
+
+static void read_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Cleartext reads. A socket bufferevent asks the kernel how much is readable
+ * (ioctl FIONREAD) before every read and runs its callback deferred; this
+ * reads straight into the bufferevent's input and parses at once: one
+ * syscall less per request. The bufferevent still owns the output. */
+static void raw_read_cb(evutil_socket_t fd, short what, void *arg) {
+  gw_http_conn *c = arg;
+  (void)what;
+  if (c->dead)
+    return;
+  struct evbuffer *in = bufferevent_get_input(c->bev);
+  struct evbuffer_iovec v;
+  /* The socket bufferevent keeps its input's end frozen: only its own reads
+   * add there, thawing it around them; so does this one. */
+  evbuffer_unfreeze(in, 0);
+  if (evbuffer_reserve_space(in, 16384, &v, 1) < 1) {
+    evbuffer_freeze(in, 0);
+    event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
+    return;
+  }
+  ssize_t n = recv(fd, v.iov_base, v.iov_len, 0);
+  int err = errno;
+  if (n > 0)
+    v.iov_len = (size_t)n;
+  evbuffer_commit_space(in, &v, n > 0 ? 1 : 0);
+  evbuffer_freeze(in, 0);
+  if (n > 0) {
+    read_cb(c->bev, c);
+  } else if (n == 0) {
+    event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, c);
+  } else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+    event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
+  }
+  update_reading(c);
+}
+
 /* The output is written: close, lingering on cleartext so that the client
  * reads our error response before a reset can destroy it. */
 static void finish_close(gw_http_conn *c) {
@@ -212,8 +276,7 @@ static void finish_close(gw_http_conn *c) {
   c->state = CONN_LINGER;
   shutdown(c->fd, SHUT_WR);
   bufferevent_disable(c->bev, EV_WRITE);
-  bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-  bufferevent_enable(c->bev, EV_READ);
+  update_reading(c);
   gw_http_conn_arm_timer(c, GW_HTTP_LINGER_MS);
 }
 
@@ -283,6 +346,7 @@ static void service_cb(evutil_socket_t fd, short what, void *arg) {
   conn_output(c);
   if (!c->dead && c->close_after_flush && c->state != CONN_LINGER && output_empty(c))
     finish_close(c);
+  update_reading(c); /* the parser may have taken pipelined input */
 }
 
 static void start_protocol(gw_http_conn *c, int h2) {
@@ -446,8 +510,13 @@ int gw_http_server_adopt(gw_http_server *srv, int fd, const struct sockaddr *pee
     bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
   } else {
     c->state = CONN_DETECT;
-    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, raw_read_cb, c);
+    c->bev = c->rev ? bufferevent_socket_new(srv->base, fd,
+                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
+                    : NULL;
     if (!c->bev) {
+      if (c->rev)
+        event_free(c->rev);
       rc = GW_ERR_NOMEM;
       goto fail_bev;
     }
@@ -461,8 +530,8 @@ int gw_http_server_adopt(gw_http_server *srv, int fd, const struct sockaddr *pee
   if (c->tls) {
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
   } else {
-    bufferevent_disable(c->bev, EV_WRITE);
-    bufferevent_enable(c->bev, EV_READ);
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE); /* raw_read_cb reads */
+    update_reading(c);
   }
   gw_http_conn_arm_timer(c, srv->opts.header_timeout_ms);
   c->next = srv->conns;
