@@ -191,7 +191,7 @@ static void on_close(gw_http_stream *s, void *arg) {
 /* ---- binding request fields ------------------------------------------------ */
 
 static const ProtobufCFieldDescriptor *top_field(const ProtobufCMessage *m, const char *name) {
-  return protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+  return gw_json_field(m->descriptor, name);
 }
 
 /* Sets scalar field |name| of |m| from text |value|: path variables and

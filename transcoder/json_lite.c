@@ -219,26 +219,13 @@ static long unescape(struct parser *P, const unsigned char *s, const unsigned ch
 
 /* Bytes that end a plain run inside a string: '"', '\\', controls, and
  * non-ASCII (validated as UTF-8 one sequence at a time). */
-static inline int plain_word(uint64_t w) {
-  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-  uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-  uint64_t t = ((q - ones) & ~q) | ((b - ones) & ~b) | (w - ones * 0x20) | w;
-  return (t & highs) == 0;
-}
-
 /* Reads the string at P->p (its opening quote) into the arena; an object
  * key (|is_key|) never holds U+0000, so keys are plain C strings. */
 static int parse_string(struct parser *P, const char **out, size_t *out_len, int is_key) {
   const unsigned char *s = P->p + 1, *q = s, *end = P->end;
   int esc = 0;
   for (;;) {
-    while (end - q >= 8) {
-      uint64_t w;
-      memcpy(&w, q, 8);
-      if (!plain_word(w))
-        break;
-      q += 8;
-    }
+    q = gw_json_skip_plain(q, end);
     if (q >= end)
       return syntax(P, end, "unexpected end of input in a string");
     unsigned char c = *q;

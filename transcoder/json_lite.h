@@ -27,6 +27,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/arena.h"
 
@@ -103,5 +104,40 @@ int gw_json_lite_double(const gw_jval *v, double *out);
 /* The value of the member |key| (|key_len| bytes) of object |obj|, or NULL
  * (also when |obj| is not an object). A linear scan. */
 const gw_jval *gw_json_lite_get(const gw_jval *obj, const char *key, size_t key_len);
+
+/* String scanning shared by the parser and the codec's writer. High bit set
+ * in each byte of |w| that is '"', '\\', a control or non-ASCII (and maybe in
+ * bytes above the first such one). */
+static inline uint64_t gw_json_special_bytes(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+  uint64_t t = ((q - ones) & ~q) | ((b - ones) & ~b) | (w - ones * 0x20) | w;
+  return t & highs;
+}
+
+/* Skips the bytes of a string that need no look: not '"', '\\', a control
+ * or a non-ASCII byte. The lowest flagged byte of a word is always a real
+ * one (the subtractions only borrow upwards), so on little-endian hosts the
+ * scan jumps straight to it. */
+static inline const unsigned char *gw_json_skip_plain(const unsigned char *q,
+                                                      const unsigned char *end) {
+  while (end - q >= 8) {
+    uint64_t w;
+    memcpy(&w, q, 8);
+    uint64_t m = gw_json_special_bytes(w);
+    if (!m)
+      q += 8;
+    else {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+      return q + (__builtin_ctzll(m) >> 3);
+#else
+      break;
+#endif
+    }
+  }
+  while (q < end && *q >= 0x20 && *q < 0x80 && *q != '"' && *q != '\\')
+    q++;
+  return q;
+}
 
 #endif

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,7 @@
 enum wkt { WKT_NONE, WKT_WRAPPER, WKT_STRUCT, WKT_VALUE, WKT_LIST, WKT_TIMESTAMP, WKT_DURATION };
 
 /* Which well-known type |d| is; they have their own JSON forms. */
-static enum wkt wkt_of(const ProtobufCMessageDescriptor *d) {
+static enum wkt wkt_compute(const ProtobufCMessageDescriptor *d) {
   static const char *const wrappers[] = {"DoubleValue", "FloatValue",  "Int64Value",
                                          "UInt64Value", "Int32Value",  "UInt32Value",
                                          "BoolValue",   "StringValue", "BytesValue"};
@@ -65,6 +66,8 @@ static enum wkt wkt_of(const ProtobufCMessageDescriptor *d) {
       return d->n_fields == 1 ? WKT_WRAPPER : WKT_NONE;
   return WKT_NONE;
 }
+
+static enum wkt wkt_of(const ProtobufCMessageDescriptor *d);
 
 static int is_message_of(const ProtobufCFieldDescriptor *f, enum wkt kind) {
   return f->type == PROTOBUF_C_TYPE_MESSAGE && wkt_of(f->descriptor) == kind;
@@ -127,13 +130,109 @@ static const ProtobufCFieldDescriptor *list_field(const ProtobufCMessageDescript
 }
 
 /* The unknown-member slot of |d|: `google.protobuf.Struct extra_fields`. */
-static const ProtobufCFieldDescriptor *extra_slot(const ProtobufCMessageDescriptor *d) {
+static const ProtobufCFieldDescriptor *extra_compute(const ProtobufCMessageDescriptor *d) {
   const ProtobufCFieldDescriptor *f =
       protobuf_c_message_descriptor_get_field_by_name(d, "extra_fields");
   if (!f || f->label == PROTOBUF_C_LABEL_REPEATED || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
-      !is_message_of(f, WKT_STRUCT))
+      f->type != PROTOBUF_C_TYPE_MESSAGE || wkt_compute(f->descriptor) != WKT_STRUCT)
     return NULL;
   return f;
+}
+
+/* What the codec asks of a message type over and over (its well-known kind,
+ * its unknown-member slot, a field by name: protobuf-c's binary search with
+ * strcmp was ~15% of a parse), computed once per type and kept for the
+ * process's life in a small lock-free table. Workers parse in parallel: the
+ * first to need a type builds its entry and publishes it with a
+ * compare-and-swap; a loser frees its copy. A full table only means the
+ * slow answers. */
+typedef struct desc_info {
+  const ProtobufCMessageDescriptor *desc;
+  enum wkt wkt;
+  const ProtobufCFieldDescriptor *extra;
+  unsigned mask;   /* slots - 1 */
+  uint16_t slot[]; /* field index + 1 by hash of the proto name; 0: empty */
+} desc_info;
+
+#define INFO_SLOTS 1024 /* a power of two, well above the types of the API */
+static _Atomic(desc_info *) info_table[INFO_SLOTS];
+
+static uint32_t name_hash(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+static desc_info *info_build(const ProtobufCMessageDescriptor *d) {
+  unsigned slots = 4;
+  while (slots < 2 * d->n_fields)
+    slots *= 2;
+  if (d->n_fields >= UINT16_MAX)
+    return NULL;
+  /* Plain calloc: lives as long as the process, outside the allocator's
+   * accounting and failure injection. */
+  desc_info *in = calloc(1, sizeof *in + slots * sizeof in->slot[0]);
+  if (!in)
+    return NULL;
+  in->desc = d;
+  in->wkt = wkt_compute(d);
+  in->extra = extra_compute(d);
+  in->mask = slots - 1;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    unsigned k = name_hash(d->fields[i].name) & in->mask;
+    while (in->slot[k])
+      k = (k + 1) & in->mask;
+    in->slot[k] = (uint16_t)(i + 1);
+  }
+  return in;
+}
+
+static const desc_info *info_of(const ProtobufCMessageDescriptor *d) {
+  size_t h = (size_t)(((uintptr_t)d >> 4) * 0x9E3779B97F4A7C15ull >> 40);
+  for (size_t i = 0; i < INFO_SLOTS; i++) {
+    _Atomic(desc_info *) *slot = &info_table[(h + i) & (INFO_SLOTS - 1)];
+    desc_info *e = atomic_load_explicit(slot, memory_order_acquire);
+    if (e) {
+      if (e->desc == d)
+        return e;
+      continue;
+    }
+    desc_info *mine = info_build(d);
+    if (!mine)
+      return NULL;
+    if (atomic_compare_exchange_strong_explicit(slot, &e, mine, memory_order_acq_rel,
+                                                memory_order_acquire))
+      return mine;
+    free(mine);
+    if (e->desc == d)
+      return e;
+  }
+  return NULL;
+}
+
+static enum wkt wkt_of(const ProtobufCMessageDescriptor *d) {
+  const desc_info *in = info_of(d);
+  return in ? in->wkt : wkt_compute(d);
+}
+
+static const ProtobufCFieldDescriptor *extra_slot(const ProtobufCMessageDescriptor *d) {
+  const desc_info *in = info_of(d);
+  return in ? in->extra : extra_compute(d);
+}
+
+const ProtobufCFieldDescriptor *gw_json_field(const ProtobufCMessageDescriptor *d,
+                                              const char *name) {
+  const desc_info *in = info_of(d);
+  if (!in)
+    return protobuf_c_message_descriptor_get_field_by_name(d, name);
+  for (unsigned k = name_hash(name) & in->mask;; k = (k + 1) & in->mask) {
+    unsigned s = in->slot[k];
+    if (!s)
+      return NULL;
+    if (strcmp(d->fields[s - 1].name, name) == 0)
+      return &d->fields[s - 1];
+  }
 }
 
 /* The field of |d| that the JSON member |key| names, by proto or JSON name;
@@ -141,7 +240,7 @@ static const ProtobufCFieldDescriptor *extra_slot(const ProtobufCMessageDescript
 static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *d,
                                                   const char *key,
                                                   const ProtobufCFieldDescriptor *slot) {
-  const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, key);
+  const ProtobufCFieldDescriptor *f = gw_json_field(d, key);
   if (!f) {
     size_t klen = strlen(key);
     for (unsigned i = 0; i < d->n_fields && !f; i++)
@@ -1115,22 +1214,20 @@ static int escape_char(gw_buf *b, unsigned char ch) {
  * are UTF-8, so bytes that are not become U+FFFD rather than invalid JSON. */
 static int print_string(gw_buf *b, const char *s) {
   const unsigned char *p = (const unsigned char *)(s ? s : "");
-  size_t n = strlen((const char *)p), run = 0;
+  const unsigned char *end = p + strlen((const char *)p), *q = p, *run = p;
   TRY(gw_buf_appendc(b, '"'));
-  for (size_t i = 0; i < n;) {
-    unsigned char ch = p[i];
-    size_t len = utf8_len(p + i, n - i);
-    if (len > 0 && ch >= 0x20 && ch != '"' && ch != '\\') {
-      i += len;
-      run += len;
+  while ((q = gw_json_skip_plain(q, end)) < end) {
+    unsigned char ch = *q;
+    size_t len = ch >= 0x80 ? utf8_len(q, (size_t)(end - q)) : 0;
+    if (len) {
+      q += len;
       continue;
     }
-    TRY(gw_buf_append(b, p + i - run, run));
-    run = 0;
-    TRY(len == 0 ? gw_buf_appends(b, "\\ufffd") : escape_char(b, ch));
-    i += len ? len : 1;
+    TRY(gw_buf_append(b, run, (size_t)(q - run)));
+    TRY(ch >= 0x80 ? gw_buf_appends(b, "\\ufffd") : escape_char(b, ch));
+    run = ++q;
   }
-  TRY(gw_buf_append(b, p + n - run, run));
+  TRY(gw_buf_append(b, run, (size_t)(end - run)));
   return gw_buf_appendc(b, '"');
 }
 

@@ -100,4 +100,10 @@ int gw_pb_to_json(const ProtobufCMessage *msg, const gw_json_opts *opts, gw_buf 
  * Returns GW_OK or GW_ERR_TOOBIG. */
 int gw_json_name(const char *proto_name, char *out, size_t n);
 
+/* The field of |d| with the proto name |name|, or NULL: a hash lookup,
+ * cheaper than protobuf_c_message_descriptor_get_field_by_name's binary
+ * search. */
+const ProtobufCFieldDescriptor *gw_json_field(const ProtobufCMessageDescriptor *d,
+                                              const char *name);
+
 #endif

@@ -21,8 +21,7 @@ typedef struct required {
 } required;
 
 static bool field_present(const ProtobufCMessage *m, const char *name) {
-  const ProtobufCFieldDescriptor *f =
-      protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+  const ProtobufCFieldDescriptor *f = gw_json_field(m->descriptor, name);
   if (!f)
     return false;
   const char *p = (const char *)m + f->offset;

@@ -44,7 +44,7 @@ static int reserve(gw_buf *b, size_t extra) {
   return GW_OK;
 }
 
-int gw_buf_append(gw_buf *b, const void *p, size_t n) {
+int gw_buf_append_slow(gw_buf *b, const void *p, size_t n) {
   int rc = reserve(b, n);
   if (rc)
     return rc;
@@ -56,7 +56,6 @@ int gw_buf_append(gw_buf *b, const void *p, size_t n) {
 }
 
 int gw_buf_appends(gw_buf *b, const char *s) { return gw_buf_append(b, s, strlen(s)); }
-int gw_buf_appendc(gw_buf *b, char c) { return gw_buf_append(b, &c, 1); }
 
 int gw_buf_vprintf(gw_buf *b, const char *fmt, va_list ap) {
   va_list cp;

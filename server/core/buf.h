@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 typedef struct gw_buf {
   char *data; /* always NUL-terminated when non-NULL */
@@ -17,14 +18,37 @@ void gw_buf_init(gw_buf *b, size_t cap);
 void gw_buf_release(gw_buf *b);
 void gw_buf_reset(gw_buf *b);
 /* Append; GW_OK, GW_ERR_NOMEM or GW_ERR_TOOBIG (then |b| is unchanged). */
-int gw_buf_append(gw_buf *b, const void *p, size_t n);
+static inline int gw_buf_append(gw_buf *b, const void *p, size_t n);
 int gw_buf_appends(gw_buf *b, const char *s);
-int gw_buf_appendc(gw_buf *b, char c);
+static inline int gw_buf_appendc(gw_buf *b, char c);
+/* The growing path of the two above. */
+int gw_buf_append_slow(gw_buf *b, const void *p, size_t n);
 int gw_buf_printf(gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int gw_buf_vprintf(gw_buf *b, const char *fmt, va_list ap);
 /* Appends |s| as a JSON string literal, quotes included. */
 int gw_buf_append_json_string(gw_buf *b, const char *s, size_t n);
 /* Drops the first |n| bytes. */
 void gw_buf_consume(gw_buf *b, size_t n);
+
+/* The codec appends a few bytes at a time: when they fit (and then they are
+ * within the cap too, as alloc <= cap + 1) that is a copy and no call. */
+static inline int gw_buf_append(gw_buf *b, const void *p, size_t n) {
+  if (b->data && n < b->alloc - b->len) {
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+  }
+  return gw_buf_append_slow(b, p, n);
+}
+
+static inline int gw_buf_appendc(gw_buf *b, char c) {
+  if (b->data && b->alloc - b->len > 1) {
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+    return 0;
+  }
+  return gw_buf_append_slow(b, &c, 1);
+}
 
 #endif

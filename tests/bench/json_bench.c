@@ -7,6 +7,8 @@
  *   valgrind --tool=callgrind --toggle-collect=bench_parse_once \
  *     tests/bench/bin/json_bench chat_request 1000
  *
+ * bench_print_once does the same for writing a parsed document back.
+ *
  * Usage: json_bench [document|all] [N]; documents: chat_request (~0.2 KB),
  * chat_response (~0.4 KB), prompt_100k (a chat request with a 100 KB
  * prompt), embeddings_1536 (an embeddings response with 1536 floats). */
@@ -97,6 +99,34 @@ __attribute__((noinline)) int bench_parse_once(const struct doc *d) {
   return rc;
 }
 
+/* One write of |m| back to JSON, with the OpenAI adapters' write options
+ * (--toggle-collect=bench_print_once counts it). */
+static const gw_json_opts write_opts = {.int64_as_number = 1, .bare_unions = 1};
+__attribute__((noinline)) int bench_print_once(const ProtobufCMessage *m) {
+  gw_buf b;
+  gw_buf_init(&b, 64u << 20);
+  int rc = gw_pb_to_json(m, &write_opts, &b);
+  gw_buf_release(&b);
+  return rc;
+}
+
+/* Parses |d| once and writes it |n| times; ns per write. */
+static double print_bench(const struct doc *d, long n) {
+  gw_arena *a = gw_arena_new(0, 0);
+  ProtobufCMessage *m = NULL;
+  gw_json_error err;
+  if (!a || gw_json_to_pb(d->desc, d->json, d->len, a, &read_opts, &m, &err) != GW_OK)
+    return -1;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (long k = 0; k < n; k++)
+    if (bench_print_once(m) != GW_OK)
+      return -1;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  gw_arena_free(a);
+  return ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / n;
+}
+
 int main(int argc, char **argv) {
   const char *which = argc > 1 ? argv[1] : "all";
   long n = argc > 2 ? atol(argv[2]) : 1000;
@@ -112,8 +142,8 @@ int main(int argc, char **argv) {
         return 1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / n;
-    printf("%-16s %7zu bytes  %10.0f ns/parse  %8.1f MB/s\n", docs[i].name, docs[i].len, ns,
-           docs[i].len / ns * 1e3);
+    printf("%-16s %7zu bytes  %10.0f ns/parse  %8.1f MB/s  %10.0f ns/write\n", docs[i].name,
+           docs[i].len, ns, docs[i].len / ns * 1e3, print_bench(&docs[i], n));
   }
   for (int i = 0; i < 4; i++)
     free(docs[i].json);
