@@ -2,6 +2,7 @@
 #include "transcoder/openai.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -202,6 +203,51 @@ static const char *base64_floats(hook_ctx *h, const float *v, size_t n) {
   return ret ? ret : "\"\"";
 }
 
+/* The rule for a field, by its descriptor's address: the hook asks for every
+ * member not printed of every object, and a scan of the table with strcmp
+ * was ~3K instructions per chat completion. Built once, read-only after. */
+#define RULE_SLOTS 256 /* a power of two, over twice the rules */
+static struct {
+  const ProtobufCFieldDescriptor *f;
+  const absent_rule *r;
+} rule_index[RULE_SLOTS];
+static pthread_once_t rule_once = PTHREAD_ONCE_INIT;
+
+static size_t rule_slot(const ProtobufCFieldDescriptor *f) {
+  return (size_t)((((uintptr_t)f >> 3) * 0x9E3779B97F4A7C15ull) >> 56) & (RULE_SLOTS - 1);
+}
+
+static void build_rule_index(void) {
+  for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+    const ProtobufCFieldDescriptor *f = gw_json_field(rules[i].desc, rules[i].field);
+    if (!f)
+      continue; /* test_openai checks that every rule names a field */
+    size_t k = rule_slot(f);
+    while (rule_index[k].f && rule_index[k].f != f)
+      k = (k + 1) & (RULE_SLOTS - 1);
+    if (!rule_index[k].f) /* the first rule for a field wins, as in the table */
+      rule_index[k].f = f, rule_index[k].r = &rules[i];
+  }
+}
+
+static const absent_rule *rule_for(const ProtobufCFieldDescriptor *f) {
+  pthread_once(&rule_once, build_rule_index);
+  for (size_t k = rule_slot(f);; k = (k + 1) & (RULE_SLOTS - 1)) {
+    if (!rule_index[k].f)
+      return NULL;
+    if (rule_index[k].f == f)
+      return rule_index[k].r;
+  }
+}
+
+/* Every rule names a real field (for test_openai). */
+bool gw_openai_rules_valid(void) {
+  for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+    if (!gw_json_field(rules[i].desc, rules[i].field))
+      return false;
+  return true;
+}
+
 static const char *hook(void *arg, const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
                         int shown) {
   hook_ctx *h = arg;
@@ -216,10 +262,8 @@ static const char *hook(void *arg, const ProtobufCMessage *m, const ProtobufCFie
     return ""; /* the client did not ask for usage */
   if (shown)
     return NULL;
-  for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
-    const absent_rule *r = &rules[i];
-    if (r->desc != d || strcmp(r->field, f->name) != 0)
-      continue;
+  const absent_rule *r = rule_for(f);
+  if (r) {
     switch (r->mode) {
     case A_NULL: return "null";
     case A_ZERO: return "0";

@@ -40,6 +40,10 @@ int gw_openai_parse_request(const ProtobufCMessageDescriptor *desc, const char *
 /* True when |desc| is one of the OpenAI response types this adapter shapes. */
 bool gw_openai_is_response_type(const ProtobufCMessageDescriptor *desc);
 
+/* Whether every default the writer fills in names a real field (a typo in
+ * its table would silently never apply). */
+bool gw_openai_rules_valid(void);
+
 /* Appends |msg| as the JSON OpenAI clients expect. Returns GW_OK, 1 when
  * the message must not be sent at all (a usage-only stream chunk the client
  * did not ask for), GW_ERR_TOOBIG, GW_ERR_NOMEM, GW_ERR_INVALID. */

@@ -19,6 +19,10 @@ static json_t *render(const ProtobufCMessage *m, const gw_openai_out *o, int *rc
 
 static const gw_openai_out out_default = {.model = "asked", .request_id = "rid", .created = 42};
 
+static void test_default_rules_name_real_fields(void **state) {
+  assert_true(gw_openai_rules_valid());
+}
+
 static void test_empty_chat_response_gets_required_members(void **state) {
   Aigateway__V1__ChatCompletionResponse r;
   aigateway__v1__chat_completion_response__init(&r);
@@ -227,6 +231,7 @@ static void test_render_failmalloc(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_default_rules_name_real_fields),
       cmocka_unit_test(test_empty_chat_response_gets_required_members),
       cmocka_unit_test(test_upstream_values_win),
       cmocka_unit_test(test_chunk_usage_only_when_asked),
