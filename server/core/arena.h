@@ -17,6 +17,11 @@ gw_arena *gw_arena_new(size_t first_chunk, size_t cap);
 /* Frees the arena and everything allocated from it. NULL is a no-op. */
 void gw_arena_free(gw_arena *a);
 
+/* A worker thread keeps a few freed arenas (their first chunk included) and
+ * reuses them; it drains the cache before it exits. */
+void gw_arena_cache_enable(void);
+void gw_arena_cache_drain(void);
+
 /* Returns |n| bytes aligned for any type, or NULL (out of memory or over cap). */
 void *gw_arena_alloc(gw_arena *a, size_t n);
 void *gw_arena_calloc(gw_arena *a, size_t n);

@@ -117,9 +117,48 @@ static int buf_workload(void *arg) {
 
 static void test_buf_failmalloc(void **state) { gw_test_failmalloc_sweep(buf_workload, NULL); }
 
+static int deferred_runs;
+static void count_run(void *arg) { (void)arg, deferred_runs++; }
+
+/* A worker's cache hands a freed arena out again, reset, and gives every
+ * byte back when drained; without it nothing is kept. */
+static void test_arena_cache(void **state) {
+  long live0 = gw_alloc_live();
+  gw_arena *a = gw_arena_new(8192, 0);
+  gw_arena_free(a);
+  assert_int_equal(gw_alloc_live(), live0); /* off: all released */
+
+  gw_arena_cache_enable();
+  a = gw_arena_new(8192, 0);
+  assert_non_null(gw_arena_alloc(a, 64));
+  assert_non_null(gw_arena_alloc(a, 20000)); /* a big chunk: never cached */
+  assert_int_equal(gw_arena_defer(a, count_run, NULL), GW_OK);
+  gw_arena_free(a);
+  assert_int_equal(deferred_runs, 1);
+  assert_true(gw_alloc_live() > live0); /* kept: the arena and its first chunk */
+
+  gw_arena *b = gw_arena_new(4096, 0);   /* another size: a new one */
+  gw_arena *c = gw_arena_new(8192, 100); /* the cached one, reset */
+  assert_ptr_equal(c, a);
+  assert_int_equal(gw_arena_used(c), 0);
+  assert_null(gw_arena_alloc(c, 128)); /* its new cap holds */
+  unsigned char *p = gw_arena_alloc(c, 64);
+  assert_non_null(p);
+  memset(p, 0xcd, 64);
+  gw_arena_free(c);
+  gw_arena_free(b);
+  assert_int_equal(deferred_runs, 1); /* not run twice */
+  gw_arena_cache_drain();
+  assert_int_equal(gw_alloc_live(), live0);
+  a = gw_arena_new(8192, 0); /* drained turns it off again */
+  gw_arena_free(a);
+  assert_int_equal(gw_alloc_live(), live0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_arena_alignment_and_growth),
+      cmocka_unit_test(test_arena_cache),
       cmocka_unit_test(test_arena_cap),
       cmocka_unit_test(test_arena_strings),
       cmocka_unit_test(test_arena_defer_runs_lifo),
