@@ -2,74 +2,170 @@
 #include "engine/worker.h"
 
 #include <event2/thread.h>
+#include <sched.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/arena.h"
 #include "core/log.h"
 #include "core/status.h"
+
+/* Completions one wake-up runs before the worker lets its other events in. */
+#define DRAIN_MAX 256
+/* Completions the completion-queue thread gathers before waking the worker,
+ * and that the worker takes from the queue itself in one turn. */
+#define BURST_MAX 64
 
 static _Thread_local gw_worker *current_worker;
 
 gw_worker *gw_worker_current(void) { return current_worker; }
 
-/* Runs on the worker: takes the whole hand-off queue and fires each tag. */
+/* ---- the hand-off queue (Vyukov's intrusive MPSC) ----------------------------- */
+
+static void q_init(gw_worker *w) {
+  atomic_store_explicit(&w->q_stub.next, NULL, memory_order_relaxed);
+  atomic_store_explicit(&w->q_head, &w->q_stub, memory_order_relaxed);
+  w->q_tail = &w->q_stub;
+}
+
+/* Any thread. Lock-free: one exchange and one store. */
+static void q_push(gw_worker *w, gw_tag *t) {
+  atomic_store_explicit(&t->next, NULL, memory_order_relaxed);
+  gw_tag *prev = atomic_exchange_explicit(&w->q_head, t, memory_order_acq_rel);
+  atomic_store_explicit(&prev->next, t, memory_order_release);
+}
+
+/* The worker only. NULL when empty, or when a producer is between its two
+ * steps: that producer then still arms the wake-up (see wake()), so the
+ * worker comes back for it. */
+static gw_tag *q_pop(gw_worker *w) {
+  gw_tag *tail = w->q_tail;
+  gw_tag *next = atomic_load_explicit(&tail->next, memory_order_acquire);
+  if (tail == &w->q_stub) {
+    if (!next)
+      return NULL;
+    w->q_tail = next;
+    tail = next;
+    next = atomic_load_explicit(&tail->next, memory_order_acquire);
+  }
+  if (next) {
+    w->q_tail = next;
+    return tail;
+  }
+  if (tail != atomic_load_explicit(&w->q_head, memory_order_acquire))
+    return NULL;
+  q_push(w, &w->q_stub);
+  next = atomic_load_explicit(&tail->next, memory_order_acquire);
+  if (next) {
+    w->q_tail = next;
+    return tail;
+  }
+  return NULL;
+}
+
+/* After pushing: wakes the worker unless a wake-up is already on its way. */
+static void wake(gw_worker *w) {
+  if (!atomic_exchange(&w->wake_armed, true))
+    event_active(w->wake, EV_READ, 0);
+}
+
+void gw_worker_hand_off(gw_worker *w, gw_tag *tag, bool ok) {
+  tag->ok = ok;
+  q_push(w, tag);
+  wake(w);
+}
+
+/* Comes back to on_wake after the loop's other events (libevent runs active
+ * events after a non-blocking look at its descriptors). */
+static void come_back(gw_worker *w) {
+  atomic_store(&w->wake_armed, true);
+  event_active(w->wake, EV_READ, 0);
+}
+
+/* The worker holds the polling: takes up to BURST_MAX completions from the
+ * queue without blocking. True when it found any (the worker keeps the
+ * polling and comes back); false when it has given the polling back. */
+static bool poll_cq(gw_worker *w) {
+  int n = 0;
+  for (; n < BURST_MAX; n++) {
+    grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+    if (ev.type != GRPC_OP_COMPLETE)
+      break; /* nothing ready, or shut down: the thread sees that too */
+    gw_tag *t = ev.tag;
+    t->cb(t, ev.success != 0);
+  }
+  if (n > 0)
+    return true;
+  atomic_store(&w->worker_polls, false);
+  sem_post(&w->park);
+  return false;
+}
+
+/* Runs on the worker: fires the tags handed over, up to DRAIN_MAX at a time,
+ * then, while it holds the polling, what the completion queue has ready. */
 static void on_wake(evutil_socket_t fd, short what, void *arg) {
   gw_worker *w = arg;
-  for (;;) {
-    pthread_mutex_lock(&w->mu);
-    struct gw_completion *batch = w->pending;
-    size_t n = w->n_pending;
-    bool done = w->cq_done;
-    w->pending = NULL;
-    w->n_pending = w->cap_pending = 0;
-    pthread_mutex_unlock(&w->mu);
-    for (size_t i = 0; i < n; i++)
-      batch[i].tag->cb(batch[i].tag, batch[i].ok);
-    gw_free(batch);
-    if (n == 0) {
-      if (done)
+  /* Disarm first: whatever is pushed from now on wakes the worker again. */
+  atomic_store(&w->wake_armed, false);
+  for (int n = 0; n < DRAIN_MAX; n++) {
+    gw_tag *t = q_pop(w);
+    if (!t) {
+      if (atomic_load(&w->cq_done)) {
+        /* Every push happened before |cq_done| was set: nothing is half
+         * linked any more, so this drains all that is left. */
+        while ((t = q_pop(w)))
+          t->cb(t, t->ok);
         event_base_loopbreak(w->base);
+        return;
+      }
+      if (atomic_load(&w->worker_polls) && poll_cq(w))
+        come_back(w);
       return;
     }
+    t->cb(t, t->ok);
   }
+  come_back(w); /* more left */
 }
 
-static int push(gw_worker *w, gw_tag *tag, bool ok) {
-  pthread_mutex_lock(&w->mu);
-  if (w->n_pending == w->cap_pending) {
-    size_t cap = w->cap_pending ? w->cap_pending * 2 : 64;
-    struct gw_completion *p = gw_realloc(w->pending, cap * sizeof(*p));
-    if (!p) {
-      pthread_mutex_unlock(&w->mu);
-      return GW_ERR_NOMEM;
-    }
-    w->pending = p;
-    w->cap_pending = cap;
-  }
-  bool was_empty = w->n_pending == 0;
-  w->pending[w->n_pending++] = (struct gw_completion){tag, ok};
-  pthread_mutex_unlock(&w->mu);
-  if (was_empty)
-    event_active(w->wake, EV_READ, 0);
-  return GW_OK;
-}
-
+/* The completion-queue thread: blocks for one completion, gathers what else is
+ * ready without blocking, runs the tags marked |on_cq_thread| and hands the
+ * others to the worker with one wake-up for the lot, and the polling with
+ * them: it then waits until the worker has run out of work. */
 static void *cq_main(void *arg) {
   gw_worker *w = arg;
-  for (;;) {
-    grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-    if (ev.type == GRPC_QUEUE_SHUTDOWN)
-      break;
-    if (ev.type != GRPC_OP_COMPLETE)
-      continue;
-    /* Out of memory here would lose a completion and leak its call: retry
-     * until the worker frees something. */
-    while (push(w, ev.tag, ev.success != 0) != GW_OK)
-      sched_yield();
+  bool shutdown = false;
+  while (!shutdown) {
+    gpr_timespec until = gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    bool pushed = false;
+    for (int n = 0; n < BURST_MAX; n++) {
+      grpc_event ev = grpc_completion_queue_next(w->cq, until, NULL);
+      if (ev.type == GRPC_QUEUE_SHUTDOWN) {
+        shutdown = true;
+        break;
+      }
+      if (ev.type == GRPC_QUEUE_TIMEOUT)
+        break;
+      until = gpr_inf_past(GPR_CLOCK_MONOTONIC);
+      gw_tag *t = ev.tag;
+      if (t->on_cq_thread) {
+        t->cb(t, ev.success != 0);
+        continue;
+      }
+      t->ok = ev.success != 0;
+      q_push(w, t);
+      pushed = true;
+    }
+    if (pushed && !shutdown) {
+      atomic_store(&w->worker_polls, true);
+      wake(w);
+      while (sem_wait(&w->park) != 0)
+        ; /* EINTR */
+    } else if (pushed) {
+      wake(w);
+    }
   }
-  pthread_mutex_lock(&w->mu);
-  w->cq_done = true;
-  pthread_mutex_unlock(&w->mu);
+  atomic_store(&w->cq_done, true);
+  atomic_store(&w->wake_armed, true);
   event_active(w->wake, EV_READ, 0);
   return NULL;
 }
@@ -77,14 +173,19 @@ static void *cq_main(void *arg) {
 static void *worker_main(void *arg) {
   gw_worker *w = arg;
   current_worker = w;
+  gw_arena_cache_enable();
   event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+  gw_arena_cache_drain();
   return NULL;
 }
 
 int gw_worker_init(gw_worker *w, int id) {
   memset(w, 0, sizeof(*w));
   w->id = id;
-  pthread_mutex_init(&w->mu, NULL);
+  q_init(w);
+  if (sem_init(&w->park, 0, 0) != 0)
+    return GW_ERR_NOMEM;
+  w->park_ready = true;
   w->base = event_base_new();
   if (!w->base)
     goto fail;
@@ -128,7 +229,7 @@ void gw_worker_release(gw_worker *w) {
     event_free(w->wake);
   if (w->base)
     event_base_free(w->base);
-  gw_free(w->pending);
-  pthread_mutex_destroy(&w->mu);
+  if (w->park_ready)
+    sem_destroy(&w->park);
   memset(w, 0, sizeof(*w));
 }

@@ -1,31 +1,46 @@
 /* Worker threads: each owns one libevent event_base and one gRPC completion
- * queue. A dedicated thread blocks on the completion queue and hands every
- * completion to the worker's loop (queue + event_active), so a call — and all
- * of its gRPC server and client operations — belongs to exactly one worker
- * for its whole life and its state needs no locks. */
+ * queue. While the worker sleeps, a dedicated thread blocks on the completion
+ * queue; when completions come it hands them to the worker's loop (a
+ * lock-free queue and one event_active per burst) together with the polling:
+ * the worker then drains the completion queue itself, without blocking,
+ * between its other events, for as long as it finds work, and gives the
+ * polling back before it sleeps. So a busy worker takes its gRPC completions
+ * with no thread hop at all, a call — and all of its gRPC server and client
+ * operations — belongs to exactly one worker for its whole life and its state
+ * needs no locks. The one exception is a tag marked |on_cq_thread| (see
+ * gw_tag). */
 #ifndef GW_ENGINE_WORKER_H
 #define GW_ENGINE_WORKER_H
 
 #include <event2/event.h>
 #include <grpc/grpc.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 /* A completion target. Embed it in the object that started the operation and
  * pass its address as the gRPC tag; |cb| runs on the owning worker's thread
- * with |ok| as gRPC reported it. */
+ * with |ok| as gRPC reported it. A tag is handed over once per operation: do
+ * not reuse it for a new operation before its |cb| ran.
+ *
+ * |on_cq_thread|: set it before starting the operation when |cb| touches no
+ * state of the worker (no event base, no other call, nothing but what the
+ * operation's owner handed over with it for good): |cb| then runs on
+ * whichever thread takes the completion — the completion-queue thread, with
+ * no hand-off and no wake-up, or the worker when it holds the polling. Used
+ * for the last batch of a call, whose completion only frees it. Zero (the
+ * default of a zeroed struct) means "on the worker". */
 typedef struct gw_tag {
   void (*cb)(struct gw_tag *tag, bool ok);
+  bool on_cq_thread;
+  /* The hand-off's own fields: written by the completion-queue thread. */
+  bool ok;
+  struct gw_tag *_Atomic next;
 } gw_tag;
 
 #define GW_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
-struct gw_completion {
-  gw_tag *tag;
-  bool ok;
-};
 
 typedef struct gw_worker {
   int id;
@@ -34,12 +49,23 @@ typedef struct gw_worker {
   pthread_t thread, cq_thread;
   bool thread_started, cq_thread_started;
 
-  /* Hand-off from the completion-queue thread; guarded by |mu|. */
-  pthread_mutex_t mu;
-  struct gw_completion *pending;
-  size_t n_pending, cap_pending;
-  bool cq_done;
+  /* Hand-off from the completion-queue thread: an intrusive multi-producer
+   * single-consumer queue of tags (Vyukov's), lock-free. Producers push at
+   * |q_head|; the worker pops at |q_tail|. |wake_armed| is true from the
+   * moment a producer decided to wake the worker until the worker starts
+   * draining, so one burst of completions costs one event_active. */
+  gw_tag *_Atomic q_head;
+  gw_tag *q_tail;
+  gw_tag q_stub;
+  atomic_bool wake_armed;
+  atomic_bool cq_done;
   struct event *wake;
+  /* Who polls the completion queue: false, the completion-queue thread
+   * (blocking); true, the worker (never blocking; its wake-up event stays
+   * active meanwhile). The thread waits on |park| while the worker polls. */
+  atomic_bool worker_polls;
+  sem_t park;
+  bool park_ready;
 
   /* Owned by the front doors; opaque here. */
   void *grpc_front;
@@ -65,5 +91,9 @@ void gw_worker_release(gw_worker *w);
 
 /* The worker running the calling thread, NULL on other threads. */
 gw_worker *gw_worker_current(void);
+
+/* UNITTEST escape hatch: hands |tag| to |w| as the completion-queue thread
+ * does (one completion; wakes the worker unless a wake-up is pending). */
+void gw_worker_hand_off(gw_worker *w, gw_tag *tag, bool ok);
 
 #endif

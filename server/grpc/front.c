@@ -53,6 +53,11 @@ typedef struct scall {
   int cancelled_flag;
   bool client_gone, md_sent, sending, status_queued, status_in_flight, status_sent;
   bool finished, released, recv_stopped;
+  /* |in_dispatch|: the call is being set up; its status waits for the end of
+   * dispatch() so that a call answered at once goes out in one batch with
+   * its close. |close_posted|: RECV_CLOSE_ON_SERVER is started (alone, or in
+   * the status batch). */
+  bool in_dispatch, close_posted;
   outmsg *q_head, *q_tail;
   grpc_byte_buffer *send_bb;
   gw_status_code status;
@@ -87,6 +92,7 @@ static void maybe_release(scall *sc);
 /* ---- sending ---------------------------------------------------------------- */
 
 static void on_send(gw_tag *tag, bool ok);
+static void on_final(gw_tag *tag, bool ok);
 
 static void drop_queue(scall *sc) {
   while (sc->q_head) {
@@ -98,15 +104,33 @@ static void drop_queue(scall *sc) {
   sc->q_tail = NULL;
 }
 
+/* True when the call's last batch may complete on the completion-queue
+ * thread: nothing else of it is in flight and nothing on the worker holds it
+ * (the pipeline is done and only the front door's reference is left), so its
+ * completion only frees. */
+static bool releasable_off_worker(const scall *sc) {
+  if (sc->pending != 0 || sc->kind == K_HEALTH_WATCH)
+    return false;
+  if (!sc->call)
+    return true;
+  return sc->finished && sc->call->state == GW_CALL_DONE && sc->call->refs == 1;
+}
+
 /* Starts the next send batch when none is in flight: initial metadata once,
  * one queued message, and the status once nothing else is queued. A unary
- * reply waits for its status so the whole answer goes in one batch. */
-static void pump(scall *sc) {
+ * reply waits for its status so the whole answer goes in one batch; while
+ * the call is in dispatch() the status waits for its end, where it goes out
+ * with the RECV_CLOSE_ON_SERVER too.
+ *
+ * Returns true when it started the call's last batch to complete on the
+ * completion-queue thread (on_final): |sc| may be gone already, the caller
+ * must not touch it. */
+static bool pump(scall *sc) {
   if (sc->sending || sc->client_gone || sc->status_in_flight || sc->status_sent)
-    return;
-  if (!sc->streaming && !sc->status_queued)
-    return;
-  grpc_op ops[3];
+    return false;
+  if (!sc->streaming && (!sc->status_queued || sc->in_dispatch))
+    return false;
+  grpc_op ops[4];
   memset(ops, 0, sizeof ops);
   size_t n = 0;
   if (!sc->md_sent) {
@@ -125,17 +149,25 @@ static void pump(scall *sc) {
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n++].data.send_message.send_message = sc->send_bb;
   }
-  if (sc->status_queued && !sc->q_head) {
+  bool last = false;
+  if (sc->status_queued && !sc->q_head && !sc->in_dispatch) {
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = (grpc_status_code)sc->status;
     ops[n++].data.send_status_from_server.status_details = &sc->status_details;
     sc->status_in_flight = true;
+    if (!sc->close_posted) {
+      ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+      ops[n++].data.recv_close_on_server.cancelled = &sc->cancelled_flag;
+      sc->close_posted = true;
+      last = releasable_off_worker(sc);
+    }
   }
   if (n == 0)
-    return;
+    return false;
   sc->sending = true;
   sc->pending++;
-  sc->send_tag.cb = on_send;
+  sc->send_tag.cb = last ? on_final : on_send;
+  sc->send_tag.on_cq_thread = last;
   if (grpc_call_start_batch(sc->c, ops, n, &sc->send_tag, NULL) != GRPC_CALL_OK) {
     sc->pending--;
     sc->sending = false;
@@ -145,7 +177,9 @@ static void pump(scall *sc) {
       sc->send_bb = NULL;
     }
     drop_queue(sc);
+    return false;
   }
+  return last;
 }
 
 static void on_send(gw_tag *tag, bool ok) {
@@ -170,6 +204,24 @@ static void on_send(gw_tag *tag, bool ok) {
     if (sc->call && !sc->q_head && !sc->finished)
       gw_call_sink_drained(sc->call);
   }
+  maybe_release(sc);
+}
+
+/* The completion of a call's last batch (status and close together) started
+ * by pump() when nothing on the worker holds the call any more: runs on the
+ * completion-queue thread, without a hand-off, and only frees. Whatever the
+ * outcome, the call is over. */
+static void on_final(gw_tag *tag, bool ok) {
+  (void)ok;
+  scall *sc = GW_CONTAINER_OF(tag, scall, send_tag);
+  sc->pending--;
+  sc->sending = false;
+  if (sc->send_bb) {
+    grpc_byte_buffer_destroy(sc->send_bb);
+    sc->send_bb = NULL;
+  }
+  sc->status_in_flight = false;
+  sc->status_sent = true;
   maybe_release(sc);
 }
 
@@ -310,6 +362,7 @@ static void post_close(scall *sc) {
   grpc_op op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
   op.data.recv_close_on_server.cancelled = &sc->cancelled_flag;
   sc->close_tag.cb = on_close;
+  sc->close_posted = true;
   sc->pending++;
   if (grpc_call_start_batch(sc->c, &op, 1, &sc->close_tag, NULL) != GRPC_CALL_OK) {
     sc->pending--;
@@ -601,7 +654,9 @@ static void dispatch(acceptor *a, grpc_call *c, grpc_metadata_array md, grpc_byt
     sc->init_md[0].value = grpc_slice_from_static_string(sc->request_id);
   }
 
-  post_close(sc);
+  /* The close is posted at the end: a call answered right here sends its
+   * status and takes its close in one batch. */
+  sc->in_dispatch = true;
   switch (sc->kind) {
   case K_PIPELINE: start_pipeline(sc, payload, deadline); break;
   case K_HEALTH_CHECK:
@@ -621,6 +676,11 @@ static void dispatch(acceptor *a, grpc_call *c, grpc_metadata_array md, grpc_byt
   if (payload)
     grpc_byte_buffer_destroy(payload);
   gw_free(unknown_path);
+  sc->in_dispatch = false;
+  if (pump(sc))
+    return; /* the last batch is out and owns |sc| */
+  if (!sc->close_posted && !sc->client_gone)
+    post_close(sc);
   maybe_release(sc);
 }
 

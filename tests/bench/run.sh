@@ -160,15 +160,18 @@ if [ "$QUICK" != 1 ]; then
     printf 'model: "gpt-4o-mini"\nmessages { role: "system" content { text: "You are a helpful assistant." } }\nmessages { role: "user" content { text: "Say hello in one short sentence." } }\nmax_tokens { value: 64 }\n' \
       | protoc --encode=aigateway.v1.ChatCompletionRequest --descriptor_set_in="$DS" >"$TMP/req.pb"
     python3 -c "import struct,sys; d=open(sys.argv[1],'rb').read(); sys.stdout.buffer.write(b'\0'+struct.pack('>I',len(d))+d)" "$TMP/req.pb" >"$TMP/req.grpc"
+    printf '\0\0\0\0\0' >"$TMP/list.grpc" # an empty ListModelsRequest, framed
     taskset -c "$SUT_CPU" "$BIN/grpc_echo" $ECHO_PORT 1 >"$TMP/echo.log" 2>&1 &
     ECHO_PID=$!; PIDS+=($ECHO_PID); wait_port $ECHO_PORT
     for r in $(seq 1 "$ROUNDS"); do
       echo "$(h2_one echo http://127.0.0.1:$ECHO_PORT/bench.Echo/Echo 32 1 "$TMP/req.grpc" grpc)" >>"$TMP/g.echo"
       echo "$(h2_one gateway http://127.0.0.1:$GW_GRPC/aigateway.v1.Inference/CreateChatCompletion 32 1 "$TMP/req.grpc" grpc)" >>"$TMP/g.gw"
+      echo "$(h2_one gateway http://127.0.0.1:$GW_GRPC/aigateway.v1.Inference/ListModels 32 1 "$TMP/list.grpc" grpc)" >>"$TMP/g.list"
     done
     kill $ECHO_PID 2>/dev/null || true
     sort -n "$TMP/g.echo" | awk '{a[NR]=$0} END{print "grpc-unary-c32 echo", a[int((NR+1)/2)]}' >>"$TMP/h2"
     sort -n "$TMP/g.gw" | awk '{a[NR]=$0} END{print "grpc-unary-c32 gateway", a[int((NR+1)/2)]}' >>"$TMP/h2"
+    sort -n "$TMP/g.list" | awk '{a[NR]=$0} END{print "grpc-unary-builtin-c32 gateway", a[int((NR+1)/2)]}' >>"$TMP/h2"
     echo "$(h2_one gateway http://127.0.0.1:$GW_GRPC/aigateway.v1.Inference/StreamChatCompletion 32 1 "$TMP/req.grpc" grpc)" | sed 's/^/grpc-stream-c32 gateway /' >>"$TMP/h2"
   fi
 
@@ -286,6 +289,8 @@ if [ "$QUICK" != 1 ]; then
   echo "| $NSTREAMS SSE streams, ≤ 16 KiB each, none dropped | $PER KiB, $1 completed, $4 dropped | $(met "$PER <= 16 && $4 == 0 && $1 == $NSTREAMS") |"
   ge=$(awk '$1=="grpc-unary-c32" && $2=="gateway"{print $3}' "$TMP/h2"); ee=$(awk '$1=="grpc-unary-c32" && $2=="echo"{print $3}' "$TMP/h2")
   [ -n "$ge" ] && [ -n "$ee" ] && echo "| gRPC unary ≥ 0.8× bare gRPC-core echo | $(f1 $ge $ee) ($ge vs $ee req/s) | $(met "$ge >= 0.8 * $ee") |"
+  gl=$(awk '$1=="grpc-unary-builtin-c32" && $2=="gateway"{print $3}' "$TMP/h2")
+  [ -n "$gl" ] && [ -n "$ee" ] && echo "| gRPC built-in unary (ListModels, no upstream) ≥ 0.8× bare gRPC-core echo | $(f1 $gl $ee) ($gl vs $ee req/s) | $(met "$gl >= 0.8 * $ee") |"
 fi
 } >"$OUT"
 echo "bench: wrote $OUT" >&2
