@@ -213,10 +213,13 @@ int main(int argc, char **argv) {
       goto out;
   if (gw_curl_loops_init(workers, n_workers) != GW_OK)
     goto out;
-  /* UPSTREAM_CLIENT=native: plain http:// OpenAI-compatible upstreams go
-   * through the native HTTP/1.1 client (engine/http_client.h), read once. */
+  /* Plain http:// OpenAI-compatible upstreams go through the native
+   * HTTP/1.1 client (engine/http_client.h) unless UPSTREAM_CLIENT=curl;
+   * https:// always goes through curl. Read once. */
   const char *upstream_client = getenv("UPSTREAM_CLIENT");
-  if (upstream_client && *upstream_client && strcmp(upstream_client, "curl") != 0) {
+  if (!upstream_client || !*upstream_client)
+    upstream_client = "native";
+  if (strcmp(upstream_client, "curl") != 0) {
     if (strcmp(upstream_client, "native") != 0) {
       GW_LOGE("main", NULL, "UPSTREAM_CLIENT must be curl or native, not \"%s\"", upstream_client);
       goto out;

@@ -2,9 +2,10 @@
  * libevent base: a pool of idle keep-alive connections per host:port, one
  * request per connection at a time, the request written with one writev,
  * the response parsed with http_parser (Content-Length, chunked, close
- * delimited; 1xx skipped) and its body handed over as it arrives. The
- * alternative to the curl loop on the hot path (UPSTREAM_CLIENT=native);
- * TLS and proxies stay on curl.
+ * delimited; 1xx skipped) and its body handed over as it arrives, the
+ * socket read until dry on each wake-up. The default for plain http://
+ * upstreams (UPSTREAM_CLIENT=curl turns it off); TLS and proxies stay on
+ * curl.
  *
  * A request is a gw_http_req embedded in its owner. Once started, its |done|
  * runs exactly once: when the response ended (GW_OK, whatever its status),
@@ -123,8 +124,8 @@ void gw_http_client_counts(const gw_http_client *c, int *idle, int *busy);
 /* Monotonic milliseconds. */
 int64_t gw_http_now_ms(void);
 
-/* Per-worker clients, in a side table indexed by worker id, created only
- * when the process runs with UPSTREAM_CLIENT=native. GW_OK, GW_ERR_NOMEM
+/* Per-worker clients, in a side table indexed by worker id, created
+ * unless the process runs with UPSTREAM_CLIENT=curl. GW_OK, GW_ERR_NOMEM
  * or GW_ERR_INVALID (nothing is left allocated). */
 int gw_http_clients_init(struct gw_worker *workers, int n);
 /* The client of |w|; NULL when there is none (curl is in use). */

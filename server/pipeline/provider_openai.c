@@ -1,9 +1,11 @@
-/* OpenAI-compatible provider on the worker's curl loop, with its SSE reader. */
+/* OpenAI-compatible provider: plain http:// on the worker's native HTTP/1.1
+ * client, https:// (and UPSTREAM_CLIENT=curl) on its curl loop; one SSE reader. */
 #include "pipeline/provider_openai.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -199,8 +201,8 @@ typedef struct oai_call {
   bool backlog;       /* the sink was full: events may wait in |sse| */
   bool paused;        /* curl holds data for us */
   bool saw_done;      /* [DONE] arrived */
-  /* UPSTREAM_CLIENT=native: the exchange runs on the worker's native
-   * HTTP/1.1 client instead of curl (|cx| unused then). */
+  /* Plain http:// (unless UPSTREAM_CLIENT=curl): the exchange runs on the
+   * worker's native HTTP/1.1 client instead of curl (|cx| unused then). */
   bool native;
   gw_http_req hr;
   const char *hdrs[8];
@@ -485,12 +487,32 @@ static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg) {
   return n;
 }
 
+/* Whether some member "embedding" of |json| may have a string (base64)
+ * value: never false when one does; true for a rare lookalike (a key ending
+ * in an escaped quote and "embedding"), which only costs the full parse. */
+static bool has_string_embedding(const char *json, size_t len) {
+  const char *p = json, *end = json + len;
+  while ((p = memmem(p, (size_t)(end - p), "\"embedding\"", 11)) != NULL) {
+    p += 11;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+      p++;
+    if (p == end || *p != ':')
+      continue;
+    p++;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+      p++;
+    if (p < end && *p == '"')
+      return true;
+  }
+  return false;
+}
+
 /* Embedding vectors the upstream sent as base64 become float arrays, so the
  * answer decodes into the repeated float field. |out| gets the rewritten
  * JSON; returns 1 when there was nothing to rewrite, GW_OK, or an error. */
 static int embeddings_as_floats(const char *json, size_t len, gw_buf *out) {
-  if (!memmem(json, len, "\"embedding\"", 11))
-    return 1;
+  if (!has_string_embedding(json, len))
+    return 1; /* floats already: no second parse of a large answer */
   json_t *root = json_loadb(json, len, 0, NULL);
   json_t *data = root ? json_object_get(root, "data") : NULL;
   int rc = 1;
@@ -590,7 +612,7 @@ static void on_done(gw_curl_xfer *x, CURLcode result) {
     finish_stream(o); /* or resume() does, once the backlog is out */
 }
 
-/* ---- the native client (UPSTREAM_CLIENT=native) ---------------------------------- */
+/* ---- the native client (plain http://, the default) ------------------------------ */
 
 /* The same handling as header_cb / write_cb / on_done, for an exchange on
  * the worker's native HTTP/1.1 client (engine/http_client.h). */
@@ -682,14 +704,31 @@ static void native_done(gw_http_req *r, int err) {
 static bool header_safe(const char *v);
 static int64_t transfer_timeout(const gw_call *call, int backend_timeout_ms);
 
+static pthread_once_t proxy_once = PTHREAD_ONCE_INIT;
+static bool proxy_set;
+
+/* The proxy variables libcurl honours for http:// URLs: with one set, curl
+ * keeps serving plain http:// too (it knows proxies and no_proxy; the
+ * native client does not). */
+static void proxy_check(void) {
+  static const char *const names[] = {"http_proxy", "all_proxy", "ALL_PROXY"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    const char *v = getenv(names[i]);
+    if (v && *v)
+      proxy_set = true;
+  }
+}
+
 /* Sets up |o->hr| for |b->base| + |path| when the base is a plain http://
- * URL. GW_OK, GW_ERR_NOMEM, or 1 (nothing done) when it is not: curl
- * serves it. */
+ * URL and no proxy is configured. GW_OK, GW_ERR_NOMEM, or 1 (nothing done)
+ * when not: curl serves it. */
 static int native_prepare(oai_call *o, const char *path) {
   gw_call *call = o->call;
   const char *prefix;
   int port;
-  if (gw_http_parse_url(o->b->base, o->host, sizeof o->host, &port, &prefix) != GW_OK)
+  pthread_once(&proxy_once, proxy_check);
+  if (proxy_set ||
+      gw_http_parse_url(o->b->base, o->host, sizeof o->host, &port, &prefix) != GW_OK)
     return 1;
   gw_http_req *r = &o->hr;
   memset(r, 0, sizeof(*r));
@@ -873,7 +912,7 @@ static int start(gw_call *call) {
   int rc = rewrite_request(o);
   if (rc != GW_OK)
     goto fail;
-  gw_http_client *hc = gw_http_client_of(call->worker); /* UPSTREAM_CLIENT=native */
+  gw_http_client *hc = gw_http_client_of(call->worker); /* NULL: UPSTREAM_CLIENT=curl */
   if (hc && (rc = native_start(o, hc, path)) != 1) {
     if (rc != GW_OK)
       goto fail;

@@ -26,7 +26,8 @@ def mock():
     m.stop()
 
 
-# Both upstream clients: libcurl (the default) and the native HTTP/1.1 one.
+# Both upstream clients: the native HTTP/1.1 one (the default for http://)
+# and libcurl (UPSTREAM_CLIENT=curl, and every https:// upstream).
 @pytest.fixture(scope="module", params=["curl", "native"])
 def client(request):
     return request.param

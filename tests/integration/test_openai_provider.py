@@ -54,8 +54,8 @@ def mock():
     m.stop()
 
 
-# Every test runs against both upstream clients: libcurl (the default) and
-# the native HTTP/1.1 client (UPSTREAM_CLIENT=native).
+# Every test runs against both upstream clients: the native HTTP/1.1 client
+# (the default for http://) and libcurl (UPSTREAM_CLIENT=curl; https://).
 @pytest.fixture(scope="module", params=["curl", "native"])
 def client(request):
     return request.param
