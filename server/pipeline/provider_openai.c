@@ -727,8 +727,7 @@ static int native_prepare(oai_call *o, const char *path) {
   const char *prefix;
   int port;
   pthread_once(&proxy_once, proxy_check);
-  if (proxy_set ||
-      gw_http_parse_url(o->b->base, o->host, sizeof o->host, &port, &prefix) != GW_OK)
+  if (proxy_set || gw_http_parse_url(o->b->base, o->host, sizeof o->host, &port, &prefix) != GW_OK)
     return 1;
   gw_http_req *r = &o->hr;
   memset(r, 0, sizeof(*r));
