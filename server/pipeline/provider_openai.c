@@ -734,7 +734,7 @@ static int native_prepare(oai_call *o, const char *path) {
   r->host = o->host;
   r->port = port;
   r->method = "POST";
-  r->path = gw_arena_printf(call->arena, "%s%s", *prefix ? prefix : "", path);
+  r->path = gw_arena_concat(call->arena, prefix, path);
   size_t n = 0;
   /* curl's order: User-Agent, ours, then Content-Length (the client's). */
   o->hdrs[n++] = "User-Agent: ai-gateway/" GW_VERSION;
@@ -743,10 +743,10 @@ static int native_prepare(oai_call *o, const char *path) {
   o->hdrs[n++] = "Content-Type: application/json";
   o->hdrs[n++] = o->streaming ? "Accept: text/event-stream" : "Accept: application/json";
   if (header_safe(call->request_id) &&
-      !(o->hdrs[n++] = gw_arena_printf(call->arena, "X-Request-Id: %s", call->request_id)))
+      !(o->hdrs[n++] = gw_arena_concat(call->arena, "X-Request-Id: ", call->request_id)))
     return GW_ERR_NOMEM;
   if (header_safe(call->traceparent) &&
-      !(o->hdrs[n++] = gw_arena_printf(call->arena, "traceparent: %s", call->traceparent)))
+      !(o->hdrs[n++] = gw_arena_concat(call->arena, "traceparent: ", call->traceparent)))
     return GW_ERR_NOMEM;
   if (!r->path)
     return GW_ERR_NOMEM;
