@@ -70,8 +70,12 @@ typedef struct hc_conn {
   size_t name_len, hdr_total;
   int cb_err; /* a parser callback failed with this GW_ERR_* */
   bool in_value, is_final, complete, keep_alive, got_bytes;
+  /* The bytes being parsed: the client's shared read buffer during a read,
+   * or |left|, what a pause left unparsed (kept per connection only then:
+   * 10,000 open streams do not hold 10,000 read buffers). */
+  const char *rbuf;
+  char *left;
   size_t rpos, rlen;
-  char rbuf[READ_BUF];
 } hc_conn;
 
 struct gw_http_client {
@@ -82,7 +86,8 @@ struct gw_http_client {
   hc_conn *dead;  /* CLOSED, freed by the reap event */
   gw_http_req *fails, *reaps;
   struct event *reap_ev;
-  bool in_start; /* |done| must wait for the reap event */
+  bool in_start;       /* |done| must wait for the reap event */
+  char rbuf[READ_BUF]; /* every connection reads here, one at a time */
 };
 
 int64_t gw_http_now_ms(void) {
@@ -92,7 +97,7 @@ int64_t gw_http_now_ms(void) {
 }
 
 void gw_http_client_opts_init(gw_http_client_opts *o) {
-  o->max_idle_per_host = 64;
+  o->max_idle_per_host = 256; /* nginx's bench peer keeps 256 too */
   o->idle_timeout_ms = 30000;
   o->connect_timeout_ms = 10000;
   o->max_header_bytes = 64 << 10;
@@ -117,7 +122,16 @@ static void conn_free(hc_conn *k) {
   event_free(k->tev);
   gw_buf_release(&k->head);
   gw_buf_release(&k->hdr);
+  gw_free(k->left);
   gw_free(k);
+}
+
+/* Drops what a pause left unparsed. */
+static void drop_left(hc_conn *k) {
+  gw_free(k->left);
+  k->left = NULL;
+  k->rbuf = NULL;
+  k->rpos = k->rlen = 0;
 }
 
 static void idle_unlink(hc_conn *k) {
@@ -430,7 +444,7 @@ static int attach(hc_conn *k, gw_http_req *r, int *err) {
   r->conn = k;
   http_parser_init(&k->parser, HTTP_RESPONSE);
   k->parser.data = k;
-  k->rpos = k->rlen = 0;
+  drop_left(k);
   k->sent = 0;
   k->cb_err = GW_OK;
   k->got_bytes = k->complete = k->keep_alive = false;
@@ -681,12 +695,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
     if (k->rpos < k->rlen) { /* bytes left from before a pause */
       if (!parse(k, false))
         goto paused_or_done;
+      drop_left(k);
       continue;
     }
     if (r->paused)
       goto paused_or_done;
-    ssize_t got = recv(fd, k->rbuf, READ_BUF, 0);
+    ssize_t got = recv(fd, k->c->rbuf, READ_BUF, 0);
     if (got > 0) {
+      k->rbuf = k->c->rbuf;
       k->rpos = 0;
       k->rlen = (size_t)got;
       k->got_bytes = true;
@@ -695,7 +711,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
       continue;
     }
     if (got == 0) {
-      k->rpos = k->rlen = 0;
+      drop_left(k);
       parse(k, true);
       return;
     }
@@ -709,9 +725,23 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
   return; /* more may wait: the next loop iteration reads it */
 paused_or_done:
   /* |k| may be closed and |r| finished; only a paused live one is left
-   * to quiet. */
-  if (k->state != HC_CLOSED && k->req == r && r->paused)
+   * to quiet, keeping what it has not parsed out of the shared buffer. */
+  if (k->state != HC_CLOSED && k->req == r && r->paused) {
     event_del(k->rev);
+    if (k->rpos < k->rlen && k->rbuf == k->c->rbuf) {
+      size_t n = k->rlen - k->rpos;
+      char *left = gw_malloc(n);
+      if (!left) {
+        fail_req(r, GW_ERR_NOMEM, 0, "out of memory");
+        return;
+      }
+      memcpy(left, k->rbuf + k->rpos, n);
+      k->left = left;
+      k->rbuf = left;
+      k->rpos = 0;
+      k->rlen = n;
+    }
+  }
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg) {

@@ -509,6 +509,49 @@ static void test_pause_resume(void **state) {
   event_base_free(base);
 }
 
+/* Connections read into one shared buffer; what a pause leaves unparsed must
+ * be its own. Here another connection's answer is read (into that buffer)
+ * while the first waits paused with "two" and "three" unparsed. */
+static void test_paused_bytes_survive_other_reads(void **state) {
+  (void)state;
+  struct event_base *base = event_base_new();
+  srv s1, s2;
+  srv_start(&s1, base);
+  srv_start(&s2, base);
+  srv_answer(&s1,
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "3\r\none\r\n3\r\ntwo\r\n5\r\nthree\r\n0\r\n\r\n",
+             false);
+  srv_answer(&s2,
+             "HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\n"
+             "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+             false);
+  gw_http_client *c;
+  assert_int_equal(gw_http_client_new(base, NULL, &c), GW_OK);
+  rec x1, x2;
+  rec_init(&x1, s1.port);
+  x1.pause_in_body = true;
+  rec_init(&x2, s2.port);
+  assert_int_equal(gw_http_req_start(c, &x1.r), GW_OK);
+  int64_t end = gw_http_now_ms() + 3000;
+  while (x1.body_calls == 0 && gw_http_now_ms() < end)
+    event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+  assert_int_equal(x1.body_calls, 1); /* paused after "one" */
+  assert_int_equal(gw_http_req_start(c, &x2.r), GW_OK);
+  run_until_done(base, &x2);
+  assert_int_equal(x2.done_err, GW_OK);
+  assert_int_equal(x2.body_len, 64);
+  gw_http_req_resume(&x1.r);
+  run_until_done(base, &x1);
+  assert_int_equal(x1.done_err, GW_OK);
+  assert_int_equal(x1.body_len, 11);
+  assert_memory_equal(x1.body, "onetwothree", 11);
+  gw_http_client_free(c);
+  srv_stop(&s1);
+  srv_stop(&s2);
+  event_base_free(base);
+}
+
 /* ---- bytes that arrive while a piece is handed over ------------------------------- */
 
 /* The upstream sends the rest of the answer while the caller handles the
@@ -674,6 +717,7 @@ int main(void) {
       cmocka_unit_test(test_deadline_and_connect_failure),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_pause_resume),
+      cmocka_unit_test(test_paused_bytes_survive_other_reads),
       cmocka_unit_test(test_reads_until_dry),
       cmocka_unit_test(test_parse_url),
       cmocka_unit_test(test_failmalloc),
