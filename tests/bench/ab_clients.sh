@@ -11,8 +11,8 @@ sleep 0.3
 mkdir -p /tmp/abng/logs /tmp/abng/tmp
 sed -e "s#@DIR@#/tmp/abng#g" -e "s#@UPSTREAM@#127.0.0.1:19700#g" -e "s#@PORT@#18788#g" -e "s#@WORKERS@#1#g" ../shared/bench/peers/nginx.conf.in > /tmp/abng/nginx.conf
 taskset -c 1 nginx -p /tmp/abng -c /tmp/abng/nginx.conf -g 'daemon off;' 2>/tmp/abng/err.log & N=$!
-UPSTREAM_CLIENT=curl TARGET_API_URL=http://127.0.0.1:19700/v1 TARGET_API_KEY=x PORT=18701 GRPC_PORT=50701 WORKERS=1 LOG_LEVEL=warn taskset -c 1 ./ai-gateway > /tmp/abg1.log 2>&1 & G1=$!
-UPSTREAM_CLIENT=native TARGET_API_URL=http://127.0.0.1:19700/v1 TARGET_API_KEY=x PORT=18702 GRPC_PORT=50702 WORKERS=1 LOG_LEVEL=warn taskset -c 1 ./ai-gateway > /tmp/abg2.log 2>&1 & G2=$!
+UPSTREAM_CLIENT=curl TARGET_API_URL=http://127.0.0.1:19700/v1 TARGET_API_KEY=x PORT=18701 GRPC_PORT=29701 WORKERS=1 LOG_LEVEL=warn taskset -c 1 ./ai-gateway > /tmp/abg1.log 2>&1 & G1=$!
+UPSTREAM_CLIENT=native TARGET_API_URL=http://127.0.0.1:19700/v1 TARGET_API_KEY=x PORT=18702 GRPC_PORT=29702 WORKERS=1 LOG_LEVEL=warn taskset -c 1 ./ai-gateway > /tmp/abg2.log 2>&1 & G2=$!
 sleep 2
 for p in 18701 18702; do for i in $(seq 50); do curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' -d @/tmp/body.json http://127.0.0.1:$p/v1/chat/completions | grep -q 200 && break; sleep 0.1; done; done
 export BODY_FILE=/tmp/body.json

@@ -25,7 +25,10 @@ QUICK=${BENCH_QUICK:-0}
 GW_WORKERS=${GW_WORKERS:-1}
 SUT_CPU=${SUT_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
-MOCK_PORT=9000 GW_PORT=8080 GW_GRPC=50051 NGINX_PORT=8088 PORTKEY_PORT=8787 ECHO_PORT=50071
+# Listening ports stay below the kernel's ephemeral range (32768-60999 here):
+# with thousands of client and upstream connections open, a port such as
+# 50051 can already be some connection's local port, and the bind fails.
+MOCK_PORT=9000 GW_PORT=8080 GW_GRPC=29051 NGINX_PORT=8088 PORTKEY_PORT=8787 ECHO_PORT=29071
 OUT=$HERE/RESULTS.md
 TMP=$(mktemp -d /tmp/aigw-bench.XXXXXX)
 export PEERS_DIR=${PEERS_DIR:-/tmp/aigw-peers}
