@@ -2,6 +2,7 @@
  * doors, and shuts down gracefully on SIGTERM/SIGINT. */
 #include <event2/thread.h>
 #include <grpc/grpc.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,12 @@ static void usage(FILE *out) {
 
 int main(int argc, char **argv) {
   bool check_only = false;
+  /* Request and response bodies of 100 KB and more were mmap'd and unmapped
+   * per request (glibc's threshold starts at 128 KiB), and the free top of
+   * a worker's heap went back to the kernel at 128 KiB: page faults and
+   * madvise on every large request. Keep them in the heaps instead. */
+  mallopt(M_MMAP_THRESHOLD, 8 << 20);
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--version") == 0) {
       printf("ai-gateway %s\n", GW_VERSION);
