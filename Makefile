@@ -18,10 +18,11 @@ all: build
 deps:
 	@./scripts/deps.sh
 
-$(BUILD)/Makefile:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGW_TESTS=OFF
-
-build: $(BUILD)/Makefile
+# Configured on every build (a second when nothing changed): a build/ left
+# configured as Debug by hand would otherwise give make run and make bench an
+# unoptimised gateway.
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGW_TESTS=OFF >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 	cp $(BUILD)/ai-gateway ./ai-gateway
 

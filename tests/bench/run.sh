@@ -51,6 +51,14 @@ wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 
 for t in wrk h2load taskset curl protoc; do command -v $t >/dev/null || { echo "bench: $t missing (apt-get install -y wrk nghttp2-client util-linux curl protobuf-compiler)" >&2; exit 1; }; done
 [ -x "$GW_BIN" ] || { echo "bench: no gateway binary at $GW_BIN (make build)" >&2; exit 1; }
+# The build type of the binary's CMake directory (./ai-gateway comes from build/):
+# a Debug (-O0) gateway measures the compiler, not the design.
+GW_DIR=$(dirname "$GW_BIN"); [ "$GW_BIN" = "$ROOT/ai-gateway" ] && GW_DIR=$ROOT/build
+BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$GW_DIR/CMakeCache.txt" 2>/dev/null)
+case "$BUILD_TYPE" in
+  Release|RelWithDebInfo|MinSizeRel) ;;
+  *) echo "bench: warning: $GW_BIN is a '${BUILD_TYPE:-unknown}' build; numbers need Release or RelWithDebInfo" >&2 ;;
+esac
 make -s -C "$HERE" >/dev/null
 
 # ---- processes ------------------------------------------------------------------
@@ -207,7 +215,7 @@ echo "ratios, not absolute numbers across runs (the machine is shared and noisy)
 echo
 echo "- machine: $(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
 echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
-echo "- gateway: \`$GW_BIN\`, WORKERS=$GW_WORKERS, pinned to cpu $SUT_CPU (taskset). nginx 1 worker and Portkey (node) pinned to cpu $SUT_CPU too."
+echo "- gateway: \`$GW_BIN\` (${BUILD_TYPE:-unknown build type}), WORKERS=$GW_WORKERS, pinned to cpu $SUT_CPU (taskset). nginx 1 worker and Portkey (node) pinned to cpu $SUT_CPU too."
 echo "- load generators (wrk -t1, -t2 from 64 conns; h2load; sse_client) and the C mock upstream (1 thread): cpu $LOAD_CPU."
 echo "- BENCH_DUR=${DUR}s per measurement, BENCH_ROUNDS=$ROUNDS (turns A B C D …, median kept). Peers: $([ $HAVE_PEERS = 1 ] && echo "nginx + Portkey 1.15.2 from ../shared/bench/peers" || echo "not available, direct and gateway only")."
 echo
