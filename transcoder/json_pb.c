@@ -365,18 +365,56 @@ static int b64_append(gw_buf *b, const uint8_t *p, size_t n) {
 #define IS_BOOL(v) ((v)->type == GW_JVAL_TRUE || (v)->type == GW_JVAL_FALSE)
 #define IS_INT(v) ((v)->type == GW_JVAL_NUMBER && ((v)->flags & GW_JVAL_NUM_INT))
 
+/* Where the parser is, as OpenAI names a param ("messages[0].content"): a
+ * stack of member names and array indexes, turned into text only when an
+ * error needs it (formatting it for every element of an embedding was ~3% of
+ * the embeddings path). */
+#define PATH_FRAMES 128
+struct pframe {
+  const char *key; /* NULL: an array index */
+  size_t len, idx;
+};
+
 struct pctx {
   gw_arena *arena;
   gw_json_opts opts;
   gw_json_error *err;
-  char path[256];
-  size_t plen;
+  size_t nframes; /* may pass PATH_FRAMES: the deeper ones are not named */
+  struct pframe frames[PATH_FRAMES];
 };
+
+static void path_text(const struct pctx *c, char *out, size_t cap) {
+  size_t n = 0, depth = c->nframes < PATH_FRAMES ? c->nframes : PATH_FRAMES;
+  char tmp[24];
+  for (size_t j = 0; j < depth; j++) {
+    const struct pframe *f = &c->frames[j];
+    const char *s = f->key;
+    size_t len = f->len;
+    if (!s) {
+      size_t k = sizeof tmp, i = f->idx;
+      tmp[--k] = ']';
+      do {
+        tmp[--k] = (char)('0' + i % 10);
+        i /= 10;
+      } while (i);
+      tmp[--k] = '[';
+      s = tmp + k;
+      len = sizeof tmp - k;
+    } else if (n && n < cap - 1) {
+      out[n++] = '.';
+    }
+    if (len > cap - 1 - n)
+      len = cap - 1 - n;
+    memcpy(out + n, s, len);
+    n += len;
+  }
+  out[n] = '\0';
+}
 
 static int fail(struct pctx *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(struct pctx *c, int rc, const char *fmt, ...) {
   if (c->err) {
-    memcpy(c->err->param, c->path, c->plen + 1);
+    path_text(c, c->err->param, sizeof c->err->param);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->err->message, sizeof c->err->message, fmt, ap);
@@ -388,43 +426,24 @@ static int fail(struct pctx *c, int rc, const char *fmt, ...) {
 static int invalid(struct pctx *c, const char *what) { return fail(c, GW_ERR_INVALID, "%s", what); }
 static int nomem(struct pctx *c) { return fail(c, GW_ERR_NOMEM, "out of memory"); }
 
-/* Path bookkeeping: push returns a mark that pop restores. Overlong paths are
- * truncated, never overrun. Plain copies, not printf: this runs for every
- * member of every request. */
-static void path_append(struct pctx *c, const char *s, size_t n) {
-  size_t room = sizeof c->path - 1 - c->plen;
-  if (n > room)
-    n = room;
-  memcpy(c->path + c->plen, s, n);
-  c->plen += n;
-  c->path[c->plen] = '\0';
-}
-
+/* Path bookkeeping: push returns a mark that pop restores. */
 static size_t path_key(struct pctx *c, const char *key, size_t n) {
-  size_t mark = c->plen;
-  if (c->plen)
-    path_append(c, ".", 1);
-  path_append(c, key, n);
+  size_t mark = c->nframes;
+  if (c->nframes < PATH_FRAMES)
+    c->frames[c->nframes] = (struct pframe){key, n, 0};
+  c->nframes++;
   return mark;
 }
 
 static size_t path_index(struct pctx *c, size_t i) {
-  char tmp[24];
-  size_t k = sizeof tmp, mark = c->plen;
-  tmp[--k] = ']';
-  do {
-    tmp[--k] = (char)('0' + i % 10);
-    i /= 10;
-  } while (i);
-  tmp[--k] = '[';
-  path_append(c, tmp + k, sizeof tmp - k);
+  size_t mark = c->nframes;
+  if (c->nframes < PATH_FRAMES)
+    c->frames[c->nframes] = (struct pframe){NULL, 0, i};
+  c->nframes++;
   return mark;
 }
 
-static void path_pop(struct pctx *c, size_t mark) {
-  c->plen = mark;
-  c->path[mark] = '\0';
-}
+static void path_pop(struct pctx *c, size_t mark) { c->nframes = mark; }
 
 static int check_depth(struct pctx *c, int depth) {
   return depth > c->opts.max_depth ? invalid(c, "nesting too deep") : GW_OK;
@@ -1103,7 +1122,10 @@ static void resolve_opts(const gw_json_opts *in, gw_json_opts *out) {
 int gw_json_to_pb(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,
                   gw_arena *arena, const gw_json_opts *opts, ProtobufCMessage **out,
                   gw_json_error *err) {
-  struct pctx c = {.arena = arena, .err = err};
+  struct pctx c; /* not zeroed whole: the frames are written before read */
+  c.arena = arena;
+  c.err = err;
+  c.nframes = 0;
   resolve_opts(opts, &c.opts);
   if (err)
     err->param[0] = err->message[0] = '\0';
