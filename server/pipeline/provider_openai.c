@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "aigateway/v1/inference.pb-c.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/numtext.h"
 #include "engine/curl_loop.h"
 #include "engine/http_client.h"
 #include "engine/worker.h"
@@ -487,32 +489,9 @@ static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg) {
   return n;
 }
 
-/* Whether some member "embedding" of |json| may have a string (base64)
- * value: never false when one does; true for a rare lookalike (a key ending
- * in an escaped quote and "embedding"), which only costs the full parse. */
-static bool has_string_embedding(const char *json, size_t len) {
-  const char *p = json, *end = json + len;
-  while ((p = memmem(p, (size_t)(end - p), "\"embedding\"", 11)) != NULL) {
-    p += 11;
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-      p++;
-    if (p == end || *p != ':')
-      continue;
-    p++;
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-      p++;
-    if (p < end && *p == '"')
-      return true;
-  }
-  return false;
-}
-
-/* Embedding vectors the upstream sent as base64 become float arrays, so the
- * answer decodes into the repeated float field. |out| gets the rewritten
- * JSON; returns 1 when there was nothing to rewrite, GW_OK, or an error. */
-static int embeddings_as_floats(const char *json, size_t len, gw_buf *out) {
-  if (!has_string_embedding(json, len))
-    return 1; /* floats already: no second parse of a large answer */
+/* The jansson way of gw_openai_embeddings_as_floats, for answers whose
+ * base64 strings carry JSON escapes ("\/"): data[*].embedding only. */
+static int embeddings_as_floats_dom(const char *json, size_t len, gw_buf *out) {
   json_t *root = json_loadb(json, len, 0, NULL);
   json_t *data = root ? json_object_get(root, "data") : NULL;
   int rc = 1;
@@ -549,6 +528,85 @@ out:
   return rc;
 }
 
+static bool json_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* One float as the codec reads it back exactly (proto3 JSON's words for
+ * what JSON numbers cannot say). */
+static int append_float(gw_buf *b, float v) {
+  char t[GW_NUMTEXT_MAX];
+  if (isnan(v))
+    return gw_buf_appends(b, "\"NaN\"");
+  if (isinf(v))
+    return gw_buf_appends(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+  if (v == 0 && signbit(v))
+    return gw_buf_appends(b, "-0.0");
+  return gw_buf_append(b, t, gw_numtext_float(v, t));
+}
+
+/* The default of the official SDKs is base64 embeddings, which the gateway
+ * asks the upstream for too; they must become float arrays to decode into
+ * the repeated float field. This rewrites the text in one pass: every member
+ * "embedding" with a string value (a key: its opening quote follows '{' or
+ * ',', which never happens inside a string) becomes [f, ...] with each float
+ * in its shortest exact text. It used to go through jansson (a DOM of 1,536
+ * reals, then %.17g each), and the codec then read 17-digit numbers on
+ * strtod's slow path. A value with a JSON escape in it goes the jansson way.
+ * Returns 1 when there was nothing to rewrite, GW_OK, or an error. */
+int gw_openai_embeddings_as_floats(const char *json, size_t len, gw_buf *out) {
+  const char *p = json, *end = json + len, *copied = json;
+  bool any = false;
+  int rc = GW_OK;
+  while (rc == GW_OK && (p = memmem(p, (size_t)(end - p), "\"embedding\"", 11)) != NULL) {
+    const char *before = p;
+    p += 11;
+    while (before > json && json_ws(before[-1]))
+      before--;
+    if (before == json || (before[-1] != '{' && before[-1] != ','))
+      continue; /* a value, or text inside a string */
+    const char *q = p;
+    while (q < end && json_ws(*q))
+      q++;
+    if (q == end || *q != ':')
+      continue;
+    q++;
+    while (q < end && json_ws(*q))
+      q++;
+    if (q == end || *q != '"')
+      continue; /* floats already */
+    const char *s = q + 1, *e = s;
+    while (e < end && *e != '"' && *e != '\\')
+      e++;
+    if (e == end || *e == '\\') {
+      gw_buf_reset(out);
+      return embeddings_as_floats_dom(json, len, out);
+    }
+    float *f = NULL;
+    size_t nf = 0;
+    rc = gw_openai_decode_floats(s, (size_t)(e - s), &f, &nf);
+    if (rc != GW_OK)
+      break;
+    rc = gw_buf_append(out, copied, (size_t)(q - copied));
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(out, '[');
+    for (size_t k = 0; rc == GW_OK && k < nf; k++) {
+      if (k)
+        rc = gw_buf_appendc(out, ',');
+      if (rc == GW_OK)
+        rc = append_float(out, f[k]);
+    }
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(out, ']');
+    gw_free(f);
+    copied = p = e + 1;
+    any = true;
+  }
+  if (rc != GW_OK)
+    return rc;
+  if (!any)
+    return 1;
+  return gw_buf_append(out, copied, (size_t)(end - copied));
+}
+
 static void unary_done(oai_call *o) {
   gw_call *call = o->call;
   const char *json = o->resp.data ? o->resp.data : "";
@@ -556,7 +614,7 @@ static void unary_done(oai_call *o) {
   gw_buf conv;
   gw_buf_init(&conv, BODY_CAP * 2);
   if (o->embedding) {
-    int rc = embeddings_as_floats(json, len, &conv);
+    int rc = gw_openai_embeddings_as_floats(json, len, &conv);
     if (rc == GW_OK) {
       json = conv.data;
       len = conv.len;
