@@ -37,6 +37,21 @@ size_t gw_numtext_i64(int64_t v, char *out) {
   return 1 + gw_numtext_u64(0 - (uint64_t)v, out + 1);
 }
 
+size_t gw_numtext_hex(uint64_t v, int width, char *out) {
+  static const char x[] = "0123456789abcdef";
+  char tmp[16];
+  int n = 0;
+  do {
+    tmp[n++] = x[v & 15];
+    v >>= 4;
+  } while (v);
+  int len = n > width ? n : width;
+  for (int i = 0; i < len; i++)
+    out[i] = i < len - n ? '0' : tmp[len - 1 - i];
+  out[len] = '\0';
+  return (size_t)len;
+}
+
 /* |digits| (|nd| of them, no trailing zero) with decimal exponent |x|, laid
  * out as "%.*g" with precision |p| lays them out. */
 static size_t layout_g(int neg, const char *digits, int nd, int x, int p, char *out) {

@@ -23,6 +23,9 @@
 /* Decimal text of |v| into |out| (GW_NUMTEXT_MAX bytes); returns its length. */
 size_t gw_numtext_u64(uint64_t v, char *out);
 size_t gw_numtext_i64(int64_t v, char *out);
+/* Lower-case hex of |v|, left-padded with zeros to |width| digits (0: as
+ * few as it takes); returns the length. */
+size_t gw_numtext_hex(uint64_t v, int width, char *out);
 
 /* The shortest round-tripping "%g" text of a finite |v| (see above). NaN,
  * infinities and -0 are the caller's: JSON has no words for them. */

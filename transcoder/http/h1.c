@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "core/numtext.h"
 #include "core/status.h"
 #include "transcoder/http/internal.h"
 
@@ -359,18 +360,15 @@ int gw_h1_submit_data(gw_http_stream *s, const void *p, size_t n) {
   if (s->is_head || !n)
     return GW_OK;
   if (s->h1_chunked) {
-    static const char hex[] = "0123456789abcdef";
-    char size[2 * sizeof(size_t) + 2];
-    size_t k = sizeof size;
-    size[--k] = '\n';
-    size[--k] = '\r';
-    for (size_t m = n; m; m >>= 4)
-      size[--k] = hex[m & 15];
-    size_t slen = sizeof size - k, total = slen + n + 2;
+    char size[GW_NUMTEXT_MAX];
+    size_t slen = gw_numtext_hex(n, 0, size);
+    size[slen++] = '\r';
+    size[slen++] = '\n';
+    size_t total = slen + n + 2;
     struct evbuffer_iovec v;
     if (evbuffer_reserve_space(out, (ev_ssize_t)total, &v, 1) < 1 || v.iov_len < total)
       return GW_ERR_NOMEM;
-    char *w = put(v.iov_base, size + k, slen);
+    char *w = put(v.iov_base, size, slen);
     w = put(w, p, n);
     w = PUT_LIT(w, "\r\n");
     v.iov_len = total;

@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/numtext.h"
 #include "core/status.h"
 #include "transcoder/http/internal.h"
 
@@ -301,16 +302,10 @@ int gw_http_stream_head_done(gw_http_stream *s) {
   } else {
     /* "%016llx%08llx" of prefix and counter, without printf (~3K
      * instructions a request). */
-    static const char hex[] = "0123456789abcdef";
     char *id = gw_arena_alloc(s->arena, 25);
     if (id) {
-      uint64_t pre = s->srv->rid_prefix;
-      uint32_t cnt = (uint32_t)++s->srv->rid_counter;
-      for (int i = 15; i >= 0; i--, pre >>= 4)
-        id[i] = hex[pre & 15];
-      for (int i = 23; i >= 16; i--, cnt >>= 4)
-        id[i] = hex[cnt & 15];
-      id[24] = '\0';
+      gw_numtext_hex(s->srv->rid_prefix, 16, id);
+      gw_numtext_hex((uint32_t)++s->srv->rid_counter, 8, id + 16);
     }
     r->request_id = id;
     if (!r->request_id) {

@@ -57,6 +57,20 @@ static void test_integers(void **state) {
   assert_string_equal(b, "-9223372036854775808");
   gw_numtext_i64(-42, b);
   assert_string_equal(b, "-42");
+  assert_int_equal(gw_numtext_hex(0, 0, b), 1);
+  assert_string_equal(b, "0");
+  assert_int_equal(gw_numtext_hex(0xabc, 8, b), 8);
+  assert_string_equal(b, "00000abc");
+  gw_numtext_hex(UINT64_MAX, 16, b);
+  assert_string_equal(b, "ffffffffffffffff");
+  for (int i = 0; i < 100000; i++) {
+    char want[GW_NUMTEXT_MAX];
+    uint64_t h = next() >> (next() % 64);
+    int width = (int)(next() % 20);
+    snprintf(want, sizeof want, "%0*llx", width, (unsigned long long)h);
+    assert_int_equal(gw_numtext_hex(h, width, b), strlen(want));
+    assert_string_equal(b, want);
+  }
   for (int i = 0; i < 100000; i++) {
     char want[GW_NUMTEXT_MAX];
     int64_t v = (int64_t)next() >> (next() % 64);
