@@ -278,9 +278,11 @@ int main(int argc, char **argv) {
   }
   GW_LOGI("http", NULL, "HTTP front door listening on %s:%d (%s, %zu routes)", cfg.host, cfg.port,
           cfg.tls_cert_file ? "TLS, ALPN h2/http1.1" : "HTTP/1.1 and h2c", gw_routes_count(routes));
-  for (int i = 0; i < n_workers; i++)
+  for (int i = 0; i < n_workers; i++) {
+    workers[i].busy_poll_ns = (int64_t)cfg.busy_poll_us * 1000;
     if (gw_worker_start(&workers[i]) != GW_OK)
       goto out;
+  }
   http_started = true;
   GW_LOGI("main", NULL, "ai-gateway %s ready: %d workers, %zu backends, %zu models", GW_VERSION,
           n_workers, cfg.n_backends, cfg.n_models);

@@ -155,6 +155,7 @@ static const struct env_spec {
     {"HTTP_HEADER_TIMEOUT_MS", K_INT, offsetof(gw_config, http_header_timeout_ms), 1, 3600000},
     {"HTTP_BODY_TIMEOUT_MS", K_INT, offsetof(gw_config, http_body_timeout_ms), 1, 3600000},
     {"MAX_CONNS_PER_IP", K_INT, offsetof(gw_config, max_conns_per_ip), 0, 1000000},
+    {"BUSY_POLL_US", K_INT, offsetof(gw_config, busy_poll_us), 0, 1000000},
     {"CORS_ORIGINS", K_STRING, offsetof(gw_config, cors_origins), 0, 0},
     {"LOCAL_MODEL_WORKERS_MIN", K_INT, offsetof(gw_config, local_model_workers_min), 1, 64},
     {"LOCAL_MODEL_WORKERS_MAX", K_INT, offsetof(gw_config, local_model_workers_max), 1, 64},

@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A completion target. Embed it in the object that started the operation and
  * pass its address as the gRPC tag; |cb| runs on the owning worker's thread
@@ -71,6 +72,10 @@ typedef struct gw_worker {
   void *grpc_front;
   /* Calls in flight on this worker (for graceful shutdown and stats). */
   _Atomic long in_flight;
+  /* BUSY_POLL_US in ns, set before gw_worker_start: after each wake-up the
+   * loop keeps looking at its descriptors without sleeping for this long.
+   * 0 (the default) sleeps as soon as there is nothing to do. */
+  int64_t busy_poll_ns;
 } gw_worker;
 
 /* Creates the event base and completion queue. GW_OK or GW_ERR_NOMEM.

@@ -9,6 +9,7 @@
 #   BENCH_QUICK=1 only chat (1/32 conns) and streaming: a quick check
 #   GW_WORKERS    gateway workers (1: nginx runs 1 worker; the same core for all)
 #   SUT_CPU / LOAD_CPU  cores for the system under test / load generator + mock (1 / 0)
+#   BENCH_POLL_US BUSY_POLL_US of the extra "gateway, polling" target of the hop table (1000)
 # Every process it starts is stopped on exit, by its pid (background starts call
 # taskset directly, never a shell function, so that $! is the process itself).
 set -eu
@@ -29,6 +30,10 @@ LOAD_CPU=${LOAD_CPU:-0}
 # with thousands of client and upstream connections open, a port such as
 # 50051 can already be some connection's local port, and the bind fails.
 MOCK_PORT=9000 GW_PORT=8080 GW_GRPC=29051 NGINX_PORT=8088 PORTKEY_PORT=8787 ECHO_PORT=29071
+# The hop table's extra targets: a polling gateway, and nginx and the gateway
+# on the load generator's core.
+GWPOLL_PORT=8081 GWPOLL_GRPC=29052 GW0_PORT=8082 GW0_GRPC=29053 NGINX0_PORT=8089
+POLL_US=${BENCH_POLL_US:-1000}
 OUT=$HERE/RESULTS.md
 TMP=$(mktemp -d /tmp/aigw-bench.XXXXXX)
 export PEERS_DIR=${PEERS_DIR:-/tmp/aigw-peers}
@@ -75,6 +80,26 @@ start_gw() {
   done
 }
 stop_gw() { kill "$GW_PID" 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true; }
+# start_gw_extra CPU PORT GRPC_PORT [VAR=value ...]: one more gateway (not stopped before exit)
+start_gw_extra() {
+  local cpu=$1 port=$2 gport=$3; shift 3
+  env TARGET_API_URL=http://127.0.0.1:$MOCK_PORT/v1 TARGET_API_KEY=sk-mock PORT=$port GRPC_PORT=$gport \
+    WORKERS=$GW_WORKERS MAX_CONNS_PER_IP=0 LOG_LEVEL=warn "$@" taskset -c "$cpu" "$GW_BIN" >"$TMP/gw-$port.log" 2>&1 &
+  PIDS+=($!); wait_port "$port"
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$port/v1/models | grep -q 200 && break; sleep 0.05
+  done
+}
+# nginx on the load core, configured as the peers' (../shared/bench/peers/nginx.conf.in)
+HAVE_NGINX0=0
+start_nginx0() {
+  [ -n "$PEERS" ] && [ -f "$PEERS/nginx.conf.in" ] && command -v nginx >/dev/null || return 0
+  local d=$TMP/nginx0; mkdir -p "$d/logs" "$d/tmp"
+  sed -e "s#@DIR@#$d#g" -e "s#@UPSTREAM@#127.0.0.1:$MOCK_PORT#g" -e "s#@PORT@#$NGINX0_PORT#g" \
+      -e "s#@WORKERS@#1#g" "$PEERS/nginx.conf.in" >"$d/nginx.conf"
+  taskset -c "$LOAD_CPU" nginx -p "$d" -c "$d/nginx.conf" -g 'daemon off;' >/dev/null 2>"$d/logs/stderr.log" &
+  PIDS+=($!); wait_port $NGINX0_PORT && HAVE_NGINX0=1
+}
 HAVE_PEERS=0
 start_peers() {
   [ -n "$PEERS" ] || return 0
@@ -87,6 +112,9 @@ URL_direct=http://127.0.0.1:$MOCK_PORT
 URL_nginx=http://127.0.0.1:$NGINX_PORT
 URL_portkey=http://127.0.0.1:$PORTKEY_PORT
 URL_gateway=http://127.0.0.1:$GW_PORT
+URL_gwpoll=http://127.0.0.1:$GWPOLL_PORT
+URL_gw0=http://127.0.0.1:$GW0_PORT
+URL_nginx0=http://127.0.0.1:$NGINX0_PORT
 targets() { if [ $HAVE_PEERS = 1 ]; then echo "${1:-direct nginx portkey gateway}"; else echo "direct gateway"; fi; }
 
 # wrk_one NAME PATH CONNS BODYFILE DUR -> "rps p50_us p99_us errors"
@@ -158,6 +186,21 @@ done
 echo "bench: streaming" >&2
 sse_scn "sse-relay-c1" 1 delay-1000
 sse_scn "sse-thru-c32" 32 gpt-4o-mini
+
+# One hop's cost at one connection, separated from where the hop runs: the
+# default pinning puts the proxy on another vCPU than the client and the mock,
+# so every hop also pays a cross-CPU wake-up of a sleeping vCPU; on the load
+# core itself (gw0, nginx0) it pays a context switch instead; a polling
+# gateway (BUSY_POLL_US) does not sleep between the hops it serves.
+echo "bench: one hop's cost" >&2
+start_gw_extra "$SUT_CPU" $GWPOLL_PORT $GWPOLL_GRPC BUSY_POLL_US=$POLL_US
+start_gw_extra "$LOAD_CPU" $GW0_PORT $GW0_GRPC
+start_nginx0
+HOP_T="direct gateway gwpoll gw0"
+[ $HAVE_PEERS = 1 ] && HOP_T="direct nginx gateway gwpoll gw0"
+[ $HAVE_NGINX0 = 1 ] && HOP_T="$HOP_T nginx0"
+wrk_scn "hop-c1" /v1/chat/completions 1 "$TMP/chat.json" "$HOP_T"
+sse_scn "hop-sse" 1 delay-1000 "$HOP_T"
 if [ "$QUICK" != 1 ]; then
   echo "bench: embeddings, 100 KB prompts" >&2
   wrk_scn "emb-c32" /v1/embeddings 32 "$TMP/emb.json"
@@ -248,6 +291,25 @@ echo
 echo "sse-relay-c1: one connection, the mock paces events 1 ms apart (model delay-1000): TTFB is request →"
 echo "first event, relay is the one-way delay of each event from the mock's write (stamped in its id) to"
 echo "the client's read. sse-thru-c32: 32 connections, the mock sends all events at once."
+echo
+echo "## One hop's cost at one connection (chat p50, streaming TTFB and relay p50, µs)"
+echo
+echo "| target | runs on | chat p50 | added | TTFB p50 | added | relay p50 | added |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
+hd=$(row hop-c1 direct); hs=$(awk '$1=="hop-sse" && $2=="direct"' "$TMP/sse")
+for t in $HOP_T; do
+  case $t in direct) where="cpu $LOAD_CPU (mock and client)";; nginx) where="cpu $SUT_CPU";; gateway) where="cpu $SUT_CPU";;
+    gwpoll) where="cpu $SUT_CPU, BUSY_POLL_US=$POLL_US";; gw0|nginx0) where="cpu $LOAD_CPU, with mock and client";; esac
+  case $t in gwpoll) name="gateway, polling";; gw0) name="gateway";; nginx0) name="nginx";; *) name=$t;; esac
+  r=$(row hop-c1 $t); e=$(awk -v t=$t '$1=="hop-sse" && $2==t' "$TMP/sse")
+  [ -n "$r" ] && [ -n "$e" ] || continue
+  echo "$r|$hd|$e|$hs" | awk -F'|' -v n="$name" -v w="$where" '{split($1,a," "); split($2,d," "); split($3,b," "); split($4,c," ");
+    printf "| %s | %s | %d | +%d | %.0f | +%.0f | %.0f | +%.0f |\n", n, w, a[2], a[2]-d[2], b[4], b[4]-c[4], b[6], b[6]-c[6]}'
+done
+echo
+echo "Same scenarios as chat-c1 and sse-relay-c1, in turns in this one run. \"added\" is over direct."
+echo "On the default pinning every hop wakes a sleeping vCPU on the other core (on this VM that,"
+echo "not the proxy's work, is most of the added time: compare the two placements of nginx)."
 if [ "$QUICK" != 1 ]; then
 echo
 echo "## h2c and gRPC (h2load, 32 connections, 1 stream each)"
@@ -295,6 +357,13 @@ if [ -n "$gs" ] && [ -n "$ds" ]; then
   echo "| streaming TTFB within 50 µs of direct | +$(awk "BEGIN{printf \"%.0f\", $GT-$DT}") µs ($GT vs $DT) | $(met "$GT - $DT <= 50") |"
   echo "| relaying an event adds ≤ 10 µs (p50) | +$(awk "BEGIN{printf \"%.0f\", $GR-$DR}") µs ($GR vs $DR) | $(met "$GR - $DR <= 10") |"
 fi
+for t in gwpoll gw0; do
+  r=$(row hop-c1 $t); e=$(awk -v t=$t '$1=="hop-sse" && $2==t' "$TMP/sse")
+  [ -n "$r" ] && [ -n "$hd" ] && [ -n "$e" ] && [ -n "$hs" ] || continue
+  [ $t = gwpoll ] && how="polling (BUSY_POLL_US=$POLL_US), cpu $SUT_CPU" || how="on the load core (cpu $LOAD_CPU)"
+  set -- $r; GP=$2; set -- $hd; DP=$2; set -- $e; GT=$4 GR=$6; set -- $hs; DT=$4 DR=$6
+  echo "| the same three, gateway $how | c=1 +$((GP - DP)) µs, TTFB +$(awk "BEGIN{printf \"%.0f\", $GT-$DT}") µs, relay +$(awk "BEGIN{printf \"%.0f\", $GR-$DR}") µs | $(met "$GP - $DP <= 25") / $(met "$GT - $DT <= 50") / $(met "$GR - $DR <= 10") |"
+done
 if [ "$QUICK" != 1 ]; then
   set -- ${MANY:-0 0 0 0 0 0 0 0 0}
   echo "| $NSTREAMS SSE streams, ≤ 16 KiB each, none dropped | $PER KiB, $1 completed, $4 dropped | $(met "$PER <= 16 && $4 == 0 && $1 == $NSTREAMS") |"
