@@ -2,6 +2,7 @@
 the gRPC backend, and the gateway binary under test ($GW_BIN, the sanitizer
 build under `make test`). Every process is stopped at the end, and the
 gateway must exit 0 with no sanitizer report."""
+import atexit
 import json
 import os
 import signal
@@ -106,6 +107,20 @@ def start_backend(delay_ms=0, max_concurrency=64, extra=()):
     return proc
 
 
+# Config files written for gateways: a test may rewrite one (reload) while
+# its gateway runs, so they are all removed at the end of the session.
+CONFIG_FILES = []
+
+
+@atexit.register
+def _remove_config_files():
+    for name in CONFIG_FILES:
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            pass
+
+
 def gateway_env(config=None, **env):
     e = dict(os.environ)
     for k in ("CONFIG_FILE", "TARGET_API_URL", "TARGET_API_KEY"):
@@ -117,6 +132,7 @@ def gateway_env(config=None, **env):
         f = tempfile.NamedTemporaryFile("w", prefix="gw-config-", suffix=".json", delete=False)
         json.dump(config, f)
         f.close()
+        CONFIG_FILES.append(f.name)
         e["CONFIG_FILE"] = f.name
     e.update({k: str(v) for k, v in env.items()})
     return e
