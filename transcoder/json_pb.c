@@ -150,28 +150,56 @@ typedef struct desc_info {
   const ProtobufCMessageDescriptor *desc;
   enum wkt wkt;
   const ProtobufCFieldDescriptor *extra;
-  unsigned mask;   /* slots - 1 */
-  uint16_t slot[]; /* field index + 1 by hash of the proto name; 0: empty */
+  char **camel;  /* the JSON (lowerCamel) name of each field, or NULL: none differs */
+  unsigned mask; /* slots - 1 */
+  /* By hash of a name: field index + 1, with NAME_CAMEL set when the name is
+   * the field's JSON name rather than its proto name; 0: empty. */
+  uint16_t slot[];
 } desc_info;
+#define NAME_CAMEL 0x8000u
 
 #define INFO_SLOTS 1024 /* a power of two, well above the types of the API */
 static _Atomic(desc_info *) info_table[INFO_SLOTS];
 
-static uint32_t name_hash(const char *s) {
-  uint32_t h = 2166136261u;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 16777619u;
+/* A few bytes and the length: member names of one message differ early, late
+ * or in length, and a collision costs one more probe, not a wrong answer. */
+static inline __attribute__((always_inline)) uint32_t name_hash(const char *s, size_t n) {
+  uint32_t h = (uint32_t)n * 0x9E3779B1u;
+  if (n) {
+    h ^= (uint32_t)(unsigned char)s[0] | (uint32_t)(unsigned char)s[n - 1] << 8 |
+         (uint32_t)(unsigned char)s[n >> 1] << 16 | (uint32_t)(unsigned char)s[n > 1] << 24;
+    h *= 0x85EBCA6Bu;
+    h ^= h >> 15;
+  }
   return h;
 }
 
+static void info_release(desc_info *in) {
+  if (in->camel)
+    for (unsigned i = 0; i < in->desc->n_fields; i++)
+      free(in->camel[i]);
+  free(in->camel);
+  free(in);
+}
+
+static void info_put(desc_info *in, const char *name, unsigned v) {
+  unsigned k = name_hash(name, strlen(name)) & in->mask;
+  while (in->slot[k])
+    k = (k + 1) & in->mask;
+  in->slot[k] = (uint16_t)v;
+}
+
 static desc_info *info_build(const ProtobufCMessageDescriptor *d) {
-  unsigned slots = 4;
-  while (slots < 2 * d->n_fields)
-    slots *= 2;
-  if (d->n_fields >= UINT16_MAX)
+  if (d->n_fields >= NAME_CAMEL)
     return NULL;
-  /* Plain calloc: lives as long as the process, outside the allocator's
-   * accounting and failure injection. */
+  unsigned n_camel = 0;
+  for (unsigned i = 0; i < d->n_fields; i++)
+    n_camel += strchr(d->fields[i].name, '_') != NULL;
+  unsigned slots = 4;
+  while (slots < 2 * (d->n_fields + n_camel))
+    slots *= 2;
+  /* Plain calloc and malloc: lives as long as the process, outside the
+   * allocator's accounting and failure injection. */
   desc_info *in = calloc(1, sizeof *in + slots * sizeof in->slot[0]);
   if (!in)
     return NULL;
@@ -179,13 +207,22 @@ static desc_info *info_build(const ProtobufCMessageDescriptor *d) {
   in->wkt = wkt_compute(d);
   in->extra = extra_compute(d);
   in->mask = slots - 1;
+  if (n_camel && !(in->camel = calloc(d->n_fields, sizeof *in->camel)))
+    goto fail;
   for (unsigned i = 0; i < d->n_fields; i++) {
-    unsigned k = name_hash(d->fields[i].name) & in->mask;
-    while (in->slot[k])
-      k = (k + 1) & in->mask;
-    in->slot[k] = (uint16_t)(i + 1);
+    const char *name = d->fields[i].name;
+    info_put(in, name, i + 1);
+    if (!in->camel || !strchr(name, '_'))
+      continue;
+    size_t n = strlen(name) + 1;
+    if (!(in->camel[i] = malloc(n)) || gw_json_name(name, in->camel[i], n) != GW_OK)
+      goto fail;
+    info_put(in, in->camel[i], (i + 1) | NAME_CAMEL);
   }
   return in;
+fail:
+  info_release(in);
+  return NULL;
 }
 
 static const desc_info *info_of(const ProtobufCMessageDescriptor *d) {
@@ -204,11 +241,29 @@ static const desc_info *info_of(const ProtobufCMessageDescriptor *d) {
     if (atomic_compare_exchange_strong_explicit(slot, &e, mine, memory_order_acq_rel,
                                                 memory_order_acquire))
       return mine;
-    free(mine);
+    info_release(mine);
     if (e->desc == d)
       return e;
   }
   return NULL;
+}
+
+/* The field named |name| (|n| bytes) by its proto name, or also by its JSON
+ * name when |camel|. */
+static const ProtobufCFieldDescriptor *info_field(const desc_info *in, const char *name, size_t n,
+                                                  int camel) {
+  const ProtobufCMessageDescriptor *d = in->desc;
+  for (unsigned k = name_hash(name, n) & in->mask;; k = (k + 1) & in->mask) {
+    unsigned s = in->slot[k];
+    if (!s)
+      return NULL;
+    if ((s & NAME_CAMEL) && !camel)
+      continue;
+    unsigned i = (s & ~NAME_CAMEL) - 1;
+    const char *have = (s & NAME_CAMEL) ? in->camel[i] : d->fields[i].name;
+    if (have[0] == name[0] && strnlen(have, n + 1) == n && memcmp(have, name, n) == 0)
+      return &d->fields[i];
+  }
 }
 
 static enum wkt wkt_of(const ProtobufCMessageDescriptor *d) {
@@ -226,28 +281,32 @@ const ProtobufCFieldDescriptor *gw_json_field(const ProtobufCMessageDescriptor *
   const desc_info *in = info_of(d);
   if (!in)
     return protobuf_c_message_descriptor_get_field_by_name(d, name);
-  for (unsigned k = name_hash(name) & in->mask;; k = (k + 1) & in->mask) {
-    unsigned s = in->slot[k];
-    if (!s)
-      return NULL;
-    if (strcmp(d->fields[s - 1].name, name) == 0)
-      return &d->fields[s - 1];
-  }
+  return info_field(in, name, strlen(name), 0);
 }
 
-/* The field of |d| that the JSON member |key| names, by proto or JSON name;
- * the unknown-member slot is never one. */
-static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *d,
-                                                  const char *key,
-                                                  const ProtobufCFieldDescriptor *slot) {
-  const ProtobufCFieldDescriptor *f = gw_json_field(d, key);
-  if (!f) {
-    size_t klen = strlen(key);
+/* The field of |d| that the JSON member |key| (|klen| bytes; with a NUL
+ * inside it names no field) names, by proto or JSON name; the unknown-member
+ * slot is never one. |in| is info_of(d), which may be NULL. */
+static const ProtobufCFieldDescriptor *find_field_in(const desc_info *in,
+                                                     const ProtobufCMessageDescriptor *d,
+                                                     const char *key, size_t klen,
+                                                     const ProtobufCFieldDescriptor *slot) {
+  const ProtobufCFieldDescriptor *f = NULL;
+  if (in) {
+    f = info_field(in, key, klen, 1);
+  } else if (strlen(key) == klen) { /* the slow way: no room in the table */
+    f = protobuf_c_message_descriptor_get_field_by_name(d, key);
     for (unsigned i = 0; i < d->n_fields && !f; i++)
       if (camel_eq(d->fields[i].name, key, klen, 0))
         f = &d->fields[i];
   }
   return f == slot ? NULL : f;
+}
+
+static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *d,
+                                                  const char *key, size_t klen,
+                                                  const ProtobufCFieldDescriptor *slot) {
+  return find_field_in(info_of(d), d, key, klen, slot);
 }
 
 static size_t elem_size(ProtobufCType t) {
@@ -1040,7 +1099,8 @@ static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, con
                         ProtobufCMessage *m, int depth) {
   if (!IS(v, OBJECT))
     return fail(c, GW_ERR_INVALID, "expected an object, not %s", kind_name(v));
-  const ProtobufCFieldDescriptor *slot = extra_slot(d);
+  const desc_info *in = info_of(d);
+  const ProtobufCFieldDescriptor *slot = in ? in->extra : extra_compute(d);
   int keep = slot && c->opts.keep_unknown;
   unsigned char *seen = NULL;
   size_t n_unknown = 0;
@@ -1049,7 +1109,7 @@ static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, con
   for (size_t j = 0; j < v->len; j++) {
     const char *key = v->u.members[j].key;
     const gw_jval *val = &v->u.members[j].value;
-    const ProtobufCFieldDescriptor *f = find_field(d, key, slot);
+    const ProtobufCFieldDescriptor *f = find_field_in(in, d, key, v->u.members[j].key_len, slot);
     size_t mark = path_key(c, key, v->u.members[j].key_len);
     if (!f) {
       if (!keep)
@@ -1077,7 +1137,7 @@ static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, con
   for (size_t j = 0; j < v->len; j++) {
     const char *key = v->u.members[j].key;
     const gw_jval *val = &v->u.members[j].value;
-    const ProtobufCFieldDescriptor *f = find_field(d, key, slot);
+    const ProtobufCFieldDescriptor *f = find_field_in(in, d, key, v->u.members[j].key_len, slot);
     if (f && !(IS(val, NULL) && !null_is_value(f)))
       continue;
     size_t mark = path_key(c, key, v->u.members[j].key_len);
@@ -1363,7 +1423,8 @@ static int print_struct_members(struct wctx *w, const Google__Protobuf__Struct *
     const Google__Protobuf__Struct__FieldsEntry *e = st->fields[i];
     if (!e || !e->key)
       continue;
-    const ProtobufCFieldDescriptor *mf = d ? find_field(d, e->key, extra_slot(d)) : NULL;
+    const ProtobufCFieldDescriptor *mf =
+        d ? find_field(d, e->key, strlen(e->key), extra_slot(d)) : NULL;
     if (mf && (!printed || printed[mf - d->fields]))
       continue;
     if (!*first)

@@ -351,6 +351,11 @@ static const struct err_case {
     {ALL, O_PLAIN, "{\"s_struct\":[]}", GW_ERR_INVALID, "s_struct", "expected an object"},
     {ALL, O_PLAIN, "{\"s_list\":{}}", GW_ERR_INVALID, "s_list", "expected an array"},
     {ALL, O_PLAIN, "{\"bogus\":1}", GW_ERR_INVALID, "bogus", "unknown field"},
+    /* a field's name cut short or run on, by proto and by JSON name */
+    {ALL, O_PLAIN, "{\"f_int3\":1}", GW_ERR_INVALID, "f_int3", "unknown field"},
+    {ALL, O_PLAIN, "{\"f_int320\":1}", GW_ERR_INVALID, "f_int320", "unknown field"},
+    {ALL, O_PLAIN, "{\"fInt3\":1}", GW_ERR_INVALID, "fInt3", "unknown field"},
+    {ALL, O_PLAIN, "{\"FInt32\":1}", GW_ERR_INVALID, "FInt32", "unknown field"},
     {ALL, O_PLAIN, "{\"extra_fields\":{}}", GW_ERR_INVALID, "extra_fields", "unknown field"},
     {STRICT, O_KEEP, "{\"child\":{\"children\":[{},{\"zz\":1}]}}", GW_ERR_INVALID,
      "child.children[1].zz", "unknown field"},
