@@ -12,36 +12,39 @@
 #define ARENA_ALIGN 16
 #define ARENA_DEFAULT_CHUNK 4096
 
-struct chunk {
-  struct chunk *next;
-  size_t size, used;
-  _Alignas(ARENA_ALIGN) unsigned char data[];
-};
-
-struct deferred {
-  struct deferred *next;
+struct gw_arena_deferred {
+  struct gw_arena_deferred *next;
   void (*fn)(void *);
   void *arg;
 };
 
-struct gw_arena {
-  struct chunk *head;
-  struct chunk *first; /* the chunk it was created with: kept when cached */
-  struct deferred *deferred;
-  size_t chunk_size, cap, total;
-};
+_Static_assert(ARENA_ALIGN == 16, "gw_arena_alloc (arena.h) rounds to 16");
 
 /* Arenas of a worker thread come and go several times a request (the HTTP
  * stream's, the call's, the parses'): a malloc and a free each, ~800
- * instructions. A thread that enables it keeps a few freed ones with their
- * first chunk and hands them out again. Off by default (unit tests count
- * live allocations). */
-#define ARENA_CACHE 8
-#define ARENA_CACHE_MAX_CHUNK (16 * 1024)
+ * instructions. A thread that enables it keeps freed ones with their first
+ * chunk and hands them out again: a stack per first-chunk size (4, 8 and 16
+ * KiB), each as deep as a burst of answers can free at once (with 256
+ * connections, 8 kept arenas in all sent most frees and mallocs of a burst to
+ * the allocator's slow paths). At most 3 x 128 arenas, <= 3.5 MiB a thread.
+ * Off by default (unit tests count live allocations). */
+#define ARENA_CACHE_DEPTH 128
+#define ARENA_CACHE_CLASSES 3 /* 4096 << 0, 1, 2 */
 static __thread struct {
-  int on, n;
-  gw_arena *free[ARENA_CACHE];
+  int on;
+  int n[ARENA_CACHE_CLASSES];
+  gw_arena *free[ARENA_CACHE_CLASSES][ARENA_CACHE_DEPTH];
 } cache;
+
+/* The stack of arenas whose first chunk holds |size| bytes, or -1. */
+static int cache_class(size_t size) {
+  switch (size) {
+  case 4096: return 0;
+  case 8192: return 1;
+  case 16384: return 2;
+  default: return -1;
+  }
+}
 
 void gw_arena_cache_enable(void) { cache.on = 1; }
 
@@ -51,13 +54,14 @@ static void arena_release(gw_arena *a) {
 }
 
 void gw_arena_cache_drain(void) {
-  while (cache.n > 0)
-    arena_release(cache.free[--cache.n]);
+  for (int k = 0; k < ARENA_CACHE_CLASSES; k++)
+    while (cache.n[k] > 0)
+      arena_release(cache.free[k][--cache.n[k]]);
   cache.on = 0;
 }
 
-static struct chunk *chunk_new(size_t size) {
-  struct chunk *c = gw_malloc(sizeof(*c) + size);
+static struct gw_arena_chunk *chunk_new(size_t size) {
+  struct gw_arena_chunk *c = gw_malloc(sizeof(*c) + size);
   if (!c)
     return NULL;
   c->next = NULL;
@@ -69,16 +73,12 @@ static struct chunk *chunk_new(size_t size) {
 gw_arena *gw_arena_new(size_t first_chunk, size_t cap) {
   size_t size = first_chunk ? first_chunk : ARENA_DEFAULT_CHUNK;
   gw_arena *a = NULL;
-  for (int i = cache.n - 1; i >= 0; i--) {
-    if (cache.free[i]->first->size == size) {
-      a = cache.free[i];
-      cache.free[i] = cache.free[--cache.n];
-      a->first->used = 0;
-      a->first->next = NULL;
-      break;
-    }
-  }
-  if (!a) {
+  int k = cache_class(size);
+  if (k >= 0 && cache.n[k] > 0) {
+    a = cache.free[k][--cache.n[k]];
+    a->first->used = 0;
+    a->first->next = NULL;
+  } else {
     a = gw_malloc(sizeof(*a));
     if (!a)
       return NULL;
@@ -99,35 +99,36 @@ gw_arena *gw_arena_new(size_t first_chunk, size_t cap) {
 void gw_arena_free(gw_arena *a) {
   if (!a)
     return;
-  for (struct deferred *d = a->deferred; d;) {
-    struct deferred *next = d->next;
+  for (struct gw_arena_deferred *d = a->deferred; d;) {
+    struct gw_arena_deferred *next = d->next;
     d->fn(d->arg);
     d = next; /* the record itself lives in the arena */
   }
-  for (struct chunk *c = a->head; c;) {
-    struct chunk *next = c->next;
+  for (struct gw_arena_chunk *c = a->head; c;) {
+    struct gw_arena_chunk *next = c->next;
     if (c != a->first)
       gw_free(c);
     c = next;
   }
-  if (cache.on && cache.n < ARENA_CACHE && a->first->size <= ARENA_CACHE_MAX_CHUNK)
-    cache.free[cache.n++] = a;
+  int k = cache.on ? cache_class(a->first->size) : -1;
+  if (k >= 0 && cache.n[k] < ARENA_CACHE_DEPTH)
+    cache.free[k][cache.n[k]++] = a;
   else
     arena_release(a);
 }
 
-void *gw_arena_alloc(gw_arena *a, size_t n) {
+void *gw_arena_alloc_slow(gw_arena *a, size_t n) {
   size_t need = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
   if (need < n)
     return NULL;
   if (a->cap && (a->total + need > a->cap || a->total + need < a->total))
     return NULL;
-  struct chunk *c = a->head;
+  struct gw_arena_chunk *c = a->head;
   if (c->size - c->used < need) {
     if (need > a->chunk_size / 2) {
       /* Big block: its own chunk, linked behind the head so the head's free
        * space stays usable. */
-      struct chunk *big = chunk_new(need);
+      struct gw_arena_chunk *big = chunk_new(need);
       if (!big)
         return NULL;
       big->used = need;
@@ -138,7 +139,7 @@ void *gw_arena_alloc(gw_arena *a, size_t n) {
     }
     if (a->chunk_size < 64 * 1024)
       a->chunk_size *= 2;
-    struct chunk *fresh = chunk_new(a->chunk_size);
+    struct gw_arena_chunk *fresh = chunk_new(a->chunk_size);
     if (!fresh)
       return NULL;
     fresh->next = c;
@@ -197,7 +198,7 @@ char *gw_arena_printf(gw_arena *a, const char *fmt, ...) {
 size_t gw_arena_used(const gw_arena *a) { return a->total; }
 
 int gw_arena_defer(gw_arena *a, void (*fn)(void *), void *arg) {
-  struct deferred *d = gw_arena_alloc(a, sizeof(*d));
+  struct gw_arena_deferred *d = gw_arena_alloc(a, sizeof(*d));
   if (!d)
     return GW_ERR_NOMEM;
   d->fn = fn;

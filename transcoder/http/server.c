@@ -233,31 +233,32 @@ static void event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* Cleartext reads. A socket bufferevent asks the kernel how much is readable
  * (ioctl FIONREAD) before every read and runs its callback deferred; this
- * reads straight into the bufferevent's input and parses at once: one
- * syscall less per request. The bufferevent still owns the output. */
+ * reads at once and parses: one syscall less per request. It reads into one
+ * buffer per thread and copies what came into the bufferevent's input:
+ * reserving 16 KiB in the input itself made a 16 KiB chain per request,
+ * malloc'd and freed past the allocator's per-thread cache (unlink_chunk and
+ * friends were 7% of the gateway's time at 256 connections). The bufferevent
+ * still owns the output. */
+static _Thread_local char read_scratch[16384];
+
 static void raw_read_cb(evutil_socket_t fd, short what, void *arg) {
   gw_http_conn *c = arg;
   (void)what;
   if (c->dead)
     return;
   struct evbuffer *in = bufferevent_get_input(c->bev);
-  struct evbuffer_iovec v;
-  /* The socket bufferevent keeps its input's end frozen: only its own reads
-   * add there, thawing it around them; so does this one. */
-  evbuffer_unfreeze(in, 0);
-  if (evbuffer_reserve_space(in, 16384, &v, 1) < 1) {
-    evbuffer_freeze(in, 0);
-    event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
-    return;
-  }
-  ssize_t n = recv(fd, v.iov_base, v.iov_len, 0);
+  ssize_t n = recv(fd, read_scratch, sizeof read_scratch, 0);
   int err = errno;
-  if (n > 0)
-    v.iov_len = (size_t)n;
-  evbuffer_commit_space(in, &v, n > 0 ? 1 : 0);
-  evbuffer_freeze(in, 0);
   if (n > 0) {
-    read_cb(c->bev, c);
+    /* The socket bufferevent keeps its input's end frozen: only its own
+     * reads add there, thawing it around them; so does this one. */
+    evbuffer_unfreeze(in, 0);
+    int rc = evbuffer_add(in, read_scratch, (size_t)n);
+    evbuffer_freeze(in, 0);
+    if (rc != 0)
+      event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
+    else
+      read_cb(c->bev, c);
   } else if (n == 0) {
     event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, c);
   } else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {

@@ -155,10 +155,38 @@ static void test_arena_cache(void **state) {
   assert_int_equal(gw_alloc_live(), live0);
 }
 
+/* A burst: a worker with 100 calls in flight frees 100 arenas of one size at
+ * once; the next 100 calls get them all back without asking the allocator.
+ * Sizes without a stack are never kept. */
+static void test_arena_cache_burst(void **state) {
+  (void)state;
+  enum { N = 100 };
+  gw_arena *a[N];
+  long live0 = gw_alloc_live();
+  gw_arena_cache_enable();
+  for (int i = 0; i < N; i++)
+    assert_non_null(a[i] = gw_arena_new(4096, 0));
+  for (int i = 0; i < N; i++)
+    gw_arena_free(a[i]);
+  long kept = gw_alloc_live();
+  assert_int_equal(kept - live0, 2 * N); /* each arena and its first chunk */
+  for (int i = 0; i < N; i++)
+    assert_non_null(a[i] = gw_arena_new(4096, 0));
+  assert_int_equal(gw_alloc_live(), kept); /* all from the cache */
+  for (int i = 0; i < N; i++)
+    gw_arena_free(a[i]);
+  gw_arena *odd = gw_arena_new(12345, 0);
+  gw_arena_free(odd);
+  assert_int_equal(gw_alloc_live(), kept); /* not kept */
+  gw_arena_cache_drain();
+  assert_int_equal(gw_alloc_live(), live0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_arena_alignment_and_growth),
       cmocka_unit_test(test_arena_cache),
+      cmocka_unit_test(test_arena_cache_burst),
       cmocka_unit_test(test_arena_cap),
       cmocka_unit_test(test_arena_strings),
       cmocka_unit_test(test_arena_defer_runs_lifo),
