@@ -311,9 +311,18 @@ int gw_h1_submit_head(gw_http_stream *s, int status, const gw_http_header *h, si
   }
   /* "HTTP/1.1 " status(<= 11 chars) " " reason CRLF */
   total = 9 + 11 + 1 + reason_len + 2;
-  for (size_t i = 0; i < n; i++)
-    if (head_line(&h[i], &nlen, &vlen))
+  /* Each header's line lengths, found once (SIZE_MAX: not written); heads
+   * with more headers than this measure the rest again below. */
+  size_t lens[2 * 16];
+  for (size_t i = 0; i < n; i++) {
+    int ok = head_line(&h[i], &nlen, &vlen);
+    if (ok)
       total += nlen + vlen + 4;
+    if (i < 16) {
+      lens[2 * i] = ok ? nlen : SIZE_MAX;
+      lens[2 * i + 1] = vlen;
+    }
+  }
   total += sizeof("Content-Length: \r\n") - 1 + 20;
   total += sizeof("Transfer-Encoding: chunked\r\n") - 1;
   total += sizeof("Connection: keep-alive\r\n\r\n") - 1;
@@ -328,8 +337,14 @@ int gw_h1_submit_head(gw_http_stream *s, int status, const gw_http_header *h, si
   p = put(p, reason, reason_len);
   p = PUT_LIT(p, "\r\n");
   for (size_t i = 0; i < n; i++) {
-    if (!head_line(&h[i], &nlen, &vlen))
+    if (i < 16) {
+      nlen = lens[2 * i];
+      vlen = lens[2 * i + 1];
+      if (nlen == SIZE_MAX)
+        continue;
+    } else if (!head_line(&h[i], &nlen, &vlen)) {
       continue;
+    }
     p = put(p, h[i].name, nlen);
     p = PUT_LIT(p, ": ");
     p = put(p, h[i].value, vlen);
