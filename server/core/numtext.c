@@ -17,16 +17,43 @@ static const double exact_pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+/* "00" to "99": two digits per division (an embedding prints ~1,500
+ * numbers of 6-9 digits). */
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                     "25262728293031323334353637383940414243444546474849"
+                                     "50515253545556575859606162636465666768697071727374"
+                                     "75767778798081828384858687888990919293949596979899";
+
+static size_t count_digits(uint64_t v) {
+  size_t n = 1;
+  for (;;) {
+    if (v < 10)
+      return n;
+    if (v < 100)
+      return n + 1;
+    if (v < 1000)
+      return n + 2;
+    if (v < 10000)
+      return n + 3;
+    v /= 10000;
+    n += 4;
+  }
+}
+
 size_t gw_numtext_u64(uint64_t v, char *out) {
-  char tmp[20];
-  size_t n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  for (size_t i = 0; i < n; i++)
-    out[i] = tmp[n - 1 - i];
-  out[n] = '\0';
+  size_t n = count_digits(v);
+  char *p = out + n;
+  *p = '\0';
+  while (v >= 100) {
+    unsigned r = (unsigned)(v % 100);
+    v /= 100;
+    p -= 2;
+    memcpy(p, digit_pairs + 2 * r, 2);
+  }
+  if (v >= 10)
+    memcpy(p - 2, digit_pairs + 2 * v, 2);
+  else
+    p[-1] = (char)('0' + v);
   return n;
 }
 
@@ -120,8 +147,8 @@ static int round_digits(double d, int p, int *k, int *x, uint64_t *n) {
       (*k)--;
       continue;
     }
-    double whole = floor(sc);
-    double frac = sc - whole; /* exact: sc < 2^53 */
+    double whole = (double)(uint64_t)sc; /* floor: 0 <= sc < 10^p <= 2^63 */
+    double frac = sc - whole;            /* exact: sc < 2^53 */
     if (fabs(frac - 0.5) <= sc * 0x1p-51)
       return 0; /* too near a tie to know which way the exact value rounds */
     double r = frac > 0.5 ? whole + 1 : whole;
@@ -162,10 +189,13 @@ static size_t printf_g(double v, int lo, int hi, int is_float, char *out) {
   return strlen(out);
 }
 
+/* floor(log10(d)) or one below, for a normal |d| > 0: from its binary
+ * exponent, read off the bits (frexp was a libm call per number). */
 static int exponent_guess(double d) {
-  int e2;
-  frexp(d, &e2);
-  return (int)floor((e2 - 1) * 0.30102999566398120);
+  uint64_t bits;
+  memcpy(&bits, &d, sizeof bits);
+  int e2 = (int)((bits >> 52) & 0x7ff) - 1023; /* d in [2^e2, 2^(e2+1)) */
+  return (e2 * 78913) >> 18;                   /* floor(e2 * log10(2)) for |e2| < 1650 */
 }
 
 size_t gw_numtext_float(float v, char *out) {

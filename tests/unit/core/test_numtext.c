@@ -53,6 +53,17 @@ static void test_integers(void **state) {
   assert_string_equal(b, "0");
   gw_numtext_u64(UINT64_MAX, b);
   assert_string_equal(b, "18446744073709551615");
+  /* every digit count, at its edges: 10^k - 1, 10^k, 10^k + 1 */
+  for (uint64_t p = 10; p <= 10000000000000000000ull; p *= 10) {
+    for (uint64_t v = p - 1; v <= p + 1; v++) {
+      char want[GW_NUMTEXT_MAX];
+      snprintf(want, sizeof want, "%llu", (unsigned long long)v);
+      assert_int_equal(gw_numtext_u64(v, b), strlen(want));
+      assert_string_equal(b, want);
+    }
+    if (p == 10000000000000000000ull)
+      break;
+  }
   gw_numtext_i64(INT64_MIN, b);
   assert_string_equal(b, "-9223372036854775808");
   gw_numtext_i64(-42, b);
