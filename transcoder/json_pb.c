@@ -150,7 +150,12 @@ typedef struct desc_info {
   const ProtobufCMessageDescriptor *desc;
   enum wkt wkt;
   const ProtobufCFieldDescriptor *extra;
-  char **camel;  /* the JSON (lowerCamel) name of each field, or NULL: none differs */
+  char **camel; /* the JSON (lowerCamel) name of each field, or NULL: none differs */
+  /* What the writer puts before each field's value: `"name":` is
+   * keys + key_at[i], key_at[i + 1] - key_at[i] bytes (proto field names
+   * are [A-Za-z0-9_]: nothing to escape). */
+  char *keys;
+  uint32_t *key_at;
   unsigned mask; /* slots - 1 */
   /* By hash of a name: field index + 1, with NAME_CAMEL set when the name is
    * the field's JSON name rather than its proto name; 0: empty. */
@@ -179,7 +184,32 @@ static void info_release(desc_info *in) {
     for (unsigned i = 0; i < in->desc->n_fields; i++)
       free(in->camel[i]);
   free(in->camel);
+  free(in->keys);
+  free(in->key_at);
   free(in);
+}
+
+static int info_keys(desc_info *in) {
+  const ProtobufCMessageDescriptor *d = in->desc;
+  size_t total = 0;
+  for (unsigned i = 0; i < d->n_fields; i++)
+    total += strlen(d->fields[i].name) + 3;
+  if (total >= UINT32_MAX || !(in->keys = malloc(total + 1)) ||
+      !(in->key_at = malloc((d->n_fields + 1) * sizeof *in->key_at)))
+    return -1;
+  char *p = in->keys;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    size_t n = strlen(d->fields[i].name);
+    in->key_at[i] = (uint32_t)(p - in->keys);
+    *p++ = '"';
+    memcpy(p, d->fields[i].name, n);
+    p += n;
+    *p++ = '"';
+    *p++ = ':';
+  }
+  in->key_at[d->n_fields] = (uint32_t)(p - in->keys);
+  *p = '\0';
+  return 0;
 }
 
 static void info_put(desc_info *in, const char *name, unsigned v) {
@@ -207,7 +237,7 @@ static desc_info *info_build(const ProtobufCMessageDescriptor *d) {
   in->wkt = wkt_compute(d);
   in->extra = extra_compute(d);
   in->mask = slots - 1;
-  if (n_camel && !(in->camel = calloc(d->n_fields, sizeof *in->camel)))
+  if ((n_camel && !(in->camel = calloc(d->n_fields, sizeof *in->camel))) || info_keys(in) != 0)
     goto fail;
   for (unsigned i = 0; i < d->n_fields; i++) {
     const char *name = d->fields[i].name;
@@ -1544,13 +1574,14 @@ static int field_shown(const struct wctx *w, const ProtobufCFieldDescriptor *f,
 }
 
 static int print_object_fields(struct wctx *w, const ProtobufCMessage *m,
-                               const ProtobufCMessageDescriptor *d,
+                               const ProtobufCMessageDescriptor *d, const desc_info *in,
                                const ProtobufCFieldDescriptor *slot, unsigned char *printed,
                                int *firstp, int depth);
 
 static int print_object(struct wctx *w, const ProtobufCMessage *m, int depth) {
   const ProtobufCMessageDescriptor *d = m->descriptor;
-  const ProtobufCFieldDescriptor *slot = extra_slot(d);
+  const desc_info *in = info_of(d);
+  const ProtobufCFieldDescriptor *slot = in ? in->extra : extra_compute(d);
   int first = 1;
   unsigned char printed_small[64];
   unsigned char *printed = printed_small;
@@ -1558,14 +1589,14 @@ static int print_object(struct wctx *w, const ProtobufCMessage *m, int depth) {
     return GW_ERR_NOMEM;
   if (printed == printed_small)
     memset(printed_small, 0, sizeof printed_small);
-  int rc = print_object_fields(w, m, d, slot, printed, &first, depth);
+  int rc = print_object_fields(w, m, d, in, slot, printed, &first, depth);
   if (printed != printed_small)
     gw_free(printed);
   return rc;
 }
 
 static int print_object_fields(struct wctx *w, const ProtobufCMessage *m,
-                               const ProtobufCMessageDescriptor *d,
+                               const ProtobufCMessageDescriptor *d, const desc_info *in,
                                const ProtobufCFieldDescriptor *slot, unsigned char *printed,
                                int *firstp, int depth) {
   int first = *firstp;
@@ -1582,8 +1613,12 @@ static int print_object_fields(struct wctx *w, const ProtobufCMessage *m,
     if (!first)
       TRY(gw_buf_appendc(w->b, ','));
     first = 0;
-    TRY(print_string(w->b, f->name));
-    TRY(gw_buf_appendc(w->b, ':'));
+    if (in) {
+      TRY(gw_buf_append(w->b, in->keys + in->key_at[i], in->key_at[i + 1] - in->key_at[i]));
+    } else {
+      TRY(print_string(w->b, f->name));
+      TRY(gw_buf_appendc(w->b, ':'));
+    }
     if (raw)
       TRY(gw_buf_appends(w->b, raw));
     else if (f->label != PROTOBUF_C_LABEL_REPEATED)
