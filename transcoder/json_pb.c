@@ -158,8 +158,9 @@ typedef struct desc_info {
   uint32_t *key_at;
   unsigned mask; /* slots - 1 */
   /* By hash of a name: field index + 1, with NAME_CAMEL set when the name is
-   * the field's JSON name rather than its proto name; 0: empty. */
-  uint16_t slot[];
+   * the field's JSON name rather than its proto name, and the name's length
+   * in the upper 16 bits; 0: empty. */
+  uint32_t slot[];
 } desc_info;
 #define NAME_CAMEL 0x8000u
 
@@ -212,11 +213,15 @@ static int info_keys(desc_info *in) {
   return 0;
 }
 
-static void info_put(desc_info *in, const char *name, unsigned v) {
-  unsigned k = name_hash(name, strlen(name)) & in->mask;
+static int info_put(desc_info *in, const char *name, unsigned v) {
+  size_t n = strlen(name);
+  if (n > UINT16_MAX)
+    return -1;
+  unsigned k = name_hash(name, n) & in->mask;
   while (in->slot[k])
     k = (k + 1) & in->mask;
-  in->slot[k] = (uint16_t)v;
+  in->slot[k] = (uint32_t)n << 16 | v;
+  return 0;
 }
 
 static desc_info *info_build(const ProtobufCMessageDescriptor *d) {
@@ -241,13 +246,14 @@ static desc_info *info_build(const ProtobufCMessageDescriptor *d) {
     goto fail;
   for (unsigned i = 0; i < d->n_fields; i++) {
     const char *name = d->fields[i].name;
-    info_put(in, name, i + 1);
+    if (info_put(in, name, i + 1) != 0)
+      goto fail;
     if (!in->camel || !strchr(name, '_'))
       continue;
     size_t n = strlen(name) + 1;
-    if (!(in->camel[i] = malloc(n)) || gw_json_name(name, in->camel[i], n) != GW_OK)
+    if (!(in->camel[i] = malloc(n)) || gw_json_name(name, in->camel[i], n) != GW_OK ||
+        info_put(in, in->camel[i], (i + 1) | NAME_CAMEL) != 0)
       goto fail;
-    info_put(in, in->camel[i], (i + 1) | NAME_CAMEL);
   }
   return in;
 fail:
@@ -284,14 +290,14 @@ static const ProtobufCFieldDescriptor *info_field(const desc_info *in, const cha
                                                   int camel) {
   const ProtobufCMessageDescriptor *d = in->desc;
   for (unsigned k = name_hash(name, n) & in->mask;; k = (k + 1) & in->mask) {
-    unsigned s = in->slot[k];
+    uint32_t s = in->slot[k];
     if (!s)
       return NULL;
-    if ((s & NAME_CAMEL) && !camel)
+    if ((s >> 16) != n || ((s & NAME_CAMEL) && !camel))
       continue;
-    unsigned i = (s & ~NAME_CAMEL) - 1;
+    unsigned i = (s & 0x7fffu) - 1;
     const char *have = (s & NAME_CAMEL) ? in->camel[i] : d->fields[i].name;
-    if (have[0] == name[0] && strnlen(have, n + 1) == n && memcmp(have, name, n) == 0)
+    if (memcmp(have, name, n) == 0)
       return &d->fields[i];
   }
 }
