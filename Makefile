@@ -9,7 +9,7 @@ DEV_BUILD  ?= build-dev
 TEST_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 PY         ?= /usr/bin/python3
-SOURCES     = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+SOURCES     = $(shell git ls-files '*.c' '*.cc' '*.h' 2>/dev/null)
 
 .PHONY: all deps build run dev test test-unit test-python test-integration fuzz fmt lint clean bench
 

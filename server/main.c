@@ -18,6 +18,7 @@
 #include "engine/http_client.h"
 #include "engine/supervisor.h"
 #include "engine/worker.h"
+#include "grpc/absl_tune.h"
 #include "grpc/front.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/route.h"
@@ -173,6 +174,7 @@ int main(int argc, char **argv) {
 
   raise_fd_limit();
   evthread_use_pthreads();
+  gw_absl_tune();
   grpc_init();
   int rc = 1;
 
