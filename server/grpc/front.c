@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/numtext.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection.h"
 #include "pipeline/call.h"
@@ -402,9 +403,15 @@ static uint64_t next_random(void) {
   return x;
 }
 
+/* "req_" and 24 hex digits (no printf: one per call). */
 static char *new_request_id(gw_arena *a) {
-  return gw_arena_printf(a, "req_%016llx%08llx", (unsigned long long)next_random(),
-                         (unsigned long long)(next_random() & 0xffffffffu));
+  char *id = gw_arena_alloc(a, 4 + 24 + 1);
+  if (!id)
+    return NULL;
+  memcpy(id, "req_", 4);
+  gw_numtext_hex(next_random(), 16, id + 4);
+  gw_numtext_hex(next_random() & 0xffffffffu, 8, id + 20);
+  return id;
 }
 
 static const char *md_value(gw_arena *a, const grpc_metadata_array *md, const char *key) {

@@ -904,12 +904,12 @@ static int build_headers(oai_call *o) {
       add_header(o, "Expect:") != GW_OK)
     return GW_ERR_NOMEM;
   if (header_safe(call->request_id)) {
-    const char *h = gw_arena_printf(a, "X-Request-Id: %s", call->request_id);
+    const char *h = gw_arena_concat(a, "X-Request-Id: ", call->request_id);
     if (!h || add_header(o, h) != GW_OK)
       return GW_ERR_NOMEM;
   }
   if (header_safe(call->traceparent)) {
-    const char *h = gw_arena_printf(a, "traceparent: %s", call->traceparent);
+    const char *h = gw_arena_concat(a, "traceparent: ", call->traceparent);
     if (!h || add_header(o, h) != GW_OK)
       return GW_ERR_NOMEM;
   }
@@ -975,7 +975,7 @@ static int start(gw_call *call) {
       goto fail;
     return GW_OK;
   }
-  const char *url = gw_arena_printf(call->arena, "%s%s", b->base, path);
+  const char *url = gw_arena_concat(call->arena, b->base, path);
   if (!url) {
     rc = GW_ERR_NOMEM;
     goto fail;

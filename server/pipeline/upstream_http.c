@@ -435,12 +435,12 @@ int gw_upstream_start(gw_upstream *u, const char *method, const char *url) {
   if (gw_upstream_add_header(u, "Expect:") != GW_OK)
     goto fail;
   if (header_safe(call->request_id)) {
-    const char *h = gw_arena_printf(call->arena, "X-Request-Id: %s", call->request_id);
+    const char *h = gw_arena_concat(call->arena, "X-Request-Id: ", call->request_id);
     if (!h || gw_upstream_add_header(u, h) != GW_OK)
       goto fail;
   }
   if (header_safe(call->traceparent)) {
-    const char *h = gw_arena_printf(call->arena, "traceparent: %s", call->traceparent);
+    const char *h = gw_arena_concat(call->arena, "traceparent: ", call->traceparent);
     if (!h || gw_upstream_add_header(u, h) != GW_OK)
       goto fail;
   }
