@@ -1,6 +1,7 @@
 /* Incremental, capped server-sent-events reader. */
 #include "pipeline/sse.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "core/status.h"
@@ -29,6 +30,27 @@ int gw_sse_reader_feed(gw_sse_reader *r, const char *p, size_t n) {
   return gw_buf_append(&r->in, p, n);
 }
 
+/* Bytes before the first CR or LF of |p| (|n| when none): eight at a time.
+ * In ((x - ones) & ~x & highs) a borrow only runs upwards from a zero byte,
+ * so on little-endian hosts the lowest flagged byte is a real line end. */
+static size_t line_len(const char *p, size_t n) {
+  size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  for (; n - i >= 8; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    uint64_t lf = w ^ (ones * '\n'), cr = w ^ (ones * '\r');
+    uint64_t m = (((lf - ones) & ~lf) | ((cr - ones) & ~cr)) & highs;
+    if (m)
+      return i + ((size_t)__builtin_ctzll(m) >> 3);
+  }
+#endif
+  while (i < n && p[i] != '\n' && p[i] != '\r')
+    i++;
+  return i;
+}
+
 static void reset_event(gw_sse_reader *r) {
   gw_buf_reset(&r->data);
   r->event[0] = '\0';
@@ -52,9 +74,7 @@ int gw_sse_reader_next(gw_sse_reader *r, gw_sse_event *ev) {
         continue;
       }
     }
-    size_t i = 0;
-    while (i < left && p[i] != '\n' && p[i] != '\r')
-      i++;
+    size_t i = line_len(p, left);
     if (i == left) /* no line end yet */
       return left > r->cap ? GW_ERR_TOOBIG : 0;
     size_t eol = 1;

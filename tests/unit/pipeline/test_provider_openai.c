@@ -76,6 +76,11 @@ static const sse_case sse_cases[] = {
     {"data: 0123456789\ndata: 0123456789\n\n", "", GW_ERR_TOOBIG, 16},
     {"data: 0123456789abcdefghijklmnopqrstuvwxyz", "", GW_ERR_TOOBIG, 16},
     {"data: 0123456789\n\n", "[]0123456789|", GW_OK, 16},
+    /* Line ends at every offset of an 8-byte word (the scan reads eight at a
+     * time), with each kind of line end, and bytes that are near LF and CR. */
+    {"data: abcdefghijklmnopq\r\ndata: 0123456\n\ndata: 01234567\r\rdata: 012345678\n"
+     "data: \x0b\x0c\x0e\x09\x8a\x8d\n\n",
+     "[]abcdefghijklmnopq\n0123456|[]01234567|[]012345678\n\x0b\x0c\x0e\x09\x8a\x8d|", GW_OK, 0},
 };
 
 static void test_sse_reader(void **state) {
