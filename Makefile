@@ -58,7 +58,7 @@ test-integration:
 # libFuzzer targets, each run for FUZZ_SECONDS (clang).
 FUZZ_SECONDS ?= 30
 fuzz:
-	CC=clang cmake -S . -B build-fuzz -DGW_FUZZ=ON -DGW_TESTS=OFF
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DGW_FUZZ=ON -DGW_TESTS=OFF
 	cmake --build build-fuzz -j $(JOBS)
 	./scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
