@@ -1252,21 +1252,36 @@ struct wctx {
 
 static int print_message(struct wctx *w, const ProtobufCMessage *m, int depth, int bare_list);
 
+/* Where a number's text (GW_NUMTEXT_MAX bytes at most, its NUL included)
+ * can be written straight into |b|, or NULL: then it goes through a copy.
+ * Room within |alloc| is within the cap too (alloc <= cap + 1). */
+static char *num_room(gw_buf *b) {
+  return b->data && b->alloc - b->len >= GW_NUMTEXT_MAX ? b->data + b->len : NULL;
+}
+
 static int print_double(gw_buf *b, double v) {
-  char tmp[GW_NUMTEXT_MAX];
+  char tmp[GW_NUMTEXT_MAX], *room;
   if (isnan(v))
     return gw_buf_appends(b, "\"NaN\"");
   if (isinf(v))
     return gw_buf_appends(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
   if (v == 0 && signbit(v))
     return gw_buf_appends(b, "-0.0"); /* "-0" would read back as integer 0 */
+  if ((room = num_room(b))) {
+    b->len += gw_numtext_double(v, room);
+    return GW_OK;
+  }
   return gw_buf_append(b, tmp, gw_numtext_double(v, tmp));
 }
 
 static int print_float(gw_buf *b, float v) {
-  char tmp[GW_NUMTEXT_MAX];
+  char tmp[GW_NUMTEXT_MAX], *room;
   if (isnan(v) || isinf(v) || (v == 0 && signbit(v)))
     return print_double(b, v);
+  if ((room = num_room(b))) {
+    b->len += gw_numtext_float(v, room);
+    return GW_OK;
+  }
   return gw_buf_append(b, tmp, gw_numtext_float(v, tmp));
 }
 
@@ -1350,14 +1365,22 @@ static int print_string(gw_buf *b, const char *s) {
 }
 
 static int print_scalar(struct wctx *w, const ProtobufCFieldDescriptor *f, const void *slot) {
-  char t[GW_NUMTEXT_MAX];
+  char t[GW_NUMTEXT_MAX], *room;
   switch (f->type) {
   case PROTOBUF_C_TYPE_INT32:
   case PROTOBUF_C_TYPE_SINT32:
   case PROTOBUF_C_TYPE_SFIXED32:
+    if ((room = num_room(w->b))) {
+      w->b->len += gw_numtext_i64(*(const int32_t *)slot, room);
+      return GW_OK;
+    }
     return print_int_text(w->b, t, gw_numtext_i64(*(const int32_t *)slot, t), 0);
   case PROTOBUF_C_TYPE_UINT32:
   case PROTOBUF_C_TYPE_FIXED32:
+    if ((room = num_room(w->b))) {
+      w->b->len += gw_numtext_u64(*(const uint32_t *)slot, room);
+      return GW_OK;
+    }
     return print_int_text(w->b, t, gw_numtext_u64(*(const uint32_t *)slot, t), 0);
   case PROTOBUF_C_TYPE_INT64:
   case PROTOBUF_C_TYPE_SINT64:
