@@ -5,16 +5,24 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/arena.h"
 #include "core/status.h"
 
 void gw_buf_init(gw_buf *b, size_t cap) {
   b->data = NULL;
   b->len = b->alloc = 0;
   b->cap = cap;
+  b->arena = NULL;
+}
+
+void gw_buf_init_arena(gw_buf *b, size_t cap, struct gw_arena *a) {
+  gw_buf_init(b, cap);
+  b->arena = a;
 }
 
 void gw_buf_release(gw_buf *b) {
-  gw_free(b->data);
+  if (!b->arena)
+    gw_free(b->data);
   b->data = NULL;
   b->len = b->alloc = 0;
 }
@@ -36,12 +44,25 @@ static int reserve(gw_buf *b, size_t extra) {
     n *= 2;
   if (n > b->cap + 1)
     n = b->cap + 1;
-  char *p = gw_realloc(b->data, n);
-  if (!p)
+  char *p;
+  if (b->arena) {
+    if (!(p = gw_arena_alloc(b->arena, n)))
+      return GW_ERR_NOMEM;
+    if (b->data)
+      memcpy(p, b->data, b->len + 1);
+  } else if (!(p = gw_realloc(b->data, n))) {
     return GW_ERR_NOMEM;
+  }
   b->data = p;
   b->alloc = n;
   return GW_OK;
+}
+
+int gw_buf_reserve(gw_buf *b, size_t extra) {
+  int rc = reserve(b, extra);
+  if (rc == GW_OK && b->len == 0)
+    b->data[0] = '\0';
+  return rc;
 }
 
 int gw_buf_append_slow(gw_buf *b, const void *p, size_t n) {

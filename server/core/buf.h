@@ -7,15 +7,25 @@
 #include <stddef.h>
 #include <string.h>
 
+struct gw_arena;
+
 typedef struct gw_buf {
   char *data; /* always NUL-terminated when non-NULL */
   size_t len, alloc, cap;
+  struct gw_arena *arena; /* where it grows; NULL: malloc */
 } gw_buf;
 
 /* Initialises an empty buffer that may hold at most |cap| bytes. */
 void gw_buf_init(gw_buf *b, size_t cap);
+/* The same, growing in |a| instead of the heap (each growth copies into a new
+ * piece of the arena; the old one stays until the arena goes): for the small
+ * buffers of one request, which then cost no malloc and no free. */
+void gw_buf_init_arena(gw_buf *b, size_t cap, struct gw_arena *a);
 /* Frees the contents; the buffer is empty and reusable afterwards. */
 void gw_buf_release(gw_buf *b);
+/* Makes room for |extra| more bytes at once; GW_OK, GW_ERR_NOMEM or
+ * GW_ERR_TOOBIG. */
+int gw_buf_reserve(gw_buf *b, size_t extra);
 void gw_buf_reset(gw_buf *b);
 /* Append; GW_OK, GW_ERR_NOMEM or GW_ERR_TOOBIG (then |b| is unchanged). */
 static inline int gw_buf_append(gw_buf *b, const void *p, size_t n);

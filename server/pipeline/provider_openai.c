@@ -962,8 +962,9 @@ static int start(gw_call *call) {
   o->b = b;
   o->streaming = call->method->server_streaming;
   o->embedding = embedding;
-  gw_buf_init(&o->body, REQUEST_CAP);
-  gw_buf_init(&o->resp, o->streaming ? ERROR_BODY_CAP : BODY_CAP);
+  /* The upstream request and answer live as long as the call: in its arena. */
+  gw_buf_init_arena(&o->body, REQUEST_CAP, call->arena);
+  gw_buf_init_arena(&o->resp, o->streaming ? ERROR_BODY_CAP : BODY_CAP, call->arena);
   gw_sse_reader_init(&o->sse, EVENT_CAP);
 
   int rc = rewrite_request(o);

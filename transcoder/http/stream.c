@@ -20,28 +20,35 @@
 
 static void stream_timeout_cb(evutil_socket_t fd, short what, void *arg);
 
+/* Bodies up to this (with a Content-Length) are read into the stream's arena. */
+#define STREAM_ARENA_BODY_MAX (64 * 1024)
+
 /* --- lifecycle ----------------------------------------------------------- */
 
 /* A new stream attached to |c|, reading its head; NULL when out of memory. */
 gw_http_stream *gw_http_stream_new(gw_http_conn *c) {
   gw_http_server *srv = c->srv;
-  gw_http_stream *s = gw_calloc(1, sizeof *s);
-  if (!s)
+  /* The stream, its timer and its head's buffers live in its own arena
+   * (which a worker reuses): a request's stream costs no malloc. */
+  gw_arena *a = gw_arena_new(4096, 0);
+  if (!a)
     return NULL;
+  gw_http_stream *s = gw_arena_calloc(a, sizeof *s);
+  struct event *timer = gw_arena_alloc(a, event_get_struct_event_size());
+  if (!s || !timer || event_assign(timer, srv->base, -1, 0, stream_timeout_cb, s) != 0) {
+    gw_arena_free(a);
+    return NULL;
+  }
   s->srv = srv;
   s->conn = c;
   s->content_length = -1;
   s->proto_open = 1;
-  s->arena = gw_arena_new(4096, 0);
-  if (!s->arena)
-    goto fail_arena;
-  s->timer = evtimer_new(srv->base, stream_timeout_cb, s);
-  if (!s->timer)
-    goto fail_timer;
+  s->arena = a;
+  s->timer = timer;
   gw_buf_init(&s->body, srv->opts.max_body_bytes);
-  gw_buf_init(&s->hfield, srv->opts.max_header_bytes);
-  gw_buf_init(&s->hvalue, srv->opts.max_header_bytes);
-  gw_buf_init(&s->url, srv->opts.max_header_bytes);
+  gw_buf_init_arena(&s->hfield, srv->opts.max_header_bytes, a);
+  gw_buf_init_arena(&s->hvalue, srv->opts.max_header_bytes, a);
+  gw_buf_init_arena(&s->url, srv->opts.max_header_bytes, a);
   s->req.tls = c->tls;
   s->req.peer = c->peer;
   s->req.peer_ip = c->peer_ip;
@@ -56,11 +63,6 @@ gw_http_stream *gw_http_stream_new(gw_http_conn *c) {
   c->streams = s;
   c->n_open++;
   return s;
-fail_timer:
-  gw_arena_free(s->arena);
-fail_arena:
-  gw_free(s);
-  return NULL;
 }
 
 /* Frees |s| and all it holds; detaches it from its connection first. */
@@ -76,15 +78,14 @@ void gw_http_stream_free(gw_http_stream *s) {
     if (c->h1_cur == s)
       c->h1_cur = NULL;
   }
-  event_free(s->timer);
+  event_del(s->timer);
   if (s->out)
     evbuffer_free(s->out);
   gw_buf_release(&s->body);
   gw_buf_release(&s->hfield);
   gw_buf_release(&s->hvalue);
   gw_buf_release(&s->url);
-  gw_arena_free(s->arena);
-  gw_free(s);
+  gw_arena_free(s->arena); /* |s| itself goes with it */
 }
 
 static void maybe_reap(gw_http_stream *s) {
@@ -331,6 +332,15 @@ int gw_http_stream_head_done(gw_http_stream *s) {
       gw_http_stream_set_error(s, 413, "request_too_large",
                                "Request body is larger than the server accepts.");
       return s->err_status;
+    }
+    /* A body of known, moderate size is read into the stream's arena in one
+     * piece: no malloc, no growth. Larger ones grow on the heap. */
+    if (s->content_length > 0 && s->content_length <= STREAM_ARENA_BODY_MAX && !s->body.data) {
+      s->body.arena = s->arena;
+      if (gw_buf_reserve(&s->body, (size_t)s->content_length) != GW_OK) {
+        gw_http_stream_set_error(s, 500, "internal_error", "Out of memory.");
+        return s->err_status;
+      }
     }
   }
   const char *expect = gw_http_request_header(r, "expect");

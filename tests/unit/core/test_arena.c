@@ -117,6 +117,44 @@ static int buf_workload(void *arg) {
 
 static void test_buf_failmalloc(void **state) { gw_test_failmalloc_sweep(buf_workload, NULL); }
 
+/* A buffer growing in an arena: the same contents and cap as on the heap,
+ * no heap allocation of its own, nothing to free; gw_buf_reserve makes room
+ * once. */
+static void test_buf_in_arena(void **state) {
+  (void)state;
+  gw_arena *a = gw_arena_new(1024, 0);
+  assert_non_null(a);
+  long live0 = gw_alloc_live();
+  gw_buf b;
+  gw_buf_init_arena(&b, 600, a);
+  char piece[50];
+  memset(piece, 'x', sizeof piece);
+  for (int i = 0; i < 12; i++) { /* 256 -> 512 -> 601: copied as it grows */
+    piece[0] = (char)('a' + i);
+    assert_int_equal(gw_buf_append(&b, piece, sizeof piece), GW_OK);
+  }
+  assert_int_equal(b.len, 600);
+  assert_int_equal(b.data[600], '\0');
+  for (int i = 0; i < 12; i++)
+    assert_int_equal(b.data[i * 50], 'a' + i);
+  assert_int_equal(gw_buf_appendc(&b, 'y'), GW_ERR_TOOBIG);
+  assert_int_equal(b.len, 600);
+  gw_buf_release(&b);                           /* nothing to free: the arena holds it */
+  assert_int_equal(gw_alloc_live(), live0 + 1); /* one chunk past the first */
+
+  gw_buf_init_arena(&b, 4096, a);
+  assert_int_equal(gw_buf_reserve(&b, 3000), GW_OK);
+  assert_true(b.alloc >= 3001);
+  assert_string_equal(b.data, "");
+  char *at = b.data;
+  for (int i = 0; i < 60; i++)
+    assert_int_equal(gw_buf_append(&b, piece, sizeof piece), GW_OK);
+  assert_ptr_equal(b.data, at); /* no growth after the reserve */
+  assert_int_equal(gw_buf_reserve(&b, 4096), GW_ERR_TOOBIG);
+  gw_buf_release(&b);
+  gw_arena_free(a);
+}
+
 static int deferred_runs;
 static void count_run(void *arg) { (void)arg, deferred_runs++; }
 
@@ -192,6 +230,7 @@ int main(void) {
       cmocka_unit_test(test_arena_defer_runs_lifo),
       cmocka_unit_test(test_arena_failmalloc),
       cmocka_unit_test(test_buf_cap_and_json),
+      cmocka_unit_test(test_buf_in_arena),
       cmocka_unit_test(test_buf_failmalloc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
