@@ -396,8 +396,9 @@ void gw_http_front_handle(gw_http_stream *s, const gw_http_request *req, void *a
   h->call = call;
   h->openai = openai;
   h->mode = !stream ? MODE_UNARY : (wants_stream(msg) || accepts_sse(req) ? MODE_SSE : MODE_NDJSON);
-  gw_buf_init(&h->body, UNARY_BODY_CAP);
-  gw_buf_init(&h->event, EVENT_CAP);
+  /* The answer's text (or each event's, reused) grows in the call's arena. */
+  gw_buf_init_arena(&h->body, UNARY_BODY_CAP, arena);
+  gw_buf_init_arena(&h->event, EVENT_CAP, arena);
   h->out.model = string_field(msg, "model");
   h->out.request_id = req->request_id;
   h->out.created = (int64_t)time(NULL);
