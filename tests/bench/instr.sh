@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Instructions the gateway spends per unit of work, counted with callgrind:
+# deterministic where timings on a shared machine are not, and blind to the
+# kernel. The gateway (WORKERS=1) runs under valgrind in front of the C mock
+# upstream; after a warm-up the counters are zeroed, a fixed load runs, and
+# the total is divided by the work done.
+#   tests/bench/instr.sh MODE [GW_BIN]      MODE: chat | emb | sse | grpc
+#     chat  proxied chat completions, wrk -c1 for 6 s    -> per request
+#     emb   /v1/embeddings (256 floats), wrk -c1 for 6 s -> per request
+#     sse   streamed chat completions (21 events 1 ms apart), sse_client c=1 5 s -> per event
+#     grpc  CreateChatCompletion on the gRPC port, h2load -n 2000 -c1 -> per call
+# GW_BIN defaults to ./ai-gateway (make build: RelWithDebInfo). OUT=file keeps
+# the callgrind profile (callgrind_annotate OUT). Needs valgrind, wrk, h2load.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+MODE=${1:?mode: chat, emb, sse or grpc}
+GW=${2:-$ROOT/ai-gateway}
+OUT=${OUT:-$(mktemp /tmp/aigw-instr.XXXXXX)}
+MOCK=19790 HTTP=18790 GRPC=29790
+TMP=$(mktemp -d /tmp/aigw-instr-run.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+for t in valgrind callgrind_control callgrind_annotate wrk h2load protoc; do
+  command -v $t >/dev/null || { echo "instr: $t missing" >&2; exit 1; }
+done
+make -s -C "$HERE" >/dev/null
+
+printf '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64}' >"$TMP/chat.json"
+printf '{"model":"text-embedding-3-small","input":"The food was delicious and the waiter was kind."}' >"$TMP/emb.json"
+
+"$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
+PIDS+=($!)
+TARGET_API_URL=http://127.0.0.1:$MOCK/v1 TARGET_API_KEY=sk-mock PORT=$HTTP GRPC_PORT=$GRPC WORKERS=1 \
+  MAX_CONNS_PER_IP=0 LOG_LEVEL=warn valgrind --tool=callgrind --callgrind-out-file="$OUT" "$GW" \
+  >"$TMP/gw.log" 2>&1 &
+VG=$!
+PIDS+=($VG)
+ok=0
+for _ in $(seq 1 120); do
+  if [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
+          -d @"$TMP/chat.json" http://127.0.0.1:$HTTP/v1/chat/completions)" = 200 ]; then ok=1; break; fi
+  sleep 0.5
+done
+[ $ok = 1 ] || { echo "instr: the gateway did not answer" >&2; cat "$TMP/gw.log" >&2; exit 1; }
+
+grpc_body() {
+  local ds=
+  for d in "$ROOT/build/gen/descriptor_set.pb" "$(dirname "$GW")/gen/descriptor_set.pb"; do
+    [ -f "$d" ] && { ds=$d; break; }
+  done
+  [ -n "$ds" ] || { echo "instr: no descriptor_set.pb (make build)" >&2; exit 1; }
+  printf 'model: "gpt-4o-mini"\nmessages { role: "user" content { text: "Say hello." } }\n' |
+    protoc --encode=aigateway.v1.ChatCompletionRequest --descriptor_set_in="$ds" >"$TMP/req.pb"
+  python3 -c "import struct,sys; d=open(sys.argv[1],'rb').read(); sys.stdout.buffer.write(b'\0'+struct.pack('>I',len(d))+d)" \
+    "$TMP/req.pb" >"$TMP/req.grpc"
+}
+load() { # $1: warm-up or measure; prints the units of work done
+  local n=${1}
+  case $MODE in
+  chat | emb)
+    local body=$TMP/chat.json path=/v1/chat/completions
+    [ $MODE = emb ] && body=$TMP/emb.json path=/v1/embeddings
+    BODY_FILE=$body wrk -t1 -c1 -d"$([ "$n" = warm ] && echo 1 || echo 6)"s -s "$HERE/post.lua" \
+      http://127.0.0.1:$HTTP$path | awk '/requests in/{print $1}'
+    ;;
+  sse)
+    SSE_MODEL=delay-1000 "$HERE/bin/sse_client" 127.0.0.1 $HTTP /v1/chat/completions 1 \
+      "$([ "$n" = warm ] && echo 1 || echo 5)" | sed 's/.*events=\([0-9]*\).*/\1/'
+    ;;
+  grpc)
+    [ -f "$TMP/req.grpc" ] || grpc_body
+    h2load -n "$([ "$n" = warm ] && echo 200 || echo 2000)" -c 1 -m 1 -d "$TMP/req.grpc" \
+      -H 'content-type: application/grpc' -H 'te: trailers' \
+      http://127.0.0.1:$GRPC/aigateway.v1.Inference/CreateChatCompletion | awk '/^requests:/{print $8}'
+    ;;
+  *) echo "instr: unknown mode $MODE" >&2; exit 2 ;;
+  esac
+}
+load warm >/dev/null
+callgrind_control -z $VG >/dev/null
+UNITS=$(load measure)
+kill -TERM $VG
+while kill -0 $VG 2>/dev/null; do sleep 0.5; done
+TOTAL=$(callgrind_annotate "$OUT" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
+unit=request; [ $MODE = sse ] && unit=event; [ $MODE = grpc ] && unit=call
+[ -n "$UNITS" ] && [ "$UNITS" -gt 0 ] || { echo "instr: no work done" >&2; exit 1; }
+echo "$MODE: $UNITS ${unit}s, $((TOTAL / UNITS)) instructions per $unit (profile: $OUT)"
