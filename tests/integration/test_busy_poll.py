@@ -83,22 +83,21 @@ def sleeps_per_burst(g, conn, n=40):
     return voluntary_switches(g.p.pid) - before
 
 
+def sleeps_with(mock, busy_poll_us):
+    g, conn = start(mock, busy_poll_us)
+    try:
+        return sleeps_per_burst(g, conn)
+    finally:
+        conn.close()
+        g.stop_clean()
+
+
 def test_polling_worker_does_not_sleep_between_requests(mock):
     # One second of polling after a wake-up covers the whole burst; without
     # polling the worker sleeps at least once per request (waiting for the
     # upstream's answer, then for the client's next request).
-    g, conn = start(mock, 1000000)
-    try:
-        polled = sleeps_per_burst(g, conn)
-    finally:
-        conn.close()
-        g.stop_clean()
-    g, conn = start(mock, 0)
-    try:
-        slept = sleeps_per_burst(g, conn)
-    finally:
-        conn.close()
-        g.stop_clean()
+    polled = sleeps_with(mock, 1000000)
+    slept = sleeps_with(mock, 0)
     assert slept >= 40, (polled, slept)
     assert polled < 20, (polled, slept)
 
