@@ -42,6 +42,9 @@ def build_model(out: str) -> None:
     fast = transformers.PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
         unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+    # a chat template, so that the server's chat path goes through apply_chat_template
+    fast.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                          "{% if add_generation_prompt %}assistant:{% endif %}")
     fast.save_pretrained(out)
     torch.manual_seed(0)
     cfg = transformers.GPT2Config(vocab_size=len(fast), n_positions=256, n_embd=64,
@@ -49,7 +52,9 @@ def build_model(out: str) -> None:
                                   eos_token_id=fast.eos_token_id)
     transformers.GPT2LMHeadModel(cfg).save_pretrained(out)
     print(f"built tiny GPT-2 ({sum(p.numel() for p in transformers.GPT2LMHeadModel(cfg).parameters())} "
-          f"params, vocab {len(fast)}) in {out}; cuda available: {torch.cuda.is_available()}")
+          f"params, vocab {len(fast)}) in {out}; cuda available: {torch.cuda.is_available()}"
+          f" ({torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}); "
+          f"torch {torch.__version__}, transformers {transformers.__version__}")
 
 
 def main() -> int:

@@ -56,8 +56,11 @@ class HFBackend(Backend):
     def load(self) -> None:
         self.tok = transformers.AutoTokenizer.from_pretrained(self.model_dir)
         dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        # transformers 4.56 renamed torch_dtype to dtype (5.x warns on the old name)
+        major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+        kw = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
         self.model = transformers.AutoModelForCausalLM.from_pretrained(
-            self.model_dir, torch_dtype=dtype).to(self.device).eval()
+            self.model_dir, **{kw: dtype}).to(self.device).eval()
         cfg = self.model.config
         self.max_ctx = (getattr(cfg, "max_position_embeddings", None)
                         or getattr(cfg, "n_positions", None) or 2048)
@@ -89,8 +92,11 @@ class HFBackend(Backend):
     def encode_chat(self, turns: Sequence[ChatTurn]) -> list[int]:
         if getattr(self.tok, "chat_template", None):
             msgs = [{"role": t.role, "content": t.text} for t in turns]
-            return list(self.tok.apply_chat_template(msgs, add_generation_prompt=True,
-                                                     tokenize=True))
+            ids = self.tok.apply_chat_template(msgs, add_generation_prompt=True,
+                                               tokenize=True, return_dict=False)
+            if isinstance(ids, dict):  # a BatchEncoding where return_dict is not honoured
+                ids = ids["input_ids"]
+            return list(ids)
         return super().encode_chat(turns)
 
     def generate(self, prompt: Sequence[int], params: SamplingParams,
