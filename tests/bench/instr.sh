@@ -28,7 +28,7 @@ trap cleanup EXIT INT TERM
 for t in valgrind callgrind_control callgrind_annotate wrk h2load protoc; do
   command -v $t >/dev/null || { echo "instr: $t missing" >&2; exit 1; }
 done
-make -s -C "$HERE" >/dev/null
+make -s -C "$HERE" OUT="$HERE/bin" >/dev/null # (OUT is the Makefile's folder too)
 
 printf '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64}' >"$TMP/chat.json"
 printf '{"model":"text-embedding-3-small","input":"The food was delicious and the waiter was kind."}' >"$TMP/emb.json"
