@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/numtext.h"
 #include "core/status.h"
+#include "transcoder/http/h1_head.h"
 #include "transcoder/http/internal.h"
 
 #define ADD_LIT(out, lit) evbuffer_add((out), (lit), sizeof(lit) - 1)
@@ -156,6 +157,58 @@ static void parse_error(gw_http_conn *c, enum http_errno e) {
   gw_http_stream_fail(s);
 }
 
+/* A whole, plain request head at the start of |p| read in one pass
+ * (h1_head.c), then the steps of the callbacks above. Returns the bytes it
+ * used, 0 when http_parser must read this request, -1 when it answered with
+ * an error. A body only partly here goes on in gw_h1_on_read. */
+static long fast_request(gw_http_conn *c, const char *p, size_t len) {
+  gw_h1_head h;
+  if (!gw_h1_parse_head(p, len, &h))
+    return 0;
+  gw_http_stream *s = gw_http_stream_new(c);
+  if (!s)
+    return 0; /* http_parser's path meets the same failure and answers it */
+  s->req.version = GW_HTTP_1_1;
+  c->h1_cur = s;
+  gw_http_conn_arm_timer(c, 0);
+  enum http_errno fail = HPE_OK;
+  for (size_t i = 0; i < h.n_fields && fail == HPE_OK; i++) {
+    const gw_h1_field *f = &h.fields[i];
+    int rc = gw_http_stream_add_header(s, f->name, f->nlen, f->value, f->vlen);
+    if (rc == GW_ERR_NOMEM)
+      gw_http_stream_set_error(s, 500, "internal_error", "Out of memory.");
+    if (rc != GW_OK)
+      fail = HPE_CB_header_field;
+  }
+  if (fail == HPE_OK) {
+    fail = HPE_CB_headers_complete;
+    s->head_bytes += h.target_len;
+    s->keepalive = h.keepalive;
+    if (s->head_bytes > s->srv->opts.max_header_bytes)
+      head_too_big(s);
+    else if (gw_http_stream_set_target(s, h.method, h.target, h.target_len) != GW_OK)
+      gw_http_stream_set_error(s, 500, "internal_error", "Out of memory.");
+    else if (gw_http_stream_head_done(s) == 0)
+      fail = HPE_OK;
+  }
+  size_t used = h.head_len;
+  int64_t cl = h.content_length > 0 ? h.content_length : 0;
+  size_t n = len - used < (uint64_t)cl ? len - used : (size_t)cl;
+  if (fail == HPE_OK && n && gw_http_stream_body(s, p + used, n) != GW_OK)
+    fail = HPE_CB_body;
+  if (fail != HPE_OK) {
+    parse_error(c, fail);
+    return -1;
+  }
+  if (cl && s->expect_continue)
+    ADD_LIT(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+  if ((c->h1_body_left = cl - (int64_t)n) > 0)
+    gw_http_stream_arm_timer(s, c->srv->opts.body_timeout_ms);
+  else
+    s->state = ST_READY;
+  return (long)(used + n);
+}
+
 static int b64url_val(int ch) {
   if (ch >= 'A' && ch <= 'Z')
     return ch - 'A';
@@ -222,6 +275,32 @@ void gw_h1_on_read(gw_http_conn *c) {
     struct evbuffer_iovec v;
     if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
       break;
+    if (s && c->h1_body_left > 0) { /* the rest of a fast-path request's body */
+      size_t n = v.iov_len < (uint64_t)c->h1_body_left ? v.iov_len : (size_t)c->h1_body_left;
+      if (gw_http_stream_body(s, v.iov_base, n) != GW_OK) {
+        parse_error(c, HPE_CB_body);
+        return;
+      }
+      evbuffer_drain(in, n);
+      if ((c->h1_body_left -= (int64_t)n) == 0) {
+        s->state = ST_READY;
+        gw_http_stream_arm_timer(s, 0);
+      }
+      continue;
+    }
+    if (!s && c->h1_body_left > 0) { /* a body cut short by an early answer: never a request */
+      gw_http_conn_close(c);
+      return;
+    }
+    if (!s) { /* between requests: http_parser is too */
+      long used = fast_request(c, v.iov_base, v.iov_len);
+      if (used < 0)
+        return;
+      if (used > 0) {
+        evbuffer_drain(in, (size_t)used);
+        continue;
+      }
+    }
     size_t n = http_parser_execute(&c->parser, &settings, v.iov_base, v.iov_len);
     evbuffer_drain(in, n);
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);

@@ -78,6 +78,7 @@ struct gw_http_conn {
   /* HTTP/1.1 */
   http_parser parser;
   gw_http_stream *h1_cur; /* the request being read or answered */
+  int64_t h1_body_left;   /* body bytes still to come of a fast-path request (h1_head.h) */
   /* HTTP/2 */
   nghttp2_session *h2;
   int goaway;

@@ -1,0 +1,153 @@
+/* The HTTP/1.1 request head fast path (transcoder/http/h1_head.c): what it
+ * takes must read exactly as http_parser reads it (h1_ref.h), and what is
+ * unusual it must leave to http_parser. */
+#include "support.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "h1_ref.h"
+#include "transcoder/http/h1_head.h"
+
+static void assert_agrees(const char *buf, size_t len) {
+  gw_h1_head h;
+  char why[512] = "";
+  if (!gw_h1_parse_head(buf, len, &h))
+    fail_msg("fast path declined: %.*s", (int)len, buf);
+  if (!h1_ref_agrees(buf, len, &h, why, sizeof why))
+    fail_msg("%s in: %.*s", why, (int)len, buf);
+}
+
+#define AGREES(lit) assert_agrees((lit), sizeof(lit) - 1)
+
+static void common_heads(void **state) {
+  (void)state;
+  /* curl, the openai SDK, wrk; a body after the head; a pipelined second request */
+  AGREES("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: curl/7.88.1\r\n"
+         "Accept: */*\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n"
+         "{\"model\":\"echo\"}");
+  AGREES("POST /v1/chat/completions HTTP/1.1\r\naccept: application/json\r\n"
+         "content-type: application/json\r\nuser-agent: OpenAI/JS 4.104.0\r\n"
+         "x-stainless-lang: js\r\nauthorization: Bearer sk-test\r\ncontent-length: 2\r\n"
+         "Connection: keep-alive\r\nHost: localhost\r\n\r\n{}");
+  AGREES("GET /v1/models?limit=2&after=x#frag HTTP/1.1\r\nHost: a\r\n\r\n");
+  AGREES("GET /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n");
+  AGREES("DELETE /v1/files/f HTTP/1.1\r\nConnection: close\r\n\r\n");
+  AGREES("OPTIONS /v1/chat/completions HTTP/1.1\r\nOrigin: http://x\r\n"
+         "Access-Control-Request-Method: POST\r\n\r\n");
+  /* blanks around values, empty values, tabs inside, odd but valid names */
+  AGREES("PUT /x HTTP/1.1\r\nX-A:   spaced   \r\nX-B:\r\nX-C:\ta\tb\t\r\n!#$%&'*+-.^_`|~9: v\r\n"
+         "Content-Length: 0007\r\n\r\n");
+  AGREES("HEAD / HTTP/1.1\r\nCONNECTION: Close\r\nContent-Length: 0\r\n\r\n");
+  AGREES("PATCH /p HTTP/1.1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n\r\n");
+}
+
+static void declined(void **state) {
+  (void)state;
+  static const char *const heads[] = {
+      "POST /v1 HTTP/1.1\r\nHost: a\r\n",                        /* incomplete */
+      "POST /v1 HTTP/1.1\r\nHost: a\r\n\r",                      /* incomplete */
+      "POST /v1 HTTP/1.0\r\nHost: a\r\n\r\n",                    /* HTTP/1.0 */
+      "POST /v1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", /* chunked */
+      "POST /v1 HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+      "POST /v1 HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+      "POST /v1 HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+      "POST /v1 HTTP/1.1\r\nContent-Length: 1234567890123456\r\n\r\n",
+      "GET / HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n",
+      "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+      "GET / HTTP/1.1\r\nConnection: close, te\r\n\r\n",
+      "GET / HTTP/1.1\r\nProxy-Connection: close\r\n\r\n",
+      "GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n",     /* obs-fold */
+      "GET / HTTP/1.1\r\nX-A : a\r\n\r\n",          /* blank before ':' */
+      "GET / HTTP/1.1\r\nX-A: a\n\r\n",             /* bare LF */
+      "GET / HTTP/1.1\r\nX-A: caf\xc3\xa9\r\n\r\n", /* non-ASCII */
+      "GET / HTTP/1.1\r\nX-A: a\x7f\r\n\r\n",
+      "GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n",
+      "GET * HTTP/1.1\r\n\r\n", /* not origin-form */
+      "GET http://a/ HTTP/1.1\r\n\r\n",
+      "CONNECT a:443 HTTP/1.1\r\n\r\n", /* other methods */
+      "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+      "get / HTTP/1.1\r\n\r\n",
+      "\r\nGET / HTTP/1.1\r\n\r\n",
+      "GET  / HTTP/1.1\r\n\r\n",
+      "GET / HTTP/1.1 \r\n\r\n",
+      "GET / HTTP/1.1\r\n: empty name\r\n\r\n",
+  };
+  for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+    gw_h1_head h;
+    if (gw_h1_parse_head(heads[i], strlen(heads[i]), &h))
+      fail_msg("fast path took: %s", heads[i]);
+  }
+  /* one field more than the fast path holds */
+  char buf[2048];
+  size_t n = (size_t)snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\n");
+  for (int i = 0; i <= GW_H1_FAST_FIELDS; i++)
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "X-%d: v\r\n", i);
+  n += (size_t)snprintf(buf + n, sizeof buf - n, "\r\n");
+  gw_h1_head h;
+  assert_int_equal(gw_h1_parse_head(buf, n, &h), 0);
+  /* and with one fewer it takes the head */
+  n = (size_t)snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\n");
+  for (int i = 0; i < GW_H1_FAST_FIELDS; i++)
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "X-%d: v\r\n", i);
+  n += (size_t)snprintf(buf + n, sizeof buf - n, "\r\n");
+  assert_agrees(buf, n);
+}
+
+/* Random edits of real heads: whenever the fast path takes the result,
+ * http_parser must read the same request. */
+static void mutations_agree(void **state) {
+  (void)state;
+  static const char *const seeds[] = {
+      "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+      "application/json\r\nContent-Length: 12\r\nConnection: keep-alive\r\nX-Y:  z \r\n\r\n",
+      "GET /v1/models HTTP/1.1\r\nAuthorization: Bearer k\r\nConnection: close\r\n\r\n",
+  };
+  static const char alphabet[] = " \t\r\n:,-/?#%0123456789AaZz\x7f\x80\xff\"<>\\{}";
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  unsigned taken = 0, runs = 0;
+  char buf[512];
+  for (int seed = 0; seed < 2; seed++) {
+    for (int iter = 0; iter < 40000; iter++, runs++) {
+      size_t n = strlen(seeds[seed]);
+      memcpy(buf, seeds[seed], n);
+      int edits = 1 + (int)(iter % 3);
+      for (int e = 0; e < edits; e++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t at = (size_t)(x % n);
+        char c = alphabet[(x >> 32) % (sizeof alphabet - 1)];
+        switch ((x >> 48) % 3) {
+        case 0: buf[at] = c; break;
+        case 1: /* insert */
+          if (n + 1 < sizeof buf) {
+            memmove(buf + at + 1, buf + at, n - at);
+            buf[at] = c;
+            n++;
+          }
+          break;
+        default: /* delete */ memmove(buf + at, buf + at + 1, n - at - 1); n--;
+        }
+      }
+      gw_h1_head h;
+      char why[512];
+      if (!gw_h1_parse_head(buf, n, &h))
+        continue;
+      taken++;
+      if (!h1_ref_agrees(buf, n, &h, why, sizeof why))
+        fail_msg("%s in: %.*s", why, (int)n, buf);
+    }
+  }
+  /* edits that keep the head valid (values, targets) are common */
+  assert_true(taken > runs / 10);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(common_heads),
+      cmocka_unit_test(declined),
+      cmocka_unit_test(mutations_agree),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

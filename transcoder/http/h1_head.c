@@ -1,0 +1,147 @@
+/* The HTTP/1.1 request head fast path (see h1_head.h). Its contract is to
+ * agree with http_parser on every head it accepts: tests/unit/transcoder/
+ * test_h1_head.c and tests/fuzz/fuzz_h1_head.c parse the same bytes both ways
+ * and compare. */
+#include "transcoder/http/h1_head.h"
+
+#include <string.h>
+
+/* RFC 9110 tchar: the bytes of a header name. */
+static const unsigned char tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
+    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1,
+    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1,
+    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1,
+    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1,
+    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1,
+    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
+    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
+/* Compares |n| bytes of |s| with the lower-case |lit|, ASCII case folded. */
+static int eq_nocase(const unsigned char *s, const char *lit, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = s[i];
+    if (c >= 'A' && c <= 'Z')
+      c |= 0x20;
+    if (c != (unsigned char)lit[i])
+      return 0;
+  }
+  return 1;
+}
+
+#define LIT_IS(s, n, lit) ((n) == sizeof(lit) - 1 && eq_nocase((s), (lit), sizeof(lit) - 1))
+
+/* The method and its space; NULL for any other (left to http_parser). */
+static const char *method_of(const unsigned char *p, size_t len, size_t *skip) {
+  static const struct {
+    const char *name;
+    size_t len;
+  } m[] = {{"POST ", 5},   {"GET ", 4},     {"HEAD ", 5}, {"PUT ", 4},
+           {"DELETE ", 7}, {"OPTIONS ", 8}, {"PATCH ", 6}};
+  static const char *const names[] = {"POST", "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"};
+  for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+    if (len >= m[i].len && memcmp(p, m[i].name, m[i].len) == 0) {
+      *skip = m[i].len;
+      return names[i];
+    }
+  return NULL;
+}
+
+int gw_h1_parse_head(const char *in, size_t len, gw_h1_head *h) {
+  const unsigned char *start = (const unsigned char *)in, *p = start, *end = start + len;
+  size_t skip;
+  if (!(h->method = method_of(p, len, &skip)))
+    return 0;
+  p += skip;
+  /* origin-form target: printable ASCII up to the space */
+  const unsigned char *t = p;
+  if (p >= end || *p != '/')
+    return 0;
+  while (p<end && * p> 0x20 && *p < 0x7f)
+    p++;
+  if (p >= end || *p != ' ')
+    return 0;
+  h->target = (const char *)t;
+  h->target_len = (size_t)(p - t);
+  p++;
+  if (end - p < 10 || memcmp(p, "HTTP/1.1\r\n", 10) != 0)
+    return 0;
+  p += 10;
+  h->n_fields = 0;
+  h->content_length = -1;
+  h->keepalive = 1;
+  for (;;) {
+    if (p >= end)
+      return 0; /* incomplete */
+    if (*p == '\r') {
+      if (end - p < 2 || p[1] != '\n')
+        return 0;
+      p += 2;
+      break;
+    }
+    if (h->n_fields == GW_H1_FAST_FIELDS)
+      return 0;
+    const unsigned char *n = p;
+    while (p < end && tchar[*p])
+      p++;
+    if (p == n || p >= end || *p != ':')
+      return 0; /* empty name, a blank before ':', obs-fold, bare LF... */
+    size_t nlen = (size_t)(p - n);
+    p++;
+    while (p < end && (*p == ' ' || *p == '\t'))
+      p++;
+    const unsigned char *v = p;
+    while (p < end && ((*p >= 0x20 && *p < 0x7f) || *p == '\t'))
+      p++;
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
+      return 0;
+    size_t vlen = (size_t)(p - v); /* trailing blanks kept, as http_parser keeps them */
+    p += 2;
+    switch (nlen) {
+    case 7:
+      if (LIT_IS(n, nlen, "upgrade"))
+        return 0;
+      break;
+    case 10:
+      if (LIT_IS(n, nlen, "connection")) {
+        if (LIT_IS(v, vlen, "close"))
+          h->keepalive = 0;
+        else if (!LIT_IS(v, vlen, "keep-alive"))
+          return 0; /* token lists, "upgrade": http_parser's */
+      }
+      break;
+    case 14:
+      if (LIT_IS(n, nlen, "content-length")) {
+        if (h->content_length >= 0 || vlen == 0 || vlen > 15)
+          return 0;
+        int64_t cl = 0;
+        for (size_t i = 0; i < vlen; i++) {
+          if (v[i] < '0' || v[i] > '9')
+            return 0;
+          cl = cl * 10 + (v[i] - '0');
+        }
+        h->content_length = cl;
+      }
+      break;
+    case 16:
+      if (LIT_IS(n, nlen, "proxy-connection"))
+        return 0;
+      break;
+    case 17:
+      if (LIT_IS(n, nlen, "transfer-encoding"))
+        return 0;
+      break;
+    default: break;
+    }
+    gw_h1_field *f = &h->fields[h->n_fields++];
+    f->name = (const char *)n;
+    f->nlen = nlen;
+    f->value = (const char *)v;
+    f->vlen = vlen;
+  }
+  h->head_len = (size_t)(p - start);
+  return 1;
+}
