@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/pbfield.h"
 
 void gw_pipeline_init(gw_pipeline *p) {
   memset(p, 0, sizeof(*p));
@@ -41,18 +42,15 @@ const gw_stage gw_stage_auth = {.name = "auth", .run = auth_run};
 const gw_stage gw_stage_limit = {.name = "limit", .run = pass_run};
 const gw_stage gw_stage_cache = {.name = "cache", .run = pass_run};
 
-/* Reads message field |name| of |msg| (NULL when absent or not a message). */
-static const ProtobufCMessage *sub_message(const ProtobufCMessage *msg, const char *name) {
-  const ProtobufCFieldDescriptor *f =
-      protobuf_c_message_descriptor_get_field_by_name(msg->descriptor, name);
+/* Message field |f| of |msg| (NULL when absent or not a message). */
+static const ProtobufCMessage *sub_message(const ProtobufCMessage *msg,
+                                           const ProtobufCFieldDescriptor *f) {
   if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED)
     return NULL;
   return *(const ProtobufCMessage *const *)((const char *)msg + f->offset);
 }
 
-static int32_t int32_field(const ProtobufCMessage *msg, const char *name) {
-  const ProtobufCFieldDescriptor *f =
-      protobuf_c_message_descriptor_get_field_by_name(msg->descriptor, name);
+static int32_t int32_field(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f) {
   if (!f || f->type != PROTOBUF_C_TYPE_INT32 || f->label == PROTOBUF_C_LABEL_REPEATED)
     return 0;
   return *(const int32_t *)((const char *)msg + f->offset);
@@ -61,11 +59,12 @@ static int32_t int32_field(const ProtobufCMessage *msg, const char *name) {
 /* Token usage, whatever the response type: any message with a `usage` field
  * holding prompt_tokens / completion_tokens (a stream reports it once). */
 static void stats_message(const gw_stage *st, gw_call *call, const ProtobufCMessage *msg) {
-  const ProtobufCMessage *usage = sub_message(msg, "usage");
+  const ProtobufCMessage *usage = sub_message(msg, GW_PB_FIELD(msg->descriptor, "usage"));
   if (!usage)
     return;
-  call->usage.prompt_tokens = int32_field(usage, "prompt_tokens");
-  call->usage.completion_tokens = int32_field(usage, "completion_tokens");
+  call->usage.prompt_tokens = int32_field(usage, GW_PB_FIELD(usage->descriptor, "prompt_tokens"));
+  call->usage.completion_tokens =
+      int32_field(usage, GW_PB_FIELD(usage->descriptor, "completion_tokens"));
 }
 
 static void stats_run(const gw_stage *st, gw_call *call) {

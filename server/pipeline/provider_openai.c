@@ -16,6 +16,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/numtext.h"
+#include "core/pbfield.h"
 #include "engine/curl_loop.h"
 #include "engine/http_client.h"
 #include "engine/worker.h"
@@ -847,9 +848,7 @@ static int native_start(oai_call *o, gw_http_client *hc, const char *path) {
 
 /* ---- the request ---------------------------------------------------------------- */
 
-static const ProtobufCFieldDescriptor *field(const ProtobufCMessage *m, const char *name) {
-  return protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
-}
+#define field(m, name) GW_PB_FIELD((m)->descriptor, name)
 
 /* Puts the backend's model name, the stream flag and the embedding encoding
  * into the request (in the call's arena) before it is written. */

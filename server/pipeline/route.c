@@ -14,6 +14,7 @@
 #include "aigateway/v1/inference.pb-c.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/pbfield.h"
 #include "engine/worker.h"
 #include "pipeline/balance.h"
 #include "pipeline/catalog.h"
@@ -541,8 +542,7 @@ static const gw_route_table *table_of(const gw_call *call) {
 }
 
 static const char *request_model(const gw_call *call) {
-  const ProtobufCFieldDescriptor *f =
-      protobuf_c_message_descriptor_get_field_by_name(call->request->descriptor, "model");
+  const ProtobufCFieldDescriptor *f = GW_PB_FIELD(call->request->descriptor, "model");
   if (!f || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
     return NULL;
   return *(const char *const *)((const char *)call->request + f->offset);
