@@ -257,6 +257,9 @@ static int parse_string(struct parser *P, const char **out, size_t *out_len, int
     if (r < 0)
       return GW_ERR_INVALID;
     n = (size_t)r;
+  } else if (span >= 8 && span <= 16) { /* most keys and short values: no call */
+    memcpy(d, s, 8);
+    memcpy(d + span - 8, s + span - 8, 8);
   } else {
     memcpy(d, s, span);
   }
@@ -513,16 +516,19 @@ static void locate(const unsigned char *start, const unsigned char *at, const un
 
 int gw_json_lite_parse(const char *json, size_t len, gw_arena *arena, int max_depth, unsigned flags,
                        const gw_jval **out, gw_json_lite_error *err) {
-  struct parser P = {
-      .start = (const unsigned char *)json,
-      .p = (const unsigned char *)json,
-      .end = (const unsigned char *)json + len,
-      .arena = arena,
-      .max_depth = max_depth > 0 ? max_depth : GW_JSON_LITE_MAX_DEPTH,
-      .flags = flags,
-      .cap = STACK_INLINE,
-  };
+  /* Field by field: an initializer would also zero the inline stack
+   * (STACK_INLINE slots, ~400 instructions a parse). */
+  struct parser P;
+  P.start = P.p = (const unsigned char *)json;
+  P.end = (const unsigned char *)json + len;
+  P.arena = arena;
+  P.max_depth = max_depth > 0 ? max_depth : GW_JSON_LITE_MAX_DEPTH;
+  P.flags = flags;
   P.stack = P.inline_stack;
+  P.top = 0;
+  P.cap = STACK_INLINE;
+  P.err_at = NULL;
+  P.err_text = NULL;
   if (!json)
     P.end = P.p = (const unsigned char *)"";
   gw_jval *root = gw_arena_alloc(arena, sizeof *root);

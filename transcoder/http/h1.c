@@ -10,7 +10,7 @@
 #include "core/log.h"
 #include "core/numtext.h"
 #include "core/status.h"
-#include "transcoder/http/h1_head.h"
+#include "core/h1_head.h"
 #include "transcoder/http/internal.h"
 
 #define ADD_LIT(out, lit) evbuffer_add((out), (lit), sizeof(lit) - 1)

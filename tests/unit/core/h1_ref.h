@@ -1,6 +1,6 @@
 /* http_parser as the reference for the HTTP/1 request head fast path
- * (transcoder/http/h1_head.c): parses the same bytes and says whether both
- * read the same request. Shared by test_h1_head.c and fuzz_h1_head.c. */
+ * (core/h1_head.c): parses the same bytes and says whether both
+ * read the same request (or response) head. Shared by test_h1_head.c and fuzz_h1_head.c. */
 #ifndef GW_TEST_H1_REF_H
 #define GW_TEST_H1_REF_H
 
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "transcoder/http/h1_head.h"
+#include "core/h1_head.h"
 
 #define H1_REF_MAX 8192
 
@@ -65,10 +65,11 @@ static int h1_ref_on_headers_complete(http_parser *p) {
   return 0;
 }
 
-/* 1 when http_parser reads |buf| as the same request head as |h| (a head the
- * fast path accepted); otherwise 0 with the difference in |why|. */
-static int h1_ref_agrees(const char *buf, size_t len, const gw_h1_head *h, char *why,
-                         size_t whylen) {
+/* 1 when http_parser reads |buf| as the same head as |h| (one the fast path
+ * accepted; |type| HTTP_REQUEST or HTTP_RESPONSE); otherwise 0 with the
+ * difference in |why|. */
+static int h1_ref_agrees_as(enum http_parser_type type, const char *buf, size_t len,
+                            const gw_h1_head *h, char *why, size_t whylen) {
   static struct h1_ref r; /* large: not on the stack */
   static const http_parser_settings st = {
       .on_url = h1_ref_on_url,
@@ -78,7 +79,7 @@ static int h1_ref_agrees(const char *buf, size_t len, const gw_h1_head *h, char 
   };
   http_parser p;
   memset(&r, 0, sizeof r);
-  http_parser_init(&p, HTTP_REQUEST);
+  http_parser_init(&p, type);
   p.data = &r;
   size_t used = http_parser_execute(&p, &st, buf, len);
   enum http_errno e = HTTP_PARSER_ERRNO(&p);
@@ -90,11 +91,13 @@ static int h1_ref_agrees(const char *buf, size_t len, const gw_h1_head *h, char 
   /* paused in on_headers_complete, http_parser has not yet counted the final LF */
   if (used + 1 != h->head_len)
     H1_DIFF("head length %zu vs http_parser %zu + 1", h->head_len, used);
-  if (strcmp(h->method, http_method_str((enum http_method)p.method)) != 0)
+  if (type == HTTP_REQUEST && strcmp(h->method, http_method_str((enum http_method)p.method)) != 0)
     H1_DIFF("method %s vs %s", h->method, http_method_str((enum http_method)p.method));
+  if (type == HTTP_RESPONSE && (unsigned)h->status != p.status_code)
+    H1_DIFF("status %d vs %u", h->status, p.status_code);
   if (p.http_major != 1 || p.http_minor != 1)
     H1_DIFF("version 1.1 vs %d.%d", p.http_major, p.http_minor);
-  if (h->target_len != r.url_len || memcmp(h->target, r.url, r.url_len) != 0)
+  if (h->target_len != r.url_len || (r.url_len && memcmp(h->target, r.url, r.url_len) != 0))
     H1_DIFF("target '%.*s' vs '%.*s'", (int)h->target_len, h->target, (int)r.url_len, r.url);
   if (h->n_fields != r.n)
     H1_DIFF("%zu fields vs %zu", h->n_fields, r.n);
@@ -120,6 +123,16 @@ static int h1_ref_agrees(const char *buf, size_t len, const gw_h1_head *h, char 
     H1_DIFF("keep-alive %d vs %d", h->keepalive, http_should_keep_alive(&p));
 #undef H1_DIFF
   return 1;
+}
+
+static int h1_ref_agrees(const char *buf, size_t len, const gw_h1_head *h, char *why,
+                         size_t whylen) {
+  return h1_ref_agrees_as(HTTP_REQUEST, buf, len, h, why, whylen);
+}
+
+static int h1_ref_agrees_response(const char *buf, size_t len, const gw_h1_head *h, char *why,
+                                  size_t whylen) {
+  return h1_ref_agrees_as(HTTP_RESPONSE, buf, len, h, why, whylen);
 }
 
 #endif

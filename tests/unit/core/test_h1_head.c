@@ -1,6 +1,6 @@
-/* The HTTP/1.1 request head fast path (transcoder/http/h1_head.c): what it
- * takes must read exactly as http_parser reads it (h1_ref.h), and what is
- * unusual it must leave to http_parser. */
+/* The HTTP/1.1 head fast paths (core/h1_head.c), requests and responses:
+ * what they take must read exactly as http_parser reads it (h1_ref.h), and
+ * what is unusual they must leave to http_parser. */
 #include "support.h"
 
 #include <stdint.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "h1_ref.h"
-#include "transcoder/http/h1_head.h"
+#include "core/h1_head.h"
 
 static void assert_agrees(const char *buf, size_t len) {
   gw_h1_head h;
@@ -21,6 +21,55 @@ static void assert_agrees(const char *buf, size_t len) {
 }
 
 #define AGREES(lit) assert_agrees((lit), sizeof(lit) - 1)
+
+static void assert_response_agrees(const char *buf, size_t len) {
+  gw_h1_head h;
+  char why[512] = "";
+  if (!gw_h1_parse_response(buf, len, &h))
+    fail_msg("fast path declined: %.*s", (int)len, buf);
+  if (!h1_ref_agrees_response(buf, len, &h, why, sizeof why))
+    fail_msg("%s in: %.*s", why, (int)len, buf);
+}
+
+#define RESP_AGREES(lit) assert_response_agrees((lit), sizeof(lit) - 1)
+
+static void responses(void **state) {
+  (void)state;
+  /* the bench mock's, an OpenAI-like one, errors, a close, an empty reason */
+  RESP_AGREES("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+  RESP_AGREES("HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 14:00:00 GMT\r\nContent-Type: "
+              "application/json\r\nContent-Length: 0\r\nConnection: keep-alive\r\n"
+              "openai-processing-ms: 312\r\nx-request-id: req_abc\r\n"
+              "strict-transport-security: max-age=31536000; includeSubDomains\r\n\r\n");
+  RESP_AGREES("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 3\r\n"
+              "Connection: close\r\n\r\nabc");
+  RESP_AGREES("HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n");
+  RESP_AGREES("HTTP/1.1 200 Fine\tthanks\r\nX-A:  b \r\nContent-Length: 07\r\n\r\n");
+  static const char *const declined[] = {
+      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n", /* to the close */
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n",
+      "HTTP/1.1 600 X\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 20 X\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 200 caf\xc3\xa9\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+      "HTTP/1.1 200 OK\r\nConnection: keep-alive, Upgrade\r\nContent-Length: 0\r\n\r\n",
+  };
+  for (size_t i = 0; i < sizeof declined / sizeof declined[0]; i++) {
+    gw_h1_head h;
+    if (gw_h1_parse_response(declined[i], strlen(declined[i]), &h))
+      fail_msg("fast path took: %s", declined[i]);
+  }
+  /* a request is no response, and a response no request */
+  gw_h1_head h;
+  assert_int_equal(gw_h1_parse_response("GET / HTTP/1.1\r\n\r\n", 18, &h), 0);
+  assert_int_equal(gw_h1_parse_head("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 38, &h), 0);
+}
 
 static void common_heads(void **state) {
   (void)state;
@@ -104,12 +153,16 @@ static void mutations_agree(void **state) {
       "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
       "application/json\r\nContent-Length: 12\r\nConnection: keep-alive\r\nX-Y:  z \r\n\r\n",
       "GET /v1/models HTTP/1.1\r\nAuthorization: Bearer k\r\nConnection: close\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n"
+      "Connection: keep-alive\r\nX-Y:  z \r\n\r\n",
+      "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
   };
   static const char alphabet[] = " \t\r\n:,-/?#%0123456789AaZz\x7f\x80\xff\"<>\\{}";
   uint64_t x = 0x9e3779b97f4a7c15ull;
   unsigned taken = 0, runs = 0;
   char buf[512];
-  for (int seed = 0; seed < 2; seed++) {
+  for (int seed = 0; seed < 4; seed++) {
+    int resp = seed >= 2;
     for (int iter = 0; iter < 40000; iter++, runs++) {
       size_t n = strlen(seeds[seed]);
       memcpy(buf, seeds[seed], n);
@@ -132,10 +185,11 @@ static void mutations_agree(void **state) {
       }
       gw_h1_head h;
       char why[512];
-      if (!gw_h1_parse_head(buf, n, &h))
+      if (!(resp ? gw_h1_parse_response(buf, n, &h) : gw_h1_parse_head(buf, n, &h)))
         continue;
       taken++;
-      if (!h1_ref_agrees(buf, n, &h, why, sizeof why))
+      if (!(resp ? h1_ref_agrees_response(buf, n, &h, why, sizeof why)
+                 : h1_ref_agrees(buf, n, &h, why, sizeof why)))
         fail_msg("%s in: %.*s", why, (int)n, buf);
     }
   }
@@ -147,6 +201,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(common_heads),
       cmocka_unit_test(declined),
+      cmocka_unit_test(responses),
       cmocka_unit_test(mutations_agree),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,8 @@
-/* The HTTP/1.1 request head fast path (see h1_head.h). Its contract is to
+/* The HTTP/1.1 head fast paths (see h1_head.h). Its contract is to
  * agree with http_parser on every head it accepts: tests/unit/transcoder/
  * test_h1_head.c and tests/fuzz/fuzz_h1_head.c parse the same bytes both ways
  * and compare. */
-#include "transcoder/http/h1_head.h"
+#include "core/h1_head.h"
 
 #include <string.h>
 
@@ -50,26 +50,10 @@ static const char *method_of(const unsigned char *p, size_t len, size_t *skip) {
   return NULL;
 }
 
-int gw_h1_parse_head(const char *in, size_t len, gw_h1_head *h) {
-  const unsigned char *start = (const unsigned char *)in, *p = start, *end = start + len;
-  size_t skip;
-  if (!(h->method = method_of(p, len, &skip)))
-    return 0;
-  p += skip;
-  /* origin-form target: printable ASCII up to the space */
-  const unsigned char *t = p;
-  if (p >= end || *p != '/')
-    return 0;
-  while (p<end && * p> 0x20 && *p < 0x7f)
-    p++;
-  if (p >= end || *p != ' ')
-    return 0;
-  h->target = (const char *)t;
-  h->target_len = (size_t)(p - t);
-  p++;
-  if (end - p < 10 || memcmp(p, "HTTP/1.1\r\n", 10) != 0)
-    return 0;
-  p += 10;
+/* The header lines from |*pp| through the blank line into |h|; 1, or 0 to
+ * decline. */
+static int parse_fields(const unsigned char **pp, const unsigned char *end, gw_h1_head *h) {
+  const unsigned char *p = *pp;
   h->n_fields = 0;
   h->content_length = -1;
   h->keepalive = 1;
@@ -79,8 +63,8 @@ int gw_h1_parse_head(const char *in, size_t len, gw_h1_head *h) {
     if (*p == '\r') {
       if (end - p < 2 || p[1] != '\n')
         return 0;
-      p += 2;
-      break;
+      *pp = p + 2;
+      return 1;
     }
     if (h->n_fields == GW_H1_FAST_FIELDS)
       return 0;
@@ -142,6 +126,55 @@ int gw_h1_parse_head(const char *in, size_t len, gw_h1_head *h) {
     f->value = (const char *)v;
     f->vlen = vlen;
   }
+}
+
+int gw_h1_parse_head(const char *in, size_t len, gw_h1_head *h) {
+  const unsigned char *start = (const unsigned char *)in, *p = start, *end = start + len;
+  size_t skip;
+  if (!(h->method = method_of(p, len, &skip)))
+    return 0;
+  p += skip;
+  /* origin-form target: printable ASCII up to the space */
+  const unsigned char *t = p;
+  if (p >= end || *p != '/')
+    return 0;
+  while (p < end && (*p > 0x20 && *p < 0x7f))
+    p++;
+  if (p >= end || *p != ' ')
+    return 0;
+  h->target = (const char *)t;
+  h->target_len = (size_t)(p - t);
+  p++;
+  if (end - p < 10 || memcmp(p, "HTTP/1.1\r\n", 10) != 0)
+    return 0;
+  p += 10;
+  h->status = 0;
+  if (!parse_fields(&p, end, h))
+    return 0;
+  h->head_len = (size_t)(p - start);
+  return 1;
+}
+
+int gw_h1_parse_response(const char *in, size_t len, gw_h1_head *h) {
+  const unsigned char *start = (const unsigned char *)in, *p = start, *end = start + len;
+  /* "HTTP/1.1 DDD reason\r\n": a final status with a body of known length */
+  if (len < 14 || memcmp(p, "HTTP/1.1 ", 9) != 0 || p[9] < '2' || p[9] > '5' || p[10] < '0' ||
+      p[10] > '9' || p[11] < '0' || p[11] > '9' || p[12] != ' ')
+    return 0;
+  h->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+  if (h->status == 204 || h->status == 304)
+    return 0;
+  p += 13;
+  while (p < end && ((*p >= 0x20 && *p < 0x7f) || *p == '\t'))
+    p++;
+  if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
+    return 0;
+  p += 2;
+  h->method = NULL;
+  h->target = NULL;
+  h->target_len = 0;
+  if (!parse_fields(&p, end, h) || h->content_length < 0)
+    return 0; /* read to the close: http_parser's */
   h->head_len = (size_t)(p - start);
   return 1;
 }
