@@ -4,6 +4,7 @@
  * and compare. */
 #include "core/h1_head.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* RFC 9110 tchar: the bytes of a header name. */
@@ -19,6 +20,23 @@ static const unsigned char tchar[256] = {
     ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
     ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
+
+/* Skips the bytes in [lo, 0x7e], eight at a time (lo <= 0x21), and returns
+ * where a byte outside that range is, or the eight-byte block holding it:
+ * the byte loops after it finish. Any byte under lo sets its high bit in
+ * x - lo (the borrow test of "haszero"), any from 0x7f up in x | (x + 1). */
+static const unsigned char *skip_printable(const unsigned char *p, const unsigned char *end,
+                                           unsigned lo) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  while (end - p >= 8) {
+    uint64_t x;
+    memcpy(&x, p, 8);
+    if ((((x - ones * lo) & ~x) | x | (x + ones)) & highs)
+      break;
+    p += 8;
+  }
+  return p;
+}
 
 /* Compares |n| bytes of |s| with the lower-case |lit|, ASCII case folded. */
 static int eq_nocase(const unsigned char *s, const char *lit, size_t n) {
@@ -78,6 +96,7 @@ static int parse_fields(const unsigned char **pp, const unsigned char *end, gw_h
     while (p < end && (*p == ' ' || *p == '\t'))
       p++;
     const unsigned char *v = p;
+    p = skip_printable(p, end, 0x20);
     while (p < end && ((*p >= 0x20 && *p < 0x7f) || *p == '\t'))
       p++;
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
@@ -138,6 +157,7 @@ int gw_h1_parse_head(const char *in, size_t len, gw_h1_head *h) {
   const unsigned char *t = p;
   if (p >= end || *p != '/')
     return 0;
+  p = skip_printable(p, end, 0x21);
   while (p < end && (*p > 0x20 && *p < 0x7f))
     p++;
   if (p >= end || *p != ' ')

@@ -17,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/h1_head.h"
 #include "core/numtext.h"
 #include "core/status.h"
 #include "engine/worker.h"
@@ -70,6 +71,7 @@ typedef struct hc_conn {
   size_t name_len, hdr_total;
   int cb_err; /* a parser callback failed with this GW_ERR_* */
   bool in_value, is_final, complete, keep_alive, got_bytes;
+  bool fresh; /* no byte of the response parsed yet: the fast path may take it */
   /* The bytes being parsed: the client's shared read buffer during a read,
    * or |left|, what a pause left unparsed (kept per connection only then:
    * 10,000 open streams do not hold 10,000 read buffers). */
@@ -448,6 +450,7 @@ static int attach(hc_conn *k, gw_http_req *r, int *err) {
   k->sent = 0;
   k->cb_err = GW_OK;
   k->got_bytes = k->complete = k->keep_alive = false;
+  k->fresh = true;
   if (k->state == HC_IDLE) {
     idle_unlink(k);
     k->state = HC_SENDING;
@@ -638,16 +641,66 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
+/* A whole response in the first bytes read, with a plain head and a
+ * Content-Length body (core/h1_head.h): read in one pass, with the steps of
+ * the callbacks above. true when it took the response (complete, or a
+ * callback failed), false when http_parser must read it (nothing consumed,
+ * no callback run). */
+static bool fast_response(hc_conn *k) {
+  gw_http_req *r = k->req;
+  gw_h1_head h;
+  const char *p = k->rbuf + k->rpos;
+  size_t n = k->rlen - k->rpos;
+  if (r->paused || r->cancel_pending || !gw_h1_parse_response(p, n, &h) ||
+      h.head_len > k->c->o.max_header_bytes || (uint64_t)h.content_length > n - h.head_len ||
+      strcmp(r->method, "HEAD") == 0)
+    return false;
+  k->is_final = true;
+  for (size_t i = 0; i < h.n_fields && r->on_header; i++) {
+    const gw_h1_field *f = &h.fields[i];
+    r->in_cb = true;
+    int rc = r->on_header(r, f->name, f->nlen, f->value, f->vlen);
+    r->in_cb = false;
+    if (rc) {
+      k->cb_err = GW_ERR_STATE;
+      return true;
+    }
+  }
+  r->status = h.status;
+  if (r->cancel_pending)
+    return true;
+  if (h.content_length > 0) {
+    r->in_cb = true;
+    int rc = r->on_body(r, p + h.head_len, (size_t)h.content_length);
+    r->in_cb = false;
+    if (rc) {
+      k->cb_err = GW_ERR_STATE;
+      return true;
+    }
+  }
+  /* The whole body was handed over: a pause asked for in on_body does not
+   * hold back the end (http_parser would report it on the next read). */
+  k->rpos += h.head_len + (size_t)h.content_length;
+  k->complete = true;
+  k->keep_alive = h.keepalive;
+  return true;
+}
+
 /* Parses the bytes waiting in |k| (|eof|: the upstream closed). Returns
  * true while |k|'s request goes on; false when it ended (|done| ran) or
  * waits paused. */
 static bool parse(hc_conn *k, bool eof) {
   gw_http_req *r = k->req;
-  size_t n = eof ? 0 : k->rlen - k->rpos;
-  size_t got = http_parser_execute(&k->parser, &settings, eof ? NULL : k->rbuf + k->rpos, n);
-  if (!eof)
-    k->rpos += got > n ? n : got;
-  enum http_errno e = HTTP_PARSER_ERRNO(&k->parser);
+  enum http_errno e = HPE_OK;
+  if (eof || !k->fresh || !fast_response(k)) {
+    k->fresh = false;
+    size_t n = eof ? 0 : k->rlen - k->rpos;
+    size_t got = http_parser_execute(&k->parser, &settings, eof ? NULL : k->rbuf + k->rpos, n);
+    if (!eof)
+      k->rpos += got > n ? n : got;
+    e = HTTP_PARSER_ERRNO(&k->parser);
+  }
+  k->fresh = false;
   if (r->cancel_pending) {
     fail_req(r, GW_ERR_STATE, 0, "cancelled");
     return false;

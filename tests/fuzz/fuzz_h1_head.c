@@ -13,12 +13,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   gw_h1_head h;
   char why[512];
   if (gw_h1_parse_head((const char *)data, size, &h) &&
-      !h1_ref_agrees((const char *)data, size, &h, why, sizeof why)) {
+      !h1_ref_agrees_as(HTTP_REQUEST, (const char *)data, size, &h, why, sizeof why)) {
     fprintf(stderr, "request: fast path and http_parser differ: %s\n", why);
     abort();
   }
   if (gw_h1_parse_response((const char *)data, size, &h) &&
-      !h1_ref_agrees_response((const char *)data, size, &h, why, sizeof why)) {
+      !h1_ref_agrees_as(HTTP_RESPONSE, (const char *)data, size, &h, why, sizeof why)) {
     fprintf(stderr, "response: fast path and http_parser differ: %s\n", why);
     abort();
   }

@@ -125,14 +125,4 @@ static int h1_ref_agrees_as(enum http_parser_type type, const char *buf, size_t 
   return 1;
 }
 
-static int h1_ref_agrees(const char *buf, size_t len, const gw_h1_head *h, char *why,
-                         size_t whylen) {
-  return h1_ref_agrees_as(HTTP_REQUEST, buf, len, h, why, whylen);
-}
-
-static int h1_ref_agrees_response(const char *buf, size_t len, const gw_h1_head *h, char *why,
-                                  size_t whylen) {
-  return h1_ref_agrees_as(HTTP_RESPONSE, buf, len, h, why, whylen);
-}
-
 #endif
