@@ -8,6 +8,8 @@
 # lib/ld-linux-x86-64.so.2, so the other machine's own libraries never mix in)
 # and data/ (request bodies, the gRPC-framed requests, post.lua, nginx.conf.in).
 #   GW_BIN  the gateway binary (default: ./ai-gateway, a `make build`)
+#   GW_BASE_BIN, GW_BASE_COMMIT  a second gateway (and its commit) to run beside
+#           it as "gwbase" (a before/after in one run); same libraries
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -33,6 +35,11 @@ for p in "${progs[@]}"; do
   done
 done
 strip --strip-debug "$DIR/bin/ai-gateway"
+if [ -n "${GW_BASE_BIN:-}" ]; then
+  cp -L "$GW_BASE_BIN" "$DIR/bin/ai-gateway-base"
+  strip --strip-debug "$DIR/bin/ai-gateway-base"
+  echo "${GW_BASE_COMMIT:-unknown}" >"$DIR/data/base_commit"
+fi
 
 printf '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64}' >"$DIR/data/chat.json"
 printf '{"model":"text-embedding-3-small","input":"The food was delicious and the waiter was kind."}' >"$DIR/data/emb.json"

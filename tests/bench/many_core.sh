@@ -6,6 +6,8 @@
 #   CORES   cores (and workers) of each proxy in the "many" layout (4)
 #   DUR     seconds per measurement (3);  ROUNDS  turns, median kept (2)
 #   LAYOUTS which layouts to run ("one many")
+# A second gateway binary in BUNDLE/bin/ai-gateway-base (bundle.sh GW_BASE_BIN=)
+# runs beside the first as target "gwbase": a before/after in the same run.
 # Layouts: "one": each proxy 1 worker on cpu 0, the mock on cpu 1, the load on
 # cpu 2 (the 2-vCPU make bench, with the client off the mock's core). "many":
 # each proxy CORES workers on cpus 0..CORES-1, the mock CORES threads on the
@@ -19,7 +21,9 @@ L=("$B/lib/ld-linux-x86-64.so.2" --library-path "$B/lib")
 TS=("${L[@]}" "$B/bin/taskset")
 D=$B/data
 TMP=$(mktemp -d /tmp/aigw-mc.XXXXXX)
-MOCK_PORT=9000 GW_PORT=8080 GW_GRPC=29051 NGINX_PORT=8088 ECHO_PORT=29071
+MOCK_PORT=9000 GW_PORT=8080 GW_GRPC=29051 NGINX_PORT=8088 ECHO_PORT=29071 BASE_PORT=8081 BASE_GRPC=29052
+TG="direct nginx gateway"
+[ -x "$B/bin/ai-gateway-base" ] && TG="$TG gwbase"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -44,6 +48,11 @@ start_all() { # SUT_CPUS MOCK_CPUS WORKERS
   TARGET_API_URL=http://127.0.0.1:$MOCK_PORT/v1 TARGET_API_KEY=sk-mock PORT=$GW_PORT GRPC_PORT=$GW_GRPC \
     WORKERS=$w MAX_CONNS_PER_IP=0 LOG_LEVEL=warn "${TS[@]}" -c "$sut" "${L[@]}" "$B/bin/ai-gateway" >"$TMP/gw.log" 2>&1 &
   PIDS+=($!); wait_port $GW_PORT
+  if [ -x "$B/bin/ai-gateway-base" ]; then
+    TARGET_API_URL=http://127.0.0.1:$MOCK_PORT/v1 TARGET_API_KEY=sk-mock PORT=$BASE_PORT GRPC_PORT=$BASE_GRPC \
+      WORKERS=$w MAX_CONNS_PER_IP=0 LOG_LEVEL=warn "${TS[@]}" -c "$sut" "${L[@]}" "$B/bin/ai-gateway-base" >"$TMP/gwb.log" 2>&1 &
+    PIDS+=($!); wait_port $BASE_PORT
+  fi
   "${TS[@]}" -c "$sut" "${L[@]}" "$B/bin/grpc_echo" $ECHO_PORT "$w" >"$TMP/echo.log" 2>&1 &
   PIDS+=($!); wait_port $ECHO_PORT
 }
@@ -52,7 +61,7 @@ stop_all() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   PIDS=()
 }
-port_of() { case $1 in direct) echo $MOCK_PORT;; nginx) echo $NGINX_PORT;; gateway) echo $GW_PORT;; esac; }
+port_of() { case $1 in direct) echo $MOCK_PORT;; nginx) echo $NGINX_PORT;; gateway) echo $GW_PORT;; gwbase) echo $BASE_PORT;; esac; }
 
 # wrk_one TARGET PATH CONNS BODY THREADS -> "rps p50_us p99_us errors"
 wrk_one() {
@@ -69,19 +78,19 @@ median() { sort -n -k"$2" "$1" | awk '{a[NR]=$0} END{print a[int((NR+1)/2)]}'; }
 # chat LAYOUT SCN PATH CONNS BODY THREADS: the three targets in turns
 wrk_scn() {
   local lay=$1 scn=$2
-  for _ in $(seq 1 "$ROUNDS"); do for t in direct nginx gateway; do
+  for _ in $(seq 1 "$ROUNDS"); do for t in $TG; do
     wrk_one "$t" "$3" "$4" "$5" "$6" >>"$TMP/$lay.$scn.$t"
   done; done
-  for t in direct nginx gateway; do echo "$lay $scn $t $(median "$TMP/$lay.$scn.$t" 1)" >>"$TMP/rows"; done
+  for t in $TG; do echo "$lay $scn $t $(median "$TMP/$lay.$scn.$t" 1)" >>"$TMP/rows"; done
 }
 # sse_scn LAYOUT SCN CONNS MODEL -> "ev/s ttfb50 ttfb99 relay50 relay99 errors"
 sse_scn() {
   local lay=$1 scn=$2
-  for _ in $(seq 1 "$ROUNDS"); do for t in direct nginx gateway; do
+  for _ in $(seq 1 "$ROUNDS"); do for t in $TG; do
     SSE_MODEL=$4 "${TS[@]}" -c "$LOAD" "${L[@]}" "$B/bin/sse_client" 127.0.0.1 "$(port_of $t)" /v1/chat/completions "$3" "$DUR" |
       sed 's/[a-z_0-9]*=//g' | awk '{print $5, $6, $7, $8, $9, $3+$4}' >>"$TMP/$lay.$scn.$t"
   done; done
-  for t in direct nginx gateway; do echo "$lay $scn $t $(median "$TMP/$lay.$scn.$t" 2)" >>"$TMP/rows"; done
+  for t in $TG; do echo "$lay $scn $t $(median "$TMP/$lay.$scn.$t" 2)" >>"$TMP/rows"; done
 }
 # h2_one URL CONNS THREADS DATA -> "rps errors"
 h2_one() {
@@ -96,8 +105,13 @@ grpc_scn() {
     h2_one http://127.0.0.1:$ECHO_PORT/bench.Echo/Echo "$c" "$thr" "$D/req.grpc" >>"$TMP/$lay.grpc.echo"
     h2_one http://127.0.0.1:$GW_GRPC/aigateway.v1.Inference/CreateChatCompletion "$c" "$thr" "$D/req.grpc" >>"$TMP/$lay.grpc.chat"
     h2_one http://127.0.0.1:$GW_GRPC/aigateway.v1.Inference/ListModels "$c" "$thr" "$D/list.grpc" >>"$TMP/$lay.grpc.list"
+    [ -x "$B/bin/ai-gateway-base" ] &&
+      h2_one http://127.0.0.1:$BASE_GRPC/aigateway.v1.Inference/CreateChatCompletion "$c" "$thr" "$D/req.grpc" >>"$TMP/$lay.grpc.basechat"
   done
-  for t in echo chat list; do echo "$lay grpc-c$c $t $(median "$TMP/$lay.grpc.$t" 1)" >>"$TMP/rows"; done
+  for t in echo chat list basechat; do
+    [ -f "$TMP/$lay.grpc.$t" ] || continue
+    echo "$lay grpc-c$c $t $(median "$TMP/$lay.grpc.$t" 1)" >>"$TMP/rows"
+  done
 }
 
 : >"$TMP/rows"
@@ -111,7 +125,7 @@ for lay in $LAYOUTS; do
   eval "SUT_$lay=\$SUT MOCK_$lay=\$MOCK LOAD_$lay=\$LOAD W_$lay=\$W T32_$lay=\$T32 T256_$lay=\$T256"
   echo "many_core: layout $lay (proxies cpu $SUT, mock $MOCK, load $LOAD)" >&2
   start_all "$SUT" "$MOCK" "$W"
-  for t in direct nginx gateway; do wrk_one $t /v1/chat/completions 8 "$D/chat.json" 1 >/dev/null; done # warm-up
+  for t in $TG; do wrk_one $t /v1/chat/completions 8 "$D/chat.json" 1 >/dev/null; done # warm-up
   wrk_scn "$lay" chat-c1 /v1/chat/completions 1 "$D/chat.json" 1
   wrk_scn "$lay" chat-c32 /v1/chat/completions 32 "$D/chat.json" "$T32"
   sse_scn "$lay" sse-c1 1 delay-1000
@@ -134,7 +148,7 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN{ printf "%+.0f", a - b }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo "# Many-core benchmark (tests/bench/many_core.sh)"
 echo
-echo "- $(date -u +%Y-%m-%dT%H:%MZ), commit $(cat "$D/commit"), gateway build $(cat "$D/build_type" 2>/dev/null || echo unknown)"
+echo "- $(date -u +%Y-%m-%dT%H:%MZ), commit $(cat "$D/commit"), gateway build $(cat "$D/build_type" 2>/dev/null || echo unknown)$([ -f "$D/base_commit" ] && echo "; gwbase: commit $(cat "$D/base_commit")")"
 echo "- machine: $NCPU cpus, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), kernel $(uname -r), cpuidle $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo none)"
 echo "- DUR=${DUR}s ROUNDS=$ROUNDS (median); wrk/h2load/sse_client and the mock pinned apart from the proxies"
 for lay in $LAYOUTS; do
@@ -142,22 +156,23 @@ for lay in $LAYOUTS; do
   echo
   echo "## Layout \"$lay\": nginx and the gateway $W worker(s) on cpu $SUT, mock on $MOCK, load on $LOAD"
   echo
-  echo "| scenario | direct req/s | nginx req/s | gateway req/s | gw/nginx | p50 us d/n/g | p99 us d/n/g | errors n/g |"
-  echo "|---|---:|---:|---:|---:|---|---|---|"
-  for s in chat-c1 chat-c32 chat-c256 chat-c1024 emb-c32; do
-    [ -n "$(row "$lay" $s gateway)" ] || continue
-    echo "| $s | $(col "$lay" $s direct 1) | $(col "$lay" $s nginx 1) | $(col "$lay" $s gateway 1) | $(ratio "$(col "$lay" $s gateway 1)" "$(col "$lay" $s nginx 1)") |" \
-         "$(col "$lay" $s direct 2)/$(col "$lay" $s nginx 2)/$(col "$lay" $s gateway 2) |" \
-         "$(col "$lay" $s direct 3)/$(col "$lay" $s nginx 3)/$(col "$lay" $s gateway 3) |" \
-         "$(col "$lay" $s nginx 4)/$(col "$lay" $s gateway 4) |"
+  echo "| scenario | target | req/s | / nginx | p50 us | p99 us | errors |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  for sc in chat-c1 chat-c32 chat-c256 chat-c1024 emb-c32; do
+    [ -n "$(row "$lay" $sc gateway)" ] || continue
+    for t in $TG; do
+      set -- $(row "$lay" $sc $t)
+      echo "| $sc | $t | $1 | $(ratio "$1" "$(col "$lay" $sc nginx 1)") | $2 | $3 | $4 |"
+    done
   done
   d=$(col "$lay" chat-c1 direct 2) n=$(col "$lay" chat-c1 nginx 2) g=$(col "$lay" chat-c1 gateway 2)
   echo
-  echo "One connection, added p50 over direct: nginx $(sub "$n" "$d") us, gateway $(sub "$g" "$d") us (target <= 25)."
+  b=$(col "$lay" chat-c1 gwbase 2)
+  echo "One connection, added p50 over direct: nginx $(sub "$n" "$d") us, gateway $(sub "$g" "$d") us${b:+, gwbase $(sub "$b" "$d") us} (target <= 25)."
   echo
   echo "| streaming | events/s | TTFB p50/p99 us | relay p50/p99 us | errors |"
   echo "|---|---:|---|---|---|"
-  for s in sse-c1 sse-c32; do for t in direct nginx gateway; do
+  for s in sse-c1 sse-c32; do for t in $TG; do
     r=$(row "$lay" $s $t); [ -n "$r" ] || continue
     set -- $r
     echo "| $s $t | $1 | $2/$3 | $4/$5 | $6 |"
@@ -169,7 +184,8 @@ for lay in $LAYOUTS; do
   echo
   c=$(awk -v l="$lay" '$1==l && $2 ~ /^grpc-/{print $2; exit}' "$TMP/rows")
   e=$(col "$lay" "$c" echo 1) ch=$(col "$lay" "$c" chat 1) li=$(col "$lay" "$c" list 1)
-  echo "gRPC unary ($c, h2load): bare echo $e req/s; gateway CreateChatCompletion to the HTTP mock $ch ($(ratio "$ch" "$e")x echo); built-in ListModels $li ($(ratio "$li" "$e")x); errors $(col "$lay" "$c" echo 2)/$(col "$lay" "$c" chat 2)/$(col "$lay" "$c" list 2)."
+  bc=$(col "$lay" "$c" basechat 1)
+  echo "gRPC unary ($c, h2load): bare echo $e req/s; gateway CreateChatCompletion to the HTTP mock $ch ($(ratio "$ch" "$e")x echo)${bc:+, gwbase $bc ($(ratio "$bc" "$e")x)}; built-in ListModels $li ($(ratio "$li" "$e")x); errors $(col "$lay" "$c" echo 2)/$(col "$lay" "$c" chat 2)/$(col "$lay" "$c" list 2)."
 done
 echo
 echo "Raw rows (layout scenario target values):"
