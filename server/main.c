@@ -33,13 +33,15 @@
 
 /* Runs |fn(arg)| on |w|'s loop thread and waits until it has run. */
 typedef struct on_worker {
+  gw_tag tag;
   void (*fn)(gw_http_front *);
   gw_http_front *front;
   _Atomic int done;
 } on_worker;
 
-static void on_worker_cb(evutil_socket_t fd, short what, void *arg) {
-  on_worker *o = arg;
+static void on_worker_cb(gw_tag *tag, bool ok) {
+  on_worker *o = GW_CONTAINER_OF(tag, on_worker, tag);
+  (void)ok;
   o->fn(o->front);
   o->done = 1;
 }
@@ -51,8 +53,8 @@ static void run_on_workers(gw_http_front *fronts, int n, void (*fn)(gw_http_fron
   for (int i = 0; i < n; i++) {
     ops[i].fn = fn;
     ops[i].front = &fronts[i];
-    if (event_base_once(fronts[i].worker->base, -1, EV_TIMEOUT, on_worker_cb, &ops[i], NULL) != 0)
-      ops[i].done = 1;
+    ops[i].tag.cb = on_worker_cb;
+    gw_worker_run(fronts[i].worker, &ops[i].tag);
   }
   for (int i = 0; i < n; i++)
     while (!ops[i].done)

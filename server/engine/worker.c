@@ -1,10 +1,13 @@
 /* Worker threads and the completion-queue bridge. */
 #include "engine/worker.h"
 
+#include <errno.h>
 #include <event2/thread.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/arena.h"
@@ -64,10 +67,17 @@ static gw_tag *q_pop(gw_worker *w) {
   return NULL;
 }
 
+/* From another thread: makes the worker's eventfd readable. */
+static void ring(gw_worker *w) {
+  uint64_t one = 1;
+  while (write(w->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+    ; /* EAGAIN: the counter is full, so it is readable anyway */
+}
+
 /* After pushing: wakes the worker unless a wake-up is already on its way. */
 static void wake(gw_worker *w) {
   if (!atomic_exchange(&w->wake_armed, true))
-    event_active(w->wake, EV_READ, 0);
+    ring(w);
 }
 
 void gw_worker_hand_off(gw_worker *w, gw_tag *tag, bool ok) {
@@ -76,11 +86,17 @@ void gw_worker_hand_off(gw_worker *w, gw_tag *tag, bool ok) {
   wake(w);
 }
 
+void gw_worker_run(gw_worker *w, gw_tag *tag) {
+  tag->on_cq_thread = false;
+  gw_worker_hand_off(w, tag, true);
+}
+
 /* Comes back to on_wake after the loop's other events (libevent runs active
- * events after a non-blocking look at its descriptors). */
+ * events after a non-blocking look at its descriptors). On the worker's own
+ * thread, so no eventfd: EV_TIMEOUT tells on_wake there is nothing to read. */
 static void come_back(gw_worker *w) {
   atomic_store(&w->wake_armed, true);
-  event_active(w->wake, EV_READ, 0);
+  event_active(w->wake, EV_TIMEOUT, 0);
 }
 
 /* The worker holds the polling: takes up to BURST_MAX completions from the
@@ -106,6 +122,11 @@ static bool poll_cq(gw_worker *w) {
  * then, while it holds the polling, what the completion queue has ready. */
 static void on_wake(evutil_socket_t fd, short what, void *arg) {
   gw_worker *w = arg;
+  if (what & EV_READ) { /* rung: empty the counter, or epoll keeps reporting it */
+    uint64_t n;
+    while (read(w->wake_fd, &n, sizeof n) < 0 && errno == EINTR)
+      ;
+  }
   /* Disarm first: whatever is pushed from now on wakes the worker again. */
   atomic_store(&w->wake_armed, false);
   for (int n = 0; n < DRAIN_MAX; n++) {
@@ -167,7 +188,7 @@ static void *cq_main(void *arg) {
   }
   atomic_store(&w->cq_done, true);
   atomic_store(&w->wake_armed, true);
-  event_active(w->wake, EV_READ, 0);
+  ring(w);
   return NULL;
 }
 
@@ -216,15 +237,27 @@ static void *worker_main(void *arg) {
 int gw_worker_init(gw_worker *w, int id) {
   memset(w, 0, sizeof(*w));
   w->id = id;
+  w->wake_fd = -1;
   q_init(w);
   if (sem_init(&w->park, 0, 0) != 0)
     return GW_ERR_NOMEM;
   w->park_ready = true;
-  w->base = event_base_new();
+  /* Without locks: only this worker's thread uses its base (other threads go
+   * through the queue and |wake_fd|). libevent's locks cost ~24 lock/unlock
+   * pairs a proxied request (event_add/del/active and the loop). */
+  struct event_config *cfg = event_config_new();
+  if (!cfg)
+    goto fail;
+  event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+  w->base = event_base_new_with_config(cfg);
+  event_config_free(cfg);
   if (!w->base)
     goto fail;
-  w->wake = event_new(w->base, -1, 0, on_wake, w);
-  if (!w->wake)
+  w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (w->wake_fd < 0)
+    goto fail;
+  w->wake = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
+  if (!w->wake || event_add(w->wake, NULL) != 0)
     goto fail;
   w->cq = grpc_completion_queue_create_for_next(NULL);
   if (!w->cq)
@@ -261,6 +294,8 @@ void gw_worker_release(gw_worker *w) {
     grpc_completion_queue_destroy(w->cq);
   if (w->wake)
     event_free(w->wake);
+  if (w->wake_fd >= 0)
+    close(w->wake_fd);
   if (w->base)
     event_base_free(w->base);
   if (w->park_ready)

@@ -54,13 +54,16 @@ typedef struct gw_worker {
    * single-consumer queue of tags (Vyukov's), lock-free. Producers push at
    * |q_head|; the worker pops at |q_tail|. |wake_armed| is true from the
    * moment a producer decided to wake the worker until the worker starts
-   * draining, so one burst of completions costs one event_active. */
+   * draining, so one burst of completions costs one write to |wake_fd|.
+   * The worker's base has no locks (EVENT_BASE_FLAG_NOLOCK): no other
+   * thread touches it; they push tags here and write to |wake_fd|. */
   gw_tag *_Atomic q_head;
   gw_tag *q_tail;
   gw_tag q_stub;
   atomic_bool wake_armed;
   atomic_bool cq_done;
-  struct event *wake;
+  struct event *wake; /* |wake_fd| readable, or activated by the worker itself */
+  int wake_fd;        /* an eventfd */
   /* Who polls the completion queue: false, the completion-queue thread
    * (blocking); true, the worker (never blocking; its wake-up event stays
    * active meanwhile). The thread waits on |park| while the worker polls. */
@@ -100,5 +103,9 @@ gw_worker *gw_worker_current(void);
 /* UNITTEST escape hatch: hands |tag| to |w| as the completion-queue thread
  * does (one completion; wakes the worker unless a wake-up is pending). */
 void gw_worker_hand_off(gw_worker *w, gw_tag *tag, bool ok);
+
+/* Runs |tag->cb(tag, true)| on |w|'s thread, soon: how another thread gets
+ * work done on a worker (the worker's event base is not thread-safe). */
+void gw_worker_run(gw_worker *w, gw_tag *tag);
 
 #endif

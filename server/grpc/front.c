@@ -71,6 +71,7 @@ typedef struct scall {
 typedef struct wstate {
   struct gw_grpc_front *front;
   scall *watches;
+  gw_tag end_tag; /* end_watches, run on the worker at shutdown */
 } wstate;
 
 struct gw_grpc_front {
@@ -509,8 +510,9 @@ static void start_health(scall *sc, grpc_byte_buffer *payload) {
 }
 
 /* Runs on each worker at shutdown: ends every health watch. */
-static void end_watches(evutil_socket_t fd, short what, void *arg) {
-  wstate *ws = arg;
+static void end_watches(gw_tag *tag, bool ok) {
+  wstate *ws = GW_CONTAINER_OF(tag, wstate, end_tag);
+  (void)ok;
   while (ws->watches) {
     scall *sc = ws->watches;
     watch_unlink(sc);
@@ -844,8 +846,10 @@ void gw_grpc_front_shutdown(gw_grpc_front *f, int grace_ms) {
   if (!f->server)
     return;
   f->shutting_down = 1;
-  for (int i = 0; i < f->n_workers; i++)
-    event_base_once(f->workers[i].base, -1, EV_TIMEOUT, end_watches, &f->ws[i], NULL);
+  for (int i = 0; i < f->n_workers; i++) {
+    f->ws[i].end_tag.cb = end_watches;
+    gw_worker_run(&f->workers[i], &f->ws[i].end_tag);
+  }
   static int shutdown_tag;
   grpc_server_shutdown_and_notify(f->server, f->shutdown_cq, &shutdown_tag);
   gpr_timespec until =
