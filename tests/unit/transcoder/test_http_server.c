@@ -555,6 +555,29 @@ static void test_408_slow_head(void **state) {
   assert_non_null(strstr(out, "HTTP/1.1 408"));
 }
 
+/* A whole head, then its body in three pieces with pauses (the head fast
+ * path hands the rest of a Content-Length body over as it comes), then a
+ * second request on the same connection. */
+static void test_h1_body_in_pieces(void **state) {
+  (void)state;
+  int fd = connect_to(port_plain);
+  const char *head = "POST /pieces HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\nhel";
+  send_all(fd, head, strlen(head));
+  usleep(50 * 1000);
+  send_all(fd, "lo, w", 5);
+  usleep(50 * 1000);
+  const char *rest = "orld"
+                     "GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  send_all(fd, rest, strlen(rest));
+  recv_until_close(fd, out, sizeof out, 3000);
+  close(fd);
+  char *a = strstr(out, "path=/pieces"), *b = strstr(out, "path=/after");
+  assert_non_null(a);
+  assert_non_null(strstr(a, "len=12"));
+  assert_non_null(strstr(a, "hello, world"));
+  assert_true(b && a < b);
+}
+
 static void test_400_malformed(void **state) {
   (void)state;
   int fd = connect_to(port_plain);
@@ -700,6 +723,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_413_before_body),
       cmocka_unit_test(test_431),
       cmocka_unit_test(test_408_slow_head),
+      cmocka_unit_test(test_h1_body_in_pieces),
       cmocka_unit_test(test_400_malformed),
       cmocka_unit_test(test_pipelining),
       cmocka_unit_test(test_per_ip_cap),
