@@ -274,6 +274,24 @@ static int parse_string(struct parser *P, const char **out, size_t *out_len, int
 
 static int parse_value(struct parser *P, gw_jval *v, int depth);
 
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* One digit into the significand, as fast_double takes it: leading zeros do
+ * not count; past 15 significant digits |sig| only grows (no fast value). */
+#define TAKE_DIGIT(c)                                                                              \
+  do {                                                                                             \
+    if (m || (c) != '0') {                                                                         \
+      if (++sig <= 15)                                                                             \
+        m = m * 10 + (uint64_t)((c) - '0');                                                        \
+    }                                                                                              \
+  } while (0)
+
+/* Scans a number and, for one with a fraction or an exponent where
+ * fast_double would find its value, computes it on the way
+ * (GW_JVAL_NUM_F32): an embedding's floats are then read once. Integers are
+ * left to gw_json_lite_int64 and carry no float. */
 static int parse_number(struct parser *P, gw_jval *v) {
   const unsigned char *p = P->p, *end = P->end, *start = p;
   unsigned flags = GW_JVAL_NUM_INT;
@@ -283,26 +301,46 @@ static int parse_number(struct parser *P, gw_jval *v) {
   }
   if (p >= end || *p < '0' || *p > '9')
     return syntax(P, p, "invalid number");
+  const unsigned char *digits = p;
   if (*p == '0')
     p++;
   else
     while (p < end && *p >= '0' && *p <= '9')
       p++;
-  if (p < end && *p == '.') {
+  if (p < end && (*p == '.' || *p == 'e' || *p == 'E')) {
     flags &= ~(unsigned)GW_JVAL_NUM_INT;
-    if (++p >= end || *p < '0' || *p > '9')
-      return syntax(P, p, "invalid number");
-    while (p < end && *p >= '0' && *p <= '9')
-      p++;
-  }
-  if (p < end && (*p == 'e' || *p == 'E')) {
-    flags &= ~(unsigned)GW_JVAL_NUM_INT;
-    if (++p < end && (*p == '+' || *p == '-'))
-      p++;
-    if (p >= end || *p < '0' || *p > '9')
-      return syntax(P, p, "invalid number");
-    while (p < end && *p >= '0' && *p <= '9')
-      p++;
+    uint64_t m = 0;
+    int sig = 0;
+    long e10 = 0;
+    for (const unsigned char *q = digits; q < p; q++)
+      TAKE_DIGIT(*q);
+    if (*p == '.') {
+      if (++p >= end || *p < '0' || *p > '9')
+        return syntax(P, p, "invalid number");
+      for (; p < end && *p >= '0' && *p <= '9'; p++) {
+        e10--;
+        TAKE_DIGIT(*p);
+      }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+      int eneg = 0;
+      if (++p < end && (*p == '+' || *p == '-'))
+        eneg = *p++ == '-';
+      if (p >= end || *p < '0' || *p > '9')
+        return syntax(P, p, "invalid number");
+      long x = 0;
+      for (; p < end && *p >= '0' && *p <= '9'; p++)
+        if (x <= 100000)
+          x = x * 10 + (*p - '0');
+      e10 = x > 100000 ? 1000000 : e10 + (eneg ? -x : x); /* out of range: no fast value */
+    }
+    if (sig <= 15 && e10 >= -22 && e10 <= 22) {
+      double d = m == 0     ? 0.0
+                 : e10 >= 0 ? (double)m * pow10_exact[e10]
+                            : (double)m / pow10_exact[-e10];
+      v->num_f = (float)((flags & GW_JVAL_NUM_NEG) ? -d : d);
+      flags |= GW_JVAL_NUM_F32;
+    }
   }
   v->type = GW_JVAL_NUMBER;
   v->flags = (unsigned char)flags;
@@ -601,9 +639,7 @@ int gw_json_lite_uint64(const gw_jval *v, uint64_t *out) {
  * power of ten up to 22 either way is one correctly rounded IEEE operation
  * on two exact doubles. Returns 0 and sets |*out|, or -1 (use strtod). */
 static int fast_double(const char *s, size_t n, double *out) {
-  static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  const double *pow10 = pow10_exact;
   size_t i = 0;
   int neg = s[0] == '-', sig = 0;
   long e10 = 0;

@@ -49,12 +49,17 @@ enum gw_jval_type {
 /* gw_jval.flags of a number. */
 #define GW_JVAL_NUM_INT 0x1 /* no '.', no exponent */
 #define GW_JVAL_NUM_NEG 0x2 /* starts with '-' */
+/* |num_f| holds (float) of the number's gw_json_lite_double value, found
+ * while parsing (up to 15 significant digits, a power of ten up to 22 away:
+ * where one multiplication or division is exact-rounded). */
+#define GW_JVAL_NUM_F32 0x4
 
 typedef struct gw_jmember gw_jmember;
 
 typedef struct gw_jval {
   unsigned char type;  /* enum gw_jval_type */
   unsigned char flags; /* numbers: GW_JVAL_NUM_* */
+  float num_f;         /* numbers with GW_JVAL_NUM_F32 (fits the padding) */
   /* string: bytes (NUL excluded); number: text bytes; array: elements;
    * object: members; 0 otherwise. */
   size_t len;

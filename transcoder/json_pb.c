@@ -644,6 +644,10 @@ static int get_double(struct pctx *c, const gw_jval *v, double *out) {
 }
 
 static int get_float(struct pctx *c, const gw_jval *v, float *out) {
+  if (IS(v, NUMBER) && (v->flags & GW_JVAL_NUM_F32)) {
+    *out = v->num_f; /* (float) of get_double's value, well inside float range */
+    return GW_OK;
+  }
   double d;
   TRY(get_double(c, v, &d));
   /* Past FLT_MAX plus half its ulp a double rounds to infinity. */

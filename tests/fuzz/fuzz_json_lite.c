@@ -1,7 +1,8 @@
 /* libFuzzer target for the arena-DOM JSON parser (transcoder/json_lite.c),
  * cross-checked against jansson (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY):
  * both accept or both reject, and when both accept the values are equal
- * (numbers exactly: integers as int64, reals bit for bit). The one allowed
+ * (numbers exactly: integers as int64, reals bit for bit, and the float a
+ * real carries when GW_JVAL_NUM_F32 is set). The one allowed
  * difference: jansson refuses integers past int64 and reals past DBL_MAX
  * at parse time, json_lite keeps their text; then the DOM must hold such a
  * number; and jansson's NUL quirk (jansson_nul_quirk). Runs with and without \u0000 allowed, and
@@ -29,6 +30,10 @@ static int equal(const gw_jval *v, json_t *j) {
     if (!json_is_real(j) || (v->flags & GW_JVAL_NUM_INT))
       return 0;
     double d, r = json_real_value(j);
+    float rf = (float)r;
+    /* the float the parser computed on the way (GW_JVAL_NUM_F32), bit for bit */
+    if ((v->flags & GW_JVAL_NUM_F32) && memcmp(&v->num_f, &rf, sizeof rf) != 0)
+      return 0;
     return gw_json_lite_double(v, &d) == GW_OK && memcmp(&d, &r, sizeof d) == 0;
   }
   case GW_JVAL_STRING:

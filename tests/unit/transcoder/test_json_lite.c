@@ -210,10 +210,10 @@ static void test_dom(void **state) {
   assert_memory_equal(s->u.str, "a\xc3\xa9\xf0\x9f\x98\x80\n", 9); /* NUL included */
   const gw_jval *n = gw_json_lite_get(v, S("n"));
   assert_int_equal(n->type, GW_JVAL_NUMBER);
-  assert_int_equal(n->flags, GW_JVAL_NUM_INT | GW_JVAL_NUM_NEG);
+  assert_int_equal(n->flags, GW_JVAL_NUM_INT | GW_JVAL_NUM_NEG); /* integers carry no float */
   assert_int_equal(n->len, 3);
   assert_memory_equal(n->u.str, "-12", 3);
-  assert_int_equal(gw_json_lite_get(v, S("r"))->flags, 0);
+  assert_int_equal(gw_json_lite_get(v, S("r"))->flags & ~GW_JVAL_NUM_F32, 0);
   assert_int_equal(gw_json_lite_get(v, S("t"))->type, GW_JVAL_TRUE);
   assert_int_equal(gw_json_lite_get(v, S("f"))->type, GW_JVAL_FALSE);
   assert_int_equal(gw_json_lite_get(v, S("z"))->type, GW_JVAL_NULL);
@@ -380,6 +380,84 @@ static void test_numbers(void **state) {
 }
 
 /* ------------------------------------------------------------ objects */
+
+/* GW_JVAL_NUM_F32: the float the parser computes on the way must be
+ * (float) of gw_json_lite_double's value, bit for bit (sign of zero too);
+ * integers and numbers outside the fast range carry no flag. */
+static void check_f32(const gw_jval *e, int want_flag) {
+  double d;
+  if (gw_json_lite_double(e, &d) != GW_OK) { /* out of range for a double */
+    assert_int_equal(e->flags & GW_JVAL_NUM_F32, 0);
+    return;
+  }
+  if (want_flag >= 0 && !!(e->flags & GW_JVAL_NUM_F32) != want_flag)
+    fail_msg("%.*s: flag %d, want %d", (int)e->len, e->u.str, !!(e->flags & GW_JVAL_NUM_F32),
+             want_flag);
+  if (e->flags & GW_JVAL_NUM_F32) {
+    float f = (float)d;
+    if (memcmp(&f, &e->num_f, sizeof f) != 0)
+      fail_msg("%.*s: parsed %a, gw_json_lite_double %a", (int)e->len, e->u.str, (double)e->num_f,
+               (double)f);
+  }
+}
+
+static void test_number_f32(void **state) {
+  (void)state;
+  gw_arena *a = gw_arena_new(0, 0);
+  const gw_jval *v;
+  gw_json_lite_error err;
+  static const struct {
+    const char *text;
+    int flag;
+  } cases[] = {
+      {"0", 0},
+      {"-0", 0},
+      {"-0.0", 1},
+      {"0.0023064255", 1},
+      {"-0.0123", 1},
+      {"1e22", 1},
+      {"1e23", 0},
+      {"1.5E-22", 0},
+      {"1e-23", 0},
+      {"123456789012345", 0},
+      {"1234567890123456", 0},
+      {"0.000000000000000000001", 1},
+      {"1E+2", 1},
+      {"12.5e-3", 1},
+      {"3.4028235e38", 0},
+      {"-7", 0},
+      {"0.100000000000000000000", 0},
+      {"1e100001", 0},
+      {"-0.0e5", 1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    assert_int_equal(parse(a, cases[i].text, strlen(cases[i].text), &v, &err), GW_OK);
+    check_f32(v, cases[i].flag);
+  }
+  /* An embedding's worth of random numbers in the forms models print. */
+  char *buf = malloc(1 << 20);
+  size_t n = 0;
+  uint64_t x = 88172645463325252ull;
+  buf[n++] = '[';
+  for (int i = 0; i < 20000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    double r = (double)(x >> 11) / 9007199254740992.0 - 0.5;
+    static const char *const fmt[] = {"%.10f", "%.8g", "%.17g", "%.6e", "%.3f", "%.0f"};
+    n += (size_t)snprintf(buf + n, 64, "%s", i ? "," : "");
+    n +=
+        (size_t)snprintf(buf + n, 64, fmt[(x >> 5) % 6], r * pow(10.0, (double)((x >> 8) % 9) - 4));
+  }
+  buf[n++] = ']';
+  assert_int_equal(parse(a, buf, n, &v, &err), GW_OK);
+  size_t flagged = 0;
+  for (size_t i = 0; i < v->len; i++) {
+    check_f32(&v->u.elems[i], -1);
+    flagged += (v->u.elems[i].flags & GW_JVAL_NUM_F32) != 0;
+  }
+  assert_true(flagged > v->len / 2); /* the fast range is the common case */
+  free(buf);
+  gw_arena_free(a);
+}
 
 /* Big objects: all distinct keys pass; one repeat anywhere is found. */
 static void test_big_objects(void **state) {
@@ -564,7 +642,7 @@ int main(void) {
       cmocka_unit_test(test_long_strings),    cmocka_unit_test(test_numbers),
       cmocka_unit_test(test_big_objects),     cmocka_unit_test(test_depth),
       cmocka_unit_test(test_error_positions), cmocka_unit_test(test_failmalloc),
-      cmocka_unit_test(test_arena_cap),
+      cmocka_unit_test(test_arena_cap),       cmocka_unit_test(test_number_f32),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
