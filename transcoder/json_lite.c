@@ -639,7 +639,6 @@ int gw_json_lite_uint64(const gw_jval *v, uint64_t *out) {
  * power of ten up to 22 either way is one correctly rounded IEEE operation
  * on two exact doubles. Returns 0 and sets |*out|, or -1 (use strtod). */
 static int fast_double(const char *s, size_t n, double *out) {
-  const double *pow10 = pow10_exact;
   size_t i = 0;
   int neg = s[0] == '-', sig = 0;
   long e10 = 0;
@@ -679,9 +678,9 @@ static int fast_double(const char *s, size_t n, double *out) {
   if (m == 0)
     d = 0.0;
   else if (e10 >= 0 && e10 <= 22)
-    d = (double)m * pow10[e10];
+    d = (double)m * pow10_exact[e10];
   else if (e10 < 0 && e10 >= -22)
-    d = (double)m / pow10[-e10];
+    d = (double)m / pow10_exact[-e10];
   else
     return -1;
   *out = neg ? -d : d;
