@@ -13,6 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "numtext.c stores digits as little-endian 64-bit words"
+#endif
+
+static const uint32_t pow10_u32[10] = {1u,      10u,      100u,      1000u,      10000u,
+                                       100000u, 1000000u, 10000000u, 100000000u, 1000000000u};
+
 static const double exact_pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
@@ -79,8 +86,9 @@ size_t gw_numtext_hex(uint64_t v, int width, char *out) {
   return (size_t)len;
 }
 
-/* |digits| (|nd| of them, no trailing zero) with decimal exponent |x|, laid
- * out as "%.*g" with precision |p| lays them out. */
+/* |digits| (|nd| of them, no trailing zero; a buffer of at least 16 bytes)
+ * with decimal exponent |x|, laid out as "%.*g" with precision |p| lays them
+ * out. */
 static size_t layout_g(int neg, const char *digits, int nd, int x, int p, char *out) {
   char *o = out;
   if (neg)
@@ -115,11 +123,15 @@ static size_t layout_g(int neg, const char *digits, int nd, int x, int p, char *
       o += nd - x - 1;
     }
   } else {
-    *o++ = '0';
-    *o++ = '.';
-    for (int i = 0; i < -x - 1; i++)
-      *o++ = '0';
-    memcpy(o, digits, (size_t)nd);
+    /* x >= -4: at most three zeros after the point. The copies are of a
+     * fixed size (inline moves, no call); |digits| has 16 bytes and |out|
+     * GW_NUMTEXT_MAX, so 1 + 5 + 16 fit. */
+    memcpy(o, "0.000", 5);
+    o += 2 + (-x - 1);
+    if (nd <= 16)
+      memcpy(o, digits, 16);
+    else
+      memcpy(o, digits, (size_t)nd);
     o += nd;
   }
   *o = '\0';
@@ -198,7 +210,152 @@ static int exponent_guess(double d) {
   return (e2 * 78913) >> 18;                   /* floor(e2 * log10(2)) for |e2| < 1650 */
 }
 
+/* ------------------------------------------------------- floats, exactly
+ *
+ * A float is m * 2^e with m < 2^24, so for 10^-8 <= |v| < 10^9 the value
+ * scaled to nine digits before the point, v * 10^s = m * 5^s * 2^(e+s), is a
+ * 64-bit integer over a power of two: exact, with no rounding to reason
+ * about. The midpoints to its two neighbours scale the same way, so whether
+ * a p-digit rounding reads back to v (strtof: nearest, ties to even) is an
+ * integer comparison. This is the range of embeddings, probabilities and
+ * sampling parameters; the rest take the double path below. */
+
+static const uint64_t pow5[17] = {
+    1u,         5u,          25u,           125u,           625u,           3125u,
+    15625u,     78125u,      390625u,       1953125u,       9765625u,       48828125u,
+    244140625u, 1220703125u, 6103515625ull, 30517578125ull, 152587890625ull};
+
+/* v scaled to nine digits: |whole| in [10^8, 10^9), the |q| bits below the
+ * point in |frac|; and the midpoints to the neighbours, as whole parts and
+ * whether they have a fraction. */
+struct scaled {
+  uint32_t whole;
+  uint64_t frac, half; /* half: 2^(q-1), 0 when q = 0 */
+  uint64_t lo, hi;
+  int lo_exact, hi_exact, inclusive;
+};
+
+/* The p-digit rounding of |x| (ties to even, on the exact value) in |*dg|
+ * when it reads back to v; |unit| = 10^(9-p), a constant at each call. */
+static inline __attribute__((always_inline)) int rounds_back(const struct scaled *x, uint32_t unit,
+                                                             uint32_t *dg) {
+  uint32_t d = x->whole / unit, rem = x->whole % unit;
+  int up;
+  if (unit == 1)
+    up = x->frac > x->half || (x->half && x->frac == x->half && (d & 1));
+  else
+    up = rem > unit / 2 || (rem == unit / 2 && (x->frac != 0 || (d & 1)));
+  d += (uint32_t)up;
+  uint64_t r = (uint64_t)d * unit;
+  if (r < x->lo || (r == x->lo && !(x->inclusive && x->lo_exact)))
+    return 0;
+  if (r > x->hi || (r == x->hi && !x->inclusive && x->hi_exact))
+    return 0;
+  *dg = d;
+  return 1;
+}
+
+/* The eight decimal digits of |d| < 10^8 as byte values 0-9, the first
+ * digit in the low byte (text order on a little-endian machine): the two
+ * halves of four digits split into pairs, the pairs into digits, each step
+ * one multiplication for all lanes (x / 100 = x * 10486 >> 20 for x < 10^4,
+ * x / 10 = x * 103 >> 10 for x < 100). */
+static uint64_t eight_digit_values(uint32_t d) {
+  uint64_t w = (uint64_t)(d / 10000) | ((uint64_t)(d % 10000) << 32);
+  uint64_t hundreds = ((w * 10486) >> 20) & 0x0000007f0000007fu;
+  w = hundreds | ((w - hundreds * 100) << 16);
+  uint64_t tens = ((w * 103) >> 10) & 0x000f000f000f000fu;
+  return tens | ((w - tens * 10) << 8);
+}
+
+/* The |p| digits of |d| (10^(p-1) <= d < 10^p, p <= 9) at |out| (16
+ * bytes); returns how many are left without the trailing zeros. */
+static int write_digits(uint32_t d, int p, char *out) {
+  int lead = 0;
+  if (p == 9) {
+    out[0] = (char)('0' + d / 100000000u);
+    d %= 100000000u;
+    lead = 1;
+    p = 8;
+  }
+  uint64_t w = eight_digit_values(d) >> (8 * (8 - p)); /* drop leading zeros */
+  uint64_t text = w + (0x3030303030303030u >> (8 * (8 - p)));
+  memcpy(out + lead, &text, 8);
+  return w ? lead + 8 - __builtin_clzll(w) / 8 : lead;
+}
+
+/* The "%.*g" text of the first precision in [6, 9] that reads back; 0 when
+ * |v| is outside the range above. */
+static size_t float_exact(float v, char *out) {
+  uint32_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  int be = (int)((bits >> 23) & 0xff);
+  uint32_t m = (bits & 0x7fffffu) | 0x800000u;
+  /* v and its midpoints in units of 2^(be - 152), a quarter of its spacing;
+   * the gap below is half as wide at a power of two. A midpoint reads back
+   * to v when m is even. */
+  uint64_t vq = (uint64_t)m << 2, lq = vq - (m == 0x800000u && be > 1 ? 1 : 2), hq = vq + 2;
+  int k = ((be - 127) * 78913) >> 18; /* floor(log10 |v|), or one less */
+  struct scaled x;
+  for (;;) {
+    int s = 8 - k, t = be - 152 + s; /* v * 10^s = vq * 5^s * 2^t */
+    if (s < 0 || s > 16 || t < -63 || t > 8)
+      return 0;
+    uint64_t nv = vq * pow5[s], nl = lq * pow5[s], nh = hq * pow5[s]; /* < 2^64 */
+    int q = 0;
+    if (t >= 0) {
+      nv <<= t; /* exact: the result is under 10^10 */
+      nl <<= t;
+      nh <<= t;
+    } else {
+      q = -t;
+    }
+    uint64_t whole = nv >> q, mask = ((uint64_t)1 << q) - 1; /* q <= 63 */
+    if (whole >= 1000000000u) {
+      k++;
+      continue;
+    }
+    if (whole < 100000000u)
+      return 0; /* the guess is never above floor(log10 |v|) */
+    x.whole = (uint32_t)whole;
+    x.frac = nv & mask;
+    x.half = q ? (uint64_t)1 << (q - 1) : 0;
+    x.lo = nl >> q;
+    x.hi = nh >> q;
+    x.lo_exact = (nl & mask) == 0;
+    x.hi_exact = (nh & mask) == 0;
+    x.inclusive = (m & 1) == 0;
+    break;
+  }
+  uint32_t dg;
+  int p;
+  if (rounds_back(&x, 1000, &dg))
+    p = 6;
+  else if (rounds_back(&x, 100, &dg))
+    p = 7;
+  else if (rounds_back(&x, 10, &dg))
+    p = 8;
+  else if (rounds_back(&x, 1, &dg))
+    p = 9;
+  else
+    return 0;               /* nine digits always read back: not reached */
+  if (dg == pow10_u32[p]) { /* 9.9999996 -> 10.00000 */
+    dg = pow10_u32[p - 1];
+    k++;
+  }
+  char digits[16];
+  int nd = write_digits(dg, p, digits);
+  return layout_g((int)(bits >> 31), digits, nd, k, p, out);
+}
+
 size_t gw_numtext_float(float v, char *out) {
+  if (v == 0 && !signbit(v)) { /* a common value, and printf's case below */
+    memcpy(out, "0", 2);
+    return 1;
+  }
+  size_t len = float_exact(v, out);
+  if (len)
+    return len;
   double d = fabs((double)v);
   /* Normal floats only: there the low 29 bits of a double place it between
    * two floats, and a midpoint is exactly bit 28. */

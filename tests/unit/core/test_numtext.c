@@ -121,6 +121,34 @@ static void test_float_random(void **state) {
   }
 }
 
+/* The exact integer path covers binary exponents from 2^-27 to 2^31: at
+ * each of them, the power of two (where the gap below is half as wide), the
+ * largest mantissa, and a run of consecutive floats from a random start.
+ * (Offline, every float in [2^-27, 2^31) was compared with the previous
+ * implementation: no difference.) */
+static void test_float_every_exponent(void **state) {
+  for (uint32_t be = 100; be <= 158; be++) {
+    uint32_t start = (uint32_t)(next() & 0x7fffffu);
+    uint32_t picks[] = {0, 1, 0x7fffffu, 0x7ffffeu};
+    for (size_t i = 0; i < sizeof picks / sizeof picks[0]; i++) {
+      uint32_t bits = be << 23 | picks[i];
+      float v;
+      memcpy(&v, &bits, sizeof v);
+      check_float(v);
+      check_float(-v);
+    }
+    for (uint32_t m = start; m < start + 1500 && m <= 0x7fffffu; m++) {
+      uint32_t bits = be << 23 | m;
+      float v;
+      memcpy(&v, &bits, sizeof v);
+      check_float(v);
+    }
+  }
+  /* whole numbers of nine digits: nothing below the point */
+  for (int i = 0; i < 20000; i++)
+    check_float((float)(100000000 + (int)(next() % 900000000)));
+}
+
 static void test_double_layouts_and_random(void **state) {
   static const double cases[] = {0.0,
                                  1.0,
@@ -161,6 +189,7 @@ int main(void) {
       cmocka_unit_test(test_integers),
       cmocka_unit_test(test_float_layouts),
       cmocka_unit_test(test_float_random),
+      cmocka_unit_test(test_float_every_exponent),
       cmocka_unit_test(test_double_layouts_and_random),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
