@@ -429,6 +429,19 @@ static void test_number_f32(void **state) {
       {"0.100000000000000000000", 0},
       {"1e100001", 0},
       {"-0.0e5", 1},
+      /* eight fraction digits at a time: all zeros, leading zeros, the
+       * fifteen-digit edge */
+      {"1.00000000", 1},
+      {"0.00000000123456789", 1},
+      {"-0.00012345678", 1},
+      {"0.123456789012345", 1},
+      {"0.1234567890123456", 0},
+      {"10000000.00000001", 0},
+      {"0.000000000000000000000", 1},
+      {"0.12345678e-3", 1},
+      /* found by fuzz_json_lite: a significand that kept growing by eight
+       * digits wrapped to zero, and the digits after it counted as the first */
+      {"1.00400000000000000000000000000000000000000000000000000000000000000000000000000158e61", 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     assert_int_equal(parse(a, cases[i].text, strlen(cases[i].text), &v, &err), GW_OK);
