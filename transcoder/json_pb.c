@@ -774,11 +774,16 @@ static int parse_repeated(struct pctx *c, const ProtobufCFieldDescriptor *f, con
   if (!IS(v, ARRAY))
     return invalid(c, "expected an array");
   TRY(check_depth(c, depth));
-  size_t n = v->len, size = elem_size(f->type);
+  size_t n = v->len, size = elem_size(f->type), i = 0;
   char *arr = NULL;
   if (n > 0 && !(arr = gw_arena_calloc(c->arena, n * size)))
     return nomem(c);
-  for (size_t i = 0; i < n; i++) {
+  if (f->type == PROTOBUF_C_TYPE_FLOAT) { /* an embedding: the scanner has the values */
+    float *floats = (void *)arr;
+    for (; i < n && IS(&v->u.elems[i], NUMBER) && (v->u.elems[i].flags & GW_JVAL_NUM_F32); i++)
+      floats[i] = v->u.elems[i].num_f;
+  }
+  for (; i < n; i++) {
     const gw_jval *e = &v->u.elems[i];
     size_t mark = path_index(c, i);
     if (IS(e, NULL) && !null_is_value(f))
@@ -1411,6 +1416,27 @@ static int print_scalar(struct wctx *w, const ProtobufCFieldDescriptor *f, const
   }
 }
 
+/* A repeated float (an embedding: hundreds to thousands of them) as a JSON
+ * array: while the buffer has room for a comma and any number, each one is
+ * written straight into it; near the end of the room (or its cap) the
+ * careful path appends it. */
+static int print_floats(gw_buf *b, const float *v, size_t n) {
+  TRY(gw_buf_appendc(b, '['));
+  for (size_t i = 0; i < n; i++) {
+    float x = v[i];
+    if (b->alloc - b->len > GW_NUMTEXT_MAX + 1 && isfinite(x) && !(x == 0 && signbit(x))) {
+      if (i)
+        b->data[b->len++] = ',';
+      b->len += gw_numtext_float(x, b->data + b->len);
+      continue;
+    }
+    if (i)
+      TRY(gw_buf_appendc(b, ','));
+    TRY(print_float(b, x));
+  }
+  return gw_buf_appendc(b, ']');
+}
+
 static int print_value(struct wctx *w, const ProtobufCFieldDescriptor *f, const void *slot,
                        int depth, int bare_list) {
   if (f->type != PROTOBUF_C_TYPE_MESSAGE)
@@ -1425,6 +1451,8 @@ static int print_repeated(struct wctx *w, const ProtobufCFieldDescriptor *f,
   const char *arr = *(char *const *)CSLOT(m, f->offset);
   if (depth > w->opts.max_depth)
     return GW_ERR_INVALID;
+  if (f->type == PROTOBUF_C_TYPE_FLOAT)
+    return print_floats(w->b, (const void *)arr, n);
   TRY(gw_buf_appendc(w->b, '['));
   for (size_t i = 0; i < n; i++) {
     if (i)
