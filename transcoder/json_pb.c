@@ -392,41 +392,56 @@ int gw_json_name(const char *proto_name, char *out, size_t n) {
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static int b64_digit(unsigned char c) {
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '+' || c == '-')
-    return 62;
-  if (c == '/' || c == '_')
-    return 63;
-  return -1;
-}
+/* Each byte's value as a base64 digit, standard or URL-safe; 255: none. */
+static const unsigned char b64_values[256] = {
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 62,  255, 62,  255, 63,  52,  53,  54,  55,  56,  57,  58,  59,  60,
+    61,  255, 255, 255, 255, 255, 255, 255, 0,   1,   2,   3,   4,   5,   6,   7,   8,   9,   10,
+    11,  12,  13,  14,  15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25,  255, 255, 255, 255,
+    63,  255, 26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,  41,  42,
+    43,  44,  45,  46,  47,  48,  49,  50,  51,  255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255,
+};
 
 /* Decodes standard or URL-safe base64, padding optional, into |out| (room
- * for len / 4 * 3 + 3 bytes). Returns the byte count or -1. */
+ * for len / 4 * 3 + 3 bytes): four digits to three bytes at a time (an
+ * embedding in base64 is 8 KiB of them). Bits past the last whole byte are
+ * ignored. Returns the byte count or -1. */
 static long b64_decode(const char *s, size_t len, unsigned char *out) {
+  const unsigned char *u = (const unsigned char *)s;
   if (len % 4 == 0 && len > 0 && s[len - 1] == '=')
     len -= (len >= 2 && s[len - 2] == '=') ? 2 : 1;
   if (len % 4 == 1)
     return -1;
   long n = 0;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < len; i++) {
-    int d = b64_digit((unsigned char)s[i]);
-    if (d < 0)
+  size_t i = 0;
+  for (; i + 4 <= len; i += 4) {
+    uint32_t a = b64_values[u[i]], b = b64_values[u[i + 1]], c = b64_values[u[i + 2]],
+             d = b64_values[u[i + 3]];
+    if ((a | b | c | d) & 0x80)
       return -1;
-    acc = (acc << 6) | (uint32_t)d;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[n++] = (unsigned char)(acc >> bits);
-      acc &= (1u << bits) - 1;
-    }
+    uint32_t w = a << 18 | b << 12 | c << 6 | d;
+    out[n] = (unsigned char)(w >> 16);
+    out[n + 1] = (unsigned char)(w >> 8);
+    out[n + 2] = (unsigned char)w;
+    n += 3;
+  }
+  if (i < len) { /* two or three digits: one or two bytes */
+    uint32_t a = b64_values[u[i]], b = b64_values[u[i + 1]],
+             c = i + 2 < len ? b64_values[u[i + 2]] : 0;
+    if ((a | b | c) & 0x80)
+      return -1;
+    uint32_t w = a << 18 | b << 12 | c << 6;
+    out[n++] = (unsigned char)(w >> 16);
+    if (i + 2 < len)
+      out[n++] = (unsigned char)(w >> 8);
   }
   return n;
 }
@@ -769,8 +784,31 @@ static int null_is_value(const ProtobufCFieldDescriptor *f) {
   return is_message_of(f, WKT_VALUE) || is_null_enum(f);
 }
 
+/* A repeated float given as base64 (opts.floats_base64): its bytes are the
+ * little-endian floats themselves. */
+static int parse_base64_floats(struct pctx *c, const ProtobufCFieldDescriptor *f, const gw_jval *v,
+                               ProtobufCMessage *m) {
+  unsigned char *p = gw_arena_alloc(c->arena, v->len / 4 * 3 + 3);
+  if (!p)
+    return nomem(c);
+  long n = b64_decode(v->u.str, v->len, p);
+  if (n < 0 || n % 4 != 0)
+    return invalid(c, "expected an array, or base64 of 4-byte floats");
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  for (long i = 0; i < n; i += 4) {
+    unsigned char t = p[i];
+    p[i] = p[i + 3], p[i + 3] = t, t = p[i + 1], p[i + 1] = p[i + 2], p[i + 2] = t;
+  }
+#endif
+  *(size_t *)SLOT(m, f->quantifier_offset) = (size_t)n / 4;
+  *(void **)SLOT(m, f->offset) = n ? p : NULL;
+  return GW_OK;
+}
+
 static int parse_repeated(struct pctx *c, const ProtobufCFieldDescriptor *f, const gw_jval *v,
                           ProtobufCMessage *m, int depth, int bare_list) {
+  if (IS(v, STRING) && f->type == PROTOBUF_C_TYPE_FLOAT && c->opts.floats_base64)
+    return parse_base64_floats(c, f, v, m);
   if (!IS(v, ARRAY))
     return invalid(c, "expected an array");
   TRY(check_depth(c, depth));

@@ -55,6 +55,10 @@ typedef struct gw_json_opts {
   int keep_unknown;
   /* Read and write bare unions and bare lists (see above). */
   int bare_unions;
+  /* Input: a repeated float field may also be one base64 string of its
+   * values as little-endian IEEE 754 floats (OpenAI's embeddings with
+   * encoding_format "base64"), decoded straight into the field. */
+  int floats_base64;
   /* Output hook (the OpenAI adapters' way to give schema-required members a
    * value whatever the upstream left out): called for every member of every
    * object printed, with |shown| telling whether the codec would print it.

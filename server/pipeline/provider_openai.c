@@ -5,7 +5,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,7 +14,6 @@
 #include "aigateway/v1/inference.pb-c.h"
 #include "core/alloc.h"
 #include "core/log.h"
-#include "core/numtext.h"
 #include "core/pbfield.h"
 #include "engine/curl_loop.h"
 #include "engine/http_client.h"
@@ -34,62 +32,9 @@
 #define CONNECT_TIMEOUT_MS 10000L
 
 static const gw_json_opts out_opts = {.int64_as_number = 1, .bare_unions = 1};
-static const gw_json_opts in_opts = {.keep_unknown = 1, .bare_unions = 1};
-
-/* ---- base64 float vectors ------------------------------------------------------ */
-
-static int b64_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '+' || c == '-')
-    return 62;
-  if (c == '/' || c == '_')
-    return 63;
-  return -1;
-}
-
-int gw_openai_decode_floats(const char *s, size_t n, float **out, size_t *n_out) {
-  while (n > 0 && s[n - 1] == '=')
-    n--;
-  if (n % 4 == 1)
-    return GW_ERR_INVALID;
-  size_t bytes = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
-  if (bytes % 4)
-    return GW_ERR_INVALID;
-  float *f = gw_malloc(bytes ? bytes : 1);
-  if (!f)
-    return GW_ERR_NOMEM;
-  uint8_t *b = (uint8_t *)f;
-  size_t o = 0;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < n; i++) {
-    int v = b64_value((unsigned char)s[i]);
-    if (v < 0) {
-      gw_free(f);
-      return GW_ERR_INVALID;
-    }
-    acc = (acc << 6) | (uint32_t)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      b[o++] = (uint8_t)(acc >> bits);
-    }
-  }
-  /* Little-endian float32 on the wire: turn each into a host float. */
-  for (size_t i = 0; i < bytes / 4; i++) {
-    uint32_t u = (uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 | (uint32_t)b[4 * i + 2] << 16 |
-                 (uint32_t)b[4 * i + 3] << 24;
-    memcpy(&f[i], &u, 4);
-  }
-  *out = f;
-  *n_out = bytes / 4;
-  return GW_OK;
-}
+/* Answers: base64 embeddings (what the official SDKs ask for, and so what
+ * the gateway asks the upstream for) decode straight into the float field. */
+static const gw_json_opts in_opts = {.keep_unknown = 1, .bare_unions = 1, .floats_base64 = 1};
 
 /* ---- status mapping ------------------------------------------------------------ */
 
@@ -490,147 +435,13 @@ static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg) {
   return n;
 }
 
-/* The jansson way of gw_openai_embeddings_as_floats, for answers whose
- * base64 strings carry JSON escapes ("\/"): data[*].embedding only. */
-static int embeddings_as_floats_dom(const char *json, size_t len, gw_buf *out) {
-  json_t *root = json_loadb(json, len, 0, NULL);
-  json_t *data = root ? json_object_get(root, "data") : NULL;
-  int rc = 1;
-  size_t i;
-  json_t *item;
-  json_array_foreach(data, i, item) {
-    json_t *emb = json_object_get(item, "embedding");
-    if (!json_is_string(emb))
-      continue;
-    float *f = NULL;
-    size_t nf = 0;
-    rc = gw_openai_decode_floats(json_string_value(emb), json_string_length(emb), &f, &nf);
-    if (rc != GW_OK)
-      goto out;
-    json_t *arr = json_array();
-    for (size_t k = 0; arr && k < nf; k++)
-      if (json_array_append_new(arr, json_real((double)f[k])) != 0) {
-        json_decref(arr);
-        arr = NULL;
-      }
-    gw_free(f);
-    if (!arr || json_object_set_new(item, "embedding", arr) != 0) {
-      rc = GW_ERR_NOMEM;
-      goto out;
-    }
-  }
-  if (rc == GW_OK) {
-    char *s = json_dumps(root, JSON_COMPACT);
-    rc = s ? gw_buf_appends(out, s) : GW_ERR_NOMEM;
-    free(s);
-  }
-out:
-  json_decref(root);
-  return rc;
-}
-
-static bool json_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-/* One float as the codec reads it back exactly (proto3 JSON's words for
- * what JSON numbers cannot say). */
-static int append_float(gw_buf *b, float v) {
-  char t[GW_NUMTEXT_MAX];
-  if (isnan(v))
-    return gw_buf_appends(b, "\"NaN\"");
-  if (isinf(v))
-    return gw_buf_appends(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
-  if (v == 0 && signbit(v))
-    return gw_buf_appends(b, "-0.0");
-  return gw_buf_append(b, t, gw_numtext_float(v, t));
-}
-
-/* The default of the official SDKs is base64 embeddings, which the gateway
- * asks the upstream for too; they must become float arrays to decode into
- * the repeated float field. This rewrites the text in one pass: every member
- * "embedding" with a string value (a key: its opening quote follows '{' or
- * ',', which never happens inside a string) becomes [f, ...] with each float
- * in its shortest exact text. It used to go through jansson (a DOM of 1,536
- * reals, then %.17g each), and the codec then read 17-digit numbers on
- * strtod's slow path. A value with a JSON escape in it goes the jansson way.
- * Returns 1 when there was nothing to rewrite, GW_OK, or an error. */
-int gw_openai_embeddings_as_floats(const char *json, size_t len, gw_buf *out) {
-  const char *p = json, *end = json + len, *copied = json;
-  bool any = false;
-  int rc = GW_OK;
-  while (rc == GW_OK && (p = memmem(p, (size_t)(end - p), "\"embedding\"", 11)) != NULL) {
-    const char *before = p;
-    p += 11;
-    while (before > json && json_ws(before[-1]))
-      before--;
-    if (before == json || (before[-1] != '{' && before[-1] != ','))
-      continue; /* a value, or text inside a string */
-    const char *q = p;
-    while (q < end && json_ws(*q))
-      q++;
-    if (q == end || *q != ':')
-      continue;
-    q++;
-    while (q < end && json_ws(*q))
-      q++;
-    if (q == end || *q != '"')
-      continue; /* floats already */
-    const char *s = q + 1, *e = s;
-    while (e < end && *e != '"' && *e != '\\')
-      e++;
-    if (e == end || *e == '\\') {
-      gw_buf_reset(out);
-      return embeddings_as_floats_dom(json, len, out);
-    }
-    float *f = NULL;
-    size_t nf = 0;
-    rc = gw_openai_decode_floats(s, (size_t)(e - s), &f, &nf);
-    if (rc != GW_OK)
-      break;
-    rc = gw_buf_append(out, copied, (size_t)(q - copied));
-    if (rc == GW_OK)
-      rc = gw_buf_appendc(out, '[');
-    for (size_t k = 0; rc == GW_OK && k < nf; k++) {
-      if (k)
-        rc = gw_buf_appendc(out, ',');
-      if (rc == GW_OK)
-        rc = append_float(out, f[k]);
-    }
-    if (rc == GW_OK)
-      rc = gw_buf_appendc(out, ']');
-    gw_free(f);
-    copied = p = e + 1;
-    any = true;
-  }
-  if (rc != GW_OK)
-    return rc;
-  if (!any)
-    return 1;
-  return gw_buf_append(out, copied, (size_t)(end - copied));
-}
-
 static void unary_done(oai_call *o) {
   gw_call *call = o->call;
   const char *json = o->resp.data ? o->resp.data : "";
   size_t len = o->resp.len;
-  gw_buf conv;
-  gw_buf_init(&conv, BODY_CAP * 2);
-  if (o->embedding) {
-    int rc = gw_openai_embeddings_as_floats(json, len, &conv);
-    if (rc == GW_OK) {
-      json = conv.data;
-      len = conv.len;
-    } else if (rc < 0) {
-      gw_buf_release(&conv);
-      char m[160];
-      snprintf(m, sizeof m, "backend %s sent an undecodable embedding", backend_name(o));
-      end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
-      return;
-    }
-  }
   ProtobufCMessage *msg = NULL;
   gw_json_error je = {{0}, {0}};
   int rc = gw_json_to_pb(call->method->output, json, len, call->arena, &in_opts, &msg, &je);
-  gw_buf_release(&conv);
   if (rc != GW_OK) {
     char m[640];
     snprintf(m, sizeof m, "backend %s sent an undecodable %s: %s%s%s", backend_name(o),

@@ -52,14 +52,4 @@ const gw_openai_error *gw_openai_error_of(const gw_call *call);
  * 429 → RESOURCE_EXHAUSTED, 5xx → UNAVAILABLE, 500 → INTERNAL, ...). */
 gw_status_code gw_openai_status_from_http(long http_status);
 
-/* Decodes standard base64 |s| (|n| chars, padding optional) of
- * little-endian float32 values into |out| (|*n_out| floats, malloc'd with
- * gw_malloc). GW_OK, GW_ERR_INVALID or GW_ERR_NOMEM. */
-int gw_openai_decode_floats(const char *s, size_t n, float **out, size_t *n_out);
-
-/* An embeddings answer with every base64 "embedding" rewritten as a float
- * array into |out| (empty on entry): GW_OK, 1 when there was none, or an
- * error (GW_ERR_INVALID for a bad vector, GW_ERR_NOMEM, GW_ERR_TOOBIG). */
-int gw_openai_embeddings_as_floats(const char *json, size_t len, gw_buf *out);
-
 #endif

@@ -4,9 +4,10 @@
 # kernel. The gateway (WORKERS=1) runs under valgrind in front of the C mock
 # upstream; after a warm-up the counters are zeroed, a fixed load runs, and
 # the total is divided by the work done.
-#   tests/bench/instr.sh MODE [GW_BIN]      MODE: chat | emb | sse | grpc
+#   tests/bench/instr.sh MODE [GW_BIN]      MODE: chat | emb | emb64 | sse | grpc
 #     chat  proxied chat completions, wrk -c1 for 6 s    -> per request
 #     emb   /v1/embeddings (256 floats), wrk -c1 for 6 s -> per request
+#     emb64 the same with "encoding_format":"base64" (the official SDKs' default)
 #     sse   streamed chat completions (21 events 1 ms apart), sse_client c=1 5 s -> per event
 #     grpc  CreateChatCompletion on the gRPC port, h2load -n 2000 -c1 -> per call
 # GW_BIN defaults to ./ai-gateway (make build: RelWithDebInfo). OUT=file keeps
@@ -14,7 +15,7 @@
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-MODE=${1:?mode: chat, emb, sse or grpc}
+MODE=${1:?mode: chat, emb, emb64, sse or grpc}
 GW=${2:-$ROOT/ai-gateway}
 OUT=${OUT:-$(mktemp /tmp/aigw-instr.XXXXXX)}
 MOCK=19790 HTTP=18790 GRPC=29790
@@ -32,6 +33,7 @@ make -s -C "$HERE" OUT="$HERE/bin" >/dev/null # (OUT is the Makefile's folder to
 
 printf '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64}' >"$TMP/chat.json"
 printf '{"model":"text-embedding-3-small","input":"The food was delicious and the waiter was kind."}' >"$TMP/emb.json"
+printf '{"model":"text-embedding-3-small","input":"The food was delicious and the waiter was kind.","encoding_format":"base64"}' >"$TMP/emb64.json"
 
 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
 PIDS+=($!)
@@ -62,9 +64,9 @@ grpc_body() {
 load() { # $1: warm-up or measure; prints the units of work done
   local n=${1}
   case $MODE in
-  chat | emb)
+  chat | emb | emb64)
     local body=$TMP/chat.json path=/v1/chat/completions
-    [ $MODE = emb ] && body=$TMP/emb.json path=/v1/embeddings
+    [ $MODE != chat ] && body=$TMP/$MODE.json path=/v1/embeddings
     BODY_FILE=$body wrk -t1 -c1 -d"$([ "$n" = warm ] && echo 1 || echo 6)"s -s "$HERE/post.lua" \
       http://127.0.0.1:$HTTP$path | awk '/requests in/{print $1}'
     ;;

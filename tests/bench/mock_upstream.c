@@ -9,11 +9,11 @@
  *
  * Serves GET /v1/models, POST /v1/chat/completions (a fixed answer, or an SSE
  * stream when the body says "stream":true), POST /v1/completions and
- * POST /v1/embeddings. Answers are prebuilt; each thread owns its epoll and
- * its listener (SO_REUSEPORT), so the mock costs a few µs per request and is
- * never the bottleneck. Every SSE chunk's "id" carries the CLOCK_MONOTONIC
- * nanosecond at which it was written ("chatcmpl-<ns>"): the stream client
- * subtracts it from the arrival time to get each event's relay delay. */
+ * POST /v1/embeddings (base64 vectors when the body says "base64"). Answers are prebuilt; each
+ * thread owns its epoll and its listener (SO_REUSEPORT), so the mock costs a few µs per request and
+ * is never the bottleneck. Every SSE chunk's "id" carries the CLOCK_MONOTONIC nanosecond at which
+ * it was written ("chatcmpl-<ns>"): the stream client subtracts it from the arrival time to get
+ * each event's relay delay. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
@@ -51,9 +51,9 @@ static const char compl_body[] =
     "{\"id\":\"cmpl-mock\",\"object\":\"text_completion\",\"created\":1700000000,\"model\":"
     "\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"text\":\"Hello!\",\"finish_reason\":\"stop\"}],"
     "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}";
-static char *emb_body; /* 256 floats, built at start */
-static char *resp_models, *resp_chat, *resp_compl, *resp_emb, *resp_404;
-static size_t len_models, len_chat, len_compl, len_emb, len_404;
+static char *emb_body, *emb64_body; /* 256 floats, as numbers and in base64, built at start */
+static char *resp_models, *resp_chat, *resp_compl, *resp_emb, *resp_emb64, *resp_404;
+static size_t len_models, len_chat, len_compl, len_emb, len_emb64, len_404;
 
 static const char sse_head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -100,9 +100,10 @@ static void build(void) {
    * text (-0.0069292834, 0.00012345678, ...), from a fixed pseudo-random
    * sequence so every run sends the same bytes. */
   uint32_t seed = 12345;
+  float vec[256];
   for (int i = 0; i < 256; i++) {
     seed = seed * 1103515245u + 12345u;
-    float v = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 0.1f;
+    float v = vec[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 0.1f;
     char t[32];
     for (int p = 6; p <= 9; p++) {
       snprintf(t, sizeof t, "%.*g", p, (double)v);
@@ -113,6 +114,25 @@ static void build(void) {
   }
   sprintf(emb_body + o, "]}],\"model\":\"text-embedding-3-small\",\"usage\":{\"prompt_tokens\":8,"
                         "\"total_tokens\":8}}");
+  /* The same vector for "encoding_format":"base64": little-endian float32
+   * bytes in standard base64, as OpenAI sends it. */
+  static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const unsigned char *raw = (const unsigned char *)vec;
+  size_t nraw = sizeof vec;
+  emb64_body = malloc(nraw / 3 * 4 + 1024);
+  o = (size_t)sprintf(emb64_body, "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\","
+                                  "\"index\":0,\"embedding\":\"");
+  for (size_t i = 0; i < nraw; i += 3) {
+    uint32_t w = (uint32_t)raw[i] << 16 | (i + 1 < nraw ? (uint32_t)raw[i + 1] << 8 : 0) |
+                 (i + 2 < nraw ? raw[i + 2] : 0);
+    emb64_body[o++] = b64[w >> 18 & 63];
+    emb64_body[o++] = b64[w >> 12 & 63];
+    emb64_body[o++] = i + 1 < nraw ? b64[w >> 6 & 63] : '=';
+    emb64_body[o++] = i + 2 < nraw ? b64[w & 63] : '=';
+  }
+  sprintf(emb64_body + o, "\"}],\"model\":\"text-embedding-3-small\",\"usage\":{\"prompt_"
+                          "tokens\":8,\"total_tokens\":8}}");
+  resp_emb64 = mkresp("200 OK", emb64_body, &len_emb64);
   resp_models = mkresp("200 OK", models_body, &len_models);
   resp_chat = mkresp("200 OK", chat_body, &len_chat);
   resp_compl = mkresp("200 OK", compl_body, &len_compl);
@@ -300,7 +320,10 @@ static int serve(loop *l, conn *c) {
       }
       iov = (struct iovec){resp_chat, len_chat};
     } else if (strncmp(path, "/v1/embeddings", 14) == 0) {
-      iov = (struct iovec){resp_emb, len_emb};
+      if (memmem(body, clen, "\"base64\"", 8))
+        iov = (struct iovec){resp_emb64, len_emb64};
+      else
+        iov = (struct iovec){resp_emb, len_emb};
     } else if (strncmp(path, "/v1/completions", 15) == 0) {
       iov = (struct iovec){resp_compl, len_compl};
     } else {

@@ -184,61 +184,6 @@ static void test_status_from_http(void **state) {
                gw_status_code_name(status_cases[i].code));
 }
 
-/* ---- base64 float vectors ------------------------------------------------------- */
-
-static void test_decode_floats(void **state) {
-  /* [1.0, -2.5, 0.125] as little-endian float32, base64. */
-  static const char b64[] = "AACAPwAAIMAAAAA+";
-  float *f = NULL;
-  size_t n = 0;
-  assert_int_equal(gw_openai_decode_floats(b64, strlen(b64), &f, &n), GW_OK);
-  assert_int_equal(n, 3);
-  assert_true(f[0] == 1.0f && f[1] == -2.5f && f[2] == 0.125f);
-  gw_free(f);
-  /* Empty, padding, bad characters, a length that is not whole floats. */
-  assert_int_equal(gw_openai_decode_floats("", 0, &f, &n), GW_OK);
-  assert_int_equal(n, 0);
-  gw_free(f);
-  assert_int_equal(gw_openai_decode_floats("AACAPw==", 8, &f, &n), GW_OK);
-  assert_int_equal(n, 1);
-  assert_true(f[0] == 1.0f);
-  gw_free(f);
-  assert_int_equal(gw_openai_decode_floats("AAC*Pw==", 8, &f, &n), GW_ERR_INVALID);
-  assert_int_equal(gw_openai_decode_floats("AACA", 4, &f, &n), GW_ERR_INVALID);
-}
-
-/* Base64 vectors in an answer become float arrays that read back exactly;
- * a value, a key ending in an escaped quote and text inside strings are left
- * alone; an escaped base64 string still converts (the jansson way). */
-static void test_embeddings_as_floats(void **state) {
-  gw_buf out;
-  gw_buf_init(&out, 1 << 20);
-  static const char in[] =
-      "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
-      "\"embedding\" : \"AACAPwAAIMAAAAA+\"},\n {\"object\":\"embedding\",\"index\":1,"
-      "\"embedding\":\"zczMPQ==\"}],\"model\":\"m\",\"note\":\"say \\\"embedding\\\":\\\"x\","
-      "\"k \\\"embedding\":\"AACAPw==\"}";
-  assert_int_equal(gw_openai_embeddings_as_floats(in, strlen(in), &out), GW_OK);
-  assert_string_equal(out.data,
-                      "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
-                      "\"embedding\" : [1,-2.5,0.125]},\n {\"object\":\"embedding\",\"index\":1,"
-                      "\"embedding\":[0.1]}],\"model\":\"m\",\"note\":\"say "
-                      "\\\"embedding\\\":\\\"x\",\"k \\\"embedding\":\"AACAPw==\"}");
-  gw_buf_reset(&out);
-  /* 0.1f is 0x3dcccccd: "0.1" reads back to exactly that float. */
-  static const char floats[] = "{\"data\":[{\"embedding\":[0.5,1]}]}";
-  assert_int_equal(gw_openai_embeddings_as_floats(floats, strlen(floats), &out), 1);
-  /* "\/" is a JSON escape of '/': the jansson way decodes it all the same. */
-  static const char escaped[] = "{\"data\":[{\"embedding\":\"AACAPwAAIMAAAAA\\/\"}]}";
-  gw_buf_reset(&out);
-  assert_int_equal(gw_openai_embeddings_as_floats(escaped, strlen(escaped), &out), GW_OK);
-  assert_non_null(strstr(out.data, "\"embedding\":[1.0,-2.5,0.5]"));
-  static const char bad[] = "{\"data\":[{\"embedding\":\"A*==\"}]}";
-  gw_buf_reset(&out);
-  assert_int_equal(gw_openai_embeddings_as_floats(bad, strlen(bad), &out), GW_ERR_INVALID);
-  gw_buf_release(&out);
-}
-
 /* ---- backends: the key never leaves the auth header ----------------------------- */
 
 static void test_backend_new(void **state) {
@@ -457,8 +402,6 @@ int main(void) {
       cmocka_unit_test(test_sse_reader_pull_one_at_a_time),
       cmocka_unit_test(test_sse_reader_failmalloc),
       cmocka_unit_test(test_status_from_http),
-      cmocka_unit_test(test_decode_floats),
-      cmocka_unit_test(test_embeddings_as_floats),
       cmocka_unit_test(test_backend_new),
       cmocka_unit_test(test_catalog_routes_and_lists),
       cmocka_unit_test(test_catalog_failmalloc),

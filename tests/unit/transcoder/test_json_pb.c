@@ -630,6 +630,116 @@ static int sweep_all_kinds(void *arg) {
   return rc;
 }
 
+/* opts.floats_base64: an embedding answer's base64 vector (little-endian
+ * float32) lands in the repeated float field as the same bits: URL-safe or
+ * standard alphabet, padded or not, a JSON escape inside the string; a bad
+ * character or a length that is not whole floats is an error naming the
+ * member; without the option a string there is an error as before. */
+static void test_floats_base64(void **state) {
+  gw_arena *a = gw_arena_new(0, 0);
+  assert_non_null(a);
+  static const gw_json_opts on = {.keep_unknown = 1, .floats_base64 = 1};
+  const ProtobufCMessageDescriptor *resp = &aigateway__v1__embedding_response__descriptor;
+  /* [1.0, -2.5, 0.125] and [0.1f]; "\/" is an escaped '/' (63) */
+  static const char json[] =
+      "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
+      "\"embedding\":\"AACAPwAAIMAAAAA+\"},{\"index\":1,\"embedding\":\"zczMPQ==\"},"
+      "{\"index\":2,\"embedding\":\"zczMPQ\"},{\"index\":3,\"embedding\":\"AAAg\\/w\"},"
+      "{\"index\":4,\"embedding\":\"AAAg_w\"},{\"index\":5,\"embedding\":\"\"},"
+      "{\"index\":6,\"embedding\":[0.5,1]}],\"model\":\"m\"}";
+  ProtobufCMessage *m = NULL;
+  gw_json_error err;
+  assert_int_equal(gw_json_to_pb(resp, json, strlen(json), a, &on, &m, &err), GW_OK);
+  const Aigateway__V1__EmbeddingResponse *r = (const void *)m;
+  assert_int_equal(r->n_data, 7);
+  assert_int_equal(r->data[0]->n_embedding, 3);
+  assert_true(r->data[0]->embedding[0] == 1.0f && r->data[0]->embedding[1] == -2.5f &&
+              r->data[0]->embedding[2] == 0.125f);
+  for (int i = 1; i <= 2; i++) {
+    assert_int_equal(r->data[i]->n_embedding, 1);
+    assert_true(r->data[i]->embedding[0] == 0.1f);
+  }
+  for (int i = 3; i <= 4; i++) { /* 0xff200000: a NaN, its bits kept */
+    uint32_t bits;
+    assert_int_equal(r->data[i]->n_embedding, 1);
+    memcpy(&bits, &r->data[i]->embedding[0], 4);
+    assert_int_equal(bits, 0xff200000u);
+  }
+  assert_int_equal(r->data[5]->n_embedding, 0);
+  assert_int_equal(r->data[6]->n_embedding, 2);
+  assert_true(r->data[6]->embedding[1] == 1.0f);
+  static const char *const bad[] = {"{\"data\":[{\"embedding\":\"A*==\"}]}",
+                                    "{\"data\":[{\"embedding\":\"AACA\"}]}",
+                                    "{\"data\":[{\"embedding\":\"AACAP\"}]}"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(gw_json_to_pb(resp, bad[i], strlen(bad[i]), a, &on, &m, &err), GW_ERR_INVALID);
+    assert_string_equal(err.param, "data[0].embedding");
+  }
+  static const char plain[] = "{\"data\":[{\"embedding\":\"AACAPw==\"}]}";
+  assert_int_equal(gw_json_to_pb(resp, plain, strlen(plain), a, &opt_sets[O_KEEP], &m, &err),
+                   GW_ERR_INVALID);
+  assert_string_equal(err.message, "expected an array");
+  gw_arena_free(a);
+}
+
+/* bytes fields: every length from 0 to 64 of random bytes, written by the
+ * printer and read back (the decoder takes four digits at a time and then a
+ * tail of two or three); unpadded and URL-safe forms read the same; a bad
+ * digit at any position is an error. */
+static void test_bytes_base64_lengths(void **state) {
+  gw_arena *a = gw_arena_new(0, 0);
+  assert_non_null(a);
+  uint32_t x = 2463534242u;
+  for (size_t len = 0; len <= 64; len++) {
+    uint8_t raw[64];
+    for (size_t i = 0; i < len; i++) {
+      x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+      raw[i] = (uint8_t)x;
+    }
+    Codectest__AllKinds k = CODECTEST__ALL_KINDS__INIT;
+    k.f_bytes.data = raw;
+    k.f_bytes.len = len;
+    gw_buf out;
+    gw_buf_init(&out, 1 << 16);
+    assert_int_equal(gw_pb_to_json(&k.base, NULL, &out), GW_OK);
+    char text[256];
+    const char *q = strstr(out.data, "\"f_bytes\":\"");
+    if (!len) {
+      gw_buf_release(&out);
+      continue; /* a default: not printed */
+    }
+    assert_non_null(q);
+    q += 11;
+    size_t n = (size_t)(strchr(q, '"') - q);
+    for (int form = 0; form < 3; form++) { /* as printed, unpadded, URL-safe */
+      char b64[128];
+      memcpy(b64, q, n);
+      size_t m = n;
+      if (form >= 1)
+        while (m && b64[m - 1] == '=')
+          m--;
+      for (size_t i = 0; form == 2 && i < m; i++)
+        b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+      snprintf(text, sizeof text, "{\"f_bytes\":\"%.*s\"}", (int)m, b64);
+      ProtobufCMessage *pm = NULL;
+      gw_json_error err;
+      assert_int_equal(gw_json_to_pb(ALL, text, strlen(text), a, NULL, &pm, &err), GW_OK);
+      const Codectest__AllKinds *r = (const void *)pm;
+      assert_int_equal(r->f_bytes.len, len);
+      assert_memory_equal(r->f_bytes.data, raw, len);
+      if (form == 1)
+        for (size_t bad = 0; bad < m; bad++) {
+          snprintf(text, sizeof text, "{\"f_bytes\":\"%.*s*%.*s\"}", (int)bad, b64,
+                   (int)(m - bad - 1), b64 + bad + 1);
+          assert_int_equal(gw_json_to_pb(ALL, text, strlen(text), a, NULL, &pm, &err),
+                           GW_ERR_INVALID);
+        }
+    }
+    gw_buf_release(&out);
+  }
+  gw_arena_free(a);
+}
+
 static void test_failmalloc(void **state) {
   long n = gw_test_failmalloc_sweep(sweep_chat, (void *)chat_body);
   assert_true(n > 3);
@@ -744,12 +854,20 @@ static void test_invalid_utf8(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_json_name),     cmocka_unit_test(test_round_trips),
-      cmocka_unit_test(test_values),        cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_deep_nesting),  cmocka_unit_test(test_chat_request),
-      cmocka_unit_test(test_chat_response), cmocka_unit_test(test_failmalloc),
-      cmocka_unit_test(test_arena_cap),     cmocka_unit_test(test_buf_cap),
-      cmocka_unit_test(test_unprintable),   cmocka_unit_test(test_invalid_utf8),
+      cmocka_unit_test(test_json_name),
+      cmocka_unit_test(test_round_trips),
+      cmocka_unit_test(test_values),
+      cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_deep_nesting),
+      cmocka_unit_test(test_chat_request),
+      cmocka_unit_test(test_chat_response),
+      cmocka_unit_test(test_floats_base64),
+      cmocka_unit_test(test_bytes_base64_lengths),
+      cmocka_unit_test(test_failmalloc),
+      cmocka_unit_test(test_arena_cap),
+      cmocka_unit_test(test_buf_cap),
+      cmocka_unit_test(test_unprintable),
+      cmocka_unit_test(test_invalid_utf8),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
