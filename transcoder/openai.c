@@ -1,7 +1,6 @@
 /* OpenAI request checks, response shaping and error objects. */
 #include "transcoder/openai.h"
 
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -176,31 +175,47 @@ static const char *scratch_json_string(hook_ctx *h, const char *a, const char *b
   return h->scratch.data;
 }
 
+/* Little-endian float32 in standard base64, as OpenAI encodes them, written
+ * straight into the scratch buffer. On a little-endian host the floats'
+ * memory is those bytes already. */
 static const char *base64_floats(hook_ctx *h, const float *v, size_t n) {
-  /* Little-endian float32, base64, as OpenAI encodes them. */
-  size_t bytes = n * 4;
-  gw_buf_reset(&h->scratch);
-  unsigned char *raw = gw_malloc(bytes ? bytes : 1);
-  char *b64 = gw_malloc(4 * ((bytes + 2) / 3) + 3);
-  const char *ret = NULL;
-  if (raw && b64) {
-    for (size_t i = 0; i < n; i++) {
-      uint32_t u;
-      memcpy(&u, &v[i], 4);
-      raw[4 * i] = (unsigned char)u;
-      raw[4 * i + 1] = (unsigned char)(u >> 8);
-      raw[4 * i + 2] = (unsigned char)(u >> 16);
-      raw[4 * i + 3] = (unsigned char)(u >> 24);
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "base64_floats reads the floats' memory as little-endian bytes"
+#endif
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const unsigned char *p = (const unsigned char *)v;
+  size_t bytes = n * 4, i = 0;
+  gw_buf *b = &h->scratch;
+  gw_buf_reset(b);
+  if (gw_buf_reserve(b, 4 * ((bytes + 2) / 3) + 2) != GW_OK)
+    return "\"\"";
+  char *o = b->data + b->len;
+  *o++ = '"';
+  const unsigned char *a = (const unsigned char *)alphabet;
+  for (; i + 3 <= bytes; i += 3, o += 4) {
+    uint32_t w;
+    if (i + 4 <= bytes) { /* one load for the three bytes (and one more) */
+      memcpy(&w, p + i, 4);
+      w = __builtin_bswap32(w) >> 8;
+    } else {
+      w = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
     }
-    int len = EVP_EncodeBlock((unsigned char *)b64, raw, (int)bytes);
-    if (gw_buf_appendc(&h->scratch, '"') == GW_OK &&
-        gw_buf_append(&h->scratch, b64, (size_t)len) == GW_OK &&
-        gw_buf_appendc(&h->scratch, '"') == GW_OK)
-      ret = h->scratch.data;
+    uint32_t c = a[w >> 18] | (uint32_t)a[(w >> 12) & 63] << 8 | (uint32_t)a[(w >> 6) & 63] << 16 |
+                 (uint32_t)a[w & 63] << 24;
+    memcpy(o, &c, 4); /* four characters, one store */
   }
-  gw_free(raw);
-  gw_free(b64);
-  return ret ? ret : "\"\"";
+  if (i < bytes) { /* one or two bytes left */
+    uint32_t w = (uint32_t)p[i] << 16 | (i + 1 < bytes ? (uint32_t)p[i + 1] << 8 : 0);
+    o[0] = alphabet[w >> 18];
+    o[1] = alphabet[(w >> 12) & 63];
+    o[2] = i + 1 < bytes ? alphabet[(w >> 6) & 63] : '=';
+    o[3] = '=';
+    o += 4;
+  }
+  *o++ = '"';
+  *o = '\0';
+  b->len = (size_t)(o - b->data);
+  return b->data;
 }
 
 /* The rule for a field, by its descriptor's address: the hook asks for every

@@ -3,6 +3,7 @@
 #include "support.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <string.h>
 
 #include "aigateway/v1/inference.pb-c.h"
@@ -131,6 +132,25 @@ static void test_embeddings_base64(void **state) {
   /* 1.0f = 00 00 80 3f, -2.0f = 00 00 00 c0 (little-endian). */
   assert_string_equal(json_string_value(json_object_get(d0, "embedding")), "AACAPwAAAMA=");
   json_decref(j);
+  /* Every length up to 3 * 4 floats (each padding case, and the writer's
+   * groups of three floats), random bits, against OpenSSL's encoder. */
+  uint32_t x = 88675123u;
+  for (size_t n = 1; n <= 12; n++) {
+    float w[12];
+    for (size_t i = 0; i < n; i++) {
+      x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+      uint32_t bits = x & 0xff7fffffu; /* finite */
+      memcpy(&w[i], &bits, 4);
+    }
+    e.embedding = w;
+    e.n_embedding = n;
+    unsigned char want[80];
+    EVP_EncodeBlock(want, (const unsigned char *)w, (int)(n * 4)); /* little-endian host */
+    j = render(&r.base, &o, &rc);
+    d0 = json_array_get(json_object_get(j, "data"), 0);
+    assert_string_equal(json_string_value(json_object_get(d0, "embedding")), (const char *)want);
+    json_decref(j);
+  }
 }
 
 typedef struct req_case {
