@@ -149,6 +149,8 @@ static const ProtobufCFieldDescriptor *extra_compute(const ProtobufCMessageDescr
 typedef struct desc_info {
   const ProtobufCMessageDescriptor *desc;
   enum wkt wkt;
+  int is_union;                         /* is_union(desc) */
+  const ProtobufCFieldDescriptor *list; /* list_field(desc) */
   const ProtobufCFieldDescriptor *extra;
   char **camel; /* the JSON (lowerCamel) name of each field, or NULL: none differs */
   /* What the writer puts before each field's value: `"name":` is
@@ -240,6 +242,8 @@ static desc_info *info_build(const ProtobufCMessageDescriptor *d) {
     return NULL;
   in->desc = d;
   in->wkt = wkt_compute(d);
+  in->is_union = is_union(d);
+  in->list = list_field(d);
   in->extra = extra_compute(d);
   in->mask = slots - 1;
   if ((n_camel && !(in->camel = calloc(d->n_fields, sizeof *in->camel))) || info_keys(in) != 0)
@@ -1178,11 +1182,10 @@ static int parse_field(struct pctx *c, const ProtobufCMessageDescriptor *d,
 }
 
 /* A JSON object as message |d|; unknown members go to the slot or fail. */
-static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, const gw_jval *v,
-                        ProtobufCMessage *m, int depth) {
+static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, const desc_info *in,
+                        const gw_jval *v, ProtobufCMessage *m, int depth) {
   if (!IS(v, OBJECT))
     return fail(c, GW_ERR_INVALID, "expected an object, not %s", kind_name(v));
-  const desc_info *in = info_of(d);
   const ProtobufCFieldDescriptor *slot = in ? in->extra : extra_compute(d);
   int keep = slot && c->opts.keep_unknown;
   unsigned char *seen = NULL;
@@ -1237,7 +1240,8 @@ static int parse_message(struct pctx *c, const ProtobufCMessageDescriptor *d, co
                          ProtobufCMessage *m, int depth, int bare_list) {
   const ProtobufCFieldDescriptor *lf;
   TRY(check_depth(c, depth));
-  switch (wkt_of(d)) {
+  const desc_info *in = info_of(d); /* once per message: the rest read it */
+  switch (in ? in->wkt : wkt_compute(d)) {
   case WKT_WRAPPER: return get_scalar(c, &d->fields[0], v, SLOT(m, d->fields[0].offset));
   case WKT_STRUCT: return parse_struct(c, v, (Google__Protobuf__Struct *)m, depth);
   case WKT_VALUE: return parse_pb_value(c, v, (Google__Protobuf__Value *)m, depth);
@@ -1246,11 +1250,11 @@ static int parse_message(struct pctx *c, const ProtobufCMessageDescriptor *d, co
   case WKT_DURATION: return parse_duration(c, v, (Google__Protobuf__Duration *)m);
   case WKT_NONE: break;
   }
-  if (c->opts.bare_unions && is_union(d))
+  if (c->opts.bare_unions && (in ? in->is_union : is_union(d)))
     return parse_union(c, d, v, m, depth);
-  if (c->opts.bare_unions && bare_list && (lf = list_field(d)))
+  if (c->opts.bare_unions && bare_list && (lf = in ? in->list : list_field(d)))
     return parse_repeated(c, lf, v, m, depth, 1);
-  return parse_object(c, d, v, m, depth);
+  return parse_object(c, d, in, v, m, depth);
 }
 
 static void resolve_opts(const gw_json_opts *in, gw_json_opts *out) {
@@ -1677,9 +1681,8 @@ static int print_object_fields(struct wctx *w, const ProtobufCMessage *m,
                                const ProtobufCFieldDescriptor *slot, unsigned char *printed,
                                int *firstp, int depth);
 
-static int print_object(struct wctx *w, const ProtobufCMessage *m, int depth) {
+static int print_object(struct wctx *w, const ProtobufCMessage *m, const desc_info *in, int depth) {
   const ProtobufCMessageDescriptor *d = m->descriptor;
-  const desc_info *in = info_of(d);
   const ProtobufCFieldDescriptor *slot = in ? in->extra : extra_compute(d);
   int first = 1;
   unsigned char printed_small[64];
@@ -1741,7 +1744,8 @@ static int print_message(struct wctx *w, const ProtobufCMessage *m, int depth, i
   const ProtobufCFieldDescriptor *lf;
   if (depth > w->opts.max_depth)
     return GW_ERR_INVALID;
-  switch (wkt_of(d)) {
+  const desc_info *in = info_of(d); /* once per message: the rest read it */
+  switch (in ? in->wkt : wkt_compute(d)) {
   case WKT_WRAPPER: return print_scalar(w, &d->fields[0], CSLOT(m, d->fields[0].offset));
   case WKT_STRUCT: return print_struct(w, (const Google__Protobuf__Struct *)m, depth);
   case WKT_VALUE: return print_pb_value(w, (const Google__Protobuf__Value *)m, depth);
@@ -1750,16 +1754,16 @@ static int print_message(struct wctx *w, const ProtobufCMessage *m, int depth, i
   case WKT_DURATION: return print_duration(w, (const Google__Protobuf__Duration *)m);
   case WKT_NONE: break;
   }
-  if (w->opts.bare_unions && is_union(d)) {
+  if (w->opts.bare_unions && (in ? in->is_union : is_union(d))) {
     uint32_t which = *(const uint32_t *)CSLOT(m, d->fields[0].quantifier_offset);
     for (unsigned i = 0; i < d->n_fields; i++)
       if (d->fields[i].id == which)
         return print_value(w, &d->fields[i], CSLOT(m, d->fields[i].offset), depth, 1);
     return gw_buf_appends(w->b, "null");
   }
-  if (w->opts.bare_unions && bare_list && (lf = list_field(d)))
+  if (w->opts.bare_unions && bare_list && (lf = in ? in->list : list_field(d)))
     return print_repeated(w, lf, m, depth, 1);
-  return print_object(w, m, depth);
+  return print_object(w, m, in, depth);
 }
 
 int gw_pb_to_json(const ProtobufCMessage *msg, const gw_json_opts *opts, gw_buf *out) {
