@@ -638,6 +638,12 @@ int gw_json_lite_parse(const char *json, size_t len, gw_arena *arena, int max_de
  * UINT64_MAX. */
 static int magnitude(const char *s, size_t n, uint64_t *mag) {
   uint64_t m = 0;
+  if (n <= 19) { /* under 10^19 < 2^64: no overflow to check */
+    for (size_t i = 0; i < n; i++)
+      m = m * 10 + (uint64_t)(s[i] - '0');
+    *mag = m;
+    return 0;
+  }
   for (size_t i = 0; i < n; i++) {
     unsigned d = (unsigned)(s[i] - '0');
     if (m > (UINT64_MAX - d) / 10)

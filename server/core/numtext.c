@@ -73,15 +73,10 @@ size_t gw_numtext_i64(int64_t v, char *out) {
 
 size_t gw_numtext_hex(uint64_t v, int width, char *out) {
   static const char x[] = "0123456789abcdef";
-  char tmp[16];
-  int n = 0;
-  do {
-    tmp[n++] = x[v & 15];
-    v >>= 4;
-  } while (v);
+  int n = v ? (67 - __builtin_clzll(v)) / 4 : 1; /* digits without padding */
   int len = n > width ? n : width;
-  for (int i = 0; i < len; i++)
-    out[i] = i < len - n ? '0' : tmp[len - 1 - i];
+  for (int i = len - 1; i >= 0; i--, v >>= 4) /* past the digits v is 0: the padding */
+    out[i] = x[v & 15];
   out[len] = '\0';
   return (size_t)len;
 }

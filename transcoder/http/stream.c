@@ -65,6 +65,13 @@ gw_http_stream *gw_http_stream_new(gw_http_conn *c) {
   return s;
 }
 
+/* Takes |s|'s timer off when it is on: most streams never arm it, and
+ * event_del on an idle event costs more than asking. */
+static void timer_stop(gw_http_stream *s) {
+  if (evtimer_pending(s->timer, NULL))
+    event_del(s->timer);
+}
+
 /* Frees |s| and all it holds; detaches it from its connection first. */
 void gw_http_stream_free(gw_http_stream *s) {
   gw_http_conn *c = s->conn;
@@ -78,7 +85,7 @@ void gw_http_stream_free(gw_http_stream *s) {
     if (c->h1_cur == s)
       c->h1_cur = NULL;
   }
-  event_del(s->timer);
+  timer_stop(s);
   if (s->out)
     evbuffer_free(s->out);
   gw_buf_release(&s->body);
@@ -99,7 +106,7 @@ void gw_http_stream_proto_close(gw_http_stream *s) {
   s->proto_open = 0;
   if (s->conn && s->conn->n_open)
     s->conn->n_open--;
-  event_del(s->timer);
+  timer_stop(s);
   maybe_reap(s);
 }
 
@@ -404,7 +411,7 @@ void gw_http_stream_dispatch(gw_http_stream *s) {
   gw_http_server *srv = s->srv;
   gw_http_request *r = &s->req;
   s->state = ST_READY;
-  event_del(s->timer);
+  timer_stop(s);
   if (s->err_status) {
     gw_http_stream_fail(s);
     return;
@@ -593,7 +600,7 @@ void gw_http_stream_fail(gw_http_stream *s) {
   const char *type = s->err_status >= 500 ? "server_error" : "invalid_request_error";
   gw_http_header h[] = {{"Content-Type", "application/json"}};
   gw_buf_init(&b, 4096);
-  event_del(s->timer);
+  timer_stop(s);
   if (s->conn && !s->conn->h2)
     s->keepalive = 0; /* the rest of the input cannot be trusted */
   if (gw_buf_appends(&b, "{\"error\":{\"message\":") == GW_OK &&
