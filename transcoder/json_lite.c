@@ -632,6 +632,54 @@ int gw_json_lite_parse(const char *json, size_t len, gw_arena *arena, int max_de
   return rc;
 }
 
+/* ------------------------------------------------------------ the reader */
+
+/* A parser over what is left of |r|: set up field by field (the inline
+ * stack is not touched until a container needs it). */
+static void reader_parser(struct parser *P, const gw_json_lite_reader *r) {
+  P->start = P->p = (const unsigned char *)r->p;
+  P->end = (const unsigned char *)r->end;
+  P->arena = r->arena;
+  P->max_depth = GW_JSON_LITE_MAX_DEPTH;
+  P->flags = 0;
+  P->stack = P->inline_stack;
+  P->top = 0;
+  P->cap = STACK_INLINE;
+  P->err_at = NULL;
+  P->err_text = NULL;
+}
+
+int gw_json_lite_read_string(gw_json_lite_reader *r, int is_key, const char **s, size_t *n) {
+  struct parser P;
+  if (gw_json_lite_peek(r) != '"')
+    return GW_ERR_INVALID;
+  reader_parser(&P, r);
+  int rc = parse_string(&P, s, n, is_key);
+  r->p = (const char *)P.p;
+  return rc;
+}
+
+int gw_json_lite_read_scalar(gw_json_lite_reader *r, gw_jval *v) {
+  int c = gw_json_lite_peek(r);
+  if (c == '{' || c == '[' || c < 0)
+    return GW_ERR_INVALID;
+  struct parser P;
+  reader_parser(&P, r);
+  int rc = parse_value(&P, v, 1);
+  r->p = (const char *)P.p;
+  return rc;
+}
+
+int gw_json_lite_read_value(gw_json_lite_reader *r, int depth, gw_jval *v) {
+  struct parser P;
+  reader_parser(&P, r);
+  int rc = parse_value(&P, v, depth);
+  if (P.stack != P.inline_stack)
+    gw_free(P.stack);
+  r->p = (const char *)P.p;
+  return rc;
+}
+
 /* ------------------------------------------------------------ numbers */
 
 /* The magnitude of the integer text |s| (|n| digits) in |*mag|; -1 past

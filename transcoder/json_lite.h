@@ -95,6 +95,34 @@ typedef struct gw_json_lite_error {
 int gw_json_lite_parse(const char *json, size_t len, gw_arena *arena, int max_depth, unsigned flags,
                        const gw_jval **out, gw_json_lite_error *err);
 
+/* A cursor over JSON text, for a reader that builds its own values instead
+ * of a DOM (the protobuf codec's direct path): the same scanner and the
+ * same rules as gw_json_lite_parse with flags 0 and the default depth. Each
+ * call skips whitespace first. Errors are only GW_ERR_INVALID or
+ * GW_ERR_NOMEM, without a position: a reader that meets one parses the
+ * whole text again with gw_json_lite_parse to report it. */
+typedef struct gw_json_lite_reader {
+  const char *p, *end;
+  gw_arena *arena;
+} gw_json_lite_reader;
+
+/* The next byte that is not whitespace (|r->p| moves to it), or -1 at the end. */
+static inline int gw_json_lite_peek(gw_json_lite_reader *r) {
+  const char *p = r->p;
+  while (p < r->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    p++;
+  r->p = p;
+  return p < r->end ? (unsigned char)*p : -1;
+}
+/* The string at |r->p| as a key (no U+0000) or a value: unescaped, copied
+ * into the arena, NUL-terminated. */
+int gw_json_lite_read_string(gw_json_lite_reader *r, int is_key, const char **s, size_t *n);
+/* The string, number, true, false or null at |r->p| into |*v|. */
+int gw_json_lite_read_scalar(gw_json_lite_reader *r, gw_jval *v);
+/* Any value at |r->p| as a DOM; |depth| is its nesting as gw_json_lite_parse
+ * counts it (the top-level value is 1). */
+int gw_json_lite_read_value(gw_json_lite_reader *r, int depth, gw_jval *v);
+
 /* The number |v| as an int64 / uint64, exactly. GW_ERR_INVALID when |v| is
  * not a number with GW_JVAL_NUM_INT or does not fit ("-0" is 0). */
 int gw_json_lite_int64(const gw_jval *v, int64_t *out);

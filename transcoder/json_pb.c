@@ -1273,6 +1273,240 @@ static int parse_message(struct pctx *c, const ProtobufCMessageDescriptor *d, co
   return parse_object(c, d, in, v, m, depth);
 }
 
+/* ------------------------------------------------------------ the direct path
+ *
+ * Most documents are plain: objects that are messages, arrays of scalars or
+ * of messages, and scalars. Those are read from the text straight into the
+ * message, with no DOM. A member whose value needs more (a well-known type,
+ * a bare union, a map, a null, a member kept in the unknown-member slot) is
+ * read as a DOM of its own and given to the code the DOM path runs, so each
+ * rule exists once. On any error the direct path gives up (FAST_NO) and the
+ * document goes the DOM way from the start, which reports the error as it
+ * always did: the direct path reports nothing of its own. */
+#define FAST_NO 1
+#define FAST_MAX_DEPTH 32 /* deeper nesting goes the DOM way */
+#define FAST_TRY(x)                                                                                \
+  do {                                                                                             \
+    if ((x) != GW_OK)                                                                              \
+      return FAST_NO;                                                                              \
+  } while (0)
+
+/* A member read as a DOM for the unknown-member slot, in document order. */
+struct fast_kept {
+  const char *key;
+  size_t klen;
+  gw_jval v;
+};
+
+/* The info of |d| when the direct path reads its objects itself. */
+static const desc_info *fast_plain(const struct pctx *c, const ProtobufCMessageDescriptor *d) {
+  const desc_info *in = info_of(d);
+  if (!in || in->wkt != WKT_NONE || (c->opts.bare_unions && in->is_union))
+    return NULL;
+  return in;
+}
+
+static int fast_depth_ok(const struct pctx *c, int depth) {
+  return depth <= FAST_MAX_DEPTH && depth <= c->opts.max_depth;
+}
+
+/* The value at |r| as a DOM, parsed as field |f| of |m| the DOM way. */
+static int fast_by_dom(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMessageDescriptor *d,
+                       const ProtobufCFieldDescriptor *f, ProtobufCMessage *m, int depth) {
+  gw_jval v;
+  FAST_TRY(gw_json_lite_read_value(r, depth, &v));
+  FAST_TRY(parse_field(c, d, f, &v, m, depth));
+  return GW_OK;
+}
+
+static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMessageDescriptor *d,
+                       const desc_info *in, ProtobufCMessage *m, int depth);
+
+/* The array at |r| ('[' there) as repeated field |f|, at nesting |depth|. */
+static int fast_repeated(struct pctx *c, gw_json_lite_reader *r, const ProtobufCFieldDescriptor *f,
+                         ProtobufCMessage *m, int depth) {
+  const desc_info *sub = NULL; /* fast_field has checked it is plain */
+  size_t size = elem_size(f->type), n = 0, cap = 8;
+  if (!fast_depth_ok(c, depth) || !fast_depth_ok(c, depth + 1) ||
+      (f->type == PROTOBUF_C_TYPE_MESSAGE && !(sub = fast_plain(c, f->descriptor))))
+    return FAST_NO;
+  char *arr = gw_arena_alloc(c->arena, cap * size);
+  if (!arr)
+    return FAST_NO;
+  r->p++; /* '[' */
+  int ch = gw_json_lite_peek(r);
+  if (ch == ']') {
+    r->p++;
+  } else {
+    for (;;) {
+      if (n == cap) {
+        char *grown = gw_arena_alloc(c->arena, 2 * cap * size);
+        if (!grown)
+          return FAST_NO;
+        memcpy(grown, arr, n * size);
+        arr = grown;
+        cap *= 2;
+      }
+      if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+        ProtobufCMessage *sm;
+        if (ch != '{' || !(sm = new_msg(c, f->descriptor)))
+          return FAST_NO;
+        FAST_TRY(fast_object(c, r, f->descriptor, sub, sm, depth + 1));
+        ((ProtobufCMessage **)(void *)arr)[n] = sm;
+      } else {
+        gw_jval v;
+        FAST_TRY(gw_json_lite_read_scalar(r, &v));
+        if (IS(&v, NULL) && !null_is_value(f))
+          return FAST_NO;
+        FAST_TRY(get_scalar(c, f, &v, arr + n * size));
+      }
+      n++;
+      ch = gw_json_lite_peek(r);
+      if (ch == ']') {
+        r->p++;
+        break;
+      }
+      if (ch != ',')
+        return FAST_NO;
+      r->p++;
+      ch = gw_json_lite_peek(r);
+    }
+  }
+  *(size_t *)SLOT(m, f->quantifier_offset) = n;
+  *(void **)SLOT(m, f->offset) = n ? arr : NULL;
+  return GW_OK;
+}
+
+/* The value at |r| (its first byte |ch|) as field |f| of |m|. */
+static int fast_field(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMessageDescriptor *d,
+                      const ProtobufCFieldDescriptor *f, ProtobufCMessage *m, int depth, int ch) {
+  if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+    /* Floats (embeddings) too: the DOM path copies the values the scanner
+     * computed, in a loop of its own. */
+    if (ch != '[' || is_map_field(d, f) || f->type == PROTOBUF_C_TYPE_FLOAT ||
+        (f->type == PROTOBUF_C_TYPE_MESSAGE && !fast_plain(c, f->descriptor)))
+      return fast_by_dom(c, r, d, f, m, depth);
+    return fast_repeated(c, r, f, m, depth);
+  }
+  const desc_info *sub;
+  if (f->type == PROTOBUF_C_TYPE_MESSAGE && ch == '{' && (sub = fast_plain(c, f->descriptor))) {
+    uint32_t *which =
+        (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ? SLOT(m, f->quantifier_offset) : NULL;
+    ProtobufCMessage *sm;
+    if ((which && *which != 0 && *which != f->id) || !(sm = new_msg(c, f->descriptor)))
+      return FAST_NO;
+    FAST_TRY(fast_object(c, r, f->descriptor, sub, sm, depth));
+    *(ProtobufCMessage **)SLOT(m, f->offset) = sm;
+    if (which)
+      *which = f->id;
+    return GW_OK;
+  }
+  if (ch == '{' || ch == '[')
+    return fast_by_dom(c, r, d, f, m, depth);
+  gw_jval v; /* a scalar, also for a union or wrapper message */
+  FAST_TRY(gw_json_lite_read_scalar(r, &v));
+  FAST_TRY(parse_field(c, d, f, &v, m, depth));
+  return GW_OK;
+}
+
+/* The object at |r| ('{' there) as message |m| of plain type |d| (|in| its
+ * info), at nesting |depth|: parse_object's rules, member by member. */
+static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMessageDescriptor *d,
+                       const desc_info *in, ProtobufCMessage *m, int depth) {
+  if (!fast_depth_ok(c, depth) || !fast_depth_ok(c, depth + 1))
+    return FAST_NO;
+  const ProtobufCFieldDescriptor *slot = in->extra;
+  int keep = slot && c->opts.keep_unknown;
+  unsigned char seen_small[64], *seen = seen_small;
+  if (d->n_fields > sizeof seen_small && !(seen = gw_arena_calloc(c->arena, d->n_fields)))
+    return FAST_NO;
+  if (seen == seen_small)
+    memset(seen_small, 0, sizeof seen_small);
+  struct fast_kept *kept = NULL;
+  size_t n_kept = 0, kept_cap = 0;
+  r->p++; /* '{' */
+  int ch = gw_json_lite_peek(r);
+  if (ch == '}') {
+    r->p++;
+    return GW_OK;
+  }
+  for (;;) {
+    const char *key;
+    size_t klen;
+    FAST_TRY(gw_json_lite_read_string(r, 1, &key, &klen));
+    if (gw_json_lite_peek(r) != ':')
+      return FAST_NO;
+    r->p++;
+    if ((ch = gw_json_lite_peek(r)) < 0)
+      return FAST_NO;
+    const ProtobufCFieldDescriptor *f = find_field_in(in, d, key, klen, slot);
+    int keep_this = !f;
+    if (f) {
+      size_t idx = (size_t)(f - d->fields);
+      if (seen[idx])
+        return FAST_NO; /* a repeated key, or two names of one field */
+      seen[idx] = 1;
+      if (ch == 'n' && !null_is_value(f)) { /* kept, so it goes out again; or dropped */
+        gw_jval v;
+        FAST_TRY(gw_json_lite_read_scalar(r, &v));
+        if (!IS(&v, NULL))
+          return FAST_NO;
+        keep_this = 1;
+      } else {
+        FAST_TRY(fast_field(c, r, d, f, m, depth + 1, ch));
+      }
+    } else if (!keep) {
+      return FAST_NO; /* an unknown field */
+    }
+    if (keep_this && keep) {
+      for (size_t i = 0; i < n_kept; i++)
+        if (kept[i].klen == klen && memcmp(kept[i].key, key, klen) == 0)
+          return FAST_NO; /* a repeated key */
+      if (n_kept == kept_cap) {
+        size_t ncap = kept_cap ? 2 * kept_cap : 4;
+        struct fast_kept *grown = gw_arena_alloc(c->arena, ncap * sizeof *grown);
+        if (!grown)
+          return FAST_NO;
+        if (n_kept)
+          memcpy(grown, kept, n_kept * sizeof *kept);
+        kept = grown;
+        kept_cap = ncap;
+      }
+      kept[n_kept].key = key;
+      kept[n_kept].klen = klen;
+      if (f) { /* the null, read above */
+        kept[n_kept].v = (gw_jval){.type = GW_JVAL_NULL};
+      } else {
+        FAST_TRY(gw_json_lite_read_value(r, depth + 1, &kept[n_kept].v));
+      }
+      n_kept++;
+    } else if (!f) {
+      return FAST_NO;
+    }
+    ch = gw_json_lite_peek(r);
+    if (ch == '}') {
+      r->p++;
+      break;
+    }
+    if (ch != ',')
+      return FAST_NO;
+    r->p++;
+    if (gw_json_lite_peek(r) != '"')
+      return FAST_NO;
+  }
+  if (n_kept == 0)
+    return GW_OK;
+  Google__Protobuf__Struct *st = (void *)new_msg(c, &google__protobuf__struct__descriptor);
+  if (!st || !(st->fields = gw_arena_alloc(c->arena, n_kept * sizeof *st->fields)))
+    return FAST_NO;
+  *(Google__Protobuf__Struct **)SLOT(m, slot->offset) = st;
+  for (size_t i = 0; i < n_kept; i++) {
+    FAST_TRY(struct_entry(c, kept[i].key, &kept[i].v, depth + 1, &st->fields[st->n_fields]));
+    st->n_fields++;
+  }
+  return GW_OK;
+}
+
 static void resolve_opts(const gw_json_opts *in, gw_json_opts *out) {
   if (in)
     *out = *in;
@@ -1292,6 +1526,19 @@ int gw_json_to_pb(const ProtobufCMessageDescriptor *desc, const char *json, size
   resolve_opts(opts, &c.opts);
   if (err)
     err->param[0] = err->message[0] = '\0';
+  const desc_info *in;
+  if (json && !c.opts.dom_only && (in = fast_plain(&c, desc))) {
+    gw_json_lite_reader r = {json, json + len, arena};
+    ProtobufCMessage *m;
+    if (gw_json_lite_peek(&r) == '{' && (m = new_msg(&c, desc)) &&
+        fast_object(&c, &r, desc, in, m, 1) == GW_OK && gw_json_lite_peek(&r) < 0) {
+      *out = m;
+      return GW_OK;
+    }
+    c.nframes = 0; /* the DOM way, from the start */
+    if (err)
+      err->param[0] = err->message[0] = '\0';
+  }
   gw_json_lite_error je;
   const gw_jval *root;
   int rc = gw_json_lite_parse(json, len, arena, 0, 0, &root, &je);

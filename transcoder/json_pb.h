@@ -59,6 +59,9 @@ typedef struct gw_json_opts {
    * values as little-endian IEEE 754 floats (OpenAI's embeddings with
    * encoding_format "base64"), decoded straight into the field. */
   int floats_base64;
+  /* Input: always build the whole DOM first (the tests compare the direct
+   * path, which reads plain documents straight into the message, with it). */
+  int dom_only;
   /* Output hook (the OpenAI adapters' way to give schema-required members a
    * value whatever the upstream left out): called for every member of every
    * object printed, with |shown| telling whether the codec would print it.

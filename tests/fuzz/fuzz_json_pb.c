@@ -1,7 +1,9 @@
 /* libFuzzer target for the JSON -> protobuf-c codec (transcoder/json_pb.c):
  * the input is parsed as an OpenAI chat request and as the codec's test
  * message; whatever parses is printed, parsed again and printed again, and
- * the two printouts must be identical (the codec's output is a fixed point). */
+ * the two printouts must be identical (the codec's output is a fixed point).
+ * Each input also goes through the direct path and the DOM path, which must
+ * agree (direct_vs_dom). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,48 @@ done:
   gw_arena_free(arena);
 }
 
+/* The direct path (JSON text straight into the message) against the DOM
+ * path on the same input: the same result code, the same error, and when
+ * both parse, the same message (its wire bytes) down to the unknown-member
+ * slots. */
+static void direct_vs_dom(const ProtobufCMessageDescriptor *desc, const gw_json_opts *opts,
+                          const uint8_t *data, size_t size) {
+  gw_arena *arena = gw_arena_new(0, 16 << 20);
+  if (!arena)
+    return;
+  gw_json_opts dom = *opts;
+  dom.dom_only = 1;
+  ProtobufCMessage *a = NULL, *b = NULL;
+  gw_json_error ea, eb;
+  int ra = gw_json_to_pb(desc, (const char *)data, size, arena, opts, &a, &ea);
+  int rb = gw_json_to_pb(desc, (const char *)data, size, arena, &dom, &b, &eb);
+  if (ra != rb) {
+    fprintf(stderr, "direct %d, DOM %d (%s: %s)\n", ra, rb, eb.param, eb.message);
+    abort();
+  }
+  if (ra != GW_OK) {
+    if (strcmp(ea.param, eb.param) != 0 || strcmp(ea.message, eb.message) != 0) {
+      fprintf(stderr, "errors differ: %s: %s / %s: %s\n", ea.param, ea.message, eb.param,
+              eb.message);
+      abort();
+    }
+  } else {
+    size_t na = protobuf_c_message_get_packed_size(a), nb = protobuf_c_message_get_packed_size(b);
+    uint8_t *pa = malloc(na + 1), *pb = malloc(nb + 1);
+    if (!pa || !pb)
+      abort();
+    protobuf_c_message_pack(a, pa);
+    protobuf_c_message_pack(b, pb);
+    if (na != nb || memcmp(pa, pb, na) != 0) {
+      fprintf(stderr, "messages differ (%zu / %zu bytes)\n", na, nb);
+      abort();
+    }
+    free(pa);
+    free(pb);
+  }
+  gw_arena_free(arena);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const gw_json_opts openai = {.keep_unknown = 1, .bare_unions = 1, .int64_as_number = 1};
   static const gw_json_opts plain = {.keep_unknown = 1};
@@ -59,5 +103,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   round_trip(&codectest__all_kinds__descriptor, &plain, data, size);
   round_trip(&codectest__unions__descriptor, &openai, data, size);
   round_trip(&codectest__all_kinds__descriptor, &defaults, data, size);
+  static const gw_json_opts answers = {.keep_unknown = 1, .bare_unions = 1, .floats_base64 = 1};
+  direct_vs_dom(&aigateway__v1__chat_completion_request__descriptor, &openai, data, size);
+  direct_vs_dom(&aigateway__v1__chat_completion_response__descriptor, &answers, data, size);
+  direct_vs_dom(&aigateway__v1__embedding_response__descriptor, &answers, data, size);
+  direct_vs_dom(&codectest__all_kinds__descriptor, &plain, data, size);
+  direct_vs_dom(&codectest__unions__descriptor, &openai, data, size);
+  direct_vs_dom(&codectest__all_kinds__descriptor, &defaults, data, size);
+  direct_vs_dom(&codectest__strict__descriptor, &(gw_json_opts){0}, data, size);
   return 0;
 }

@@ -740,6 +740,102 @@ static void test_bytes_base64_lengths(void **state) {
   gw_arena_free(a);
 }
 
+/* The direct path (plain documents read straight into the message) gives
+ * what the DOM path gives: the same message bytes, or the same error, on
+ * documents that take every branch of it and on ones it hands back. A plain
+ * chat request uses less arena that way (no DOM). */
+static void direct_equals_dom(const ProtobufCMessageDescriptor *d, const gw_json_opts *o,
+                              const char *json, size_t *used_direct, size_t *used_dom) {
+  gw_json_opts dom = *o;
+  dom.dom_only = 1;
+  gw_arena *a = gw_arena_new(0, 0), *b = gw_arena_new(0, 0);
+  assert_non_null(a);
+  assert_non_null(b);
+  ProtobufCMessage *ma = NULL, *mb = NULL;
+  gw_json_error ea, eb;
+  int ra = gw_json_to_pb(d, json, strlen(json), a, o, &ma, &ea);
+  int rb = gw_json_to_pb(d, json, strlen(json), b, &dom, &mb, &eb);
+  if (ra != rb)
+    fail_msg("%s: direct %d, DOM %d", json, ra, rb);
+  if (ra != GW_OK) {
+    assert_string_equal(ea.param, eb.param);
+    assert_string_equal(ea.message, eb.message);
+  } else {
+    size_t na = protobuf_c_message_get_packed_size(ma);
+    assert_int_equal(na, protobuf_c_message_get_packed_size(mb));
+    uint8_t *pa = malloc(na + 1), *pb = malloc(na + 1);
+    protobuf_c_message_pack(ma, pa);
+    protobuf_c_message_pack(mb, pb);
+    if (memcmp(pa, pb, na) != 0)
+      fail_msg("%s: messages differ", json);
+    free(pa);
+    free(pb);
+  }
+  if (used_direct)
+    *used_direct = gw_arena_used(a), *used_dom = gw_arena_used(b);
+  gw_arena_free(a);
+  gw_arena_free(b);
+}
+
+static void test_direct_path(void **state) {
+  static const gw_json_opts answers = {.keep_unknown = 1, .bare_unions = 1, .floats_base64 = 1};
+  const gw_json_opts *openai = &opt_sets[O_OPENAI];
+  const ProtobufCMessageDescriptor *resp = &aigateway__v1__chat_completion_response__descriptor;
+  static const char chat[] =
+      "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+      "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi \\u00e9\\n\"}]}],"
+      "\"max_tokens\":64,\"temperature\":0.5,\"stream\":false,\"stop\":[\"a\",\"b\"],"
+      "\"logit_bias\":{\"50256\":-100},\"metadata\":{\"k\":\"v\"},\"x_vendor\":{\"a\":[1,null]},"
+      "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":"
+      "{\"type\":\"object\",\"properties\":{}}}}],\"user\":null}";
+  size_t used_direct, used_dom;
+  direct_equals_dom(CHAT, openai, chat, &used_direct, &used_dom);
+  assert_true(used_direct < used_dom);
+  static const char *const answers_ok[] = {
+      "{\"id\":\"c\",\"object\":\"chat.completion\",\"created\":1700000000,\"model\":\"m\","
+      "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hello\","
+      "\"refusal\":null,\"annotations\":[]},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
+      "\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":9,\"total_tokens\":29,"
+      "\"prompt_tokens_details\":{\"cached_tokens\":0}},\"system_fingerprint\":\"fp\","
+      "\"service_tier\":\"default\"}",
+      " { } ",
+      "{\"choices\":[]}",
+      "{\"choices\":[{\"message\":{\"tool_calls\":[{\"id\":\"t\",\"type\":\"function\","
+      "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}]}",
+      "{\"created\":\"1700000000\",\"choices\":[{\"index\":1e0}]}",
+  };
+  for (size_t i = 0; i < sizeof answers_ok / sizeof answers_ok[0]; i++)
+    direct_equals_dom(resp, &answers, answers_ok[i], NULL, NULL);
+  /* Errors: each one must come out as the DOM path words it. */
+  static const char *const bad[] = {
+      "{\"model\":\"m\",\"model\":\"n\"}",                  /* a repeated key */
+      "{\"max_tokens\":1,\"maxTokens\":2}",                 /* two names of one field */
+      "{\"model\":\"m\",}",                                 /* a trailing comma */
+      "{\"model\":\"m\"} x",                                /* text after the value */
+      "{\"messages\":[{\"role\":\"user\"},null]}",          /* null in an array */
+      "{\"messages\":[{\"role\":\"user\"},]}",              /* a trailing comma in an array */
+      "{\"max_tokens\":\"x\"}",                             /* a wrong type */
+      "{\"messages\":[{\"role\":\"user\",\"content\":5}]}", /* a union of the wrong kind */
+      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"n\":1, "
+      "\"stop\":[1]}",
+      "{\"model\":\"\\ud800\"}", /* a lone surrogate */
+      "{\"model\":\"m\"",        /* cut short */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    direct_equals_dom(CHAT, openai, bad[i], NULL, NULL);
+  direct_equals_dom(CHAT, &opt_sets[O_PLAIN], "{\"model\":\"m\",\"x\":1}", NULL, NULL);
+  direct_equals_dom(CHAT, &opt_sets[O_DEPTH3], chat, NULL, NULL);
+  /* Deeper than the direct path goes: the DOM path takes it whole. */
+  char deep[512] = "";
+  for (int i = 0; i < 40; i++)
+    strcat(deep, "{\"child\":");
+  strcat(deep, "{\"name\":\"x\"}");
+  for (int i = 0; i < 40; i++)
+    strcat(deep, "}");
+  direct_equals_dom(STRICT, &opt_sets[O_PLAIN], deep, NULL, NULL);
+  direct_equals_dom(STRICT, &opt_sets[O_PLAIN], "{\"children\":[{\"name\":\"a\"},{}]}", NULL, NULL);
+}
+
 static void test_failmalloc(void **state) {
   long n = gw_test_failmalloc_sweep(sweep_chat, (void *)chat_body);
   assert_true(n > 3);
@@ -863,6 +959,7 @@ int main(void) {
       cmocka_unit_test(test_chat_response),
       cmocka_unit_test(test_floats_base64),
       cmocka_unit_test(test_bytes_base64_lengths),
+      cmocka_unit_test(test_direct_path),
       cmocka_unit_test(test_failmalloc),
       cmocka_unit_test(test_arena_cap),
       cmocka_unit_test(test_buf_cap),
