@@ -1310,6 +1310,45 @@ static int fast_depth_ok(const struct pctx *c, int depth) {
   return depth <= FAST_MAX_DEPTH && depth <= c->opts.max_depth;
 }
 
+/* The string at |r| ('"' there). A plain one (no escape, control or
+ * non-ASCII byte, the common case) is taken in place, without the reader's
+ * set-up: a key stays in the text (|copy| 0: it is only looked up), a value
+ * is copied into the arena with its NUL. Others go through the reader. */
+static int fast_string(struct pctx *c, gw_json_lite_reader *r, int is_key, int copy, const char **s,
+                       size_t *n) {
+  const unsigned char *p = (const unsigned char *)r->p + 1, *end = (const unsigned char *)r->end;
+  const unsigned char *q = gw_json_skip_plain(p, end);
+  if (q < end && *q == '"') {
+    size_t len = (size_t)(q - p);
+    if (copy) {
+      char *d = gw_arena_alloc(c->arena, len + 1);
+      if (!d)
+        return FAST_NO;
+      memcpy(d, p, len);
+      d[len] = '\0';
+      *s = d;
+    } else {
+      *s = (const char *)p;
+    }
+    *n = len;
+    r->p = (const char *)q + 1;
+    return GW_OK;
+  }
+  FAST_TRY(gw_json_lite_read_string(r, is_key, s, n));
+  return GW_OK;
+}
+
+/* The scalar at |r| (its first byte |ch|) into |*v|, as json_lite reads it. */
+static int fast_scalar(struct pctx *c, gw_json_lite_reader *r, int ch, gw_jval *v) {
+  if (ch == '"') {
+    v->type = GW_JVAL_STRING;
+    v->flags = 0;
+    return fast_string(c, r, 0, 1, &v->u.str, &v->len);
+  }
+  FAST_TRY(gw_json_lite_read_scalar(r, v));
+  return GW_OK;
+}
+
 /* The value at |r| as a DOM, parsed as field |f| of |m| the DOM way. */
 static int fast_by_dom(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMessageDescriptor *d,
                        const ProtobufCFieldDescriptor *f, ProtobufCMessage *m, int depth) {
@@ -1355,7 +1394,7 @@ static int fast_repeated(struct pctx *c, gw_json_lite_reader *r, const ProtobufC
         ((ProtobufCMessage **)(void *)arr)[n] = sm;
       } else {
         gw_jval v;
-        FAST_TRY(gw_json_lite_read_scalar(r, &v));
+        FAST_TRY(fast_scalar(c, r, ch, &v));
         if (IS(&v, NULL) && !null_is_value(f))
           return FAST_NO;
         FAST_TRY(get_scalar(c, f, &v, arr + n * size));
@@ -1404,7 +1443,7 @@ static int fast_field(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMes
   if (ch == '{' || ch == '[')
     return fast_by_dom(c, r, d, f, m, depth);
   gw_jval v; /* a scalar, also for a union or wrapper message */
-  FAST_TRY(gw_json_lite_read_scalar(r, &v));
+  FAST_TRY(fast_scalar(c, r, ch, &v));
   FAST_TRY(parse_field(c, d, f, &v, m, depth));
   return GW_OK;
 }
@@ -1431,9 +1470,11 @@ static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMe
     return GW_OK;
   }
   for (;;) {
-    const char *key;
+    const char *key; /* in the text when plain: not NUL-terminated */
     size_t klen;
-    FAST_TRY(gw_json_lite_read_string(r, 1, &key, &klen));
+    if (ch != '"')
+      return FAST_NO;
+    FAST_TRY(fast_string(c, r, 1, 0, &key, &klen));
     if (gw_json_lite_peek(r) != ':')
       return FAST_NO;
     r->p++;
@@ -1472,7 +1513,8 @@ static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMe
         kept = grown;
         kept_cap = ncap;
       }
-      kept[n_kept].key = key;
+      if (!(kept[n_kept].key = gw_arena_strndup(c->arena, key, klen)))
+        return FAST_NO;
       kept[n_kept].klen = klen;
       if (f) { /* the null, read above */
         kept[n_kept].v = (gw_jval){.type = GW_JVAL_NULL};
@@ -1491,7 +1533,7 @@ static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMe
     if (ch != ',')
       return FAST_NO;
     r->p++;
-    if (gw_json_lite_peek(r) != '"')
+    if ((ch = gw_json_lite_peek(r)) != '"')
       return FAST_NO;
   }
   if (n_kept == 0)
