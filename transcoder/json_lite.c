@@ -680,6 +680,53 @@ int gw_json_lite_read_value(gw_json_lite_reader *r, int depth, gw_jval *v) {
   return rc;
 }
 
+int gw_json_lite_read_floats(gw_json_lite_reader *r, float **out, size_t *n) {
+  struct parser P;
+  reader_parser(&P, r);
+  if (P.p >= P.end || *P.p != '[')
+    return 1;
+  size_t k = 0, cap = 256;
+  float *a = gw_arena_alloc(P.arena, cap * sizeof *a);
+  if (!a)
+    return 1;
+  P.p++;
+  skip_ws(&P);
+  if (P.p < P.end && *P.p == ']') {
+    P.p++;
+  } else {
+    for (;;) { /* parse_array's steps, with parse_number for parse_value */
+      gw_jval v;
+      if (P.p >= P.end || (*P.p != '-' && (*P.p < '0' || *P.p > '9')) ||
+          parse_number(&P, &v) != GW_OK || !(v.flags & GW_JVAL_NUM_F32))
+        return 1;
+      if (k == cap) {
+        float *grown = gw_arena_alloc(P.arena, 2 * cap * sizeof *a);
+        if (!grown)
+          return 1;
+        memcpy(grown, a, k * sizeof *a);
+        a = grown;
+        cap *= 2;
+      }
+      a[k++] = v.num_f;
+      skip_ws(&P);
+      if (P.p >= P.end)
+        return 1;
+      if (*P.p == ']') {
+        P.p++;
+        break;
+      }
+      if (*P.p != ',')
+        return 1;
+      P.p++;
+      skip_ws(&P);
+    }
+  }
+  r->p = (const char *)P.p;
+  *out = a;
+  *n = k;
+  return GW_OK;
+}
+
 /* ------------------------------------------------------------ numbers */
 
 /* The magnitude of the integer text |s| (|n| digits) in |*mag|; -1 past

@@ -122,6 +122,10 @@ int gw_json_lite_read_scalar(gw_json_lite_reader *r, gw_jval *v);
 /* Any value at |r->p| as a DOM; |depth| is its nesting as gw_json_lite_parse
  * counts it (the top-level value is 1). */
 int gw_json_lite_read_value(gw_json_lite_reader *r, int depth, gw_jval *v);
+/* The array at |r->p| (an embedding) when each element is a number with a
+ * float value (GW_JVAL_NUM_F32): those floats in an arena array, GW_OK. 1
+ * (|r| not moved) for any other array or value. */
+int gw_json_lite_read_floats(gw_json_lite_reader *r, float **out, size_t *n);
 
 /* The number |v| as an int64 / uint64, exactly. GW_ERR_INVALID when |v| is
  * not a number with GW_JVAL_NUM_INT or does not fit ("-0" is 0). */

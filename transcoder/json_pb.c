@@ -1420,9 +1420,17 @@ static int fast_repeated(struct pctx *c, gw_json_lite_reader *r, const ProtobufC
 static int fast_field(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMessageDescriptor *d,
                       const ProtobufCFieldDescriptor *f, ProtobufCMessage *m, int depth, int ch) {
   if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-    /* Floats (embeddings) too: the DOM path copies the values the scanner
-     * computed, in a loop of its own. */
-    if (ch != '[' || is_map_field(d, f) || f->type == PROTOBUF_C_TYPE_FLOAT ||
+    if (f->type == PROTOBUF_C_TYPE_FLOAT && ch == '[' && fast_depth_ok(c, depth)) {
+      float *a; /* an embedding: the scanner's float values, in one loop */
+      size_t k;
+      if (gw_json_lite_read_floats(r, &a, &k) == GW_OK) {
+        *(size_t *)SLOT(m, f->quantifier_offset) = k;
+        *(void **)SLOT(m, f->offset) = k ? a : NULL;
+        return GW_OK;
+      }
+      return fast_by_dom(c, r, d, f, m, depth); /* |r| has not moved */
+    }
+    if (ch != '[' || is_map_field(d, f) ||
         (f->type == PROTOBUF_C_TYPE_MESSAGE && !fast_plain(c, f->descriptor)))
       return fast_by_dom(c, r, d, f, m, depth);
     return fast_repeated(c, r, f, m, depth);
@@ -1975,8 +1983,15 @@ static int field_shown(const struct wctx *w, const ProtobufCFieldDescriptor *f,
   }
   case PROTOBUF_C_TYPE_BYTES: return ((const ProtobufCBinaryData *)slot)->len > 0;
   default: { /* any bit set: -0.0 counts as set, as on the wire */
-    static const unsigned char zero[8];
-    return memcmp(slot, zero, elem_size(f->type)) != 0;
+    if (elem_size(f->type) == 8) {
+      uint64_t bits;
+      memcpy(&bits, slot, 8);
+      return bits != 0;
+    }
+    uint32_t bits; /* 32-bit numbers, enums and protobuf_c_boolean */
+    _Static_assert(sizeof(protobuf_c_boolean) == 4, "protobuf_c_boolean is 32 bits");
+    memcpy(&bits, slot, 4);
+    return bits != 0;
   }
   }
 }

@@ -806,6 +806,22 @@ static void test_direct_path(void **state) {
   };
   for (size_t i = 0; i < sizeof answers_ok / sizeof answers_ok[0]; i++)
     direct_equals_dom(resp, &answers, answers_ok[i], NULL, NULL);
+  /* Embeddings: floats read in one loop; an integer, a bad number or a
+   * wrong element hands the array to the DOM path. */
+  const ProtobufCMessageDescriptor *emb = &aigateway__v1__embedding_response__descriptor;
+  static const char *const embs[] = {
+      "{\"data\":[{\"embedding\":[0.0327577,-0.015240711, 1e-3 ,2.5E+1]}]}",
+      "{\"data\":[{\"embedding\":[]}]}",
+      "{\"data\":[{\"embedding\":[0.5,1,-0.25]}]}",
+      "{\"data\":[{\"embedding\":[0.5,1e400]}]}",
+      "{\"data\":[{\"embedding\":[0.5,\"NaN\",0.1]}]}",
+      "{\"data\":[{\"embedding\":[0.5,null]}]}",
+      "{\"data\":[{\"embedding\":[0.5,]}]}",
+      "{\"data\":[{\"embedding\":[0.5 0.1]}]}",
+      "{\"data\":[{\"embedding\":\"AACAPw==\"}]}",
+  };
+  for (size_t i = 0; i < sizeof embs / sizeof embs[0]; i++)
+    direct_equals_dom(emb, &answers, embs[i], NULL, NULL);
   /* Errors: each one must come out as the DOM path words it. */
   static const char *const bad[] = {
       "{\"model\":\"m\",\"model\":\"n\"}",                  /* a repeated key */
