@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Side by side: two gateway binaries in front of the C mock, in alternating
+# rounds of wrk, so that a change is measured against its base on the same
+# host at the same time (single make bench runs swing by 20% on 2 shared
+# vCPUs). Each gateway runs one worker pinned to cpu 0; the mock and wrk share
+# cpu 1. Prints one line per round and the median of each.
+#   tests/bench/ab.sh GW_A GW_B [SCENARIO] [ROUNDS] [DUR]
+#   SCENARIO: chat | emb | emb64 (default emb), ROUNDS 3, DUR 4 (seconds)
+# Needs wrk and taskset; builds the mock with make -C tests/bench.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+A=${1:?gateway binary A}
+B=${2:?gateway binary B}
+SCN=${3:-emb}
+ROUNDS=${4:-3}
+DUR=${5:-4}
+MOCK=19801 PA=18801 PB=18802
+TMP=$(mktemp -d /tmp/aigw-ab.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+make -s -C "$HERE" OUT="$HERE/bin" >/dev/null
+case $SCN in
+chat)
+  path=/v1/chat/completions
+  printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}],"max_tokens":64}' >"$TMP/body"
+  ;;
+emb | emb64)
+  path=/v1/embeddings
+  fmt=; [ "$SCN" = emb64 ] && fmt=',"encoding_format":"base64"'
+  printf '{"model":"text-embedding-3-small","input":"The food was delicious."%s}' "$fmt" >"$TMP/body"
+  ;;
+*) echo "ab: unknown scenario $SCN" >&2; exit 2 ;;
+esac
+taskset -c 1 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
+PIDS+=($!)
+start() {
+  TARGET_API_URL=http://127.0.0.1:$MOCK/v1 TARGET_API_KEY=sk-mock PORT=$2 GRPC_PORT=$3 WORKERS=1 \
+    MAX_CONNS_PER_IP=0 LOG_LEVEL=warn taskset -c 0 "$1" >"$TMP/gw-$2.log" 2>&1 &
+  PIDS+=($!)
+}
+start "$A" $PA 28801
+start "$B" $PB 28802
+for p in $PA $PB; do
+  for _ in $(seq 1 50); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
+         -d @"$TMP/body" "http://127.0.0.1:$p$path")" = 200 ] && break
+    sleep 0.2
+  done
+done
+for p in $PA $PB; do # warm-up: connections, arenas, caches
+  BODY_FILE="$TMP/body" taskset -c 1 wrk -t1 -c32 -d1s -s "$HERE/post.lua" "http://127.0.0.1:$p$path" >/dev/null
+done
+for r in $(seq 1 "$ROUNDS"); do
+  for p in $PA $PB; do
+    name=A; [ "$p" = $PB ] && name=B
+    rps=$(BODY_FILE="$TMP/body" taskset -c 1 wrk -t1 -c32 -d"${DUR}s" -s "$HERE/post.lua" \
+      "http://127.0.0.1:$p$path" | awk '/Requests\/sec/{print $2} /Non-2xx/{print "errors"}' | tr '\n' ' ')
+    echo "$SCN round $r $name $rps"
+    echo "$rps" | awk '{print $1}' >>"$TMP/$name"
+  done
+done
+for name in A B; do
+  sort -n "$TMP/$name" | awk -v n=$name -v s="$SCN" '{a[NR]=$1} END{printf "%s %s median %.0f req/s\n", s, n, a[int((NR+1)/2)]}'
+done
