@@ -1349,6 +1349,16 @@ static int fast_scalar(struct pctx *c, gw_json_lite_reader *r, int ch, gw_jval *
   return GW_OK;
 }
 
+/* After an element or member: |close| ends the container (0), a comma means
+ * another follows (1); both are consumed. Anything else: -1. */
+static int fast_next(gw_json_lite_reader *r, int close) {
+  int ch = gw_json_lite_peek(r);
+  if (ch != close && ch != ',')
+    return -1;
+  r->p++;
+  return ch == ',';
+}
+
 /* The value at |r| as a DOM, parsed as field |f| of |m| the DOM way. */
 static int fast_by_dom(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMessageDescriptor *d,
                        const ProtobufCFieldDescriptor *f, ProtobufCMessage *m, int depth) {
@@ -1400,14 +1410,11 @@ static int fast_repeated(struct pctx *c, gw_json_lite_reader *r, const ProtobufC
         FAST_TRY(get_scalar(c, f, &v, arr + n * size));
       }
       n++;
-      ch = gw_json_lite_peek(r);
-      if (ch == ']') {
-        r->p++;
-        break;
-      }
-      if (ch != ',')
+      int more = fast_next(r, ']');
+      if (more < 0)
         return FAST_NO;
-      r->p++;
+      if (!more)
+        break;
       ch = gw_json_lite_peek(r);
     }
   }
@@ -1533,14 +1540,11 @@ static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMe
     } else if (!f) {
       return FAST_NO;
     }
-    ch = gw_json_lite_peek(r);
-    if (ch == '}') {
-      r->p++;
-      break;
-    }
-    if (ch != ',')
+    int more = fast_next(r, '}');
+    if (more < 0)
       return FAST_NO;
-    r->p++;
+    if (!more)
+      break;
     if ((ch = gw_json_lite_peek(r)) != '"')
       return FAST_NO;
   }
