@@ -1371,13 +1371,12 @@ static int fast_by_dom(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMe
 static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMessageDescriptor *d,
                        const desc_info *in, ProtobufCMessage *m, int depth);
 
-/* The array at |r| ('[' there) as repeated field |f|, at nesting |depth|. */
+/* The array at |r| ('[' there) as repeated field |f|, at nesting |depth|;
+ * |sub| is the info of its plain message type (NULL for scalars). */
 static int fast_repeated(struct pctx *c, gw_json_lite_reader *r, const ProtobufCFieldDescriptor *f,
-                         ProtobufCMessage *m, int depth) {
-  const desc_info *sub = NULL; /* fast_field has checked it is plain */
+                         const desc_info *sub, ProtobufCMessage *m, int depth) {
   size_t size = elem_size(f->type), n = 0, cap = 8;
-  if (!fast_depth_ok(c, depth) || !fast_depth_ok(c, depth + 1) ||
-      (f->type == PROTOBUF_C_TYPE_MESSAGE && !(sub = fast_plain(c, f->descriptor))))
+  if (!fast_depth_ok(c, depth) || !fast_depth_ok(c, depth + 1))
     return FAST_NO;
   char *arr = gw_arena_alloc(c->arena, cap * size);
   if (!arr)
@@ -1437,10 +1436,11 @@ static int fast_field(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMes
       }
       return fast_by_dom(c, r, d, f, m, depth); /* |r| has not moved */
     }
+    const desc_info *sub = NULL;
     if (ch != '[' || is_map_field(d, f) ||
-        (f->type == PROTOBUF_C_TYPE_MESSAGE && !fast_plain(c, f->descriptor)))
+        (f->type == PROTOBUF_C_TYPE_MESSAGE && !(sub = fast_plain(c, f->descriptor))))
       return fast_by_dom(c, r, d, f, m, depth);
-    return fast_repeated(c, r, f, m, depth);
+    return fast_repeated(c, r, f, sub, m, depth);
   }
   const desc_info *sub;
   if (f->type == PROTOBUF_C_TYPE_MESSAGE && ch == '{' && (sub = fast_plain(c, f->descriptor))) {

@@ -6,7 +6,8 @@
 # cpu 1. Prints one line per round and the median of each.
 #   tests/bench/ab.sh GW_A GW_B [SCENARIO] [ROUNDS] [DUR]
 #   SCENARIO: chat | emb | emb64 (default emb), ROUNDS 3, DUR 4 (seconds)
-# Needs wrk and taskset; builds the mock with make -C tests/bench.
+# Needs wrk and taskset; builds the mock with make -C tests/bench. Its gRPC
+# sibling, with CPU time and instructions per call, is grpc_ab.sh.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 A=${1:?gateway binary A}
