@@ -44,7 +44,8 @@ void gw_dep_stats_observe(gw_dep_stats *s, int64_t latency_us) {
   int64_t next = old == 0 ? latency_us : old + (latency_us - old) / 5;
   if (next < 1)
     next = 1;
-  atomic_store_explicit(&s->ewma_us, next, memory_order_relaxed);
+  if (next != old) /* a steady latency leaves the line shared among the workers */
+    atomic_store_explicit(&s->ewma_us, next, memory_order_relaxed);
 }
 
 /* nginx's smooth weighted round robin, run once to build the sequence:
@@ -190,6 +191,8 @@ static int pick_p2c(gw_balancer *b, gw_dep_stats *const *stats, const bool *elig
 }
 
 int gw_balancer_pick(gw_balancer *b, gw_dep_stats *const *stats, const bool *eligible) {
+  if (b->n == 1) /* nothing to choose: no shared ticket or random state to move */
+    return eligible[0] ? 0 : -1;
   switch (b->strategy) {
   case GW_BALANCE_LEAST_OUTSTANDING: return pick_least(b, stats, eligible);
   case GW_BALANCE_P2C_EWMA: return pick_p2c(b, stats, eligible);

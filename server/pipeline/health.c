@@ -84,7 +84,10 @@ gw_health_change gw_health_report(gw_health *h, const gw_health_conf *conf, int6
   if (st != GW_CIRCUIT_CLOSED)
     return GW_HEALTH_NO_CHANGE; /* a call admitted before the ejection: moot */
   if (success) {
-    atomic_store(&h->failures, 0);
+    /* Written only when it changes: a store on every success would pull the
+     * line away from every other worker's cache, once per request. */
+    if (atomic_load_explicit(&h->failures, memory_order_relaxed) != 0)
+      atomic_store(&h->failures, 0);
     return GW_HEALTH_NO_CHANGE;
   }
   int f = atomic_fetch_add(&h->failures, 1) + 1;

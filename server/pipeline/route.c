@@ -33,7 +33,8 @@ typedef struct gw_dep_rt {
   const gw_deployment_conf *conf;
   gw_backend *backend; /* NULL: the config names no such backend (cannot happen after validation) */
   const char *label;   /* "model/backend" for log lines */
-  gw_dep_stats stats;
+  gw_dep_stats stats;  /* written by every call */
+  char stats_pad[64];  /* keeps |health|, read by every call, off that line */
   gw_health health;
 } gw_dep_rt;
 
@@ -148,7 +149,7 @@ static int table_new(const gw_config *config, gw_buf *err, gw_route_table **out)
   if (!t)
     return GW_ERR_NOMEM;
   t->config = config;
-  atomic_store(&t->refs, 1);
+  atomic_store(&t->refs[0].n, 1);
   int rc = GW_ERR_NOMEM;
   if (!(t->policy = gw_calloc(1, sizeof(*t->policy))))
     goto fail;
@@ -214,22 +215,55 @@ static int table_start_catalogs(gw_route_table *t) {
   return rc;
 }
 
+/* The calling thread's shard, given out in turn on its first call. */
+static _Atomic unsigned shard_next;
+static _Thread_local unsigned shard_plus1; /* 0: none yet */
+
+static unsigned my_shard(void) {
+  if (__builtin_expect(shard_plus1 == 0, 0))
+    shard_plus1 =
+        atomic_fetch_add_explicit(&shard_next, 1, memory_order_relaxed) % GW_ROUTE_SHARDS + 1;
+  return shard_plus1 - 1;
+}
+
 gw_route_table *gw_router_acquire(gw_router *r) {
   /* |acquiring| tells gw_router_collect() that someone may hold a pointer
    * to a table it has not counted yet (the load and the increment are two
-   * steps); a retired table is freed only after it saw zero once. */
-  atomic_fetch_add(&r->acquiring, 1);
+   * steps); a retired table is freed only after it saw zero once. Both
+   * counters are the thread's own shard: a thread's acquiring goes up and
+   * down on one shard, so each shard of it is >= 0. */
+  unsigned s = my_shard();
+  atomic_fetch_add(&r->acquiring[s].n, 1);
   gw_route_table *t = atomic_load(&r->current);
-  atomic_fetch_add(&t->refs, 1);
-  atomic_fetch_sub(&r->acquiring, 1);
+  atomic_fetch_add(&t->refs[s].n, 1);
+  atomic_fetch_sub(&r->acquiring[s].n, 1);
   return t;
 }
 
 void gw_route_table_release(gw_route_table *t) {
   /* Never frees: the router's collector does, on its own thread (a table's
-   * catalog refresher is joined there, not on a worker). */
+   * catalog refresher is joined there, not on a worker). A reference may be
+   * dropped on another thread than took it: one shard goes below zero, and
+   * the sum is still the number held. */
   if (t)
-    atomic_fetch_sub(&t->refs, 1);
+    atomic_fetch_sub(&t->refs[my_shard()].n, 1);
+}
+
+/* The references held on retired table |t|. Once retired, no shard grows
+ * (no call can acquire it any more: |acquiring| was zero), so each shard read
+ * is at least its value when the last is read, and a sum of zero is final. */
+static long table_refs(gw_route_table *t) {
+  long sum = 0;
+  for (size_t i = 0; i < GW_ROUTE_SHARDS; i++)
+    sum += atomic_load(&t->refs[i].n);
+  return sum;
+}
+
+static bool anyone_acquiring(gw_router *r) {
+  for (size_t i = 0; i < GW_ROUTE_SHARDS; i++)
+    if (atomic_load(&r->acquiring[i].n) != 0)
+      return true;
+  return false;
 }
 
 int gw_router_new(const gw_config *config, gw_buf *err, gw_router **out) {
@@ -319,12 +353,12 @@ int gw_router_reload(gw_router *r, gw_config *config, gw_buf *err) {
 }
 
 size_t gw_router_collect(gw_router *r) {
-  if (!r->retired || atomic_load(&r->acquiring) != 0)
+  if (!r->retired || anyone_acquiring(r))
     return r->retired ? 1 : 0;
   size_t left = 0;
   for (gw_route_table **pp = &r->retired; *pp;) {
     gw_route_table *t = *pp;
-    if (atomic_load(&t->refs) == 0) {
+    if (table_refs(t) == 0) {
       *pp = t->next_retired;
       GW_LOGI("route", NULL, "config generation %u released: no call uses it any more",
               t->generation);

@@ -3,6 +3,7 @@
  * fail-malloc sweeps of building and reloading. */
 #include "support.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -119,10 +120,86 @@ static void test_reload_keeps_old_table_while_held(void **state) {
   gw_config_release(&c);
 }
 
+/* A table's references are counted per thread (one shard each): a call may
+ * drop its reference on another thread than took it, and the table lives
+ * exactly until the last one is dropped. */
+static void *release_on_thread(void *arg) {
+  gw_route_table_release(arg);
+  return NULL;
+}
+
+struct churn {
+  gw_router *r;
+  _Atomic int stop;
+  long calls;
+};
+
+/* A worker: calls routed on whatever table is current, held a moment. */
+static void *churn_thread(void *arg) {
+  struct churn *c = arg;
+  while (!atomic_load(&c->stop)) {
+    gw_route_table *t = gw_router_acquire(c->r);
+    assert_true(t->n_backends == 2); /* ASan: never a freed table */
+    gw_route_table_release(t);
+    c->calls++;
+  }
+  return NULL;
+}
+
+static void test_references_across_threads(void **state) {
+  (void)state;
+  gw_config c;
+  assert_int_equal(load(&c), GW_OK);
+  gw_router *r;
+  assert_int_equal(gw_router_new(&c, NULL, &r), GW_OK);
+
+  /* Taken here, dropped on another thread: the retired table is freed then. */
+  gw_route_table *t0 = gw_router_acquire(r);
+  gw_config *next = gw_calloc(1, sizeof(*next));
+  assert_non_null(next);
+  assert_int_equal(load(next), GW_OK);
+  assert_int_equal(gw_router_reload(r, next, NULL), GW_OK);
+  assert_int_equal(gw_router_collect(r), 1);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, release_on_thread, t0), 0);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(gw_router_collect(r), 0);
+
+  /* Four workers route calls while the main thread reloads and collects. */
+  struct churn ch[4];
+  pthread_t w[4];
+  for (int i = 0; i < 4; i++) {
+    ch[i] = (struct churn){.r = r};
+    assert_int_equal(pthread_create(&w[i], NULL, churn_thread, &ch[i]), 0);
+  }
+  for (int i = 0; i < 50; i++) {
+    next = gw_calloc(1, sizeof(*next));
+    assert_non_null(next);
+    assert_int_equal(load(next), GW_OK);
+    assert_int_equal(gw_router_reload(r, next, NULL), GW_OK);
+    gw_router_collect(r);
+  }
+  for (int i = 0; i < 4; i++)
+    atomic_store(&ch[i].stop, 1);
+  long calls = 0;
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(pthread_join(w[i], NULL), 0);
+    calls += ch[i].calls;
+  }
+  assert_true(calls > 0);
+  /* Every call ended: every retired table goes now, and the current one is
+   * held by the router alone. */
+  assert_int_equal(gw_router_collect(r), 0);
+  assert_int_equal(atomic_load(&r->current)->generation, 51);
+  gw_router_free(r);
+  gw_config_release(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reload_keeps_old_table_while_held),
       cmocka_unit_test(test_failmalloc),
+      cmocka_unit_test(test_references_across_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
