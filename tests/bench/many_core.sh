@@ -44,14 +44,14 @@ start_all() { # SUT_CPUS MOCK_CPUS WORKERS
       -e "s#@WORKERS@#$w#g" "$D/nginx.conf.in" >"$TMP/nginx/nginx.conf"
   "${TS[@]}" -c "$sut" "${L[@]}" "$B/bin/nginx" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' \
     >/dev/null 2>"$TMP/nginx/stderr.log" &
-  PIDS+=($!); wait_port $NGINX_PORT
+  PIDS+=($!); PID_nginx=$!; wait_port $NGINX_PORT
   TARGET_API_URL=http://127.0.0.1:$MOCK_PORT/v1 TARGET_API_KEY=sk-mock PORT=$GW_PORT GRPC_PORT=$GW_GRPC \
     WORKERS=$w MAX_CONNS_PER_IP=0 LOG_LEVEL=warn "${TS[@]}" -c "$sut" "${L[@]}" "$B/bin/ai-gateway" >"$TMP/gw.log" 2>&1 &
-  PIDS+=($!); wait_port $GW_PORT
+  PIDS+=($!); PID_gateway=$!; wait_port $GW_PORT
   if [ -x "$B/bin/ai-gateway-base" ]; then
     TARGET_API_URL=http://127.0.0.1:$MOCK_PORT/v1 TARGET_API_KEY=sk-mock PORT=$BASE_PORT GRPC_PORT=$BASE_GRPC \
       WORKERS=$w MAX_CONNS_PER_IP=0 LOG_LEVEL=warn "${TS[@]}" -c "$sut" "${L[@]}" "$B/bin/ai-gateway-base" >"$TMP/gwb.log" 2>&1 &
-    PIDS+=($!); wait_port $BASE_PORT
+    PIDS+=($!); PID_gwbase=$!; wait_port $BASE_PORT
   fi
   "${TS[@]}" -c "$sut" "${L[@]}" "$B/bin/grpc_echo" $ECHO_PORT "$w" >"$TMP/echo.log" 2>&1 &
   PIDS+=($!); wait_port $ECHO_PORT
@@ -99,6 +99,25 @@ h2_one() {
         -H 'content-type: application/grpc' -H 'te: trailers' "$1" 2>&1)
   awk '/finished in/{r=$4} /^requests:/{e=$10+$12} END{printf "%.0f %d\n", r, e}' <<<"$out"
 }
+# CPU time a proxy spends per request: user and system ticks of all its
+# processes and threads (/proc/PID/stat; nginx's workers are the master's
+# children), over one wrk run. USER_HZ is 100 on x86-64 Linux.
+proxy_pids() { local p=$1; echo "$p"; awk -v pp="$p" '$4 == pp {print $1}' /proc/[0-9]*/stat 2>/dev/null; }
+ticks() { for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done | awk '{u += $14; s += $15} END {print u + 0, s + 0}'; }
+# cpu_scn LAYOUT CONNS THREADS -> rows "LAYOUT cpu-cC TARGET rps user_us sys_us" (us per request)
+cpu_scn() {
+  local lay=$1 t pids u0 s0 u1 s1 r
+  for t in $TG; do
+    [ "$t" = direct ] && continue
+    case $t in nginx) pids=$(proxy_pids "$PID_nginx") ;; gateway) pids=$(proxy_pids "$PID_gateway") ;;
+      gwbase) pids=$(proxy_pids "$PID_gwbase") ;; esac
+    read -r u0 s0 < <(ticks $pids) # one word per pid
+    r=$(wrk_one "$t" /v1/chat/completions "$2" "$D/chat.json" "$3")
+    read -r u1 s1 < <(ticks $pids)
+    echo "$lay cpu-c$2 $t $(awk -v r="${r%% *}" -v d="$DUR" -v u="$((u1 - u0))" -v s="$((s1 - s0))" \
+      'BEGIN { n = r * d; if (n < 1) n = 1; printf "%.0f %.2f %.2f", r, u * 1e4 / n, s * 1e4 / n }')" >>"$TMP/rows"
+  done
+}
 grpc_scn() {
   local lay=$1 c=$2 thr=$3
   for _ in $(seq 1 "$ROUNDS"); do
@@ -129,6 +148,7 @@ for lay in $LAYOUTS; do
   wrk_scn "$lay" chat-c1 /v1/chat/completions 1 "$D/chat.json" 1
   wrk_scn "$lay" chat-c32 /v1/chat/completions 32 "$D/chat.json" "$T32"
   sse_scn "$lay" sse-c1 1 delay-1000
+  cpu_scn "$lay" 32 "$T32"
   if [ "$lay" = many ]; then
     wrk_scn "$lay" chat-c256 /v1/chat/completions 256 "$D/chat.json" "$T256"
     wrk_scn "$lay" chat-c1024 /v1/chat/completions 1024 "$D/chat.json" "$T256"
@@ -181,6 +201,9 @@ for lay in $LAYOUTS; do
   dr=$(col "$lay" sse-c1 direct 4) nr=$(col "$lay" sse-c1 nginx 4) gr=$(col "$lay" sse-c1 gateway 4)
   echo
   echo "Added over direct, TTFB p50: nginx $(sub "$n" "$d") us, gateway $(sub "$g" "$d") us (target <= 50); relay p50: nginx $(sub "$nr" "$dr") us, gateway $(sub "$gr" "$dr") us (target <= 10)."
+  echo
+  echo "CPU per request at 32 connections (user + system us, all threads, one wrk run each):$(
+    awk -v l="$lay" '$1 == l && $2 ~ /^cpu-/ {printf " %s %s + %s = %.1f (%s req/s);", $3, $5, $6, $5 + $6, $4}' "$TMP/rows")"
   echo
   c=$(awk -v l="$lay" '$1==l && $2 ~ /^grpc-/{print $2; exit}' "$TMP/rows")
   e=$(col "$lay" "$c" echo 1) ch=$(col "$lay" "$c" chat 1) li=$(col "$lay" "$c" list 1)
