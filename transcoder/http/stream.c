@@ -183,18 +183,22 @@ int gw_http_stream_add_header(gw_http_stream *s, const char *name, size_t nlen, 
     s->hdrs = h;
     s->hdrs_cap = cap;
   }
-  char *n = gw_arena_strndup(s->arena, name, nlen);
-  char *v = gw_arena_strndup(s->arena, value, vlen);
-  if (!n || !v)
-    return GW_ERR_NOMEM;
-  for (char *p = n; *p; p++)
-    *p = (char)tolower((unsigned char)*p);
   /* Optional whitespace around a value is not part of it (RFC 9110 5.5). */
-  while (*v == ' ' || *v == '\t')
-    v++;
-  size_t l = strlen(v);
-  while (l && (v[l - 1] == ' ' || v[l - 1] == '\t'))
-    v[--l] = '\0';
+  while (vlen && (*value == ' ' || *value == '\t'))
+    value++, vlen--;
+  while (vlen && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
+    vlen--;
+  char *n = gw_arena_alloc(s->arena, nlen + vlen + 2); /* name, NUL, value, NUL */
+  if (!n)
+    return GW_ERR_NOMEM;
+  for (size_t i = 0; i < nlen; i++) { /* ASCII lower case: no locale lookups */
+    unsigned char ch = (unsigned char)name[i];
+    n[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch);
+  }
+  n[nlen] = '\0';
+  char *v = n + nlen + 1;
+  memcpy(v, value, vlen);
+  v[vlen] = '\0';
   s->hdrs[s->n_hdrs].name = n;
   s->hdrs[s->n_hdrs].value = v;
   s->n_hdrs++;

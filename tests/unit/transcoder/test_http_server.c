@@ -121,10 +121,12 @@ static void echo_handler(gw_http_stream *s, const gw_http_request *r, void *arg)
   }
   char head[1024];
   int n = snprintf(head, sizeof head,
-                   "method=%s path=%s query=%s p.a=%s version=%d tls=%d len=%zu rid=%s auth=%s\n",
+                   "method=%s path=%s query=%s p.a=%s version=%d tls=%d len=%zu rid=%s auth=%s "
+                   "xecho=[%s]\n",
                    r->method, r->path, r->query,
                    gw_http_request_param(r, "a") ? gw_http_request_param(r, "a") : "-",
-                   (int)r->version, r->tls, r->body_len, r->request_id, r->authority);
+                   (int)r->version, r->tls, r->body_len, r->request_id, r->authority,
+                   gw_http_request_header(r, "x-echo") ? gw_http_request_header(r, "x-echo") : "-");
   char *out = malloc((size_t)n + r->body_len);
   memcpy(out, head, (size_t)n);
   memcpy(out + n, r->body, r->body_len);
@@ -319,6 +321,19 @@ static void test_h1_request_id(void **state) {
   assert_non_null(strstr(out, "rid=abc-123.X_y"));
   run("curl -si -H 'X-Request-Id: bad id!' http://127.0.0.1:%u/ 2>&1", out, sizeof out, port_plain);
   assert_null(strstr(out, "bad id"));
+}
+
+/* Header names are matched in any case; the blanks around a value are not
+ * part of it (RFC 9110 5.5), those inside are. */
+static void test_h1_header_case_and_blanks(void **state) {
+  (void)state;
+  run("curl -si -H \"$(printf 'X-ECHO: \\t a  b \\t')\" http://127.0.0.1:%u/ 2>&1", out, sizeof out,
+      port_plain);
+  assert_non_null(strstr(out, "xecho=[a  b]"));
+  run("curl -si -H 'x-Echo;' http://127.0.0.1:%u/ 2>&1", out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "xecho=[]")); /* present and empty */
+  run("curl -si http://127.0.0.1:%u/ 2>&1", out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "xecho=[-]"));
 }
 
 static void test_h1_chunked_body(void **state) {
@@ -707,29 +722,18 @@ int main(int argc, char **argv) {
     return 0;
   }
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_h1_keepalive),
-      cmocka_unit_test(test_h1_many_headers),
-      cmocka_unit_test(test_h1_request_id),
-      cmocka_unit_test(test_h1_chunked_body),
-      cmocka_unit_test(test_h1_expect_continue),
-      cmocka_unit_test(test_h2_prior_knowledge),
-      cmocka_unit_test(test_h2_upgrade),
-      cmocka_unit_test(test_tls_h2_and_h1),
-      cmocka_unit_test(test_tls_reload),
-      cmocka_unit_test(test_streaming_h1),
-      cmocka_unit_test(test_streaming_h2),
-      cmocka_unit_test(test_gzip_response),
-      cmocka_unit_test(test_gzip_request),
-      cmocka_unit_test(test_413_before_body),
-      cmocka_unit_test(test_431),
-      cmocka_unit_test(test_408_slow_head),
-      cmocka_unit_test(test_h1_body_in_pieces),
-      cmocka_unit_test(test_400_malformed),
-      cmocka_unit_test(test_pipelining),
-      cmocka_unit_test(test_per_ip_cap),
-      cmocka_unit_test(test_cors_preflight),
-      cmocka_unit_test(test_client_disconnect),
-      cmocka_unit_test(test_h2_floods),
+      cmocka_unit_test(test_h1_keepalive),       cmocka_unit_test(test_h1_many_headers),
+      cmocka_unit_test(test_h1_request_id),      cmocka_unit_test(test_h1_header_case_and_blanks),
+      cmocka_unit_test(test_h1_chunked_body),    cmocka_unit_test(test_h1_expect_continue),
+      cmocka_unit_test(test_h2_prior_knowledge), cmocka_unit_test(test_h2_upgrade),
+      cmocka_unit_test(test_tls_h2_and_h1),      cmocka_unit_test(test_tls_reload),
+      cmocka_unit_test(test_streaming_h1),       cmocka_unit_test(test_streaming_h2),
+      cmocka_unit_test(test_gzip_response),      cmocka_unit_test(test_gzip_request),
+      cmocka_unit_test(test_413_before_body),    cmocka_unit_test(test_431),
+      cmocka_unit_test(test_408_slow_head),      cmocka_unit_test(test_h1_body_in_pieces),
+      cmocka_unit_test(test_400_malformed),      cmocka_unit_test(test_pipelining),
+      cmocka_unit_test(test_per_ip_cap),         cmocka_unit_test(test_cors_preflight),
+      cmocka_unit_test(test_client_disconnect),  cmocka_unit_test(test_h2_floods),
       cmocka_unit_test(test_graceful_stop),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
