@@ -68,7 +68,7 @@ static void stats_message(const gw_stage *st, gw_call *call, const ProtobufCMess
 }
 
 static void stats_run(const gw_stage *st, gw_call *call) {
-  gw_stats *s = &call->pipeline->stats;
+  gw_stats *s = &call->pipeline->stats[gw_shard()].s;
   s->requests_total++;
   s->in_flight++;
   if (call->method->server_streaming)
@@ -77,12 +77,27 @@ static void stats_run(const gw_stage *st, gw_call *call) {
 }
 
 static void stats_finish(const gw_stage *st, gw_call *call, gw_status_code code) {
-  gw_stats *s = &call->pipeline->stats;
-  s->in_flight--;
+  gw_stats *s = &call->pipeline->stats[gw_shard()].s;
+  s->in_flight--; /* maybe another shard than took it: the sum is right */
   if (code != GW_STATUS_OK)
     s->requests_failed++;
-  s->prompt_tokens += call->usage.prompt_tokens;
-  s->completion_tokens += call->usage.completion_tokens;
+  if (call->usage.prompt_tokens)
+    s->prompt_tokens += call->usage.prompt_tokens;
+  if (call->usage.completion_tokens)
+    s->completion_tokens += call->usage.completion_tokens;
+}
+
+void gw_pipeline_stats(const gw_pipeline *p, gw_stats_sum *out) {
+  memset(out, 0, sizeof(*out));
+  for (size_t i = 0; i < GW_SHARDS; i++) {
+    const gw_stats *s = &p->stats[i].s;
+    out->requests_total += atomic_load(&s->requests_total);
+    out->requests_failed += atomic_load(&s->requests_failed);
+    out->in_flight += atomic_load(&s->in_flight);
+    out->streams_total += atomic_load(&s->streams_total);
+    out->prompt_tokens += atomic_load(&s->prompt_tokens);
+    out->completion_tokens += atomic_load(&s->completion_tokens);
+  }
 }
 
 const gw_stage gw_stage_stats = {

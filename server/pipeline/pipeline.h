@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "core/shard.h"
 #include "pipeline/call.h"
 
 typedef struct gw_stage {
@@ -22,24 +23,38 @@ typedef struct gw_stage {
   void *arg;
 } gw_stage;
 
-/* Counters every call updates (read by the Admin service). */
+/* Counters every call updates (read by the Admin service). Each thread
+ * adds to its own copy (core/shard.h); gw_pipeline_stats() adds them up. */
 typedef struct gw_stats {
   _Atomic long long requests_total, requests_failed, in_flight, streams_total;
   _Atomic long long prompt_tokens, completion_tokens;
 } gw_stats;
+typedef struct gw_stats_shard {
+  gw_stats s;
+  char pad[GW_SHARD_STRIDE - sizeof(gw_stats)];
+} gw_stats_shard;
+
+/* The counters of every thread, added up. */
+typedef struct gw_stats_sum {
+  long long requests_total, requests_failed, in_flight, streams_total;
+  long long prompt_tokens, completion_tokens;
+} gw_stats_sum;
 
 typedef struct gw_pipeline {
   gw_stage *stages;
   size_t n_stages, cap_stages;
-  gw_stats stats;
   int64_t started_ms;
-  void *router; /* the route stage's state (see route.h) */
+  void *router;   /* the route stage's state (see route.h) */
+  char apart[64]; /* the fields above, read by every call, share no line with the counters */
+  gw_stats_shard stats[GW_SHARDS];
 } gw_pipeline;
 
 void gw_pipeline_init(gw_pipeline *p);
 void gw_pipeline_release(gw_pipeline *p);
 /* Appends a stage (copied). GW_OK or GW_ERR_NOMEM. */
 int gw_pipeline_add(gw_pipeline *p, const gw_stage *stage);
+/* The counters, summed over the threads' shards. */
+void gw_pipeline_stats(const gw_pipeline *p, gw_stats_sum *out);
 
 /* The pass-through stages that later work fills: authenticate, limit,
  * cache. They are real stages in the chain (tests observe them run) that

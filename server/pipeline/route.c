@@ -215,24 +215,13 @@ static int table_start_catalogs(gw_route_table *t) {
   return rc;
 }
 
-/* The calling thread's shard, given out in turn on its first call. */
-static _Atomic unsigned shard_next;
-static _Thread_local unsigned shard_plus1; /* 0: none yet */
-
-static unsigned my_shard(void) {
-  if (__builtin_expect(shard_plus1 == 0, 0))
-    shard_plus1 =
-        atomic_fetch_add_explicit(&shard_next, 1, memory_order_relaxed) % GW_ROUTE_SHARDS + 1;
-  return shard_plus1 - 1;
-}
-
 gw_route_table *gw_router_acquire(gw_router *r) {
   /* |acquiring| tells gw_router_collect() that someone may hold a pointer
    * to a table it has not counted yet (the load and the increment are two
    * steps); a retired table is freed only after it saw zero once. Both
    * counters are the thread's own shard: a thread's acquiring goes up and
    * down on one shard, so each shard of it is >= 0. */
-  unsigned s = my_shard();
+  unsigned s = gw_shard();
   atomic_fetch_add(&r->acquiring[s].n, 1);
   gw_route_table *t = atomic_load(&r->current);
   atomic_fetch_add(&t->refs[s].n, 1);
@@ -246,7 +235,7 @@ void gw_route_table_release(gw_route_table *t) {
    * dropped on another thread than took it: one shard goes below zero, and
    * the sum is still the number held. */
   if (t)
-    atomic_fetch_sub(&t->refs[my_shard()].n, 1);
+    atomic_fetch_sub(&t->refs[gw_shard()].n, 1);
 }
 
 /* The references held on retired table |t|. Once retired, no shard grows
@@ -254,13 +243,13 @@ void gw_route_table_release(gw_route_table *t) {
  * is at least its value when the last is read, and a sum of zero is final. */
 static long table_refs(gw_route_table *t) {
   long sum = 0;
-  for (size_t i = 0; i < GW_ROUTE_SHARDS; i++)
+  for (size_t i = 0; i < GW_SHARDS; i++)
     sum += atomic_load(&t->refs[i].n);
   return sum;
 }
 
 static bool anyone_acquiring(gw_router *r) {
-  for (size_t i = 0; i < GW_ROUTE_SHARDS; i++)
+  for (size_t i = 0; i < GW_SHARDS; i++)
     if (atomic_load(&r->acquiring[i].n) != 0)
       return true;
   return false;
@@ -731,7 +720,9 @@ static const gw_provider_ops models_provider = {.name = "models", .start = model
 static int admin_start(gw_call *call) {
   const gw_route_table *r = table_of(call);
   const gw_router *router = call->pipeline->router;
-  gw_stats *st = &call->pipeline->stats;
+  gw_stats_sum st_sum;
+  gw_pipeline_stats(call->pipeline, &st_sum);
+  const gw_stats_sum *st = &st_sum;
   int64_t uptime = (gw_now_ms() - call->pipeline->started_ms) / 1000;
   const char *name = call->method->name;
   if (strcmp(name, "GetHealth") == 0) {

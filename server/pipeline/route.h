@@ -30,10 +30,8 @@ typedef struct gw_backend {
 struct gw_route_table;
 
 /* A table's reference count and the router's |acquiring| are sums over
- * shards, each on its own cache line: a thread adds to its own shard, so
- * workers on many cores do not take turns owning one line per request.
- * Only the collector (gw_router_collect) adds the shards up. */
-#define GW_ROUTE_SHARDS 32
+ * per-thread shards (core/shard.h); only the collector (gw_router_collect)
+ * adds them up. */
 typedef struct gw_route_shard {
   _Atomic long n;
   char pad[64 - sizeof(long)]; /* counters 64 bytes apart share no line, however aligned */
@@ -47,7 +45,7 @@ typedef struct gw_route_shard {
 typedef struct gw_router {
   _Atomic(struct gw_route_table *) current; /* read by every call: kept off the counters' lines */
   char current_pad[64];
-  gw_route_shard acquiring[GW_ROUTE_SHARDS]; /* calls between loading |current| and taking a ref */
+  gw_route_shard acquiring[GW_SHARDS]; /* calls between loading |current| and taking a ref */
   _Atomic int shutting_down;
   bool catalogs;                  /* gw_router_start_catalogs ran: new tables start theirs */
   struct gw_route_table *retired; /* replaced tables waiting for their last call (main thread) */
@@ -62,7 +60,7 @@ typedef struct gw_router {
 /* One routing table. Immutable after it is built, except for the atomics
  * of its deployments' live state. */
 typedef struct gw_route_table {
-  gw_route_shard refs[GW_ROUTE_SHARDS]; /* the router's (while current) + one per call routed */
+  gw_route_shard refs[GW_SHARDS]; /* the router's (while current) + one per call routed */
   unsigned generation;
   const gw_config *config;
   gw_config *owned_config; /* a reloaded config, freed with the table; NULL for the first */

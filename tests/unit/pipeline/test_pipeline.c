@@ -3,6 +3,8 @@
  * stage resolves models, and every path releases the call's memory. */
 #include "support.h"
 
+#include <pthread.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -300,10 +302,12 @@ static void test_route_stage(void **state) {
     assert_int_equal(r.messages, route_cases[i].messages);
   }
   /* The stats stage counted every call, the failures and nothing in flight. */
-  assert_int_equal(p.stats.requests_total, 8);
-  assert_int_equal(p.stats.requests_failed, 5);
-  assert_int_equal(p.stats.in_flight, 0);
-  assert_int_equal(p.stats.streams_total, 1);
+  gw_stats_sum sum;
+  gw_pipeline_stats(&p, &sum);
+  assert_int_equal(sum.requests_total, 8);
+  assert_int_equal(sum.requests_failed, 5);
+  assert_int_equal(sum.in_flight, 0);
+  assert_int_equal(sum.streams_total, 1);
   gw_pipeline_release(&p);
   gw_router_free(router);
   gw_buf_release(&err);
@@ -354,6 +358,50 @@ static int teardown(void **state) {
   return 0;
 }
 
+/* The stats stage's counters are kept per thread: calls on four threads at
+ * once are all counted, and gw_pipeline_stats adds them up. */
+struct stats_worker {
+  gw_pipeline *p;
+  int calls;
+};
+
+static void *stats_thread(void *arg) {
+  struct stats_worker *w = arg;
+  for (int i = 0; i < w->calls; i++) {
+    rec r = {0};
+    gw_call *call = new_call(w->p, "/aigateway.v1.Inference/CreateChatCompletion", &r);
+    assert_non_null(call);
+    gw_call_start(call); /* denied: a failure */
+    assert_int_equal(r.finished, 1);
+    gw_call_unref(call);
+  }
+  return NULL;
+}
+
+static void test_stats_from_many_threads(void **state) {
+  (void)state;
+  gw_pipeline p;
+  gw_pipeline_init(&p);
+  gw_stage d = {.name = "deny", .run = deny_run};
+  assert_int_equal(gw_pipeline_add(&p, &gw_stage_stats), GW_OK);
+  assert_int_equal(gw_pipeline_add(&p, &d), GW_OK);
+  struct stats_worker w[4];
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++) {
+    w[i] = (struct stats_worker){.p = &p, .calls = 1000 + i};
+    assert_int_equal(pthread_create(&th[i], NULL, stats_thread, &w[i]), 0);
+  }
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(pthread_join(th[i], NULL), 0);
+  gw_stats_sum sum;
+  gw_pipeline_stats(&p, &sum);
+  assert_int_equal(sum.requests_total, 4006);
+  assert_int_equal(sum.requests_failed, 4006);
+  assert_int_equal(sum.in_flight, 0);
+  assert_int_equal(sum.streams_total, 0);
+  gw_pipeline_release(&p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stages_run_in_order_and_watch_in_reverse),
@@ -361,6 +409,7 @@ int main(void) {
       cmocka_unit_test(test_backpressure_and_cancel),
       cmocka_unit_test(test_route_stage),
       cmocka_unit_test(test_route_failmalloc),
+      cmocka_unit_test(test_stats_from_many_threads),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
