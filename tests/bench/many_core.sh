@@ -6,6 +6,8 @@
 #   CORES   cores (and workers) of each proxy in the "many" layout (4)
 #   DUR     seconds per measurement (3);  ROUNDS  turns, median kept (2)
 #   LAYOUTS which layouts to run ("one many")
+#   SCENARIOS  only these (default all): chat-c1 chat-c32 sse-c1 cpu chat-c256
+#           chat-c1024 emb-c32 sse-c32 grpc (a before/after on a few, more ROUNDS)
 # A second gateway binary in BUNDLE/bin/ai-gateway-base (bundle.sh GW_BASE_BIN=)
 # runs beside the first as target "gwbase": a before/after in the same run.
 # Layouts: "one": each proxy 1 worker on cpu 0, the mock on cpu 1, the load on
@@ -73,20 +75,26 @@ wrk_one() {
        /Non-2xx/{e+=$NF} /Socket errors/{e+=$4+$6+$8+$10}
        END{printf "%.0f %.0f %.0f %d\n", r, a, b, e}' <<<"$out"
 }
+# the targets in round $1's order: every other round backwards, so that no
+# target always runs right after the same other one
+turn() { if [ $(($1 % 2)) = 1 ]; then echo "$TG"; else echo "$TG" | tr ' ' '\n' | tac | tr '\n' ' '; fi; }
+wanted() { [ -z "${SCENARIOS:-}" ] || [[ " $SCENARIOS " == *" $1 "* ]]; }
 # median of ROUNDS lines of FILE by column K
 median() { sort -n -k"$2" "$1" | awk '{a[NR]=$0} END{print a[int((NR+1)/2)]}'; }
 # chat LAYOUT SCN PATH CONNS BODY THREADS: the three targets in turns
 wrk_scn() {
-  local lay=$1 scn=$2
-  for _ in $(seq 1 "$ROUNDS"); do for t in $TG; do
+  local lay=$1 scn=$2 i t
+  wanted "$scn" || return 0
+  for i in $(seq 1 "$ROUNDS"); do for t in $(turn "$i"); do
     wrk_one "$t" "$3" "$4" "$5" "$6" >>"$TMP/$lay.$scn.$t"
   done; done
   for t in $TG; do echo "$lay $scn $t $(median "$TMP/$lay.$scn.$t" 1)" >>"$TMP/rows"; done
 }
 # sse_scn LAYOUT SCN CONNS MODEL -> "ev/s ttfb50 ttfb99 relay50 relay99 errors"
 sse_scn() {
-  local lay=$1 scn=$2
-  for _ in $(seq 1 "$ROUNDS"); do for t in $TG; do
+  local lay=$1 scn=$2 i t
+  wanted "$scn" || return 0
+  for i in $(seq 1 "$ROUNDS"); do for t in $(turn "$i"); do
     SSE_MODEL=$4 "${TS[@]}" -c "$LOAD" "${L[@]}" "$B/bin/sse_client" 127.0.0.1 "$(port_of $t)" /v1/chat/completions "$3" "$DUR" |
       sed 's/[a-z_0-9]*=//g' | awk '{print $5, $6, $7, $8, $9, $3+$4}' >>"$TMP/$lay.$scn.$t"
   done; done
@@ -107,6 +115,7 @@ ticks() { for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done | awk '{u += $
 # cpu_scn LAYOUT CONNS THREADS -> rows "LAYOUT cpu-cC TARGET rps user_us sys_us" (us per request)
 cpu_scn() {
   local lay=$1 t pids u0 s0 u1 s1 r
+  wanted cpu || return 0
   for t in $TG; do
     [ "$t" = direct ] && continue
     case $t in nginx) pids=$(proxy_pids "$PID_nginx") ;; gateway) pids=$(proxy_pids "$PID_gateway") ;;
@@ -120,6 +129,7 @@ cpu_scn() {
 }
 grpc_scn() {
   local lay=$1 c=$2 thr=$3
+  wanted grpc || return 0
   for _ in $(seq 1 "$ROUNDS"); do
     h2_one http://127.0.0.1:$ECHO_PORT/bench.Echo/Echo "$c" "$thr" "$D/req.grpc" >>"$TMP/$lay.grpc.echo"
     h2_one http://127.0.0.1:$GW_GRPC/aigateway.v1.Inference/CreateChatCompletion "$c" "$thr" "$D/req.grpc" >>"$TMP/$lay.grpc.chat"
@@ -188,10 +198,12 @@ for lay in $LAYOUTS; do
   d=$(col "$lay" chat-c1 direct 2) n=$(col "$lay" chat-c1 nginx 2) g=$(col "$lay" chat-c1 gateway 2)
   echo
   b=$(col "$lay" chat-c1 gwbase 2)
-  echo "One connection, added p50 over direct: nginx $(sub "$n" "$d") us, gateway $(sub "$g" "$d") us${b:+, gwbase $(sub "$b" "$d") us} (target <= 25)."
+  [ -n "$g" ] && echo "One connection, added p50 over direct: nginx $(sub "$n" "$d") us, gateway $(sub "$g" "$d") us${b:+, gwbase $(sub "$b" "$d") us} (target <= 25)."
+  if [ -n "$(row "$lay" sse-c1 gateway)$(row "$lay" sse-c32 gateway)" ]; then
   echo
   echo "| streaming | events/s | TTFB p50/p99 us | relay p50/p99 us | errors |"
   echo "|---|---:|---|---|---|"
+  fi
   for s in sse-c1 sse-c32; do for t in $TG; do
     r=$(row "$lay" $s $t); [ -n "$r" ] || continue
     set -- $r
@@ -199,13 +211,13 @@ for lay in $LAYOUTS; do
   done; done
   d=$(col "$lay" sse-c1 direct 2) n=$(col "$lay" sse-c1 nginx 2) g=$(col "$lay" sse-c1 gateway 2)
   dr=$(col "$lay" sse-c1 direct 4) nr=$(col "$lay" sse-c1 nginx 4) gr=$(col "$lay" sse-c1 gateway 4)
-  echo
-  echo "Added over direct, TTFB p50: nginx $(sub "$n" "$d") us, gateway $(sub "$g" "$d") us (target <= 50); relay p50: nginx $(sub "$nr" "$dr") us, gateway $(sub "$gr" "$dr") us (target <= 10)."
-  echo
-  echo "CPU per request at 32 connections (user + system us, all threads, one wrk run each):$(
-    awk -v l="$lay" '$1 == l && $2 ~ /^cpu-/ {printf " %s %s + %s = %.1f (%s req/s);", $3, $5, $6, $5 + $6, $4}' "$TMP/rows")"
-  echo
+  [ -n "$g" ] && echo
+  [ -n "$g" ] && echo "Added over direct, TTFB p50: nginx $(sub "$n" "$d") us, gateway $(sub "$g" "$d") us (target <= 50); relay p50: nginx $(sub "$nr" "$dr") us, gateway $(sub "$gr" "$dr") us (target <= 10)."
+  cpu=$(awk -v l="$lay" '$1 == l && $2 ~ /^cpu-/ {printf " %s %s + %s = %.1f (%s req/s);", $3, $5, $6, $5 + $6, $4}' "$TMP/rows")
+  [ -n "$cpu" ] && printf '\nCPU per request at 32 connections (user + system us, all threads, one wrk run each):%s\n' "$cpu"
   c=$(awk -v l="$lay" '$1==l && $2 ~ /^grpc-/{print $2; exit}' "$TMP/rows")
+  [ -n "$c" ] || continue
+  echo
   e=$(col "$lay" "$c" echo 1) ch=$(col "$lay" "$c" chat 1) li=$(col "$lay" "$c" list 1)
   bc=$(col "$lay" "$c" basechat 1)
   echo "gRPC unary ($c, h2load): bare echo $e req/s; gateway CreateChatCompletion to the HTTP mock $ch ($(ratio "$ch" "$e")x echo)${bc:+, gwbase $bc ($(ratio "$bc" "$e")x)}; built-in ListModels $li ($(ratio "$li" "$e")x); errors $(col "$lay" "$c" echo 2)/$(col "$lay" "$c" chat 2)/$(col "$lay" "$c" list 2)."
