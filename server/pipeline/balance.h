@@ -27,7 +27,6 @@ int gw_balance_strategy_parse(const char *s, gw_balance_strategy *out);
 typedef struct gw_dep_stats {
   _Atomic int in_flight;
   _Atomic int64_t ewma_us; /* latency EWMA in microseconds; 0: no sample yet */
-  _Atomic uint64_t requests, failures;
 } gw_dep_stats;
 
 /* Records one latency sample (alpha 0.2). */

@@ -28,14 +28,29 @@
 
 /* ---- the routing table ------------------------------------------------------ */
 
-/* One deployment's live state. */
+/* A deployment's counters of one thread (core/shard.h). */
+typedef struct gw_dep_shard {
+  _Atomic long in_flight; /* when the deployment's own count is not exact */
+  _Atomic uint64_t requests, failures;
+  char pad[GW_SHARD_STRIDE - sizeof(long) - 2 * sizeof(uint64_t)];
+} gw_dep_shard;
+
+/* One deployment's live state. Calls in flight are counted in |stats| when
+ * something reads that count at once (a max_concurrency cap, a balancer
+ * that weighs load: |exact|), else in the thread's shard, like the request
+ * and failure counts: a deployment every worker sends calls to does not
+ * make every call take a line from another core. */
 typedef struct gw_dep_rt {
   const gw_deployment_conf *conf;
   gw_backend *backend; /* NULL: the config names no such backend (cannot happen after validation) */
   const char *label;   /* "model/backend" for log lines */
-  gw_dep_stats stats;  /* written by every call */
-  char stats_pad[64];  /* keeps |health|, read by every call, off that line */
+  bool exact;
+  char apart[64];     /* the fields above and |health| are read by every call */
+  gw_dep_stats stats; /* in_flight written by every call when |exact| */
+  char stats_pad[64];
   gw_health health;
+  char health_pad[64];
+  gw_dep_shard shards[GW_SHARDS];
 } gw_dep_rt;
 
 typedef struct gw_model_rt {
@@ -124,6 +139,8 @@ static int build_models(gw_route_table *t) {
       dr->conf = &m->conf->deployments[d];
       dr->backend = find_backend(t, dr->conf->backend);
       gw_health_init(&dr->health);
+      dr->exact =
+          dr->conf->max_concurrency > 0 || (n > 1 && t->policy->strategy != GW_BALANCE_WEIGHTED);
       m->stats[d] = &dr->stats;
       weights[d] = dr->conf->weight;
       size_t len = strlen(m->conf->name) + strlen(dr->conf->backend) + 2;
@@ -383,12 +400,19 @@ const char *gw_route_table_backend_state(const gw_route_table *t, size_t i) {
   return h > 0 ? "serving" : h == 0 ? "not_serving" : "unknown";
 }
 
+static long dep_in_flight(const gw_dep_rt *d) {
+  long n = atomic_load(&d->stats.in_flight);
+  for (size_t i = 0; i < GW_SHARDS; i++)
+    n += atomic_load(&d->shards[i].in_flight);
+  return n;
+}
+
 static long backend_in_flight(const gw_route_table *t, const gw_backend *b) {
   long n = 0;
   for (size_t m = 0; t->models && m < t->config->n_models; m++)
     for (size_t d = 0; d < t->models[m].conf->n_deployments; d++)
       if (t->models[m].deps[d].backend == b)
-        n += atomic_load(&t->models[m].deps[d].stats.in_flight);
+        n += dep_in_flight(&t->models[m].deps[d]);
   return n;
 }
 
@@ -856,6 +880,29 @@ static void log_change(const gw_call *call, const gw_dep_rt *d, gw_health_change
   }
 }
 
+/* A call's place among |d|'s calls in flight: false when the cap is
+ * reached (another worker may have taken the last slot since under_cap). A
+ * slot may be given back on another thread than took it: shards are summed. */
+static bool take_slot(gw_dep_rt *d) {
+  if (!d->exact) {
+    atomic_fetch_add(&d->shards[gw_shard()].in_flight, 1);
+    return true;
+  }
+  int cap = d->conf->max_concurrency;
+  if (atomic_fetch_add(&d->stats.in_flight, 1) >= cap && cap > 0) {
+    atomic_fetch_sub(&d->stats.in_flight, 1);
+    return false;
+  }
+  return true;
+}
+
+static void give_slot(gw_dep_rt *d, gw_dep_shard *sh) {
+  if (d->exact)
+    atomic_fetch_sub(&d->stats.in_flight, 1);
+  else
+    atomic_fetch_sub(&sh->in_flight, 1);
+}
+
 /* The end of the attempt in flight: counters and health. |abandon|: no
  * outcome to report (the client went away, its deadline passed). */
 static void end_attempt(route_call *rc, bool failure, bool abandon) {
@@ -863,15 +910,16 @@ static void end_attempt(route_call *rc, bool failure, bool abandon) {
   if (!d)
     return;
   rc->cur = NULL;
-  atomic_fetch_sub(&d->stats.in_flight, 1);
-  atomic_fetch_add(&d->stats.requests, 1);
+  gw_dep_shard *sh = &d->shards[gw_shard()];
+  give_slot(d, sh);
+  atomic_fetch_add(&sh->requests, 1);
   if (abandon) {
     if (rc->trial)
       gw_health_abandon(&d->health);
     return;
   }
   if (failure)
-    atomic_fetch_add(&d->stats.failures, 1);
+    atomic_fetch_add(&sh->failures, 1);
   int64_t eject_ms = 0;
   gw_health_change ch = gw_health_report(&d->health, &rc->t->policy->health, gw_now_ms(), !failure,
                                          rc->trial, &eject_ms);
@@ -911,7 +959,7 @@ static size_t best_tier(const gw_model_rt *m, bool *mask) {
 
 static bool under_cap(gw_dep_rt *d) {
   int cap = d->conf->max_concurrency;
-  return cap <= 0 || atomic_load(&d->stats.in_flight) < cap;
+  return cap <= 0 || atomic_load(&d->stats.in_flight) < cap; /* a cap makes it |exact| */
 }
 
 /* Picks the deployment for the next attempt and takes its slot (in flight
@@ -942,14 +990,11 @@ static gw_dep_rt *choose(route_call *rc, int64_t now, int64_t *wait_ms) {
         break;
       gw_dep_rt *d = &m->deps[i];
       mask[i] = false;
-      int cap = d->conf->max_concurrency;
-      if (atomic_fetch_add(&d->stats.in_flight, 1) >= cap && cap > 0) {
-        atomic_fetch_sub(&d->stats.in_flight, 1); /* lost the last slot to another worker */
-        continue;
-      }
+      if (!take_slot(d))
+        continue; /* lost the last slot to another worker */
       bool trial = false;
       if (pass < 2 && !gw_health_admit(&d->health, now, &trial)) {
-        atomic_fetch_sub(&d->stats.in_flight, 1);
+        give_slot(d, &d->shards[gw_shard()]);
         continue;
       }
       rc->trial = trial;

@@ -413,3 +413,45 @@ def test_active_probe_readmits_without_client_traffic():
         finally:
             a.kill()
             b.kill()
+
+
+def backends_in_flight(port):
+    status, doc = get_json(port, "/api/v1/monitoring/backends")
+    assert status == 200, doc
+    return {b["name"]: int(b.get("in_flight", b.get("inFlight", 0))) for b in doc["backends"]}
+
+
+def test_concurrency_cap_and_calls_in_flight(mocks):
+    # Deployment a takes one call at a time (its count is exact: a cap reads
+    # it); b, the lower tier, has no cap (its count is kept per worker thread
+    # and added up when read). Three slow calls at once: one on a, two on b,
+    # and the monitoring endpoint counts them while they run, then none.
+    # (Before a cap was exact per deployment and the rest per thread, this
+    # passed too: it pins both ways of counting.)
+    a, b = mocks(), mocks()
+    cfg = {"backends": [{"name": "a", "provider": "openai", "target": a.base_url},
+                        {"name": "b", "provider": "openai", "target": b.base_url}],
+           "models": [{"name": "gpt-mock", "deployments": [
+               {"backend": "a", "max_concurrency": 1, "upstream_model": "slow"},
+               {"backend": "b", "priority": 1, "upstream_model": "slow"}]}]}
+    gw = Gateway(gateway_env(cfg, WORKERS=2))
+    try:
+        slow = dict(chat_body("slow one"), mock_delay_ms=2000)  # the mock's "slow" model
+        with ThreadPoolExecutor(3) as pool:
+            first = pool.submit(post, gw.http_port, "/v1/chat/completions", slow)
+            deadline = time.time() + 5
+            while not a.find(path="/v1/chat/completions") and time.time() < deadline:
+                time.sleep(0.02)  # a has its call: the next ones find it full
+            rest = [pool.submit(post, gw.http_port, "/v1/chat/completions", slow)
+                    for _ in range(2)]
+            while len(b.find(path="/v1/chat/completions")) < 2 and time.time() < deadline:
+                time.sleep(0.02)
+            assert backends_in_flight(gw.http_port) == {"a": 1, "b": 2}
+            for f in [first, *rest]:
+                status, body, _ = f.result()
+                assert status == 200, body
+        assert len(a.find(path="/v1/chat/completions")) == 1
+        assert len(b.find(path="/v1/chat/completions")) == 2
+        assert backends_in_flight(gw.http_port) == {"a": 0, "b": 0}
+    finally:
+        gw.stop_clean()
