@@ -159,6 +159,12 @@ typedef struct desc_info {
   char *keys;
   uint32_t *key_at;
   unsigned mask; /* slots - 1 */
+  /* The member seen at each of the first ORDER_SLOTS positions of the last
+   * object read as this message, as a |slot| value (0: none yet). A given
+   * upstream or SDK writes its members in one order, so the next key is
+   * checked against it before it is hashed. Written only on a miss; racy
+   * across threads by design (a wrong guess costs the lookup). */
+  _Atomic uint32_t order[16];
   /* By hash of a name: field index + 1, with NAME_CAMEL set when the name is
    * the field's JSON name rather than its proto name, and the name's length
    * in the upper 16 bits; 0: empty. */
@@ -265,8 +271,20 @@ fail:
   return NULL;
 }
 
-static const desc_info *info_of(const ProtobufCMessageDescriptor *d) {
+static const desc_info *info_of_slow(const ProtobufCMessageDescriptor *d, size_t h);
+
+/* The info of |d|: built on first use, then found in the first slot its
+ * pointer hashes to, almost always (inline: ~30 lookups a request). */
+static inline __attribute__((always_inline)) const desc_info *
+info_of(const ProtobufCMessageDescriptor *d) {
   size_t h = (size_t)(((uintptr_t)d >> 4) * 0x9E3779B97F4A7C15ull >> 40);
+  desc_info *e = atomic_load_explicit(&info_table[h & (INFO_SLOTS - 1)], memory_order_acquire);
+  if (__builtin_expect(e != NULL && e->desc == d, 1))
+    return e;
+  return info_of_slow(d, h);
+}
+
+static const desc_info *info_of_slow(const ProtobufCMessageDescriptor *d, size_t h) {
   for (size_t i = 0; i < INFO_SLOTS; i++) {
     _Atomic(desc_info *) *slot = &info_table[(h + i) & (INFO_SLOTS - 1)];
     desc_info *e = atomic_load_explicit(slot, memory_order_acquire);
@@ -304,22 +322,51 @@ static inline int names_equal(const char *a, const char *b, size_t n) {
   return memcmp(a, b, n) == 0;
 }
 
-/* The field named |name| (|n| bytes) by its proto name, or also by its JSON
- * name when |camel|. */
-static const ProtobufCFieldDescriptor *info_field(const desc_info *in, const char *name, size_t n,
-                                                  int camel) {
+/* The |slot| value of the field named |name| (|n| bytes) by its proto name,
+ * or also by its JSON name when |camel|; 0 when none. */
+static uint32_t info_slot(const desc_info *in, const char *name, size_t n, int camel) {
   const ProtobufCMessageDescriptor *d = in->desc;
   for (unsigned k = name_hash(name, n) & in->mask;; k = (k + 1) & in->mask) {
     uint32_t s = in->slot[k];
     if (!s)
-      return NULL;
+      return 0;
     if ((s >> 16) != n || ((s & NAME_CAMEL) && !camel))
       continue;
     unsigned i = (s & 0x7fffu) - 1;
     const char *have = (s & NAME_CAMEL) ? in->camel[i] : d->fields[i].name;
     if (names_equal(have, name, n))
-      return &d->fields[i];
+      return s;
   }
+}
+
+static const ProtobufCFieldDescriptor *slot_field(const desc_info *in, uint32_t s) {
+  return s ? &in->desc->fields[(s & 0x7fffu) - 1] : NULL;
+}
+
+static const ProtobufCFieldDescriptor *info_field(const desc_info *in, const char *name, size_t n,
+                                                  int camel) {
+  return slot_field(in, info_slot(in, name, n, camel));
+}
+
+/* The field of member number |pos| of an object, named |key| (|klen| bytes),
+ * by proto or JSON name: first the one seen there last time (desc_info's
+ * |order|), then by hash. */
+static const ProtobufCFieldDescriptor *ordered_field(const desc_info *in, size_t pos,
+                                                     const char *key, size_t klen) {
+  desc_info *hint = (desc_info *)in; /* |order| only: allocated writable (info_build) */
+  if (pos >= sizeof in->order / sizeof in->order[0])
+    return info_field(in, key, klen, 1);
+  uint32_t s = atomic_load_explicit(&hint->order[pos], memory_order_relaxed);
+  if (s && (s >> 16) == klen) {
+    unsigned i = (s & 0x7fffu) - 1;
+    const char *have = (s & NAME_CAMEL) ? in->camel[i] : in->desc->fields[i].name;
+    if (names_equal(have, key, klen))
+      return &in->desc->fields[i];
+  }
+  uint32_t found = info_slot(in, key, klen, 1);
+  if (found && found != s)
+    atomic_store_explicit(&hint->order[pos], found, memory_order_relaxed);
+  return slot_field(in, found);
 }
 
 static enum wkt wkt_of(const ProtobufCMessageDescriptor *d) {
@@ -1459,7 +1506,14 @@ static int fast_field(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMes
     return fast_by_dom(c, r, d, f, m, depth);
   gw_jval v; /* a scalar, also for a union or wrapper message */
   FAST_TRY(fast_scalar(c, r, ch, &v));
-  FAST_TRY(parse_field(c, d, f, &v, m, depth));
+  if (f->type == PROTOBUF_C_TYPE_MESSAGE || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
+    FAST_TRY(parse_field(c, d, f, &v, m, depth));
+    return GW_OK;
+  }
+  /* A plain scalar field: parse_field's last case, without its dispatch. */
+  FAST_TRY(get_scalar(c, f, &v, SLOT(m, f->offset)));
+  if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_STRING)
+    *(protobuf_c_boolean *)SLOT(m, f->quantifier_offset) = 1;
   return GW_OK;
 }
 
@@ -1477,7 +1531,7 @@ static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMe
   if (seen == seen_small)
     memset(seen_small, 0, sizeof seen_small);
   struct fast_kept *kept = NULL;
-  size_t n_kept = 0, kept_cap = 0;
+  size_t n_kept = 0, kept_cap = 0, pos = 0;
   r->p++; /* '{' */
   int ch = gw_json_lite_peek(r);
   if (ch == '}') {
@@ -1495,7 +1549,9 @@ static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMe
     r->p++;
     if ((ch = gw_json_lite_peek(r)) < 0)
       return FAST_NO;
-    const ProtobufCFieldDescriptor *f = find_field_in(in, d, key, klen, slot);
+    const ProtobufCFieldDescriptor *f = ordered_field(in, pos++, key, klen);
+    if (f == slot)
+      f = NULL; /* the unknown-member slot is no member */
     int keep_this = !f;
     if (f) {
       size_t idx = (size_t)(f - d->fields);

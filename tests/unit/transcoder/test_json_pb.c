@@ -777,6 +777,55 @@ static void direct_equals_dom(const ProtobufCMessageDescriptor *d, const gw_json
   gw_arena_free(b);
 }
 
+/* The direct path checks each key against the member seen at its position
+ * last time before it hashes it. Orders that change from one document to
+ * the next, JSON names where proto names were, unknown keys as long as the
+ * guess, a repeated key and objects past the remembered positions all read
+ * as the DOM path reads them, and the values land in the right fields. */
+static void test_member_order_guess(void **state) {
+  (void)state;
+  static const gw_json_opts o = {.keep_unknown = 1, .bare_unions = 1};
+  const ProtobufCMessageDescriptor *u = &aigateway__v1__usage__descriptor;
+  static const char *const docs[] = {
+      "{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}",
+      "{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}",
+      "{\"total_tokens\":3,\"prompt_tokens\":1,\"completion_tokens\":2}",
+      "{\"promptTokens\":1,\"completionTokens\":2,\"totalTokens\":3}",
+      "{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}",
+      "{\"prompt_tokenz\":1,\"completion_tokens\":2}",
+      "{\"prompt_tokens\":1,\"prompt_tokens\":2}",
+      "{\"completion_tokens\":2,\"promptTokens\":1,\"total_tokens\":3}",
+  };
+  for (int round = 0; round < 2; round++)
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++)
+      direct_equals_dom(u, &o, docs[i], NULL, NULL);
+  /* The values, after the guesses were trained on another order. */
+  static const char *const orders[] = {
+      "{\"total_tokens\":30,\"completion_tokens\":20,\"prompt_tokens\":10}",
+      "{\"completionTokens\":20,\"totalTokens\":30,\"promptTokens\":10}",
+  };
+  for (size_t i = 0; i < 2; i++) {
+    gw_arena *a = gw_arena_new(0, 0);
+    ProtobufCMessage *m = NULL;
+    gw_json_error e;
+    assert_int_equal(gw_json_to_pb(u, orders[i], strlen(orders[i]), a, &o, &m, &e), GW_OK);
+    const Aigateway__V1__Usage *us = (const void *)m;
+    assert_int_equal(us->prompt_tokens, 10);
+    assert_int_equal(us->completion_tokens, 20);
+    assert_int_equal(us->total_tokens, 30);
+    gw_arena_free(a);
+  }
+  /* More members than positions remembered (16): the rest by hash. */
+  static const char big[] =
+      "{\"model\":\"m\",\"messages\":[],\"max_tokens\":1,\"temperature\":0.5,\"top_p\":1,"
+      "\"n\":1,\"stream\":false,\"stop\":\"x\",\"presence_penalty\":0,\"frequency_penalty\":0,"
+      "\"user\":\"u\",\"seed\":7,\"logprobs\":false,\"parallel_tool_calls\":true,"
+      "\"store\":false,\"service_tier\":\"auto\",\"max_completion_tokens\":5,\"top_logprobs\":2,"
+      "\"x_unknown\":1}";
+  for (int round = 0; round < 2; round++)
+    direct_equals_dom(CHAT, &opt_sets[O_OPENAI], big, NULL, NULL);
+}
+
 static void test_direct_path(void **state) {
   static const gw_json_opts answers = {.keep_unknown = 1, .bare_unions = 1, .floats_base64 = 1};
   const gw_json_opts *openai = &opt_sets[O_OPENAI];
@@ -976,6 +1025,7 @@ int main(void) {
       cmocka_unit_test(test_floats_base64),
       cmocka_unit_test(test_bytes_base64_lengths),
       cmocka_unit_test(test_direct_path),
+      cmocka_unit_test(test_member_order_guess),
       cmocka_unit_test(test_failmalloc),
       cmocka_unit_test(test_arena_cap),
       cmocka_unit_test(test_buf_cap),
