@@ -2088,7 +2088,9 @@ static int print_object_fields(struct wctx *w, const ProtobufCMessage *m,
     if (f == slot)
       continue;
     int shown = field_shown(w, f, m);
-    const char *raw = w->opts.field_hook ? w->opts.field_hook(w->opts.hook_arg, m, f, shown) : NULL;
+    const char *raw = w->opts.field_hook && (!shown || w->opts.hook_shown)
+                          ? w->opts.field_hook(w->opts.hook_arg, m, f, shown)
+                          : NULL;
     if (raw ? !*raw : !shown)
       continue;
     printed[i] = 1;
