@@ -1771,9 +1771,19 @@ static int escape_char(gw_buf *b, unsigned char ch) {
  * are UTF-8, so bytes that are not become U+FFFD rather than invalid JSON. */
 static int print_string(gw_buf *b, const char *s) {
   const unsigned char *p = (const unsigned char *)(s ? s : "");
-  const unsigned char *end = p + strlen((const char *)p), *q = p, *run = p;
+  size_t n = strlen((const char *)p);
+  const unsigned char *end = p + n, *q = gw_json_skip_plain(p, end), *run = p;
+  if (q == end && b->data && n + 2 < b->alloc - b->len) { /* plain and it fits: one copy */
+    char *o = b->data + b->len;
+    o[0] = '"';
+    memcpy(o + 1, p, n);
+    o[n + 1] = '"';
+    o[n + 2] = '\0';
+    b->len += n + 2;
+    return GW_OK;
+  }
   TRY(gw_buf_appendc(b, '"'));
-  while ((q = gw_json_skip_plain(q, end)) < end) {
+  for (; (q = gw_json_skip_plain(q, end)) < end;) {
     unsigned char ch = *q;
     size_t len = ch >= 0x80 ? utf8_len(q, (size_t)(end - q)) : 0;
     if (len) {
