@@ -322,19 +322,22 @@ static inline int names_equal(const char *a, const char *b, size_t n) {
   return memcmp(a, b, n) == 0;
 }
 
+/* Whether |slot| value |s| (not 0) is the name |name| (|n| bytes). */
+static inline int slot_names(const desc_info *in, uint32_t s, const char *name, size_t n) {
+  if ((s >> 16) != n)
+    return 0;
+  unsigned i = (s & 0x7fffu) - 1;
+  return names_equal((s & NAME_CAMEL) ? in->camel[i] : in->desc->fields[i].name, name, n);
+}
+
 /* The |slot| value of the field named |name| (|n| bytes) by its proto name,
  * or also by its JSON name when |camel|; 0 when none. */
 static uint32_t info_slot(const desc_info *in, const char *name, size_t n, int camel) {
-  const ProtobufCMessageDescriptor *d = in->desc;
   for (unsigned k = name_hash(name, n) & in->mask;; k = (k + 1) & in->mask) {
     uint32_t s = in->slot[k];
     if (!s)
       return 0;
-    if ((s >> 16) != n || ((s & NAME_CAMEL) && !camel))
-      continue;
-    unsigned i = (s & 0x7fffu) - 1;
-    const char *have = (s & NAME_CAMEL) ? in->camel[i] : d->fields[i].name;
-    if (names_equal(have, name, n))
+    if ((camel || !(s & NAME_CAMEL)) && slot_names(in, s, name, n))
       return s;
   }
 }
@@ -357,12 +360,8 @@ static const ProtobufCFieldDescriptor *ordered_field(const desc_info *in, size_t
   if (pos >= sizeof in->order / sizeof in->order[0])
     return info_field(in, key, klen, 1);
   uint32_t s = atomic_load_explicit(&hint->order[pos], memory_order_relaxed);
-  if (s && (s >> 16) == klen) {
-    unsigned i = (s & 0x7fffu) - 1;
-    const char *have = (s & NAME_CAMEL) ? in->camel[i] : in->desc->fields[i].name;
-    if (names_equal(have, key, klen))
-      return &in->desc->fields[i];
-  }
+  if (s && slot_names(in, s, key, klen))
+    return slot_field(in, s);
   uint32_t found = info_slot(in, key, klen, 1);
   if (found && found != s)
     atomic_store_explicit(&hint->order[pos], found, memory_order_relaxed);
