@@ -257,6 +257,17 @@ static int try_upgrade(gw_http_conn *c, gw_http_stream *s) {
   return 1;
 }
 
+/* A whole request read into |p| while the connection's input was empty and
+ * no request was open: parsed where it lies, sparing the copy into the input
+ * and the drain out of it. Returns the bytes used (the caller queues the rest),
+ * 0 when the request must go through the input, -1 when it was answered with
+ * an error (the rest is never read). */
+long gw_h1_take(gw_http_conn *c, const char *p, size_t len) {
+  if (c->state != CONN_H1 || c->h1_cur || c->h1_body_left || c->close_after_flush || c->dead)
+    return 0;
+  return fast_request(c, p, len);
+}
+
 /* Feeds buffered input to the parser while no request waits for its answer,
  * and hands complete requests to the stream code. */
 void gw_h1_on_read(gw_http_conn *c) {

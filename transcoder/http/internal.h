@@ -175,6 +175,7 @@ int gw_http_accepts_gzip(const char *accept_encoding);
 /* h1.c */
 void gw_h1_start(gw_http_conn *c);
 void gw_h1_on_read(gw_http_conn *c);
+long gw_h1_take(gw_http_conn *c, const char *p, size_t len);
 void gw_h1_stop(gw_http_conn *c);
 int gw_h1_submit_head(gw_http_stream *s, int status, const gw_http_header *h, size_t n,
                       int64_t content_length);

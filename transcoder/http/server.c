@@ -229,6 +229,7 @@ static void update_reading(gw_http_conn *c) {
 }
 
 static void read_cb(struct bufferevent *bev, void *arg);
+static void conn_output(gw_http_conn *c);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* Cleartext reads. A socket bufferevent asks the kernel how much is readable
@@ -250,11 +251,22 @@ static void raw_read_cb(evutil_socket_t fd, short what, void *arg) {
   ssize_t n = recv(fd, read_scratch, sizeof read_scratch, 0);
   int err = errno;
   if (n > 0) {
+    /* A whole request in an empty input is parsed in the scratch buffer;
+     * what it leaves (pipelined bytes) goes into the input as ever. */
+    long used = evbuffer_get_length(in) == 0 ? gw_h1_take(c, read_scratch, (size_t)n) : 0;
+    if (used < 0) {
+      conn_output(c);
+      update_reading(c);
+      return;
+    }
     /* The socket bufferevent keeps its input's end frozen: only its own
      * reads add there, thawing it around them; so does this one. */
-    evbuffer_unfreeze(in, 0);
-    int rc = evbuffer_add(in, read_scratch, (size_t)n);
-    evbuffer_freeze(in, 0);
+    int rc = 0;
+    if ((size_t)used < (size_t)n) {
+      evbuffer_unfreeze(in, 0);
+      rc = evbuffer_add(in, read_scratch + used, (size_t)n - (size_t)used);
+      evbuffer_freeze(in, 0);
+    }
     if (rc != 0)
       event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
     else
