@@ -63,6 +63,16 @@ typedef struct hc_conn {
   int fd;
   hc_state state;
   struct event *rev, *wev, *tev;
+  /* What the events are set to (event_add and event_del cost ~100
+   * instructions each even when they change nothing): |rev_on|, |wev_on|.
+   * The timer is lazy: |due| is when the state's timeout falls (ms on
+   * gw_http_now_ms' clock, 0: none); |tev_at|, while |tev_on|, when the
+   * armed timer fires. A timer armed no later than |due| is left as it is,
+   * and on_timer arms it again for what is left, so a pooled connection
+   * that goes idle and back to work per request sets it once per idle
+   * timeout instead of twice per request. */
+  bool rev_on, wev_on, tev_on;
+  int64_t due, tev_at;
   http_parser parser;
   gw_http_req *req;
   gw_buf head; /* the request line and headers being written */
@@ -111,9 +121,36 @@ static void reap_soon(gw_http_client *c) {
     event_active(c->reap_ev, EV_TIMEOUT, 0);
 }
 
-static void set_timer(struct event *ev, int64_t ms) {
+static void rev_set(hc_conn *k, bool on) {
+  if (on != k->rev_on)
+    (void)(on ? event_add(k->rev, NULL) : event_del(k->rev));
+  k->rev_on = on;
+}
+
+static void wev_set(hc_conn *k, bool on) {
+  if (on != k->wev_on)
+    (void)(on ? event_add(k->wev, NULL) : event_del(k->wev));
+  k->wev_on = on;
+}
+
+/* Arms the timer to fire at |at| (now + |ms|). */
+static void tev_arm(hc_conn *k, int64_t at, int64_t ms) {
   struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-  event_add(ev, &tv);
+  event_add(k->tev, &tv);
+  k->tev_on = true;
+  k->tev_at = at;
+}
+
+/* The state's timeout falls |ms| from now (0: it has none). */
+static void set_due(hc_conn *k, int64_t ms) {
+  if (ms <= 0) {
+    k->due = 0; /* a timer still armed finds nothing due and stops */
+    return;
+  }
+  int64_t now = gw_http_now_ms();
+  k->due = now + ms;
+  if (!k->tev_on || k->tev_at > k->due)
+    tev_arm(k, k->due, ms);
 }
 
 /* ---- connections --------------------------------------------------------------- */
@@ -152,9 +189,10 @@ static void conn_close(hc_conn *k) {
     return;
   if (k->state == HC_IDLE)
     idle_unlink(k);
-  event_del(k->rev);
-  event_del(k->wev);
+  rev_set(k, false);
+  wev_set(k, false);
   event_del(k->tev);
+  k->tev_on = false;
   close(k->fd);
   k->fd = -1;
   k->state = HC_CLOSED;
@@ -217,7 +255,7 @@ static int conn_open(gw_http_client *c, hc_host *h, hc_conn **out, int *err) {
     k->state = HC_SENDING;
   } else if (errno == EINPROGRESS) {
     k->state = HC_CONNECTING;
-    event_add(k->wev, NULL);
+    wev_set(k, true);
   } else {
     *err = errno;
     k->state = HC_CONNECTING;
@@ -239,11 +277,11 @@ static void conn_to_idle(hc_conn *k) {
   k->next_idle = h->idle;
   h->idle = k;
   h->n_idle++;
-  event_del(k->wev);
+  wev_set(k, false);
   /* Readable while idle: the upstream closed it (or talks out of turn);
    * the timer is the idle timeout now. */
-  event_add(k->rev, NULL);
-  set_timer(k->tev, k->c->o.idle_timeout_ms);
+  rev_set(k, true);
+  set_due(k, k->c->o.idle_timeout_ms);
 }
 
 /* ---- hosts ------------------------------------------------------------------------- */
@@ -344,10 +382,7 @@ static void arm_timer(hc_conn *k) {
     if (cto > 0 && (ms == 0 || cto < ms))
       ms = cto;
   }
-  if (ms > 0)
-    set_timer(k->tev, ms);
-  else
-    event_del(k->tev);
+  set_due(k, ms);
 }
 
 /* Writes what is left of the head and the body. 0: all written; 1: the
@@ -378,14 +413,14 @@ static int send_some(hc_conn *k) {
       if (errno == EINTR)
         continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        event_add(k->wev, NULL);
+        wev_set(k, true);
         return 1;
       }
       return errno;
     }
     k->sent += (size_t)w;
   }
-  event_del(k->wev);
+  wev_set(k, false);
   if (k->state == HC_SENDING)
     k->state = HC_RECEIVING;
   return 0;
@@ -459,7 +494,7 @@ static int attach(hc_conn *k, gw_http_req *r, int *err) {
   if (k->state == HC_CONNECTING)
     return GW_OK; /* the write event finishes the connect */
   if (!r->paused)
-    event_add(k->rev, NULL); /* a pooled one has it on already */
+    rev_set(k, true); /* a pooled one has it on already */
   int w = send_some(k);
   if (w > 1) {
     *err = w;
@@ -528,7 +563,7 @@ static void complete(hc_conn *k) {
   bool keep = k->keep_alive && k->rpos == k->rlen && k->sent == k->head.len + r->body_len;
   k->req = NULL;
   r->conn = NULL;
-  event_del(k->tev);
+  k->due = 0;
   if (keep)
     conn_to_idle(k);
   else
@@ -780,7 +815,7 @@ paused_or_done:
   /* |k| may be closed and |r| finished; only a paused live one is left
    * to quiet, keeping what it has not parsed out of the shared buffer. */
   if (k->state != HC_CLOSED && k->req == r && r->paused) {
-    event_del(k->rev);
+    rev_set(k, false);
     if (k->rpos < k->rlen && k->rbuf == k->c->rbuf) {
       size_t n = k->rlen - k->rpos;
       char *left = gw_malloc(n);
@@ -800,7 +835,7 @@ paused_or_done:
 static void on_write(evutil_socket_t fd, short what, void *arg) {
   hc_conn *k = arg;
   if (!k->req || k->state == HC_CLOSED) {
-    event_del(k->wev);
+    wev_set(k, false);
     return;
   }
   if (k->state == HC_CONNECTING) {
@@ -816,7 +851,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg) {
     k->state = HC_SENDING;
     arm_timer(k); /* from the connect timeout to the request's deadline */
     if (!k->req->paused)
-      event_add(k->rev, NULL);
+      rev_set(k, true);
   }
   int w = send_some(k);
   if (w > 1)
@@ -826,6 +861,16 @@ static void on_write(evutil_socket_t fd, short what, void *arg) {
 static void on_timer(evutil_socket_t fd, short what, void *arg) {
   hc_conn *k = arg;
   gw_http_req *r = k->req;
+  (void)fd;
+  (void)what;
+  k->tev_on = false;
+  if (!k->due)
+    return; /* armed for a state that has ended */
+  int64_t now = gw_http_now_ms();
+  if (now < k->due) { /* armed for an earlier state: what is left */
+    tev_arm(k, k->due, k->due - now);
+    return;
+  }
   if (k->state == HC_IDLE) {
     conn_close(k); /* idle too long */
     return;
@@ -999,7 +1044,7 @@ void gw_http_req_pause(gw_http_req *r) {
   if (r->in_cb)
     http_parser_pause(&k->parser, 1);
   else if (k->state != HC_CONNECTING)
-    event_del(k->rev);
+    rev_set(k, false);
 }
 
 void gw_http_req_resume(gw_http_req *r) {
@@ -1009,7 +1054,7 @@ void gw_http_req_resume(gw_http_req *r) {
   hc_conn *k = r->conn;
   if (!k || k->state == HC_CONNECTING || k->state == HC_CLOSED)
     return;
-  event_add(k->rev, NULL);
+  rev_set(k, true);
   event_active(k->rev, EV_READ, 0); /* what waits in the buffer goes first */
 }
 

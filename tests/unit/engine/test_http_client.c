@@ -371,6 +371,80 @@ static void test_reuse_and_caps(void **state) {
   event_base_free(base);
 }
 
+/* The connection timer is lazy: a timer armed for an earlier state (the
+ * last idle period, a shorter deadline) is left to fire and armed again for
+ * what the present state has left. Neither an idle timer from before the
+ * last request nor one armed while a request ran may end a pooled
+ * connection or a request early, and both must still end them in time. */
+static void test_lazy_timers(void **state) {
+  (void)state;
+  struct event_base *base = event_base_new();
+  srv s;
+  srv_start(&s, base);
+  srv_answer(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false);
+  gw_http_client_opts o;
+  gw_http_client_opts_init(&o);
+  o.idle_timeout_ms = 200;
+  gw_http_client *c;
+  assert_int_equal(gw_http_client_new(base, &o, &c), GW_OK);
+  rec a;
+  rec_init(&a, s.port);
+  assert_int_equal(gw_http_req_start(c, &a.r), GW_OK);
+  run_until_done(base, &a); /* idle: the timer falls 200 ms from here */
+  run_for(base, 120);
+  rec_init(&a, s.port);
+  assert_int_equal(gw_http_req_start(c, &a.r), GW_OK);
+  run_until_done(base, &a); /* idle again: 200 ms from here, not 80 */
+  assert_true(a.r.reused);
+  run_for(base, 130); /* past the first idle period's end */
+  int idle, busy;
+  gw_http_client_counts(c, &idle, &busy);
+  assert_int_equal(idle, 1);
+  rec_init(&a, s.port);
+  assert_int_equal(gw_http_req_start(c, &a.r), GW_OK);
+  run_until_done(base, &a);
+  assert_int_equal(a.done_err, GW_OK);
+  assert_true(a.r.reused);
+  assert_int_equal(s.accepts, 1);
+  run_for(base, 350); /* the idle timeout still closes it */
+  gw_http_client_counts(c, &idle, &busy);
+  assert_int_equal(idle, 0);
+  /* A request on a pooled connection whose idle timer falls first: its own
+   * deadline ends it, at its time. */
+  rec_init(&a, s.port);
+  assert_int_equal(gw_http_req_start(c, &a.r), GW_OK);
+  run_until_done(base, &a);
+  srv_answer(&s, NULL, false); /* never answers */
+  rec_init(&a, s.port);
+  a.r.timeout_ms = 450;
+  int64_t t0 = gw_http_now_ms();
+  assert_int_equal(gw_http_req_start(c, &a.r), GW_OK);
+  run_until_done(base, &a);
+  int64_t took = gw_http_now_ms() - t0;
+  assert_true(a.r.reused);
+  assert_int_equal(a.done_err, GW_ERR_IO);
+  assert_int_equal(a.r.sys_errno, ETIMEDOUT);
+  assert_true(took >= 440 && took < 2000);
+  /* With no deadline, the stale idle timer ends nothing. */
+  srv_answer(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false);
+  rec_init(&a, s.port);
+  assert_int_equal(gw_http_req_start(c, &a.r), GW_OK);
+  run_until_done(base, &a);
+  srv_answer(&s, NULL, false);
+  rec_init(&a, s.port);
+  a.r.timeout_ms = 0;
+  assert_int_equal(gw_http_req_start(c, &a.r), GW_OK);
+  run_for(base, 400);
+  assert_true(a.r.reused);
+  assert_int_equal(a.done_calls, 0);
+  gw_http_req_cancel(&a.r);
+  run_until_done(base, &a);
+  assert_int_equal(a.done_calls, 1);
+  gw_http_client_free(c);
+  srv_stop(&s);
+  event_base_free(base);
+}
+
 /* The upstream dropped a pooled connection the client has not noticed yet:
  * the request is sent again once, on a fresh connection. */
 static void test_stale_connection_is_retried(void **state) {
@@ -715,6 +789,7 @@ int main(void) {
       cmocka_unit_test(test_reuse_and_caps),
       cmocka_unit_test(test_stale_connection_is_retried),
       cmocka_unit_test(test_deadline_and_connect_failure),
+      cmocka_unit_test(test_lazy_timers),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_pause_resume),
       cmocka_unit_test(test_paused_bytes_survive_other_reads),
