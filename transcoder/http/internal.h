@@ -64,7 +64,15 @@ struct gw_http_conn {
   conn_state state;
   struct sockaddr_storage peer;
   char peer_ip[INET6_ADDRSTRLEN];
-  struct event *timer;     /* idle / first-request / linger timeout */
+  struct event *timer; /* idle / first-request / linger timeout */
+  /* The timer is lazy (as in the upstream client): |timer_due| is when the
+   * state's timeout falls (ms, CLOCK_MONOTONIC; 0: none), |timer_at|, while
+   * |timer_on|, when the armed timer fires. A timer armed no later than the
+   * due time is left alone; conn_timer_cb arms it again for what is left.
+   * A keep-alive connection sets it once per keep-alive timeout, not twice
+   * per request. */
+  int64_t timer_due, timer_at;
+  int timer_on;
   struct event *service;   /* deferred work: parse pipelined input, h2 send, close */
   struct event *rev;       /* cleartext: our own read event (see raw_read_cb) */
   int reading;             /* |rev| is armed */

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -153,6 +154,7 @@ void gw_http_conn_close(gw_http_conn *c) {
   if (c->rev)
     event_del(c->rev);
   event_del(c->timer);
+  c->timer_on = 0;
   event_del(c->service);
   while (c->streams) {
     gw_http_stream *s = c->streams;
@@ -193,12 +195,27 @@ void gw_http_conn_kick(gw_http_conn *c) {
     event_active(c->service, EV_WRITE, 0);
 }
 
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void conn_timer_set(gw_http_conn *c, int64_t at, int64_t ms) {
+  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+  evtimer_add(c->timer, &tv);
+  c->timer_on = 1;
+  c->timer_at = at;
+}
+
 void gw_http_conn_arm_timer(gw_http_conn *c, unsigned ms) {
-  struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-  if (ms)
-    evtimer_add(c->timer, &tv);
-  else
-    evtimer_del(c->timer);
+  if (!ms) {
+    c->timer_due = 0; /* a timer still armed finds nothing due and stops */
+    return;
+  }
+  c->timer_due = now_ms() + ms;
+  if (!c->timer_on || c->timer_at > c->timer_due)
+    conn_timer_set(c, c->timer_due, ms);
 }
 
 void gw_http_conn_close_after_flush(gw_http_conn *c) {
@@ -435,8 +452,14 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg) {
   gw_http_conn *c = arg;
   (void)fd;
   (void)what;
-  if (c->dead)
+  c->timer_on = 0;
+  if (c->dead || !c->timer_due)
     return;
+  int64_t now = now_ms();
+  if (now < c->timer_due) { /* armed for an earlier state: what is left */
+    conn_timer_set(c, c->timer_due, c->timer_due - now);
+    return;
+  }
   if (c->state == CONN_H2 && !c->close_after_flush) {
     gw_h2_stop(c); /* idle: GOAWAY, then close when flushed */
     gw_http_conn_close_after_flush(c);

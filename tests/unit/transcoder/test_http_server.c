@@ -190,6 +190,7 @@ static int setup(void **state) {
   o.port = 0;
   o.header_timeout_ms = 1000;
   o.body_timeout_ms = 1000;
+  o.keepalive_timeout_ms = 800;
   o.max_conns_per_ip = 0;
   o.cors_origins = origins;
   o.n_cors_origins = 1;
@@ -672,6 +673,30 @@ static void test_pipelining_warm(void **state) {
   assert_null(strstr(out, "path=/sneaky"));
 }
 
+/* The connection timer is lazy (a keep-alive timer armed after one request
+ * is left to fire and armed again for what the next one left): the
+ * keep-alive timeout (800 ms here) runs from the end of the last request,
+ * never from an earlier one, and still closes the connection. */
+static void test_keepalive_from_last_request(void **state) {
+  (void)state;
+  int fd = connect_to(port_plain);
+  const char *req[] = {"GET /k1 HTTP/1.1\r\nHost: x\r\n\r\n", "GET /k2 HTTP/1.1\r\nHost: x\r\n\r\n",
+                       "GET /k3 HTTP/1.1\r\nHost: x\r\n\r\n"};
+  send_all(fd, req[0], strlen(req[0]));
+  assert_true(recv_until(fd, "path=/k1", 3000));
+  usleep(500 * 1000);
+  send_all(fd, req[1], strlen(req[1]));
+  assert_true(recv_until(fd, "path=/k2", 3000));
+  usleep(500 * 1000); /* 1 s after the first request: past its timeout */
+  send_all(fd, req[2], strlen(req[2]));
+  assert_true(recv_until(fd, "path=/k3", 3000));
+  double t0 = now_s();
+  recv_until_close(fd, out, sizeof out, 4000);
+  double dt = now_s() - t0;
+  close(fd);
+  assert_true(dt > 0.6 && dt < 2.5);
+}
+
 static void test_per_ip_cap(void **state) {
   (void)state;
   int a = connect_to(port_capped), b = connect_to(port_capped);
@@ -786,9 +811,10 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_413_before_body),    cmocka_unit_test(test_431),
       cmocka_unit_test(test_408_slow_head),      cmocka_unit_test(test_h1_body_in_pieces),
       cmocka_unit_test(test_400_malformed),      cmocka_unit_test(test_pipelining),
-      cmocka_unit_test(test_pipelining_warm),    cmocka_unit_test(test_per_ip_cap),
-      cmocka_unit_test(test_cors_preflight),     cmocka_unit_test(test_client_disconnect),
-      cmocka_unit_test(test_h2_floods),          cmocka_unit_test(test_graceful_stop),
+      cmocka_unit_test(test_pipelining_warm),    cmocka_unit_test(test_keepalive_from_last_request),
+      cmocka_unit_test(test_per_ip_cap),         cmocka_unit_test(test_cors_preflight),
+      cmocka_unit_test(test_client_disconnect),  cmocka_unit_test(test_h2_floods),
+      cmocka_unit_test(test_graceful_stop),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
