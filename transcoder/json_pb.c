@@ -158,6 +158,10 @@ typedef struct desc_info {
    * are [A-Za-z0-9_]: nothing to escape). */
   char *keys;
   uint32_t *key_at;
+  /* How the writer tells whether each field is there (field_shown's
+   * branches on label, type and flags, decided once): one switch and one
+   * load per field of every object written. */
+  struct shown_plan *shown;
   unsigned mask; /* slots - 1 */
   /* The member seen at each of the first ORDER_SLOTS positions of the last
    * object read as this message, as a |slot| value (0: none yet). A given
@@ -188,6 +192,48 @@ static inline __attribute__((always_inline)) uint32_t name_hash(const char *s, s
   return h;
 }
 
+/* field_shown's cases, decided per field. */
+enum shown_kind {
+  SHOWN_NEVER, /* the unknown-member slot: printed apart */
+  SHOWN_ONEOF,
+  SHOWN_REPEATED,
+  SHOWN_MESSAGE,
+  SHOWN_ALWAYS,
+  SHOWN_OPT_PTR, /* proto2 optional string */
+  SHOWN_OPT_HAS, /* proto2 optional scalar: its has_ flag */
+  SHOWN_STRING,
+  SHOWN_BYTES,
+  SHOWN_BITS64,
+  SHOWN_BITS32,
+};
+struct shown_plan {
+  uint32_t offset, qoffset, id;
+  uint32_t kind;
+};
+
+static size_t elem_size(ProtobufCType t);
+
+static enum shown_kind shown_kind_of(const ProtobufCFieldDescriptor *f,
+                                     const ProtobufCFieldDescriptor *extra) {
+  if (f == extra)
+    return SHOWN_NEVER;
+  if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+    return SHOWN_ONEOF;
+  if (f->label == PROTOBUF_C_LABEL_REPEATED)
+    return SHOWN_REPEATED;
+  if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+    return SHOWN_MESSAGE;
+  if (f->label == PROTOBUF_C_LABEL_REQUIRED)
+    return SHOWN_ALWAYS;
+  if (f->label == PROTOBUF_C_LABEL_OPTIONAL)
+    return f->type == PROTOBUF_C_TYPE_STRING ? SHOWN_OPT_PTR : SHOWN_OPT_HAS;
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_STRING: return SHOWN_STRING;
+  case PROTOBUF_C_TYPE_BYTES: return SHOWN_BYTES;
+  default: return elem_size(f->type) == 8 ? SHOWN_BITS64 : SHOWN_BITS32;
+  }
+}
+
 static void info_release(desc_info *in) {
   if (in->camel)
     for (unsigned i = 0; i < in->desc->n_fields; i++)
@@ -195,6 +241,7 @@ static void info_release(desc_info *in) {
   free(in->camel);
   free(in->keys);
   free(in->key_at);
+  free(in->shown);
   free(in);
 }
 
@@ -252,8 +299,14 @@ static desc_info *info_build(const ProtobufCMessageDescriptor *d) {
   in->list = list_field(d);
   in->extra = extra_compute(d);
   in->mask = slots - 1;
-  if ((n_camel && !(in->camel = calloc(d->n_fields, sizeof *in->camel))) || info_keys(in) != 0)
+  if ((n_camel && !(in->camel = calloc(d->n_fields, sizeof *in->camel))) || info_keys(in) != 0 ||
+      !(in->shown = calloc(d->n_fields ? d->n_fields : 1, sizeof *in->shown)))
     goto fail;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    in->shown[i] = (struct shown_plan){(uint32_t)f->offset, (uint32_t)f->quantifier_offset, f->id,
+                                       shown_kind_of(f, in->extra)};
+  }
   for (unsigned i = 0; i < d->n_fields; i++) {
     const char *name = d->fields[i].name;
     if (info_put(in, name, i + 1) != 0)
@@ -2065,6 +2118,38 @@ static int field_shown(const struct wctx *w, const ProtobufCFieldDescriptor *f,
   }
 }
 
+/* field_shown from the type's plan. */
+static inline __attribute__((always_inline)) int
+plan_shown(const struct wctx *w, const struct shown_plan *p, const ProtobufCMessage *m) {
+  const char *base = (const char *)m;
+  switch ((enum shown_kind)p->kind) {
+  case SHOWN_NEVER: return 0;
+  case SHOWN_ONEOF: return *(const uint32_t *)(base + p->qoffset) == p->id;
+  case SHOWN_REPEATED: return w->opts.emit_defaults || *(const size_t *)(base + p->qoffset) > 0;
+  case SHOWN_MESSAGE:
+  case SHOWN_OPT_PTR: return *(const void *const *)(base + p->offset) != NULL;
+  case SHOWN_ALWAYS: return 1;
+  case SHOWN_OPT_HAS: return *(const protobuf_c_boolean *)(base + p->qoffset) != 0;
+  case SHOWN_STRING: {
+    const char *str = *(const char *const *)(base + p->offset);
+    return w->opts.emit_defaults || (str && *str);
+  }
+  case SHOWN_BYTES:
+    return w->opts.emit_defaults || ((const ProtobufCBinaryData *)(base + p->offset))->len > 0;
+  case SHOWN_BITS64: {
+    uint64_t bits;
+    memcpy(&bits, base + p->offset, 8);
+    return w->opts.emit_defaults || bits != 0;
+  }
+  case SHOWN_BITS32: {
+    uint32_t bits;
+    memcpy(&bits, base + p->offset, 4);
+    return w->opts.emit_defaults || bits != 0;
+  }
+  }
+  return 0;
+}
+
 static int print_object_fields(struct wctx *w, const ProtobufCMessage *m,
                                const ProtobufCMessageDescriptor *d, const desc_info *in,
                                const ProtobufCFieldDescriptor *slot, unsigned char *printed,
@@ -2086,40 +2171,56 @@ static int print_object(struct wctx *w, const ProtobufCMessage *m, const desc_in
   return rc;
 }
 
+/* Writes member |i| of |m|: its key, then |raw| when the hook gave one, else
+ * its value. */
+static int print_member(struct wctx *w, const ProtobufCMessage *m,
+                        const ProtobufCMessageDescriptor *d, const desc_info *in, unsigned i,
+                        const char *raw, int *first, int depth) {
+  const ProtobufCFieldDescriptor *f = &d->fields[i];
+  if (!*first)
+    TRY(gw_buf_appendc(w->b, ','));
+  *first = 0;
+  if (in) {
+    TRY(gw_buf_append(w->b, in->keys + in->key_at[i], in->key_at[i + 1] - in->key_at[i]));
+  } else {
+    TRY(print_string(w->b, f->name));
+    TRY(gw_buf_appendc(w->b, ':'));
+  }
+  if (raw)
+    return gw_buf_appends(w->b, raw);
+  if (f->label != PROTOBUF_C_LABEL_REPEATED)
+    return print_value(w, f, CSLOT(m, f->offset), depth + 1, 0);
+  if (is_map_field(d, f))
+    return print_map(w, f, m, depth + 1);
+  return print_repeated(w, f, m, depth + 1, 0);
+}
+
 static int print_object_fields(struct wctx *w, const ProtobufCMessage *m,
                                const ProtobufCMessageDescriptor *d, const desc_info *in,
                                const ProtobufCFieldDescriptor *slot, unsigned char *printed,
                                int *firstp, int depth) {
   int first = *firstp;
+  const char *(*hook)(void *, const ProtobufCMessage *, const ProtobufCFieldDescriptor *, int) =
+      w->opts.field_hook;
   TRY(gw_buf_appendc(w->b, '{'));
-  for (unsigned i = 0; i < d->n_fields; i++) {
-    const ProtobufCFieldDescriptor *f = &d->fields[i];
-    if (f == slot)
-      continue;
-    int shown = field_shown(w, f, m);
-    const char *raw = w->opts.field_hook && (!shown || w->opts.hook_shown)
-                          ? w->opts.field_hook(w->opts.hook_arg, m, f, shown)
+  for (unsigned i = 0, n = d->n_fields; i < n; i++) {
+    int shown;
+    if (in) { /* the type's plan: an absent member costs a switch and a load */
+      shown = plan_shown(w, &in->shown[i], m);
+      if (!shown && (!hook || in->shown[i].kind == SHOWN_NEVER))
+        continue;
+    } else {
+      if (&d->fields[i] == slot)
+        continue;
+      shown = field_shown(w, &d->fields[i], m);
+    }
+    const char *raw = hook && (!shown || w->opts.hook_shown)
+                          ? hook(w->opts.hook_arg, m, &d->fields[i], shown)
                           : NULL;
     if (raw ? !*raw : !shown)
       continue;
     printed[i] = 1;
-    if (!first)
-      TRY(gw_buf_appendc(w->b, ','));
-    first = 0;
-    if (in) {
-      TRY(gw_buf_append(w->b, in->keys + in->key_at[i], in->key_at[i + 1] - in->key_at[i]));
-    } else {
-      TRY(print_string(w->b, f->name));
-      TRY(gw_buf_appendc(w->b, ':'));
-    }
-    if (raw)
-      TRY(gw_buf_appends(w->b, raw));
-    else if (f->label != PROTOBUF_C_LABEL_REPEATED)
-      TRY(print_value(w, f, CSLOT(m, f->offset), depth + 1, 0));
-    else if (is_map_field(d, f))
-      TRY(print_map(w, f, m, depth + 1));
-    else
-      TRY(print_repeated(w, f, m, depth + 1, 0));
+    TRY(print_member(w, m, d, in, i, raw, &first, depth));
   }
   if (slot) {
     const Google__Protobuf__Struct *st = *(Google__Protobuf__Struct *const *)CSLOT(m, slot->offset);
