@@ -6,6 +6,9 @@
 
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* RFC 9110 tchar: the bytes of a header name. */
 static const unsigned char tchar[256] = {
@@ -38,15 +41,77 @@ static const unsigned char *skip_printable(const unsigned char *p, const unsigne
   return p;
 }
 
-/* Compares |n| bytes of |s| with the lower-case |lit|, ASCII case folded. */
-static int eq_nocase(const unsigned char *s, const char *lit, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = s[i];
-    if (c >= 'A' && c <= 'Z')
-      c |= 0x20;
-    if (c != (unsigned char)lit[i])
-      return 0;
+#if defined(__SSE2__)
+/* Where the first byte of |p| that is not a letter, a digit or '-' is, 16
+ * bytes at a time while 16 remain; the tchar loop after it finishes. Header
+ * names are almost always made of those bytes alone. */
+static const unsigned char *skip_name(const unsigned char *p, const unsigned char *end) {
+  const __m128i fold = _mm_set1_epi8(0x20), dash = _mm_set1_epi8('-');
+  const __m128i to_a = _mm_set1_epi8((char)(0x80 - 'a')), to_0 = _mm_set1_epi8((char)(0x80 - '0'));
+  const __m128i n26 = _mm_set1_epi8((char)(-128 + 26)), n10 = _mm_set1_epi8((char)(-128 + 10));
+  while (end - p >= 16) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    /* in-range tests as signed compares: the range moved to start at -128 */
+    __m128i alpha = _mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(x, fold), to_a), n26);
+    __m128i digit = _mm_cmplt_epi8(_mm_add_epi8(x, to_0), n10);
+    __m128i ok = _mm_or_si128(_mm_or_si128(alpha, digit), _mm_cmpeq_epi8(x, dash));
+    unsigned bad = ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
+    if (bad)
+      return p + __builtin_ctz(bad);
+    p += 16;
   }
+  return p;
+}
+
+/* Where the first byte of |p| outside [0x20, 0x7e] is (a tab too, which the
+ * byte loop after it takes), 16 bytes at a time while 16 remain. */
+static const unsigned char *skip_value(const unsigned char *p, const unsigned char *end) {
+  const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
+  while (end - p >= 16) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    /* signed: bytes from 0x80 up are negative, so under 0x20 too */
+    __m128i bad = _mm_or_si128(_mm_cmplt_epi8(x, sp), _mm_cmpeq_epi8(x, del));
+    unsigned m = (unsigned)_mm_movemask_epi8(bad);
+    if (m)
+      return p + __builtin_ctz(m);
+    p += 16;
+  }
+  return p;
+}
+#else
+static const unsigned char *skip_name(const unsigned char *p, const unsigned char *end) {
+  (void)end;
+  return p;
+}
+
+static const unsigned char *skip_value(const unsigned char *p, const unsigned char *end) {
+  return skip_printable(p, end, 0x20);
+}
+#endif
+
+/* Compares |n| bytes of |s| with |lit|, ASCII case folded. |lit| holds only
+ * lower-case letters, digits and '-'; |s| only the bytes of a header name
+ * (tchar) or value (a tab, 0x20-0x7e). For those, c | 0x20 equals such a
+ * literal byte exactly when c is that byte or its upper case: the other byte
+ * that folds onto '-' or a digit is a control byte (0x0d, 0x10-0x19), which
+ * neither holds. So eight bytes compare at a time. */
+static int eq_nocase(const unsigned char *s, const char *lit, size_t n) {
+  const uint64_t fold = 0x2020202020202020ull;
+  uint64_t a, b;
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+      memcpy(&a, s + i, 8);
+      memcpy(&b, lit + i, 8);
+      if ((a | fold) != b)
+        return 0;
+    }
+    memcpy(&a, s + n - 8, 8); /* the last eight, overlapping */
+    memcpy(&b, lit + n - 8, 8);
+    return (a | fold) == b;
+  }
+  for (size_t i = 0; i < n; i++)
+    if ((s[i] | 0x20) != (unsigned char)lit[i])
+      return 0;
   return 1;
 }
 
@@ -87,6 +152,7 @@ static int parse_fields(const unsigned char **pp, const unsigned char *end, gw_h
     if (h->n_fields == GW_H1_FAST_FIELDS)
       return 0;
     const unsigned char *n = p;
+    p = skip_name(p, end);
     while (p < end && tchar[*p])
       p++;
     if (p == n || p >= end || *p != ':')
@@ -96,7 +162,7 @@ static int parse_fields(const unsigned char **pp, const unsigned char *end, gw_h
     while (p < end && (*p == ' ' || *p == '\t'))
       p++;
     const unsigned char *v = p;
-    p = skip_printable(p, end, 0x20);
+    p = skip_value(p, end);
     while (p < end && ((*p >= 0x20 && *p < 0x7f) || *p == '\t'))
       p++;
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n')

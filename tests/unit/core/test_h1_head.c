@@ -141,6 +141,37 @@ static void declined(void **state) {
   assert_agrees(buf, n);
 }
 
+/* Names and values scanned 16 bytes at a time and compared with the special
+ * names 8 at a time: every byte kind on each side of the 8- and 16-byte
+ * boundaries, both ways. */
+static void long_names_and_values(void **state) {
+  (void)state;
+  AGREES("POST /v1 HTTP/1.1\r\nX-Fifteen-Bytes: a\r\nX-Sixteen-Bytes1: b\r\n"
+         "X-Seventeen-Bytes: c\r\nX-Thirty-One-Bytes-Of-Name-Her: d\r\n"
+         "X-Name-With_Underscore-After.16: e\r\nX-0123456789ABCDEF!#$%&'*+^_`|~: f\r\n"
+         "CONTENT-LENGTH: 3\r\n\r\nabc");
+  AGREES("GET / HTTP/1.1\r\nX-A: 0123456789abcdef\tghij\r\n"
+         "X-B: 0123456789abcde\t\r\nX-C: 0123456789abcdef0123456789abcdef~\r\n"
+         "Connection: KEEP-ALIVE\r\ncOnTeNt-LeNgTh: 0\r\n\r\n");
+  AGREES("GET / HTTP/1.1\r\nContent-Lengtx: 1\r\nConnection-: close\r\n"
+         "Xontent-Length: 2\r\nTransfer-Encodinx: chunked\r\n\r\n");
+  RESP_AGREES("HTTP/1.1 200 OK\r\nX-Long-Response-Header-Name: 0123456789abcdef0123\r\n"
+              "CONTENT-length: 2\r\nCONNECTION: close\r\n\r\nok");
+  static const char *const heads[] = {
+      "GET / HTTP/1.1\r\nX-0123456789abcde(: a\r\n\r\n",  /* not a tchar at 17 */
+      "GET / HTTP/1.1\r\nX-0123456789abcdef : a\r\n\r\n", /* a blank at 18 */
+      "GET / HTTP/1.1\r\nX-0123456789abcdef\x80: a\r\n\r\n",
+      "GET / HTTP/1.1\r\nX-A: 0123456789abcdef\x7f\r\n\r\n",
+      "GET / HTTP/1.1\r\nX-A: 0123456789abcdefgh\xff\r\n\r\n",
+      "GET / HTTP/1.1\r\nX-A: 0123456789abcdef\x01\r\n\r\n",
+      "GET / HTTP/1.1\r\nX-A: 0123456789abcdefghijklmnopq\n\r\n",
+      "GET / HTTP/1.1\r\nTRANSFER-ENCODING: chunked\r\n\r\n",
+      "GET / HTTP/1.1\r\nPROXY-CONNECTION: close\r\n\r\n",
+      "GET / HTTP/1.1\r\nCONTENT-LENGTH: 1\r\ncontent-length: 1\r\n\r\nx",
+  };
+  assert_declines(0, heads, sizeof heads / sizeof heads[0]);
+}
+
 /* Random edits of real heads: whenever the fast path takes the result,
  * http_parser must read the same request. */
 static void mutations_agree(void **state) {
@@ -194,9 +225,8 @@ static void mutations_agree(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(common_heads),
-      cmocka_unit_test(declined),
-      cmocka_unit_test(responses),
+      cmocka_unit_test(common_heads),    cmocka_unit_test(declined),
+      cmocka_unit_test(responses),       cmocka_unit_test(long_names_and_values),
       cmocka_unit_test(mutations_agree),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
