@@ -1522,6 +1522,46 @@ static int fast_repeated(struct pctx *c, gw_json_lite_reader *r, const ProtobufC
 }
 
 /* The value at |r| (its first byte |ch|) as field |f| of |m|. */
+/* A JSON integer (no fraction, no exponent, at most 18 digits) at |r| into
+ * the int32, int64, uint32 or uint64 field |f|'s |slot| when it is in range;
+ * else FAST_NO with |r| unmoved, and the general path reads (or rejects) it.
+ * json_lite's number grammar: a leading zero stands alone. */
+static int fast_int(gw_json_lite_reader *r, const ProtobufCFieldDescriptor *f, void *slot) {
+  const unsigned char *p = (const unsigned char *)r->p, *end = (const unsigned char *)r->end;
+  const unsigned char *q = p + (p < end && *p == '-');
+  int neg = q != p;
+  uint64_t v = 0;
+  size_t n = 0;
+  while (q + n < end && q[n] >= '0' && q[n] <= '9' && n < 19)
+    v = v * 10 + (uint64_t)(q[n++] - '0');
+  q += n;
+  if (n == 0 || n > 18 || (n > 1 && q[-(ptrdiff_t)n] == '0') ||
+      (q < end && (*q == '.' || *q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9'))))
+    return FAST_NO;
+  int64_t i = neg ? -(int64_t)v : (int64_t)v; /* |v| < 10^18: no overflow */
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_INT32:
+    if (i < INT32_MIN || i > INT32_MAX)
+      return FAST_NO;
+    *(int32_t *)slot = (int32_t)i;
+    break;
+  case PROTOBUF_C_TYPE_INT64: *(int64_t *)slot = i; break;
+  case PROTOBUF_C_TYPE_UINT32:
+    if (neg || v > UINT32_MAX)
+      return FAST_NO;
+    *(uint32_t *)slot = (uint32_t)v;
+    break;
+  case PROTOBUF_C_TYPE_UINT64:
+    if (neg)
+      return FAST_NO;
+    *(uint64_t *)slot = v;
+    break;
+  default: return FAST_NO;
+  }
+  r->p = (const char *)q;
+  return GW_OK;
+}
+
 static int fast_field(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMessageDescriptor *d,
                       const ProtobufCFieldDescriptor *f, ProtobufCMessage *m, int depth, int ch) {
   if (f->label == PROTOBUF_C_LABEL_REPEATED) {
@@ -1556,6 +1596,16 @@ static int fast_field(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMes
   }
   if (ch == '{' || ch == '[')
     return fast_by_dom(c, r, d, f, m, depth);
+  if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && f->label != PROTOBUF_C_LABEL_OPTIONAL) {
+    /* The two commonest members, straight into their slot: a string, and an
+     * integer written as digits. */
+    if (f->type == PROTOBUF_C_TYPE_STRING && ch == '"') {
+      size_t n;
+      return fast_string(c, r, 0, 1, (const char **)SLOT(m, f->offset), &n);
+    }
+    if (fast_int(r, f, SLOT(m, f->offset)) == GW_OK)
+      return GW_OK;
+  }
   gw_jval v; /* a scalar, also for a union or wrapper message */
   FAST_TRY(fast_scalar(c, r, ch, &v));
   if (f->type == PROTOBUF_C_TYPE_MESSAGE || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {

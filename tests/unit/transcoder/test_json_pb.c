@@ -777,6 +777,73 @@ static void direct_equals_dom(const ProtobufCMessageDescriptor *d, const gw_json
   gw_arena_free(b);
 }
 
+/* The direct path reads an integer written as plain digits, and a string,
+ * straight into the field: every number form and range edge reads as the DOM
+ * path reads it (a value, or the same error), in each integer field kind,
+ * and the values land. */
+static void test_direct_integers_and_strings(void **state) {
+  (void)state;
+  static const gw_json_opts o = {0};
+  static const char *const fields[] = {"f_int32",  "f_int64",   "f_uint32", "f_uint64",
+                                       "f_sint32", "f_fixed64", "count"};
+  static const char *const values[] = {"0",
+                                       "-0",
+                                       "7",
+                                       "-7",
+                                       "01",
+                                       "-01",
+                                       "00",
+                                       "1.0",
+                                       "1e2",
+                                       "1E2",
+                                       "-",
+                                       "1.5",
+                                       "-1.5e3",
+                                       "\"12\"",
+                                       "true",
+                                       "2147483647",
+                                       "2147483648",
+                                       "-2147483648",
+                                       "-2147483649",
+                                       "4294967295",
+                                       "4294967296",
+                                       "999999999999999999",
+                                       "-999999999999999999",
+                                       "1000000000000000000",
+                                       "9223372036854775807",
+                                       "9223372036854775808",
+                                       "-9223372036854775808",
+                                       "-9223372036854775809",
+                                       "18446744073709551615",
+                                       "18446744073709551616",
+                                       "123456789012345678901234",
+                                       "12 ",
+                                       "0x10",
+                                       "1-2"};
+  char doc[256];
+  for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++)
+    for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+      snprintf(doc, sizeof doc, "{\"%s\":%s,\"f_bool\":true}", fields[f], values[v]);
+      direct_equals_dom(f == 6 ? INNER : ALL, &o, doc, NULL, NULL);
+    }
+  static const char *const strings[] = {"{\"f_string\":\"plain\",\"f_int64\":-123456789012345678}",
+                                        "{\"f_string\":\"esc\\\"aped\\u00e9\"}",
+                                        "{\"f_string\":\"\"}", "{\"f_string\":\"cut"};
+  for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
+    direct_equals_dom(ALL, &o, strings[i], NULL, NULL);
+  gw_arena *a = gw_arena_new(0, 0);
+  ProtobufCMessage *m = NULL;
+  gw_json_error e;
+  assert_int_equal(gw_json_to_pb(ALL, strings[0], strlen(strings[0]), a, &o, &m, &e), GW_OK);
+  const Codectest__AllKinds *k = (const void *)m;
+  assert_string_equal(k->f_string, "plain");
+  assert_true(k->f_int64 == -123456789012345678LL);
+  assert_int_equal(gw_json_to_pb(ALL, strings[1], strlen(strings[1]), a, &o, &m, &e), GW_OK);
+  k = (const void *)m;
+  assert_string_equal(k->f_string, "esc\"aped\xc3\xa9");
+  gw_arena_free(a);
+}
+
 /* The direct path checks each key against the member seen at its position
  * last time before it hashes it. Orders that change from one document to
  * the next, JSON names where proto names were, unknown keys as long as the
@@ -1026,6 +1093,7 @@ int main(void) {
       cmocka_unit_test(test_bytes_base64_lengths),
       cmocka_unit_test(test_direct_path),
       cmocka_unit_test(test_member_order_guess),
+      cmocka_unit_test(test_direct_integers_and_strings),
       cmocka_unit_test(test_failmalloc),
       cmocka_unit_test(test_arena_cap),
       cmocka_unit_test(test_buf_cap),
