@@ -777,6 +777,54 @@ static void direct_equals_dom(const ProtobufCMessageDescriptor *d, const gw_json
   gw_arena_free(b);
 }
 
+/* A string is written in one pass when it is plain: each length from 1 to 40
+ * at each of the 16 alignments, in a heap block of exactly its size (the scan
+ * reads whole aligned blocks), plain or with a byte that must be escaped at
+ * each position, is written as the slow path writes it. */
+static void test_print_string_alignments(void **state) {
+  (void)state;
+  static const char specials[] = {'"', '\\', '\n', '\x01', '\x7f', '\xc3'};
+  gw_buf out, want;
+  gw_buf_init(&out, 1 << 20);
+  gw_buf_init(&want, 1 << 20);
+  for (size_t len = 1; len <= 40; len++) /* (an empty string is not written) */
+    for (size_t align = 0; align < 16; align++)
+      for (int sp = -1; sp < (int)sizeof specials; sp++)
+        for (size_t at = 0; at < (sp < 0 ? 1 : len); at++) {
+          char *block = malloc(align + len + 1), *str = block + align;
+          for (size_t i = 0; i < len; i++)
+            str[i] = (char)('a' + (i % 26));
+          str[len] = '\0';
+          if (sp >= 0)
+            str[at] = specials[sp];
+          Codectest__Inner m = CODECTEST__INNER__INIT;
+          m.name = str;
+          gw_buf_reset(&out);
+          assert_int_equal(gw_pb_to_json(&m.base, NULL, &out), GW_OK);
+          gw_buf_reset(&want);
+          assert_int_equal(gw_buf_appends(&want, "{\"name\":\""), GW_OK);
+          for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)str[i];
+            if (c == '"' || c == '\\')
+              assert_int_equal(gw_buf_printf(&want, "\\%c", c), GW_OK);
+            else if (c == '\n')
+              assert_int_equal(gw_buf_appends(&want, "\\n"), GW_OK);
+            else if (c < 0x20)
+              assert_int_equal(gw_buf_printf(&want, "\\u%04x", c), GW_OK);
+            else if (c >= 0x80) /* a lone lead byte: not UTF-8 */
+              assert_int_equal(gw_buf_appends(&want, "\\ufffd"), GW_OK);
+            else
+              assert_int_equal(gw_buf_appendc(&want, (char)c), GW_OK);
+          }
+          assert_int_equal(gw_buf_appends(&want, "\"}"), GW_OK);
+          if (strcmp(out.data, want.data) != 0)
+            fail_msg("len %zu align %zu: %s, want %s", len, align, out.data, want.data);
+          free(block);
+        }
+  gw_buf_release(&out);
+  gw_buf_release(&want);
+}
+
 /* The direct path reads an integer written as plain digits, and a string,
  * straight into the field: every number form and range edge reads as the DOM
  * path reads it (a value, or the same error), in each integer field kind,
@@ -1094,6 +1142,7 @@ int main(void) {
       cmocka_unit_test(test_direct_path),
       cmocka_unit_test(test_member_order_guess),
       cmocka_unit_test(test_direct_integers_and_strings),
+      cmocka_unit_test(test_print_string_alignments),
       cmocka_unit_test(test_failmalloc),
       cmocka_unit_test(test_arena_cap),
       cmocka_unit_test(test_buf_cap),
