@@ -421,6 +421,30 @@ static const ProtobufCFieldDescriptor *ordered_field(const desc_info *in, size_t
   return slot_field(in, found);
 }
 
+/* The field of member number |pos| of an object when its key, at |r| (the
+ * opening quote), is the name seen there last time, read with no scan: the
+ * name's bytes and then a quote. The key is |*key| (|*klen| bytes) and |r|
+ * moves past it; NULL leaves |r| for the scan. A field name is plain
+ * (letters, digits, '_'): raw bytes equal to it are that string. */
+static const ProtobufCFieldDescriptor *guessed_key(const desc_info *in, size_t pos,
+                                                   gw_json_lite_reader *r, const char **key,
+                                                   size_t *klen) {
+  if (pos >= sizeof in->order / sizeof in->order[0])
+    return NULL;
+  uint32_t s = atomic_load_explicit(&((desc_info *)in)->order[pos], memory_order_relaxed);
+  size_t n = s >> 16;
+  const char *p = r->p + 1;
+  if (!s || (size_t)(r->end - p) <= n || p[n] != '"')
+    return NULL;
+  unsigned i = (s & 0x7fffu) - 1;
+  if (!names_equal((s & NAME_CAMEL) ? in->camel[i] : in->desc->fields[i].name, p, n))
+    return NULL;
+  *key = p;
+  *klen = n;
+  r->p = p + n + 1;
+  return &in->desc->fields[i];
+}
+
 static enum wkt wkt_of(const ProtobufCMessageDescriptor *d) {
   const desc_info *in = info_of(d);
   return in ? in->wkt : wkt_compute(d);
@@ -1645,13 +1669,17 @@ static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMe
     size_t klen;
     if (ch != '"')
       return FAST_NO;
-    FAST_TRY(fast_string(c, r, 1, 0, &key, &klen));
+    const ProtobufCFieldDescriptor *f = guessed_key(in, pos, r, &key, &klen);
+    if (!f)
+      FAST_TRY(fast_string(c, r, 1, 0, &key, &klen));
     if (gw_json_lite_peek(r) != ':')
       return FAST_NO;
     r->p++;
     if ((ch = gw_json_lite_peek(r)) < 0)
       return FAST_NO;
-    const ProtobufCFieldDescriptor *f = ordered_field(in, pos++, key, klen);
+    if (!f)
+      f = ordered_field(in, pos, key, klen);
+    pos++;
     if (f == slot)
       f = NULL; /* the unknown-member slot is no member */
     int keep_this = !f;

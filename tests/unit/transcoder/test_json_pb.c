@@ -910,6 +910,14 @@ static void test_member_order_guess(void **state) {
       "{\"prompt_tokenz\":1,\"completion_tokens\":2}",
       "{\"prompt_tokens\":1,\"prompt_tokens\":2}",
       "{\"completion_tokens\":2,\"promptTokens\":1,\"total_tokens\":3}",
+      /* the guessed name read with no scan: a longer key it starts, the
+       * same key escaped, the document cut inside or right after it */
+      "{\"prompt_tokensX\":1,\"completion_tokens\":2,\"total_tokens\":3}",
+      "{\"prompt_tokens\":1,\"completion\\u005ftokens\":2,\"total_tokens\":3}",
+      "{\"prompt_tokens\":1,\"completion_tokens\\\":2,\"total_tokens\":3}",
+      "{\"prompt_tokens\":1,\"completion_tok",
+      "{\"prompt_tokens\":1,\"completion_tokens",
+      "{\"prompt_tokens\":1,\"completion_tokens\"",
   };
   for (int round = 0; round < 2; round++)
     for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++)
