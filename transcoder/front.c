@@ -190,15 +190,18 @@ static void on_close(gw_http_stream *s, void *arg) {
 
 /* ---- binding request fields ------------------------------------------------ */
 
-static const ProtobufCFieldDescriptor *top_field(const ProtobufCMessage *m, const char *name) {
-  return gw_json_field(m->descriptor, name);
+/* Field |name| of |m|'s type; |cache| as in gw_json_field_cached. The
+ * per-request lookups (stream, model...) each keep their own. */
+static const ProtobufCFieldDescriptor *top_field(const ProtobufCMessage *m, const char *name,
+                                                 gw_json_field_cache *cache) {
+  return gw_json_field_cached(cache, m->descriptor, name);
 }
 
 /* Sets scalar field |name| of |m| from text |value|: path variables and
  * query parameters. Unknown names and non-scalar fields are ignored;
  * a value that does not parse is GW_ERR_INVALID. */
 static int bind_text(ProtobufCMessage *m, gw_arena *a, const char *name, const char *value) {
-  const ProtobufCFieldDescriptor *f = top_field(m, name);
+  const ProtobufCFieldDescriptor *f = top_field(m, name, NULL);
   if (!f || f->label == PROTOBUF_C_LABEL_REPEATED || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
     return GW_OK;
   void *slot = (char *)m + f->offset;
@@ -250,7 +253,8 @@ static int bind_text(ProtobufCMessage *m, gw_arena *a, const char *name, const c
 
 /* `stream` as the client set it (a bool or a BoolValue), false if absent. */
 static bool wants_stream(const ProtobufCMessage *m) {
-  const ProtobufCFieldDescriptor *f = top_field(m, "stream");
+  static _Thread_local gw_json_field_cache cache;
+  const ProtobufCFieldDescriptor *f = top_field(m, "stream", &cache);
   if (!f)
     return false;
   const void *slot = (const char *)m + f->offset;
@@ -263,21 +267,23 @@ static bool wants_stream(const ProtobufCMessage *m) {
   return false;
 }
 
-static const char *string_field(const ProtobufCMessage *m, const char *name) {
-  const ProtobufCFieldDescriptor *f = top_field(m, name);
+static const char *string_field(const ProtobufCMessage *m, const char *name,
+                                gw_json_field_cache *cache) {
+  const ProtobufCFieldDescriptor *f = top_field(m, name, cache);
   if (!f || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
     return NULL;
   return *(const char *const *)((const char *)m + f->offset);
 }
 
 static bool include_usage(const ProtobufCMessage *m) {
-  const ProtobufCFieldDescriptor *f = top_field(m, "stream_options");
+  static _Thread_local gw_json_field_cache cache_so, cache_iu;
+  const ProtobufCFieldDescriptor *f = top_field(m, "stream_options", &cache_so);
   if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE)
     return false;
   const ProtobufCMessage *so = *(const ProtobufCMessage *const *)((const char *)m + f->offset);
   if (!so)
     return false;
-  const ProtobufCFieldDescriptor *g = top_field(so, "include_usage");
+  const ProtobufCFieldDescriptor *g = top_field(so, "include_usage", &cache_iu);
   if (!g || g->type != PROTOBUF_C_TYPE_MESSAGE)
     return false;
   const Google__Protobuf__BoolValue *b =
@@ -399,12 +405,13 @@ void gw_http_front_handle(gw_http_stream *s, const gw_http_request *req, void *a
   /* The answer's text (or each event's, reused) grows in the call's arena. */
   gw_buf_init_arena(&h->body, UNARY_BODY_CAP, arena);
   gw_buf_init_arena(&h->event, EVENT_CAP, arena);
-  h->out.model = string_field(msg, "model");
+  static _Thread_local gw_json_field_cache cache_model, cache_format;
+  h->out.model = string_field(msg, "model", &cache_model);
   h->out.request_id = req->request_id;
   h->out.created = (int64_t)time(NULL);
   h->out.stream = stream;
   h->out.include_usage = include_usage(msg);
-  const char *fmt = string_field(msg, "encoding_format");
+  const char *fmt = string_field(msg, "encoding_format", &cache_format);
   h->out.base64_embeddings = fmt && strcmp(fmt, "base64") == 0;
 
   call->request = msg;

@@ -117,4 +117,24 @@ int gw_json_name(const char *proto_name, char *out, size_t n);
 const ProtobufCFieldDescriptor *gw_json_field(const ProtobufCMessageDescriptor *d,
                                               const char *name);
 
+/* gw_json_field for a caller that asks for one name over and over: |cache|
+ * (zeroed at first; one per name and thread, e.g. a static _Thread_local)
+ * keeps the answer for the last type asked about. NULL: no cache. */
+typedef struct gw_json_field_cache {
+  const ProtobufCMessageDescriptor *desc;
+  const ProtobufCFieldDescriptor *field;
+} gw_json_field_cache;
+
+static inline const ProtobufCFieldDescriptor *
+gw_json_field_cached(gw_json_field_cache *cache, const ProtobufCMessageDescriptor *d,
+                     const char *name) {
+  if (!cache)
+    return gw_json_field(d, name);
+  if (cache->desc != d) {
+    cache->field = gw_json_field(d, name);
+    cache->desc = d;
+  }
+  return cache->field;
+}
+
 #endif

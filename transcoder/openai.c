@@ -20,8 +20,8 @@ typedef struct required {
   const char *fields[3];
 } required;
 
-static bool field_present(const ProtobufCMessage *m, const char *name) {
-  const ProtobufCFieldDescriptor *f = gw_json_field(m->descriptor, name);
+static bool field_present(const ProtobufCMessage *m, const char *name, gw_json_field_cache *cache) {
+  const ProtobufCFieldDescriptor *f = gw_json_field_cached(cache, m->descriptor, name);
   if (!f)
     return false;
   const char *p = (const char *)m + f->offset;
@@ -54,11 +54,13 @@ int gw_openai_parse_request(const ProtobufCMessageDescriptor *desc, const char *
   int rc = gw_json_to_pb(desc, json, len, arena, &gw_openai_read_opts, &msg, err);
   if (rc != GW_OK)
     return rc;
+  static _Thread_local gw_json_field_cache cache[3][3]; /* per table entry */
+  _Static_assert(sizeof table / sizeof table[0] <= 3, "one cache row per table entry");
   for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
     if (table[i].desc != desc)
       continue;
     for (size_t k = 0; k < 3 && table[i].fields[k]; k++)
-      if (!field_present(msg, table[i].fields[k])) {
+      if (!field_present(msg, table[i].fields[k], &cache[i][k])) {
         if (err) {
           snprintf(err->param, sizeof err->param, "%s", table[i].fields[k]);
           snprintf(err->message, sizeof err->message, "you must provide a %s parameter",

@@ -777,6 +777,21 @@ static void direct_equals_dom(const ProtobufCMessageDescriptor *d, const gw_json
   gw_arena_free(b);
 }
 
+/* gw_json_field_cached answers as gw_json_field does, also when the type
+ * asked about changes from one call to the next. */
+static void test_field_cache(void **state) {
+  (void)state;
+  gw_json_field_cache cache = {0};
+  const ProtobufCMessageDescriptor *types[] = {ALL, INNER, ALL, STRICT, INNER, INNER};
+  for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+    assert_ptr_equal(gw_json_field_cached(&cache, types[i], "count"),
+                     gw_json_field(types[i], "count"));
+    assert_ptr_equal(gw_json_field_cached(NULL, types[i], "name"), gw_json_field(types[i], "name"));
+  }
+  assert_non_null(gw_json_field_cached(&cache, INNER, "count"));
+  assert_null(gw_json_field_cached(&cache, ALL, "count"));
+}
+
 /* A string is written in one pass when it is plain: each length from 1 to 40
  * at each of the 16 alignments, in a heap block of exactly its size (the scan
  * reads whole aligned blocks), plain or with a byte that must be escaped at
@@ -1151,6 +1166,7 @@ int main(void) {
       cmocka_unit_test(test_member_order_guess),
       cmocka_unit_test(test_direct_integers_and_strings),
       cmocka_unit_test(test_print_string_alignments),
+      cmocka_unit_test(test_field_cache),
       cmocka_unit_test(test_failmalloc),
       cmocka_unit_test(test_arena_cap),
       cmocka_unit_test(test_buf_cap),
