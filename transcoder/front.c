@@ -300,7 +300,7 @@ static bool is_json_type(const char *ct) {
 }
 
 static bool accepts_sse(const gw_http_request *req) {
-  const char *a = gw_http_request_header(req, "accept");
+  const char *a = req->known[GW_HDR_ACCEPT];
   return a && strstr(a, "text/event-stream");
 }
 
@@ -344,7 +344,7 @@ void gw_http_front_handle(gw_http_stream *s, const gw_http_request *req, void *a
   ProtobufCMessage *msg = NULL;
   gw_json_error jerr = {{0}, {0}};
   if (m.body[0]) {
-    const char *ct = gw_http_request_header(req, "content-type");
+    const char *ct = req->known[GW_HDR_CONTENT_TYPE];
     if (req->body_len > 0 && ct && !is_json_type(ct)) {
       gw_http_respond_error(s, 415, "invalid_request_error", "unsupported_media_type",
                             "Content-Type must be application/json");
@@ -416,9 +416,9 @@ void gw_http_front_handle(gw_http_stream *s, const gw_http_request *req, void *a
 
   call->request = msg;
   call->request_id = gw_arena_strdup(arena, req->request_id);
-  const char *auth = gw_http_request_header(req, "authorization");
+  const char *auth = req->known[GW_HDR_AUTHORIZATION];
   call->authorization = auth ? gw_arena_strdup(arena, auth) : NULL;
-  const char *tp = gw_http_request_header(req, "traceparent");
+  const char *tp = req->known[GW_HDR_TRACEPARENT];
   call->traceparent = tp ? gw_arena_strdup(arena, tp) : NULL;
   call->front = "http";
   call->sink = &http_sink;

@@ -32,6 +32,24 @@ typedef struct gw_http_header {
   const char *value;
 } gw_http_header;
 
+/* The request headers the server and the front door read for every request:
+ * each is found once, as it is added, instead of by name for every read. */
+typedef enum gw_http_known {
+  GW_HDR_ACCEPT,
+  GW_HDR_ACCEPT_ENCODING,
+  GW_HDR_ACR_METHOD, /* access-control-request-method */
+  GW_HDR_AUTHORIZATION,
+  GW_HDR_CONTENT_ENCODING,
+  GW_HDR_CONTENT_LENGTH,
+  GW_HDR_CONTENT_TYPE,
+  GW_HDR_EXPECT,
+  GW_HDR_HOST,
+  GW_HDR_ORIGIN,
+  GW_HDR_TRACEPARENT,
+  GW_HDR_X_REQUEST_ID,
+  GW_HDR_KNOWN /* how many */
+} gw_http_known;
+
 /* One query parameter, percent-decoded ('+' is a space). */
 typedef struct gw_http_param {
   const char *name;
@@ -56,6 +74,9 @@ typedef struct gw_http_request {
   struct sockaddr_storage peer;
   const char *peer_ip;    /* text form of |peer|'s address */
   const char *request_id; /* the client's sane X-Request-Id, or a generated one */
+  /* The first value of each known header (gw_http_known), or NULL: what
+   * gw_http_request_header would answer for its name. */
+  const char *known[GW_HDR_KNOWN];
 } gw_http_request;
 
 /* Called once per stream when the head and the whole body are in. The handler
@@ -136,7 +157,8 @@ int gw_http_server_adopt(gw_http_server *srv, int fd, const struct sockaddr *pee
 /* The request of |s| (the one the handler was given). */
 const gw_http_request *gw_http_stream_request(const gw_http_stream *s);
 
-/* First value of header |name| (any case), or NULL. */
+/* First value of header |name| (any case), or NULL. For a known header,
+ * req->known[GW_HDR_...] is the same answer without the search. */
 const char *gw_http_request_header(const gw_http_request *req, const char *name);
 /* First value of query parameter |name|, or NULL. */
 const char *gw_http_request_param(const gw_http_request *req, const char *name);

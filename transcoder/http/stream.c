@@ -165,6 +165,30 @@ static int too_many_headers(gw_http_stream *s) {
   return GW_ERR_TOOBIG;
 }
 
+/* The gw_http_known index of the lower-case header name |n| (|len| bytes),
+ * or -1: its length, then one comparison. */
+static int known_header(const char *n, size_t len) {
+#define KNOWN(lit, k) (memcmp(n, lit, sizeof(lit) - 1) == 0 ? (int)(k) : -1)
+  switch (len) {
+  case 4: return KNOWN("host", GW_HDR_HOST);
+  case 6:
+    return n[0] == 'a'   ? KNOWN("accept", GW_HDR_ACCEPT)
+           : n[0] == 'o' ? KNOWN("origin", GW_HDR_ORIGIN)
+                         : KNOWN("expect", GW_HDR_EXPECT);
+  case 11: return KNOWN("traceparent", GW_HDR_TRACEPARENT);
+  case 12:
+    return n[0] == 'c' ? KNOWN("content-type", GW_HDR_CONTENT_TYPE)
+                       : KNOWN("x-request-id", GW_HDR_X_REQUEST_ID);
+  case 13: return KNOWN("authorization", GW_HDR_AUTHORIZATION);
+  case 14: return KNOWN("content-length", GW_HDR_CONTENT_LENGTH);
+  case 15: return KNOWN("accept-encoding", GW_HDR_ACCEPT_ENCODING);
+  case 16: return KNOWN("content-encoding", GW_HDR_CONTENT_ENCODING);
+  case 29: return KNOWN("access-control-request-method", GW_HDR_ACR_METHOD);
+  default: return -1;
+  }
+#undef KNOWN
+}
+
 int gw_http_stream_add_header(gw_http_stream *s, const char *name, size_t nlen, const char *value,
                               size_t vlen) {
   const gw_http_options *o = &s->srv->opts;
@@ -199,6 +223,9 @@ int gw_http_stream_add_header(gw_http_stream *s, const char *name, size_t nlen, 
   char *v = n + nlen + 1;
   memcpy(v, value, vlen);
   v[vlen] = '\0';
+  int k = known_header(n, nlen);
+  if (k >= 0 && !s->req.known[k])
+    s->req.known[k] = v;
   s->hdrs[s->n_hdrs].name = n;
   s->hdrs[s->n_hdrs].value = v;
   s->n_hdrs++;
@@ -308,7 +335,7 @@ int gw_http_stream_head_done(gw_http_stream *s) {
   r->n_headers = s->n_hdrs;
   if (s->err_status)
     return s->err_status;
-  const char *rid = gw_http_request_header(r, "x-request-id");
+  const char *rid = r->known[GW_HDR_X_REQUEST_ID];
   if (rid && sane_request_id(rid)) {
     r->request_id = rid;
   } else {
@@ -326,11 +353,11 @@ int gw_http_stream_head_done(gw_http_stream *s) {
     }
   }
   if (!*r->authority) {
-    const char *host = gw_http_request_header(r, "host");
+    const char *host = r->known[GW_HDR_HOST];
     r->authority = host ? host : "";
   }
-  s->accept_gzip = o->gzip && gw_http_accepts_gzip(gw_http_request_header(r, "accept-encoding"));
-  const char *cl = gw_http_request_header(r, "content-length");
+  s->accept_gzip = o->gzip && gw_http_accepts_gzip(r->known[GW_HDR_ACCEPT_ENCODING]);
+  const char *cl = r->known[GW_HDR_CONTENT_LENGTH];
   if (cl) {
     char *end;
     unsigned long long v = strtoull(cl, &end, 10);
@@ -354,7 +381,7 @@ int gw_http_stream_head_done(gw_http_stream *s) {
       }
     }
   }
-  const char *expect = gw_http_request_header(r, "expect");
+  const char *expect = r->known[GW_HDR_EXPECT];
   if (expect) {
     if (strcasecmp(expect, "100-continue") != 0) {
       gw_http_stream_set_error(s, 417, "expectation_failed", "Unsupported Expect value.");
@@ -380,7 +407,7 @@ int gw_http_stream_body(gw_http_stream *s, const void *p, size_t n) {
 
 static const char *cors_match(gw_http_stream *s) {
   const gw_http_options *o = &s->srv->opts;
-  const char *origin = gw_http_request_header(&s->req, "origin");
+  const char *origin = s->req.known[GW_HDR_ORIGIN];
   if (!origin || !o->n_cors_origins)
     return NULL;
   for (size_t i = 0; i < o->n_cors_origins; i++)
@@ -420,7 +447,7 @@ void gw_http_stream_dispatch(gw_http_stream *s) {
     gw_http_stream_fail(s);
     return;
   }
-  const char *ce = gw_http_request_header(r, "content-encoding");
+  const char *ce = r->known[GW_HDR_CONTENT_ENCODING];
   if (ce && s->body.len) {
     if (strcasecmp(ce, "gzip") == 0 || strcasecmp(ce, "x-gzip") == 0) {
       gw_buf plain;
@@ -449,9 +476,8 @@ void gw_http_stream_dispatch(gw_http_stream *s) {
   }
   r->body = s->body.data ? (const uint8_t *)s->body.data : (const uint8_t *)"";
   r->body_len = s->body.len;
-  if (srv->opts.n_cors_origins && strcmp(r->method, "OPTIONS") == 0 &&
-      gw_http_request_header(r, "origin") &&
-      gw_http_request_header(r, "access-control-request-method")) {
+  if (srv->opts.n_cors_origins && strcmp(r->method, "OPTIONS") == 0 && r->known[GW_HDR_ORIGIN] &&
+      r->known[GW_HDR_ACR_METHOD]) {
     answer_preflight(s);
     return;
   }

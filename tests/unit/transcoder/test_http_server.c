@@ -119,14 +119,34 @@ static void echo_handler(gw_http_stream *s, const gw_http_request *r, void *arg)
     gw_http_respond(s, 200, h, 1, big, n);
     return;
   }
+  /* Each known header as found when it was added, checked against the search
+   * by name, for every request of every test. */
+  static const char *const known_names[GW_HDR_KNOWN] = {
+      [GW_HDR_ACCEPT] = "accept",
+      [GW_HDR_ACCEPT_ENCODING] = "accept-encoding",
+      [GW_HDR_ACR_METHOD] = "access-control-request-method",
+      [GW_HDR_AUTHORIZATION] = "authorization",
+      [GW_HDR_CONTENT_ENCODING] = "content-encoding",
+      [GW_HDR_CONTENT_LENGTH] = "content-length",
+      [GW_HDR_CONTENT_TYPE] = "content-type",
+      [GW_HDR_EXPECT] = "expect",
+      [GW_HDR_HOST] = "host",
+      [GW_HDR_ORIGIN] = "origin",
+      [GW_HDR_TRACEPARENT] = "traceparent",
+      [GW_HDR_X_REQUEST_ID] = "x-request-id",
+  };
+  int known_ok = 1;
+  for (int k = 0; k < GW_HDR_KNOWN; k++)
+    known_ok &= r->known[k] == gw_http_request_header(r, known_names[k]);
   char head[1024];
   int n = snprintf(head, sizeof head,
                    "method=%s path=%s query=%s p.a=%s version=%d tls=%d len=%zu rid=%s auth=%s "
-                   "xecho=[%s]\n",
+                   "xecho=[%s] known=%d tp=%s\n",
                    r->method, r->path, r->query,
                    gw_http_request_param(r, "a") ? gw_http_request_param(r, "a") : "-",
                    (int)r->version, r->tls, r->body_len, r->request_id, r->authority,
-                   gw_http_request_header(r, "x-echo") ? gw_http_request_header(r, "x-echo") : "-");
+                   gw_http_request_header(r, "x-echo") ? gw_http_request_header(r, "x-echo") : "-",
+                   known_ok, r->known[GW_HDR_TRACEPARENT] ? r->known[GW_HDR_TRACEPARENT] : "-");
   char *out = malloc((size_t)n + r->body_len);
   memcpy(out, head, (size_t)n);
   memcpy(out + n, r->body, r->body_len);
@@ -673,6 +693,29 @@ static void test_pipelining_warm(void **state) {
   assert_null(strstr(out, "path=/sneaky"));
 }
 
+/* The known headers are found as they are added: in any case, the first of
+ * two, over HTTP/1.1 (both parsers) and h2, the same as a search by name
+ * (the echo handler checks all of them: known=1). */
+static void test_known_headers(void **state) {
+  (void)state;
+  run("curl -s -H 'TraceParent: 00-first' -H 'traceparent: 00-second' -H 'X-Echo: e' "
+      "http://127.0.0.1:%u/k 2>&1",
+      out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "known=1 tp=00-first"));
+  run("curl -s --http2-prior-knowledge -H 'TRACEPARENT: 00-h2' http://127.0.0.1:%u/k 2>&1", out,
+      sizeof out, port_plain);
+  assert_non_null(strstr(out, "version=20"));
+  assert_non_null(strstr(out, "known=1 tp=00-h2"));
+  /* a head the fast path declines (a folded line): http_parser's callbacks */
+  int fd = connect_to(port_plain);
+  const char *req = "GET /k HTTP/1.1\r\nHost: x\r\nX-Fold: a\r\n b\r\nTraceparent: 00-slow\r\n"
+                    "Connection: close\r\n\r\n";
+  send_all(fd, req, strlen(req));
+  recv_until_close(fd, out, sizeof out, 3000);
+  close(fd);
+  assert_non_null(strstr(out, "known=1 tp=00-slow"));
+}
+
 /* The connection timer is lazy (a keep-alive timer armed after one request
  * is left to fire and armed again for what the next one left): the
  * keep-alive timeout (800 ms here) runs from the end of the last request,
@@ -812,9 +855,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_408_slow_head),      cmocka_unit_test(test_h1_body_in_pieces),
       cmocka_unit_test(test_400_malformed),      cmocka_unit_test(test_pipelining),
       cmocka_unit_test(test_pipelining_warm),    cmocka_unit_test(test_keepalive_from_last_request),
-      cmocka_unit_test(test_per_ip_cap),         cmocka_unit_test(test_cors_preflight),
-      cmocka_unit_test(test_client_disconnect),  cmocka_unit_test(test_h2_floods),
-      cmocka_unit_test(test_graceful_stop),
+      cmocka_unit_test(test_known_headers),      cmocka_unit_test(test_per_ip_cap),
+      cmocka_unit_test(test_cors_preflight),     cmocka_unit_test(test_client_disconnect),
+      cmocka_unit_test(test_h2_floods),          cmocka_unit_test(test_graceful_stop),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
