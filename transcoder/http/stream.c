@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,33 @@ static int too_many_headers(gw_http_stream *s) {
   return GW_ERR_TOOBIG;
 }
 
+/* |n| bytes of |src| into |dst|, ASCII upper case made lower (no locale
+ * lookups), eight at a time: in each byte below 0x80, adding 0x3f sets the
+ * top bit from 'A' up and adding 0x25 from past 'Z' (no carry leaves a
+ * byte), so the bytes between get 0x20. The last word overlaps the one
+ * before it; lower-casing twice changes nothing. */
+static void lower_ascii(char *dst, const char *src, size_t n) {
+  const uint64_t low7 = 0x7f7f7f7f7f7f7f7full, tops = 0x8080808080808080ull;
+  if (n < 8) {
+    for (size_t i = 0; i < n; i++) {
+      unsigned char ch = (unsigned char)src[i];
+      dst[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch);
+    }
+    return;
+  }
+  for (size_t i = 0;; i += 8) {
+    if (i + 8 > n)
+      i = n - 8;
+    uint64_t x, h;
+    memcpy(&x, src + i, 8);
+    h = x & low7;
+    x |= ((h + 0x3f3f3f3f3f3f3f3full) & ~(h + 0x2525252525252525ull) & ~x & tops) >> 2;
+    memcpy(dst + i, &x, 8);
+    if (i + 8 == n)
+      return;
+  }
+}
+
 /* The gw_http_known index of the lower-case header name |n| (|len| bytes),
  * or -1: its length, then one comparison. */
 static int known_header(const char *n, size_t len) {
@@ -215,10 +243,7 @@ int gw_http_stream_add_header(gw_http_stream *s, const char *name, size_t nlen, 
   char *n = gw_arena_alloc(s->arena, nlen + vlen + 2); /* name, NUL, value, NUL */
   if (!n)
     return GW_ERR_NOMEM;
-  for (size_t i = 0; i < nlen; i++) { /* ASCII lower case: no locale lookups */
-    unsigned char ch = (unsigned char)name[i];
-    n[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch);
-  }
+  lower_ascii(n, name, nlen);
   n[nlen] = '\0';
   char *v = n + nlen + 1;
   memcpy(v, value, vlen);
@@ -359,9 +384,13 @@ int gw_http_stream_head_done(gw_http_stream *s) {
   s->accept_gzip = o->gzip && gw_http_accepts_gzip(r->known[GW_HDR_ACCEPT_ENCODING]);
   const char *cl = r->known[GW_HDR_CONTENT_LENGTH];
   if (cl) {
-    char *end;
-    unsigned long long v = strtoull(cl, &end, 10);
-    if (end == cl || *end || *cl == '-' || *cl == '+') {
+    /* digits only (strtoull would take a sign and blanks), saturating:
+     * anything from 2^63 up is over every limit alike */
+    unsigned long long v = 0;
+    const char *end = cl;
+    for (; *end >= '0' && *end <= '9'; end++)
+      v = v < ULLONG_MAX / 10 ? v * 10 + (unsigned)(*end - '0') : ULLONG_MAX;
+    if (end == cl || *end) {
       gw_http_stream_set_error(s, 400, "bad_request", "Invalid Content-Length.");
       return s->err_status;
     }
