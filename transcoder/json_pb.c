@@ -152,6 +152,9 @@ typedef struct desc_info {
   int is_union;                         /* is_union(desc) */
   const ProtobufCFieldDescriptor *list; /* list_field(desc) */
   const ProtobufCFieldDescriptor *extra;
+  /* A union's member that takes a JSON string (parse_union's choice) when
+   * it is a plain string field, or NULL (see union_string_of). */
+  const ProtobufCFieldDescriptor *union_string;
   char **camel; /* the JSON (lowerCamel) name of each field, or NULL: none differs */
   /* What the writer puts before each field's value: `"name":` is
    * keys + key_at[i], key_at[i + 1] - key_at[i] bytes (proto field names
@@ -282,6 +285,23 @@ static int info_put(desc_info *in, const char *name, unsigned v) {
   return 0;
 }
 
+/* parse_union gives a JSON string to the first member kind_matches takes:
+ * the first string field, unless a member before it might take a string
+ * too (bytes, an enum, a message), where this answers NULL and the direct
+ * path leaves the member to parse_union. */
+static const ProtobufCFieldDescriptor *union_string_of(const ProtobufCMessageDescriptor *d) {
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    switch (d->fields[i].type) {
+    case PROTOBUF_C_TYPE_STRING: return &d->fields[i];
+    case PROTOBUF_C_TYPE_BYTES:
+    case PROTOBUF_C_TYPE_ENUM:
+    case PROTOBUF_C_TYPE_MESSAGE: return NULL;
+    default: break; /* numbers and bools take no string */
+    }
+  }
+  return NULL;
+}
+
 static desc_info *info_build(const ProtobufCMessageDescriptor *d) {
   if (d->n_fields >= NAME_CAMEL)
     return NULL;
@@ -301,6 +321,7 @@ static desc_info *info_build(const ProtobufCMessageDescriptor *d) {
   in->is_union = is_union(d);
   in->list = list_field(d);
   in->extra = extra_compute(d);
+  in->union_string = in->is_union ? union_string_of(d) : NULL;
   in->mask = slots - 1;
   if ((n_camel && !(in->camel = calloc(d->n_fields, sizeof *in->camel))) || info_keys(in) != 0 ||
       !(in->shown = calloc(d->n_fields ? d->n_fields : 1, sizeof *in->shown)))
@@ -1623,6 +1644,39 @@ static int fast_field(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMes
   }
   if (ch == '{' || ch == '[')
     return fast_by_dom(c, r, d, f, m, depth);
+  if (f->type == PROTOBUF_C_TYPE_MESSAGE && fast_depth_ok(c, depth)) {
+    /* A scalar for a wrapper (max_tokens, a StringValue) or a string for a
+     * bare union (a message's content): the one member it sets, directly. */
+    const ProtobufCMessageDescriptor *sd = f->descriptor;
+    const desc_info *sub = info_of(sd);
+    const ProtobufCFieldDescriptor *tf = NULL;
+    if (sub && sub->wkt == WKT_WRAPPER)
+      tf = &sd->fields[0];
+    else if (sub && c->opts.bare_unions && sub->is_union && ch == '"')
+      tf = sub->union_string;
+    uint32_t *which =
+        (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ? SLOT(m, f->quantifier_offset) : NULL;
+    ProtobufCMessage *sm;
+    if (tf && (tf->type == PROTOBUF_C_TYPE_STRING) == (ch == '"') &&
+        !(which && *which != 0 && *which != f->id) && (sm = new_msg(c, sd))) {
+      size_t n;
+      void *slot = SLOT(sm, tf->offset);
+      int rc = tf->type == PROTOBUF_C_TYPE_STRING ? fast_string(c, r, 0, 1, (const char **)slot, &n)
+                                                  : fast_int(r, tf, slot);
+      if (rc == GW_OK) {
+        if (tf->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+          *(uint32_t *)SLOT(sm, tf->quantifier_offset) = tf->id;
+        *(ProtobufCMessage **)SLOT(m, f->offset) = sm;
+        if (which)
+          *which = f->id;
+        return GW_OK;
+      }
+      if (tf->type == PROTOBUF_C_TYPE_STRING)
+        return FAST_NO;
+      /* not a plain integer (a fraction, a float wrapper...): |r| has not
+       * moved, and the general path reads it */
+    }
+  }
   if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && f->label != PROTOBUF_C_LABEL_OPTIONAL) {
     /* The two commonest members, straight into their slot: a string, and an
      * integer written as digits. */

@@ -777,6 +777,76 @@ static void direct_equals_dom(const ProtobufCMessageDescriptor *d, const gw_json
   gw_arena_free(b);
 }
 
+/* A scalar for a wrapper field and a string for a bare union are read by the
+ * direct path into the one member they set: every wrapper kind with every
+ * kind of scalar, and unions with and without bare_unions, read exactly as
+ * the DOM path reads them. */
+static void test_direct_wrappers_and_unions(void **state) {
+  (void)state;
+  static const gw_json_opts plain = {0}, bare = {.bare_unions = 1};
+  static const char *const fields[] = {"w_double", "w_float", "w_int64",  "w_uint64", "w_int32",
+                                       "w_uint32", "w_bool",  "w_string", "w_bytes"};
+  static const char *const values[] = {"0",
+                                       "7",
+                                       "-7",
+                                       "01",
+                                       "1.5",
+                                       "1e2",
+                                       "\"12\"",
+                                       "\"s\"",
+                                       "true",
+                                       "\"aGk=\"",
+                                       "null",
+                                       "\"\"",
+                                       "\"a\\nb\"",
+                                       "2147483648",
+                                       "-2147483649",
+                                       "4294967296",
+                                       "18446744073709551615",
+                                       "9223372036854775808"};
+  char doc[256];
+  for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++)
+    for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+      snprintf(doc, sizeof doc, "{\"%s\":%s,\"f_int32\":1}", fields[f], values[v]);
+      direct_equals_dom(ALL, &plain, doc, NULL, NULL);
+      snprintf(doc, sizeof doc, "{\"r_wrapped\":[%s]}", values[v]);
+      direct_equals_dom(ALL, &plain, doc, NULL, NULL);
+    }
+  static const char *const unions[] = {"{\"a\":\"text\"}",
+                                       "{\"a\":\"esc\\\"aped\\n\"}",
+                                       "{\"a\":\"\"}",
+                                       "{\"a\":5}",
+                                       "{\"a\":-1.5}",
+                                       "{\"a\":true}",
+                                       "{\"a\":[\"w\"]}",
+                                       "{\"a\":{\"name\":\"n\"}}",
+                                       "{\"a\":\"x\",\"a\":\"y\"}",
+                                       "{\"many\":[\"s\",7,true]}",
+                                       "{\"by_name\":{\"k\":\"v\"}}",
+                                       "{\"a\":\"cut",
+                                       "{\"a\":null}"};
+  for (size_t i = 0; i < sizeof unions / sizeof unions[0]; i++) {
+    direct_equals_dom(UNIONS, &bare, unions[i], NULL, NULL);
+    direct_equals_dom(UNIONS, &plain, unions[i], NULL, NULL);
+  }
+  /* the values land */
+  gw_arena *a = gw_arena_new(0, 0);
+  ProtobufCMessage *m = NULL;
+  gw_json_error e;
+  const char *doc2 = "{\"w_int32\":-42,\"w_string\":\"hi\",\"w_uint64\":18}";
+  assert_int_equal(gw_json_to_pb(ALL, doc2, strlen(doc2), a, &plain, &m, &e), GW_OK);
+  const Codectest__AllKinds *k = (const void *)m;
+  assert_int_equal(k->w_int32->value, -42);
+  assert_string_equal(k->w_string->value, "hi");
+  assert_true(k->w_uint64->value == 18);
+  const char *doc3 = "{\"a\":\"text\"}";
+  assert_int_equal(gw_json_to_pb(UNIONS, doc3, strlen(doc3), a, &bare, &m, &e), GW_OK);
+  const Codectest__Unions *u = (const void *)m;
+  assert_int_equal(u->a->kind_case, CODECTEST__EITHER__KIND_TEXT);
+  assert_string_equal(u->a->text, "text");
+  gw_arena_free(a);
+}
+
 /* gw_json_field_cached answers as gw_json_field does, also when the type
  * asked about changes from one call to the next. */
 static void test_field_cache(void **state) {
@@ -1167,6 +1237,7 @@ int main(void) {
       cmocka_unit_test(test_direct_integers_and_strings),
       cmocka_unit_test(test_print_string_alignments),
       cmocka_unit_test(test_field_cache),
+      cmocka_unit_test(test_direct_wrappers_and_unions),
       cmocka_unit_test(test_failmalloc),
       cmocka_unit_test(test_arena_cap),
       cmocka_unit_test(test_buf_cap),
