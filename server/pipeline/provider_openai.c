@@ -298,7 +298,7 @@ static void transport_error(oai_call *o, CURLcode rc) {
  * "event: error"): ends the call and returns true. */
 static bool stream_error(oai_call *o, const gw_sse_event *ev) {
   bool named = strcmp(ev->event, "error") == 0;
-  if (!named && !memmem(ev->data, ev->len, "\"error\"", 7))
+  if (!named && !gw_sse_names_error(ev->data, ev->len))
     return false;
   json_t *root = json_loadb(ev->data, ev->len, 0, NULL);
   json_t *e = root ? json_object_get(root, "error") : NULL;

@@ -40,4 +40,9 @@ int gw_sse_reader_feed(gw_sse_reader *r, const char *p, size_t n);
  * needed; GW_ERR_TOOBIG (event over the cap) or GW_ERR_NOMEM. */
 int gw_sse_reader_next(gw_sse_reader *r, gw_sse_event *ev);
 
+/* Whether an event's data |p| (|n| bytes) holds "error" with its quotes (a
+ * member an error object has): memmem's answer, the cheap test before an
+ * event is parsed as an error. */
+bool gw_sse_names_error(const char *p, size_t n);
+
 #endif

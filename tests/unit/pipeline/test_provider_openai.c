@@ -5,6 +5,7 @@
 #include "support.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "aigateway/v1/inference.pb-c.h"
@@ -97,6 +98,32 @@ static void test_sse_reader(void **state) {
                  out, c->want);
     }
   }
+}
+
+/* gw_sse_names_error answers as memmem(p, n, "\"error\"", 7): the name at
+ * each offset of events of each length up to 80 (both sides of the 16-wide
+ * steps and the tail), in heap blocks of exactly that size, and near misses
+ * (an escaped quote, "errors", a quote short) that are no match. */
+static void test_sse_names_error(void **state) {
+  (void)state;
+  static const char *const names[] = {"\"error\"", "\\\"error\\\"", "\"errors\"",  "\"error",
+                                      "error\"",   "\"Error\"",     "\"e\"error\""};
+  for (size_t len = 0; len <= 80; len++)
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+      size_t nl = strlen(names[k]);
+      for (size_t at = 0; at + nl <= len || (at == 0 && len < nl); at++) {
+        char *p = malloc(len ? len : 1);
+        memset(p, 'x', len);
+        if (at + nl <= len)
+          memcpy(p + at, names[k], nl);
+        bool want = memmem(p, len, "\"error\"", 7) != NULL;
+        if (gw_sse_names_error(p, len) != want)
+          fail_msg("len %zu, %s at %zu: want %d", len, names[k], at, want);
+        free(p);
+        if (len < nl)
+          break;
+      }
+    }
 }
 
 static void test_sse_reader_crlf_split_at_cr(void **state) {
@@ -398,6 +425,7 @@ static int teardown(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sse_reader),
+      cmocka_unit_test(test_sse_names_error),
       cmocka_unit_test(test_sse_reader_crlf_split_at_cr),
       cmocka_unit_test(test_sse_reader_pull_one_at_a_time),
       cmocka_unit_test(test_sse_reader_failmalloc),
