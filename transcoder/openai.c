@@ -229,12 +229,17 @@ static struct {
   const absent_rule *r;
 } rule_index[RULE_SLOTS];
 static pthread_once_t rule_once = PTHREAD_ONCE_INIT;
+/* The two members the hook changes when they are there (see hook), found
+ * once with the index: a pointer compare per member instead of a strcmp. */
+static const ProtobufCFieldDescriptor *embedding_member, *chunk_usage_member;
 
 static size_t rule_slot(const ProtobufCFieldDescriptor *f) {
   return (size_t)((((uintptr_t)f >> 3) * 0x9E3779B97F4A7C15ull) >> 56) & (RULE_SLOTS - 1);
 }
 
 static void build_rule_index(void) {
+  embedding_member = gw_json_field(&aigateway__v1__embedding__descriptor, "embedding");
+  chunk_usage_member = gw_json_field(&aigateway__v1__chat_completion_chunk__descriptor, "usage");
   for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
     const ProtobufCFieldDescriptor *f = gw_json_field(rules[i].desc, rules[i].field);
     if (!f)
@@ -247,8 +252,8 @@ static void build_rule_index(void) {
   }
 }
 
+/* (gw_openai_render has built the index.) */
 static const absent_rule *rule_for(const ProtobufCFieldDescriptor *f) {
-  pthread_once(&rule_once, build_rule_index);
   for (size_t k = rule_slot(f);; k = (k + 1) & (RULE_SLOTS - 1)) {
     if (!rule_index[k].f)
       return NULL;
@@ -268,14 +273,11 @@ bool gw_openai_rules_valid(void) {
 static const char *hook(void *arg, const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
                         int shown) {
   hook_ctx *h = arg;
-  const ProtobufCMessageDescriptor *d = m->descriptor;
-  if (d == &aigateway__v1__embedding__descriptor && h->o->base64_embeddings &&
-      strcmp(f->name, "embedding") == 0) {
+  if (f == embedding_member && h->o->base64_embeddings) {
     const Aigateway__V1__Embedding *e = (const void *)m;
     return base64_floats(h, e->embedding, e->n_embedding);
   }
-  if (d == &aigateway__v1__chat_completion_chunk__descriptor && !h->o->include_usage &&
-      strcmp(f->name, "usage") == 0)
+  if (f == chunk_usage_member && !h->o->include_usage)
     return ""; /* the client did not ask for usage */
   if (shown)
     return NULL;
@@ -309,6 +311,7 @@ int gw_openai_render(const ProtobufCMessage *msg, const gw_openai_out *o, gw_buf
   if (msg->descriptor == &aigateway__v1__chat_completion_chunk__descriptor && !o->include_usage &&
       ((const Aigateway__V1__ChatCompletionChunk *)msg)->n_choices == 0)
     return 1; /* a usage-only chunk the client did not ask for */
+  pthread_once(&rule_once, build_rule_index);
   hook_ctx h = {.o = o, .stream = o->stream};
   gw_buf_init(&h.scratch, 64 << 20);
   gw_json_opts opts = gw_openai_write_opts;
