@@ -126,6 +126,32 @@ static void test_sse_names_error(void **state) {
     }
 }
 
+/* Line ends are found 16 bytes at a time: data lines of every length to 70
+ * with each line end (LF, CRLF, CR), two events in one feed, come out whole. */
+static void test_sse_reader_line_lengths(void **state) {
+  (void)state;
+  static const char *const ends[] = {"\n", "\r\n", "\r"};
+  char line[80], in[256];
+  for (size_t len = 0; len <= 70; len++)
+    for (size_t e = 0; e < 3; e++) {
+      for (size_t i = 0; i < len; i++)
+        line[i] = (char)('a' + i % 26);
+      line[len] = '\0';
+      int n = snprintf(in, sizeof in, "data: %s%s%sdata: z%s%s", line, ends[e], ends[e], ends[e],
+                       ends[e]);
+      gw_sse_reader r;
+      gw_sse_event ev;
+      gw_sse_reader_init(&r, 1024);
+      assert_int_equal(gw_sse_reader_feed(&r, in, (size_t)n), GW_OK);
+      assert_int_equal(gw_sse_reader_next(&r, &ev), 1);
+      assert_int_equal(ev.len, len);
+      assert_string_equal(ev.data, line);
+      assert_int_equal(gw_sse_reader_next(&r, &ev), 1); /* a last CR ends the line too */
+      assert_string_equal(ev.data, "z");
+      gw_sse_reader_release(&r);
+    }
+}
+
 static void test_sse_reader_crlf_split_at_cr(void **state) {
   /* A CR ends a chunk; its LF comes first in the next one. */
   gw_sse_reader r;
@@ -426,6 +452,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sse_reader),
       cmocka_unit_test(test_sse_names_error),
+      cmocka_unit_test(test_sse_reader_line_lengths),
       cmocka_unit_test(test_sse_reader_crlf_split_at_cr),
       cmocka_unit_test(test_sse_reader_pull_one_at_a_time),
       cmocka_unit_test(test_sse_reader_failmalloc),
