@@ -5,7 +5,8 @@
 # vCPUs). Each gateway runs one worker pinned to cpu 0; the mock and wrk share
 # cpu 1. Prints one line per round and the median of each.
 #   tests/bench/ab.sh GW_A GW_B [SCENARIO] [ROUNDS] [DUR]
-#   SCENARIO: chat | emb | emb64 (default emb), ROUNDS 3, DUR 4 (seconds)
+#   SCENARIO: chat | emb | emb64 (default emb), ROUNDS 3, DUR 4 (seconds);
+#   CONNS=N (environment) the connections of each wrk run (32)
 # Needs wrk and taskset; builds the mock with make -C tests/bench. Its gRPC
 # sibling, with CPU time and instructions per call, is grpc_ab.sh.
 set -eu
@@ -15,6 +16,7 @@ B=${2:?gateway binary B}
 SCN=${3:-emb}
 ROUNDS=${4:-3}
 DUR=${5:-4}
+CONNS=${CONNS:-32}
 MOCK=19801 PA=18801 PB=18802
 TMP=$(mktemp -d /tmp/aigw-ab.XXXXXX)
 PIDS=()
@@ -53,12 +55,12 @@ for p in $PA $PB; do
   done
 done
 for p in $PA $PB; do # warm-up: connections, arenas, caches
-  BODY_FILE="$TMP/body" taskset -c 1 wrk -t1 -c32 -d1s -s "$HERE/post.lua" "http://127.0.0.1:$p$path" >/dev/null
+  BODY_FILE="$TMP/body" taskset -c 1 wrk -t1 -c"$CONNS" -d1s -s "$HERE/post.lua" "http://127.0.0.1:$p$path" >/dev/null
 done
 for r in $(seq 1 "$ROUNDS"); do
   for p in $PA $PB; do
     name=A; [ "$p" = $PB ] && name=B
-    rps=$(BODY_FILE="$TMP/body" taskset -c 1 wrk -t1 -c32 -d"${DUR}s" -s "$HERE/post.lua" \
+    rps=$(BODY_FILE="$TMP/body" taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" -s "$HERE/post.lua" \
       "http://127.0.0.1:$p$path" | awk '/Requests\/sec/{print $2} /Non-2xx/{print "errors"}' | tr '\n' ' ')
     echo "$SCN round $r $name $rps"
     echo "$rps" | awk '{print $1}' >>"$TMP/$name"
