@@ -44,7 +44,8 @@ struct gw_http_server {
   gw_http_stream *reap_streams;
   struct event *reap_ev;
   ipcap_entry *ipcap[GW_HTTP_IPCAP_BUCKETS];
-  uint64_t rid_prefix; /* random, per server: generated request ids */
+  uint64_t rid_prefix;     /* random, per server: generated request ids */
+  char rid_prefix_hex[17]; /* |rid_prefix| in hex, written once */
   uint64_t rid_counter;
 };
 
@@ -74,6 +75,7 @@ struct gw_http_conn {
   int64_t timer_due, timer_at;
   int timer_on;
   struct event *service;   /* deferred work: parse pipelined input, h2 send, close */
+  int kicked;              /* |service| is active: gw_http_conn_kick has nothing to add */
   struct event *rev;       /* cleartext: our own read event (see raw_read_cb) */
   int reading;             /* |rev| is armed */
   gw_http_stream *streams; /* streams still attached to this connection */

@@ -20,6 +20,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/numtext.h"
 #include "core/status.h"
 #include "transcoder/http/internal.h"
 
@@ -191,8 +192,10 @@ void gw_http_conn_close(gw_http_conn *c) {
 
 /* Runs the connection's deferred work on the next loop turn. */
 void gw_http_conn_kick(gw_http_conn *c) {
-  if (!c->dead)
+  if (!c->dead && !c->kicked) { /* a response's head, data and end kick once */
+    c->kicked = 1;
     event_active(c->service, EV_WRITE, 0);
+  }
 }
 
 static int64_t now_ms(void) {
@@ -367,6 +370,7 @@ static void service_cb(evutil_socket_t fd, short what, void *arg) {
   gw_http_conn *c = arg;
   (void)fd;
   (void)what;
+  c->kicked = 0;
   if (c->dead)
     return;
   if (c->state == CONN_H1)
@@ -697,6 +701,7 @@ int gw_http_server_new(struct event_base *base, const gw_http_options *opts,
   srv->handler_arg = arg;
   if (getrandom(&srv->rid_prefix, sizeof srv->rid_prefix, 0) != sizeof srv->rid_prefix)
     srv->rid_prefix = (uint64_t)getpid() * 2654435761u ^ (uint64_t)(uintptr_t)srv;
+  gw_numtext_hex(srv->rid_prefix, 16, srv->rid_prefix_hex);
   rc = copy_options(srv, opts);
   if (rc != GW_OK)
     goto fail_opts;

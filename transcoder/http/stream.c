@@ -368,7 +368,7 @@ int gw_http_stream_head_done(gw_http_stream *s) {
      * instructions a request). */
     char *id = gw_arena_alloc(s->arena, 25);
     if (id) {
-      gw_numtext_hex(s->srv->rid_prefix, 16, id);
+      memcpy(id, s->srv->rid_prefix_hex, 16); /* the prefix's hex, made once */
       gw_numtext_hex((uint32_t)++s->srv->rid_counter, 8, id + 16);
     }
     r->request_id = id;

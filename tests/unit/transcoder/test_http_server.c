@@ -346,6 +346,18 @@ static void test_h1_request_id(void **state) {
   assert_non_null(strstr(out, "rid=abc-123.X_y"));
   run("curl -si -H 'X-Request-Id: bad id!' http://127.0.0.1:%u/ 2>&1", out, sizeof out, port_plain);
   assert_null(strstr(out, "bad id"));
+  /* A generated id: the server's 16 hex digits, then its counter's 8. */
+  char ids[2][25];
+  for (int i = 0; i < 2; i++) {
+    run("curl -s http://127.0.0.1:%u/ 2>&1", out, sizeof out, port_plain);
+    const char *r = strstr(out, "rid=");
+    assert_non_null(r);
+    assert_int_equal(strspn(r + 4, "0123456789abcdef"), 24);
+    memcpy(ids[i], r + 4, 24);
+    ids[i][24] = '\0';
+  }
+  assert_memory_equal(ids[0], ids[1], 16);
+  assert_true(strtoul(ids[1] + 16, NULL, 16) == strtoul(ids[0] + 16, NULL, 16) + 1);
 }
 
 /* Header names are matched in any case; the blanks around a value are not
