@@ -144,6 +144,8 @@ struct gw_http_stream {
 /* server.c */
 void gw_http_conn_close(gw_http_conn *c);
 void gw_http_conn_kick(gw_http_conn *c);
+/* The connection's timeout falls |ms| from now (0: none); conn_timer_cb then
+ * closes it (an idle h2 one gets a GOAWAY first). Lazy: see |timer_due|. */
 void gw_http_conn_arm_timer(gw_http_conn *c, unsigned ms);
 void gw_http_conn_close_after_flush(gw_http_conn *c);
 void gw_http_reap_stream(gw_http_stream *s);
