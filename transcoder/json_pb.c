@@ -1580,6 +1580,21 @@ static int fast_int(gw_json_lite_reader *r, const ProtobufCFieldDescriptor *f, v
   int neg = q != p;
   uint64_t v = 0;
   size_t n = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (end - q >= 8) { /* a timestamp's ten digits: eight of them in one step */
+    uint64_t w;
+    memcpy(&w, q, 8);
+    /* each byte 0x30..0x39: high nibble 3, and adding 6 keeps it 3 */
+    if (((w & 0xf0f0f0f0f0f0f0f0u) | (((w + 0x0606060606060606u) & 0xf0f0f0f0f0f0f0f0u) >> 4)) ==
+        0x3333333333333333u) {
+      w &= 0x0f0f0f0f0f0f0f0fu;
+      w = (w * (1 + (10 << 8))) >> 8;
+      w = ((w & 0x00ff00ff00ff00ffu) * (1 + (100 << 16))) >> 16;
+      v = ((w & 0x0000ffff0000ffffu) * (1 + (10000ull << 32))) >> 32;
+      n = 8;
+    }
+  }
+#endif
   while (q + n < end && q[n] >= '0' && q[n] <= '9' && n < 19)
     v = v * 10 + (uint64_t)(q[n++] - '0');
   q += n;
