@@ -12,6 +12,7 @@ enum seg_kind { SEG_LITERAL, SEG_ONE, SEG_REST };
 typedef struct seg {
   enum seg_kind kind;
   char *literal; /* SEG_LITERAL */
+  size_t len;    /* strlen(literal) */
   int var;       /* index of the variable this segment belongs to, -1 none */
 } seg;
 
@@ -63,6 +64,7 @@ static int add_seg(route *r, enum seg_kind kind, const char *lit, size_t n, int 
   s->kind = kind;
   s->var = var;
   s->literal = NULL;
+  s->len = n;
   if (kind == SEG_LITERAL && !(s->literal = gw_strndup(lit, n)))
     return GW_ERR_NOMEM;
   r->n_segs++;
@@ -256,20 +258,18 @@ static char *decode(gw_arena *a, const char *s, size_t n) {
 }
 
 /* Matches |r| against |path|; fills vars on success. */
-static bool match_path(const route *r, const char *path, gw_arena *a, gw_route_match *out,
-                       int *nomem) {
-  size_t plen = strlen(path);
+/* |path| (|plen| bytes) against |r|; |custom|: its last segment holds a
+ * ':' (a ":verb" suffix), which only templates with a suffix match. */
+static bool match_path(const route *r, const char *path, size_t plen, bool custom, gw_arena *a,
+                       gw_route_match *out, int *nomem) {
   const char *end = path + plen;
   if (r->suffix) {
     size_t sl = strlen(r->suffix);
     if (plen < sl || strcmp(end - sl, r->suffix) != 0)
       return false;
     end -= sl;
-  } else {
-    /* A path ending in ":verb" only matches templates with that suffix. */
-    const char *last = memrchr(path, '/', plen);
-    if (last && memchr(last, ':', (size_t)(end - last)))
-      return false;
+  } else if (custom) {
+    return false;
   }
   if (path[0] != '/')
     return false;
@@ -284,7 +284,7 @@ static bool match_path(const route *r, const char *path, gw_arena *a, gw_route_m
     const char *se = s->kind == SEG_REST ? end : (slash ? slash : end);
     size_t n = (size_t)(se - p);
     if (s->kind == SEG_LITERAL) {
-      if (strlen(s->literal) != n || memcmp(s->literal, p, n) != 0)
+      if (s->len != n || memcmp(s->literal, p, n) != 0)
         return false;
     } else if (n == 0) {
       return false; /* `*` and `**` bind at least one character */
@@ -322,12 +322,15 @@ int gw_routes_match(const gw_routes *rt, const char *method, const char *path, g
                     gw_route_match *out, const char **allow) {
   bool path_seen = false;
   char allowed[128] = "";
+  size_t plen = strlen(path); /* the same for every route: found once */
+  const char *last = memrchr(path, '/', plen);
+  bool custom = last && memchr(last, ':', (size_t)(path + plen - last));
   for (size_t i = 0; i < rt->n; i++) {
     const route *r = &rt->routes[i];
     int nomem = 0;
     gw_route_match m;
     memset(&m, 0, sizeof m);
-    if (!match_path(r, path, arena, &m, &nomem)) {
+    if (!match_path(r, path, plen, custom, arena, &m, &nomem)) {
       if (nomem)
         return GW_ERR_NOMEM;
       continue;
