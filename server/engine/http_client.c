@@ -18,6 +18,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/h1_head.h"
+#include "core/lazy_timer.h"
 #include "core/numtext.h"
 #include "core/status.h"
 #include "engine/worker.h"
@@ -62,17 +63,11 @@ typedef struct hc_conn {
   struct hc_conn *next_idle, *next_dead;
   int fd;
   hc_state state;
-  struct event *rev, *wev, *tev;
+  struct event *rev, *wev;
   /* What the events are set to (event_add and event_del cost ~100
-   * instructions each even when they change nothing): |rev_on|, |wev_on|.
-   * The timer is lazy: |due| is when the state's timeout falls (ms on
-   * gw_http_now_ms' clock, 0: none); |tev_at|, while |tev_on|, when the
-   * armed timer fires. A timer armed no later than |due| is left as it is,
-   * and on_timer arms it again for what is left, so a pooled connection
-   * that goes idle and back to work per request sets it once per idle
-   * timeout instead of twice per request. */
-  bool rev_on, wev_on, tev_on;
-  int64_t due, tev_at;
+   * instructions each even when they change nothing). */
+  bool rev_on, wev_on;
+  gw_lazy_timer timer; /* connect, deadline and idle timeouts (on_timer) */
   http_parser parser;
   gw_http_req *req;
   gw_buf head; /* the request line and headers being written */
@@ -102,11 +97,7 @@ struct gw_http_client {
   char rbuf[READ_BUF]; /* every connection reads here, one at a time */
 };
 
-int64_t gw_http_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t gw_http_now_ms(void) { return gw_mono_ms(); }
 
 void gw_http_client_opts_init(gw_http_client_opts *o) {
   o->max_idle_per_host = 256; /* nginx's bench peer keeps 256 too */
@@ -133,32 +124,12 @@ static void wev_set(hc_conn *k, bool on) {
   k->wev_on = on;
 }
 
-/* Arms the timer to fire at |at| (now + |ms|). */
-static void tev_arm(hc_conn *k, int64_t at, int64_t ms) {
-  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-  event_add(k->tev, &tv);
-  k->tev_on = true;
-  k->tev_at = at;
-}
-
-/* The state's timeout falls |ms| from now (0: it has none). */
-static void set_due(hc_conn *k, int64_t ms) {
-  if (ms <= 0) {
-    k->due = 0; /* a timer still armed finds nothing due and stops */
-    return;
-  }
-  int64_t now = gw_http_now_ms();
-  k->due = now + ms;
-  if (!k->tev_on || k->tev_at > k->due)
-    tev_arm(k, k->due, ms);
-}
-
 /* ---- connections --------------------------------------------------------------- */
 
 static void conn_free(hc_conn *k) {
   event_free(k->rev);
   event_free(k->wev);
-  event_free(k->tev);
+  event_free(k->timer.ev);
   gw_buf_release(&k->head);
   gw_buf_release(&k->hdr);
   gw_free(k->left);
@@ -191,8 +162,7 @@ static void conn_close(hc_conn *k) {
     idle_unlink(k);
   rev_set(k, false);
   wev_set(k, false);
-  event_del(k->tev);
-  k->tev_on = false;
+  gw_lazy_timer_stop(&k->timer);
   close(k->fd);
   k->fd = -1;
   k->state = HC_CLOSED;
@@ -235,15 +205,15 @@ static int conn_open(gw_http_client *c, hc_host *h, hc_conn **out, int *err) {
   setsockopt(k->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
   k->rev = event_new(c->base, k->fd, EV_READ | EV_PERSIST, on_read, k);
   k->wev = event_new(c->base, k->fd, EV_WRITE | EV_PERSIST, on_write, k);
-  k->tev = evtimer_new(c->base, on_timer, k);
-  if (!k->rev || !k->wev || !k->tev) {
+  k->timer.ev = evtimer_new(c->base, on_timer, k);
+  if (!k->rev || !k->wev || !k->timer.ev) {
     close(k->fd);
     if (k->rev)
       event_free(k->rev);
     if (k->wev)
       event_free(k->wev);
-    if (k->tev)
-      event_free(k->tev);
+    if (k->timer.ev)
+      event_free(k->timer.ev);
     gw_free(k);
     return GW_ERR_NOMEM;
   }
@@ -281,7 +251,7 @@ static void conn_to_idle(hc_conn *k) {
   /* Readable while idle: the upstream closed it (or talks out of turn);
    * the timer is the idle timeout now. */
   rev_set(k, true);
-  set_due(k, k->c->o.idle_timeout_ms);
+  gw_lazy_timer_set(&k->timer, k->c->o.idle_timeout_ms);
 }
 
 /* ---- hosts ------------------------------------------------------------------------- */
@@ -382,7 +352,7 @@ static void arm_timer(hc_conn *k) {
     if (cto > 0 && (ms == 0 || cto < ms))
       ms = cto;
   }
-  set_due(k, ms);
+  gw_lazy_timer_set(&k->timer, ms);
 }
 
 /* Writes what is left of the head and the body. 0: all written; 1: the
@@ -563,7 +533,7 @@ static void complete(hc_conn *k) {
   bool keep = k->keep_alive && k->rpos == k->rlen && k->sent == k->head.len + r->body_len;
   k->req = NULL;
   r->conn = NULL;
-  k->due = 0;
+  gw_lazy_timer_set(&k->timer, 0);
   if (keep)
     conn_to_idle(k);
   else
@@ -863,14 +833,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
   gw_http_req *r = k->req;
   (void)fd;
   (void)what;
-  k->tev_on = false;
-  if (!k->due)
-    return; /* armed for a state that has ended */
-  int64_t now = gw_http_now_ms();
-  if (now < k->due) { /* armed for an earlier state: what is left */
-    tev_arm(k, k->due, k->due - now);
+  if (!gw_lazy_timer_fired(&k->timer))
     return;
-  }
   if (k->state == HC_IDLE) {
     conn_close(k); /* idle too long */
     return;

@@ -13,6 +13,7 @@
 
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/lazy_timer.h"
 #include "transcoder/http/server.h"
 
 struct bufferevent;
@@ -65,15 +66,7 @@ struct gw_http_conn {
   conn_state state;
   struct sockaddr_storage peer;
   char peer_ip[INET6_ADDRSTRLEN];
-  struct event *timer; /* idle / first-request / linger timeout */
-  /* The timer is lazy (as in the upstream client): |timer_due| is when the
-   * state's timeout falls (ms, CLOCK_MONOTONIC; 0: none), |timer_at|, while
-   * |timer_on|, when the armed timer fires. A timer armed no later than the
-   * due time is left alone; conn_timer_cb arms it again for what is left.
-   * A keep-alive connection sets it once per keep-alive timeout, not twice
-   * per request. */
-  int64_t timer_due, timer_at;
-  int timer_on;
+  gw_lazy_timer timer;     /* idle / first-request / linger timeout (conn_timer_cb) */
   struct event *service;   /* deferred work: parse pipelined input, h2 send, close */
   int kicked;              /* |service| is active: gw_http_conn_kick has nothing to add */
   struct event *rev;       /* cleartext: our own read event (see raw_read_cb) */
@@ -145,7 +138,7 @@ struct gw_http_stream {
 void gw_http_conn_close(gw_http_conn *c);
 void gw_http_conn_kick(gw_http_conn *c);
 /* The connection's timeout falls |ms| from now (0: none); conn_timer_cb then
- * closes it (an idle h2 one gets a GOAWAY first). Lazy: see |timer_due|. */
+ * closes it (an idle h2 one gets a GOAWAY first). Lazy (core/lazy_timer.h). */
 void gw_http_conn_arm_timer(gw_http_conn *c, unsigned ms);
 void gw_http_conn_close_after_flush(gw_http_conn *c);
 void gw_http_reap_stream(gw_http_stream *s);

@@ -15,10 +15,10 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/lazy_timer.h"
 #include "core/log.h"
 #include "core/numtext.h"
 #include "core/status.h"
@@ -127,7 +127,7 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg) {
     bufferevent_free(c->bev);
     if (c->rev)
       event_free(c->rev);
-    event_free(c->timer);
+    event_free(c->timer.ev);
     event_free(c->service);
     gw_free(c);
   }
@@ -154,8 +154,7 @@ void gw_http_conn_close(gw_http_conn *c) {
   bufferevent_disable(c->bev, EV_READ | EV_WRITE);
   if (c->rev)
     event_del(c->rev);
-  event_del(c->timer);
-  c->timer_on = 0;
+  gw_lazy_timer_stop(&c->timer);
   event_del(c->service);
   while (c->streams) {
     gw_http_stream *s = c->streams;
@@ -198,28 +197,7 @@ void gw_http_conn_kick(gw_http_conn *c) {
   }
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void conn_timer_set(gw_http_conn *c, int64_t at, int64_t ms) {
-  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-  evtimer_add(c->timer, &tv);
-  c->timer_on = 1;
-  c->timer_at = at;
-}
-
-void gw_http_conn_arm_timer(gw_http_conn *c, unsigned ms) {
-  if (!ms) {
-    c->timer_due = 0; /* a timer still armed finds nothing due and stops */
-    return;
-  }
-  c->timer_due = now_ms() + ms;
-  if (!c->timer_on || c->timer_at > c->timer_due)
-    conn_timer_set(c, c->timer_due, ms);
-}
+void gw_http_conn_arm_timer(gw_http_conn *c, unsigned ms) { gw_lazy_timer_set(&c->timer, ms); }
 
 void gw_http_conn_close_after_flush(gw_http_conn *c) {
   c->close_after_flush = 1;
@@ -456,14 +434,8 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg) {
   gw_http_conn *c = arg;
   (void)fd;
   (void)what;
-  c->timer_on = 0;
-  if (c->dead || !c->timer_due)
+  if (c->dead || !gw_lazy_timer_fired(&c->timer))
     return;
-  int64_t now = now_ms();
-  if (now < c->timer_due) { /* armed for an earlier state: what is left */
-    conn_timer_set(c, c->timer_due, c->timer_due - now);
-    return;
-  }
   if (c->state == CONN_H2 && !c->close_after_flush) {
     gw_h2_stop(c); /* idle: GOAWAY, then close when flushed */
     gw_http_conn_close_after_flush(c);
@@ -522,8 +494,8 @@ int gw_http_server_adopt(gw_http_server *srv, int fd, const struct sockaddr *pee
   snprintf(c->peer_ip, sizeof c->peer_ip, "%s", ip);
   if (peer && peer_len <= sizeof c->peer)
     memcpy(&c->peer, peer, peer_len);
-  c->timer = evtimer_new(srv->base, conn_timer_cb, c);
-  if (!c->timer) {
+  c->timer.ev = evtimer_new(srv->base, conn_timer_cb, c);
+  if (!c->timer.ev) {
     rc = GW_ERR_NOMEM;
     goto fail_timer;
   }
@@ -584,7 +556,7 @@ int gw_http_server_adopt(gw_http_server *srv, int fd, const struct sockaddr *pee
 fail_bev:
   event_free(c->service);
 fail_service:
-  event_free(c->timer);
+  event_free(c->timer.ev);
 fail_timer:
   gw_free(c);
 fail_conn:
