@@ -26,14 +26,15 @@ struct hc_conn;
 typedef struct gw_http_client gw_http_client;
 
 typedef struct gw_http_client_opts {
-  int max_idle_per_host;   /* idle keep-alive connections kept per host:port */
+  int max_idle_per_host;   /* idle keep-alive connections kept per host:port; 0: no cap */
   int idle_timeout_ms;     /* an idle connection is closed after this */
   int connect_timeout_ms;  /* default connect timeout of a request */
   size_t max_header_bytes; /* one response's header block */
   size_t max_request_head; /* the request line and headers we write */
 } gw_http_client_opts;
 
-/* The defaults: 64 idle per host, 30 s idle, 10 s connect, 64 KiB heads. */
+/* The defaults: no cap on idle connections per host (as many as were busy at
+ * once; each closes after 30 s unused), 10 s connect, 64 KiB heads. */
 void gw_http_client_opts_init(gw_http_client_opts *o);
 
 typedef struct gw_http_req {

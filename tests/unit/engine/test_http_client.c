@@ -1,9 +1,9 @@
 /* The native HTTP/1.1 client against a tiny server in this process (same
  * event base): response framings (Content-Length, chunked, close
- * delimited, 1xx), bad answers, header cap, pool reuse and its caps, the
- * stale keep-alive retry, deadline, connect failure, cancel (inside and
- * outside callbacks), pause/resume, reading until the socket is dry, URL
- * parsing and a fail-malloc sweep. */
+ * delimited, 1xx), bad answers, header cap, pool reuse and its caps, a
+ * pool that follows the peak, the stale keep-alive retry, deadline, connect failure, cancel (inside
+ * and outside callbacks), pause/resume, reading until the socket is dry, URL parsing and a
+ * fail-malloc sweep. */
 #include "support.h"
 
 #include <errno.h>
@@ -20,7 +20,7 @@
 
 /* ---- the server ------------------------------------------------------------------ */
 
-#define SRV_CONNS 16
+#define SRV_CONNS 512 /* test_idle_follows_peak opens 300 at once */
 
 typedef struct srv_conn {
   int fd;
@@ -39,7 +39,7 @@ typedef struct srv {
   bool close_after; /* close the connection after answering */
   int accepts, requests;
   char last_req[4096];
-  srv_conn conns[SRV_CONNS];
+  srv_conn *conns; /* SRV_CONNS */
 } srv;
 
 static void srv_conn_close(srv_conn *c) {
@@ -90,33 +90,37 @@ static void srv_on_data(evutil_socket_t fd, short what, void *arg) {
 
 static void srv_on_accept(evutil_socket_t fd, short what, void *arg) {
   srv *s = arg;
-  int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  if (cfd < 0)
-    return;
-  s->accepts++;
-  for (int i = 0; i < SRV_CONNS; i++)
-    if (s->conns[i].fd < 0) {
-      srv_conn *c = &s->conns[i];
-      c->fd = cfd;
-      c->len = 0;
-      c->s = s;
-      c->ev = event_new(s->base, cfd, EV_READ | EV_PERSIST, srv_on_data, c);
-      event_add(c->ev, NULL);
-      return;
+  int cfd;
+  while ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+    s->accepts++;
+    srv_conn *c = NULL;
+    for (int i = 0; i < SRV_CONNS && !c; i++)
+      if (s->conns[i].fd < 0)
+        c = &s->conns[i];
+    if (!c) {
+      close(cfd);
+      continue;
     }
-  close(cfd);
+    c->fd = cfd;
+    c->len = 0;
+    c->s = s;
+    c->ev = event_new(s->base, cfd, EV_READ | EV_PERSIST, srv_on_data, c);
+    event_add(c->ev, NULL);
+  }
 }
 
 static void srv_start(srv *s, struct event_base *base) {
   memset(s, 0, sizeof(*s));
   s->base = base;
+  s->conns = calloc(SRV_CONNS, sizeof *s->conns);
+  assert_non_null(s->conns);
   for (int i = 0; i < SRV_CONNS; i++)
     s->conns[i].fd = -1;
   s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t len = sizeof a;
   assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
-  assert_int_equal(listen(s->lfd, 64), 0);
+  assert_int_equal(listen(s->lfd, SRV_CONNS), 0);
   getsockname(s->lfd, (struct sockaddr *)&a, &len);
   s->port = ntohs(a.sin_port);
   s->lev = event_new(base, s->lfd, EV_READ | EV_PERSIST, srv_on_accept, s);
@@ -138,6 +142,7 @@ static void srv_stop(srv *s) {
   srv_drop_all(s);
   event_free(s->lev);
   close(s->lfd);
+  free(s->conns);
 }
 
 /* ---- a request and its record ---------------------------------------------------- */
@@ -366,6 +371,63 @@ static void test_reuse_and_caps(void **state) {
   run_for(base, 300);
   gw_http_client_counts(c, &idle, &busy);
   assert_int_equal(idle, 0);
+  gw_http_client_free(c);
+  srv_stop(&s);
+  event_base_free(base);
+}
+
+/* With no cap (the default) the pool keeps what the busiest moment needed:
+ * a second burst as large as the first reuses every connection (a cap below
+ * the peak closed one per request and opened another). Reuse is last-in
+ * first-out, so when the load falls to one request at a time the same
+ * connection serves it and the idle timeout closes the rest. */
+#define PEAK 300
+static void test_idle_follows_peak(void **state) {
+  (void)state;
+  struct event_base *base = event_base_new();
+  srv s;
+  srv_start(&s, base);
+  srv_answer(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false);
+  gw_http_client_opts o;
+  gw_http_client_opts_init(&o);
+  assert_int_equal(o.max_idle_per_host, 0);
+  o.idle_timeout_ms = 400;
+  gw_http_client *c;
+  assert_int_equal(gw_http_client_new(base, &o, &c), GW_OK);
+  rec *x = calloc(PEAK, sizeof *x);
+  assert_non_null(x);
+  int idle, busy;
+  for (int burst = 0; burst < 2; burst++) {
+    for (int i = 0; i < PEAK; i++) {
+      rec_init(&x[i], s.port);
+      assert_int_equal(gw_http_req_start(c, &x[i].r), GW_OK);
+    }
+    for (int i = 0; i < PEAK; i++) {
+      run_until_done(base, &x[i]);
+      if (x[i].done_err != GW_OK || x[i].r.status != 200)
+        fail_msg("burst %d request %d: err %d status %d", burst, i, x[i].done_err, x[i].r.status);
+      if (burst == 1 && !x[i].r.reused)
+        fail_msg("burst 2 request %d opened a connection", i);
+    }
+    gw_http_client_counts(c, &idle, &busy);
+    assert_int_equal(idle, PEAK);
+    assert_int_equal(busy, 0);
+    assert_int_equal(s.accepts, PEAK);
+  }
+  /* One at a time for twice the idle timeout: the surplus ages out. */
+  int64_t end = gw_http_now_ms() + 2 * o.idle_timeout_ms;
+  while (gw_http_now_ms() < end) {
+    rec_init(&x[0], s.port);
+    assert_int_equal(gw_http_req_start(c, &x[0].r), GW_OK);
+    run_until_done(base, &x[0]);
+    assert_int_equal(x[0].done_err, GW_OK);
+    assert_true(x[0].r.reused);
+    run_for(base, 20);
+  }
+  gw_http_client_counts(c, &idle, &busy);
+  assert_int_equal(idle, 1);
+  assert_int_equal(s.accepts, PEAK);
+  free(x);
   gw_http_client_free(c);
   srv_stop(&s);
   event_base_free(base);
@@ -787,6 +849,7 @@ int main(void) {
       cmocka_unit_test(test_response_paths),
       cmocka_unit_test(test_request_bytes),
       cmocka_unit_test(test_reuse_and_caps),
+      cmocka_unit_test(test_idle_follows_peak),
       cmocka_unit_test(test_stale_connection_is_retried),
       cmocka_unit_test(test_deadline_and_connect_failure),
       cmocka_unit_test(test_lazy_timers),
