@@ -105,7 +105,25 @@ start_peers() {
   [ -n "$PEERS" ] || return 0
   if UPSTREAM=127.0.0.1:$MOCK_PORT NGINX_PORT=$NGINX_PORT PORTKEY_PORT=$PORTKEY_PORT \
        pin_sut "$PEERS/start.sh" >"$TMP/peers.log" 2>&1; then HAVE_PEERS=1; fi
+  PORTKEY_PID=$(awk '$1 == "portkey" {print $2}' "$PEERS_DIR/pids" 2>/dev/null || true)
 }
+
+# Portkey (node) goes on answering its backlog after the load generator stops:
+# after a run at 256 connections it burned cpu 1, which it shares with the next
+# target, for another 0.5 s of a 3 s window. settle PID waits until the process
+# has used no CPU for 200 ms (at most 10 s) before the next target runs.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo gone; }
+settle() {
+  local last now
+  last=$(cpu_ticks "$1")
+  for _ in $(seq 1 50); do
+    sleep 0.2
+    now=$(cpu_ticks "$1")
+    [ "$now" = "$last" ] && return 0
+    last=$now
+  done
+}
+settle_peer() { [ "$1" = portkey ] && [ -n "${PORTKEY_PID:-}" ] && settle "$PORTKEY_PID" || true; }
 
 # ---- measurements ------------------------------------------------------------------
 URL_direct=http://127.0.0.1:$MOCK_PORT
@@ -129,6 +147,7 @@ wrk_one() {
        /Requests\/sec/{r=$2} $1=="50%"{a=us($2)} $1=="99%"{b=us($2)}
        /Non-2xx/{e+=$NF} /Socket errors/{e+=$4+$6+$8+$10}
        END{printf "%.0f %.0f %.0f %d\n", r, a, b, e}' <<<"$out"
+  settle_peer "$name"
 }
 # wrk_scn SCENARIO PATH CONNS BODYFILE [TARGETS]: in turns, ROUNDS times; median by req/s
 wrk_scn() {
@@ -147,6 +166,7 @@ sse_scn() {
     [ "$t" = portkey ] && pk=http://127.0.0.1:$MOCK_PORT/v1
     SSE_PORTKEY_HOST=$pk SSE_MODEL=$model pin_load "$BIN/sse_client" 127.0.0.1 "$port" /v1/chat/completions "$c" "$DUR" \
       | sed 's/[a-z_0-9]*=//g' | awk '{print $5, $6, $7, $8, $9, $3+$4}' >>"$TMP/$scn.$t"
+    settle_peer "$t"
   done; done
   for t in $tg; do sort -n -k2 "$TMP/$scn.$t" | awk -v n="$t" -v s="$scn" '{a[NR]=$0} END{print s, n, a[int((NR+1)/2)]}' >>"$TMP/sse"; done
 }
@@ -260,7 +280,7 @@ echo "- machine: $(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /pr
 echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
 echo "- gateway: \`$GW_BIN\` (${BUILD_TYPE:-unknown build type}), WORKERS=$GW_WORKERS, pinned to cpu $SUT_CPU (taskset). nginx 1 worker and Portkey (node) pinned to cpu $SUT_CPU too."
 echo "- load generators (wrk -t1, -t2 from 64 conns; h2load; sse_client) and the C mock upstream (1 thread): cpu $LOAD_CPU."
-echo "- BENCH_DUR=${DUR}s per measurement, BENCH_ROUNDS=$ROUNDS (turns A B C D …, median kept). Peers: $([ $HAVE_PEERS = 1 ] && echo "nginx + Portkey 1.15.2 from ../shared/bench/peers" || echo "not available, direct and gateway only")."
+echo "- BENCH_DUR=${DUR}s per measurement, BENCH_ROUNDS=$ROUNDS (turns A B C D …, median kept; after each Portkey run the next waits until Portkey is idle). Peers: $([ $HAVE_PEERS = 1 ] && echo "nginx + Portkey 1.15.2 from ../shared/bench/peers" || echo "not available, direct and gateway only")."
 echo
 echo "Commands: \`wrk -t1 -cC -dDs --latency -s tests/bench/post.lua URL\` (BODY_FILE = the request body);"
 echo "\`tests/bench/bin/sse_client 127.0.0.1 PORT /v1/chat/completions C D\`; \`h2load -D D -c 32 -m 1 -d BODY URL\`"
