@@ -4,18 +4,19 @@
 # kernel. The gateway (WORKERS=1) runs under valgrind in front of the C mock
 # upstream; after a warm-up the counters are zeroed, a fixed load runs, and
 # the total is divided by the work done.
-#   tests/bench/instr.sh MODE [GW_BIN]      MODE: chat | emb | emb64 | sse | grpc
+#   tests/bench/instr.sh MODE [GW_BIN]      MODE: chat | emb | emb64 | sse | h2c | grpc
 #     chat  proxied chat completions, wrk -c1 for 6 s    -> per request
 #     emb   /v1/embeddings (256 floats), wrk -c1 for 6 s -> per request
 #     emb64 the same with "encoding_format":"base64" (the official SDKs' default)
 #     sse   streamed chat completions (21 events 1 ms apart), sse_client c=1 5 s -> per event
+#     h2c   the chat of |chat| over h2c (prior knowledge), h2load -n 4000 -c1 -> per request
 #     grpc  CreateChatCompletion on the gRPC port, h2load -n 2000 -c1 -> per call
 # GW_BIN defaults to ./ai-gateway (make build: RelWithDebInfo). OUT=file keeps
 # the callgrind profile (callgrind_annotate OUT). Needs valgrind, wrk, h2load.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-MODE=${1:?mode: chat, emb, emb64, sse or grpc}
+MODE=${1:?mode: chat, emb, emb64, sse, h2c or grpc}
 GW=${2:-$ROOT/ai-gateway}
 OUT=${OUT:-$(mktemp /tmp/aigw-instr.XXXXXX)}
 MOCK=19790 HTTP=18790 GRPC=29790
@@ -73,6 +74,11 @@ load() { # $1: warm-up or measure; prints the units of work done
   sse)
     SSE_MODEL=delay-1000 "$HERE/bin/sse_client" 127.0.0.1 $HTTP /v1/chat/completions 1 \
       "$([ "$n" = warm ] && echo 1 || echo 5)" | sed 's/.*events=\([0-9]*\).*/\1/'
+    ;;
+  h2c)
+    h2load -n "$([ "$n" = warm ] && echo 200 || echo 4000)" -c 1 -m 1 -d "$TMP/chat.json" \
+      -H 'content-type: application/json' \
+      http://127.0.0.1:$HTTP/v1/chat/completions | awk '/^requests:/{print $8}'
     ;;
   grpc)
     [ -f "$TMP/req.grpc" ] || grpc_body

@@ -333,19 +333,6 @@ void gw_h1_stop(gw_http_conn *c) {
     gw_http_conn_close(c);
 }
 
-/* Connection-level headers the codec writes itself. */
-static int hop_by_hop(const char *name, size_t len) {
-  switch (len) {
-  case 2: return strcasecmp(name, "te") == 0;
-  case 7: return strcasecmp(name, "upgrade") == 0;
-  case 10: return strcasecmp(name, "connection") == 0 || strcasecmp(name, "keep-alive") == 0;
-  case 14: return strcasecmp(name, "content-length") == 0;
-  case 16: return strcasecmp(name, "proxy-connection") == 0;
-  case 17: return strcasecmp(name, "transfer-encoding") == 0;
-  default: return 0;
-  }
-}
-
 /* The length of |s|, or SIZE_MAX when it holds a CR or LF (header injection). */
 static size_t safe_len(const char *s) {
   size_t n = strcspn(s, "\r\n");
@@ -357,7 +344,7 @@ static size_t safe_len(const char *s) {
 static int head_line(const gw_http_header *h, size_t *nlen, size_t *vlen) {
   *nlen = safe_len(h->name);
   *vlen = safe_len(h->value);
-  return *nlen != SIZE_MAX && *vlen != SIZE_MAX && !hop_by_hop(h->name, *nlen);
+  return *nlen != SIZE_MAX && *vlen != SIZE_MAX && !gw_http_hop_by_hop(h->name, *nlen);
 }
 
 /* Writes |v| in decimal at |p|; returns the end. */

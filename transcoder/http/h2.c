@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/numtext.h"
 #include "core/status.h"
 #include "transcoder/http/internal.h"
 
@@ -324,41 +325,59 @@ void gw_h2_free(gw_http_conn *c) {
   c->h2 = NULL;
 }
 
-static int h2_forbidden(const char *name) {
-  static const char *const names[] = {
-      "connection",       "keep-alive", "transfer-encoding", "content-length", "upgrade",
-      "proxy-connection", "te"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-    if (strcasecmp(name, names[i]) == 0)
-      return 1;
-  return 0;
+/* Response headers whose value differs in every response: sent as literals
+ * never indexed. Indexed, each one went into the HPACK dynamic table, and as
+ * nghttp2 chains the entries of one name together, every response searched
+ * a chain of ~60 earlier request ids (two memcmp per entry, 2.5K
+ * instructions). */
+static int h2_unique_value(const char *name, size_t len) {
+  return len == 12 && memcmp(name, "x-request-id", 12) == 0;
 }
 
+/* |name| of |len| bytes in lower case: itself when it is already (the
+ * gateway's own names are), else a lower-cased copy in |a|. NULL: no memory. */
+static const char *h2_lower_name(gw_arena *a, const char *name, size_t len) {
+  size_t i = 0;
+  while (i < len && !(name[i] >= 'A' && name[i] <= 'Z'))
+    i++;
+  if (i == len)
+    return name;
+  char *l = gw_arena_alloc(a, len + 1);
+  if (!l)
+    return NULL;
+  for (size_t j = 0; j < len; j++)
+    l[j] = (char)tolower((unsigned char)name[j]);
+  l[len] = '\0';
+  return l;
+}
+
+/* nghttp2_submit_response copies every name and value: |nv| may point at the
+ * caller's strings and at this frame's digits. */
 int gw_h2_submit_head(gw_http_stream *s, int status, const gw_http_header *h, size_t n,
                       int64_t content_length) {
   gw_http_conn *c = s->conn;
   nghttp2_nv *nv = gw_arena_alloc(s->arena, (n + 2) * sizeof *nv);
-  char *st = gw_arena_printf(s->arena, "%d", status);
-  char *cl =
-      content_length >= 0 ? gw_arena_printf(s->arena, "%lld", (long long)content_length) : NULL;
+  char st[GW_NUMTEXT_MAX], cl[GW_NUMTEXT_MAX];
   size_t k = 0;
-  if (!nv || !st || (content_length >= 0 && !cl))
+  if (!nv)
     return GW_ERR_NOMEM;
-  nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st, 7, strlen(st), NGHTTP2_NV_FLAG_NONE};
+  nv[k++] =
+      (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st, 7,
+                   gw_numtext_u64(status > 0 ? (uint64_t)status : 0, st), NGHTTP2_NV_FLAG_NONE};
   for (size_t i = 0; i < n; i++) {
-    if (h2_forbidden(h[i].name))
+    size_t nlen = strlen(h[i].name);
+    if (gw_http_hop_by_hop(h[i].name, nlen))
       continue;
-    char *lname = gw_arena_strdup(s->arena, h[i].name);
+    const char *lname = h2_lower_name(s->arena, h[i].name, nlen);
     if (!lname)
       return GW_ERR_NOMEM;
-    for (char *p = lname; *p; p++)
-      *p = (char)tolower((unsigned char)*p);
-    nv[k++] = (nghttp2_nv){(uint8_t *)lname, (uint8_t *)h[i].value, strlen(lname),
-                           strlen(h[i].value), NGHTTP2_NV_FLAG_NONE};
+    nv[k++] = (nghttp2_nv){(uint8_t *)lname, (uint8_t *)h[i].value, nlen, strlen(h[i].value),
+                           h2_unique_value(lname, nlen) ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                        : NGHTTP2_NV_FLAG_NONE};
   }
-  if (cl && status >= 200 && status != 204 && status != 304)
-    nv[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)cl, 14, strlen(cl),
-                           NGHTTP2_NV_FLAG_NONE};
+  if (content_length >= 0 && status >= 200 && status != 204 && status != 304)
+    nv[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)cl, 14,
+                           gw_numtext_u64((uint64_t)content_length, cl), NGHTTP2_NV_FLAG_NONE};
   int has_body = !s->is_head && (s->resp_streaming || content_length > 0);
   nghttp2_data_provider dp;
   dp.source.ptr = s;

@@ -170,6 +170,10 @@ void gw_http_stream_proto_close(gw_http_stream *s);
 void gw_http_stream_check_drain(gw_http_stream *s);
 void gw_http_stream_arm_timer(gw_http_stream *s, unsigned ms);
 const char *gw_http_reason(int status);
+/* A connection-level header (Connection, Keep-Alive, Transfer-Encoding,
+ * Content-Length, Upgrade, Proxy-Connection, TE) of |len| bytes, which the
+ * codecs write themselves (HTTP/1.1) or must not send (HTTP/2). */
+int gw_http_hop_by_hop(const char *name, size_t len);
 
 /* gzip.c */
 int gw_http_gunzip(const void *in, size_t n, size_t cap, gw_buf *out);

@@ -171,6 +171,18 @@ static int too_many_headers(gw_http_stream *s) {
  * top bit from 'A' up and adding 0x25 from past 'Z' (no carry leaves a
  * byte), so the bytes between get 0x20. The last word overlaps the one
  * before it; lower-casing twice changes nothing. */
+int gw_http_hop_by_hop(const char *name, size_t len) {
+  switch (len) {
+  case 2: return strcasecmp(name, "te") == 0;
+  case 7: return strcasecmp(name, "upgrade") == 0;
+  case 10: return strcasecmp(name, "connection") == 0 || strcasecmp(name, "keep-alive") == 0;
+  case 14: return strcasecmp(name, "content-length") == 0;
+  case 16: return strcasecmp(name, "proxy-connection") == 0;
+  case 17: return strcasecmp(name, "transfer-encoding") == 0;
+  default: return 0;
+  }
+}
+
 static void lower_ascii(char *dst, const char *src, size_t n) {
   const uint64_t low7 = 0x7f7f7f7f7f7f7f7full, tops = 0x8080808080808080ull;
   if (n < 8) {

@@ -840,6 +840,18 @@ static void test_h2_floods(void **state) {
   assert_non_null(strstr(out, "continuation: ok"));
 }
 
+/* HPACK: the request id, different in every response, goes out as a literal
+ * never indexed; the fixed headers stay indexable (python3-h2 decodes). */
+static void test_h2_request_id_never_indexed(void **state) {
+  (void)state;
+  if (system("/usr/bin/python3 -c 'import h2' >/dev/null 2>&1") != 0)
+    skip();
+  run("/usr/bin/python3 %s %u 2>&1", out, sizeof out,
+      gw_test_source_path("tests/integration/http_layer/h2_headers.py"), port_plain);
+  if (!strstr(out, "request_id_never_indexed: ok"))
+    fail_msg("%s", out);
+}
+
 static void stop_on_loop(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
@@ -886,20 +898,35 @@ int main(int argc, char **argv) {
     return 0;
   }
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_h1_keepalive),       cmocka_unit_test(test_h1_many_headers),
-      cmocka_unit_test(test_h1_request_id),      cmocka_unit_test(test_h1_header_case_and_blanks),
-      cmocka_unit_test(test_h1_chunked_body),    cmocka_unit_test(test_h1_expect_continue),
-      cmocka_unit_test(test_h2_prior_knowledge), cmocka_unit_test(test_h2_upgrade),
-      cmocka_unit_test(test_tls_h2_and_h1),      cmocka_unit_test(test_tls_reload),
-      cmocka_unit_test(test_streaming_h1),       cmocka_unit_test(test_streaming_h2),
-      cmocka_unit_test(test_gzip_response),      cmocka_unit_test(test_gzip_request),
-      cmocka_unit_test(test_413_before_body),    cmocka_unit_test(test_431),
-      cmocka_unit_test(test_408_slow_head),      cmocka_unit_test(test_h1_body_in_pieces),
-      cmocka_unit_test(test_400_malformed),      cmocka_unit_test(test_pipelining),
-      cmocka_unit_test(test_pipelining_warm),    cmocka_unit_test(test_keepalive_from_last_request),
-      cmocka_unit_test(test_known_headers),      cmocka_unit_test(test_long_content_length),
-      cmocka_unit_test(test_per_ip_cap),         cmocka_unit_test(test_cors_preflight),
-      cmocka_unit_test(test_client_disconnect),  cmocka_unit_test(test_h2_floods),
+      cmocka_unit_test(test_h1_keepalive),
+      cmocka_unit_test(test_h1_many_headers),
+      cmocka_unit_test(test_h1_request_id),
+      cmocka_unit_test(test_h1_header_case_and_blanks),
+      cmocka_unit_test(test_h1_chunked_body),
+      cmocka_unit_test(test_h1_expect_continue),
+      cmocka_unit_test(test_h2_prior_knowledge),
+      cmocka_unit_test(test_h2_upgrade),
+      cmocka_unit_test(test_tls_h2_and_h1),
+      cmocka_unit_test(test_tls_reload),
+      cmocka_unit_test(test_streaming_h1),
+      cmocka_unit_test(test_streaming_h2),
+      cmocka_unit_test(test_gzip_response),
+      cmocka_unit_test(test_gzip_request),
+      cmocka_unit_test(test_413_before_body),
+      cmocka_unit_test(test_431),
+      cmocka_unit_test(test_408_slow_head),
+      cmocka_unit_test(test_h1_body_in_pieces),
+      cmocka_unit_test(test_400_malformed),
+      cmocka_unit_test(test_pipelining),
+      cmocka_unit_test(test_pipelining_warm),
+      cmocka_unit_test(test_keepalive_from_last_request),
+      cmocka_unit_test(test_known_headers),
+      cmocka_unit_test(test_long_content_length),
+      cmocka_unit_test(test_per_ip_cap),
+      cmocka_unit_test(test_cors_preflight),
+      cmocka_unit_test(test_client_disconnect),
+      cmocka_unit_test(test_h2_floods),
+      cmocka_unit_test(test_h2_request_id_never_indexed),
       cmocka_unit_test(test_graceful_stop),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
