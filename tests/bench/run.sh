@@ -252,7 +252,13 @@ if [ "$QUICK" != 1 ]; then
   echo "bench: cost-growth curve" >&2
   for c in $CURVE; do
     for t in $(targets "direct nginx gateway"); do
-      echo "$c $t $(wrk_one "$t" /v1/chat/completions "$c" "$TMP/chat.json" "$(( DUR > 3 ? 3 : DUR ))")" >>"$TMP/curve"
+      # TCP connects during the run less wrk's own: the proxy's upstream connects
+      # (a pool that closes what it needs again shows here).
+      nstat -n >/dev/null 2>&1 || true
+      r=$(wrk_one "$t" /v1/chat/completions "$c" "$TMP/chat.json" "$(( DUR > 3 ? 3 : DUR ))")
+      o=$(nstat 2>/dev/null | awk '/TcpActiveOpens/{print $2}')
+      up=—; [ -n "$o" ] && up=$(( o > c ? o - c : 0 )) # — without nstat (iproute2)
+      echo "$c $t $r $up" >>"$TMP/curve"
     done
   done
 
@@ -340,14 +346,22 @@ while read -r s t a b c d; do echo "| $s | $t | $a | $b | $c | $d |"; done <"$TM
 echo
 echo "## Cost growth (chat, wrk ${DUR}s capped at 3 s): req/s and p99 µs"
 echo
-printf '| conns |'; for t in $(targets "direct nginx gateway"); do printf ' %s req/s | %s p99 |' $t $t; done; echo " gateway/nginx req/s |"
-printf '|---:|'; for t in $(targets "direct nginx gateway"); do printf -- '---:|---:|'; done; echo "---:|"
+UP=$(targets "nginx gateway"); [ $HAVE_PEERS = 1 ] || UP=gateway
+printf '| conns |'; for t in $(targets "direct nginx gateway"); do printf ' %s req/s | %s p99 |' $t $t; done
+printf ' gateway/nginx req/s |'; for t in $UP; do printf ' %s upstream connects |' $t; done; echo
+printf '|---:|'; for t in $(targets "direct nginx gateway"); do printf -- '---:|---:|'; done; printf -- '---:|'
+for t in $UP; do printf -- '---:|'; done; echo
 for c in $CURVE; do
   printf '| %s |' $c
   for t in $(targets "direct nginx gateway"); do awk -v c=$c -v t=$t '$1==c && $2==t{printf " %s | %s |", $3, $5}' "$TMP/curve"; done
   g=$(awk -v c=$c '$1==c && $2=="gateway"{print $3}' "$TMP/curve"); n=$(awk -v c=$c '$1==c && $2=="nginx"{print $3}' "$TMP/curve")
-  echo " $(f1 "$g" "$n") |"
+  printf ' %s |' "$(f1 "$g" "$n")"
+  for t in $UP; do awk -v c=$c -v t=$t '$1==c && $2==t{printf " %s |", $7}' "$TMP/curve"; done
+  echo
 done
+echo
+echo "Upstream connects: TCP connections opened during the run (nstat TcpActiveOpens) less the"
+echo "client's own; a pool that keeps its connections opens about as many as the connections."
 echo
 echo "## $NSTREAMS concurrent SSE streams through the gateway"
 echo
