@@ -244,12 +244,14 @@ int gw_curl_loop_new(struct event_base *base, gw_curl_loop **out) {
    * wait in curl's queue until their connect timeout (10,000 open streams
    * failed with 256). Per-deployment concurrency caps belong to routing. */
   curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
-  /* Idle keep-alive connections kept per worker: curl's own rule (0), four
-   * per transfer ever added at once, so the cache follows the peak. A fixed
-   * 512 closed a connection and opened another for most requests once more
-   * than 512 ran at once (at 1,024 client connections: 16K connects in 3 s);
-   * against an https upstream each is a TLS handshake. curl closes a cached
-   * connection after CURLOPT_MAXAGE_CONN (118 s) unused. */
+  /* Idle keep-alive connections kept per worker: no count cap (0: curl
+   * prunes its cache only above a positive limit), so the cache holds what
+   * the busiest moment opened. A fixed 512 closed a connection and opened
+   * another for most requests once more than 512 ran at once (at 1,024
+   * client connections: 16K connects in 3 s); against an https upstream
+   * each is a TLS handshake. A cached connection unused for
+   * CURLOPT_MAXAGE_CONN (118 s) is closed when curl next prunes its cache
+   * (at most once a second, as transfers start). */
   curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, 0L);
   *out = l;
   return GW_OK;
