@@ -758,10 +758,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
   gw_http_req *r = k->req;
   if (!r || k->state == HC_CLOSED)
     return;
-  /* Reads until the socket is dry (or READS_PER_WAKE reads): what arrived
-   * while the last piece was handed over goes out with it, in one write to
-   * the caller's client, instead of one loop iteration (and one write
-   * downstream) per TCP segment the upstream sent. */
+  /* Reads while a read fills the buffer (up to READS_PER_WAKE reads). A
+   * short read took all the socket had, so the next one would almost always
+   * fail with EAGAIN: on a streamed answer paced by the model that was 0.85
+   * of the 3.7 syscalls per relayed event, made before the event's write.
+   * What arrives later the loop reports again (level-triggered), as nginx
+   * does after a short recv. */
   for (int i = 0; i < READS_PER_WAKE; i++) {
     if (k->rpos < k->rlen) { /* bytes left from before a pause */
       if (!parse(k, false))
@@ -779,6 +781,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
       k->got_bytes = true;
       if (!parse(k, false))
         goto paused_or_done;
+      if ((size_t)got < READ_BUF && k->rpos >= k->rlen)
+        return; /* (bytes a parser pause left go round the loop first) */
       continue;
     }
     if (got == 0) {

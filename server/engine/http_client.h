@@ -3,7 +3,8 @@
  * request per connection at a time, the request written with one writev,
  * the response parsed with http_parser (Content-Length, chunked, close
  * delimited; 1xx skipped) and its body handed over as it arrives, the
- * socket read until dry on each wake-up. The default for plain http://
+ * socket read on each wake-up while reads fill the buffer (a short read
+ * ends it: no read that would fail with EAGAIN). The default for plain http://
  * upstreams (UPSTREAM_CLIENT=curl turns it off); TLS and proxies stay on
  * curl.
  *

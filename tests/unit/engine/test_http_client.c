@@ -1,9 +1,9 @@
 /* The native HTTP/1.1 client against a tiny server in this process (same
  * event base): response framings (Content-Length, chunked, close
  * delimited, 1xx), bad answers, header cap, pool reuse and its caps, a
- * pool that follows the peak, the stale keep-alive retry, deadline, connect failure, cancel (inside
- * and outside callbacks), pause/resume, reading until the socket is dry, URL parsing and a
- * fail-malloc sweep. */
+ * pool that follows the peak, the stale keep-alive retry, deadline, connect
+ * failure, cancel (inside and outside callbacks), pause/resume, how much
+ * one readable event reads, URL parsing and a fail-malloc sweep. */
 #include "support.h"
 
 #include <errno.h>
@@ -688,20 +688,20 @@ static void test_paused_bytes_survive_other_reads(void **state) {
   event_base_free(base);
 }
 
-/* ---- bytes that arrive while a piece is handed over ------------------------------- */
+/* ---- how much one readable event reads ------------------------------------------ */
 
-/* The upstream sends the rest of the answer while the caller handles the
- * first piece (as a fast streaming upstream does). The client reads on until
- * the socket is dry, inside the same readable event: everything reaches the
- * caller before any other event of that loop iteration runs (here, |marker|,
- * made active from the first on_body). One read per event instead delivers
- * the rest a loop iteration later, and the caller's downstream write goes
- * out in as many pieces as the upstream sent. */
+/* A read that fills the buffer is followed by another in the same readable
+ * event, so an answer already waiting whole reaches the caller at once; a
+ * short read took all the socket had and ends the event (the next read would
+ * fail with EAGAIN: one syscall of four per relayed SSE event). |marker| is
+ * made active from the first on_body and records how far the answer had got
+ * when the loop came round to it. */
 typedef struct dry {
   rec x;
   srv *s;
   struct event *marker;
-  size_t body_at_marker;
+  bool write_rest; /* the server sends dry_rest from the first on_body */
+  size_t total, total_at_marker;
   int done_at_marker, marker_runs;
 } dry;
 
@@ -709,9 +709,10 @@ static const char dry_rest[] = "3\r\ntwo\r\n5\r\nthree\r\n0\r\n\r\n";
 
 static int dry_body(gw_http_req *r, const char *p, size_t n) {
   dry *d = r->arg;
+  d->total += n;
   rec_body(r, p, n);
   if (d->x.body_calls == 1) {
-    for (int i = 0; i < SRV_CONNS; i++)
+    for (int i = 0; d->write_rest && i < SRV_CONNS; i++)
       if (d->s->conns[i].fd >= 0 &&
           write(d->s->conns[i].fd, dry_rest, sizeof dry_rest - 1) != (ssize_t)(sizeof dry_rest - 1))
         fail_msg("short server write");
@@ -729,43 +730,63 @@ static void dry_done(gw_http_req *r, int err) {
 static void dry_marker(evutil_socket_t fd, short what, void *arg) {
   dry *d = arg;
   d->marker_runs++;
-  d->body_at_marker = d->x.body_len;
+  d->total_at_marker = d->total;
   d->done_at_marker = d->x.done_calls;
 }
 
-static void test_reads_until_dry(void **state) {
-  (void)state;
+/* Runs one request against |answer|; fills |d|. */
+static void dry_run(dry *d, const char *answer, bool write_rest) {
   struct event_base *base = event_base_new();
   srv s;
   srv_start(&s, base);
-  srv_answer(&s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n", false);
+  srv_answer(&s, answer, false);
   gw_http_client *c;
   assert_int_equal(gw_http_client_new(base, NULL, &c), GW_OK);
-  dry d;
-  memset(&d, 0, sizeof d);
-  rec_init(&d.x, s.port);
-  d.x.r.arg = &d;
-  d.x.r.on_body = dry_body;
-  d.x.r.done = dry_done;
-  d.s = &s;
-  d.marker = event_new(base, -1, 0, dry_marker, &d);
-  assert_int_equal(gw_http_req_start(c, &d.x.r), GW_OK);
-  run_until_done(base, &d.x);
+  memset(d, 0, sizeof *d);
+  rec_init(&d->x, s.port);
+  d->x.r.arg = d;
+  d->x.r.on_body = dry_body;
+  d->x.r.done = dry_done;
+  d->s = &s;
+  d->write_rest = write_rest;
+  d->marker = event_new(base, -1, 0, dry_marker, d);
+  assert_int_equal(gw_http_req_start(c, &d->x.r), GW_OK);
+  run_until_done(base, &d->x);
   run_for(base, 10);
-  assert_int_equal(d.x.done_err, GW_OK);
-  assert_int_equal(d.x.body_len, 11);
-  assert_memory_equal(d.x.body, "onetwothree", 11);
-  assert_int_equal(d.marker_runs, 1);
-  if (d.body_at_marker != 11 || d.done_at_marker != 1)
-    fail_msg("the rest came a loop iteration late: %zu body bytes, done %d when the marker ran",
-             d.body_at_marker, d.done_at_marker);
+  assert_int_equal(d->x.done_err, GW_OK);
+  assert_int_equal(d->marker_runs, 1);
   int idle, busy;
   gw_http_client_counts(c, &idle, &busy);
   assert_int_equal(idle, 1); /* the connection went back clean */
-  event_free(d.marker);
+  event_free(d->marker);
   gw_http_client_free(c);
   srv_stop(&s);
   event_base_free(base);
+}
+
+static void test_reads_per_event(void **state) {
+  (void)state;
+  dry d;
+  /* A short read ends the event: what the server sends meanwhile comes on
+   * the next one, and the answer is whole. */
+  dry_run(&d, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n", true);
+  assert_int_equal(d.x.body_len, 11);
+  assert_memory_equal(d.x.body, "onetwothree", 11);
+  if (d.total_at_marker != 3 || d.done_at_marker != 0)
+    fail_msg("a short read was followed by another: %zu body bytes, done %d at the marker",
+             d.total_at_marker, d.done_at_marker);
+  /* An answer over the read buffer (16 KiB) waiting whole is read in one
+   * event: full reads go on. */
+  enum { BIG = 40000 };
+  static char big[BIG + 64];
+  int hl = snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", BIG);
+  memset(big + hl, 'x', BIG);
+  big[hl + BIG] = '\0';
+  dry_run(&d, big, false);
+  assert_int_equal(d.total, BIG);
+  if (d.total_at_marker != BIG || d.done_at_marker != 1)
+    fail_msg("full reads stopped early: %zu of %d body bytes, done %d at the marker",
+             d.total_at_marker, BIG, d.done_at_marker);
 }
 
 /* ---- URLs ---------------------------------------------------------------------------- */
@@ -856,7 +877,7 @@ int main(void) {
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_pause_resume),
       cmocka_unit_test(test_paused_bytes_survive_other_reads),
-      cmocka_unit_test(test_reads_until_dry),
+      cmocka_unit_test(test_reads_per_event),
       cmocka_unit_test(test_parse_url),
       cmocka_unit_test(test_failmalloc),
   };
