@@ -129,7 +129,8 @@ def test_second_burst_reuses_the_first_bursts_connections(client):
             assert not bad, (n, bad[:3])
             opened = up.accepts - before
             if n == 1:
-                assert 1 <= opened <= BURST, opened
+                # (+5: the catalog's own fetch of /v1/models may land here)
+                assert 1 <= opened <= BURST + 5, opened
             else:
                 # Every connection of the first burst is still pooled.
                 assert opened <= 5, f"{client}: the second burst opened {opened} connections"
