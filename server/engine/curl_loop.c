@@ -2,6 +2,7 @@
 #include "engine/curl_loop.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -38,6 +39,14 @@ static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT
 int gw_curl_global_init(void) {
   pthread_once(&global_once, global_init);
   return global_rc == CURLE_OK ? GW_OK : GW_ERR_IO;
+}
+
+void gw_curl_trust_env(CURL *e) {
+  const char *file = getenv("SSL_CERT_FILE"), *dir = getenv("SSL_CERT_DIR");
+  if (file && *file)
+    curl_easy_setopt(e, CURLOPT_CAINFO, file);
+  if (dir && *dir)
+    curl_easy_setopt(e, CURLOPT_CAPATH, dir);
 }
 
 /* ---- the set of open transfers --------------------------------------------- */

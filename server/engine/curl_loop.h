@@ -35,6 +35,11 @@ typedef struct gw_curl_xfer {
  * GW_ERR_IO. */
 int gw_curl_global_init(void);
 
+/* The trust store of |e|: the bundle in SSL_CERT_FILE and the folder in
+ * SSL_CERT_DIR when they are set (curl's built-in paths when not), so that
+ * curl trusts what the native client (OpenSSL's defaults) trusts. */
+void gw_curl_trust_env(CURL *e);
+
 /* A loop on |base| (borrowed: must outlive the loop). GW_OK or GW_ERR_NOMEM. */
 int gw_curl_loop_new(struct event_base *base, gw_curl_loop **out);
 /* Ends every transfer still open (their |done| runs with

@@ -1,13 +1,19 @@
-/* Native keep-alive HTTP/1.1 client for plain http:// upstreams (see
- * http_client.h): connection pool per host:port, writev'd requests,
- * http_parser responses, pause/resume, cancel, deadlines. */
+/* Native keep-alive HTTP/1.1 client for http:// and https:// upstreams (see
+ * http_client.h): connection pool per scheme:host:port, writev'd requests
+ * (one TLS record when they fit), http_parser responses, pause/resume,
+ * cancel, deadlines. */
 #include "engine/http_client.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <http_parser.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,16 +34,22 @@
 #define READS_PER_WAKE 16 /* recv calls per readable event at most */
 #endif
 
-/* A connection's states. CONNECTING → SENDING → RECEIVING → IDLE (pooled)
- * → SENDING ...; any → CLOSED (then reaped). A response may arrive while
- * SENDING (an early error answer): reading runs in both. */
-typedef enum { HC_CONNECTING, HC_SENDING, HC_RECEIVING, HC_IDLE, HC_CLOSED } hc_state;
+/* At most this much of a request goes into one SSL_write: one TLS record,
+ * so a request that fits is one record and one write. */
+#define TLS_CHUNK 16384
+
+/* A connection's states. CONNECTING → (HANDSHAKE, for TLS) → SENDING →
+ * RECEIVING → IDLE (pooled) → SENDING ...; any → CLOSED (then reaped). A
+ * response may arrive while SENDING (an early error answer): reading runs
+ * in both. */
+typedef enum { HC_CONNECTING, HC_HANDSHAKE, HC_SENDING, HC_RECEIVING, HC_IDLE, HC_CLOSED } hc_state;
 
 __attribute__((unused)) /* for debuggers and ad-hoc logs */
 static const char *
 hc_state_to_str(hc_state s) {
   switch (s) {
   case HC_CONNECTING: return "connecting";
+  case HC_HANDSHAKE: return "handshake";
   case HC_SENDING: return "sending";
   case HC_RECEIVING: return "receiving";
   case HC_IDLE: return "idle";
@@ -50,6 +62,8 @@ typedef struct hc_host {
   struct hc_host *next;
   char *name;
   int port;
+  bool tls;
+  bool name_is_ip; /* no SNI for an address; the certificate must name it */
   struct sockaddr_storage addr;
   socklen_t addr_len;   /* 0: not resolved yet */
   struct hc_conn *idle; /* most recently used first */
@@ -63,6 +77,10 @@ typedef struct hc_conn {
   struct hc_conn *prev_idle, *next_idle, *next_dead;
   int fd;
   hc_state state;
+  SSL *ssl; /* https only */
+  /* OpenSSL asked for the other direction: a read that must write first
+   * (the write event retries it), a write that must read first. */
+  bool read_wants_write, write_wants_read;
   struct event *rev, *wev;
   /* What the events are set to (event_add and event_del cost ~100
    * instructions each even when they change nothing). */
@@ -95,7 +113,82 @@ struct gw_http_client {
   struct event *reap_ev;
   bool in_start;       /* |done| must wait for the reap event */
   char rbuf[READ_BUF]; /* every connection reads here, one at a time */
+  char *wbuf;          /* TLS_CHUNK: a TLS request's head and body joined */
 };
+
+/* ---- TLS ----------------------------------------------------------------------------- */
+
+/* One client context for the process (SSL_CTX is safe to share between
+ * threads): the trust store is loaded once, not once per worker. */
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static SSL_CTX *tls_ctx;
+
+static void tls_init(void) {
+  /* OpenSSL's error texts, for |reason| (a no-op when another library
+   * loaded them first; without them tls_why falls back to its own words). */
+  OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL);
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx)
+    return;
+  /* The system's trust store, or the bundle in SSL_CERT_FILE / the folder in
+   * SSL_CERT_DIR (OpenSSL reads both names itself). */
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+      SSL_CTX_set_default_verify_paths(ctx) != 1 ||
+      SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x08http/1.1", 9) != 0) {
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return;
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  /* A peer that closes without close_notify reads as an end of stream, as
+   * on plain TCP: http_parser then says whether the response was whole.
+   * No renegotiation (a write never has to wait for a read). Buffers go
+   * back to the heap while a connection is quiet: a pooled or a paused
+   * streaming connection holds no 34 KiB of them. */
+  SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
+  /* Each recv takes what the socket has, not one record: an answer's head
+   * and body (two records from most servers) come in one read, and
+   * SSL_has_pending says when records wait in OpenSSL's buffer. */
+  SSL_CTX_set_read_ahead(ctx, 1);
+  tls_ctx = ctx;
+}
+
+/* A TLS session on |k|'s socket for |h|. GW_OK or GW_ERR_NOMEM (or
+ * GW_ERR_IO when the context could not be made). */
+static int tls_attach(hc_conn *k, hc_host *h) {
+  pthread_once(&tls_once, tls_init);
+  if (!tls_ctx)
+    return GW_ERR_IO;
+  SSL *ssl = SSL_new(tls_ctx);
+  if (!ssl)
+    goto nomem;
+  /* SSL_set1_host takes a name or an address (the certificate's DNS or IP
+   * names must match it). */
+  if (SSL_set_fd(ssl, k->fd) != 1 || SSL_set1_host(ssl, h->name) != 1 ||
+      (!h->name_is_ip && SSL_set_tlsext_host_name(ssl, h->name) != 1)) {
+    SSL_free(ssl);
+    goto nomem;
+  }
+  SSL_set_connect_state(ssl);
+  k->ssl = ssl;
+  return GW_OK;
+nomem:
+  ERR_clear_error();
+  return GW_ERR_NOMEM;
+}
+
+/* Why a TLS call failed, for |reason| (static text): the certificate check
+ * when that is what failed, else OpenSSL's reason ("wrong version number":
+ * the port speaks plain HTTP), else |what|. */
+static const char *tls_why(hc_conn *k, const char *what) {
+  long v = SSL_get_verify_result(k->ssl);
+  const char *why = v != X509_V_OK ? X509_verify_cert_error_string(v)
+                                   : ERR_reason_error_string(ERR_peek_last_error());
+  ERR_clear_error();
+  return why ? why : what;
+}
 
 int64_t gw_http_now_ms(void) { return gw_mono_ms(); }
 
@@ -130,9 +223,15 @@ static void wev_set(hc_conn *k, bool on) {
   k->wev_on = on;
 }
 
+/* The |reason| of a failed write (|err| from send_some). */
+static const char *write_why(hc_conn *k, int err) {
+  return err == EPROTO && k->ssl ? tls_why(k, "TLS write failed") : "write";
+}
+
 /* ---- connections --------------------------------------------------------------- */
 
 static void conn_free(hc_conn *k) {
+  SSL_free(k->ssl);
   event_free(k->rev);
   event_free(k->wev);
   event_free(k->timer.ev);
@@ -191,10 +290,11 @@ static void on_read(evutil_socket_t fd, short what, void *arg);
 static void io_error(hc_conn *k, int err, const char *reason);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
+static bool tls_quiet(hc_conn *k);
 
 /* A new connection to |h|, its connect started. GW_OK (|*out|, CONNECTING or
- * already SENDING), GW_ERR_NOMEM, or GW_ERR_IO with |*err| (socket or an
- * immediate connect failure). */
+ * already SENDING or HANDSHAKE), GW_ERR_NOMEM, or GW_ERR_IO with |*err|
+ * (socket, TLS context or an immediate connect failure). */
 static int conn_open(gw_http_client *c, hc_host *h, hc_conn **out, int *err) {
   hc_conn *k = gw_calloc(1, sizeof(*k));
   if (!k)
@@ -226,12 +326,27 @@ static int conn_open(gw_http_client *c, hc_host *h, hc_conn **out, int *err) {
     gw_free(k);
     return GW_ERR_NOMEM;
   }
+  int rc = GW_OK;
+  if (h->tls && !c->wbuf && !(c->wbuf = gw_malloc(TLS_CHUNK)))
+    rc = GW_ERR_NOMEM;
+  if (rc == GW_OK && h->tls)
+    rc = tls_attach(k, h);
+  if (rc != GW_OK) {
+    close(k->fd);
+    event_free(k->rev);
+    event_free(k->wev);
+    event_free(k->timer.ev);
+    gw_free(k);
+    *err = EPROTO;
+    return rc;
+  }
   k->next = c->conns;
   if (c->conns)
     c->conns->prev = k;
   c->conns = k;
   if (connect(k->fd, (struct sockaddr *)&h->addr, h->addr_len) == 0) {
-    k->state = HC_SENDING;
+    /* (a TLS handshake starts from the write event: see attach) */
+    k->state = k->ssl ? HC_HANDSHAKE : HC_SENDING;
   } else if (errno == EINPROGRESS) {
     k->state = HC_CONNECTING;
     wev_set(k, true);
@@ -269,9 +384,9 @@ static void conn_to_idle(hc_conn *k) {
 
 /* ---- hosts ------------------------------------------------------------------------- */
 
-static hc_host *host_get(gw_http_client *c, const char *name, int port) {
+static hc_host *host_get(gw_http_client *c, const char *name, int port, bool tls) {
   for (hc_host *h = c->hosts; h; h = h->next)
-    if (h->port == port && strcmp(h->name, name) == 0)
+    if (h->port == port && h->tls == tls && strcmp(h->name, name) == 0)
       return h;
   hc_host *h = gw_calloc(1, sizeof(*h));
   if (!h)
@@ -282,6 +397,9 @@ static hc_host *host_get(gw_http_client *c, const char *name, int port) {
     return NULL;
   }
   h->port = port;
+  h->tls = tls;
+  unsigned char a[sizeof(struct in6_addr)];
+  h->name_is_ip = inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1;
   h->next = c->hosts;
   c->hosts = h;
   return h;
@@ -360,7 +478,7 @@ static void arm_timer(hc_conn *k) {
     if (ms < 1)
       ms = 1;
   }
-  if (k->state == HC_CONNECTING) {
+  if (k->state == HC_CONNECTING || k->state == HC_HANDSHAKE) { /* as curl: TLS included */
     int64_t cto = r->connect_timeout_ms > 0 ? r->connect_timeout_ms : k->c->o.connect_timeout_ms;
     if (cto > 0 && (ms == 0 || cto < ms))
       ms = cto;
@@ -368,9 +486,69 @@ static void arm_timer(hc_conn *k) {
   gw_lazy_timer_set(&k->timer, ms);
 }
 
+static int sent_all(hc_conn *k) {
+  wev_set(k, false);
+  if (k->state == HC_SENDING)
+    k->state = HC_RECEIVING;
+  return 0;
+}
+
+/* send_some over TLS: records of up to TLS_CHUNK bytes, the head's rest
+ * and the body's start joined in the client's |wbuf| (a chat request is one
+ * record and one write). Each chunk is a function of |k->sent| alone, so a
+ * write retried after WANT_WRITE offers the same bytes, as OpenSSL wants. */
+static int tls_send_some(hc_conn *k) {
+  gw_http_req *r = k->req;
+  size_t total = k->head.len + r->body_len;
+  while (k->sent < total) {
+    const char *p;
+    size_t n;
+    if (k->sent < k->head.len) {
+      size_t hn = k->head.len - k->sent;
+      if (hn >= TLS_CHUNK) {
+        p = k->head.data + k->sent;
+        n = TLS_CHUNK;
+      } else {
+        size_t bn = r->body_len < TLS_CHUNK - hn ? r->body_len : TLS_CHUNK - hn;
+        memcpy(k->c->wbuf, k->head.data + k->sent, hn);
+        if (bn)
+          memcpy(k->c->wbuf + hn, r->body, bn);
+        p = k->c->wbuf;
+        n = hn + bn;
+      }
+    } else {
+      size_t off = k->sent - k->head.len;
+      p = r->body + off;
+      n = r->body_len - off < TLS_CHUNK ? r->body_len - off : TLS_CHUNK;
+    }
+    ERR_clear_error();
+    errno = 0; /* (SSL_ERROR_SYSCALL leaves the failed call's errno) */
+    int w = SSL_write(k->ssl, p, (int)n);
+    if (w > 0) {
+      k->sent += (size_t)w;
+      continue;
+    }
+    switch (SSL_get_error(k->ssl, w)) {
+    case SSL_ERROR_WANT_WRITE: wev_set(k, true); return 1;
+    case SSL_ERROR_WANT_READ: /* the read event retries it */
+      k->write_wants_read = true;
+      wev_set(k, false);
+      return 1;
+    case SSL_ERROR_SYSCALL:
+      if (errno)
+        return errno;
+      /* fall through */
+    default: return EPROTO;
+    }
+  }
+  return sent_all(k);
+}
+
 /* Writes what is left of the head and the body. 0: all written; 1: the
  * socket is full (the write event is on); or an errno. */
 static int send_some(hc_conn *k) {
+  if (k->ssl)
+    return tls_send_some(k);
   gw_http_req *r = k->req;
   size_t total = k->head.len + r->body_len;
   while (k->sent < total) {
@@ -403,10 +581,7 @@ static int send_some(hc_conn *k) {
     }
     k->sent += (size_t)w;
   }
-  wev_set(k, false);
-  if (k->state == HC_SENDING)
-    k->state = HC_RECEIVING;
-  return 0;
+  return sent_all(k);
 }
 
 /* Builds |r|'s head into |k|. GW_OK, GW_ERR_NOMEM or GW_ERR_TOOBIG. */
@@ -428,7 +603,7 @@ static int build_head(hc_conn *k, gw_http_req *r) {
     rc = gw_buf_appends(b, r->host);
   if (rc == GW_OK && v6)
     rc = gw_buf_appendc(b, ']');
-  if (rc == GW_OK && r->port != 80) {
+  if (rc == GW_OK && r->port != (r->tls ? 443 : 80)) {
     rc = gw_buf_appendc(b, ':');
     if (rc == GW_OK)
       rc = gw_buf_append(b, num, gw_numtext_i64(r->port, num));
@@ -475,7 +650,11 @@ static int attach(hc_conn *k, gw_http_req *r, int *err) {
   }
   arm_timer(k);
   if (k->state == HC_CONNECTING)
-    return GW_OK; /* the write event finishes the connect */
+    return GW_OK;                 /* the write event finishes the connect */
+  if (k->state == HC_HANDSHAKE) { /* connected at once: the write event starts it */
+    wev_set(k, true);
+    return GW_OK;
+  }
   if (!r->paused)
     rev_set(k, true); /* a pooled one has it on already */
   int w = send_some(k);
@@ -511,7 +690,7 @@ static void dispatch(gw_http_client *c, gw_http_req *r, hc_host *h, bool fresh) 
   if (rc == GW_OK)
     return;
   if (rc == GW_ERR_IO) {
-    io_error(k, err, "write");
+    io_error(k, err, write_why(k, err));
     return;
   }
   /* The head did not build: |k| is untouched, |r| not on it. */
@@ -543,7 +722,8 @@ static void io_error(hc_conn *k, int err, const char *reason) {
  * when the exchange left it clean, and |done| runs. */
 static void complete(hc_conn *k) {
   gw_http_req *r = k->req;
-  bool keep = k->keep_alive && k->rpos == k->rlen && k->sent == k->head.len + r->body_len;
+  bool keep = k->keep_alive && k->rpos == k->rlen && k->sent == k->head.len + r->body_len &&
+              (!k->ssl || !SSL_has_pending(k->ssl) || tls_quiet(k));
   k->req = NULL;
   r->conn = NULL;
   gw_lazy_timer_set(&k->timer, 0);
@@ -748,16 +928,93 @@ static bool parse(hc_conn *k, bool eof) {
   return true;
 }
 
+/* The TLS handshake of |k|, from its events: on to SENDING once done. */
+static void tls_handshake(hc_conn *k) {
+  ERR_clear_error();
+  errno = 0;
+  int rc = SSL_do_handshake(k->ssl);
+  if (rc == 1) {
+    k->state = HC_SENDING;
+    arm_timer(k); /* from the connect timeout to the request's deadline */
+    rev_set(k, !k->req->paused);
+    int w = send_some(k);
+    if (w > 1)
+      io_error(k, w, write_why(k, w));
+    return;
+  }
+  switch (SSL_get_error(k->ssl, rc)) {
+  case SSL_ERROR_WANT_READ:
+    wev_set(k, false);
+    rev_set(k, true);
+    return;
+  case SSL_ERROR_WANT_WRITE: wev_set(k, true); return;
+  case SSL_ERROR_SYSCALL: { /* reset, or closed with no TLS answer */
+    int e = errno;
+    ERR_clear_error();
+    io_error(k, e ? e : EPROTO, e ? "TLS handshake" : "closed during the TLS handshake");
+    return;
+  }
+  default: io_error(k, EPROTO, tls_why(k, "TLS handshake failed"));
+  }
+}
+
+/* recv for a TLS connection: > 0 bytes, 0 at the end (close_notify, or a
+ * plain close), or -1 with errno (EAGAIN: nothing yet; EPROTO: TLS). */
+static ssize_t tls_recv(hc_conn *k, char *buf, size_t n) {
+  ERR_clear_error();
+  errno = 0;
+  int got = SSL_read(k->ssl, buf, (int)n);
+  if (got > 0)
+    return got;
+  switch (SSL_get_error(k->ssl, got)) {
+  case SSL_ERROR_ZERO_RETURN: return 0;
+  case SSL_ERROR_WANT_READ: errno = EAGAIN; return -1;
+  case SSL_ERROR_WANT_WRITE: /* the write event retries it */
+    k->read_wants_write = true;
+    wev_set(k, true);
+    errno = EAGAIN;
+    return -1;
+  case SSL_ERROR_SYSCALL:
+    if (errno)
+      return -1;
+    /* fall through */
+  default: errno = EPROTO; return -1;
+  }
+}
+
+/* Between exchanges: reads the records that reached |k| and says whether
+ * they carried no data (a TLS 1.3 session ticket, a key update), so the
+ * connection stays reusable; bytes of data, an end or an error: it does
+ * not. */
+static bool tls_quiet(hc_conn *k) {
+  return tls_recv(k, k->c->rbuf, READ_BUF) < 0 && errno == EAGAIN && !k->read_wants_write;
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg) {
   hc_conn *k = arg;
   if (k->state == HC_IDLE) {
-    /* Closed by the upstream, unexpected bytes, or idle too long. */
+    /* Closed by the upstream, unexpected bytes, or idle too long; for TLS,
+     * records with no data leave it pooled. */
+    if (k->ssl && tls_quiet(k))
+      return;
     conn_close(k);
     return;
   }
   gw_http_req *r = k->req;
   if (!r || k->state == HC_CLOSED)
     return;
+  if (k->state == HC_HANDSHAKE) {
+    tls_handshake(k);
+    return;
+  }
+  if (k->write_wants_read) { /* a TLS write that waited for a read */
+    k->write_wants_read = false;
+    int w = send_some(k);
+    if (w > 1) {
+      io_error(k, w, write_why(k, w));
+      return;
+    }
+  }
   /* Reads while a read fills the buffer (up to READS_PER_WAKE reads). A
    * short read took all the socket had, so the next one would almost always
    * fail with EAGAIN: on a streamed answer paced by the model that was 0.85
@@ -773,7 +1030,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
     }
     if (r->paused)
       goto paused_or_done;
-    ssize_t got = recv(fd, k->c->rbuf, READ_BUF, 0);
+    ssize_t got = k->ssl ? tls_recv(k, k->c->rbuf, READ_BUF) : recv(fd, k->c->rbuf, READ_BUF, 0);
     if (got > 0) {
       k->rbuf = k->c->rbuf;
       k->rpos = 0;
@@ -781,7 +1038,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
       k->got_bytes = true;
       if (!parse(k, false))
         goto paused_or_done;
-      if ((size_t)got < READ_BUF && k->rpos >= k->rlen)
+      if ((size_t)got < READ_BUF && k->rpos >= k->rlen && !(k->ssl && SSL_has_pending(k->ssl)))
         return; /* (bytes a parser pause left go round the loop first) */
       continue;
     }
@@ -794,10 +1051,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
       continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK)
       return;
-    io_error(k, errno, "read");
+    io_error(k, errno, errno == EPROTO && k->ssl ? tls_why(k, "TLS read failed") : "read");
     return;
   }
-  return; /* more may wait: the next loop iteration reads it */
+  /* More may wait: the next loop iteration reads it. Records OpenSSL
+   * already took off the socket wake no epoll: the event is made active. */
+  if (k->ssl && k->state != HC_CLOSED && SSL_has_pending(k->ssl))
+    event_active(k->rev, EV_READ, 0);
+  return;
 paused_or_done:
   /* |k| may be closed and |r| finished; only a paused live one is left
    * to quiet, keeping what it has not parsed out of the shared buffer. */
@@ -835,14 +1096,30 @@ static void on_write(evutil_socket_t fd, short what, void *arg) {
       io_error(k, err, "connect");
       return;
     }
+    if (k->ssl) {
+      k->state = HC_HANDSHAKE;
+      tls_handshake(k);
+      return;
+    }
     k->state = HC_SENDING;
     arm_timer(k); /* from the connect timeout to the request's deadline */
     if (!k->req->paused)
       rev_set(k, true);
   }
+  if (k->state == HC_HANDSHAKE) {
+    tls_handshake(k);
+    return;
+  }
+  if (k->read_wants_write) { /* a TLS read that waited for a write */
+    k->read_wants_write = false;
+    if (k->state != HC_SENDING)
+      wev_set(k, false);
+    on_read(fd, EV_READ, k);
+    return;
+  }
   int w = send_some(k);
   if (w > 1)
-    io_error(k, w, "write");
+    io_error(k, w, write_why(k, w));
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg) {
@@ -858,7 +1135,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
   }
   if (!r)
     return;
-  fail_req(r, GW_ERR_IO, ETIMEDOUT, k->state == HC_CONNECTING ? "connect timed out" : "timed out");
+  fail_req(r, GW_ERR_IO, ETIMEDOUT,
+           k->state == HC_CONNECTING  ? "connect timed out"
+           : k->state == HC_HANDSHAKE ? "TLS handshake timed out"
+                                      : "timed out");
 }
 
 /* ---- the reap event ---------------------------------------------------------------- */
@@ -929,6 +1209,7 @@ void gw_http_client_free(gw_http_client *c) {
     gw_free(h);
   }
   event_free(c->reap_ev);
+  gw_free(c->wbuf);
   gw_free(c);
 }
 
@@ -941,7 +1222,7 @@ int gw_http_req_start(gw_http_client *c, gw_http_req *r) {
   for (size_t i = 0; i < r->n_headers; i++)
     if (!r->headers[i] || strpbrk(r->headers[i], "\r\n"))
       return GW_ERR_INVALID;
-  hc_host *h = host_get(c, r->host, r->port);
+  hc_host *h = host_get(c, r->host, r->port, r->tls);
   if (!h)
     return GW_ERR_NOMEM;
   r->client = c;
@@ -991,7 +1272,7 @@ static int start_on(gw_http_client *c, gw_http_req *r, hc_host *h) {
   }
   r->started = true;
   if (rc == GW_ERR_IO)
-    io_error(k, err, "write"); /* a retry, or |done| later */
+    io_error(k, err, write_why(k, err)); /* a retry, or |done| later */
   return GW_OK;
 }
 
@@ -1024,7 +1305,7 @@ void gw_http_req_pause(gw_http_req *r) {
     return;
   if (r->in_cb)
     http_parser_pause(&k->parser, 1);
-  else if (k->state != HC_CONNECTING)
+  else if (k->state != HC_CONNECTING && k->state != HC_HANDSHAKE) /* (a handshake reads) */
     rev_set(k, false);
 }
 
@@ -1033,8 +1314,8 @@ void gw_http_req_resume(gw_http_req *r) {
     return;
   r->paused = false;
   hc_conn *k = r->conn;
-  if (!k || k->state == HC_CONNECTING || k->state == HC_CLOSED)
-    return;
+  if (!k || k->state == HC_CONNECTING || k->state == HC_HANDSHAKE || k->state == HC_CLOSED)
+    return; /* (the handshake's end turns reading on) */
   rev_set(k, true);
   event_active(k->rev, EV_READ, 0); /* what waits in the buffer goes first */
 }
@@ -1058,10 +1339,18 @@ void gw_http_client_counts(const gw_http_client *c, int *idle, int *busy) {
   *busy = b;
 }
 
-int gw_http_parse_url(const char *url, char *host, size_t host_n, int *port, const char **prefix) {
-  if (strncasecmp(url, "http://", 7) != 0)
+int gw_http_parse_url(const char *url, bool *tls, char *host, size_t host_n, int *port,
+                      const char **prefix) {
+  const char *h;
+  if (strncasecmp(url, "http://", 7) == 0) {
+    *tls = false;
+    h = url + 7;
+  } else if (strncasecmp(url, "https://", 8) == 0) {
+    *tls = true;
+    h = url + 8;
+  } else {
     return GW_ERR_UNSUPPORTED;
-  const char *h = url + 7;
+  }
   const char *end = h + strcspn(h, "/?#");
   const char *hend = end, *colon = NULL;
   if (*h == '[') { /* [v6]:port */
@@ -1088,7 +1377,7 @@ int gw_http_parse_url(const char *url, char *host, size_t host_n, int *port, con
     return GW_ERR_INVALID;
   memcpy(host, hs, (size_t)(he - hs));
   host[he - hs] = '\0';
-  int p = 80;
+  int p = *tls ? 443 : 80;
   if (colon) {
     p = 0;
     const char *d = colon + 1;

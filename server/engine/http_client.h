@@ -1,12 +1,16 @@
-/* A native HTTP/1.1 client for plain http:// upstreams, on a worker's
- * libevent base: a pool of idle keep-alive connections per host:port, one
+/* A native HTTP/1.1 client for http:// and https:// upstreams, on a
+ * worker's libevent base: a pool of idle keep-alive connections per
+ * scheme:host:port, one
  * request per connection at a time, the request written with one writev,
  * the response parsed with http_parser (Content-Length, chunked, close
  * delimited; 1xx skipped) and its body handed over as it arrives, the
  * socket read on each wake-up while reads fill the buffer (a short read
- * ends it: no read that would fail with EAGAIN). The default for plain http://
- * upstreams (UPSTREAM_CLIENT=curl turns it off); TLS and proxies stay on
- * curl.
+ * ends it: no read that would fail with EAGAIN). https:// is HTTP/1.1 over
+ * TLS 1.2 or 1.3 (OpenSSL): the server's certificate is verified against
+ * the system's trust store (SSL_CERT_FILE and SSL_CERT_DIR name others, as
+ * for OpenSSL itself) and must match the host name or address; SNI is sent
+ * for names. The default for OpenAI-compatible upstreams
+ * (UPSTREAM_CLIENT=curl turns it off); proxies stay on curl.
  *
  * A request is a gw_http_req embedded in its owner. Once started, its |done|
  * runs exactly once: when the response ended (GW_OK, whatever its status),
@@ -42,6 +46,7 @@ typedef struct gw_http_req {
   /* Set by the owner before gw_http_req_start; borrowed until |done|. */
   const char *host; /* name or address, without brackets */
   int port;
+  bool tls;                   /* https: TLS, the certificate checked against |host| */
   const char *method, *path;  /* "POST", "/v1/chat/completions" */
   const char *const *headers; /* "Name: value" lines, no CRLF */
   size_t n_headers;
@@ -57,8 +62,9 @@ typedef struct gw_http_req {
   /* |n| body bytes (chunked framing removed), in order. The bytes are
    * taken; call gw_http_req_pause() to stop reading. Nonzero aborts. */
   int (*on_body)(struct gw_http_req *r, const char *p, size_t n);
-  /* |err|: GW_OK (response complete), GW_ERR_IO (connect, read, write,
-   * timeout or early close: |sys_errno| and |reason| say which),
+  /* |err|: GW_OK (response complete), GW_ERR_IO (connect, TLS handshake,
+   * read, write, timeout or early close: |sys_errno| and |reason| say which;
+   * a refused certificate is EPROTO with OpenSSL's words for why),
    * GW_ERR_INVALID (not HTTP), GW_ERR_TOOBIG (headers over the cap),
    * GW_ERR_NOMEM, or GW_ERR_STATE (cancelled, aborted by a callback, the
    * client freed). */
@@ -114,11 +120,13 @@ void gw_http_req_resume(gw_http_req *r);
  * around |r|. |r| must have been started once. */
 void gw_http_req_reap_later(gw_http_req *r, void (*fn)(gw_http_req *r));
 
-/* Splits "http://host[:port][/prefix]" into |host| (NUL-terminated, at most
- * |host_n| - 1 chars), |*port| (80 by default) and |*prefix| (points into
- * |url|; "" when none). GW_OK, GW_ERR_UNSUPPORTED (not http://) or
+/* Splits "http[s]://host[:port][/prefix]" into |*tls| (https), |host|
+ * (NUL-terminated, at most |host_n| - 1 chars), |*port| (80 or 443 by
+ * default) and |*prefix| (points into |url|; "" when none). GW_OK,
+ * GW_ERR_UNSUPPORTED (another scheme, credentials, a query) or
  * GW_ERR_INVALID. */
-int gw_http_parse_url(const char *url, char *host, size_t host_n, int *port, const char **prefix);
+int gw_http_parse_url(const char *url, bool *tls, char *host, size_t host_n, int *port,
+                      const char **prefix);
 
 /* Connections the client holds: idle in pools and busy. For tests. */
 void gw_http_client_counts(const gw_http_client *c, int *idle, int *busy);

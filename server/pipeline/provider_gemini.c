@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/jwt_sign.h"
 #include "core/log.h"
+#include "engine/curl_loop.h"
 #include "pipeline/upstream_http.h"
 #include "transcoder/json_pb.h"
 
@@ -534,6 +535,7 @@ static int fetch_token(gw_gemini_backend *b, char *err, size_t errlen) {
   curl_easy_setopt(e, CURLOPT_URL, b->token_uri);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  gw_curl_trust_env(e);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, form.data);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);

@@ -1,5 +1,6 @@
-/* OpenAI-compatible provider: plain http:// on the worker's native HTTP/1.1
- * client, https:// (and UPSTREAM_CLIENT=curl) on its curl loop; one SSE reader. */
+/* OpenAI-compatible provider: http:// and https:// on the worker's native
+ * HTTP/1.1 client; proxied schemes (and UPSTREAM_CLIENT=curl) on its curl
+ * loop; one SSE reader. */
 #include "pipeline/provider_openai.h"
 
 #include <curl/curl.h>
@@ -482,7 +483,7 @@ static void on_done(gw_curl_xfer *x, CURLcode result) {
     finish_stream(o); /* or resume() does, once the backlog is out */
 }
 
-/* ---- the native client (plain http://, the default) ------------------------------ */
+/* ---- the native client (http:// and https://, the default) ---------------------- */
 
 /* The same handling as header_cb / write_cb / on_done, for an exchange on
  * the worker's native HTTP/1.1 client (engine/http_client.h). */
@@ -531,7 +532,9 @@ static int native_on_body(gw_http_req *r, const char *p, size_t n) {
 
 static void native_transport_error(oai_call *o, const gw_http_req *r, int err) {
   char why[200], m[400];
-  if (err == GW_ERR_IO && r->sys_errno)
+  if (err == GW_ERR_IO && r->sys_errno == EPROTO) /* TLS: the reason says it */
+    snprintf(why, sizeof why, "TLS: %s", r->reason ? r->reason : "failed");
+  else if (err == GW_ERR_IO && r->sys_errno)
     snprintf(why, sizeof why, "%s: %s", r->reason ? r->reason : "io", strerror(r->sys_errno));
   else
     snprintf(why, sizeof why, "%s", r->reason ? r->reason : "transfer failed");
@@ -575,34 +578,39 @@ static bool header_safe(const char *v);
 static int64_t transfer_timeout(const gw_call *call, int backend_timeout_ms);
 
 static pthread_once_t proxy_once = PTHREAD_ONCE_INIT;
-static bool proxy_set;
+static bool proxy_http, proxy_https;
 
-/* The proxy variables libcurl honours for http:// URLs: with one set, curl
- * keeps serving plain http:// too (it knows proxies and no_proxy; the
- * native client does not). */
-static void proxy_check(void) {
-  static const char *const names[] = {"http_proxy", "all_proxy", "ALL_PROXY"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    const char *v = getenv(names[i]);
-    if (v && *v)
-      proxy_set = true;
-  }
+static bool env_set(const char *name) {
+  const char *v = getenv(name);
+  return v && *v;
 }
 
-/* Sets up |o->hr| for |b->base| + |path| when the base is a plain http://
- * URL and no proxy is configured. GW_OK, GW_ERR_NOMEM, or 1 (nothing done)
- * when not: curl serves it. */
+/* The proxy variables libcurl honours (lower-case http_proxy only, as
+ * curl): with one set for a scheme, curl keeps serving that scheme (it
+ * knows proxies and no_proxy; the native client does not). */
+static void proxy_check(void) {
+  bool all = env_set("all_proxy") || env_set("ALL_PROXY");
+  proxy_http = all || env_set("http_proxy");
+  proxy_https = all || env_set("https_proxy") || env_set("HTTPS_PROXY");
+}
+
+/* Sets up |o->hr| for |b->base| + |path| when the base is an http:// or
+ * https:// URL and no proxy is configured for its scheme. GW_OK,
+ * GW_ERR_NOMEM, or 1 (nothing done) when not: curl serves it. */
 static int native_prepare(oai_call *o, const char *path) {
   gw_call *call = o->call;
   const char *prefix;
   int port;
+  bool tls;
   pthread_once(&proxy_once, proxy_check);
-  if (proxy_set || gw_http_parse_url(o->b->base, o->host, sizeof o->host, &port, &prefix) != GW_OK)
+  if (gw_http_parse_url(o->b->base, &tls, o->host, sizeof o->host, &port, &prefix) != GW_OK ||
+      (tls ? proxy_https : proxy_http))
     return 1;
   gw_http_req *r = &o->hr;
   memset(r, 0, sizeof(*r));
   r->host = o->host;
   r->port = port;
+  r->tls = tls;
   r->method = "POST";
   r->path = gw_arena_concat(call->arena, prefix, path);
   size_t n = 0;
@@ -636,7 +644,8 @@ static int native_prepare(oai_call *o, const char *path) {
 }
 
 /* Starts |o| on |hc|: GW_OK, an error (nothing started), or 1 when the
- * backend is not plain http:// (curl serves it). */
+ * backend is neither http:// nor https://, or its scheme goes through a
+ * proxy (curl serves it). */
 static int native_start(oai_call *o, gw_http_client *hc, const char *path) {
   gw_call *call = o->call;
   o->timeout_ms = transfer_timeout(call, o->b->timeout_ms);
@@ -804,6 +813,7 @@ static int start(gw_call *call) {
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  gw_curl_trust_env(e);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -138,6 +138,22 @@ def gateway_env(config=None, **env):
     return e
 
 
+# What the gateway reads about proxies, the upstream client and the trust
+# store: tests that depend on them start from none of them set.
+UPSTREAM_ENV = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                "ALL_PROXY", "no_proxy", "NO_PROXY", "UPSTREAM_CLIENT", "SSL_CERT_FILE",
+                "SSL_CERT_DIR")
+
+
+def gateway_env_clean(**env):
+    """gateway_env(**env) without the UPSTREAM_ENV variables env does not set."""
+    e = gateway_env(**env)
+    for k in UPSTREAM_ENV:
+        if k not in env:
+            e.pop(k, None)
+    return e
+
+
 class Gateway(Proc):
     def __init__(self, env):
         super().__init__([GW_BIN], env, "gateway")

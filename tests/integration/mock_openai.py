@@ -34,6 +34,7 @@ import argparse
 import base64
 import json
 import random
+import ssl
 import struct
 import threading
 import time
@@ -95,7 +96,7 @@ class MockOpenAI:
     """The mock, runnable in a test's thread (start/stop) or standalone."""
 
     def __init__(self, port=0, host="127.0.0.1", api_key=None, models=None, fail_rate=0.0,
-                 fail_first=0, fail_status=503, retry_after=None, ident=None):
+                 fail_first=0, fail_status=503, retry_after=None, ident=None, tls=None):
         self.api_key = api_key
         self.fail_rate = fail_rate
         self.fail_first = fail_first
@@ -113,12 +114,19 @@ class MockOpenAI:
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
+        self.connections = 0  # accepted (for TLS: handshakes done)
+        self.tls = tls
+        if tls:  # (certfile, keyfile): https, HTTP/1.1 only (ALPN)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            ctx.set_alpn_protocols(["http/1.1"])
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.ident = ident or str(self.port)
         self.thread = None
 
     @property
     def base_url(self):
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/v1"
 
     def start(self):
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -162,6 +170,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # quiet
         pass
+
+    def setup(self):
+        with self.server_mock.lock:
+            self.server_mock.connections += 1
+        super().setup()
 
     # ---- plumbing --------------------------------------------------------
 

@@ -11,12 +11,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import Gateway, gateway_env
+from conftest import Gateway, gateway_env_clean as env_without_proxies
 from mock_openai import MockOpenAI
 
 UPSTREAM_KEY = "sk-upstream-native-default-0123"
-PROXY_ENV = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
-             "ALL_PROXY", "no_proxy", "NO_PROXY", "UPSTREAM_CLIENT")
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +22,6 @@ def mock():
     m = MockOpenAI(api_key=UPSTREAM_KEY).start()
     yield m
     m.stop()
-
-
-def env_without_proxies(**extra):
-    e = gateway_env(**extra)
-    for k in PROXY_ENV:
-        if k not in extra:
-            e.pop(k, None)
-    return e
 
 
 def chat(gw, stream=False):

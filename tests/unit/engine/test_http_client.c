@@ -797,18 +797,23 @@ static const struct {
   const char *host;
   int port;
   const char *prefix;
+  bool tls;
 } url_cases[] = {
-    {"http://127.0.0.1:9000/v1", GW_OK, "127.0.0.1", 9000, "/v1"},
-    {"http://localhost/v1/", GW_OK, "localhost", 80, "/v1/"},
-    {"HTTP://example.com", GW_OK, "example.com", 80, ""},
-    {"http://[::1]:8080/x", GW_OK, "::1", 8080, "/x"},
-    {"https://api.openai.com/v1", GW_ERR_UNSUPPORTED, NULL, 0, NULL},
-    {"http://user:pw@host/v1", GW_ERR_UNSUPPORTED, NULL, 0, NULL},
-    {"http://host:0/", GW_ERR_INVALID, NULL, 0, NULL},
-    {"http://host:99999/", GW_ERR_INVALID, NULL, 0, NULL},
-    {"http://host:/", GW_ERR_INVALID, NULL, 0, NULL},
-    {"http:///v1", GW_ERR_INVALID, NULL, 0, NULL},
-    {"http://[::1/", GW_ERR_INVALID, NULL, 0, NULL},
+    {"http://127.0.0.1:9000/v1", GW_OK, "127.0.0.1", 9000, "/v1", false},
+    {"http://localhost/v1/", GW_OK, "localhost", 80, "/v1/", false},
+    {"HTTP://example.com", GW_OK, "example.com", 80, "", false},
+    {"http://[::1]:8080/x", GW_OK, "::1", 8080, "/x", false},
+    {"https://api.openai.com/v1", GW_OK, "api.openai.com", 443, "/v1", true},
+    {"HTTPS://[::1]:8443", GW_OK, "::1", 8443, "", true},
+    {"ftp://host/v1", GW_ERR_UNSUPPORTED, NULL, 0, NULL, false},
+    {"https://host?x=1", GW_ERR_UNSUPPORTED, NULL, 0, NULL, false},
+    {"http://user:pw@host/v1", GW_ERR_UNSUPPORTED, NULL, 0, NULL, false},
+    {"https://user:pw@host/v1", GW_ERR_UNSUPPORTED, NULL, 0, NULL, false},
+    {"http://host:0/", GW_ERR_INVALID, NULL, 0, NULL, false},
+    {"http://host:99999/", GW_ERR_INVALID, NULL, 0, NULL, false},
+    {"http://host:/", GW_ERR_INVALID, NULL, 0, NULL, false},
+    {"http:///v1", GW_ERR_INVALID, NULL, 0, NULL, false},
+    {"https://[::1/", GW_ERR_INVALID, NULL, 0, NULL, false},
 };
 
 static void test_parse_url(void **state) {
@@ -817,11 +822,12 @@ static void test_parse_url(void **state) {
     char host[64];
     int port = -1;
     const char *prefix = NULL;
-    int rc = gw_http_parse_url(url_cases[i].url, host, sizeof host, &port, &prefix);
+    bool tls = !url_cases[i].tls;
+    int rc = gw_http_parse_url(url_cases[i].url, &tls, host, sizeof host, &port, &prefix);
     if (rc != url_cases[i].rc)
       fail_msg("%s: rc %d", url_cases[i].url, rc);
-    if (rc == GW_OK && (strcmp(host, url_cases[i].host) != 0 || port != url_cases[i].port ||
-                        strcmp(prefix, url_cases[i].prefix) != 0))
+    if (rc == GW_OK && (tls != url_cases[i].tls || strcmp(host, url_cases[i].host) != 0 ||
+                        port != url_cases[i].port || strcmp(prefix, url_cases[i].prefix) != 0))
       fail_msg("%s: %s %d %s", url_cases[i].url, host, port, prefix);
   }
 }
