@@ -270,6 +270,11 @@ if [ "$QUICK" != 1 ]; then
      >"$TMP/many.out" 2>"$TMP/many.err" || true
   HWM=$(HWM_kib $GW_PID)
   MANY=$(sed 's/[a-z_0-9]*=//g' "$TMP/many.out")
+  stop_gw
+
+  echo "bench: https upstream (tests/bench/tls.sh)" >&2
+  SUT_CPU=$SUT_CPU LOAD_CPU=$LOAD_CPU CONNS=32 ROUNDS=$ROUNDS DUR=$DUR "$HERE/tls.sh" "$GW_BIN" \
+    >"$TMP/tls" 2>"$TMP/tls.err" || echo "bench: tls.sh failed: $(tail -1 "$TMP/tls.err")" >&2
 fi
 
 # ---- RESULTS.md --------------------------------------------------------------------
@@ -369,6 +374,25 @@ set -- ${MANY:-0 0 0 0 0 0 0 0 0}
 echo "streams completed $1 of $NSTREAMS, dropped $4, errors $3; gateway RSS before ${RSS0:-?} KiB, peak ${HWM:-?} KiB:"
 PER=$(awk -v a="${RSS0:-0}" -v b="${HWM:-0}" -v n="$NSTREAMS" 'BEGIN{printf "%.1f", (b-a)/n}')
 echo "**$PER KiB per stream**. ($(cat "$TMP/many.err" 2>/dev/null | tr '\n' ' ')each stream: 21 events 200 ms apart.)"
+if [ -s "$TMP/tls" ]; then
+echo
+echo "## An https:// upstream (tests/bench/tls.sh): chat, 32 connections"
+echo
+echo "| target | req/s | p50 | p99 | CPU µs per request | CPU vs nginx |"
+echo "|---|---:|---:|---:|---:|---:|"
+awk 'NR>1 && $1 ~ /^[0-9]+$/ {n[$2]++; q[$2,n[$2]]=$3; a[$2,n[$2]]=$4; b[$2,n[$2]]=$5; c[$2,n[$2]]=$6; if (!($2 in seen)) {seen[$2]=1; order[++k]=$2}}
+  function med(arr, t,   i, j, v, m, x) { m=n[t]; for (i=1;i<=m;i++) v[i]=arr[t,i]+0;
+    for (i=1;i<=m;i++) for (j=i+1;j<=m;j++) if (v[j]<v[i]) {x=v[i]; v[i]=v[j]; v[j]=x}; return v[int((m+1)/2)] }
+  END { nc=med(c, "nginx"); for (i=1;i<=k;i++) { t=order[i];
+    printf "| %s | %.0f | %s | %s | %.1f | %s |\n", t, med(q,t), a[t,int((n[t]+1)/2)], b[t,int((n[t]+1)/2)], med(c,t),
+      (nc ? sprintf("%.2f×", med(c,t)/nc) : "—") } }' "$TMP/tls"
+echo
+echo "Medians of $ROUNDS rounds. nginx = \`proxy_pass https://\` with a keep-alive pool; native = the gateway's"
+echo "own client (the default); curl-h1 / curl-h2 = \`UPSTREAM_CLIENT=curl\` to an upstream that offers"
+echo "HTTP/1.1 only / HTTP/2 too (curl prefers HTTP/2, as cloud providers offer). The upstream is nginx"
+echo "terminating TLS in front of the mock, on cpu $LOAD_CPU with the load, which caps req/s: the CPU column"
+echo "(the system's own time on cpu $SUT_CPU) is the measure. p50/p99 are from the middle round."
+fi
 fi
 echo
 echo "## Targets"

@@ -7,16 +7,16 @@
 # prefers it), with a certificate made for the run and trusted through
 # SSL_CERT_FILE.
 #   tests/bench/tls.sh [GW_BIN]
-#   CONNS (32)  ROUNDS (3)  DUR (3)
-# The systems under test run on cpu 1, one worker each; wrk, the mock and
-# the TLS terminator share cpu 0, which is then the bottleneck: compare the
+#   CONNS (32)  ROUNDS (3)  DUR (3)  SUT_CPU (1)  LOAD_CPU (0)
+# The systems under test run on SUT_CPU, one worker each; wrk, the mock and
+# the TLS terminator share LOAD_CPU, which is then the bottleneck: compare the
 # "cpu us/req" column (the system's own CPU time per request, from
 # /proc/PID/stat) more than req/s. Needs wrk, nginx, openssl, taskset.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 GW=${1:-$ROOT/ai-gateway}
-CONNS=${CONNS:-32} ROUNDS=${ROUNDS:-3} DUR=${DUR:-3}
+CONNS=${CONNS:-32} ROUNDS=${ROUNDS:-3} DUR=${DUR:-3} SUT_CPU=${SUT_CPU:-1} LOAD_CPU=${LOAD_CPU:-0}
 MOCK=19821 TLS1=19822 TLS2=19823 NGINX=18820 NATIVE=18821 CURL=18822 CURL2=18823
 TMP=$(mktemp -d /tmp/aigw-tls.XXXXXX)
 PIDS=()
@@ -35,7 +35,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
 printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}],"max_tokens":64}' >"$TMP/body"
 
-taskset -c 0 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
+taskset -c $LOAD_CPU "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
 PIDS+=($!)
 nginx_conf() { # $1: folder, $2: the server blocks
   mkdir -p "$1/logs" "$1/tmp"
@@ -62,7 +62,7 @@ nginx_conf "$TMP/term" "
     location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection \"\";
                  proxy_buffering off; }
   }"
-taskset -c 0 nginx -p "$TMP/term" -c "$TMP/term/nginx.conf" -g 'daemon off;' 2>/dev/null &
+taskset -c $LOAD_CPU nginx -p "$TMP/term" -c "$TMP/term/nginx.conf" -g 'daemon off;' 2>/dev/null &
 PIDS+=($!)
 # The reference: nginx as the proxy, to the same https upstream.
 nginx_conf "$TMP/ref" "
@@ -73,13 +73,13 @@ nginx_conf "$TMP/ref" "
                  proxy_ssl_verify on; proxy_ssl_name aigw-bench; proxy_ssl_trusted_certificate $TMP/cert.pem;
                  proxy_ssl_session_reuse on; proxy_buffering off; proxy_request_buffering off; }
   }"
-taskset -c 1 nginx -p "$TMP/ref" -c "$TMP/ref/nginx.conf" -g 'daemon off;' 2>/dev/null &
+taskset -c $SUT_CPU nginx -p "$TMP/ref" -c "$TMP/ref/nginx.conf" -g 'daemon off;' 2>/dev/null &
 PIDS+=($!)
 NGINX_PID=$!
 start() { # port, upstream port, extra env
   env $3 SSL_CERT_FILE="$TMP/cert.pem" TARGET_API_URL=https://127.0.0.1:$2/v1 TARGET_API_KEY=sk-mock \
     PORT=$1 GRPC_PORT=$(($1 + 10000)) WORKERS=1 MAX_CONNS_PER_IP=0 LOG_LEVEL=warn \
-    taskset -c 1 "$GW" >"$TMP/gw-$1.log" 2>&1 &
+    taskset -c $SUT_CPU "$GW" >"$TMP/gw-$1.log" 2>&1 &
   PIDS+=($!)
 }
 start $NATIVE $TLS1 ""
@@ -109,10 +109,10 @@ for r in $(seq 1 "$ROUNDS"); do
     curl-h1) port=$CURL pid=$CURL_PID ;;
     curl-h2) port=$CURL2 pid=$CURL2_PID ;;
     esac
-    [ "$r" = 1 ] && BODY_FILE="$TMP/body" taskset -c 0 wrk -t1 -c"$CONNS" -d1s -s "$HERE/post.lua" \
+    [ "$r" = 1 ] && BODY_FILE="$TMP/body" taskset -c $LOAD_CPU wrk -t1 -c"$CONNS" -d1s -s "$HERE/post.lua" \
       "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1 # warm: connections, handshakes
     t0=$(ticks $pid)
-    out=$(BODY_FILE="$TMP/body" taskset -c 0 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency \
+    out=$(BODY_FILE="$TMP/body" taskset -c $LOAD_CPU wrk -t1 -c"$CONNS" -d"${DUR}s" --latency \
       -s "$HERE/post.lua" "http://127.0.0.1:$port/v1/chat/completions" 2>&1)
     t1=$(ticks $pid)
     echo "$out" | awk -v r="$r" -v t="$t" -v dt=$((t1 - t0)) -v hz="$hz" '
