@@ -15,7 +15,9 @@
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -115,6 +117,23 @@ struct gw_http_client {
   char rbuf[READ_BUF]; /* every connection reads here, one at a time */
   char *wbuf;          /* TLS_CHUNK: a TLS request's head and body joined */
 };
+
+/* ---- proxies ---------------------------------------------------------------------- */
+
+static bool proxy_http, proxy_https;
+
+static bool env_set(const char *name) {
+  const char *v = getenv(name);
+  return v && *v;
+}
+
+/* The proxy variables libcurl honours (lower-case http_proxy only, as
+ * curl does). */
+static void proxy_check(void) {
+  bool all = env_set("all_proxy") || env_set("ALL_PROXY");
+  proxy_http = all || env_set("http_proxy");
+  proxy_https = all || env_set("https_proxy") || env_set("HTTPS_PROXY");
+}
 
 /* ---- TLS ----------------------------------------------------------------------------- */
 
@@ -590,6 +609,9 @@ static int build_head(hc_conn *k, gw_http_req *r) {
   gw_buf_reset(b);
   int rc;
   bool v6 = strchr(r->host, ':') != NULL; /* an IPv6 literal goes in brackets */
+  bool own_host = false;                  /* the caller's Host line replaces ours */
+  for (size_t i = 0; i < r->n_headers && !own_host; i++)
+    own_host = strncasecmp(r->headers[i], "Host:", 5) == 0;
   char num[GW_NUMTEXT_MAX];
   /* Appends, not printf: vsnprintf was ~6K instructions a request. */
   rc = gw_buf_appends(b, r->method);
@@ -598,12 +620,14 @@ static int build_head(hc_conn *k, gw_http_req *r) {
   if (rc == GW_OK)
     rc = gw_buf_appends(b, r->path);
   if (rc == GW_OK)
-    rc = gw_buf_appends(b, v6 ? " HTTP/1.1\r\nHost: [" : " HTTP/1.1\r\nHost: ");
-  if (rc == GW_OK)
+    rc = gw_buf_appends(b, own_host ? " HTTP/1.1"
+                           : v6     ? " HTTP/1.1\r\nHost: ["
+                                    : " HTTP/1.1\r\nHost: ");
+  if (rc == GW_OK && !own_host)
     rc = gw_buf_appends(b, r->host);
-  if (rc == GW_OK && v6)
+  if (rc == GW_OK && v6 && !own_host)
     rc = gw_buf_appendc(b, ']');
-  if (rc == GW_OK && r->port != (r->tls ? 443 : 80)) {
+  if (rc == GW_OK && !own_host && r->port != (r->tls ? 443 : 80)) {
     rc = gw_buf_appendc(b, ':');
     if (rc == GW_OK)
       rc = gw_buf_append(b, num, gw_numtext_i64(r->port, num));
@@ -1337,6 +1361,21 @@ void gw_http_client_counts(const gw_http_client *c, int *idle, int *busy) {
       b++;
   *idle = i;
   *busy = b;
+}
+
+bool gw_http_proxy_for(bool tls) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, proxy_check);
+  return tls ? proxy_https : proxy_http;
+}
+
+void gw_http_req_describe(const gw_http_req *r, int err, char *out, size_t n) {
+  if (err == GW_ERR_IO && r->sys_errno == EPROTO) /* TLS: the reason says it */
+    snprintf(out, n, "TLS: %s", r->reason ? r->reason : "failed");
+  else if (err == GW_ERR_IO && r->sys_errno)
+    snprintf(out, n, "%s: %s", r->reason ? r->reason : "io", strerror(r->sys_errno));
+  else
+    snprintf(out, n, "%s", r->reason ? r->reason : "transfer failed");
 }
 
 int gw_http_parse_url(const char *url, bool *tls, char *host, size_t host_n, int *port,

@@ -48,7 +48,8 @@ typedef struct gw_http_req {
   int port;
   bool tls;                   /* https: TLS, the certificate checked against |host| */
   const char *method, *path;  /* "POST", "/v1/chat/completions" */
-  const char *const *headers; /* "Name: value" lines, no CRLF */
+  const char *const *headers; /* "Name: value" lines, no CRLF; a Host line replaces
+                               * the one made from |host| and |port| */
   size_t n_headers;
   const char *body; /* may be NULL when |body_len| is 0 */
   size_t body_len;
@@ -127,6 +128,16 @@ void gw_http_req_reap_later(gw_http_req *r, void (*fn)(gw_http_req *r));
  * GW_ERR_INVALID. */
 int gw_http_parse_url(const char *url, bool *tls, char *host, size_t host_n, int *port,
                       const char **prefix);
+
+/* Whether a proxy is set for the scheme (http_proxy for http://,
+ * https_proxy or HTTPS_PROXY for https://, all_proxy or ALL_PROXY for both:
+ * the variables libcurl honours, read once). The native client does not
+ * speak to proxies: such an upstream is curl's. */
+bool gw_http_proxy_for(bool tls);
+
+/* Why |r| ended with |err| (after |done|), for a message: "TLS: <why>",
+ * "<what>: <strerror>" or "<what>". */
+void gw_http_req_describe(const gw_http_req *r, int err, char *out, size_t n);
 
 /* Connections the client holds: idle in pools and busy. For tests. */
 void gw_http_client_counts(const gw_http_client *c, int *idle, int *busy);

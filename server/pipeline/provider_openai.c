@@ -532,12 +532,7 @@ static int native_on_body(gw_http_req *r, const char *p, size_t n) {
 
 static void native_transport_error(oai_call *o, const gw_http_req *r, int err) {
   char why[200], m[400];
-  if (err == GW_ERR_IO && r->sys_errno == EPROTO) /* TLS: the reason says it */
-    snprintf(why, sizeof why, "TLS: %s", r->reason ? r->reason : "failed");
-  else if (err == GW_ERR_IO && r->sys_errno)
-    snprintf(why, sizeof why, "%s: %s", r->reason ? r->reason : "io", strerror(r->sys_errno));
-  else
-    snprintf(why, sizeof why, "%s", r->reason ? r->reason : "transfer failed");
+  gw_http_req_describe(r, err, why, sizeof why);
   gw_status_code code = GW_STATUS_UNAVAILABLE;
   if (err == GW_ERR_IO && r->sys_errno == ETIMEDOUT) {
     code = GW_STATUS_DEADLINE_EXCEEDED;
@@ -577,23 +572,6 @@ static void native_done(gw_http_req *r, int err) {
 static bool header_safe(const char *v);
 static int64_t transfer_timeout(const gw_call *call, int backend_timeout_ms);
 
-static pthread_once_t proxy_once = PTHREAD_ONCE_INIT;
-static bool proxy_http, proxy_https;
-
-static bool env_set(const char *name) {
-  const char *v = getenv(name);
-  return v && *v;
-}
-
-/* The proxy variables libcurl honours (lower-case http_proxy only, as
- * curl): with one set for a scheme, curl keeps serving that scheme (it
- * knows proxies and no_proxy; the native client does not). */
-static void proxy_check(void) {
-  bool all = env_set("all_proxy") || env_set("ALL_PROXY");
-  proxy_http = all || env_set("http_proxy");
-  proxy_https = all || env_set("https_proxy") || env_set("HTTPS_PROXY");
-}
-
 /* Sets up |o->hr| for |b->base| + |path| when the base is an http:// or
  * https:// URL and no proxy is configured for its scheme. GW_OK,
  * GW_ERR_NOMEM, or 1 (nothing done) when not: curl serves it. */
@@ -602,9 +580,8 @@ static int native_prepare(oai_call *o, const char *path) {
   const char *prefix;
   int port;
   bool tls;
-  pthread_once(&proxy_once, proxy_check);
   if (gw_http_parse_url(o->b->base, &tls, o->host, sizeof o->host, &port, &prefix) != GW_OK ||
-      (tls ? proxy_https : proxy_http))
+      gw_http_proxy_for(tls))
     return 1;
   gw_http_req *r = &o->hr;
   memset(r, 0, sizeof(*r));

@@ -1,6 +1,7 @@
 /* A vendor HTTP exchange on the worker's curl loop, for translating providers. */
 #include "pipeline/upstream_http.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -74,6 +75,11 @@ static void reap(gw_curl_xfer *x) {
   gw_call_unref(u->call); /* may dispose of the call and |u| with it */
 }
 
+static void native_reap(gw_http_req *r) {
+  gw_upstream *u = r->arg;
+  gw_call_unref(u->call);
+}
+
 static void release(gw_upstream *u) {
   if (u->released)
     return;
@@ -89,11 +95,17 @@ static void release(gw_upstream *u) {
   gw_eventstream_release(&u->es);
   /* The reference goes on a later loop iteration: this may run inside
    * gw_call_finish/cancel, under a front door still touching the call. */
-  gw_curl_loop_reap_later(&u->cx, reap);
+  if (u->native)
+    gw_http_req_reap_later(&u->hr, native_reap);
+  else
+    gw_curl_loop_reap_later(&u->cx, reap);
 }
 
+/* Ends the transfer (release() then runs from its end), or releases. */
 static void stop(gw_upstream *u) {
-  if (!u->transfer_done)
+  if (!u->transfer_done && u->native)
+    gw_http_req_cancel(&u->hr);
+  else if (!u->transfer_done)
     gw_curl_loop_cancel(&u->cx);
   else
     release(u);
@@ -111,8 +123,8 @@ void gw_upstream_end(gw_upstream *u, gw_status_code code, const char *msg) {
     c->upstream_error.param = u->err.param;
     c->upstream_error.retry_after = u->err.retry_after;
   }
-  gw_call_finish(u->call, code, msg); /* its cancel() finds us ended */
-  if (u->cx.loop || u->transfer_done)
+  gw_call_finish(u->call, code, msg);              /* its cancel() finds us ended */
+  if (u->native || u->cx.loop || u->transfer_done) /* (started) */
     stop(u);
 }
 
@@ -253,6 +265,17 @@ static void finish_stream(gw_upstream *u) {
 
 static bool is_2xx(long st) { return st >= 200 && st < 300; }
 
+/* Keeps |n| bytes of a unary or an error answer (an error keeps what fits). */
+static void keep_body(gw_upstream *u, const char *p, size_t n) {
+  int rc = gw_buf_append(&u->resp, p, n);
+  if (rc != GW_OK && is_2xx(u->http_status)) {
+    char m[160];
+    snprintf(m, sizeof m, "backend %s sent a response over %zu bytes", u->backend_name,
+             u->resp.cap);
+    gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+  }
+}
+
 static size_t write_cb(char *p, size_t size, size_t nmemb, void *arg) {
   gw_upstream *u = arg;
   size_t n = size * nmemb;
@@ -260,13 +283,7 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *arg) {
     return n;
   curl_easy_getinfo(u->cx.easy, CURLINFO_RESPONSE_CODE, &u->http_status);
   if (!u->streaming || !is_2xx(u->http_status)) {
-    int rc = gw_buf_append(&u->resp, p, n);
-    if (rc != GW_OK && is_2xx(u->http_status)) {
-      char m[160];
-      snprintf(m, sizeof m, "backend %s sent a response over %zu bytes", u->backend_name,
-               u->resp.cap);
-      gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
-    }
+    keep_body(u, p, n);
     return n;
   }
   if (u->backlog) {
@@ -287,19 +304,21 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *arg) {
   return n;
 }
 
+/* A Retry-After value (|v| and |end| around it, blanks included). */
+static void keep_retry_after(gw_upstream *u, const char *v, const char *end) {
+  while (v < end && (*v == ' ' || *v == '\t'))
+    v++;
+  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+    end--;
+  u->err.retry_after = gw_arena_strndup(u->call->arena, v, (size_t)(end - v));
+}
+
 static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg) {
   gw_upstream *u = arg;
   size_t n = size * nmemb;
   static const char name[] = "retry-after:";
-  if (n > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
-    const char *v = p + sizeof(name) - 1;
-    const char *end = p + n;
-    while (v < end && (*v == ' ' || *v == '\t'))
-      v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-      end--;
-    u->err.retry_after = gw_arena_strndup(u->call->arena, v, (size_t)(end - v));
-  }
+  if (n > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0)
+    keep_retry_after(u, p + sizeof(name) - 1, p + n);
   return n;
 }
 
@@ -339,6 +358,16 @@ static void transport_error(gw_upstream *u, CURLcode rc) {
   gw_upstream_end(u, code, m);
 }
 
+/* The transfer ended with the whole answer. */
+static void answer_done(gw_upstream *u) {
+  if (u->streaming) {
+    finish_stream(u);
+    return;
+  }
+  u->codec->body(u, u->resp.data ? u->resp.data : "", u->resp.len);
+  gw_upstream_end(u, GW_STATUS_OK, NULL);
+}
+
 static void on_done(gw_curl_xfer *x, CURLcode result) {
   gw_upstream *u = GW_CONTAINER_OF(x, gw_upstream, cx);
   u->transfer_done = true;
@@ -362,12 +391,72 @@ static void on_done(gw_curl_xfer *x, CURLcode result) {
     transport_error(u, result);
     return;
   }
-  if (u->streaming) {
-    finish_stream(u);
+  answer_done(u);
+}
+
+/* ---- the native client ------------------------------------------------------------ */
+
+/* The same handling as header_cb / write_cb / on_done, for an exchange on
+ * the worker's native client. */
+
+static int native_on_header(gw_http_req *r, const char *name, size_t nlen, const char *v,
+                            size_t vlen) {
+  if (nlen == 11 && strncasecmp(name, "retry-after", 11) == 0)
+    keep_retry_after(r->arg, v, v + vlen);
+  return 0;
+}
+
+static int native_on_body(gw_http_req *r, const char *p, size_t n) {
+  gw_upstream *u = r->arg;
+  if (u->ended)
+    return 0; /* cancelled from inside: the client ends it on return */
+  u->http_status = r->status;
+  if (!u->streaming || !is_2xx(u->http_status)) {
+    keep_body(u, p, n);
+    return 0;
+  }
+  int rc = feed(u, p, n); /* the bytes are taken: fed, then pumped */
+  if (rc != GW_OK) {
+    framing_error(u, rc);
+    return 0;
+  }
+  pump(u);
+  if (!u->ended && u->backlog) { /* the client is slow: stop reading the upstream */
+    u->paused = true;
+    gw_http_req_pause(r);
+  }
+  return 0;
+}
+
+static void native_done(gw_http_req *r, int err) {
+  gw_upstream *u = r->arg;
+  u->transfer_done = true;
+  u->http_status = r->status;
+  gw_buf_release(&u->body);
+  if (u->ended) {
+    release(u);
     return;
   }
-  u->codec->body(u, u->resp.data ? u->resp.data : "", u->resp.len);
-  gw_upstream_end(u, GW_STATUS_OK, NULL);
+  if (r->status != 0 && !is_2xx(r->status)) {
+    http_error(u, r->status);
+    return;
+  }
+  if (err != GW_OK) {
+    char why[200], m[400];
+    gw_http_req_describe(r, err, why, sizeof why);
+    gw_status_code code = GW_STATUS_UNAVAILABLE;
+    if (err == GW_ERR_IO && r->sys_errno == ETIMEDOUT) {
+      code = GW_STATUS_DEADLINE_EXCEEDED;
+      snprintf(m, sizeof m, "backend %s did not answer in time", u->backend_name);
+    } else if (u->http_status) {
+      snprintf(m, sizeof m, "backend %s: response broken: %s", u->backend_name, why);
+    } else {
+      snprintf(m, sizeof m, "backend %s unavailable: %s", u->backend_name, why);
+    }
+    gw_upstream_end(u, code, m);
+    return;
+  }
+  answer_done(u);
 }
 
 /* ---- starting ------------------------------------------------------------------------ */
@@ -425,14 +514,71 @@ void gw_upstream_discard(gw_upstream *u) {
   gw_eventstream_release(&u->es);
 }
 
+/* Starts |u| on the worker's native client: GW_OK, an error (nothing
+ * started), or 1 when curl must serve it (a URL it does not take, a proxy
+ * for the scheme). The header lines are curl's, less its "Name:" removals,
+ * with the User-Agent and Accept curl would add. */
+static int native_start(gw_upstream *u, gw_http_client *hc, const char *method, const char *url) {
+  gw_call *call = u->call;
+  const char *prefix;
+  int port;
+  bool tls;
+  if (gw_http_parse_url(url, &tls, u->host, sizeof u->host, &port, &prefix) != GW_OK ||
+      gw_http_proxy_for(tls))
+    return 1;
+  size_t n = 2;
+  bool accept = false;
+  for (const struct curl_slist *l = u->headers; l; l = l->next, n++)
+    accept = accept || strncasecmp(l->data, "Accept:", 7) == 0;
+  const char **h = gw_arena_alloc(call->arena, n * sizeof *h);
+  if (!h)
+    return GW_ERR_NOMEM;
+  n = 0;
+  h[n++] = "User-Agent: ai-gateway/" GW_VERSION;
+  if (!accept)
+    h[n++] = "Accept: */*";
+  for (const struct curl_slist *l = u->headers; l; l = l->next) {
+    size_t len = strlen(l->data);
+    if (len && l->data[len - 1] != ':') /* "Expect:": curl's way to send none */
+      h[n++] = l->data;
+  }
+  gw_http_req *r = &u->hr;
+  memset(r, 0, sizeof(*r));
+  r->host = u->host;
+  r->port = port;
+  r->tls = tls;
+  r->method = method;
+  r->path = *prefix ? prefix : "/";
+  r->headers = h;
+  r->n_headers = n;
+  r->body = u->body.data;
+  r->body_len = u->body.len;
+  r->timeout_ms = transfer_timeout(call, u->timeout_ms);
+  r->connect_timeout_ms =
+      r->timeout_ms > 0 && r->timeout_ms < CONNECT_TIMEOUT_MS ? r->timeout_ms : CONNECT_TIMEOUT_MS;
+  r->arg = u;
+  r->on_header = native_on_header;
+  r->on_body = native_on_body;
+  r->done = native_done;
+  gw_call_ref(call);
+  call->provider_state = u;
+  u->native = true;
+  int rc = gw_http_req_start(hc, r);
+  if (rc != GW_OK) {
+    call->provider_state = NULL;
+    u->native = false;
+    gw_call_unref(call);
+    return rc == GW_ERR_NOMEM ? rc : GW_ERR_IO;
+  }
+  GW_LOGD("upstream", call->request_id, "%s -> backend %s %s (%zu bytes, native)",
+          call->method->path, u->backend_name, method, u->body.len);
+  return GW_OK;
+}
+
 int gw_upstream_start(gw_upstream *u, const char *method, const char *url) {
   gw_call *call = u->call;
   gw_curl_loop *loop = gw_curl_loop_of(call->worker);
   int rc = GW_ERR_NOMEM;
-  if (!loop) {
-    rc = GW_ERR_STATE;
-    goto fail;
-  }
   if (gw_upstream_add_header(u, "Expect:") != GW_OK)
     goto fail;
   if (header_safe(call->request_id)) {
@@ -445,6 +591,17 @@ int gw_upstream_start(gw_upstream *u, const char *method, const char *url) {
     if (!h || gw_upstream_add_header(u, h) != GW_OK)
       goto fail;
   }
+  gw_http_client *hc = gw_http_client_of(call->worker); /* NULL: UPSTREAM_CLIENT=curl */
+  if (hc && (rc = native_start(u, hc, method, url)) != 1) {
+    if (rc != GW_OK)
+      goto fail;
+    return GW_OK;
+  }
+  if (!loop) {
+    rc = GW_ERR_STATE;
+    goto fail;
+  }
+  rc = GW_ERR_NOMEM;
   CURL *e = curl_easy_init();
   if (!e)
     goto fail;
@@ -516,7 +673,10 @@ void gw_upstream_resume(gw_call *call) {
   }
   if (u->paused) {
     u->paused = false;
-    gw_curl_loop_unpause(&u->cx);
+    if (u->native)
+      gw_http_req_resume(&u->hr);
+    else
+      gw_curl_loop_unpause(&u->cx);
   }
 }
 

@@ -1,5 +1,8 @@
-/* One HTTP exchange with a vendor's API on the call's worker curl loop, for
- * the providers that translate (Anthropic, Azure, Gemini/Vertex, Bedrock):
+/* One HTTP exchange with a vendor's API on the call's worker: on its native
+ * HTTP/1.1 client (engine/http_client.h; http:// and https://), or on its
+ * curl loop when a proxy is set for the URL's scheme or the process runs
+ * with UPSTREAM_CLIENT=curl. For the providers that translate (Anthropic,
+ * Azure, Gemini/Vertex, Bedrock):
  * the request goes out as the provider built it; a unary answer, each
  * stream event (SSE, or AWS event-stream frames) and an error answer go to
  * the provider's codec, which turns them into OpenAI JSON that this module
@@ -17,6 +20,7 @@
 #include "core/buf.h"
 #include "core/eventstream.h"
 #include "engine/curl_loop.h"
+#include "engine/http_client.h"
 #include "pipeline/call.h"
 #include "pipeline/provider_openai.h"
 
@@ -66,13 +70,15 @@ struct gw_upstream {
 
   /* Internal. */
   gw_curl_xfer cx;
+  gw_http_req hr; /* the native client's exchange (|native|), else |cx| */
+  char host[256];
   struct curl_slist *headers;
   gw_buf body, resp;
   gw_sse_reader sse;
   gw_eventstream_decoder es;
   char errbuf[CURL_ERROR_SIZE];
   long http_status;
-  bool transfer_done, ended, released, backlog, paused, saw_done;
+  bool transfer_done, ended, released, backlog, paused, saw_done, native;
 };
 
 /* A new exchange for |call| in the call's arena (zeroed, buffers set up).

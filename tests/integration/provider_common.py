@@ -22,6 +22,19 @@ WEATHER_TOOL = {
 }
 
 
+def client_env(client):
+    """The gateway's environment for one upstream client: the native one
+    (the default) or curl; debug logs say which served each exchange."""
+    return {"UPSTREAM_CLIENT": client, "LOG_LEVEL": "debug"}
+
+
+def check_client(out, client):
+    """Every exchange in the gateway's log |out| went through |client|."""
+    sent = [ln for ln in out.splitlines() if "[upstream]" in ln and "-> backend" in ln]
+    assert sent, out[-3000:]
+    assert all(ln.endswith(", native)") == (client == "native") for ln in sent), sent[:5]
+
+
 def sdk(gw, params, max_retries=0):
     """One chat call with the official SDK; its JSON output."""
     r = subprocess.run(["node", os.path.join(HERE, "sdk_call.mjs"),

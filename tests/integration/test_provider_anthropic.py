@@ -1,7 +1,9 @@
 """The Anthropic provider end to end: the real gateway in front of the mock
 Messages API (mock_anthropic.py), called with the official OpenAI SDK and
 http.client. Both sides are checked: what the client got (validated against
-OpenAI's schema) and exactly what the mock was sent."""
+OpenAI's schema) and exactly what the mock was sent.
+Each test runs with both upstream clients: the native one (the default)
+and curl (UPSTREAM_CLIENT=curl)."""
 import json
 import os
 import sys
@@ -13,8 +15,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import Gateway, gateway_env  # noqa: E402
 from mock_anthropic import MockAnthropic  # noqa: E402
 from openai_schema import validate  # noqa: E402
-from provider_common import (PNG_B64, PNG_URL, WEATHER_TOOL, finish_reason, post, sdk,  # noqa: E402
-                             sse_events, stream_text, stream_tool_calls)
+from provider_common import (PNG_B64, PNG_URL, WEATHER_TOOL, check_client,  # noqa: E402
+                             client_env, finish_reason, post, sdk, sse_events, stream_text,
+                             stream_tool_calls)
 
 KEY = "sk-ant-upstream-secret-42"
 
@@ -26,8 +29,8 @@ def mock():
     m.stop()
 
 
-@pytest.fixture(scope="module")
-def gw(mock):
+@pytest.fixture(scope="module", params=["native", "curl"])
+def gw(request, mock):
     models = [{"name": n, "backend": "claude"} for n in
               ("claude-echo", "claude-tool", "error-400", "error-429", "error-500",
                "error-529", "flaky-429", "stream-error")]
@@ -36,9 +39,10 @@ def gw(mock):
     config = {"backends": [{"name": "claude", "provider": "anthropic", "target": mock.base_url,
                             "api_key_env": "ANTHROPIC_TEST_KEY", "timeout_ms": 20000}],
               "models": models}
-    g = Gateway(gateway_env(config, ANTHROPIC_TEST_KEY=KEY, WORKERS=2))
+    g = Gateway(gateway_env(config, ANTHROPIC_TEST_KEY=KEY, WORKERS=2, **client_env(request.param)))
     yield g
     out = g.stop_clean()
+    check_client(out, request.param)
     assert KEY not in out, "the upstream key was logged"
 
 

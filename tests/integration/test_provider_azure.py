@@ -1,7 +1,9 @@
 """The Azure OpenAI provider end to end: the real gateway in front of the
 mock Azure endpoint (mock_azure.py), called with the official OpenAI SDK and
 http.client; both what the client got and what the mock received are
-checked."""
+checked.
+Each test runs with both upstream clients: the native one (the default)
+and curl (UPSTREAM_CLIENT=curl)."""
 import json
 import os
 import sys
@@ -13,8 +15,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import Gateway, gateway_env  # noqa: E402
 from mock_azure import MockAzure  # noqa: E402
 from openai_schema import validate  # noqa: E402
-from provider_common import (PNG_URL, WEATHER_TOOL, finish_reason, post, sdk,  # noqa: E402
-                             sse_events, stream_text, stream_tool_calls)
+from provider_common import (PNG_URL, WEATHER_TOOL, check_client,  # noqa: E402
+                             client_env, finish_reason, post, sdk, sse_events, stream_text,
+                             stream_tool_calls)
 
 KEY = "azure-upstream-secret-77"
 
@@ -26,8 +29,8 @@ def mock():
     m.stop()
 
 
-@pytest.fixture(scope="module")
-def gw(mock):
+@pytest.fixture(scope="module", params=["native", "curl"])
+def gw(request, mock):
     models = [{"name": n, "backend": "az"} for n in
               ("tool-dep", "error-400", "error-429", "error-500", "flaky-429", "stream-error")]
     models += [{"name": "gpt-4o", "backend": "az", "upstream_model": "my-gpt4o"},
@@ -39,9 +42,10 @@ def gw(mock):
          "api_key_env": "AZURE_TEST_TOKEN"}],
         "models": models}
     g = Gateway(gateway_env(config, AZURE_TEST_KEY=KEY, AZURE_TEST_TOKEN="Bearer " + KEY,
-                            WORKERS=2))
+                            WORKERS=2, **client_env(request.param)))
     yield g
     out = g.stop_clean()
+    check_client(out, request.param)
     assert KEY not in out, "the upstream key was logged"
 
 

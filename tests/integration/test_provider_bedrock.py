@@ -1,7 +1,9 @@
 """The AWS Bedrock provider end to end: the real gateway in front of the mock
 Bedrock runtime (mock_bedrock.py), which checks every request's SigV4
 signature and answers Converse JSON or ConverseStream event-stream frames;
-called with the official OpenAI SDK and http.client."""
+called with the official OpenAI SDK and http.client.
+Each test runs with both upstream clients: the native one (the default)
+and curl (UPSTREAM_CLIENT=curl)."""
 import json
 import os
 import sys
@@ -13,8 +15,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import Gateway, gateway_env  # noqa: E402
 from mock_bedrock import MockBedrock  # noqa: E402
 from openai_schema import validate  # noqa: E402
-from provider_common import (PNG_B64, PNG_URL, WEATHER_TOOL, finish_reason, post, sdk,  # noqa: E402
-                             sse_events, stream_text, stream_tool_calls)
+from provider_common import (PNG_B64, PNG_URL, WEATHER_TOOL, check_client,  # noqa: E402
+                             client_env, finish_reason, post, sdk, sse_events, stream_text,
+                             stream_tool_calls)
 
 AKID = "AKIDGATEWAYTEST"
 SECRET = "bedrock/secret+KEY-for-tests-0123456789"
@@ -30,8 +33,8 @@ def mock():
     m.stop()
 
 
-@pytest.fixture(scope="module")
-def gw(mock):
+@pytest.fixture(scope="module", params=["native", "curl"])
+def gw(request, mock):
     models = [{"name": n, "backend": "br"} for n in
               ("error-400", "error-429", "error-500", "flaky-429", "stream-error")]
     models += [{"name": "haiku", "backend": "br", "upstream_model": HAIKU},
@@ -41,9 +44,10 @@ def gw(mock):
                             "secret_access_key_env": "BR_SECRET",
                             "session_token_env": "BR_TOKEN"}],
               "models": models}
-    g = Gateway(gateway_env(config, BR_AKID=AKID, BR_SECRET=SECRET, BR_TOKEN=TOKEN, WORKERS=2))
+    g = Gateway(gateway_env(config, BR_AKID=AKID, BR_SECRET=SECRET, BR_TOKEN=TOKEN, WORKERS=2, **client_env(request.param)))
     yield g
     out = g.stop_clean()
+    check_client(out, request.param)
     assert SECRET not in out and TOKEN not in out
 
 

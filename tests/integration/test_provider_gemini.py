@@ -1,7 +1,9 @@
 """The Gemini and Vertex AI providers end to end: the real gateway in front
 of the mock Google endpoints (mock_gemini.py, which also serves Vertex's
 OAuth token endpoint and checks the service-account JWT's signature),
-called with the official OpenAI SDK and http.client."""
+called with the official OpenAI SDK and http.client.
+Each test runs with both upstream clients: the native one (the default)
+and curl (UPSTREAM_CLIENT=curl)."""
 import json
 import os
 import sys
@@ -16,8 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import Gateway, gateway_env  # noqa: E402
 from mock_gemini import TOKEN, MockGemini  # noqa: E402
 from openai_schema import validate  # noqa: E402
-from provider_common import (PNG_B64, PNG_URL, WEATHER_TOOL, finish_reason, post, sdk,  # noqa: E402
-                             sse_events, stream_text, stream_tool_calls)
+from provider_common import (PNG_B64, PNG_URL, WEATHER_TOOL, check_client,  # noqa: E402
+                             client_env, finish_reason, post, sdk, sse_events, stream_text,
+                             stream_tool_calls)
 
 KEY = "AIza-gemini-upstream-secret"
 SA_EMAIL = "gw-test@mock-project.iam.gserviceaccount.com"
@@ -35,8 +38,8 @@ def mock(rsa_key):
     m.stop()
 
 
-@pytest.fixture(scope="module")
-def gw(mock, rsa_key):
+@pytest.fixture(scope="module", params=["native", "curl"])
+def gw(request, mock, rsa_key):
     pem = rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
     sa = {"type": "service_account", "project_id": "mock-project", "private_key_id": "kid-123",
@@ -56,9 +59,10 @@ def gw(mock, rsa_key):
         {"name": "vtx", "provider": "vertex", "target": mock.base_url + "/v1",
          "project": "mock-project", "location": "europe-west4", "credentials_file": f.name}],
         "models": models}
-    g = Gateway(gateway_env(config, GEMINI_TEST_KEY=KEY, WORKERS=2))
+    g = Gateway(gateway_env(config, GEMINI_TEST_KEY=KEY, WORKERS=2, **client_env(request.param)))
     yield g
     out = g.stop_clean()
+    check_client(out, request.param)
     os.unlink(f.name)
     assert KEY not in out and TOKEN not in out and "PRIVATE KEY" not in out
 

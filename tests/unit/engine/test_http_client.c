@@ -315,6 +315,17 @@ static void test_request_bytes(void **state) {
            "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}",
            s.port);
   assert_string_equal(s.last_req, want);
+  /* A Host line of the caller's replaces the one made from host and port
+   * (a signed request names its own: Bedrock's SigV4). */
+  rec_init(&x, s.port);
+  static const char *const own_host[] = {"host: bedrock.example:8443", "X-A: 1"};
+  x.r.headers = own_host;
+  x.r.n_headers = 2;
+  assert_int_equal(gw_http_req_start(c, &x.r), GW_OK);
+  run_until_done(base, &x);
+  assert_string_equal(s.last_req,
+                      "POST /v1/chat/completions HTTP/1.1\r\nhost: bedrock.example:8443\r\n"
+                      "X-A: 1\r\nContent-Length: 7\r\n\r\n{\"a\":1}");
   /* Bad input is refused at once, without |done|. */
   rec y;
   rec_init(&y, s.port);
