@@ -80,7 +80,7 @@ typedef struct tsrv {
   pthread_t acceptor;
   pthread_t threads[MAX_CONNS];
   int fds[MAX_CONNS];
-  atomic_int n_conns, accepts, requests, handshakes;
+  atomic_int n_conns, accepts, requests, handshakes, resumed;
   const char *resp; /* the answer to every request */
   size_t resp_len;
   bool close_after;   /* close_notify and close after each answer */
@@ -122,6 +122,8 @@ static void *serve(void *arg) {
   if (SSL_accept(ssl) != 1)
     goto out;
   s->handshakes++;
+  if (SSL_session_reused(ssl))
+    s->resumed++;
   size_t len = 0;
   for (;;) {
     int n = SSL_read(ssl, buf + len, (int)(cap - len - 1));
@@ -468,7 +470,8 @@ static void test_peer_without_tls(void **state) {
 }
 
 /* A server that closes after each answer: the pooled connection is seen
- * closed (close_notify) and dropped, and the next request connects again.
+ * closed (close_notify) and dropped, and the next request connects again,
+ * resuming the TLS session.
  * One that keeps it but sends a TLS 1.3 session ticket and a key update
  * after its answer (records with no data, which reach the pooled
  * connection): they must not close it. */
@@ -480,7 +483,7 @@ static void test_pooled_connection_closed_or_kept(void **state) {
   tsrv s;
   tsrv_start(&s, &ip_cert, hello);
   s.close_after = true;
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 3; i++) {
     rec x;
     rec_init(&x, "127.0.0.1", s.port);
     run(base, c, &x);
@@ -491,7 +494,11 @@ static void test_pooled_connection_closed_or_kept(void **state) {
     gw_http_client_counts(c, &idle, &busy);
     assert_int_equal(idle + busy, 0);
   }
-  assert_int_equal(s.accepts, 2);
+  assert_int_equal(s.accepts, 3);
+  /* The later connections resumed the session the first one got: no
+   * certificate exchanged and verified again. */
+  assert_int_equal(s.handshakes, 3);
+  assert_int_equal(s.resumed, 2);
   gw_http_client_free(c);
   tsrv_stop(&s);
 
