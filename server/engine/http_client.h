@@ -9,7 +9,7 @@
  * TLS 1.2 or 1.3 (OpenSSL): the server's certificate is verified against
  * the system's trust store (SSL_CERT_FILE and SSL_CERT_DIR name others, as
  * for OpenSSL itself) and must match the host name or address; SNI is sent
- * for names. The default for every provider's upstream exchanges
+ * for names; a new connection resumes the host's last TLS session. The default for every provider's upstream exchanges
  * (UPSTREAM_CLIENT=curl turns it off); proxies stay on curl.
  *
  * A request is a gw_http_req embedded in its owner. Once started, its |done|
