@@ -1,6 +1,7 @@
 /* The native client over TLS (https://) against real OpenSSL servers in
  * this process, each connection served by a thread with blocking I/O:
- * exchanges and pooling, requests and answers of many records, SNI, the
+ * exchanges and pooling, requests and answers of many records, a reader
+ * that pauses after every piece, SNI, the
  * certificate checks (an unknown issuer, a name or address that does not
  * match), a peer that does not speak TLS, a pooled connection the server
  * closed, and TLS 1.3 session tickets arriving on a pooled connection.
@@ -233,10 +234,27 @@ typedef struct rec {
   size_t body_len;
   char body[64];
   int done_err, done_calls;
+  /* Pause after every piece and resume from a timer 1 ms later, checking
+   * the bytes against the pattern of pattern_body(). */
+  struct event *resume_ev;
+  int pauses;
+  bool out_of_order;
 } rec;
+
+/* 'a' to 'z' over and over: a body whose every byte says where it belongs. */
+static char pattern_at(size_t i) { return (char)('a' + i % 26); }
 
 static int rec_body(gw_http_req *r, const char *p, size_t n) {
   rec *x = r->arg;
+  if (x->resume_ev) {
+    for (size_t i = 0; i < n; i++)
+      if (p[i] != pattern_at(x->body_len + i))
+        x->out_of_order = true;
+    x->pauses++;
+    gw_http_req_pause(r);
+    struct timeval tv = {0, 1000};
+    evtimer_add(x->resume_ev, &tv);
+  }
   size_t k = x->body_len < sizeof x->body - 1 ? sizeof x->body - 1 - x->body_len : 0;
   memcpy(x->body + x->body_len, p, n < k ? n : k);
   x->body_len += n;
@@ -393,6 +411,44 @@ static void test_large_bodies(void **state) {
   event_base_free(base);
 }
 
+static void resume_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  gw_http_req_resume(arg);
+}
+
+/* A slow reader (an SSE client that cannot keep up pauses the upstream): a
+ * 2 MB answer read with a pause after every piece. What OpenSSL already
+ * decrypted or buffered while paused comes first on resume, nothing is
+ * lost or reordered. */
+static void test_pause_resume(void **state) {
+  (void)state;
+  struct event_base *base = event_base_new();
+  gw_http_client *c;
+  assert_int_equal(gw_http_client_new(base, NULL, &c), GW_OK);
+  size_t big = 2000000;
+  char *resp = malloc(big + 100);
+  int h = snprintf(resp, 100, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", big);
+  for (size_t i = 0; i < big; i++)
+    resp[h + i] = pattern_at(i);
+  resp[h + big] = '\0';
+  tsrv s;
+  tsrv_start(&s, &ip_cert, resp);
+  rec x;
+  rec_init(&x, "127.0.0.1", s.port);
+  x.resume_ev = evtimer_new(base, resume_cb, &x.r);
+  run(base, c, &x);
+  assert_int_equal(x.done_err, GW_OK);
+  assert_int_equal(x.body_len, big);
+  assert_false(x.out_of_order);
+  assert_true(x.pauses >= 100); /* (16 KiB records: about 122 pieces) */
+  event_free(x.resume_ev);
+  gw_http_client_free(c);
+  tsrv_stop(&s);
+  free(resp);
+  event_base_free(base);
+}
+
 /* The certificate checks: each failure is GW_ERR_IO, EPROTO, with
  * OpenSSL's words for what was wrong, and the server answered nothing. */
 static void test_certificate_checks(void **state) {
@@ -527,6 +583,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exchange_and_pool),
       cmocka_unit_test(test_large_bodies),
+      cmocka_unit_test(test_pause_resume),
       cmocka_unit_test(test_certificate_checks),
       cmocka_unit_test(test_peer_without_tls),
       cmocka_unit_test(test_pooled_connection_closed_or_kept),
