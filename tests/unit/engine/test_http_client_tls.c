@@ -1,10 +1,10 @@
 /* The native client over TLS (https://) against real OpenSSL servers in
  * this process, each connection served by a thread with blocking I/O:
  * exchanges and pooling, requests and answers of many records, a reader
- * that pauses after every piece, SNI, the
- * certificate checks (an unknown issuer, a name or address that does not
- * match), a peer that does not speak TLS, a pooled connection the server
- * closed, and TLS 1.3 session tickets arriving on a pooled connection.
+ * that pauses after every piece, SNI, the certificate checks (an unknown
+ * issuer, a name or address that does not match), a peer that does not
+ * speak TLS, a server that closes after each answer (sessions resumed),
+ * and TLS 1.3 session tickets arriving on a pooled connection.
  *
  * The certificates are made here, self-signed, and the client trusts them
  * through SSL_CERT_FILE, the variable OpenSSL (and so the gateway) reads for
