@@ -289,7 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._burst = isinstance(body, dict) and body.get("mock_burst") is True
         try:
             self._post(rec, body)
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError,
+                ssl.SSLError):  # (over TLS: the peer closed without close_notify)
             rec["aborted_at"] = time.time()
             self.close_connection = True
 

@@ -10,7 +10,9 @@ name, or a port that speaks plain HTTP gets an OpenAI-style error naming
 the reason, and nothing is sent."""
 import http.client
 import json
+import socket
 import subprocess
+import time
 
 import pytest
 
@@ -137,3 +139,44 @@ def test_tls_refused(mock, certs, client, case):
         g.stop_clean()
         if other:
             other.stop()
+
+
+def test_clients_gone_mid_stream(mock, certs):
+    """Twelve streams over https, each client gone after its first event:
+    every upstream TLS connection is closed at once (the mock sees its
+    writes fail), none is pooled half-read, and the next requests are
+    served. Under ASan this also checks the TLS objects' lifetimes."""
+    g = Gateway(env(TARGET_API_URL=mock.base_url, TARGET_API_KEY=KEY,
+                    SSL_CERT_FILE=certs["ip"][0], MODELS_REFRESH_S=60, WORKERS=1))
+    try:
+        mock.clear()
+        body = json.dumps({"model": "gpt-mock", "stream": True, "mock_events": 200,
+                           "mock_delay_ms": 50, "mock_tag": "gone",
+                           "messages": [{"role": "user", "content": "long"}]})
+        socks = []
+        for _ in range(12):
+            s = socket.create_connection(("127.0.0.1", g.http_port), timeout=30)
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                      % (len(body), body.encode()))
+            socks.append(s)
+        for s in socks:
+            assert b"data: {" in s.recv(65536)
+        gone_at = time.time()
+        for s in socks:
+            s.close()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            recs = [r for r in mock.find(path="/v1/chat/completions")
+                    if (r["body"] or {}).get("mock_tag") == "gone"]
+            if len(recs) == 12 and all(r["aborted_at"] for r in recs):
+                break
+            time.sleep(0.05)
+        assert len(recs) == 12 and all(r["aborted_at"] for r in recs), recs
+        assert max(r["aborted_at"] for r in recs) - gone_at < 2.0
+        assert all(r["events_sent"] < 40 for r in recs)
+        for i in range(3):
+            st, d = chat(g, content=f"after {i}")
+            assert st == 200, d
+    finally:
+        g.stop_clean()
