@@ -6,6 +6,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
+#include <fcntl.h>
 #include <http_parser.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -67,6 +69,11 @@ typedef struct hc_host {
   bool tls;
   bool name_is_ip;      /* no SNI for an address; the certificate must name it */
   SSL_SESSION *session; /* the last TLS session the host gave: resumed by new connections */
+  /* Name lookups (names only: an address is filled in at once). */
+  bool resolving;        /* a lookup runs */
+  int64_t resolved_ms;   /* when |addr| was looked up */
+  gw_http_req *waiters;  /* requests waiting for the lookup, newest first */
+  struct event *wait_ev; /* ends the waits that run out */
   struct sockaddr_storage addr;
   socklen_t addr_len;   /* 0: not resolved yet */
   struct hc_conn *idle; /* most recently used first */
@@ -114,9 +121,11 @@ struct gw_http_client {
   hc_conn *dead;  /* CLOSED, freed by the reap event */
   gw_http_req *fails, *reaps;
   struct event *reap_ev;
-  bool in_start;       /* |done| must wait for the reap event */
-  char rbuf[READ_BUF]; /* every connection reads here, one at a time */
-  char *wbuf;          /* TLS_CHUNK: a TLS request's head and body joined */
+  bool in_start;            /* |done| must wait for the reap event */
+  char rbuf[READ_BUF];      /* every connection reads here, one at a time */
+  char *wbuf;               /* TLS_CHUNK: a TLS request's head and body joined */
+  struct hc_notify *notify; /* lookups report here (made with the first one) */
+  struct event *notify_ev;
 };
 
 /* ---- proxies ---------------------------------------------------------------------- */
@@ -243,6 +252,7 @@ void gw_http_client_opts_init(gw_http_client_opts *o) {
   o->connect_timeout_ms = 10000;
   o->max_header_bytes = 64 << 10;
   o->max_request_head = 64 << 10;
+  o->dns_refresh_ms = 30000;
 }
 
 static void reap_soon(gw_http_client *c) {
@@ -451,24 +461,261 @@ static hc_host *host_get(gw_http_client *c, const char *name, int port, bool tls
   return h;
 }
 
-/* Resolves |h| once (numeric addresses cost nothing; a name is looked up on
- * the worker's thread the first time, and again after a connect failed).
- * 0 or an errno. */
-static int host_resolve(hc_host *h) {
-  if (h->addr_len)
-    return 0;
+/* getaddrinfo's first TCP address for |name| (|numeric|: an address, no
+ * lookup). 0 or an errno. */
+static int lookup(const char *name, int port, bool numeric, struct sockaddr_storage *addr,
+                  socklen_t *addr_len) {
   struct addrinfo hints = {0}, *res = NULL;
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  char port[8];
-  snprintf(port, sizeof port, "%d", h->port);
-  if (getaddrinfo(h->name, port, &hints, &res) != 0 || !res)
+  hints.ai_flags = AI_NUMERICSERV | (numeric ? AI_NUMERICHOST : 0);
+  char p[8];
+  snprintf(p, sizeof p, "%d", port);
+  if (getaddrinfo(name, p, &hints, &res) != 0 || !res)
     return EHOSTUNREACH;
-  memcpy(&h->addr, res->ai_addr, res->ai_addrlen);
-  h->addr_len = (socklen_t)res->ai_addrlen;
+  memcpy(addr, res->ai_addr, res->ai_addrlen);
+  *addr_len = (socklen_t)res->ai_addrlen;
   freeaddrinfo(res);
   return 0;
+}
+
+static int default_resolve(const char *name, int port, struct sockaddr_storage *addr,
+                           unsigned *addr_len) {
+  socklen_t n = 0;
+  int rc = lookup(name, port, false, addr, &n);
+  *addr_len = (unsigned)n;
+  return rc;
+}
+
+int (*gw_http_resolve_fn)(const char *name, int port, struct sockaddr_storage *addr,
+                          unsigned *addr_len) = default_resolve;
+
+/* ---- name lookups, off the loop ------------------------------------------------------
+ *
+ * getaddrinfo blocks (a slow or dead DNS server: seconds), so a name is
+ * looked up on a short-lived thread of its own, which hands the result
+ * back through a pipe the client's loop reads. The pipe's owner, |hc_notify|,
+ * outlives the client while lookups run: a lookup that ends after the
+ * client is gone frees its own result. */
+
+typedef struct hc_notify {
+  pthread_mutex_t mu; /* |closed| and the writes */
+  int fds[2];         /* [0] read by the client's loop, [1] written by lookups */
+  bool closed;        /* the client is gone */
+  atomic_int refs;    /* the client and each running lookup */
+} hc_notify;
+
+typedef struct hc_lookup {
+  hc_notify *n;
+  hc_host *host; /* touched on the client's thread only */
+  char *name;
+  int port, err;
+  struct sockaddr_storage addr;
+  unsigned addr_len;
+} hc_lookup;
+
+static void notify_unref(hc_notify *n) {
+  if (atomic_fetch_sub(&n->refs, 1) != 1)
+    return;
+  close(n->fds[0]);
+  close(n->fds[1]);
+  pthread_mutex_destroy(&n->mu);
+  gw_free(n);
+}
+
+static void lookup_free(hc_lookup *L) {
+  gw_free(L->name);
+  gw_free(L);
+}
+
+static void *lookup_thread(void *arg) {
+  hc_lookup *L = arg;
+  hc_notify *n = L->n;
+  L->err = gw_http_resolve_fn(L->name, L->port, &L->addr, &L->addr_len);
+  if (!L->err && (L->addr_len == 0 || L->addr_len > sizeof L->addr))
+    L->err = EHOSTUNREACH;
+  bool sent = false;
+  pthread_mutex_lock(&n->mu);
+  if (!n->closed) /* (non-blocking: a full pipe drops it; the waits run out) */
+    sent = write(n->fds[1], &L, sizeof L) == (ssize_t)sizeof L;
+  pthread_mutex_unlock(&n->mu);
+  if (!sent)
+    lookup_free(L);
+  notify_unref(n);
+  return NULL;
+}
+
+static void on_lookup(evutil_socket_t fd, short what, void *arg);
+
+/* Starts a lookup of |h|'s name. GW_OK, or an error (nothing started). */
+static int lookup_start(gw_http_client *c, hc_host *h) {
+  if (!c->notify) {
+    hc_notify *n = gw_calloc(1, sizeof(*n));
+    if (!n)
+      return GW_ERR_NOMEM;
+    if (pipe2(n->fds, O_CLOEXEC) != 0) {
+      gw_free(n);
+      return GW_ERR_IO;
+    }
+    fcntl(n->fds[0], F_SETFL, O_NONBLOCK);
+    fcntl(n->fds[1], F_SETFL, O_NONBLOCK);
+    pthread_mutex_init(&n->mu, NULL);
+    atomic_init(&n->refs, 1);
+    c->notify_ev = event_new(c->base, n->fds[0], EV_READ | EV_PERSIST, on_lookup, c);
+    if (!c->notify_ev || event_add(c->notify_ev, NULL) != 0) {
+      if (c->notify_ev)
+        event_free(c->notify_ev);
+      c->notify_ev = NULL;
+      notify_unref(n);
+      return GW_ERR_NOMEM;
+    }
+    c->notify = n;
+  }
+  hc_lookup *L = gw_calloc(1, sizeof(*L));
+  if (!L)
+    return GW_ERR_NOMEM;
+  L->n = c->notify;
+  L->host = h;
+  L->port = h->port;
+  L->name = gw_strdup(h->name);
+  if (!L->name) {
+    gw_free(L);
+    return GW_ERR_NOMEM;
+  }
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  pthread_t t;
+  atomic_fetch_add(&c->notify->refs, 1);
+  int rc = pthread_create(&t, &at, lookup_thread, L);
+  pthread_attr_destroy(&at);
+  if (rc != 0) {
+    atomic_fetch_sub(&c->notify->refs, 1); /* (the client still holds one) */
+    lookup_free(L);
+    return GW_ERR_NOMEM;
+  }
+  h->resolving = true;
+  return GW_OK;
+}
+
+/* Arms |h|'s wait timer for its first waiter to run out. */
+static void waiters_arm(hc_host *h) {
+  int64_t first = 0;
+  for (gw_http_req *r = h->waiters; r; r = r->next_wait)
+    if (!first || r->wait_until < first)
+      first = r->wait_until;
+  if (!first) {
+    evtimer_del(h->wait_ev);
+    return;
+  }
+  int64_t ms = first - gw_http_now_ms();
+  if (ms < 1)
+    ms = 1;
+  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+  evtimer_add(h->wait_ev, &tv);
+}
+
+static void waiter_unlink(gw_http_req *r) {
+  hc_host *h = r->wait_host;
+  for (gw_http_req **p = &h->waiters; *p; p = &(*p)->next_wait)
+    if (*p == r) {
+      *p = r->next_wait;
+      break;
+    }
+  r->wait_host = NULL;
+  r->next_wait = NULL;
+}
+
+static void fail_req(gw_http_req *r, int err, int sys_errno, const char *reason);
+static void dispatch(gw_http_client *c, gw_http_req *r, hc_host *h, bool fresh);
+
+static void on_wait_timer(evutil_socket_t fd, short what, void *arg) {
+  hc_host *h = arg;
+  (void)fd;
+  (void)what;
+  int64_t now = gw_http_now_ms();
+  for (gw_http_req *r = h->waiters, *next; r; r = next) {
+    next = r->next_wait;
+    if (r->wait_until <= now) {
+      waiter_unlink(r);
+      fail_req(r, GW_ERR_IO, ETIMEDOUT, "resolve timed out");
+    }
+  }
+  waiters_arm(h);
+}
+
+/* A lookup's result, on the client's thread: the host's address, then its
+ * waiters on their way (or failed, when there is no address at all). */
+static void lookup_done(gw_http_client *c, hc_lookup *L) {
+  hc_host *h = L->host;
+  h->resolving = false;
+  if (!L->err) {
+    memcpy(&h->addr, &L->addr, L->addr_len);
+    h->addr_len = (socklen_t)L->addr_len;
+    h->resolved_ms = gw_http_now_ms();
+  }
+  gw_http_req *w = h->waiters;
+  h->waiters = NULL;
+  if (h->wait_ev)
+    evtimer_del(h->wait_ev);
+  while (w) {
+    gw_http_req *r = w;
+    w = r->next_wait;
+    r->wait_host = NULL;
+    r->next_wait = NULL;
+    if (!h->addr_len)
+      fail_req(r, GW_ERR_IO, L->err, "resolve");
+    else
+      dispatch(c, r, h, false);
+  }
+  lookup_free(L);
+}
+
+static void on_lookup(evutil_socket_t fd, short what, void *arg) {
+  gw_http_client *c = arg;
+  hc_lookup *L;
+  (void)what;
+  while (read(fd, &L, sizeof L) == (ssize_t)sizeof L)
+    lookup_done(c, L);
+}
+
+/* Whether |h| has an address for a new connection of |r|: 0 (yes), 1 (|r|
+ * now waits for a lookup: dispatch() takes it on), or an errno. A known
+ * name past its refresh time is looked up again, the old address used
+ * meanwhile. */
+static int need_address(gw_http_client *c, gw_http_req *r, hc_host *h) {
+  if (h->name_is_ip) {
+    return h->addr_len ? 0 : lookup(h->name, h->port, true, &h->addr, &h->addr_len);
+  }
+  int64_t now = gw_http_now_ms();
+  if (h->addr_len) {
+    if (!h->resolving && c->o.dns_refresh_ms > 0 && now - h->resolved_ms >= c->o.dns_refresh_ms)
+      (void)lookup_start(c, h); /* (if it cannot start, the old address serves) */
+    return 0;
+  }
+  if (!h->wait_ev && !(h->wait_ev = evtimer_new(c->base, on_wait_timer, h)))
+    return ENOMEM;
+  if (!h->resolving && lookup_start(c, h) != GW_OK) {
+    /* No thread to look it up on: here, as before (the loop waits). */
+    socklen_t n = 0;
+    unsigned un = 0;
+    int err = gw_http_resolve_fn(h->name, h->port, &h->addr, &un);
+    n = (socklen_t)un;
+    if (err)
+      return err;
+    h->addr_len = n;
+    h->resolved_ms = now;
+    return 0;
+  }
+  int64_t cto = r->connect_timeout_ms > 0 ? r->connect_timeout_ms : c->o.connect_timeout_ms;
+  r->wait_until = now + (cto > 0 ? cto : 10000);
+  if (r->deadline && r->deadline < r->wait_until)
+    r->wait_until = r->deadline;
+  r->wait_host = h;
+  r->next_wait = h->waiters;
+  h->waiters = r;
+  waiters_arm(h);
+  return 1;
 }
 
 /* ---- request lifecycle ------------------------------------------------------------ */
@@ -725,8 +972,9 @@ static void dispatch(gw_http_client *c, gw_http_req *r, hc_host *h, bool fresh) 
     k = h->idle;
     r->reused = true;
   } else {
-    if ((err = host_resolve(h)) != 0) {
-      fail_later(r, GW_ERR_IO, err, "resolve");
+    if ((err = need_address(c, r, h)) != 0) {
+      if (err != 1)
+        fail_later(r, GW_ERR_IO, err, "resolve");
       return;
     }
     rc = conn_open(c, h, &k, &err);
@@ -1248,16 +1496,35 @@ void gw_http_client_free(gw_http_client *c) {
       break;
     fail_req(k->req, GW_ERR_STATE, 0, "client closed");
   }
+  for (hc_host *h = c->hosts; h; h = h->next)
+    while (h->waiters) {
+      gw_http_req *r = h->waiters;
+      waiter_unlink(r);
+      fail_req(r, GW_ERR_STATE, 0, "client closed");
+    }
   for (gw_http_req *r = c->fails; r; r = r->next_fail)
     r->fail_err = GW_ERR_STATE;
   while (c->conns)
     conn_close(c->conns);
   run_reaps(c);
+  if (c->notify) { /* lookups still running free their own results */
+    hc_notify *n = c->notify;
+    pthread_mutex_lock(&n->mu);
+    n->closed = true;
+    hc_lookup *L;
+    while (read(n->fds[0], &L, sizeof L) == (ssize_t)sizeof L)
+      lookup_free(L);
+    pthread_mutex_unlock(&n->mu);
+    event_free(c->notify_ev);
+    notify_unref(n);
+  }
   while (c->hosts) {
     hc_host *h = c->hosts;
     c->hosts = h->next;
     gw_free(h->name);
     SSL_SESSION_free(h->session);
+    if (h->wait_ev)
+      event_free(h->wait_ev);
     gw_free(h);
   }
   event_free(c->reap_ev);
@@ -1279,6 +1546,8 @@ int gw_http_req_start(gw_http_client *c, gw_http_req *r) {
     return GW_ERR_NOMEM;
   r->client = c;
   r->conn = NULL;
+  r->wait_host = NULL;
+  r->next_wait = NULL;
   r->next_fail = r->next_reap = NULL;
   r->status = r->sys_errno = r->fail_err = 0;
   r->reason = NULL;
@@ -1299,11 +1568,13 @@ static int start_on(gw_http_client *c, gw_http_req *r, hc_host *h) {
     k = h->idle;
     r->reused = true;
   } else {
-    if ((err = host_resolve(h)) != 0) {
-      r->started = true;
-      fail_later(r, GW_ERR_IO, err, "resolve");
+    r->started = true; /* (from here on |done| will run) */
+    if ((err = need_address(c, r, h)) != 0) {
+      if (err != 1)
+        fail_later(r, GW_ERR_IO, err, "resolve");
       return GW_OK;
     }
+    r->started = false;
     rc = conn_open(c, h, &k, &err);
     if (rc == GW_ERR_NOMEM)
       return rc;
@@ -1332,6 +1603,14 @@ void gw_http_req_cancel(gw_http_req *r) {
   if (!r->started || r->finished || r->cancel_pending)
     return;
   gw_http_client *c = r->client;
+  if (r->wait_host) { /* waiting for a lookup */
+    hc_host *h = r->wait_host;
+    waiter_unlink(r);
+    waiters_arm(h);
+    r->reason = "cancelled";
+    finish(r, GW_ERR_STATE);
+    return;
+  }
   for (gw_http_req **p = &c->fails; *p; p = &(*p)->next_fail)
     if (*p == r) {
       *p = r->next_fail;

@@ -9,8 +9,8 @@
  * TLS 1.2 or 1.3 (OpenSSL): the server's certificate is verified against
  * the system's trust store (SSL_CERT_FILE and SSL_CERT_DIR name others, as
  * for OpenSSL itself) and must match the host name or address; SNI is sent
- * for names; a new connection resumes the host's last TLS session. The default for every provider's upstream exchanges
- * (UPSTREAM_CLIENT=curl turns it off); proxies stay on curl.
+ * for names; a new connection resumes the host's last TLS session. The default for every provider's
+ * upstream exchanges (UPSTREAM_CLIENT=curl turns it off); proxies stay on curl.
  *
  * A request is a gw_http_req embedded in its owner. Once started, its |done|
  * runs exactly once: when the response ended (GW_OK, whatever its status),
@@ -28,6 +28,8 @@
 
 struct gw_worker;
 struct hc_conn;
+struct hc_host;
+struct sockaddr_storage;
 typedef struct gw_http_client gw_http_client;
 
 typedef struct gw_http_client_opts {
@@ -36,10 +38,12 @@ typedef struct gw_http_client_opts {
   int connect_timeout_ms;  /* default connect timeout of a request */
   size_t max_header_bytes; /* one response's header block */
   size_t max_request_head; /* the request line and headers we write */
+  int dns_refresh_ms;      /* a name's address is looked up again, in the background, after this */
 } gw_http_client_opts;
 
 /* The defaults: no cap on idle connections per host (as many as were busy at
- * once; each closes after 30 s unused), 10 s connect, 64 KiB heads. */
+ * once; each closes after 30 s unused), 10 s connect, 64 KiB heads, names
+ * looked up again every 30 s. */
 void gw_http_client_opts_init(gw_http_client_opts *o);
 
 typedef struct gw_http_req {
@@ -81,6 +85,9 @@ typedef struct gw_http_req {
   /* Owned by the client. */
   gw_http_client *client;
   struct hc_conn *conn;
+  struct hc_host *wait_host; /* waiting for its host's name to be looked up */
+  struct gw_http_req *next_wait;
+  int64_t wait_until;
   struct gw_http_req *next_fail, *next_reap;
   void (*reap)(struct gw_http_req *r);
   int64_t deadline; /* gw_http_now_ms() based; 0: none */
@@ -138,6 +145,15 @@ bool gw_http_proxy_for(bool tls);
 /* Why |r| ended with |err| (after |done|), for a message: "TLS: <why>",
  * "<what>: <strerror>" or "<what>". */
 void gw_http_req_describe(const gw_http_req *r, int err, char *out, size_t n);
+
+/* How names are looked up: getaddrinfo, on a thread of its own per lookup
+ * (the worker's loop never waits for DNS; requests for a name not known yet
+ * wait for it, under their connect timeout, and a known name is looked up
+ * again in the background every |dns_refresh_ms| and after a failed
+ * connect). Tests replace it: 0 or an errno, the first address in |addr|.
+ * Numeric addresses are never looked up. */
+extern int (*gw_http_resolve_fn)(const char *name, int port, struct sockaddr_storage *addr,
+                                 unsigned *addr_len);
 
 /* Connections the client holds: idle in pools and busy. For tests. */
 void gw_http_client_counts(const gw_http_client *c, int *idle, int *busy);

@@ -6,7 +6,9 @@
  * one readable event reads, URL parsing and a fail-malloc sweep. */
 #include "support.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -843,6 +845,136 @@ static void test_parse_url(void **state) {
   }
 }
 
+/* ---- name lookups ------------------------------------------------------------------ */
+
+/* A resolver for the tests: "slow.test" is 127.0.0.1 after |lookup_delay_ms|,
+ * anything else is unknown; counts its calls. */
+static atomic_int lookups;
+static atomic_int lookup_delay_ms;
+
+static int test_resolve(const char *name, int port, struct sockaddr_storage *addr,
+                        unsigned *addr_len) {
+  lookups++;
+  usleep((useconds_t)lookup_delay_ms * 1000);
+  if (strcmp(name, "slow.test") != 0)
+    return EHOSTUNREACH;
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  memcpy(addr, &a, sizeof a);
+  *addr_len = sizeof a;
+  return 0;
+}
+
+typedef struct alive {
+  rec *x;
+  int ticks_while_waiting;
+} alive;
+
+static void alive_cb(evutil_socket_t fd, short what, void *arg) {
+  alive *a = arg;
+  if (!a->x->done_calls)
+    a->ticks_while_waiting++;
+}
+
+static void start_named(gw_http_client *c, rec *x, const char *host, int port) {
+  rec_init(x, port);
+  x->r.host = host;
+  assert_int_equal(gw_http_req_start(c, &x->r), GW_OK);
+}
+
+/* Names are looked up off the loop: while a lookup takes 200 ms the loop
+ * runs other events, three requests for the name share one lookup, a
+ * known name does not wait when it is looked up again in the background,
+ * an unknown one fails, a lookup slower than the connect timeout ends the
+ * wait, a waiting request can be cancelled, and a client freed while a
+ * lookup runs leaves nothing behind. */
+static void test_lookups_off_the_loop(void **state) {
+  (void)state;
+  int (*saved)(const char *, int, struct sockaddr_storage *, unsigned *) = gw_http_resolve_fn;
+  gw_http_resolve_fn = test_resolve;
+  struct event_base *base = event_base_new();
+  srv s;
+  srv_start(&s, base);
+  srv_answer(&s, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false);
+  gw_http_client_opts o;
+  gw_http_client_opts_init(&o);
+  o.dns_refresh_ms = 300;
+  gw_http_client *c;
+  assert_int_equal(gw_http_client_new(base, &o, &c), GW_OK);
+
+  lookups = 0;
+  lookup_delay_ms = 200;
+  rec x[3];
+  for (int i = 0; i < 3; i++)
+    start_named(c, &x[i], "slow.test", s.port);
+  alive a = {&x[0], 0};
+  struct event *tick = event_new(base, -1, EV_PERSIST, alive_cb, &a);
+  struct timeval tv = {0, 20000};
+  event_add(tick, &tv);
+  for (int i = 0; i < 3; i++)
+    run_until_done(base, &x[i]);
+  event_free(tick);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(x[i].done_err, GW_OK);
+    assert_string_equal(x[i].body, "hello");
+  }
+  assert_true(a.ticks_while_waiting >= 5); /* the loop ran while the name was looked up */
+  assert_int_equal(lookups, 1);
+  assert_non_null(strstr(s.last_req, "Host: slow.test:"));
+
+  /* Past the refresh time a new connection looks the name up again, in the
+   * background: it does not wait for it. */
+  run_for(base, 350);
+  srv_drop_all(&s); /* the pooled connections go */
+  run_for(base, 20);
+  int64_t t0 = gw_http_now_ms();
+  start_named(c, &x[0], "slow.test", s.port);
+  run_until_done(base, &x[0]);
+  assert_int_equal(x[0].done_err, GW_OK);
+  assert_true(gw_http_now_ms() - t0 < 150);
+  run_for(base, 300); /* the background lookup ends */
+  assert_int_equal(lookups, 2);
+
+  /* An unknown name. */
+  lookup_delay_ms = 0;
+  start_named(c, &x[0], "unknown.test", s.port);
+  run_until_done(base, &x[0]);
+  assert_int_equal(x[0].done_err, GW_ERR_IO);
+  assert_int_equal(x[0].r.sys_errno, EHOSTUNREACH);
+  assert_string_equal(x[0].r.reason, "resolve");
+
+  /* A lookup slower than the connect timeout; then a waiting request
+   * cancelled. */
+  lookup_delay_ms = 400;
+  rec_init(&x[0], s.port);
+  x[0].r.host = "slow2.test";
+  x[0].r.connect_timeout_ms = 50;
+  t0 = gw_http_now_ms();
+  assert_int_equal(gw_http_req_start(c, &x[0].r), GW_OK);
+  run_until_done(base, &x[0]);
+  assert_int_equal(x[0].done_err, GW_ERR_IO);
+  assert_int_equal(x[0].r.sys_errno, ETIMEDOUT);
+  assert_string_equal(x[0].r.reason, "resolve timed out");
+  assert_true(gw_http_now_ms() - t0 < 300);
+  start_named(c, &x[1], "slow2.test", s.port);
+  gw_http_req_cancel(&x[1].r);
+  assert_int_equal(x[1].done_calls, 1);
+  assert_int_equal(x[1].done_err, GW_ERR_STATE);
+
+  /* Freed while a lookup runs: the waiting request ends, the lookup's
+   * result is dropped by its thread. */
+  start_named(c, &x[2], "slow3.test", s.port);
+  gw_http_client_free(c);
+  assert_int_equal(x[2].done_calls, 1);
+  assert_int_equal(x[2].done_err, GW_ERR_STATE);
+  usleep(600 * 1000); /* (the lookups end before the process does) */
+
+  srv_stop(&s);
+  event_base_free(base);
+  gw_http_resolve_fn = saved;
+}
+
 /* ---- fail-malloc sweep ------------------------------------------------------------------ */
 
 static srv sweep_srv;
@@ -896,6 +1028,7 @@ int main(void) {
       cmocka_unit_test(test_paused_bytes_survive_other_reads),
       cmocka_unit_test(test_reads_per_event),
       cmocka_unit_test(test_parse_url),
+      cmocka_unit_test(test_lookups_off_the_loop),
       cmocka_unit_test(test_failmalloc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
