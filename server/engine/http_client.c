@@ -6,7 +6,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdatomic.h>
 #include <fcntl.h>
 #include <http_parser.h>
 #include <netdb.h>
@@ -16,6 +15,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -689,7 +689,8 @@ static int need_address(gw_http_client *c, gw_http_req *r, hc_host *h) {
   }
   int64_t now = gw_http_now_ms();
   if (h->addr_len) {
-    if (!h->resolving && c->o.dns_refresh_ms > 0 && now - h->resolved_ms >= c->o.dns_refresh_ms)
+    if (!h->resolving && (h->resolved_ms == 0 || /* (a connect failed) */
+                          (c->o.dns_refresh_ms > 0 && now - h->resolved_ms >= c->o.dns_refresh_ms)))
       (void)lookup_start(c, h); /* (if it cannot start, the old address serves) */
     return 0;
   }
@@ -980,7 +981,7 @@ static void dispatch(gw_http_client *c, gw_http_req *r, hc_host *h, bool fresh) 
     rc = conn_open(c, h, &k, &err);
     if (rc != GW_OK) {
       if (rc == GW_ERR_IO)
-        h->addr_len = 0; /* look the name up again next time */
+        h->resolved_ms = 0; /* look the name up again (in the background) */
       fail_later(r, rc, err, "connect");
       return;
     }
@@ -1391,7 +1392,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg) {
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
       err = errno;
     if (err) {
-      k->host->addr_len = 0;
+      k->host->resolved_ms = 0;
       io_error(k, err, "connect");
       return;
     }
@@ -1579,7 +1580,7 @@ static int start_on(gw_http_client *c, gw_http_req *r, hc_host *h) {
     if (rc == GW_ERR_NOMEM)
       return rc;
     if (rc != GW_OK) {
-      h->addr_len = 0;
+      h->resolved_ms = 0;
       r->started = true;
       fail_later(r, rc, err, "connect");
       return GW_OK;

@@ -885,9 +885,9 @@ static void start_named(gw_http_client *c, rec *x, const char *host, int port) {
 
 /* Names are looked up off the loop: while a lookup takes 200 ms the loop
  * runs other events, three requests for the name share one lookup, a
- * known name does not wait when it is looked up again in the background,
- * an unknown one fails, a lookup slower than the connect timeout ends the
- * wait, a waiting request can be cancelled, and a client freed while a
+ * known name does not wait when it is looked up again in the background
+ * (after the refresh time, after a failed connect), an unknown one fails, a lookup slower than the
+ * connect timeout ends the wait, a waiting request can be cancelled, and a client freed while a
  * lookup runs leaves nothing behind. */
 static void test_lookups_off_the_loop(void **state) {
   (void)state;
@@ -928,13 +928,37 @@ static void test_lookups_off_the_loop(void **state) {
   run_for(base, 350);
   srv_drop_all(&s); /* the pooled connections go */
   run_for(base, 20);
+  lookup_delay_ms = 600;
   int64_t t0 = gw_http_now_ms();
   start_named(c, &x[0], "slow.test", s.port);
   run_until_done(base, &x[0]);
   assert_int_equal(x[0].done_err, GW_OK);
-  assert_true(gw_http_now_ms() - t0 < 150);
-  run_for(base, 300); /* the background lookup ends */
+  assert_true(gw_http_now_ms() - t0 < 400); /* (not the lookup's 600 ms) */
+  run_for(base, 800); /* the background lookup ends */
   assert_int_equal(lookups, 2);
+
+  /* The upstream goes: a failed connect has the name looked up again, in
+   * the background (the next request fails at once, on its connect). A
+   * client with no periodic refresh, so that only the failure counts. */
+  srv_stop(&s);
+  o.dns_refresh_ms = 0;
+  gw_http_client *c2;
+  assert_int_equal(gw_http_client_new(base, &o, &c2), GW_OK);
+  lookups = 0;
+  lookup_delay_ms = 500;
+  start_named(c2, &x[0], "slow.test", s.port);
+  run_until_done(base, &x[0]);
+  assert_int_equal(x[0].done_err, GW_ERR_IO);
+  assert_int_equal(lookups, 1);
+  t0 = gw_http_now_ms();
+  start_named(c2, &x[0], "slow.test", s.port);
+  run_until_done(base, &x[0]);
+  assert_int_equal(x[0].done_err, GW_ERR_IO);
+  assert_string_equal(x[0].r.reason, "connect");
+  assert_true(gw_http_now_ms() - t0 < 300); /* (not the lookup's 500 ms) */
+  run_for(base, 700);
+  assert_int_equal(lookups, 2);
+  gw_http_client_free(c2);
 
   /* An unknown name. */
   lookup_delay_ms = 0;
@@ -970,7 +994,6 @@ static void test_lookups_off_the_loop(void **state) {
   assert_int_equal(x[2].done_err, GW_ERR_STATE);
   usleep(600 * 1000); /* (the lookups end before the process does) */
 
-  srv_stop(&s);
   event_base_free(base);
   gw_http_resolve_fn = saved;
 }
