@@ -934,7 +934,7 @@ static void test_lookups_off_the_loop(void **state) {
   run_until_done(base, &x[0]);
   assert_int_equal(x[0].done_err, GW_OK);
   assert_true(gw_http_now_ms() - t0 < 400); /* (not the lookup's 600 ms) */
-  run_for(base, 800); /* the background lookup ends */
+  run_for(base, 800);                       /* the background lookup ends */
   assert_int_equal(lookups, 2);
 
   /* The upstream goes: a failed connect has the name looked up again, in
