@@ -37,6 +37,9 @@ typedef struct gw_backend_conf {
   char *target;   /* grpc: "host:port"; openai: base URL ("https://api.openai.com/v1") */
   char *api_key;  /* secret sent upstream (from api_key_env or api_key); may be NULL */
   int timeout_ms; /* per-request upstream timeout; 0 = only the client's deadline */
+  /* openai: embeddings asked of the upstream as floats (embedding_encoding
+   * "float") instead of base64 (the default), whatever the client asked */
+  bool embeddings_float;
   /* Optional: argv of a local process the gateway starts and supervises to
    * serve this backend (the Python model server); NULL when not managed. */
   char **command;

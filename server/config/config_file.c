@@ -541,6 +541,7 @@ static int parse_vendor(vctx *v, const json_t *j, const char *path, const char *
 static int parse_backend(vctx *v, const json_t *j, const char *path, gw_config *c, size_t idx) {
   static const char *const keys[] = {
       "name", "provider", "target", "api_key_env", "api_key", "timeout_ms", "command", "pool",
+      "embedding_encoding",
       /* vendor keys: parse_vendor() */
       "api_version", "region", "access_key_id_env", "secret_access_key_env", "session_token_env",
       "project", "location", "credentials_file", NULL};
@@ -596,6 +597,17 @@ static int parse_backend(vctx *v, const json_t *j, const char *path, gw_config *
   int timeout = 0;
   if ((rc = get_int(v, j, path, "timeout_ms", 0, INT_MAX, &timeout)) != GW_OK)
     return rc;
+  const char *emb;
+  if ((rc = get_string(v, j, path, "embedding_encoding", 0, &emb)) != GW_OK)
+    return rc;
+  if (emb) {
+    join(p, sizeof p, path, "embedding_encoding");
+    if (strcmp(provider, "openai") != 0)
+      return verr(v, p, "applies to provider openai only");
+    if (strcmp(emb, "base64") != 0 && strcmp(emb, "float") != 0)
+      return verr_value(v, p, "", emb, " is not base64 or float");
+    b->embeddings_float = strcmp(emb, "float") == 0;
+  }
   if ((rc = parse_vendor(v, j, path, provider, target, b)) != GW_OK)
     return rc;
 

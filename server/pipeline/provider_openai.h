@@ -23,6 +23,7 @@ typedef struct gw_openai_backend {
   char *base;        /* base URL without a trailing "/" ("https://api.openai.com/v1") */
   char *auth_header; /* "Authorization: Bearer <key>" or NULL; secret, never logged */
   int timeout_ms;
+  bool embeddings_float; /* ask the upstream for float embeddings, not base64 */
 } gw_openai_backend;
 
 extern const gw_provider_ops gw_provider_openai;

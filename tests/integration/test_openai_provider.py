@@ -3,8 +3,11 @@ front of the mock OpenAI upstream (mock_openai.py, in this process),
 called through the gateway's gRPC port with grpcio stubs. The mock records
 every request, so the tests check both sides: what the client got and
 exactly what the upstream was sent."""
+import base64
+import http.client
 import json
 import os
+import struct
 import sys
 import threading
 import time
@@ -297,9 +300,42 @@ def test_embeddings(stub, mock, fmt):
     assert [d.index for d in resp.data] == [0, 1]
     assert resp.usage.prompt_tokens == 2
     body = last_request(mock, "/v1/embeddings", "embed-mock")["body"]
-    # Floats from upstream unless the client asked for base64.
-    assert body["encoding_format"] == ("base64" if fmt == "base64" else "float")
+    # Base64 from upstream whatever the client asked (smaller, and no text
+    # floats to parse); the client gets its own encoding.
+    assert body["encoding_format"] == "base64"
     assert body["input"] == ["a", "b"]
+
+
+@pytest.mark.parametrize("backend_enc", [None, "float"])
+@pytest.mark.parametrize("client_enc", ["float", "base64"])
+def test_embedding_encoding_upstream(mock, client, backend_enc, client_enc):
+    """Over HTTP, each way round: the upstream is asked for base64 (or for
+    floats with embedding_encoding "float", for upstreams without base64),
+    and the client gets exactly the float32 values in the encoding it
+    asked for."""
+    backend = {"name": "mock", "provider": "openai", "target": mock.base_url,
+               "api_key_env": "EMB_KEY"}
+    if backend_enc:
+        backend["embedding_encoding"] = backend_enc
+    cfg = {"backends": [backend], "models": [{"name": "embed-mock", "backend": "mock"}]}
+    g = Gateway(gateway_env(cfg, EMB_KEY=UPSTREAM_KEY, UPSTREAM_CLIENT=client))
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", g.http_port, timeout=10)
+        c.request("POST", "/v1/embeddings", body=json.dumps(
+            {"model": "embed-mock", "input": ["a", "b"], "encoding_format": client_enc}),
+            headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        d = json.loads(r.read())
+        c.close()
+        assert r.status == 200, d
+        got = [e["embedding"] for e in d["data"]]
+        if client_enc == "base64":
+            got = [list(struct.unpack("<4f", base64.b64decode(e))) for e in got]
+        assert got == [embedding_vector(0, 4), embedding_vector(1, 4)]
+        body = last_request(mock, "/v1/embeddings", "embed-mock")["body"]
+        assert body["encoding_format"] == (backend_enc or "base64")
+    finally:
+        g.stop_clean()
 
 
 # ---- errors --------------------------------------------------------------------------

@@ -642,6 +642,14 @@ static const struct file_case {
      "backends: [{name: a, provider: grpc, target: 'h:1', timeout_ms: 1.5}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].timeout_ms: must be an integer >= 0"},
     {"gateway.yaml",
+     "backends: [{name: a, provider: openai, target: 'https://h', embedding_encoding: utf8}]\n"
+     "models: [x]\n",
+     "gateway.yaml: backends[0].embedding_encoding: \"utf8\" is not base64 or float"},
+    {"gateway.yaml",
+     "backends: [{name: a, provider: grpc, target: 'h:1', embedding_encoding: float}]\n"
+     "models: [x]\n",
+     "gateway.yaml: backends[0].embedding_encoding: applies to provider openai only"},
+    {"gateway.yaml",
      "backends: [{name: a, provider: grpc, target: 'h:1', command: python}]\nmodels: [x]\n",
      "gateway.yaml: backends[0].command: must be a list of strings"},
     {"gateway.yaml",
