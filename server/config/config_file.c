@@ -539,12 +539,12 @@ static int parse_vendor(vctx *v, const json_t *j, const char *path, const char *
 }
 
 static int parse_backend(vctx *v, const json_t *j, const char *path, gw_config *c, size_t idx) {
-  static const char *const keys[] = {
-      "name", "provider", "target", "api_key_env", "api_key", "timeout_ms", "command", "pool",
-      "embedding_encoding",
-      /* vendor keys: parse_vendor() */
-      "api_version", "region", "access_key_id_env", "secret_access_key_env", "session_token_env",
-      "project", "location", "credentials_file", NULL};
+  static const char *const keys[] = {"name", "provider", "target", "api_key_env", "api_key",
+                                     "timeout_ms", "command", "pool", "embedding_encoding",
+                                     /* vendor keys: parse_vendor() */
+                                     "api_version", "region", "access_key_id_env",
+                                     "secret_access_key_env", "session_token_env", "project",
+                                     "location", "credentials_file", NULL};
   gw_backend_conf *b = &c->backends[idx];
   char p[160];
   int rc;

@@ -70,7 +70,8 @@ typedef struct hc_host {
   bool name_is_ip;      /* no SNI for an address; the certificate must name it */
   SSL_SESSION *session; /* the last TLS session the host gave: resumed by new connections */
   /* Name lookups (names only: an address is filled in at once). */
-  bool resolving;        /* a lookup runs */
+  bool resolving; /* a lookup runs (since |resolve_started_ms|) */
+  int64_t resolve_started_ms;
   int64_t resolved_ms;   /* when |addr| was looked up */
   gw_http_req *waiters;  /* requests waiting for the lookup, newest first */
   struct event *wait_ev; /* ends the waits that run out */
@@ -498,6 +499,10 @@ int (*gw_http_resolve_fn)(const char *name, int port, struct sockaddr_storage *a
  * outlives the client while lookups run: a lookup that ends after the
  * client is gone frees its own result. */
 
+/* A lookup with no result after this is taken for lost (getaddrinfo's own
+ * retries end well before). */
+#define LOOKUP_LOST_MS 60000
+
 typedef struct hc_notify {
   pthread_mutex_t mu; /* |closed| and the writes */
   int fds[2];         /* [0] read by the client's loop, [1] written by lookups */
@@ -595,6 +600,7 @@ static int lookup_start(gw_http_client *c, hc_host *h) {
     return GW_ERR_NOMEM;
   }
   h->resolving = true;
+  h->resolve_started_ms = gw_http_now_ms();
   return GW_OK;
 }
 
@@ -688,6 +694,8 @@ static int need_address(gw_http_client *c, gw_http_req *r, hc_host *h) {
     return h->addr_len ? 0 : lookup(h->name, h->port, true, &h->addr, &h->addr_len);
   }
   int64_t now = gw_http_now_ms();
+  if (h->resolving && now - h->resolve_started_ms > LOOKUP_LOST_MS)
+    h->resolving = false; /* its result was dropped (a full pipe): another may start */
   if (h->addr_len) {
     if (!h->resolving && (h->resolved_ms == 0 || /* (a connect failed) */
                           (c->o.dns_refresh_ms > 0 && now - h->resolved_ms >= c->o.dns_refresh_ms)))
