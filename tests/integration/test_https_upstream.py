@@ -8,9 +8,11 @@ server), with a certificate made here by the openssl command for
 127.0.0.1. A certificate the gateway does not trust, one for another
 name, or a port that speaks plain HTTP gets an OpenAI-style error naming
 the reason, and nothing is sent."""
+import asyncio
 import http.client
 import json
 import socket
+import ssl
 import subprocess
 import time
 
@@ -18,6 +20,7 @@ import pytest
 
 from conftest import Gateway, gateway_env_clean as env
 from mock_openai import MockOpenAI
+from test_upstream_pool_peak import Upstream, burst
 
 KEY = "sk-upstream-https-0123"
 
@@ -180,3 +183,28 @@ def test_clients_gone_mid_stream(mock, certs):
             assert st == 200, d
     finally:
         g.stop_clean()
+
+
+def test_burst_over_tls(certs):
+    """300 requests at once, twice, through one worker to an https upstream
+    (asyncio over Python's ssl): 300 TLS handshakes in flight together in
+    the client's state machine, none failing, and the second burst served
+    by the pool the first one grew (at most 5 new connections)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*certs["ip"])
+    up = Upstream(ssl=ctx)
+    g = Gateway(env(TARGET_API_URL=f"https://127.0.0.1:{up.port}/v1", TARGET_API_KEY=KEY,
+                    SSL_CERT_FILE=certs["ip"][0], WORKERS=1, MAX_CONNS_PER_IP=0,
+                    MODELS_REFRESH_S=60))
+    try:
+        for n in (1, 2):
+            before = up.accepts
+            results = asyncio.run(burst(g.http_port, 300))
+            bad = [r for r in results if r[0] != b"200"]
+            assert not bad, (n, bad[:3])
+            opened = up.accepts - before
+            if n == 2:
+                assert opened <= 5, f"the second burst opened {opened} connections"
+    finally:
+        g.stop_clean()
+        up.stop()

@@ -46,7 +46,10 @@ async def read_message(reader):
 
 
 class Upstream:
-    def __init__(self):
+    """The upstream; |ssl| (an ssl.SSLContext) serves https."""
+
+    def __init__(self, ssl=None):
+        self.ssl = ssl
         self.accepts = 0
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -57,7 +60,7 @@ class Upstream:
     def _run(self):
         asyncio.set_event_loop(self.loop)
         self.server = self.loop.run_until_complete(
-            asyncio.start_server(self._conn, "127.0.0.1", 0, backlog=4096))
+            asyncio.start_server(self._conn, "127.0.0.1", 0, backlog=4096, ssl=self.ssl))
         self.port = self.server.sockets[0].getsockname()[1]
         self.ready.set()
         self.loop.run_forever()
@@ -97,9 +100,9 @@ async def one_chat(port):
     return head.split(b" ")[1] if head else b"EOF", answer
 
 
-async def burst(port):
+async def burst(port, n=BURST):
     return await asyncio.wait_for(
-        asyncio.gather(*(one_chat(port) for _ in range(BURST))), 60)
+        asyncio.gather(*(one_chat(port) for _ in range(n))), 60)
 
 
 @pytest.fixture(scope="module", autouse=True)
