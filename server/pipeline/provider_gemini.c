@@ -509,8 +509,10 @@ static size_t collect(char *p, size_t size, size_t n, void *arg) {
   return gw_buf_append(arg, p, size * n) == GW_OK ? size * n : 0;
 }
 
-/* Fetches a token (blocking the worker: once an hour per backend). */
-static int fetch_token(gw_gemini_backend *b, char *err, size_t errlen) {
+/* Fetches a token into |*token| (an Authorization line) and |*lifetime_ms|.
+ * Touches nothing of |b| that can change: callable without its lock. */
+static int fetch_token(gw_gemini_backend *b, char **token, int64_t *lifetime_ms, char *err,
+                       size_t errlen) {
   gw_buf jwt, form, resp;
   gw_buf_init(&jwt, 16384);
   gw_buf_init(&form, 16384);
@@ -561,12 +563,9 @@ static int fetch_token(gw_gemini_backend *b, char *err, size_t errlen) {
     goto done;
   }
   snprintf(h, len, "Authorization: Bearer %s", tok);
-  if (b->token) {
-    memset(b->token, 0, strlen(b->token));
-    gw_free(b->token);
-  }
-  b->token = h;
-  b->token_expires_ms = gw_now_ms() + (exp > 120 ? exp - 60 : 60) * 1000;
+  *token = h;
+  /* A minute's margin on an hour's token; half of a short one. */
+  *lifetime_ms = (exp > 120 ? exp - 60 : exp > 1 ? exp / 2 : 1) * 1000;
   rc = GW_OK;
 done:
   if (e)
@@ -578,13 +577,53 @@ done:
   return rc;
 }
 
-/* The Authorization header to send, copied into |a|. */
+/* Installs a fetched token (|b|'s lock held). */
+static void set_token(gw_gemini_backend *b, char *token, int64_t lifetime_ms) {
+  gw_free_secret(b->token);
+  b->token = token;
+  int64_t now = gw_now_ms();
+  b->token_expires_ms = now + lifetime_ms;
+  /* The last 5 minutes (half of a short token's life) are for fetching the
+   * next one in the background while this one serves. */
+  b->token_refresh_ms = b->token_expires_ms - (lifetime_ms / 2 < 300000 ? lifetime_ms / 2 : 300000);
+}
+
+static void *refresh_main(void *arg) {
+  gw_gemini_backend *b = arg;
+  char err[256], *token = NULL;
+  int64_t lifetime = 0;
+  int rc = fetch_token(b, &token, &lifetime, err, sizeof err);
+  pthread_mutex_lock(&b->lock);
+  if (rc == GW_OK)
+    set_token(b, token, lifetime);
+  else /* the current token serves on; a later request tries again */
+    GW_LOGW("vertex", NULL, "%s (the current token serves until it expires)", err);
+  b->refreshing = false;
+  pthread_mutex_unlock(&b->lock);
+  return NULL;
+}
+
+/* The Authorization header to send, copied into |a|. Only the first token
+ * (or one that ran out unused) is fetched on the worker, under the lock;
+ * the next ones are fetched on a thread of their own while the current one
+ * serves, so that an hourly fetch (a round trip to Google, up to 10 s) does
+ * not stall every worker that sends to this backend. */
 static const char *vertex_auth(gw_gemini_backend *b, gw_arena *a, char *err, size_t errlen) {
   pthread_mutex_lock(&b->lock);
   const char *h = NULL;
-  if (!b->token || gw_now_ms() >= b->token_expires_ms)
-    if (fetch_token(b, err, errlen) != GW_OK)
+  int64_t now = gw_now_ms();
+  if (!b->token || now >= b->token_expires_ms) {
+    char *token = NULL;
+    int64_t lifetime = 0;
+    if (fetch_token(b, &token, &lifetime, err, errlen) != GW_OK)
       goto out;
+    set_token(b, token, lifetime);
+  } else if (now >= b->token_refresh_ms && !b->refreshing) {
+    if (b->refresher_made) /* the last one has ended: |refreshing| is false */
+      pthread_join(b->refresher, NULL);
+    b->refresher_made = pthread_create(&b->refresher, NULL, refresh_main, b) == 0;
+    b->refreshing = b->refresher_made; /* (none made: the next request tries again) */
+  }
   h = gw_arena_strdup(a, b->token);
   if (!h)
     snprintf(err, errlen, "out of memory");
@@ -663,6 +702,8 @@ fail:
 void gw_gemini_backend_free(gw_gemini_backend *b) {
   if (!b)
     return;
+  if (b->refresher_made) /* (a fetch in flight ends within its 10 s timeout) */
+    pthread_join(b->refresher, NULL);
   gw_free_secret(b->key_header);
   gw_free_secret(b->sa_key_pem);
   gw_free_secret(b->token);

@@ -29,6 +29,10 @@ typedef struct gw_gemini_backend {
   pthread_mutex_t lock;
   char *token; /* "Authorization: Bearer ..."; secret */
   int64_t token_expires_ms;
+  int64_t token_refresh_ms; /* from here a new token is fetched in the background */
+  bool refreshing;          /* a background fetch runs (|refresher|) */
+  bool refresher_made;      /* |refresher| is to be joined */
+  pthread_t refresher;
   int timeout_ms;
 } gw_gemini_backend;
 

@@ -21,6 +21,7 @@ import base64
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -97,7 +98,12 @@ class Handler(BaseHTTPRequestHandler):
             except Exception:
                 return self.send_json(400, {"error": "invalid_grant",
                                             "error_description": "Invalid JWT Signature."})
-        self.send_json(200, {"access_token": TOKEN, "expires_in": 3599, "token_type": "Bearer"})
+        time.sleep(mock.token_delay_s)
+        with mock.lock:  # the first token is TOKEN, the next ones TOKEN-2, TOKEN-3, ...
+            tok = TOKEN if not mock.issued else f"{TOKEN}-{len(mock.issued) + 1}"
+            mock.issued.append(tok)
+        self.send_json(200, {"access_token": tok, "expires_in": mock.token_expires_in,
+                             "token_type": "Bearer"})
 
     def do_POST(self):
         mock = self.server.mock
@@ -119,7 +125,8 @@ class Handler(BaseHTTPRequestHandler):
         if not m:
             return self.error(404, "Requested entity was not found.")
         vertex = m.group(1) is not None
-        if vertex and self.headers.get("authorization") != "Bearer " + TOKEN:
+        auth = self.headers.get("authorization") or ""
+        if vertex and not (auth.startswith("Bearer ") and auth[7:] in mock.issued):
             return self.error(401, "Request had invalid authentication credentials.")
         if not vertex and self.headers.get("x-goog-api-key") != mock.api_key:
             return self.error(400, "API key not valid. Please pass a valid API key.")
@@ -178,6 +185,9 @@ class MockGemini:
     def __init__(self, api_key="gemini-mock-key", public_key=None):
         self.api_key = api_key
         self.public_key = public_key
+        self.token_expires_in = 3599  # what /token says
+        self.token_delay_s = 0.0      # how long /token takes
+        self.issued = []              # the tokens /token gave, in order
         self.requests = []
         self.assertions = []
         self.lock = threading.Lock()

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -207,8 +208,59 @@ def test_vertex_service_account(gw, mock):
     req = mock.last()
     assert req["path"] == ("/v1/projects/mock-project/locations/europe-west4/publishers/google/"
                            "models/gemini-1.5-flash:generateContent")
-    assert req["headers"]["authorization"] == "Bearer " + TOKEN
+    assert req["headers"]["authorization"] == "Bearer " + mock.issued[-1]  # (TOKEN first)
     assert "x-goog-api-key" not in req["headers"]
     out = sdk(gw, {"model": "vertex-flash", "stream": True,
                    "messages": [{"role": "user", "content": "hi"}]})
     assert stream_text(out["chunks"]) == "echo: hi"
+
+
+def test_vertex_token_refreshed_in_the_background(gw, mock, rsa_key):
+    """The next token is fetched on a thread of its own while the current
+    one serves: a request made as the token nears its end is not held up by
+    the fetch (which takes 1.5 s here), and the requests after it use the
+    new token. The token endpoint says expires_in 4: the gateway keeps it 2 s
+    and starts the next fetch in its last second. (Only the first token is
+    fetched on the worker.)"""
+    pem = rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    sa = {"type": "service_account", "project_id": "mock-project", "private_key_id": "kid-9",
+          "private_key": pem, "client_email": SA_EMAIL, "client_id": "1",
+          "token_uri": mock.base_url + "/token"}
+    f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump(sa, f)
+    f.close()
+    config = {"backends": [{"name": "vtx", "provider": "vertex", "target": mock.base_url + "/v1",
+                            "project": "mock-project", "location": "europe-west4",
+                            "credentials_file": f.name}],
+              "models": [{"name": "vertex-flash", "backend": "vtx",
+                          "upstream_model": "gemini-1.5-flash"}]}
+    body = {"model": "vertex-flash", "messages": [{"role": "user", "content": "hi"}]}
+    mock.token_expires_in = 4
+    g = Gateway(gateway_env(config, WORKERS=1))
+    try:
+        before = len(mock.issued)
+        st, _, d = post(g, body)
+        assert st == 200, d
+        assert len(mock.issued) == before + 1
+        first = mock.issued[-1]
+        assert mock.last()["headers"]["authorization"] == "Bearer " + first
+        time.sleep(1.2)  # into the token's last second
+        mock.token_delay_s = 1.5
+        t0 = time.time()
+        st, _, d = post(g, body)
+        took = time.time() - t0
+        assert st == 200, d
+        assert took < 1.0, f"the request waited {took:.2f} s for the token fetch"
+        assert mock.last()["headers"]["authorization"] == "Bearer " + first
+        time.sleep(1.8)  # the background fetch has ended
+        st, _, d = post(g, body)
+        assert st == 200, d
+        assert len(mock.issued) == before + 2
+        assert mock.last()["headers"]["authorization"] == "Bearer " + mock.issued[-1]
+        assert mock.issued[-1] != first
+    finally:
+        mock.token_expires_in, mock.token_delay_s = 3599, 0.0
+        out = g.stop_clean()
+        os.unlink(f.name)
+    assert "ya29." not in out and "PRIVATE KEY" not in out
