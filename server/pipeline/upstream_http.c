@@ -343,11 +343,11 @@ static void http_error(gw_upstream *u, long st) {
   }
 }
 
-static void transport_error(gw_upstream *u, CURLcode rc) {
-  const char *why = u->errbuf[0] ? u->errbuf : curl_easy_strerror(rc);
+/* The exchange failed below HTTP (|why|, either client's words). */
+static void transport_error(gw_upstream *u, bool timed_out, const char *why) {
   char m[400];
   gw_status_code code = GW_STATUS_UNAVAILABLE;
-  if (rc == CURLE_OPERATION_TIMEDOUT) {
+  if (timed_out) {
     code = GW_STATUS_DEADLINE_EXCEEDED;
     snprintf(m, sizeof m, "backend %s did not answer in time", u->backend_name);
   } else if (u->http_status) {
@@ -388,7 +388,8 @@ static void on_done(gw_curl_xfer *x, CURLcode result) {
     return;
   }
   if (result != CURLE_OK) {
-    transport_error(u, result);
+    transport_error(u, result == CURLE_OPERATION_TIMEDOUT,
+                    u->errbuf[0] ? u->errbuf : curl_easy_strerror(result));
     return;
   }
   answer_done(u);
@@ -442,18 +443,9 @@ static void native_done(gw_http_req *r, int err) {
     return;
   }
   if (err != GW_OK) {
-    char why[200], m[400];
+    char why[200];
     gw_http_req_describe(r, err, why, sizeof why);
-    gw_status_code code = GW_STATUS_UNAVAILABLE;
-    if (err == GW_ERR_IO && r->sys_errno == ETIMEDOUT) {
-      code = GW_STATUS_DEADLINE_EXCEEDED;
-      snprintf(m, sizeof m, "backend %s did not answer in time", u->backend_name);
-    } else if (u->http_status) {
-      snprintf(m, sizeof m, "backend %s: response broken: %s", u->backend_name, why);
-    } else {
-      snprintf(m, sizeof m, "backend %s unavailable: %s", u->backend_name, why);
-    }
-    gw_upstream_end(u, code, m);
+    transport_error(u, err == GW_ERR_IO && r->sys_errno == ETIMEDOUT, why);
     return;
   }
   answer_done(u);
