@@ -4,8 +4,10 @@
 # kernel. The gateway (WORKERS=1) runs under valgrind in front of the C mock
 # upstream; after a warm-up the counters are zeroed, a fixed load runs, and
 # the total is divided by the work done.
-#   tests/bench/instr.sh MODE [GW_BIN]      MODE: chat | emb | emb64 | sse | h2c | grpc
+#   tests/bench/instr.sh MODE [GW_BIN]      MODE: chat | tls | emb | emb64 | sse | h2c | grpc
 #     chat  proxied chat completions, wrk -c1 for 6 s    -> per request
+#     tls   the same to an https:// upstream (nginx terminating TLS in front of
+#           the mock; a certificate made for the run, trusted via SSL_CERT_FILE)
 #     emb   /v1/embeddings (256 floats), wrk -c1 for 6 s -> per request
 #     emb64 the same with "encoding_format":"base64" (the official SDKs' default)
 #     sse   streamed chat completions (21 events 1 ms apart), sse_client c=1 5 s -> per event
@@ -16,7 +18,7 @@
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-MODE=${1:?mode: chat, emb, emb64, sse, h2c or grpc}
+MODE=${1:?mode: chat, tls, emb, emb64, sse, h2c or grpc}
 GW=${2:-$ROOT/ai-gateway}
 OUT=${OUT:-$(mktemp /tmp/aigw-instr.XXXXXX)}
 MOCK=19790 HTTP=18790 GRPC=29790
@@ -38,7 +40,39 @@ printf '{"model":"text-embedding-3-small","input":"The food was delicious and th
 
 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
 PIDS+=($!)
-TARGET_API_URL=http://127.0.0.1:$MOCK/v1 TARGET_API_KEY=sk-mock PORT=$HTTP GRPC_PORT=$GRPC WORKERS=1 \
+UPSTREAM=http://127.0.0.1:$MOCK/v1
+if [ "$MODE" = tls ]; then
+  command -v nginx >/dev/null && command -v openssl >/dev/null ||
+    { echo "instr: tls needs nginx and openssl" >&2; exit 1; }
+  TLSPORT=19791
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=aigw-instr -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
+  mkdir -p "$TMP/ng/logs" "$TMP/ng/tmp"
+  cat >"$TMP/ng/nginx.conf" <<EOF
+worker_processes 1;
+pid $TMP/ng/nginx.pid;
+error_log $TMP/ng/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/ng/tmp/b; proxy_temp_path $TMP/ng/tmp/p; fastcgi_temp_path $TMP/ng/tmp/f;
+  uwsgi_temp_path $TMP/ng/tmp/u; scgi_temp_path $TMP/ng/tmp/s;
+  keepalive_requests 1000000;
+  upstream mock { server 127.0.0.1:$MOCK; keepalive 16; }
+  server {
+    listen 127.0.0.1:$TLSPORT ssl;
+    ssl_certificate $TMP/cert.pem; ssl_certificate_key $TMP/key.pem;
+    location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+EOF
+  nginx -p "$TMP/ng" -c "$TMP/ng/nginx.conf" -g 'daemon off;' 2>/dev/null &
+  PIDS+=($!)
+  UPSTREAM=https://127.0.0.1:$TLSPORT/v1
+  export SSL_CERT_FILE=$TMP/cert.pem
+fi
+TARGET_API_URL=$UPSTREAM TARGET_API_KEY=sk-mock PORT=$HTTP GRPC_PORT=$GRPC WORKERS=1 \
   MAX_CONNS_PER_IP=0 LOG_LEVEL=warn valgrind --tool=callgrind --callgrind-out-file="$OUT" "$GW" \
   >"$TMP/gw.log" 2>&1 &
 VG=$!
@@ -65,9 +99,9 @@ grpc_body() {
 load() { # $1: warm-up or measure; prints the units of work done
   local n=${1}
   case $MODE in
-  chat | emb | emb64)
+  chat | tls | emb | emb64)
     local body=$TMP/chat.json path=/v1/chat/completions
-    [ $MODE != chat ] && body=$TMP/$MODE.json path=/v1/embeddings
+    case $MODE in emb | emb64) body=$TMP/$MODE.json path=/v1/embeddings ;; esac
     BODY_FILE=$body wrk -t1 -c1 -d"$([ "$n" = warm ] && echo 1 || echo 6)"s -s "$HERE/post.lua" \
       http://127.0.0.1:$HTTP$path | awk '/requests in/{print $1}'
     ;;
