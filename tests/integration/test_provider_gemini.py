@@ -39,16 +39,23 @@ def mock(rsa_key):
     m.stop()
 
 
-@pytest.fixture(scope="module", params=["native", "curl"])
-def gw(request, mock, rsa_key):
+def sa_key_file(mock, rsa_key, key_id):
+    """A service-account JSON key file for the mock's token endpoint (the
+    caller unlinks it)."""
     pem = rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
-    sa = {"type": "service_account", "project_id": "mock-project", "private_key_id": "kid-123",
+    sa = {"type": "service_account", "project_id": "mock-project", "private_key_id": key_id,
           "private_key": pem, "client_email": SA_EMAIL, "client_id": "1",
           "token_uri": mock.base_url + "/token"}
     f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
     json.dump(sa, f)
     f.close()
+    return f
+
+
+@pytest.fixture(scope="module", params=["native", "curl"])
+def gw(request, mock, rsa_key):
+    f = sa_key_file(mock, rsa_key, "kid-123")
     models = [{"name": n, "backend": "gem"} for n in
               ("gemini-echo", "gemini-tool", "error-400", "error-429", "error-500", "flaky-429",
                "stream-error")]
@@ -222,14 +229,7 @@ def test_vertex_token_refreshed_in_the_background(gw, mock, rsa_key):
     new token. The token endpoint says expires_in 4: the gateway keeps it 2 s
     and starts the next fetch in its last second. (Only the first token is
     fetched on the worker.)"""
-    pem = rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    sa = {"type": "service_account", "project_id": "mock-project", "private_key_id": "kid-9",
-          "private_key": pem, "client_email": SA_EMAIL, "client_id": "1",
-          "token_uri": mock.base_url + "/token"}
-    f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-    json.dump(sa, f)
-    f.close()
+    f = sa_key_file(mock, rsa_key, "kid-9")
     config = {"backends": [{"name": "vtx", "provider": "vertex", "target": mock.base_url + "/v1",
                             "project": "mock-project", "location": "europe-west4",
                             "credentials_file": f.name}],
