@@ -4,7 +4,11 @@
  *
  * Answers any unary method with the request message it received (status OK),
  * from SLOTS calls kept requested on one completion queue that THREADS
- * threads drain. No decoding, no pipeline: what gRPC core alone costs. */
+ * threads drain. No decoding, no pipeline: what gRPC core alone costs.
+ *
+ * It runs gRPC core as the gateway's release build does: abseil's lock-order
+ * checking off (server/grpc/absl_tune.cc, linked in), so the two compare the
+ * same library settings. */
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
@@ -12,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "grpc/absl_tune.h"
 
 #define SLOTS 256
 
@@ -94,6 +100,7 @@ int main(int argc, char **argv) {
   int threads = argc > 2 ? atoi(argv[2]) : 1;
   char addr[64];
   snprintf(addr, sizeof addr, "127.0.0.1:%s", argv[1]);
+  gw_absl_tune();
   grpc_init();
   cq = grpc_completion_queue_create_for_next(NULL);
   server = grpc_server_create(NULL, NULL);
