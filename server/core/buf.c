@@ -101,24 +101,39 @@ int gw_buf_printf(gw_buf *b, const char *fmt, ...) {
   return rc;
 }
 
-int gw_buf_append_json_string(gw_buf *b, const char *s, size_t n) {
-  size_t start = b->len;
-  int rc = gw_buf_appendc(b, '"');
+int gw_buf_append_json_chars(gw_buf *b, const char *s, size_t n) {
+  size_t start = b->len, run = 0;
+  int rc = GW_OK;
   for (size_t i = 0; rc == GW_OK && i < n; i++) {
     unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue; /* copied with its run */
+    if (i > run && (rc = gw_buf_append(b, s + run, i - run)) != GW_OK)
+      break;
+    run = i + 1;
     switch (c) {
     case '"': rc = gw_buf_append(b, "\\\"", 2); break;
     case '\\': rc = gw_buf_append(b, "\\\\", 2); break;
     case '\n': rc = gw_buf_append(b, "\\n", 2); break;
     case '\r': rc = gw_buf_append(b, "\\r", 2); break;
     case '\t': rc = gw_buf_append(b, "\\t", 2); break;
-    default:
-      if (c < 0x20)
-        rc = gw_buf_printf(b, "\\u%04x", c);
-      else
-        rc = gw_buf_appendc(b, (char)c);
+    default: rc = gw_buf_printf(b, "\\u%04x", c);
     }
   }
+  if (rc == GW_OK && n > run)
+    rc = gw_buf_append(b, s + run, n - run);
+  if (rc != GW_OK && b->data) {
+    b->len = start;
+    b->data[start] = '\0';
+  }
+  return rc;
+}
+
+int gw_buf_append_json_string(gw_buf *b, const char *s, size_t n) {
+  size_t start = b->len;
+  int rc = gw_buf_appendc(b, '"');
+  if (rc == GW_OK)
+    rc = gw_buf_append_json_chars(b, s, n);
   if (rc == GW_OK)
     rc = gw_buf_appendc(b, '"');
   if (rc != GW_OK && b->data) {

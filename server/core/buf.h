@@ -37,6 +37,8 @@ int gw_buf_printf(gw_buf *b, const char *fmt, ...) __attribute__((format(printf,
 int gw_buf_vprintf(gw_buf *b, const char *fmt, va_list ap);
 /* Appends |s| as a JSON string literal, quotes included. */
 int gw_buf_append_json_string(gw_buf *b, const char *s, size_t n);
+/* The same without the quotes: |s| escaped as the inside of a literal. */
+int gw_buf_append_json_chars(gw_buf *b, const char *s, size_t n);
 /* Drops the first |n| bytes. */
 void gw_buf_consume(gw_buf *b, size_t n);
 

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/arena.h"
+#include "core/numtext.h"
 #include "pipeline/upstream_http.h"
 #include "transcoder/json_pb.h"
 
@@ -306,83 +308,194 @@ int gw_anthropic_http_status(const char *type) {
   return 500;
 }
 
-static json_t *usage_json(int64_t in, int64_t out, int64_t cache_read, int64_t cache_write) {
-  int64_t prompt = in + cache_read + cache_write;
-  json_t *u = json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)prompt, "completion_tokens",
-                        (json_int_t)out, "total_tokens", (json_int_t)(prompt + out));
-  if (u && cache_read > 0)
-    json_object_set_new(u, "prompt_tokens_details",
-                        json_pack("{s:I}", "cached_tokens", (json_int_t)cache_read));
-  return u;
+/* ---- JSON text out: the answer side reads the upstream's JSON with json_lite
+ * (an arena DOM) and writes OpenAI's JSON text straight into a buffer. */
+
+#define PUT(b, lit) gw_buf_append((b), (lit), sizeof(lit) - 1)
+#define GET(o, key) gw_json_lite_get((o), (key), sizeof(key) - 1)
+
+static bool is_str(const gw_jval *v) { return v && v->type == GW_JVAL_STRING; }
+
+static const char *str_of(const gw_jval *v) { return is_str(v) ? v->u.str : NULL; }
+
+static bool str_is(const gw_jval *v, const char *lit, size_t n) {
+  return is_str(v) && v->len == n && memcmp(v->u.str, lit, n) == 0;
+}
+#define STR_IS(v, lit) str_is((v), (lit), sizeof(lit) - 1)
+
+/* An integer member, 0 when absent or not an integer. */
+static int64_t int_of(const gw_jval *o, const char *key, size_t n) {
+  const gw_jval *v = o ? gw_json_lite_get(o, key, n) : NULL;
+  int64_t x;
+  if (!v || v->type != GW_JVAL_NUMBER || !(v->flags & GW_JVAL_NUM_INT) ||
+      gw_json_lite_int64(v, &x) != GW_OK)
+    return 0;
+  return x;
+}
+#define INT_OF(o, key) int_of((o), (key), sizeof(key) - 1)
+
+static int put_int(gw_buf *b, int64_t v) {
+  char t[GW_NUMTEXT_MAX];
+  return gw_buf_append(b, t, gw_numtext_i64(v, t));
 }
 
-static int64_t int_of(const json_t *o, const char *k) {
-  const json_t *v = json_object_get(o, k);
-  return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+static int put_str(gw_buf *b, const gw_jval *v) {
+  return gw_buf_append_json_string(b, v->u.str, v->len);
 }
 
-int gw_anthropic_response(const json_t *msg, long long created, json_t **out) {
-  const json_t *content = json_object_get(msg, "content");
-  if (!json_is_object(msg) || !json_is_array(content))
-    return GW_ERR_INVALID;
-  json_t *text = NULL, *calls = json_array();
-  char *joined = NULL;
-  int rc = GW_ERR_NOMEM;
-  if (!calls)
-    return rc;
-  size_t i, tl = 0;
-  const json_t *b;
-  json_array_foreach(content, i, b) {
-    const char *type = json_string_value(json_object_get(b, "type"));
-    if (!type)
-      continue;
-    if (strcmp(type, "text") == 0) {
-      const json_t *t = json_object_get(b, "text");
-      size_t add = json_string_length(t);
-      char *nj = gw_realloc(joined, tl + add + 1);
-      if (!nj)
-        goto done;
-      joined = nj;
-      memcpy(joined + tl, json_string_value(t) ? json_string_value(t) : "", add);
-      tl += add;
-      joined[tl] = '\0';
-    } else if (strcmp(type, "tool_use") == 0) {
-      char *args = json_dumps(json_object_get(b, "input"), JSON_COMPACT | JSON_ENCODE_ANY);
-      json_t *c = args ? json_pack("{s:O,s:s,s:{s:O,s:s}}", "id", json_object_get(b, "id"), "type",
-                                   "function", "function", "name", json_object_get(b, "name"),
-                                   "arguments", args)
-                       : NULL;
-      free(args);
-      if (!c || json_array_append_new(calls, c))
-        goto done;
-    } /* thinking and other blocks: not part of OpenAI's message */
+/* |v| as compact JSON (numbers as their source text). */
+static int put_value(gw_buf *b, const gw_jval *v) {
+  switch (v->type) {
+  case GW_JVAL_NULL: return PUT(b, "null");
+  case GW_JVAL_FALSE: return PUT(b, "false");
+  case GW_JVAL_TRUE: return PUT(b, "true");
+  case GW_JVAL_NUMBER: return gw_buf_append(b, v->u.str, v->len);
+  case GW_JVAL_STRING: return put_str(b, v);
+  case GW_JVAL_ARRAY: {
+    int rc = gw_buf_appendc(b, '[');
+    for (size_t i = 0; rc == GW_OK && i < v->len; i++) {
+      if (i)
+        rc = gw_buf_appendc(b, ',');
+      if (rc == GW_OK)
+        rc = put_value(b, &v->u.elems[i]);
+    }
+    return rc == GW_OK ? gw_buf_appendc(b, ']') : rc;
   }
-  text = joined ? json_stringn(joined, tl) : json_null();
-  const json_t *usage = json_object_get(msg, "usage");
-  const char *finish =
-      gw_anthropic_finish_reason(json_string_value(json_object_get(msg, "stop_reason")));
-  json_t *message = json_pack("{s:s,s:O,s:n}", "role", "assistant", "content", text, "refusal");
-  if (!message)
-    goto done;
-  if (json_array_size(calls))
-    json_object_set(message, "tool_calls", calls);
-  json_t *r =
-      json_pack("{s:O,s:s,s:I,s:O,s:[{s:i,s:o,s:s?,s:n}],s:o}", "id", json_object_get(msg, "id"),
-                "object", "chat.completion", "created", (json_int_t)created, "model",
-                json_object_get(msg, "model"), "choices", "index", 0, "message", message,
-                "finish_reason", finish ? finish : "stop", "logprobs", "usage",
-                usage_json(int_of(usage, "input_tokens"), int_of(usage, "output_tokens"),
-                           int_of(usage, "cache_read_input_tokens"),
-                           int_of(usage, "cache_creation_input_tokens")));
-  if (!r)
-    goto done;
-  *out = r;
-  rc = GW_OK;
-done:
-  gw_free(joined);
-  json_decref(text);
-  json_decref(calls);
+  default: {
+    int rc = gw_buf_appendc(b, '{');
+    for (size_t i = 0; rc == GW_OK && i < v->len; i++) {
+      const gw_jmember *m = &v->u.members[i];
+      if (i)
+        rc = gw_buf_appendc(b, ',');
+      if (rc == GW_OK)
+        rc = gw_buf_append_json_string(b, m->key, m->key_len);
+      if (rc == GW_OK)
+        rc = gw_buf_appendc(b, ':');
+      if (rc == GW_OK)
+        rc = put_value(b, &m->value);
+    }
+    return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+  }
+  }
+}
+
+/* OpenAI's usage object: prompt tokens count the cached and cache-written
+ * ones too, as OpenAI's do. */
+static int put_usage(gw_buf *b, int64_t in, int64_t out, int64_t cache_read, int64_t cache_write) {
+  int64_t prompt = in + cache_read + cache_write;
+  int rc = PUT(b, "{\"prompt_tokens\":");
+  if (rc == GW_OK)
+    rc = put_int(b, prompt);
+  if (rc == GW_OK)
+    rc = PUT(b, ",\"completion_tokens\":");
+  if (rc == GW_OK)
+    rc = put_int(b, out);
+  if (rc == GW_OK)
+    rc = PUT(b, ",\"total_tokens\":");
+  if (rc == GW_OK)
+    rc = put_int(b, prompt + out);
+  if (rc == GW_OK && cache_read > 0) {
+    rc = PUT(b, ",\"prompt_tokens_details\":{\"cached_tokens\":");
+    if (rc == GW_OK)
+      rc = put_int(b, cache_read);
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(b, '}');
+  }
+  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+}
+
+/* A tool_use block as an OpenAI tool call: its input becomes the arguments
+ * string (compact JSON). */
+static int put_tool_call(gw_buf *b, const gw_jval *block) {
+  const gw_jval *id = GET(block, "id"), *name = GET(block, "name"), *input = GET(block, "input");
+  if (!is_str(id) || !is_str(name))
+    return GW_ERR_INVALID;
+  gw_buf args;
+  gw_buf_init(&args, b->cap);
+  int rc = input ? put_value(&args, input) : PUT(&args, "{}");
+  if (rc == GW_OK)
+    rc = PUT(b, "{\"id\":");
+  if (rc == GW_OK)
+    rc = put_str(b, id);
+  if (rc == GW_OK)
+    rc = PUT(b, ",\"type\":\"function\",\"function\":{\"name\":");
+  if (rc == GW_OK)
+    rc = put_str(b, name);
+  if (rc == GW_OK)
+    rc = PUT(b, ",\"arguments\":");
+  if (rc == GW_OK)
+    rc = gw_buf_append_json_string(b, args.data ? args.data : "", args.len);
+  if (rc == GW_OK)
+    rc = PUT(b, "}}");
+  gw_buf_release(&args);
   return rc;
+}
+
+int gw_anthropic_response(const gw_jval *msg, long long created, gw_buf *out) {
+  const gw_jval *content = msg ? GET(msg, "content") : NULL;
+  const gw_jval *id = msg ? GET(msg, "id") : NULL, *model = msg ? GET(msg, "model") : NULL;
+  if (!content || content->type != GW_JVAL_ARRAY || !is_str(id) || !is_str(model))
+    return GW_ERR_INVALID;
+  int rc = PUT(out, "{\"id\":");
+  if (rc == GW_OK)
+    rc = put_str(out, id);
+  if (rc == GW_OK)
+    rc = PUT(out, ",\"object\":\"chat.completion\",\"created\":");
+  if (rc == GW_OK)
+    rc = put_int(out, created);
+  if (rc == GW_OK)
+    rc = PUT(out, ",\"model\":");
+  if (rc == GW_OK)
+    rc = put_str(out, model);
+  if (rc == GW_OK)
+    rc = PUT(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+  /* The text blocks joined into one string (null when there are none);
+   * thinking and other blocks are not part of OpenAI's message. */
+  size_t texts = 0, tools = 0;
+  for (size_t i = 0; rc == GW_OK && i < content->len; i++) {
+    const gw_jval *b = &content->u.elems[i], *type = GET(b, "type");
+    if (STR_IS(type, "tool_use")) {
+      tools++;
+    } else if (STR_IS(type, "text")) {
+      const gw_jval *t = GET(b, "text");
+      if (texts++ == 0)
+        rc = gw_buf_appendc(out, '"');
+      if (rc == GW_OK && is_str(t))
+        rc = gw_buf_append_json_chars(out, t->u.str, t->len);
+    }
+  }
+  if (rc == GW_OK)
+    rc = texts ? gw_buf_appendc(out, '"') : PUT(out, "null");
+  if (rc == GW_OK)
+    rc = PUT(out, ",\"refusal\":null");
+  if (rc == GW_OK && tools) {
+    rc = PUT(out, ",\"tool_calls\":[");
+    size_t n = 0;
+    for (size_t i = 0; rc == GW_OK && i < content->len; i++) {
+      const gw_jval *b = &content->u.elems[i];
+      if (!STR_IS(GET(b, "type"), "tool_use"))
+        continue;
+      if (n++)
+        rc = gw_buf_appendc(out, ',');
+      if (rc == GW_OK)
+        rc = put_tool_call(out, b);
+    }
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(out, ']');
+  }
+  const char *finish = gw_anthropic_finish_reason(str_of(GET(msg, "stop_reason")));
+  if (rc == GW_OK)
+    rc = PUT(out, "},\"finish_reason\":");
+  if (rc == GW_OK)
+    rc = gw_buf_append_json_string(out, finish ? finish : "stop", strlen(finish ? finish : "stop"));
+  if (rc == GW_OK)
+    rc = PUT(out, ",\"logprobs\":null}],\"usage\":");
+  const gw_jval *usage = GET(msg, "usage");
+  if (rc == GW_OK)
+    rc = put_usage(out, INT_OF(usage, "input_tokens"), INT_OF(usage, "output_tokens"),
+                   INT_OF(usage, "cache_read_input_tokens"),
+                   INT_OF(usage, "cache_creation_input_tokens"));
+  return rc == GW_OK ? gw_buf_appendc(out, '}') : rc;
 }
 
 /* ---- stream: Anthropic events → OpenAI chunks ------------------------------------ */
@@ -393,95 +506,167 @@ void gw_anthropic_stream_init(gw_anthropic_stream *s, long long created, bool in
   s->include_usage = include_usage;
 }
 
-static void copy_id(char *dst, size_t cap, const json_t *v) {
-  const char *s = json_string_value(v);
-  if (s)
-    snprintf(dst, cap, "%s", s);
+static void copy_id(char *dst, size_t cap, const gw_jval *v) {
+  if (is_str(v))
+    snprintf(dst, cap, "%s", v->u.str);
 }
 
-/* A chunk with one choice holding |delta| (taken) and |finish| (may be NULL). */
-static int push_chunk(gw_anthropic_stream *s, json_t *chunks, json_t *delta, const char *finish) {
-  json_t *c =
-      json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s?,s:n}]}", "id", s->id, "object",
-                "chat.completion.chunk", "created", (json_int_t)s->created, "model", s->model,
-                "choices", "index", 0, "delta", delta, "finish_reason", finish, "logprobs");
-  return !c || json_array_append_new(chunks, c) ? GW_ERR_NOMEM : GW_OK;
+/* What every chunk starts with, up to and with "choices":. */
+static int chunk_head(const gw_anthropic_stream *s, gw_buf *b) {
+  int rc = PUT(b, "{\"id\":");
+  if (rc == GW_OK)
+    rc = gw_buf_append_json_string(b, s->id, strlen(s->id));
+  if (rc == GW_OK)
+    rc = PUT(b, ",\"object\":\"chat.completion.chunk\",\"created\":");
+  if (rc == GW_OK)
+    rc = put_int(b, s->created);
+  if (rc == GW_OK)
+    rc = PUT(b, ",\"model\":");
+  if (rc == GW_OK)
+    rc = gw_buf_append_json_string(b, s->model, strlen(s->model));
+  return rc == GW_OK ? PUT(b, ",\"choices\":") : rc;
 }
 
-int gw_anthropic_stream_event(gw_anthropic_stream *s, const json_t *ev, json_t *chunks) {
-  if (!json_is_object(ev))
+/* A chunk with one choice: the delta written by |delta_text| (|n| bytes of
+ * JSON, or built by the caller between chunk_open and chunk_close). */
+static int chunk_open(const gw_anthropic_stream *s, gw_buf *b) {
+  int rc = chunk_head(s, b);
+  return rc == GW_OK ? PUT(b, "[{\"index\":0,\"delta\":") : rc;
+}
+
+static int chunk_close(gw_buf *b, const char *finish) {
+  int rc = PUT(b, ",\"finish_reason\":");
+  if (rc == GW_OK)
+    rc = finish ? gw_buf_append_json_string(b, finish, strlen(finish)) : PUT(b, "null");
+  return rc == GW_OK ? PUT(b, ",\"logprobs\":null}]}") : rc;
+}
+
+/* A chunk whose delta is {"content": text}. */
+static int text_chunk(const gw_anthropic_stream *s, gw_buf *b, const gw_jval *text) {
+  if (!is_str(text))
     return GW_ERR_INVALID;
-  const char *type = json_string_value(json_object_get(ev, "type"));
-  if (!type)
+  int rc = chunk_open(s, b);
+  if (rc == GW_OK)
+    rc = PUT(b, "{\"content\":");
+  if (rc == GW_OK)
+    rc = put_str(b, text);
+  if (rc == GW_OK)
+    rc = gw_buf_appendc(b, '}');
+  return rc == GW_OK ? chunk_close(b, NULL) : rc;
+}
+
+/* The content block |idx|'s tool call index, -1 when it is not a tool. */
+static int block_tool(const gw_anthropic_stream *s, int64_t idx) {
+  size_t n = sizeof s->block_tool / sizeof s->block_tool[0];
+  return idx >= 0 && (uint64_t)idx < n ? s->block_tool[idx] - 1 : -1;
+}
+
+int gw_anthropic_stream_event(gw_anthropic_stream *s, const gw_jval *ev, gw_buf *chunk) {
+  const gw_jval *type = ev ? GET(ev, "type") : NULL;
+  if (!is_str(type))
     return GW_ERR_INVALID;
-  if (strcmp(type, "message_start") == 0) {
-    const json_t *m = json_object_get(ev, "message");
-    copy_id(s->id, sizeof s->id, json_object_get(m, "id"));
-    copy_id(s->model, sizeof s->model, json_object_get(m, "model"));
-    const json_t *u = json_object_get(m, "usage");
-    s->input_tokens = int_of(u, "input_tokens") + int_of(u, "cache_creation_input_tokens");
-    s->cache_read = int_of(u, "cache_read_input_tokens");
-    s->output_tokens = int_of(u, "output_tokens");
-    return push_chunk(s, chunks, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL);
-  }
-  if (strcmp(type, "content_block_start") == 0) {
-    const json_t *b = json_object_get(ev, "content_block");
-    json_int_t idx = json_integer_value(json_object_get(ev, "index"));
-    const char *bt = json_string_value(json_object_get(b, "type"));
-    if (bt && strcmp(bt, "tool_use") == 0) {
-      int tool = s->next_tool++;
-      if (idx >= 0 && idx < (json_int_t)(sizeof s->block_tool / sizeof s->block_tool[0]))
-        s->block_tool[idx] = tool + 1;
-      json_t *d = json_pack("{s:[{s:i,s:O,s:s,s:{s:O,s:s}}]}", "tool_calls", "index", tool, "id",
-                            json_object_get(b, "id"), "type", "function", "function", "name",
-                            json_object_get(b, "name"), "arguments", "");
-      return d ? push_chunk(s, chunks, d, NULL) : GW_ERR_NOMEM;
+  int rc;
+  if (STR_IS(type, "message_start")) {
+    const gw_jval *m = GET(ev, "message"), *u = m ? GET(m, "usage") : NULL;
+    if (m) {
+      copy_id(s->id, sizeof s->id, GET(m, "id"));
+      copy_id(s->model, sizeof s->model, GET(m, "model"));
     }
-    if (bt && strcmp(bt, "text") == 0 && json_string_length(json_object_get(b, "text")))
-      return push_chunk(s, chunks, json_pack("{s:O}", "content", json_object_get(b, "text")), NULL);
+    s->input_tokens = INT_OF(u, "input_tokens") + INT_OF(u, "cache_creation_input_tokens");
+    s->cache_read = INT_OF(u, "cache_read_input_tokens");
+    s->output_tokens = INT_OF(u, "output_tokens");
+    rc = chunk_open(s, chunk);
+    if (rc == GW_OK)
+      rc = PUT(chunk, "{\"role\":\"assistant\",\"content\":\"\"}");
+    return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
+  }
+  if (STR_IS(type, "content_block_start")) {
+    const gw_jval *b = GET(ev, "content_block");
+    const gw_jval *bt = b ? GET(b, "type") : NULL;
+    if (STR_IS(bt, "tool_use")) {
+      const gw_jval *id = GET(b, "id"), *name = GET(b, "name");
+      if (!is_str(id) || !is_str(name))
+        return GW_ERR_INVALID;
+      int tool = s->next_tool++;
+      int64_t idx = INT_OF(ev, "index");
+      if (idx >= 0 && (uint64_t)idx < sizeof s->block_tool / sizeof s->block_tool[0])
+        s->block_tool[idx] = tool + 1;
+      rc = chunk_open(s, chunk);
+      if (rc == GW_OK)
+        rc = PUT(chunk, "{\"tool_calls\":[{\"index\":");
+      if (rc == GW_OK)
+        rc = put_int(chunk, tool);
+      if (rc == GW_OK)
+        rc = PUT(chunk, ",\"id\":");
+      if (rc == GW_OK)
+        rc = put_str(chunk, id);
+      if (rc == GW_OK)
+        rc = PUT(chunk, ",\"type\":\"function\",\"function\":{\"name\":");
+      if (rc == GW_OK)
+        rc = put_str(chunk, name);
+      if (rc == GW_OK)
+        rc = PUT(chunk, ",\"arguments\":\"\"}}]}");
+      return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
+    }
+    const gw_jval *t = b ? GET(b, "text") : NULL;
+    if (STR_IS(bt, "text") && is_str(t) && t->len)
+      return text_chunk(s, chunk, t);
     return GW_OK;
   }
-  if (strcmp(type, "content_block_delta") == 0) {
-    const json_t *d = json_object_get(ev, "delta");
-    const char *dt = json_string_value(json_object_get(d, "type"));
-    json_int_t idx = json_integer_value(json_object_get(ev, "index"));
-    if (dt && strcmp(dt, "text_delta") == 0)
-      return push_chunk(s, chunks, json_pack("{s:O}", "content", json_object_get(d, "text")), NULL);
-    if (dt && strcmp(dt, "input_json_delta") == 0) {
-      int tool = idx >= 0 && idx < (json_int_t)(sizeof s->block_tool / sizeof s->block_tool[0])
-                     ? s->block_tool[idx] - 1
-                     : -1;
+  if (STR_IS(type, "content_block_delta")) {
+    const gw_jval *d = GET(ev, "delta");
+    const gw_jval *dt = d ? GET(d, "type") : NULL;
+    if (STR_IS(dt, "text_delta"))
+      return text_chunk(s, chunk, GET(d, "text"));
+    if (STR_IS(dt, "input_json_delta")) {
+      int tool = block_tool(s, INT_OF(ev, "index"));
+      const gw_jval *pj = GET(d, "partial_json");
       if (tool < 0)
         return GW_OK;
-      json_t *o = json_pack("{s:[{s:i,s:{s:O}}]}", "tool_calls", "index", tool, "function",
-                            "arguments", json_object_get(d, "partial_json"));
-      return o ? push_chunk(s, chunks, o, NULL) : GW_ERR_NOMEM;
+      if (!is_str(pj))
+        return GW_ERR_INVALID;
+      rc = chunk_open(s, chunk);
+      if (rc == GW_OK)
+        rc = PUT(chunk, "{\"tool_calls\":[{\"index\":");
+      if (rc == GW_OK)
+        rc = put_int(chunk, tool);
+      if (rc == GW_OK)
+        rc = PUT(chunk, ",\"function\":{\"arguments\":");
+      if (rc == GW_OK)
+        rc = put_str(chunk, pj);
+      if (rc == GW_OK)
+        rc = PUT(chunk, "}}]}");
+      return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
     }
     return GW_OK; /* thinking_delta, signature_delta, citations: not in OpenAI's chunk */
   }
-  if (strcmp(type, "message_delta") == 0) {
-    const json_t *u = json_object_get(ev, "usage");
-    if (json_is_integer(json_object_get(u, "output_tokens")))
-      s->output_tokens = int_of(u, "output_tokens");
-    if (json_is_integer(json_object_get(u, "input_tokens")))
-      s->input_tokens = int_of(u, "input_tokens") + int_of(u, "cache_creation_input_tokens");
-    const char *stop =
-        json_string_value(json_object_get(json_object_get(ev, "delta"), "stop_reason"));
+  if (STR_IS(type, "message_delta")) {
+    const gw_jval *u = GET(ev, "usage"), *d = GET(ev, "delta");
+    const gw_jval *ot = u ? GET(u, "output_tokens") : NULL, *it = u ? GET(u, "input_tokens") : NULL;
+    if (ot && ot->type == GW_JVAL_NUMBER && (ot->flags & GW_JVAL_NUM_INT))
+      s->output_tokens = INT_OF(u, "output_tokens");
+    if (it && it->type == GW_JVAL_NUMBER && (it->flags & GW_JVAL_NUM_INT))
+      s->input_tokens = INT_OF(u, "input_tokens") + INT_OF(u, "cache_creation_input_tokens");
+    const char *stop = d ? str_of(GET(d, "stop_reason")) : NULL;
     if (!stop)
       return GW_OK;
-    return push_chunk(s, chunks, json_object(), gw_anthropic_finish_reason(stop));
+    rc = chunk_open(s, chunk);
+    if (rc == GW_OK)
+      rc = PUT(chunk, "{}");
+    return rc == GW_OK ? chunk_close(chunk, gw_anthropic_finish_reason(stop)) : rc;
   }
-  if (strcmp(type, "message_stop") == 0) {
+  if (STR_IS(type, "message_stop")) {
     s->finished = true;
     if (!s->include_usage)
       return GW_OK;
-    json_t *c =
-        json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", s->id, "object", "chat.completion.chunk",
-                  "created", (json_int_t)s->created, "model", s->model, "choices", "usage",
-                  usage_json(s->input_tokens, s->output_tokens, s->cache_read, 0));
-    return !c || json_array_append_new(chunks, c) ? GW_ERR_NOMEM : GW_OK;
+    rc = chunk_head(s, chunk);
+    if (rc == GW_OK)
+      rc = PUT(chunk, "[],\"usage\":");
+    if (rc == GW_OK)
+      rc = put_usage(chunk, s->input_tokens, s->output_tokens, s->cache_read, 0);
+    return rc == GW_OK ? gw_buf_appendc(chunk, '}') : rc;
   }
-  if (strcmp(type, "error") == 0)
+  if (STR_IS(type, "error"))
     return GW_ERR_STATE;
   return GW_OK; /* ping, content_block_stop, unknown events */
 }
@@ -543,11 +728,11 @@ typedef struct {
 } anth_state;
 
 /* Fills u->err from an Anthropic error object {"type":"error","error":{...}}. */
-static gw_status_code take_error(gw_upstream *u, long http_status, const json_t *root) {
+static gw_status_code take_error(gw_upstream *u, long http_status, const gw_jval *root) {
   gw_arena *a = u->call->arena;
-  const json_t *e = json_object_get(root, "error");
-  const char *type = json_string_value(json_object_get(e, "type"));
-  const char *msg = json_string_value(json_object_get(e, "message"));
+  const gw_jval *e = GET(root, "error");
+  const char *type = e ? str_of(GET(e, "type")) : NULL;
+  const char *msg = e ? str_of(GET(e, "message")) : NULL;
   u->has_error = true;
   u->err.http_status = http_status ? http_status : gw_anthropic_http_status(type);
   u->err.type = type ? gw_arena_strdup(a, type) : NULL;
@@ -558,57 +743,73 @@ static gw_status_code take_error(gw_upstream *u, long http_status, const json_t 
 }
 
 static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t len) {
-  json_t *root = json_loadb(data, len, 0, NULL);
+  const gw_jval *root = NULL;
+  gw_json_lite_error je;
   gw_status_code code = gw_openai_status_from_http(st);
-  if (json_is_object(json_object_get(root, "error")))
-    code = take_error(u, st, root);
-  else if (len)
+  if (gw_json_lite_parse(data, len, u->call->arena, 0, 0, &root, &je) == GW_OK &&
+      root->type == GW_JVAL_OBJECT) {
+    const gw_jval *e = GET(root, "error");
+    if (e && e->type == GW_JVAL_OBJECT)
+      return take_error(u, st, root);
+  }
+  if (len)
     u->err.message = gw_arena_strndup(u->call->arena, data, len > 512 ? 512 : len);
-  json_decref(root);
   return code;
 }
 
+static void undecodable(gw_upstream *u, int rc, const char *what) {
+  char m[160];
+  snprintf(m, sizeof m, "backend %s sent an undecodable %s", u->backend_name, what);
+  gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+}
+
 static void on_body(gw_upstream *u, const char *data, size_t len) {
-  json_t *root = json_loadb(data, len, 0, NULL);
-  json_t *out = NULL;
-  int rc = root ? gw_anthropic_response(root, gw_upstream_unix_time(), &out) : GW_ERR_INVALID;
-  json_decref(root);
+  gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
+  const gw_jval *root = NULL;
+  gw_json_lite_error je;
+  int rc = gw_json_lite_parse(data, len, a, 0, 0, &root, &je);
+  gw_buf out;
+  gw_buf_init_arena(&out, (size_t)64 << 20, a);
+  if (rc == GW_OK)
+    rc = root->type == GW_JVAL_OBJECT ? gw_anthropic_response(root, gw_upstream_unix_time(), &out)
+                                      : GW_ERR_INVALID;
   if (rc != GW_OK) {
-    char m[160];
-    snprintf(m, sizeof m, "backend %s sent an undecodable message", u->backend_name);
-    gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+    undecodable(u, rc, "message");
     return;
   }
-  gw_upstream_emit_json(u, out);
-  json_decref(out);
+  gw_upstream_emit_text(u, out.data, out.len);
 }
 
 static void on_event(gw_upstream *u, const char *name, const char *data, size_t len, bool exc) {
   (void)name;
   (void)exc;
   anth_state *st = u->state;
-  json_t *ev = json_loadb(data, len, 0, NULL);
-  json_t *chunks = json_array();
-  int rc = ev && chunks ? gw_anthropic_stream_event(&st->s, ev, chunks) : GW_ERR_INVALID;
+  /* An event's DOM and chunk live until it is emitted. */
+  gw_arena *a = gw_arena_new(0, 0);
+  if (!a) {
+    gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  const gw_jval *ev = NULL;
+  gw_json_lite_error je;
+  gw_buf chunk;
+  gw_buf_init_arena(&chunk, (size_t)64 << 20, a);
+  int rc = gw_json_lite_parse(data, len, a, 0, 0, &ev, &je);
+  if (rc == GW_OK)
+    rc =
+        ev->type == GW_JVAL_OBJECT ? gw_anthropic_stream_event(&st->s, ev, &chunk) : GW_ERR_INVALID;
   if (rc == GW_ERR_STATE) {
     gw_status_code code = take_error(u, 0, ev);
     gw_upstream_end(u, code, u->err.message ? u->err.message : "backend stream failed");
   } else if (rc != GW_OK) {
-    char m[160];
-    snprintf(m, sizeof m, "backend %s sent an undecodable event", u->backend_name);
-    gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+    undecodable(u, rc, "event");
   } else {
-    size_t i;
-    json_t *c;
-    json_array_foreach(chunks, i, c) {
-      if (gw_upstream_emit_json(u, c) != GW_OK)
-        break;
-    }
+    if (chunk.len)
+      gw_upstream_emit_text(u, chunk.data, chunk.len);
     u->call->usage.prompt_tokens = st->s.input_tokens + st->s.cache_read;
     u->call->usage.completion_tokens = st->s.output_tokens;
   }
-  json_decref(chunks);
-  json_decref(ev);
+  gw_arena_free(a);
 }
 
 static void on_stream_end(gw_upstream *u) {

@@ -14,7 +14,9 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/buf.h"
 #include "pipeline/call.h"
+#include "transcoder/json_lite.h"
 
 #define GW_ANTHROPIC_DEFAULT_URL "https://api.anthropic.com"
 #define GW_ANTHROPIC_DEFAULT_VERSION "2023-06-01"
@@ -42,15 +44,17 @@ void gw_anthropic_backend_free(gw_anthropic_backend *b);
 int gw_anthropic_request(const json_t *req, const char *model, bool stream, json_t **out, char *err,
                          size_t errlen);
 
-/* An Anthropic message |msg| as an OpenAI chat.completion (created at
- * |created|). GW_OK and |*out|, GW_ERR_INVALID or GW_ERR_NOMEM. */
-int gw_anthropic_response(const json_t *msg, long long created, json_t **out);
+/* An Anthropic message |msg| (parsed with json_lite) as an OpenAI
+ * chat.completion created at |created|, appended to |out| as JSON text.
+ * GW_OK, GW_ERR_INVALID (not a message: no content array, id or model; a
+ * tool_use block without id or name) or the buffer's error. */
+int gw_anthropic_response(const gw_jval *msg, long long created, gw_buf *out);
 
 /* OpenAI's finish_reason for an Anthropic stop_reason. */
 const char *gw_anthropic_finish_reason(const char *stop_reason);
 
-/* The stream translator: one Anthropic event in, zero or more OpenAI
- * chat.completion.chunk objects out. */
+/* The stream translator: one Anthropic event in, zero or one OpenAI
+ * chat.completion.chunk out. */
 typedef struct gw_anthropic_stream {
   char id[128], model[128];
   long long created;
@@ -63,12 +67,13 @@ typedef struct gw_anthropic_stream {
 
 void gw_anthropic_stream_init(gw_anthropic_stream *s, long long created, bool include_usage);
 
-/* Translates event |ev| (the parsed data of one SSE event; its "type"
- * names it) into chunks appended to |chunks| (a JSON array). GW_OK;
- * GW_ERR_INVALID for an event that is not an object; GW_ERR_NOMEM. An
- * "error" event appends nothing and returns GW_ERR_STATE (the caller reads
- * ev.error). */
-int gw_anthropic_stream_event(gw_anthropic_stream *s, const json_t *ev, json_t *chunks);
+/* Translates event |ev| (the data of one SSE event parsed with json_lite;
+ * its "type" names it) into the JSON text of at most one chunk, appended to
+ * |chunk| (nothing appended: the event makes none). GW_OK; GW_ERR_INVALID
+ * for an event without a type or missing what its type needs; the
+ * buffer's error. An "error" event appends nothing and returns
+ * GW_ERR_STATE (the caller reads ev.error). */
+int gw_anthropic_stream_event(gw_anthropic_stream *s, const gw_jval *ev, gw_buf *chunk);
 
 /* The HTTP status Anthropic uses for an error |type| (overloaded_error 529). */
 int gw_anthropic_http_status(const char *type);

@@ -143,25 +143,18 @@ void gw_upstream_fail(gw_upstream *u, long http_status, gw_status_code code, con
 
 /* ---- emitting ---------------------------------------------------------------------- */
 
-int gw_upstream_emit_json(gw_upstream *u, const json_t *chunk) {
+int gw_upstream_emit_text(gw_upstream *u, const char *json, size_t len) {
   if (u->ended)
     return GW_ERR_STATE;
-  char *s = json_dumps(chunk, JSON_COMPACT);
-  if (!s) {
-    gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return GW_ERR_NOMEM;
-  }
   /* A unary answer lives as long as the call; a chunk only until emitted. */
   gw_arena *a = u->streaming ? gw_arena_new(0, 0) : u->call->arena;
   if (!a) {
-    free(s);
     gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return GW_ERR_NOMEM;
   }
   ProtobufCMessage *msg = NULL;
   gw_json_error je = {{0}, {0}};
-  int rc = gw_json_to_pb(u->call->method->output, s, strlen(s), a, &in_opts, &msg, &je);
-  free(s);
+  int rc = gw_json_to_pb(u->call->method->output, json, len, a, &in_opts, &msg, &je);
   if (rc != GW_OK) {
     char m[640];
     snprintf(m, sizeof m, "backend %s: untranslatable answer: %s%s%s", u->backend_name, je.param,
@@ -174,6 +167,19 @@ int gw_upstream_emit_json(gw_upstream *u, const json_t *chunk) {
   rc = gw_call_emit(u->call, msg);
   if (a != u->call->arena)
     gw_arena_free(a);
+  return rc;
+}
+
+int gw_upstream_emit_json(gw_upstream *u, const json_t *chunk) {
+  if (u->ended)
+    return GW_ERR_STATE;
+  char *s = json_dumps(chunk, JSON_COMPACT);
+  if (!s) {
+    gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return GW_ERR_NOMEM;
+  }
+  int rc = gw_upstream_emit_text(u, s, strlen(s));
+  free(s);
   return rc;
 }
 

@@ -108,6 +108,8 @@ void gw_upstream_resume(gw_call *call);
  * ChatCompletionResponse, a chunk, ...) and emits it. Ends the call with
  * INTERNAL when it does not decode. Returns GW_OK or an error. */
 int gw_upstream_emit_json(gw_upstream *u, const json_t *chunk);
+/* The same for an answer or chunk already written as JSON text. */
+int gw_upstream_emit_text(gw_upstream *u, const char *json, size_t len);
 
 /* Ends the call with |code| and |msg| (upstream error copied into the call
  * first when there is one). Idempotent. */

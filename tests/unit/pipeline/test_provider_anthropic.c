@@ -8,8 +8,11 @@
 
 #include <jansson.h>
 
+#include "core/arena.h"
+#include "core/buf.h"
 #include "core/status.h"
 #include "pipeline/provider_anthropic.h"
+#include "transcoder/json_lite.h"
 
 static json_t *J(const char *s) {
   json_error_t e;
@@ -17,6 +20,15 @@ static json_t *J(const char *s) {
   if (!j)
     fail_msg("bad test JSON: %s: %s", e.text, s);
   return j;
+}
+
+/* |s| parsed the way the provider parses what the upstream sends. */
+static const gw_jval *L(gw_arena *a, const char *s) {
+  const gw_jval *v = NULL;
+  gw_json_lite_error e;
+  if (gw_json_lite_parse(s, strlen(s), a, 0, 0, &v, &e) != GW_OK)
+    fail_msg("bad test JSON: %s: %s", e.text, s);
+  return v;
 }
 
 static void assert_json_eq(const json_t *got, const char *want) {
@@ -125,28 +137,58 @@ static void test_request_invalid(void **state) {
   }
 }
 
+/* The translation's output must be JSON that parses, and equal |want|. */
+static void assert_text_eq(const gw_buf *got, const char *want) {
+  json_t *g = J(got->data ? got->data : "");
+  assert_json_eq(g, want);
+  json_decref(g);
+}
+
 static void test_response(void **state) {
   (void)state;
-  json_t *in = J("{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"c\","
-                 "\"content\":[{\"type\":\"text\",\"text\":\"Hi \"},{\"type\":\"text\",\"text\":"
-                 "\"there\"},{\"type\":\"tool_use\",\"id\":\"tu\",\"name\":\"f\",\"input\":{\"k\":"
-                 "[1]}}],\"stop_reason\":\"tool_use\",\"usage\":{\"input_tokens\":10,"
-                 "\"output_tokens\":3,\"cache_read_input_tokens\":4}}");
-  json_t *out = NULL;
+  gw_arena *a = gw_arena_new(0, 0);
+  const gw_jval *in = L(
+      a, "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"c\","
+         "\"content\":[{\"type\":\"text\",\"text\":\"Hi \"},{\"type\":\"text\",\"text\":"
+         "\"there \\\"q\\\"\\n\"},{\"type\":\"tool_use\",\"id\":\"tu\",\"name\":\"f\",\"input\":"
+         "{\"k\":[1,2.50,-3e2,true,null,\"s\\u00e9\\\\\"],\"o\":{}}},{\"type\":\"thinking\","
+         "\"thinking\":\"hmm\"},{\"type\":\"tool_use\",\"id\":\"tu2\",\"name\":\"g\",\"input\":{}}]"
+         ",\"stop_reason\":\"tool_use\",\"usage\":{\"input_tokens\":10,\"output_tokens\":3,"
+         "\"cache_read_input_tokens\":4,\"cache_creation_input_tokens\":2}}");
+  gw_buf out;
+  gw_buf_init(&out, 1 << 20);
   assert_int_equal(gw_anthropic_response(in, 1700000000, &out), GW_OK);
-  assert_json_eq(out,
+  assert_text_eq(&out,
                  "{\"id\":\"msg_1\",\"object\":\"chat.completion\",\"created\":1700000000,"
                  "\"model\":\"c\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
-                 "\"content\":\"Hi there\",\"refusal\":null,\"tool_calls\":[{\"id\":\"tu\","
-                 "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":"
-                 "\"{\\\"k\\\":[1]}\"}}]},\"finish_reason\":\"tool_calls\",\"logprobs\":null}],"
-                 "\"usage\":{\"prompt_tokens\":14,\"completion_tokens\":3,\"total_tokens\":17,"
+                 "\"content\":\"Hi there \\\"q\\\"\\n\",\"refusal\":null,\"tool_calls\":[{\"id\":"
+                 "\"tu\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":"
+                 "\"{\\\"k\\\":[1,2.50,-3e2,true,null,\\\"s\\u00e9\\\\\\\\\\\"],\\\"o\\\":{}}\"}},"
+                 "{\"id\":\"tu2\",\"type\":\"function\",\"function\":{\"name\":\"g\",\"arguments\":"
+                 "\"{}\"}}]},\"finish_reason\":\"tool_calls\",\"logprobs\":null}],"
+                 "\"usage\":{\"prompt_tokens\":16,\"completion_tokens\":3,\"total_tokens\":19,"
                  "\"prompt_tokens_details\":{\"cached_tokens\":4}}}");
-  json_decref(in);
-  json_decref(out);
-  in = J("{\"type\":\"message\"}");
-  assert_int_equal(gw_anthropic_response(in, 0, &out), GW_ERR_INVALID);
-  json_decref(in);
+  /* No text block: content is null; no stop_reason: "stop"; no usage: zeros. */
+  gw_buf_reset(&out);
+  assert_int_equal(
+      gw_anthropic_response(L(a, "{\"id\":\"m\",\"model\":\"c\",\"content\":[]}"), 5, &out), GW_OK);
+  assert_text_eq(&out,
+                 "{\"id\":\"m\",\"object\":\"chat.completion\",\"created\":5,\"model\":\"c\","
+                 "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+                 "null,\"refusal\":null},\"finish_reason\":\"stop\",\"logprobs\":null}],"
+                 "\"usage\":{\"prompt_tokens\":0,\"completion_tokens\":0,\"total_tokens\":0}}");
+  /* Not a message, or a tool call it cannot name. */
+  const char *bad[] = {"{\"type\":\"message\"}", "{\"id\":\"m\",\"content\":[]}",
+                       "{\"id\":1,\"model\":\"c\",\"content\":[]}",
+                       "{\"id\":\"m\",\"model\":\"c\",\"content\":{}}",
+                       "{\"id\":\"m\",\"model\":\"c\",\"content\":[{\"type\":\"tool_use\","
+                       "\"name\":\"f\",\"input\":{}}]}"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    gw_buf_reset(&out);
+    assert_int_equal(gw_anthropic_response(L(a, bad[i]), 0, &out), GW_ERR_INVALID);
+  }
+  gw_buf_release(&out);
+  gw_arena_free(a);
 }
 
 static void test_finish_reasons(void **state) {
@@ -204,31 +246,73 @@ static const struct {
      "]"},
 };
 
+/* One event in, its chunks (a JSON array of none or one) compared. */
+static int stream_step(gw_anthropic_stream *s, gw_arena *a, const char *event, const char *want) {
+  gw_buf chunk;
+  gw_buf_init(&chunk, 1 << 20);
+  int rc = gw_anthropic_stream_event(s, L(a, event), &chunk);
+  if (want) {
+    gw_buf arr;
+    gw_buf_init(&arr, 1 << 20);
+    assert_int_equal(gw_buf_printf(&arr, "[%s]", chunk.len ? chunk.data : ""), GW_OK);
+    assert_text_eq(&arr, want);
+    gw_buf_release(&arr);
+  } else {
+    assert_int_equal(chunk.len, 0);
+  }
+  gw_buf_release(&chunk);
+  return rc;
+}
+
 static void test_stream(void **state) {
   (void)state;
+  gw_arena *a = gw_arena_new(0, 0);
   gw_anthropic_stream s;
   gw_anthropic_stream_init(&s, 7, true);
-  for (size_t i = 0; i < sizeof(stream) / sizeof(stream[0]); i++) {
-    json_t *ev = J(stream[i].event), *chunks = json_array();
-    assert_int_equal(gw_anthropic_stream_event(&s, ev, chunks), GW_OK);
-    assert_json_eq(chunks, stream[i].chunks);
-    json_decref(ev);
-    json_decref(chunks);
-  }
+  for (size_t i = 0; i < sizeof(stream) / sizeof(stream[0]); i++)
+    assert_int_equal(stream_step(&s, a, stream[i].event, stream[i].chunks), GW_OK);
   assert_true(s.finished);
 
-  json_t *ev =
-      J("{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"O\"}}");
-  json_t *chunks = json_array();
-  assert_int_equal(gw_anthropic_stream_event(&s, ev, chunks), GW_ERR_STATE);
-  assert_int_equal(json_array_size(chunks), 0);
-  json_decref(ev);
-  json_decref(chunks);
-  ev = J("[1]");
-  chunks = json_array();
-  assert_int_equal(gw_anthropic_stream_event(&s, ev, chunks), GW_ERR_INVALID);
-  json_decref(ev);
-  json_decref(chunks);
+  assert_int_equal(
+      stream_step(&s, a,
+                  "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":"
+                  "\"O\"}}",
+                  NULL),
+      GW_ERR_STATE);
+  assert_int_equal(stream_step(&s, a, "[1]", NULL), GW_ERR_INVALID);
+  assert_int_equal(stream_step(&s, a, "{\"index\":0}", NULL), GW_ERR_INVALID);
+  /* What a delta's type needs must be there. */
+  assert_int_equal(stream_step(&s, a,
+                               "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                               "\"text_delta\"}}",
+                               NULL),
+                   GW_ERR_INVALID);
+  assert_int_equal(stream_step(&s, a,
+                               "{\"type\":\"content_block_start\",\"index\":2,\"content_block\":{"
+                               "\"type\":\"tool_use\",\"name\":\"f\"}}",
+                               NULL),
+                   GW_ERR_INVALID);
+  /* A delta for a block that is not a tool call, and unknown deltas: nothing. */
+  assert_int_equal(stream_step(&s, a,
+                               "{\"type\":\"content_block_delta\",\"index\":40,\"delta\":{\"type\":"
+                               "\"input_json_delta\",\"partial_json\":\"x\"}}",
+                               "[]"),
+                   GW_OK);
+  assert_int_equal(stream_step(&s, a,
+                               "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                               "\"thinking_delta\",\"thinking\":\"x\"}}",
+                               "[]"),
+                   GW_OK);
+  /* Text that needs escaping, in a block's start. */
+  assert_int_equal(
+      stream_step(&s, a,
+                  "{\"type\":\"content_block_start\",\"index\":3,\"content_block\":{"
+                  "\"type\":\"text\",\"text\":\"a\\\"b\\u0001\"}}",
+                  "[{\"id\":\"msg_s\",\"object\":\"chat.completion.chunk\",\"created\":"
+                  "7,\"model\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+                  "\"a\\\"b\\u0001\"},\"finish_reason\":null,\"logprobs\":null}]}]"),
+      GW_OK);
+  gw_arena_free(a);
 }
 
 int main(void) {
