@@ -70,11 +70,14 @@ typedef struct hc_host {
   bool name_is_ip;      /* no SNI for an address; the certificate must name it */
   SSL_SESSION *session; /* the last TLS session the host gave: resumed by new connections */
   /* Name lookups (names only: an address is filled in at once). */
-  bool resolving; /* a lookup runs (since |resolve_started_ms|) */
+  bool resolving;      /* a lookup runs (since |resolve_started_ms|) */
+  unsigned lookup_gen; /* the number of the newest lookup started */
   int64_t resolve_started_ms;
-  int64_t resolved_ms;   /* when |addr| was looked up */
-  gw_http_req *waiters;  /* requests waiting for the lookup, newest first */
-  struct event *wait_ev; /* ends the waits that run out */
+  int64_t resolved_ms;      /* when |addr| was looked up */
+  int64_t lookup_failed_ms; /* when the last lookup failed; 0: it did not */
+  gw_http_req *waiters;     /* requests waiting for the lookup, newest first */
+  gw_http_req *delivering;  /* a finished lookup's waiters, on their way */
+  struct event *wait_ev;    /* ends the waits that run out */
   struct sockaddr_storage addr;
   socklen_t addr_len;   /* 0: not resolved yet */
   struct hc_conn *idle; /* most recently used first */
@@ -511,6 +514,10 @@ int (*gw_http_resolve_fn)(const char *name, int port, struct sockaddr_storage *a
 /* A lookup with no result after this is taken for lost (getaddrinfo's own
  * retries end well before). */
 #define LOOKUP_LOST_MS 60000
+/* After a failed lookup, the background refresh of a name that still has
+ * an address waits this long (or dns_refresh_ms, when shorter) before the
+ * next try: not a lookup per new connection while DNS is down. */
+#define LOOKUP_RETRY_MS 5000
 
 typedef struct hc_notify {
   pthread_mutex_t mu; /* |closed| and the writes */
@@ -522,6 +529,7 @@ typedef struct hc_notify {
 typedef struct hc_lookup {
   hc_notify *n;
   hc_host *host; /* touched on the client's thread only */
+  unsigned gen;  /* host->lookup_gen when it started */
   char *name;
   int port, err;
   struct sockaddr_storage addr;
@@ -590,6 +598,7 @@ static int lookup_start(gw_http_client *c, hc_host *h) {
     return GW_ERR_NOMEM;
   L->n = c->notify;
   L->host = h;
+  L->gen = h->lookup_gen + 1;
   L->port = h->port;
   L->name = gw_strdup(h->name);
   if (!L->name) {
@@ -608,6 +617,7 @@ static int lookup_start(gw_http_client *c, hc_host *h) {
     lookup_free(L);
     return GW_ERR_NOMEM;
   }
+  h->lookup_gen++;
   h->resolving = true;
   h->resolve_started_ms = gw_http_now_ms();
   return GW_OK;
@@ -630,13 +640,20 @@ static void waiters_arm(hc_host *h) {
   evtimer_add(h->wait_ev, &tv);
 }
 
-static void waiter_unlink(gw_http_req *r) {
-  hc_host *h = r->wait_host;
-  for (gw_http_req **p = &h->waiters; *p; p = &(*p)->next_wait)
+static bool unlink_from(gw_http_req **head, gw_http_req *r) {
+  for (gw_http_req **p = head; *p; p = &(*p)->next_wait)
     if (*p == r) {
       *p = r->next_wait;
-      break;
+      return true;
     }
+  return false;
+}
+
+/* Takes |r| off its host's waiters, or off those a lookup is delivering. */
+static void waiter_unlink(gw_http_req *r) {
+  hc_host *h = r->wait_host;
+  if (!unlink_from(&h->waiters, r))
+    unlink_from(&h->delivering, r);
   r->wait_host = NULL;
   r->next_wait = NULL;
 }
@@ -649,12 +666,15 @@ static void on_wait_timer(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   int64_t now = gw_http_now_ms();
-  for (gw_http_req *r = h->waiters, *next; r; r = next) {
-    next = r->next_wait;
-    if (r->wait_until <= now) {
-      waiter_unlink(r);
-      fail_req(r, GW_ERR_IO, ETIMEDOUT, "resolve timed out");
-    }
+  /* From the head each time: a failed request's done may cancel others. */
+  for (;;) {
+    gw_http_req *r = h->waiters;
+    while (r && r->wait_until > now)
+      r = r->next_wait;
+    if (!r)
+      break;
+    waiter_unlink(r);
+    fail_req(r, GW_ERR_IO, ETIMEDOUT, "resolve timed out");
   }
   waiters_arm(h);
 }
@@ -663,19 +683,29 @@ static void on_wait_timer(evutil_socket_t fd, short what, void *arg) {
  * waiters on their way (or failed, when there is no address at all). */
 static void lookup_done(gw_http_client *c, hc_lookup *L) {
   hc_host *h = L->host;
+  if (L->gen != h->lookup_gen) { /* taken for lost, and a newer one runs */
+    lookup_free(L);
+    return;
+  }
   h->resolving = false;
   if (!L->err) {
     memcpy(&h->addr, &L->addr, L->addr_len);
     h->addr_len = (socklen_t)L->addr_len;
     h->resolved_ms = gw_http_now_ms();
+    h->lookup_failed_ms = 0;
+  } else {
+    h->lookup_failed_ms = gw_http_now_ms();
   }
-  gw_http_req *w = h->waiters;
+  /* The waiters go one at a time from |delivering|: a done that cancels
+   * another of them takes it off there (waiter_unlink), and requests that
+   * start waiting meanwhile wait in |waiters| for the next lookup. */
+  h->delivering = h->waiters;
   h->waiters = NULL;
   if (h->wait_ev)
     evtimer_del(h->wait_ev);
-  while (w) {
-    gw_http_req *r = w;
-    w = r->next_wait;
+  gw_http_req *r;
+  while ((r = h->delivering)) {
+    h->delivering = r->next_wait;
     r->wait_host = NULL;
     r->next_wait = NULL;
     if (!h->addr_len)
@@ -706,8 +736,12 @@ static int need_address(gw_http_client *c, gw_http_req *r, hc_host *h) {
   if (h->resolving && now - h->resolve_started_ms > LOOKUP_LOST_MS)
     h->resolving = false; /* its result was dropped (a full pipe): another may start */
   if (h->addr_len) {
-    if (!h->resolving && (h->resolved_ms == 0 || /* (a connect failed) */
-                          (c->o.dns_refresh_ms > 0 && now - h->resolved_ms >= c->o.dns_refresh_ms)))
+    int64_t retry = c->o.dns_refresh_ms > 0 && c->o.dns_refresh_ms < LOOKUP_RETRY_MS
+                        ? c->o.dns_refresh_ms
+                        : LOOKUP_RETRY_MS;
+    if (!h->resolving && !(h->lookup_failed_ms && now - h->lookup_failed_ms < retry) &&
+        (h->resolved_ms == 0 || /* (a connect failed) */
+         (c->o.dns_refresh_ms > 0 && now - h->resolved_ms >= c->o.dns_refresh_ms)))
       (void)lookup_start(c, h); /* (if it cannot start, the old address serves) */
     return 0;
   }

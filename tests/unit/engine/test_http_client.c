@@ -156,6 +156,7 @@ typedef struct rec {
   char headers[1024]; /* "name=value;" */
   int done_err, done_calls, body_calls;
   bool cancel_in_body, pause_in_body;
+  struct rec *cancel_in_done; /* another request, cancelled from this one's done */
 } rec;
 
 static int rec_header(gw_http_req *r, const char *n, size_t nl, const char *v, size_t vl) {
@@ -183,6 +184,11 @@ static void rec_done(gw_http_req *r, int err) {
   rec *x = r->arg;
   x->done_err = err;
   x->done_calls++;
+  if (x->cancel_in_done) {
+    rec *o = x->cancel_in_done;
+    x->cancel_in_done = NULL;
+    gw_http_req_cancel(&o->r);
+  }
 }
 
 static const char *const hdrs[] = {"User-Agent: t", "Content-Type: application/json"};
@@ -851,12 +857,13 @@ static void test_parse_url(void **state) {
  * anything else is unknown; counts its calls. */
 static atomic_int lookups;
 static atomic_int lookup_delay_ms;
+static atomic_bool dns_down; /* every lookup fails */
 
 static int test_resolve(const char *name, int port, struct sockaddr_storage *addr,
                         unsigned *addr_len) {
   lookups++;
   usleep((useconds_t)lookup_delay_ms * 1000);
-  if (strcmp(name, "slow.test") != 0)
+  if (strcmp(name, "slow.test") != 0 || dns_down)
     return EHOSTUNREACH;
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_port = htons((uint16_t)port),
@@ -998,6 +1005,99 @@ static void test_lookups_off_the_loop(void **state) {
   gw_http_resolve_fn = saved;
 }
 
+/* A request's done may cancel another request waiting for the same name
+ * (the API allows it outside that one's callbacks): when both waits run
+ * out in one pass of the wait timer, and when a failed lookup delivers its
+ * waiters. Each request ends exactly once, none is left waiting. */
+static void test_lookup_waiters_reentrant(void **state) {
+  (void)state;
+  int (*saved)(const char *, int, struct sockaddr_storage *, unsigned *) = gw_http_resolve_fn;
+  gw_http_resolve_fn = test_resolve;
+  struct event_base *base = event_base_new();
+  gw_http_client *c;
+  assert_int_equal(gw_http_client_new(base, NULL, &c), GW_OK);
+
+  /* Both waits end in the same pass: the newest waiter fails first and
+   * cancels the other. */
+  lookup_delay_ms = 400;
+  rec a, b;
+  rec_init(&a, 9);
+  a.r.host = "slow4.test";
+  a.r.connect_timeout_ms = 50;
+  assert_int_equal(gw_http_req_start(c, &a.r), GW_OK);
+  rec_init(&b, 9);
+  b.r.host = "slow4.test";
+  b.r.connect_timeout_ms = 50;
+  b.cancel_in_done = &a;
+  assert_int_equal(gw_http_req_start(c, &b.r), GW_OK);
+  usleep(100 * 1000); /* both past their wait when the loop first looks */
+  run_for(base, 100);
+  assert_int_equal(b.done_calls, 1);
+  assert_int_equal(b.done_err, GW_ERR_IO);
+  assert_int_equal(a.done_calls, 1);
+  assert_int_equal(a.done_err, GW_ERR_STATE);
+
+  /* A failed lookup with three waiters (newest first: x2, x1, x0); x2's
+   * done cancels x1. */
+  lookup_delay_ms = 100;
+  rec x[3];
+  for (int i = 0; i < 3; i++)
+    start_named(c, &x[i], "bad.test", 9);
+  x[2].cancel_in_done = &x[1];
+  run_for(base, 400);
+  int want[3] = {GW_ERR_IO, GW_ERR_STATE, GW_ERR_IO};
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(x[i].done_calls, 1);
+    assert_int_equal(x[i].done_err, want[i]);
+  }
+  gw_http_client_free(c);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(x[i].done_calls, 1);
+  usleep(500 * 1000); /* (the lookups end before the process does) */
+  event_base_free(base);
+  gw_http_resolve_fn = saved;
+}
+
+/* DNS goes down while a name has an address: the old address keeps
+ * serving, and the background refresh that failed is not tried again for
+ * every new connection (20 connections in a row: a lookup or two, not 20). */
+static void test_failed_refresh_backs_off(void **state) {
+  (void)state;
+  int (*saved)(const char *, int, struct sockaddr_storage *, unsigned *) = gw_http_resolve_fn;
+  gw_http_resolve_fn = test_resolve;
+  struct event_base *base = event_base_new();
+  srv s;
+  srv_start(&s, base);
+  srv_answer(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true); /* no reuse */
+  gw_http_client_opts o;
+  gw_http_client_opts_init(&o);
+  o.dns_refresh_ms = 100;
+  gw_http_client *c;
+  assert_int_equal(gw_http_client_new(base, &o, &c), GW_OK);
+  lookup_delay_ms = 0;
+  dns_down = false;
+  rec x;
+  start_named(c, &x, "slow.test", s.port);
+  run_until_done(base, &x);
+  assert_int_equal(x.done_err, GW_OK);
+  dns_down = true;
+  run_for(base, 150); /* past the refresh time */
+  lookups = 0;
+  for (int i = 0; i < 20; i++) {
+    start_named(c, &x, "slow.test", s.port);
+    run_until_done(base, &x);
+    assert_int_equal(x.done_err, GW_OK);
+    assert_string_equal(x.body, "ok");
+  }
+  assert_true(lookups >= 1 && lookups <= 2);
+  dns_down = false;
+  gw_http_client_free(c);
+  srv_stop(&s);
+  usleep(100 * 1000);
+  event_base_free(base);
+  gw_http_resolve_fn = saved;
+}
+
 /* ---- fail-malloc sweep ------------------------------------------------------------------ */
 
 static srv sweep_srv;
@@ -1052,6 +1152,8 @@ int main(void) {
       cmocka_unit_test(test_reads_per_event),
       cmocka_unit_test(test_parse_url),
       cmocka_unit_test(test_lookups_off_the_loop),
+      cmocka_unit_test(test_lookup_waiters_reentrant),
+      cmocka_unit_test(test_failed_refresh_backs_off),
       cmocka_unit_test(test_failmalloc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
