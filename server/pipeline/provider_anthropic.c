@@ -12,304 +12,9 @@
 
 static const gw_json_opts out_opts = {.int64_as_number = 1, .bare_unions = 1};
 
-/* ---- request: OpenAI → Anthropic ------------------------------------------------- */
-
-static int fail(char *err, size_t errlen, const char *fmt, const char *arg) {
-  snprintf(err, errlen, fmt, arg ? arg : "");
-  return GW_ERR_INVALID;
-}
-
-/* Content blocks of an OpenAI message content (string or parts), appended to
- * |blocks|. */
-static int content_blocks(const json_t *content, json_t *blocks, char *err, size_t errlen) {
-  if (json_is_string(content)) {
-    if (json_string_length(content) == 0)
-      return GW_OK;
-    return json_array_append_new(blocks, json_pack("{s:s,s:O}", "type", "text", "text", content))
-               ? GW_ERR_NOMEM
-               : GW_OK;
-  }
-  size_t i;
-  const json_t *part;
-  json_array_foreach(content, i, part) {
-    const char *type = json_string_value(json_object_get(part, "type"));
-    json_t *b = NULL;
-    if (type && strcmp(type, "text") == 0) {
-      b = json_pack("{s:s,s:O}", "type", "text", "text", json_object_get(part, "text"));
-    } else if (type && strcmp(type, "image_url") == 0) {
-      const char *url =
-          json_string_value(json_object_get(json_object_get(part, "image_url"), "url"));
-      const char *media, *data;
-      size_t mlen;
-      if (!url)
-        return fail(err, errlen, "image_url part without a url", NULL);
-      if (gw_upstream_data_url(url, &media, &mlen, &data))
-        b = json_pack("{s:s,s:{s:s,s:s%,s:s}}", "type", "image", "source", "type", "base64",
-                      "media_type", media, mlen, "data", data);
-      else
-        b = json_pack("{s:s,s:{s:s,s:s}}", "type", "image", "source", "type", "url", "url", url);
-    } else {
-      return fail(err, errlen, "content part type %s is not supported by Anthropic", type);
-    }
-    if (!b || json_array_append_new(blocks, b))
-      return GW_ERR_NOMEM;
-  }
-  return GW_OK;
-}
-
-/* Appends |msg| (role, content) to |messages|, merging it into the last one
- * when that has the same role (Anthropic wants user and assistant turns to
- * alternate; parallel tool results share one user turn). Takes |content|. */
-static int push_message(json_t *messages, const char *role, json_t *content) {
-  size_t n = json_array_size(messages);
-  json_t *last = n ? json_array_get(messages, n - 1) : NULL;
-  if (last && strcmp(json_string_value(json_object_get(last, "role")), role) == 0) {
-    json_t *prev = json_object_get(last, "content");
-    json_t *arr = json_is_array(prev) ? json_incref(prev) : json_array();
-    if (!arr) {
-      json_decref(content);
-      return GW_ERR_NOMEM;
-    }
-    if (json_is_string(prev))
-      json_array_append_new(arr, json_pack("{s:s,s:O}", "type", "text", "text", prev));
-    if (json_is_string(content))
-      json_array_append_new(arr, json_pack("{s:s,s:O}", "type", "text", "text", content));
-    else
-      json_array_extend(arr, content);
-    json_decref(content);
-    return json_object_set_new(last, "content", arr) ? GW_ERR_NOMEM : GW_OK;
-  }
-  json_t *m = json_pack("{s:s,s:o}", "role", role, "content", content);
-  return !m || json_array_append_new(messages, m) ? GW_ERR_NOMEM : GW_OK;
-}
-
-static int translate_message(const json_t *m, json_t *messages, json_t *system, char *err,
-                             size_t errlen) {
-  const char *role = json_string_value(json_object_get(m, "role"));
-  const json_t *content = json_object_get(m, "content");
-  if (!role)
-    return fail(err, errlen, "a message has no role", NULL);
-  if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
-    char *t = gw_upstream_content_text(content);
-    if (!t)
-      return GW_ERR_NOMEM;
-    int rc = *t && json_array_append_new(system, json_pack("{s:s,s:s}", "type", "text", "text", t))
-                 ? GW_ERR_NOMEM
-                 : GW_OK;
-    gw_free(t);
-    return rc;
-  }
-  if (strcmp(role, "tool") == 0) {
-    const char *id = json_string_value(json_object_get(m, "tool_call_id"));
-    if (!id)
-      return fail(err, errlen, "a tool message has no tool_call_id", NULL);
-    char *t = gw_upstream_content_text(content);
-    if (!t)
-      return GW_ERR_NOMEM;
-    json_t *blocks =
-        json_pack("[{s:s,s:s,s:s}]", "type", "tool_result", "tool_use_id", id, "content", t);
-    gw_free(t);
-    return blocks ? push_message(messages, "user", blocks) : GW_ERR_NOMEM;
-  }
-  if (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)
-    return fail(err, errlen, "message role %s is not supported by Anthropic", role);
-  const json_t *calls = json_object_get(m, "tool_calls");
-  if (json_is_string(content) && json_array_size(calls) == 0)
-    return push_message(messages, role, json_incref((json_t *)content));
-  json_t *blocks = json_array();
-  if (!blocks)
-    return GW_ERR_NOMEM;
-  int rc = content_blocks(content, blocks, err, errlen);
-  size_t i;
-  const json_t *tc;
-  json_array_foreach(calls, i, tc) {
-    if (rc != GW_OK)
-      break;
-    const json_t *fn = json_object_get(tc, "function");
-    const char *args = json_string_value(json_object_get(fn, "arguments"));
-    json_t *input = args && *args ? json_loads(args, JSON_DECODE_ANY, NULL) : json_object();
-    if (!json_is_object(input)) {
-      json_decref(input);
-      rc = fail(err, errlen, "tool call arguments are not a JSON object", NULL);
-      break;
-    }
-    json_t *b = json_pack("{s:s,s:O,s:O,s:o}", "type", "tool_use", "id", json_object_get(tc, "id"),
-                          "name", json_object_get(fn, "name"), "input", input);
-    if (!b || json_array_append_new(blocks, b))
-      rc = GW_ERR_NOMEM;
-  }
-  if (rc != GW_OK) {
-    json_decref(blocks);
-    return rc;
-  }
-  return push_message(messages, role, blocks);
-}
-
-static int translate_tools(const json_t *req, json_t *out, char *err, size_t errlen) {
-  const json_t *tools = json_object_get(req, "tools");
-  if (json_array_size(tools)) {
-    json_t *arr = json_array();
-    if (!arr || json_object_set_new(out, "tools", arr))
-      return GW_ERR_NOMEM;
-    size_t i;
-    const json_t *t;
-    json_array_foreach(tools, i, t) {
-      const json_t *fn = json_object_get(t, "function");
-      const char *name = json_string_value(json_object_get(fn, "name"));
-      if (!name)
-        return fail(err, errlen, "a tool has no function name", NULL);
-      json_t *schema = json_object_get(fn, "parameters");
-      json_t *o = json_pack("{s:s}", "name", name);
-      if (!o || json_array_append_new(arr, o))
-        return GW_ERR_NOMEM;
-      const json_t *d = json_object_get(fn, "description");
-      if (json_is_string(d))
-        json_object_set(o, "description", (json_t *)d);
-      if (json_is_object(schema))
-        json_object_set(o, "input_schema", schema);
-      else
-        json_object_set_new(o, "input_schema",
-                            json_pack("{s:s,s:{}}", "type", "object", "properties"));
-    }
-  }
-  const json_t *choice = json_object_get(req, "tool_choice");
-  const json_t *parallel = json_object_get(req, "parallel_tool_calls");
-  json_t *tc = NULL;
-  if (json_is_string(choice)) {
-    const char *c = json_string_value(choice);
-    const char *type = strcmp(c, "required") == 0 ? "any"
-                       : strcmp(c, "none") == 0   ? "none"
-                                                  : "auto";
-    tc = json_pack("{s:s}", "type", type);
-  } else if (json_is_object(choice)) {
-    const char *name =
-        json_string_value(json_object_get(json_object_get(choice, "function"), "name"));
-    if (!name)
-      return fail(err, errlen, "tool_choice names no function", NULL);
-    tc = json_pack("{s:s,s:s}", "type", "tool", "name", name);
-  } else if (json_is_false(parallel) && json_array_size(tools)) {
-    tc = json_pack("{s:s}", "type", "auto");
-  }
-  if (tc && json_is_false(parallel) &&
-      strcmp(json_string_value(json_object_get(tc, "type")), "none"))
-    json_object_set_new(tc, "disable_parallel_tool_use", json_true());
-  if (tc && json_object_set_new(out, "tool_choice", tc))
-    return GW_ERR_NOMEM;
-  return GW_OK;
-}
-
-int gw_anthropic_request(const json_t *req, const char *model, bool stream, json_t **out, char *err,
-                         size_t errlen) {
-  err[0] = '\0';
-  const json_t *msgs = json_object_get(req, "messages");
-  if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
-    snprintf(err, errlen, "messages must be a non-empty list");
-    return GW_ERR_INVALID;
-  }
-  const json_t *n = json_object_get(req, "n");
-  if (json_is_integer(n) && json_integer_value(n) != 1) {
-    snprintf(err, errlen, "n other than 1 is not supported by Anthropic");
-    return GW_ERR_INVALID;
-  }
-  if (!model)
-    model = json_string_value(json_object_get(req, "model"));
-  json_t *o = json_object(), *messages = json_array(), *system = json_array();
-  int rc = GW_ERR_NOMEM;
-  if (!o || !messages || !system)
-    goto done;
-  if (json_object_set_new(o, "model", json_string(model ? model : "")))
-    goto done;
-  size_t i;
-  const json_t *m;
-  json_array_foreach(msgs, i, m) {
-    if ((rc = translate_message(m, messages, system, err, errlen)) != GW_OK)
-      goto done;
-  }
-  rc = GW_ERR_NOMEM;
-  /* A system prompt of one text block goes as a plain string. */
-  if (json_array_size(system) == 1) {
-    if (json_object_set(o, "system", json_object_get(json_array_get(system, 0), "text")))
-      goto done;
-  } else if (json_array_size(system) > 1 && json_object_set(o, "system", system)) {
-    goto done;
-  }
-  if (json_object_set(o, "messages", messages))
-    goto done;
-  const json_t *mt = json_object_get(req, "max_completion_tokens");
-  if (!json_is_integer(mt))
-    mt = json_object_get(req, "max_tokens");
-  if (json_object_set_new(o, "max_tokens",
-                          json_integer(json_is_integer(mt) ? json_integer_value(mt)
-                                                           : GW_ANTHROPIC_DEFAULT_MAX_TOKENS)))
-    goto done;
-  static const char *const same[] = {"temperature", "top_p", "top_k"};
-  for (size_t k = 0; k < sizeof(same) / sizeof(same[0]); k++) {
-    json_t *v = json_object_get(req, same[k]);
-    if (json_is_number(v) && json_object_set(o, same[k], v))
-      goto done;
-  }
-  const json_t *stop = json_object_get(req, "stop");
-  if (json_is_string(stop)) {
-    if (json_object_set_new(o, "stop_sequences", json_pack("[O]", stop)))
-      goto done;
-  } else if (json_array_size(stop) && json_object_set(o, "stop_sequences", (json_t *)stop)) {
-    goto done;
-  }
-  const json_t *user = json_object_get(req, "user");
-  if (json_is_string(user) && json_string_length(user) &&
-      json_object_set_new(o, "metadata", json_pack("{s:O}", "user_id", user)))
-    goto done;
-  if ((rc = translate_tools(req, o, err, errlen)) != GW_OK)
-    goto done;
-  rc = GW_ERR_NOMEM;
-  if (stream && json_object_set_new(o, "stream", json_true()))
-    goto done;
-  *out = o;
-  o = NULL;
-  rc = GW_OK;
-done:
-  json_decref(o);
-  json_decref(messages);
-  json_decref(system);
-  return rc;
-}
-
-/* ---- response: Anthropic → OpenAI ----------------------------------------------- */
-
-const char *gw_anthropic_finish_reason(const char *stop) {
-  if (!stop)
-    return NULL;
-  if (strcmp(stop, "max_tokens") == 0)
-    return "length";
-  if (strcmp(stop, "tool_use") == 0)
-    return "tool_calls";
-  if (strcmp(stop, "refusal") == 0)
-    return "content_filter";
-  return "stop"; /* end_turn, stop_sequence, pause_turn */
-}
-
-int gw_anthropic_http_status(const char *type) {
-  static const struct {
-    const char *type;
-    int status;
-  } map[] = {
-      {"invalid_request_error", 400},
-      {"authentication_error", 401},
-      {"permission_error", 403},
-      {"not_found_error", 404},
-      {"request_too_large", 413},
-      {"rate_limit_error", 429},
-      {"api_error", 500},
-      {"overloaded_error", 529},
-  };
-  for (size_t i = 0; type && i < sizeof(map) / sizeof(map[0]); i++)
-    if (strcmp(type, map[i].type) == 0)
-      return map[i].status;
-  return 500;
-}
-
-/* ---- JSON text out: the answer side reads the upstream's JSON with json_lite
- * (an arena DOM) and writes OpenAI's JSON text straight into a buffer. */
+/* ---- JSON in and out ------------------------------------------------------------
+ * Both ways read JSON with json_lite (an arena DOM, no malloc per node) and
+ * write the other side's JSON text straight into a buffer. */
 
 #define PUT(b, lit) gw_buf_append((b), (lit), sizeof(lit) - 1)
 #define GET(o, key) gw_json_lite_get((o), (key), sizeof(key) - 1)
@@ -402,6 +107,441 @@ static int put_usage(gw_buf *b, int64_t in, int64_t out, int64_t cache_read, int
       rc = gw_buf_appendc(b, '}');
   }
   return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+}
+
+/* ---- request: OpenAI → Anthropic ------------------------------------------------- */
+
+static int fail(char *err, size_t errlen, const char *fmt, const char *arg) {
+  snprintf(err, errlen, fmt, arg ? arg : "");
+  return GW_ERR_INVALID;
+}
+
+static bool is_int(const gw_jval *v) {
+  int64_t x;
+  return v && v->type == GW_JVAL_NUMBER && (v->flags & GW_JVAL_NUM_INT) &&
+         gw_json_lite_int64(v, &x) == GW_OK;
+}
+
+static bool is_array(const gw_jval *v) { return v && v->type == GW_JVAL_ARRAY; }
+
+static size_t array_len(const gw_jval *v) { return is_array(v) ? v->len : 0; }
+
+/* The text of a message content: the string, or its parts' texts joined. */
+static size_t content_text_len(const gw_jval *c) {
+  if (is_str(c))
+    return c->len;
+  size_t n = 0;
+  for (size_t i = 0; i < array_len(c); i++) {
+    const gw_jval *t = GET(&c->u.elems[i], "text");
+    if (is_str(t))
+      n += t->len;
+  }
+  return n;
+}
+
+static int put_content_text(gw_buf *b, const gw_jval *c) {
+  int rc = gw_buf_appendc(b, '"');
+  if (is_str(c) && rc == GW_OK)
+    rc = gw_buf_append_json_chars(b, c->u.str, c->len);
+  for (size_t i = 0; rc == GW_OK && i < array_len(c); i++) {
+    const gw_jval *t = GET(&c->u.elems[i], "text");
+    if (is_str(t))
+      rc = gw_buf_append_json_chars(b, t->u.str, t->len);
+  }
+  return rc == GW_OK ? gw_buf_appendc(b, '"') : rc;
+}
+
+/* {"type":"text","text":...} of a string, or of a content's text. */
+static int put_text_block(gw_buf *b, const gw_jval *text_or_content) {
+  int rc = PUT(b, "{\"type\":\"text\",\"text\":");
+  if (rc == GW_OK)
+    rc = put_content_text(b, text_or_content);
+  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+}
+
+/* A comma before every element of a list but the first (*n counts them). */
+static int sep(gw_buf *b, size_t *n) { return (*n)++ ? gw_buf_appendc(b, ',') : GW_OK; }
+
+/* The content blocks of an OpenAI content (parts; a string that is not
+ * empty: one text block). */
+static int put_content_blocks(gw_buf *b, const gw_jval *content, size_t *n, char *err,
+                              size_t errlen) {
+  if (is_str(content)) {
+    int rc = content->len ? sep(b, n) : GW_OK;
+    return rc == GW_OK && content->len ? put_text_block(b, content) : rc;
+  }
+  int rc = GW_OK;
+  for (size_t i = 0; rc == GW_OK && i < array_len(content); i++) {
+    const gw_jval *part = &content->u.elems[i], *type = GET(part, "type");
+    if (STR_IS(type, "text")) {
+      const gw_jval *t = GET(part, "text");
+      if (is_str(t) && t->len && (rc = sep(b, n)) == GW_OK) /* (Anthropic refuses empty text) */
+        rc = put_text_block(b, t);
+    } else if (STR_IS(type, "image_url")) {
+      const gw_jval *iu = GET(part, "image_url");
+      const char *url = iu ? str_of(GET(iu, "url")) : NULL, *media, *data;
+      size_t mlen;
+      if (!url)
+        return fail(err, errlen, "image_url part without a url", NULL);
+      if ((rc = sep(b, n)) != GW_OK)
+        break;
+      if (gw_upstream_data_url(url, &media, &mlen, &data)) {
+        rc = PUT(b, "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":");
+        if (rc == GW_OK)
+          rc = gw_buf_append_json_string(b, media, mlen);
+        if (rc == GW_OK)
+          rc = PUT(b, ",\"data\":");
+        if (rc == GW_OK)
+          rc = gw_buf_append_json_string(b, data, strlen(data));
+      } else {
+        rc = PUT(b, "{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":");
+        if (rc == GW_OK)
+          rc = gw_buf_append_json_string(b, url, strlen(url));
+      }
+      if (rc == GW_OK)
+        rc = PUT(b, "}}");
+    } else {
+      return fail(err, errlen, "content part type %s is not supported by Anthropic", str_of(type));
+    }
+  }
+  return rc;
+}
+
+/* The tool_use blocks of an assistant message's tool calls. */
+static int put_tool_uses(gw_buf *b, const gw_jval *calls, size_t *n, gw_arena *a, char *err,
+                         size_t errlen) {
+  int rc = GW_OK;
+  for (size_t i = 0; rc == GW_OK && i < array_len(calls); i++) {
+    const gw_jval *tc = &calls->u.elems[i], *fn = GET(tc, "function");
+    const gw_jval *id = GET(tc, "id"), *name = fn ? GET(fn, "name") : NULL;
+    const gw_jval *args = fn ? GET(fn, "arguments") : NULL, *input = NULL;
+    gw_json_lite_error je;
+    if (is_str(args) && args->len &&
+        (gw_json_lite_parse(args->u.str, args->len, a, 0, 0, &input, &je) != GW_OK ||
+         input->type != GW_JVAL_OBJECT))
+      return fail(err, errlen, "tool call arguments are not a JSON object", NULL);
+    if (!is_str(id))
+      return fail(err, errlen, "a tool call has no id", NULL);
+    if (!is_str(name))
+      return fail(err, errlen, "a tool call has no function name", NULL);
+    rc = sep(b, n);
+    if (rc == GW_OK)
+      rc = PUT(b, "{\"type\":\"tool_use\",\"id\":");
+    if (rc == GW_OK)
+      rc = put_str(b, id);
+    if (rc == GW_OK)
+      rc = PUT(b, ",\"name\":");
+    if (rc == GW_OK)
+      rc = put_str(b, name);
+    if (rc == GW_OK)
+      rc = PUT(b, ",\"input\":");
+    if (rc == GW_OK)
+      rc = input ? put_value(b, input) : PUT(b, "{}");
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(b, '}');
+  }
+  return rc;
+}
+
+/* A message's role on Anthropic's side: "user" (user, and tool results),
+ * "assistant", "system" (system and developer: the system prompt), or NULL
+ * with |err| set. */
+static const char *anthropic_role(const gw_jval *m, char *err, size_t errlen) {
+  const gw_jval *role = GET(m, "role");
+  if (!is_str(role)) {
+    fail(err, errlen, "a message has no role", NULL);
+    return NULL;
+  }
+  if (STR_IS(role, "system") || STR_IS(role, "developer"))
+    return "system";
+  if (STR_IS(role, "tool")) {
+    if (!is_str(GET(m, "tool_call_id"))) {
+      fail(err, errlen, "a tool message has no tool_call_id", NULL);
+      return NULL;
+    }
+    return "user";
+  }
+  if (STR_IS(role, "user"))
+    return "user";
+  if (STR_IS(role, "assistant"))
+    return "assistant";
+  fail(err, errlen, "message role %s is not supported by Anthropic", role->u.str);
+  return NULL;
+}
+
+/* A user or assistant message whose content is a plain string. */
+static bool plain_text(const gw_jval *m) {
+  return !STR_IS(GET(m, "role"), "tool") && is_str(GET(m, "content")) &&
+         array_len(GET(m, "tool_calls")) == 0;
+}
+
+/* The blocks |m| adds to its turn. In a turn of several messages a plain
+ * string counts as a text block even when empty, as it stands. */
+static int put_message_blocks(gw_buf *b, const gw_jval *m, size_t *n, gw_arena *a, char *err,
+                              size_t errlen) {
+  const gw_jval *content = GET(m, "content");
+  if (STR_IS(GET(m, "role"), "tool")) {
+    int rc = sep(b, n);
+    if (rc == GW_OK)
+      rc = PUT(b, "{\"type\":\"tool_result\",\"tool_use_id\":");
+    if (rc == GW_OK)
+      rc = put_str(b, GET(m, "tool_call_id"));
+    if (rc == GW_OK)
+      rc = PUT(b, ",\"content\":");
+    if (rc == GW_OK)
+      rc = put_content_text(b, content);
+    return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+  }
+  if (plain_text(m)) {
+    int rc = sep(b, n);
+    return rc == GW_OK ? put_text_block(b, content) : rc;
+  }
+  int rc = put_content_blocks(b, content, n, err, errlen);
+  return rc == GW_OK ? put_tool_uses(b, GET(m, "tool_calls"), n, a, err, errlen) : rc;
+}
+
+/* The messages, merged into alternating turns: Anthropic wants user and
+ * assistant turns to alternate, so consecutive messages with the same role
+ * (parallel tool results among them) share one turn; system messages go to
+ * the system prompt and do not break a turn. */
+static int put_messages(gw_buf *b, const gw_jval *msgs, gw_arena *a, char *err, size_t errlen) {
+  int rc = PUT(b, ",\"messages\":[");
+  size_t turns = 0;
+  for (size_t i = 0; rc == GW_OK && i < msgs->len;) {
+    const gw_jval *m = &msgs->u.elems[i];
+    const char *role = anthropic_role(m, err, errlen);
+    if (!role)
+      return GW_ERR_INVALID;
+    if (strcmp(role, "system") == 0) {
+      i++;
+      continue;
+    }
+    /* The turn: from i to j (not included), |members| of them not system. */
+    size_t j = i + 1, members = 1;
+    char e2[8];
+    for (; j < msgs->len; j++) {
+      const char *r2 = anthropic_role(&msgs->u.elems[j], e2, sizeof e2);
+      if (r2 && strcmp(r2, "system") == 0)
+        continue;
+      if (!r2 || strcmp(r2, role) != 0)
+        break;
+      members++;
+    }
+    rc = sep(b, &turns);
+    if (rc == GW_OK)
+      rc = PUT(b, "{\"role\":");
+    if (rc == GW_OK)
+      rc = gw_buf_append_json_string(b, role, strlen(role));
+    if (rc == GW_OK)
+      rc = PUT(b, ",\"content\":");
+    if (rc == GW_OK && members == 1 && plain_text(m)) {
+      rc = put_str(b, GET(m, "content"));
+    } else if (rc == GW_OK) {
+      size_t blocks = 0;
+      rc = gw_buf_appendc(b, '[');
+      for (size_t k = i; rc == GW_OK && k < j; k++) {
+        const gw_jval *mk = &msgs->u.elems[k];
+        if (strcmp(anthropic_role(mk, e2, sizeof e2), "system") != 0)
+          rc = put_message_blocks(b, mk, &blocks, a, err, errlen);
+      }
+      if (rc == GW_OK)
+        rc = gw_buf_appendc(b, ']');
+    }
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(b, '}');
+    i = j;
+  }
+  return rc == GW_OK ? gw_buf_appendc(b, ']') : rc;
+}
+
+/* The system prompt: the text of the system and developer messages that
+ * have some; one goes as a plain string, several as text blocks. */
+static int put_system(gw_buf *b, const gw_jval *msgs) {
+  size_t n = 0, written = 0;
+  const gw_jval *only = NULL;
+  for (size_t i = 0; i < msgs->len; i++) {
+    const gw_jval *m = &msgs->u.elems[i], *role = GET(m, "role");
+    if ((STR_IS(role, "system") || STR_IS(role, "developer")) &&
+        content_text_len(GET(m, "content"))) {
+      n++;
+      only = GET(m, "content");
+    }
+  }
+  if (n == 0)
+    return GW_OK;
+  int rc = PUT(b, ",\"system\":");
+  if (n == 1)
+    return rc == GW_OK ? put_content_text(b, only) : rc;
+  if (rc == GW_OK)
+    rc = gw_buf_appendc(b, '[');
+  for (size_t i = 0; rc == GW_OK && i < msgs->len; i++) {
+    const gw_jval *m = &msgs->u.elems[i], *role = GET(m, "role"), *c = GET(m, "content");
+    if ((STR_IS(role, "system") || STR_IS(role, "developer")) && content_text_len(c) &&
+        (rc = sep(b, &written)) == GW_OK)
+      rc = put_text_block(b, c);
+  }
+  return rc == GW_OK ? gw_buf_appendc(b, ']') : rc;
+}
+
+static int put_tools(gw_buf *b, const gw_jval *req, char *err, size_t errlen) {
+  const gw_jval *tools = GET(req, "tools");
+  size_t ntools = array_len(tools), n = 0;
+  int rc = GW_OK;
+  if (ntools)
+    rc = PUT(b, ",\"tools\":[");
+  for (size_t i = 0; rc == GW_OK && i < ntools; i++) {
+    const gw_jval *fn = GET(&tools->u.elems[i], "function");
+    const gw_jval *name = fn ? GET(fn, "name") : NULL, *d = fn ? GET(fn, "description") : NULL;
+    const gw_jval *schema = fn ? GET(fn, "parameters") : NULL;
+    if (!is_str(name))
+      return fail(err, errlen, "a tool has no function name", NULL);
+    rc = sep(b, &n);
+    if (rc == GW_OK)
+      rc = PUT(b, "{\"name\":");
+    if (rc == GW_OK)
+      rc = put_str(b, name);
+    if (rc == GW_OK && is_str(d) && (rc = PUT(b, ",\"description\":")) == GW_OK)
+      rc = put_str(b, d);
+    if (rc == GW_OK)
+      rc = PUT(b, ",\"input_schema\":");
+    if (rc == GW_OK)
+      rc = schema && schema->type == GW_JVAL_OBJECT
+               ? put_value(b, schema)
+               : PUT(b, "{\"type\":\"object\",\"properties\":{}}");
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(b, '}');
+  }
+  if (rc == GW_OK && ntools)
+    rc = gw_buf_appendc(b, ']');
+  if (rc != GW_OK)
+    return rc;
+  /* tool_choice: "required" is Anthropic's "any"; parallel_tool_calls false
+   * is its disable_parallel_tool_use. */
+  const gw_jval *choice = GET(req, "tool_choice"), *parallel = GET(req, "parallel_tool_calls");
+  bool no_parallel = parallel && parallel->type == GW_JVAL_FALSE;
+  const char *type = NULL;
+  const gw_jval *name = NULL;
+  if (is_str(choice)) {
+    type = STR_IS(choice, "required") ? "any" : STR_IS(choice, "none") ? "none" : "auto";
+  } else if (choice && choice->type == GW_JVAL_OBJECT) {
+    const gw_jval *fn = GET(choice, "function");
+    name = fn ? GET(fn, "name") : NULL;
+    if (!is_str(name))
+      return fail(err, errlen, "tool_choice names no function", NULL);
+    type = "tool";
+  } else if (no_parallel && ntools) {
+    type = "auto";
+  }
+  if (!type)
+    return GW_OK;
+  rc = PUT(b, ",\"tool_choice\":{\"type\":");
+  if (rc == GW_OK)
+    rc = gw_buf_append_json_string(b, type, strlen(type));
+  if (rc == GW_OK && name && (rc = PUT(b, ",\"name\":")) == GW_OK)
+    rc = put_str(b, name);
+  if (rc == GW_OK && no_parallel && strcmp(type, "none") != 0)
+    rc = PUT(b, ",\"disable_parallel_tool_use\":true");
+  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+}
+
+int gw_anthropic_request(const gw_jval *req, const char *model, bool stream, gw_arena *a,
+                         gw_buf *out, char *err, size_t errlen) {
+  err[0] = '\0';
+  const gw_jval *msgs = req && req->type == GW_JVAL_OBJECT ? GET(req, "messages") : NULL;
+  if (array_len(msgs) == 0) {
+    snprintf(err, errlen, "messages must be a non-empty list");
+    return GW_ERR_INVALID;
+  }
+  const gw_jval *n = GET(req, "n");
+  int64_t nv;
+  if (is_int(n) && gw_json_lite_int64(n, &nv) == GW_OK && nv != 1) {
+    snprintf(err, errlen, "n other than 1 is not supported by Anthropic");
+    return GW_ERR_INVALID;
+  }
+  const gw_jval *jmodel = GET(req, "model");
+  if (!model)
+    model = str_of(jmodel) ? str_of(jmodel) : "";
+  int rc = PUT(out, "{\"model\":");
+  if (rc == GW_OK)
+    rc = gw_buf_append_json_string(out, model, strlen(model));
+  if (rc == GW_OK)
+    rc = put_system(out, msgs);
+  if (rc == GW_OK)
+    rc = put_messages(out, msgs, a, err, errlen);
+  if (rc != GW_OK)
+    return rc;
+  const gw_jval *mt = GET(req, "max_completion_tokens");
+  if (!is_int(mt))
+    mt = GET(req, "max_tokens");
+  rc = PUT(out, ",\"max_tokens\":");
+  if (rc == GW_OK)
+    rc = is_int(mt) ? gw_buf_append(out, mt->u.str, mt->len)
+                    : put_int(out, GW_ANTHROPIC_DEFAULT_MAX_TOKENS);
+  static const char *const same[] = {"temperature", "top_p", "top_k"};
+  for (size_t k = 0; rc == GW_OK && k < sizeof(same) / sizeof(same[0]); k++) {
+    const gw_jval *v = gw_json_lite_get(req, same[k], strlen(same[k]));
+    if (v && v->type == GW_JVAL_NUMBER && (rc = gw_buf_printf(out, ",\"%s\":", same[k])) == GW_OK)
+      rc = gw_buf_append(out, v->u.str, v->len);
+  }
+  const gw_jval *stop = GET(req, "stop");
+  if (rc == GW_OK && is_str(stop)) {
+    rc = PUT(out, ",\"stop_sequences\":[");
+    if (rc == GW_OK)
+      rc = put_str(out, stop);
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(out, ']');
+  } else if (rc == GW_OK && array_len(stop)) {
+    rc = PUT(out, ",\"stop_sequences\":");
+    if (rc == GW_OK)
+      rc = put_value(out, stop);
+  }
+  const gw_jval *user = GET(req, "user");
+  if (rc == GW_OK && is_str(user) && user->len) {
+    rc = PUT(out, ",\"metadata\":{\"user_id\":");
+    if (rc == GW_OK)
+      rc = put_str(out, user);
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(out, '}');
+  }
+  if (rc == GW_OK)
+    rc = put_tools(out, req, err, errlen);
+  if (rc == GW_OK && stream)
+    rc = PUT(out, ",\"stream\":true");
+  return rc == GW_OK ? gw_buf_appendc(out, '}') : rc;
+}
+
+/* ---- response: Anthropic → OpenAI ----------------------------------------------- */
+
+const char *gw_anthropic_finish_reason(const char *stop) {
+  if (!stop)
+    return NULL;
+  if (strcmp(stop, "max_tokens") == 0)
+    return "length";
+  if (strcmp(stop, "tool_use") == 0)
+    return "tool_calls";
+  if (strcmp(stop, "refusal") == 0)
+    return "content_filter";
+  return "stop"; /* end_turn, stop_sequence, pause_turn */
+}
+
+int gw_anthropic_http_status(const char *type) {
+  static const struct {
+    const char *type;
+    int status;
+  } map[] = {
+      {"invalid_request_error", 400},
+      {"authentication_error", 401},
+      {"permission_error", 403},
+      {"not_found_error", 404},
+      {"request_too_large", 413},
+      {"rate_limit_error", 429},
+      {"api_error", 500},
+      {"overloaded_error", 529},
+  };
+  for (size_t i = 0; type && i < sizeof(map) / sizeof(map[0]); i++)
+    if (strcmp(type, map[i].type) == 0)
+      return map[i].status;
+  return 500;
 }
 
 /* A tool_use block as an OpenAI tool call: its input becomes the arguments
@@ -824,8 +964,10 @@ static void on_stream_end(gw_upstream *u) {
 static const gw_upstream_codec codec = {
     .body = on_body, .event = on_event, .stream_end = on_stream_end, .error = on_error};
 
-static bool include_usage(const json_t *req) {
-  return json_is_true(json_object_get(json_object_get(req, "stream_options"), "include_usage"));
+static bool include_usage(const gw_jval *req) {
+  const gw_jval *so = GET(req, "stream_options");
+  const gw_jval *iu = so ? GET(so, "include_usage") : NULL;
+  return iu && iu->type == GW_JVAL_TRUE;
 }
 
 static int start(gw_call *call) {
@@ -849,24 +991,28 @@ static int start(gw_call *call) {
   }
   u->state = st;
 
+  /* The canonical request as OpenAI JSON, read back as a DOM (in an arena
+   * of its own, gone once the Anthropic body is written). */
+  char err[256] = "";
   gw_buf js;
   gw_buf_init(&js, (size_t)64 << 20);
   int rc = gw_pb_to_json(call->request, &out_opts, &js);
-  json_t *req = rc == GW_OK ? json_loadb(js.data, js.len, 0, NULL) : NULL;
-  gw_buf_release(&js);
-  json_t *areq = NULL;
-  char err[256] = "";
-  rc =
-      req ? gw_anthropic_request(req, call->route.upstream_model, streaming, &areq, err, sizeof err)
-          : GW_ERR_NOMEM;
-  gw_anthropic_stream_init(&st->s, gw_upstream_unix_time(), req && include_usage(req));
-  json_decref(req);
-  if (rc == GW_OK) {
-    char *s = json_dumps(areq, JSON_COMPACT);
-    rc = s ? gw_buf_appends(&u->body, s) : GW_ERR_NOMEM;
-    free(s);
+  gw_arena *tmp = rc == GW_OK ? gw_arena_new(0, 0) : NULL;
+  const gw_jval *req = NULL;
+  gw_json_lite_error je;
+  if (rc == GW_OK && !tmp)
+    rc = GW_ERR_NOMEM;
+  if (rc == GW_OK && gw_json_lite_parse(js.data, js.len, tmp, 0, 0, &req, &je) != GW_OK) {
+    snprintf(err, sizeof err, "the request cannot be translated: %s", je.text);
+    rc = GW_ERR_INVALID;
   }
-  json_decref(areq);
+  if (rc == GW_OK)
+    rc = gw_anthropic_request(req, call->route.upstream_model, streaming, tmp, &u->body, err,
+                              sizeof err);
+  gw_anthropic_stream_init(&st->s, gw_upstream_unix_time(), req && include_usage(req));
+  if (tmp)
+    gw_arena_free(tmp);
+  gw_buf_release(&js);
   if (rc == GW_OK && ((b->key_header && gw_upstream_add_header(u, b->key_header) != GW_OK) ||
                       gw_upstream_add_header(u, b->version_header) != GW_OK ||
                       gw_upstream_add_header(u, "Content-Type: application/json") != GW_OK ||
@@ -880,6 +1026,8 @@ static int start(gw_call *call) {
   gw_upstream_discard(u);
   if (rc == GW_ERR_INVALID)
     gw_call_finish(call, GW_STATUS_INVALID_ARGUMENT, err);
+  else if (rc == GW_ERR_TOOBIG)
+    gw_call_finish(call, GW_STATUS_RESOURCE_EXHAUSTED, "request too large");
   else
     gw_call_finish(call, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   return GW_OK;

@@ -8,7 +8,6 @@
 #ifndef GW_PIPELINE_PROVIDER_ANTHROPIC_H
 #define GW_PIPELINE_PROVIDER_ANTHROPIC_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,12 +36,13 @@ void gw_anthropic_backend_free(gw_anthropic_backend *b);
 
 /* ---- pure translation (public for the unit tests) ---- */
 
-/* An OpenAI chat request |req| (JSON) as an Anthropic Messages request for
- * |model| (NULL: req's model), |stream| set as given. GW_OK and |*out| (new
- * reference), GW_ERR_INVALID with |err| saying why (a 400 for the client),
- * or GW_ERR_NOMEM. */
-int gw_anthropic_request(const json_t *req, const char *model, bool stream, json_t **out, char *err,
-                         size_t errlen);
+/* An OpenAI chat request |req| (parsed with json_lite) as the JSON text of
+ * an Anthropic Messages request for |model| (NULL: req's model), |stream|
+ * set as given, appended to |out|; tool-call arguments are parsed in |a|.
+ * GW_OK, GW_ERR_INVALID with |err| saying why (a 400 for the client), or
+ * the buffer's error. */
+int gw_anthropic_request(const gw_jval *req, const char *model, bool stream, gw_arena *a,
+                         gw_buf *out, char *err, size_t errlen);
 
 /* An Anthropic message |msg| (parsed with json_lite) as an OpenAI
  * chat.completion created at |created|, appended to |out| as JSON text.

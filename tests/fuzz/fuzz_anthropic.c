@@ -1,8 +1,9 @@
-/* libFuzzer target for the Anthropic answer translation (provider_anthropic.c):
- * what an upstream sends is untrusted. The input is read as JSON documents,
- * one per line: each goes through the stream translator (one state for the
- * whole input, as the events of one stream) and the whole first line through
- * the message translator. Whatever either writes must be one JSON object
+/* libFuzzer target for the Anthropic translations (provider_anthropic.c):
+ * what an upstream sends is untrusted, and a request carries whatever a
+ * client wrote. The input is read as JSON documents, one per line: each goes
+ * through the stream translator (one state for the whole input, as the
+ * events of one stream), the first line through the message translator and
+ * the request translator too. Whatever they write must be one JSON object
  * (jansson reads it back), and an accepted message must carry its id and
  * model through unchanged. */
 #include <jansson.h>
@@ -40,6 +41,18 @@ static void message(const gw_jval *v) {
   gw_buf_release(&out);
 }
 
+static void request(const gw_jval *v, gw_arena *a) {
+  gw_buf out;
+  gw_buf_init(&out, 1 << 22);
+  char err[256] = "";
+  int rc = gw_anthropic_request(v, NULL, true, a, &out, err, sizeof err);
+  if (rc == GW_OK)
+    json_decref(must_be_object(&out));
+  else if (rc == GW_ERR_INVALID && !err[0])
+    abort(); /* a refusal says why */
+  gw_buf_release(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   gw_arena *a = gw_arena_new(0, 0);
   gw_anthropic_stream s;
@@ -51,8 +64,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const gw_jval *v = NULL;
     gw_json_lite_error e;
     if (gw_json_lite_parse(p, n, a, 0, 0, &v, &e) == GW_OK && v->type == GW_JVAL_OBJECT) {
-      if (line == 0)
+      if (line == 0) {
         message(v);
+        request(v, a);
+      }
       gw_buf chunk;
       gw_buf_init(&chunk, 1 << 22);
       if (gw_anthropic_stream_event(&s, v, &chunk) == GW_OK && chunk.len)

@@ -100,20 +100,51 @@ static const struct {
      "{\"model\":\"m\",\"max_tokens\":4096,\"metadata\":{\"user_id\":\"u1\"},\"tool_choice\":{"
      "\"type\":\"tool\",\"name\":\"f\",\"disable_parallel_tool_use\":true},\"messages\":[{"
      "\"role\":\"user\",\"content\":\"x\"}]}"},
+    /* Same-role turns merge around a system message (plain strings become
+     * text blocks, an empty one too); an assistant turn with no content and no
+     * calls has an empty block list; tools with description and schema; stop
+     * as a list; numbers as written; no parallel calls with tools: auto. */
+    {"{\"model\":\"m\",\"temperature\":0.70,\"top_k\":5,\"top_p\":1e-1,\"stop\":[\"a\","
+     "\"b\"],\"parallel_tool_calls\":false,\"tools\":[{\"type\":\"function\",\"function\":{"
+     "\"name\":\"g\",\"description\":\"G \\\"q\\\"\",\"parameters\":{\"type\":\"object\","
+     "\"properties\":{\"n\":{\"type\":\"number\",\"maximum\":1.5e3}}}}}],\"messages\":["
+     "{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"system\",\"content\":\"\"},"
+     "{\"role\":\"user\",\"content\":\"\"},{\"role\":\"user\",\"content\":[{\"type\":"
+     "\"text\",\"text\":\"\"},{\"type\":\"text\",\"text\":\"b\\n\"}]},{\"role\":"
+     "\"assistant\",\"content\":null}]}",
+     NULL, 0,
+     "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+     "\"text\":\"a\"},{\"type\":\"text\",\"text\":\"\"},{\"type\":\"text\",\"text\":"
+     "\"b\\n\"}]},{\"role\":\"assistant\",\"content\":[]}],\"max_tokens\":4096,"
+     "\"temperature\":0.7,\"top_k\":5,\"top_p\":0.1,\"stop_sequences\":[\"a\",\"b\"],"
+     "\"tools\":[{\"name\":\"g\",\"description\":\"G \\\"q\\\"\",\"input_schema\":{"
+     "\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"number\",\"maximum\":1.5e3}}}}],"
+     "\"tool_choice\":{\"type\":\"auto\",\"disable_parallel_tool_use\":true}}"},
+    /* tool_choice none: no disable flag */
+    {"{\"model\":\"m\",\"tool_choice\":\"none\",\"parallel_tool_calls\":false,"
+     "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+     NULL, 0,
+     "{\"model\":\"m\",\"max_tokens\":4096,\"tool_choice\":{\"type\":\"none\"},"
+     "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"},
 };
 
 static void test_request(void **state) {
   (void)state;
+  gw_arena *a = gw_arena_new(0, 0);
   for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
-    json_t *in = J(requests[i].in), *out = NULL;
-    char err[200];
-    assert_int_equal(
-        gw_anthropic_request(in, requests[i].model, requests[i].stream, &out, err, sizeof err),
-        GW_OK);
-    assert_json_eq(out, requests[i].want);
-    json_decref(in);
-    json_decref(out);
+    gw_buf out;
+    gw_buf_init(&out, 1 << 20);
+    char err[200] = "";
+    int rc = gw_anthropic_request(L(a, requests[i].in), requests[i].model, requests[i].stream, a,
+                                  &out, err, sizeof err);
+    if (rc != GW_OK)
+      fail_msg("case %zu: %d %s", i, rc, err);
+    json_t *got = J(out.data);
+    assert_json_eq(got, requests[i].want);
+    json_decref(got);
+    gw_buf_release(&out);
   }
+  gw_arena_free(a);
 }
 
 static void test_request_invalid(void **state) {
@@ -124,17 +155,29 @@ static void test_request_invalid(void **state) {
       "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}",
       "{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"a\",\"function\":{"
       "\"name\":\"f\",\"arguments\":\"[1]\"}}]}]}",
+      "{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"a\",\"function\":{"
+      "\"name\":\"f\",\"arguments\":\"{\\\"a\\\":\"}}]}]}",
+      "{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"function\":{\"name\":\"f\"}}]}]}",
       "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\"}]}]}",
+      "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{}}]}]"
+      "}",
       "{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}",
+      "{\"messages\":[{\"content\":\"x\"}]}",
+      "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"function\":{}}]}",
+      "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tool_choice\":{\"type\":"
+      "\"function\"}}",
   };
+  gw_arena *a = gw_arena_new(0, 0);
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    json_t *in = J(bad[i]), *out = NULL;
+    gw_buf out;
+    gw_buf_init(&out, 1 << 20);
     char err[200] = "";
-    assert_int_equal(gw_anthropic_request(in, "m", 0, &out, err, sizeof err), GW_ERR_INVALID);
+    if (gw_anthropic_request(L(a, bad[i]), "m", 0, a, &out, err, sizeof err) != GW_ERR_INVALID)
+      fail_msg("case %zu was taken: %s", i, bad[i]);
     assert_true(err[0] != '\0');
-    assert_null(out);
-    json_decref(in);
+    gw_buf_release(&out);
   }
+  gw_arena_free(a);
 }
 
 /* The translation's output must be JSON that parses, and equal |want|. */
