@@ -7,107 +7,11 @@
 #include "core/alloc.h"
 #include "core/arena.h"
 #include "core/numtext.h"
+#include "pipeline/json_text.h"
 #include "pipeline/upstream_http.h"
 #include "transcoder/json_pb.h"
 
 static const gw_json_opts out_opts = {.int64_as_number = 1, .bare_unions = 1};
-
-/* ---- JSON in and out ------------------------------------------------------------
- * Both ways read JSON with json_lite (an arena DOM, no malloc per node) and
- * write the other side's JSON text straight into a buffer. */
-
-#define PUT(b, lit) gw_buf_append((b), (lit), sizeof(lit) - 1)
-#define GET(o, key) gw_json_lite_get((o), (key), sizeof(key) - 1)
-
-static bool is_str(const gw_jval *v) { return v && v->type == GW_JVAL_STRING; }
-
-static const char *str_of(const gw_jval *v) { return is_str(v) ? v->u.str : NULL; }
-
-static bool str_is(const gw_jval *v, const char *lit, size_t n) {
-  return is_str(v) && v->len == n && memcmp(v->u.str, lit, n) == 0;
-}
-#define STR_IS(v, lit) str_is((v), (lit), sizeof(lit) - 1)
-
-/* An integer member, 0 when absent or not an integer. */
-static int64_t int_of(const gw_jval *o, const char *key, size_t n) {
-  const gw_jval *v = o ? gw_json_lite_get(o, key, n) : NULL;
-  int64_t x;
-  if (!v || v->type != GW_JVAL_NUMBER || !(v->flags & GW_JVAL_NUM_INT) ||
-      gw_json_lite_int64(v, &x) != GW_OK)
-    return 0;
-  return x;
-}
-#define INT_OF(o, key) int_of((o), (key), sizeof(key) - 1)
-
-static int put_int(gw_buf *b, int64_t v) {
-  char t[GW_NUMTEXT_MAX];
-  return gw_buf_append(b, t, gw_numtext_i64(v, t));
-}
-
-static int put_str(gw_buf *b, const gw_jval *v) {
-  return gw_buf_append_json_string(b, v->u.str, v->len);
-}
-
-/* |v| as compact JSON (numbers as their source text). */
-static int put_value(gw_buf *b, const gw_jval *v) {
-  switch (v->type) {
-  case GW_JVAL_NULL: return PUT(b, "null");
-  case GW_JVAL_FALSE: return PUT(b, "false");
-  case GW_JVAL_TRUE: return PUT(b, "true");
-  case GW_JVAL_NUMBER: return gw_buf_append(b, v->u.str, v->len);
-  case GW_JVAL_STRING: return put_str(b, v);
-  case GW_JVAL_ARRAY: {
-    int rc = gw_buf_appendc(b, '[');
-    for (size_t i = 0; rc == GW_OK && i < v->len; i++) {
-      if (i)
-        rc = gw_buf_appendc(b, ',');
-      if (rc == GW_OK)
-        rc = put_value(b, &v->u.elems[i]);
-    }
-    return rc == GW_OK ? gw_buf_appendc(b, ']') : rc;
-  }
-  default: {
-    int rc = gw_buf_appendc(b, '{');
-    for (size_t i = 0; rc == GW_OK && i < v->len; i++) {
-      const gw_jmember *m = &v->u.members[i];
-      if (i)
-        rc = gw_buf_appendc(b, ',');
-      if (rc == GW_OK)
-        rc = gw_buf_append_json_string(b, m->key, m->key_len);
-      if (rc == GW_OK)
-        rc = gw_buf_appendc(b, ':');
-      if (rc == GW_OK)
-        rc = put_value(b, &m->value);
-    }
-    return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
-  }
-  }
-}
-
-/* OpenAI's usage object: prompt tokens count the cached and cache-written
- * ones too, as OpenAI's do. */
-static int put_usage(gw_buf *b, int64_t in, int64_t out, int64_t cache_read, int64_t cache_write) {
-  int64_t prompt = in + cache_read + cache_write;
-  int rc = PUT(b, "{\"prompt_tokens\":");
-  if (rc == GW_OK)
-    rc = put_int(b, prompt);
-  if (rc == GW_OK)
-    rc = PUT(b, ",\"completion_tokens\":");
-  if (rc == GW_OK)
-    rc = put_int(b, out);
-  if (rc == GW_OK)
-    rc = PUT(b, ",\"total_tokens\":");
-  if (rc == GW_OK)
-    rc = put_int(b, prompt + out);
-  if (rc == GW_OK && cache_read > 0) {
-    rc = PUT(b, ",\"prompt_tokens_details\":{\"cached_tokens\":");
-    if (rc == GW_OK)
-      rc = put_int(b, cache_read);
-    if (rc == GW_OK)
-      rc = gw_buf_appendc(b, '}');
-  }
-  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
-}
 
 /* ---- request: OpenAI → Anthropic ------------------------------------------------- */
 
@@ -116,92 +20,69 @@ static int fail(char *err, size_t errlen, const char *fmt, const char *arg) {
   return GW_ERR_INVALID;
 }
 
-static bool is_int(const gw_jval *v) {
-  int64_t x;
-  return v && v->type == GW_JVAL_NUMBER && (v->flags & GW_JVAL_NUM_INT) &&
-         gw_json_lite_int64(v, &x) == GW_OK;
-}
-
-static bool is_array(const gw_jval *v) { return v && v->type == GW_JVAL_ARRAY; }
-
-static size_t array_len(const gw_jval *v) { return is_array(v) ? v->len : 0; }
-
 /* The text of a message content: the string, or its parts' texts joined. */
 static size_t content_text_len(const gw_jval *c) {
-  if (is_str(c))
+  if (gw_jt_is_str(c))
     return c->len;
   size_t n = 0;
-  for (size_t i = 0; i < array_len(c); i++) {
-    const gw_jval *t = GET(&c->u.elems[i], "text");
-    if (is_str(t))
+  for (size_t i = 0; i < gw_jt_array_len(c); i++) {
+    const gw_jval *t = GW_JT_GET(&c->u.elems[i], "text");
+    if (gw_jt_is_str(t))
       n += t->len;
   }
   return n;
 }
 
-static int put_content_text(gw_buf *b, const gw_jval *c) {
-  int rc = gw_buf_appendc(b, '"');
-  if (is_str(c) && rc == GW_OK)
-    rc = gw_buf_append_json_chars(b, c->u.str, c->len);
-  for (size_t i = 0; rc == GW_OK && i < array_len(c); i++) {
-    const gw_jval *t = GET(&c->u.elems[i], "text");
-    if (is_str(t))
-      rc = gw_buf_append_json_chars(b, t->u.str, t->len);
-  }
-  return rc == GW_OK ? gw_buf_appendc(b, '"') : rc;
-}
-
 /* {"type":"text","text":...} of a string, or of a content's text. */
 static int put_text_block(gw_buf *b, const gw_jval *text_or_content) {
-  int rc = PUT(b, "{\"type\":\"text\",\"text\":");
+  int rc = GW_JT_PUT(b, "{\"type\":\"text\",\"text\":");
   if (rc == GW_OK)
-    rc = put_content_text(b, text_or_content);
+    rc = gw_jt_put_content_text(b, text_or_content);
   return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
 }
-
-/* A comma before every element of a list but the first (*n counts them). */
-static int sep(gw_buf *b, size_t *n) { return (*n)++ ? gw_buf_appendc(b, ',') : GW_OK; }
 
 /* The content blocks of an OpenAI content (parts; a string that is not
  * empty: one text block). */
 static int put_content_blocks(gw_buf *b, const gw_jval *content, size_t *n, char *err,
                               size_t errlen) {
-  if (is_str(content)) {
-    int rc = content->len ? sep(b, n) : GW_OK;
+  if (gw_jt_is_str(content)) {
+    int rc = content->len ? gw_jt_sep(b, n) : GW_OK;
     return rc == GW_OK && content->len ? put_text_block(b, content) : rc;
   }
   int rc = GW_OK;
-  for (size_t i = 0; rc == GW_OK && i < array_len(content); i++) {
-    const gw_jval *part = &content->u.elems[i], *type = GET(part, "type");
-    if (STR_IS(type, "text")) {
-      const gw_jval *t = GET(part, "text");
-      if (is_str(t) && t->len && (rc = sep(b, n)) == GW_OK) /* (Anthropic refuses empty text) */
+  for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(content); i++) {
+    const gw_jval *part = &content->u.elems[i], *type = GW_JT_GET(part, "type");
+    if (GW_JT_STR_IS(type, "text")) {
+      const gw_jval *t = GW_JT_GET(part, "text");
+      if (gw_jt_is_str(t) && t->len &&
+          (rc = gw_jt_sep(b, n)) == GW_OK) /* (Anthropic refuses empty text) */
         rc = put_text_block(b, t);
-    } else if (STR_IS(type, "image_url")) {
-      const gw_jval *iu = GET(part, "image_url");
-      const char *url = iu ? str_of(GET(iu, "url")) : NULL, *media, *data;
+    } else if (GW_JT_STR_IS(type, "image_url")) {
+      const gw_jval *iu = GW_JT_GET(part, "image_url");
+      const char *url = iu ? gw_jt_str(GW_JT_GET(iu, "url")) : NULL, *media, *data;
       size_t mlen;
       if (!url)
         return fail(err, errlen, "image_url part without a url", NULL);
-      if ((rc = sep(b, n)) != GW_OK)
+      if ((rc = gw_jt_sep(b, n)) != GW_OK)
         break;
       if (gw_upstream_data_url(url, &media, &mlen, &data)) {
-        rc = PUT(b, "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":");
+        rc = GW_JT_PUT(b, "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":");
         if (rc == GW_OK)
           rc = gw_buf_append_json_string(b, media, mlen);
         if (rc == GW_OK)
-          rc = PUT(b, ",\"data\":");
+          rc = GW_JT_PUT(b, ",\"data\":");
         if (rc == GW_OK)
           rc = gw_buf_append_json_string(b, data, strlen(data));
       } else {
-        rc = PUT(b, "{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":");
+        rc = GW_JT_PUT(b, "{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":");
         if (rc == GW_OK)
           rc = gw_buf_append_json_string(b, url, strlen(url));
       }
       if (rc == GW_OK)
-        rc = PUT(b, "}}");
+        rc = GW_JT_PUT(b, "}}");
     } else {
-      return fail(err, errlen, "content part type %s is not supported by Anthropic", str_of(type));
+      return fail(err, errlen, "content part type %s is not supported by Anthropic",
+                  gw_jt_str(type));
     }
   }
   return rc;
@@ -211,32 +92,29 @@ static int put_content_blocks(gw_buf *b, const gw_jval *content, size_t *n, char
 static int put_tool_uses(gw_buf *b, const gw_jval *calls, size_t *n, gw_arena *a, char *err,
                          size_t errlen) {
   int rc = GW_OK;
-  for (size_t i = 0; rc == GW_OK && i < array_len(calls); i++) {
-    const gw_jval *tc = &calls->u.elems[i], *fn = GET(tc, "function");
-    const gw_jval *id = GET(tc, "id"), *name = fn ? GET(fn, "name") : NULL;
-    const gw_jval *args = fn ? GET(fn, "arguments") : NULL, *input = NULL;
-    gw_json_lite_error je;
-    if (is_str(args) && args->len &&
-        (gw_json_lite_parse(args->u.str, args->len, a, 0, 0, &input, &je) != GW_OK ||
-         input->type != GW_JVAL_OBJECT))
+  for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(calls); i++) {
+    const gw_jval *tc = &calls->u.elems[i], *fn = GW_JT_GET(tc, "function");
+    const gw_jval *id = GW_JT_GET(tc, "id"), *name = GW_JT_GET(fn, "name");
+    const gw_jval *input;
+    if (gw_jt_tool_arguments(fn, a, &input) != GW_OK)
       return fail(err, errlen, "tool call arguments are not a JSON object", NULL);
-    if (!is_str(id))
+    if (!gw_jt_is_str(id))
       return fail(err, errlen, "a tool call has no id", NULL);
-    if (!is_str(name))
+    if (!gw_jt_is_str(name))
       return fail(err, errlen, "a tool call has no function name", NULL);
-    rc = sep(b, n);
+    rc = gw_jt_sep(b, n);
     if (rc == GW_OK)
-      rc = PUT(b, "{\"type\":\"tool_use\",\"id\":");
+      rc = GW_JT_PUT(b, "{\"type\":\"tool_use\",\"id\":");
     if (rc == GW_OK)
-      rc = put_str(b, id);
+      rc = gw_jt_put_str(b, id);
     if (rc == GW_OK)
-      rc = PUT(b, ",\"name\":");
+      rc = GW_JT_PUT(b, ",\"name\":");
     if (rc == GW_OK)
-      rc = put_str(b, name);
+      rc = gw_jt_put_str(b, name);
     if (rc == GW_OK)
-      rc = PUT(b, ",\"input\":");
+      rc = GW_JT_PUT(b, ",\"input\":");
     if (rc == GW_OK)
-      rc = input ? put_value(b, input) : PUT(b, "{}");
+      rc = input ? gw_jt_put_value(b, input) : GW_JT_PUT(b, "{}");
     if (rc == GW_OK)
       rc = gw_buf_appendc(b, '}');
   }
@@ -247,23 +125,23 @@ static int put_tool_uses(gw_buf *b, const gw_jval *calls, size_t *n, gw_arena *a
  * "assistant", "system" (system and developer: the system prompt), or NULL
  * with |err| set. */
 static const char *anthropic_role(const gw_jval *m, char *err, size_t errlen) {
-  const gw_jval *role = GET(m, "role");
-  if (!is_str(role)) {
+  const gw_jval *role = GW_JT_GET(m, "role");
+  if (!gw_jt_is_str(role)) {
     fail(err, errlen, "a message has no role", NULL);
     return NULL;
   }
-  if (STR_IS(role, "system") || STR_IS(role, "developer"))
+  if (GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer"))
     return "system";
-  if (STR_IS(role, "tool")) {
-    if (!is_str(GET(m, "tool_call_id"))) {
+  if (GW_JT_STR_IS(role, "tool")) {
+    if (!gw_jt_is_str(GW_JT_GET(m, "tool_call_id"))) {
       fail(err, errlen, "a tool message has no tool_call_id", NULL);
       return NULL;
     }
     return "user";
   }
-  if (STR_IS(role, "user"))
+  if (GW_JT_STR_IS(role, "user"))
     return "user";
-  if (STR_IS(role, "assistant"))
+  if (GW_JT_STR_IS(role, "assistant"))
     return "assistant";
   fail(err, errlen, "message role %s is not supported by Anthropic", role->u.str);
   return NULL;
@@ -271,33 +149,33 @@ static const char *anthropic_role(const gw_jval *m, char *err, size_t errlen) {
 
 /* A user or assistant message whose content is a plain string. */
 static bool plain_text(const gw_jval *m) {
-  return !STR_IS(GET(m, "role"), "tool") && is_str(GET(m, "content")) &&
-         array_len(GET(m, "tool_calls")) == 0;
+  return !GW_JT_STR_IS(GW_JT_GET(m, "role"), "tool") && gw_jt_is_str(GW_JT_GET(m, "content")) &&
+         gw_jt_array_len(GW_JT_GET(m, "tool_calls")) == 0;
 }
 
 /* The blocks |m| adds to its turn. In a turn of several messages a plain
  * string counts as a text block even when empty, as it stands. */
 static int put_message_blocks(gw_buf *b, const gw_jval *m, size_t *n, gw_arena *a, char *err,
                               size_t errlen) {
-  const gw_jval *content = GET(m, "content");
-  if (STR_IS(GET(m, "role"), "tool")) {
-    int rc = sep(b, n);
+  const gw_jval *content = GW_JT_GET(m, "content");
+  if (GW_JT_STR_IS(GW_JT_GET(m, "role"), "tool")) {
+    int rc = gw_jt_sep(b, n);
     if (rc == GW_OK)
-      rc = PUT(b, "{\"type\":\"tool_result\",\"tool_use_id\":");
+      rc = GW_JT_PUT(b, "{\"type\":\"tool_result\",\"tool_use_id\":");
     if (rc == GW_OK)
-      rc = put_str(b, GET(m, "tool_call_id"));
+      rc = gw_jt_put_str(b, GW_JT_GET(m, "tool_call_id"));
     if (rc == GW_OK)
-      rc = PUT(b, ",\"content\":");
+      rc = GW_JT_PUT(b, ",\"content\":");
     if (rc == GW_OK)
-      rc = put_content_text(b, content);
+      rc = gw_jt_put_content_text(b, content);
     return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
   }
   if (plain_text(m)) {
-    int rc = sep(b, n);
+    int rc = gw_jt_sep(b, n);
     return rc == GW_OK ? put_text_block(b, content) : rc;
   }
   int rc = put_content_blocks(b, content, n, err, errlen);
-  return rc == GW_OK ? put_tool_uses(b, GET(m, "tool_calls"), n, a, err, errlen) : rc;
+  return rc == GW_OK ? put_tool_uses(b, GW_JT_GET(m, "tool_calls"), n, a, err, errlen) : rc;
 }
 
 /* The messages, merged into alternating turns: Anthropic wants user and
@@ -305,7 +183,7 @@ static int put_message_blocks(gw_buf *b, const gw_jval *m, size_t *n, gw_arena *
  * (parallel tool results among them) share one turn; system messages go to
  * the system prompt and do not break a turn. */
 static int put_messages(gw_buf *b, const gw_jval *msgs, gw_arena *a, char *err, size_t errlen) {
-  int rc = PUT(b, ",\"messages\":[");
+  int rc = GW_JT_PUT(b, ",\"messages\":[");
   size_t turns = 0;
   for (size_t i = 0; rc == GW_OK && i < msgs->len;) {
     const gw_jval *m = &msgs->u.elems[i];
@@ -327,15 +205,15 @@ static int put_messages(gw_buf *b, const gw_jval *msgs, gw_arena *a, char *err, 
         break;
       members++;
     }
-    rc = sep(b, &turns);
+    rc = gw_jt_sep(b, &turns);
     if (rc == GW_OK)
-      rc = PUT(b, "{\"role\":");
+      rc = GW_JT_PUT(b, "{\"role\":");
     if (rc == GW_OK)
       rc = gw_buf_append_json_string(b, role, strlen(role));
     if (rc == GW_OK)
-      rc = PUT(b, ",\"content\":");
+      rc = GW_JT_PUT(b, ",\"content\":");
     if (rc == GW_OK && members == 1 && plain_text(m)) {
-      rc = put_str(b, GET(m, "content"));
+      rc = gw_jt_put_str(b, GW_JT_GET(m, "content"));
     } else if (rc == GW_OK) {
       size_t blocks = 0;
       rc = gw_buf_appendc(b, '[');
@@ -360,54 +238,54 @@ static int put_system(gw_buf *b, const gw_jval *msgs) {
   size_t n = 0, written = 0;
   const gw_jval *only = NULL;
   for (size_t i = 0; i < msgs->len; i++) {
-    const gw_jval *m = &msgs->u.elems[i], *role = GET(m, "role");
-    if ((STR_IS(role, "system") || STR_IS(role, "developer")) &&
-        content_text_len(GET(m, "content"))) {
+    const gw_jval *m = &msgs->u.elems[i], *role = GW_JT_GET(m, "role");
+    if ((GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer")) &&
+        content_text_len(GW_JT_GET(m, "content"))) {
       n++;
-      only = GET(m, "content");
+      only = GW_JT_GET(m, "content");
     }
   }
   if (n == 0)
     return GW_OK;
-  int rc = PUT(b, ",\"system\":");
+  int rc = GW_JT_PUT(b, ",\"system\":");
   if (n == 1)
-    return rc == GW_OK ? put_content_text(b, only) : rc;
+    return rc == GW_OK ? gw_jt_put_content_text(b, only) : rc;
   if (rc == GW_OK)
     rc = gw_buf_appendc(b, '[');
   for (size_t i = 0; rc == GW_OK && i < msgs->len; i++) {
-    const gw_jval *m = &msgs->u.elems[i], *role = GET(m, "role"), *c = GET(m, "content");
-    if ((STR_IS(role, "system") || STR_IS(role, "developer")) && content_text_len(c) &&
-        (rc = sep(b, &written)) == GW_OK)
+    const gw_jval *m = &msgs->u.elems[i], *role = GW_JT_GET(m, "role"),
+                  *c = GW_JT_GET(m, "content");
+    if ((GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer")) && content_text_len(c) &&
+        (rc = gw_jt_sep(b, &written)) == GW_OK)
       rc = put_text_block(b, c);
   }
   return rc == GW_OK ? gw_buf_appendc(b, ']') : rc;
 }
 
 static int put_tools(gw_buf *b, const gw_jval *req, char *err, size_t errlen) {
-  const gw_jval *tools = GET(req, "tools");
-  size_t ntools = array_len(tools), n = 0;
+  const gw_jval *tools = GW_JT_GET(req, "tools");
+  size_t ntools = gw_jt_array_len(tools), n = 0;
   int rc = GW_OK;
   if (ntools)
-    rc = PUT(b, ",\"tools\":[");
+    rc = GW_JT_PUT(b, ",\"tools\":[");
   for (size_t i = 0; rc == GW_OK && i < ntools; i++) {
-    const gw_jval *fn = GET(&tools->u.elems[i], "function");
-    const gw_jval *name = fn ? GET(fn, "name") : NULL, *d = fn ? GET(fn, "description") : NULL;
-    const gw_jval *schema = fn ? GET(fn, "parameters") : NULL;
-    if (!is_str(name))
+    const gw_jval *fn = GW_JT_GET(&tools->u.elems[i], "function");
+    const gw_jval *name = GW_JT_GET(fn, "name"), *d = GW_JT_GET(fn, "description");
+    const gw_jval *schema = GW_JT_GET(fn, "parameters");
+    if (!gw_jt_is_str(name))
       return fail(err, errlen, "a tool has no function name", NULL);
-    rc = sep(b, &n);
+    rc = gw_jt_sep(b, &n);
     if (rc == GW_OK)
-      rc = PUT(b, "{\"name\":");
+      rc = GW_JT_PUT(b, "{\"name\":");
     if (rc == GW_OK)
-      rc = put_str(b, name);
-    if (rc == GW_OK && is_str(d) && (rc = PUT(b, ",\"description\":")) == GW_OK)
-      rc = put_str(b, d);
+      rc = gw_jt_put_str(b, name);
+    if (rc == GW_OK && gw_jt_is_str(d) && (rc = GW_JT_PUT(b, ",\"description\":")) == GW_OK)
+      rc = gw_jt_put_str(b, d);
     if (rc == GW_OK)
-      rc = PUT(b, ",\"input_schema\":");
+      rc = GW_JT_PUT(b, ",\"input_schema\":");
     if (rc == GW_OK)
-      rc = schema && schema->type == GW_JVAL_OBJECT
-               ? put_value(b, schema)
-               : PUT(b, "{\"type\":\"object\",\"properties\":{}}");
+      rc = gw_jt_is_object(schema) ? gw_jt_put_value(b, schema)
+                                   : GW_JT_PUT(b, "{\"type\":\"object\",\"properties\":{}}");
     if (rc == GW_OK)
       rc = gw_buf_appendc(b, '}');
   }
@@ -417,16 +295,19 @@ static int put_tools(gw_buf *b, const gw_jval *req, char *err, size_t errlen) {
     return rc;
   /* tool_choice: "required" is Anthropic's "any"; parallel_tool_calls false
    * is its disable_parallel_tool_use. */
-  const gw_jval *choice = GET(req, "tool_choice"), *parallel = GET(req, "parallel_tool_calls");
-  bool no_parallel = parallel && parallel->type == GW_JVAL_FALSE;
+  const gw_jval *choice = GW_JT_GET(req, "tool_choice"),
+                *parallel = GW_JT_GET(req, "parallel_tool_calls");
+  bool no_parallel = gw_jt_is_false(parallel);
   const char *type = NULL;
   const gw_jval *name = NULL;
-  if (is_str(choice)) {
-    type = STR_IS(choice, "required") ? "any" : STR_IS(choice, "none") ? "none" : "auto";
-  } else if (choice && choice->type == GW_JVAL_OBJECT) {
-    const gw_jval *fn = GET(choice, "function");
-    name = fn ? GET(fn, "name") : NULL;
-    if (!is_str(name))
+  if (gw_jt_is_str(choice)) {
+    type = GW_JT_STR_IS(choice, "required") ? "any"
+           : GW_JT_STR_IS(choice, "none")   ? "none"
+                                            : "auto";
+  } else if (gw_jt_is_object(choice)) {
+    const gw_jval *fn = GW_JT_GET(choice, "function");
+    name = GW_JT_GET(fn, "name");
+    if (!gw_jt_is_str(name))
       return fail(err, errlen, "tool_choice names no function", NULL);
     type = "tool";
   } else if (no_parallel && ntools) {
@@ -434,34 +315,34 @@ static int put_tools(gw_buf *b, const gw_jval *req, char *err, size_t errlen) {
   }
   if (!type)
     return GW_OK;
-  rc = PUT(b, ",\"tool_choice\":{\"type\":");
+  rc = GW_JT_PUT(b, ",\"tool_choice\":{\"type\":");
   if (rc == GW_OK)
     rc = gw_buf_append_json_string(b, type, strlen(type));
-  if (rc == GW_OK && name && (rc = PUT(b, ",\"name\":")) == GW_OK)
-    rc = put_str(b, name);
+  if (rc == GW_OK && name && (rc = GW_JT_PUT(b, ",\"name\":")) == GW_OK)
+    rc = gw_jt_put_str(b, name);
   if (rc == GW_OK && no_parallel && strcmp(type, "none") != 0)
-    rc = PUT(b, ",\"disable_parallel_tool_use\":true");
+    rc = GW_JT_PUT(b, ",\"disable_parallel_tool_use\":true");
   return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
 }
 
 int gw_anthropic_request(const gw_jval *req, const char *model, bool stream, gw_arena *a,
                          gw_buf *out, char *err, size_t errlen) {
   err[0] = '\0';
-  const gw_jval *msgs = req && req->type == GW_JVAL_OBJECT ? GET(req, "messages") : NULL;
-  if (array_len(msgs) == 0) {
+  const gw_jval *msgs = gw_jt_is_object(req) ? GW_JT_GET(req, "messages") : NULL;
+  if (gw_jt_array_len(msgs) == 0) {
     snprintf(err, errlen, "messages must be a non-empty list");
     return GW_ERR_INVALID;
   }
-  const gw_jval *n = GET(req, "n");
+  const gw_jval *n = GW_JT_GET(req, "n");
   int64_t nv;
-  if (is_int(n) && gw_json_lite_int64(n, &nv) == GW_OK && nv != 1) {
+  if (gw_jt_is_int(n) && gw_json_lite_int64(n, &nv) == GW_OK && nv != 1) {
     snprintf(err, errlen, "n other than 1 is not supported by Anthropic");
     return GW_ERR_INVALID;
   }
-  const gw_jval *jmodel = GET(req, "model");
+  const gw_jval *jmodel = GW_JT_GET(req, "model");
   if (!model)
-    model = str_of(jmodel) ? str_of(jmodel) : "";
-  int rc = PUT(out, "{\"model\":");
+    model = gw_jt_str(jmodel) ? gw_jt_str(jmodel) : "";
+  int rc = GW_JT_PUT(out, "{\"model\":");
   if (rc == GW_OK)
     rc = gw_buf_append_json_string(out, model, strlen(model));
   if (rc == GW_OK)
@@ -470,43 +351,43 @@ int gw_anthropic_request(const gw_jval *req, const char *model, bool stream, gw_
     rc = put_messages(out, msgs, a, err, errlen);
   if (rc != GW_OK)
     return rc;
-  const gw_jval *mt = GET(req, "max_completion_tokens");
-  if (!is_int(mt))
-    mt = GET(req, "max_tokens");
-  rc = PUT(out, ",\"max_tokens\":");
+  const gw_jval *mt = GW_JT_GET(req, "max_completion_tokens");
+  if (!gw_jt_is_int(mt))
+    mt = GW_JT_GET(req, "max_tokens");
+  rc = GW_JT_PUT(out, ",\"max_tokens\":");
   if (rc == GW_OK)
-    rc = is_int(mt) ? gw_buf_append(out, mt->u.str, mt->len)
-                    : put_int(out, GW_ANTHROPIC_DEFAULT_MAX_TOKENS);
+    rc = gw_jt_is_int(mt) ? gw_buf_append(out, mt->u.str, mt->len)
+                          : gw_jt_put_int(out, GW_ANTHROPIC_DEFAULT_MAX_TOKENS);
   static const char *const same[] = {"temperature", "top_p", "top_k"};
   for (size_t k = 0; rc == GW_OK && k < sizeof(same) / sizeof(same[0]); k++) {
-    const gw_jval *v = gw_json_lite_get(req, same[k], strlen(same[k]));
-    if (v && v->type == GW_JVAL_NUMBER && (rc = gw_buf_printf(out, ",\"%s\":", same[k])) == GW_OK)
+    const gw_jval *v = gw_jt_get(req, same[k], strlen(same[k]));
+    if (gw_jt_is_number(v) && (rc = gw_buf_printf(out, ",\"%s\":", same[k])) == GW_OK)
       rc = gw_buf_append(out, v->u.str, v->len);
   }
-  const gw_jval *stop = GET(req, "stop");
-  if (rc == GW_OK && is_str(stop)) {
-    rc = PUT(out, ",\"stop_sequences\":[");
+  const gw_jval *stop = GW_JT_GET(req, "stop");
+  if (rc == GW_OK && gw_jt_is_str(stop)) {
+    rc = GW_JT_PUT(out, ",\"stop_sequences\":[");
     if (rc == GW_OK)
-      rc = put_str(out, stop);
+      rc = gw_jt_put_str(out, stop);
     if (rc == GW_OK)
       rc = gw_buf_appendc(out, ']');
-  } else if (rc == GW_OK && array_len(stop)) {
-    rc = PUT(out, ",\"stop_sequences\":");
+  } else if (rc == GW_OK && gw_jt_array_len(stop)) {
+    rc = GW_JT_PUT(out, ",\"stop_sequences\":");
     if (rc == GW_OK)
-      rc = put_value(out, stop);
+      rc = gw_jt_put_value(out, stop);
   }
-  const gw_jval *user = GET(req, "user");
-  if (rc == GW_OK && is_str(user) && user->len) {
-    rc = PUT(out, ",\"metadata\":{\"user_id\":");
+  const gw_jval *user = GW_JT_GET(req, "user");
+  if (rc == GW_OK && gw_jt_is_str(user) && user->len) {
+    rc = GW_JT_PUT(out, ",\"metadata\":{\"user_id\":");
     if (rc == GW_OK)
-      rc = put_str(out, user);
+      rc = gw_jt_put_str(out, user);
     if (rc == GW_OK)
       rc = gw_buf_appendc(out, '}');
   }
   if (rc == GW_OK)
     rc = put_tools(out, req, err, errlen);
   if (rc == GW_OK && stream)
-    rc = PUT(out, ",\"stream\":true");
+    rc = GW_JT_PUT(out, ",\"stream\":true");
   return rc == GW_OK ? gw_buf_appendc(out, '}') : rc;
 }
 
@@ -544,76 +425,103 @@ int gw_anthropic_http_status(const char *type) {
   return 500;
 }
 
+/* OpenAI's usage object: prompt tokens count the cached and cache-written
+ * ones too, as OpenAI's do. */
+static int put_usage(gw_buf *b, int64_t in, int64_t out, int64_t cache_read, int64_t cache_write) {
+  int64_t prompt = in + cache_read + cache_write;
+  int rc = GW_JT_PUT(b, "{\"prompt_tokens\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, prompt);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"completion_tokens\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, out);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"total_tokens\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, prompt + out);
+  if (rc == GW_OK && cache_read > 0) {
+    rc = GW_JT_PUT(b, ",\"prompt_tokens_details\":{\"cached_tokens\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_int(b, cache_read);
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(b, '}');
+  }
+  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+}
+
 /* A tool_use block as an OpenAI tool call: its input becomes the arguments
  * string (compact JSON). */
 static int put_tool_call(gw_buf *b, const gw_jval *block) {
-  const gw_jval *id = GET(block, "id"), *name = GET(block, "name"), *input = GET(block, "input");
-  if (!is_str(id) || !is_str(name))
+  const gw_jval *id = GW_JT_GET(block, "id"), *name = GW_JT_GET(block, "name"),
+                *input = GW_JT_GET(block, "input");
+  if (!gw_jt_is_str(id) || !gw_jt_is_str(name))
     return GW_ERR_INVALID;
   gw_buf args;
   gw_buf_init(&args, b->cap);
-  int rc = input ? put_value(&args, input) : PUT(&args, "{}");
+  int rc = input ? gw_jt_put_value(&args, input) : GW_JT_PUT(&args, "{}");
   if (rc == GW_OK)
-    rc = PUT(b, "{\"id\":");
+    rc = GW_JT_PUT(b, "{\"id\":");
   if (rc == GW_OK)
-    rc = put_str(b, id);
+    rc = gw_jt_put_str(b, id);
   if (rc == GW_OK)
-    rc = PUT(b, ",\"type\":\"function\",\"function\":{\"name\":");
+    rc = GW_JT_PUT(b, ",\"type\":\"function\",\"function\":{\"name\":");
   if (rc == GW_OK)
-    rc = put_str(b, name);
+    rc = gw_jt_put_str(b, name);
   if (rc == GW_OK)
-    rc = PUT(b, ",\"arguments\":");
+    rc = GW_JT_PUT(b, ",\"arguments\":");
   if (rc == GW_OK)
     rc = gw_buf_append_json_string(b, args.data ? args.data : "", args.len);
   if (rc == GW_OK)
-    rc = PUT(b, "}}");
+    rc = GW_JT_PUT(b, "}}");
   gw_buf_release(&args);
   return rc;
 }
 
 int gw_anthropic_response(const gw_jval *msg, long long created, gw_buf *out) {
-  const gw_jval *content = msg ? GET(msg, "content") : NULL;
-  const gw_jval *id = msg ? GET(msg, "id") : NULL, *model = msg ? GET(msg, "model") : NULL;
-  if (!content || content->type != GW_JVAL_ARRAY || !is_str(id) || !is_str(model))
+  const gw_jval *content = GW_JT_GET(msg, "content");
+  const gw_jval *id = GW_JT_GET(msg, "id"), *model = GW_JT_GET(msg, "model");
+  if (!content || content->type != GW_JVAL_ARRAY || !gw_jt_is_str(id) || !gw_jt_is_str(model))
     return GW_ERR_INVALID;
-  int rc = PUT(out, "{\"id\":");
+  int rc = GW_JT_PUT(out, "{\"id\":");
   if (rc == GW_OK)
-    rc = put_str(out, id);
+    rc = gw_jt_put_str(out, id);
   if (rc == GW_OK)
-    rc = PUT(out, ",\"object\":\"chat.completion\",\"created\":");
+    rc = GW_JT_PUT(out, ",\"object\":\"chat.completion\",\"created\":");
   if (rc == GW_OK)
-    rc = put_int(out, created);
+    rc = gw_jt_put_int(out, created);
   if (rc == GW_OK)
-    rc = PUT(out, ",\"model\":");
+    rc = GW_JT_PUT(out, ",\"model\":");
   if (rc == GW_OK)
-    rc = put_str(out, model);
+    rc = gw_jt_put_str(out, model);
   if (rc == GW_OK)
-    rc = PUT(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+    rc = GW_JT_PUT(out,
+                   ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
   /* The text blocks joined into one string (null when there are none);
    * thinking and other blocks are not part of OpenAI's message. */
   size_t texts = 0, tools = 0;
   for (size_t i = 0; rc == GW_OK && i < content->len; i++) {
-    const gw_jval *b = &content->u.elems[i], *type = GET(b, "type");
-    if (STR_IS(type, "tool_use")) {
+    const gw_jval *b = &content->u.elems[i], *type = GW_JT_GET(b, "type");
+    if (GW_JT_STR_IS(type, "tool_use")) {
       tools++;
-    } else if (STR_IS(type, "text")) {
-      const gw_jval *t = GET(b, "text");
+    } else if (GW_JT_STR_IS(type, "text")) {
+      const gw_jval *t = GW_JT_GET(b, "text");
       if (texts++ == 0)
         rc = gw_buf_appendc(out, '"');
-      if (rc == GW_OK && is_str(t))
+      if (rc == GW_OK && gw_jt_is_str(t))
         rc = gw_buf_append_json_chars(out, t->u.str, t->len);
     }
   }
   if (rc == GW_OK)
-    rc = texts ? gw_buf_appendc(out, '"') : PUT(out, "null");
+    rc = texts ? gw_buf_appendc(out, '"') : GW_JT_PUT(out, "null");
   if (rc == GW_OK)
-    rc = PUT(out, ",\"refusal\":null");
+    rc = GW_JT_PUT(out, ",\"refusal\":null");
   if (rc == GW_OK && tools) {
-    rc = PUT(out, ",\"tool_calls\":[");
+    rc = GW_JT_PUT(out, ",\"tool_calls\":[");
     size_t n = 0;
     for (size_t i = 0; rc == GW_OK && i < content->len; i++) {
       const gw_jval *b = &content->u.elems[i];
-      if (!STR_IS(GET(b, "type"), "tool_use"))
+      if (!GW_JT_STR_IS(GW_JT_GET(b, "type"), "tool_use"))
         continue;
       if (n++)
         rc = gw_buf_appendc(out, ',');
@@ -623,18 +531,18 @@ int gw_anthropic_response(const gw_jval *msg, long long created, gw_buf *out) {
     if (rc == GW_OK)
       rc = gw_buf_appendc(out, ']');
   }
-  const char *finish = gw_anthropic_finish_reason(str_of(GET(msg, "stop_reason")));
+  const char *finish = gw_anthropic_finish_reason(gw_jt_str(GW_JT_GET(msg, "stop_reason")));
   if (rc == GW_OK)
-    rc = PUT(out, "},\"finish_reason\":");
+    rc = GW_JT_PUT(out, "},\"finish_reason\":");
   if (rc == GW_OK)
     rc = gw_buf_append_json_string(out, finish ? finish : "stop", strlen(finish ? finish : "stop"));
   if (rc == GW_OK)
-    rc = PUT(out, ",\"logprobs\":null}],\"usage\":");
-  const gw_jval *usage = GET(msg, "usage");
+    rc = GW_JT_PUT(out, ",\"logprobs\":null}],\"usage\":");
+  const gw_jval *usage = GW_JT_GET(msg, "usage");
   if (rc == GW_OK)
-    rc = put_usage(out, INT_OF(usage, "input_tokens"), INT_OF(usage, "output_tokens"),
-                   INT_OF(usage, "cache_read_input_tokens"),
-                   INT_OF(usage, "cache_creation_input_tokens"));
+    rc = put_usage(out, GW_JT_INT_OF(usage, "input_tokens"), GW_JT_INT_OF(usage, "output_tokens"),
+                   GW_JT_INT_OF(usage, "cache_read_input_tokens"),
+                   GW_JT_INT_OF(usage, "cache_creation_input_tokens"));
   return rc == GW_OK ? gw_buf_appendc(out, '}') : rc;
 }
 
@@ -647,49 +555,49 @@ void gw_anthropic_stream_init(gw_anthropic_stream *s, long long created, bool in
 }
 
 static void copy_id(char *dst, size_t cap, const gw_jval *v) {
-  if (is_str(v))
+  if (gw_jt_is_str(v))
     snprintf(dst, cap, "%s", v->u.str);
 }
 
 /* What every chunk starts with, up to and with "choices":. */
 static int chunk_head(const gw_anthropic_stream *s, gw_buf *b) {
-  int rc = PUT(b, "{\"id\":");
+  int rc = GW_JT_PUT(b, "{\"id\":");
   if (rc == GW_OK)
     rc = gw_buf_append_json_string(b, s->id, strlen(s->id));
   if (rc == GW_OK)
-    rc = PUT(b, ",\"object\":\"chat.completion.chunk\",\"created\":");
+    rc = GW_JT_PUT(b, ",\"object\":\"chat.completion.chunk\",\"created\":");
   if (rc == GW_OK)
-    rc = put_int(b, s->created);
+    rc = gw_jt_put_int(b, s->created);
   if (rc == GW_OK)
-    rc = PUT(b, ",\"model\":");
+    rc = GW_JT_PUT(b, ",\"model\":");
   if (rc == GW_OK)
     rc = gw_buf_append_json_string(b, s->model, strlen(s->model));
-  return rc == GW_OK ? PUT(b, ",\"choices\":") : rc;
+  return rc == GW_OK ? GW_JT_PUT(b, ",\"choices\":") : rc;
 }
 
 /* A chunk with one choice: the delta written by |delta_text| (|n| bytes of
  * JSON, or built by the caller between chunk_open and chunk_close). */
 static int chunk_open(const gw_anthropic_stream *s, gw_buf *b) {
   int rc = chunk_head(s, b);
-  return rc == GW_OK ? PUT(b, "[{\"index\":0,\"delta\":") : rc;
+  return rc == GW_OK ? GW_JT_PUT(b, "[{\"index\":0,\"delta\":") : rc;
 }
 
 static int chunk_close(gw_buf *b, const char *finish) {
-  int rc = PUT(b, ",\"finish_reason\":");
+  int rc = GW_JT_PUT(b, ",\"finish_reason\":");
   if (rc == GW_OK)
-    rc = finish ? gw_buf_append_json_string(b, finish, strlen(finish)) : PUT(b, "null");
-  return rc == GW_OK ? PUT(b, ",\"logprobs\":null}]}") : rc;
+    rc = finish ? gw_buf_append_json_string(b, finish, strlen(finish)) : GW_JT_PUT(b, "null");
+  return rc == GW_OK ? GW_JT_PUT(b, ",\"logprobs\":null}]}") : rc;
 }
 
 /* A chunk whose delta is {"content": text}. */
 static int text_chunk(const gw_anthropic_stream *s, gw_buf *b, const gw_jval *text) {
-  if (!is_str(text))
+  if (!gw_jt_is_str(text))
     return GW_ERR_INVALID;
   int rc = chunk_open(s, b);
   if (rc == GW_OK)
-    rc = PUT(b, "{\"content\":");
+    rc = GW_JT_PUT(b, "{\"content\":");
   if (rc == GW_OK)
-    rc = put_str(b, text);
+    rc = gw_jt_put_str(b, text);
   if (rc == GW_OK)
     rc = gw_buf_appendc(b, '}');
   return rc == GW_OK ? chunk_close(b, NULL) : rc;
@@ -702,111 +610,113 @@ static int block_tool(const gw_anthropic_stream *s, int64_t idx) {
 }
 
 int gw_anthropic_stream_event(gw_anthropic_stream *s, const gw_jval *ev, gw_buf *chunk) {
-  const gw_jval *type = ev ? GET(ev, "type") : NULL;
-  if (!is_str(type))
+  const gw_jval *type = GW_JT_GET(ev, "type");
+  if (!gw_jt_is_str(type))
     return GW_ERR_INVALID;
   int rc;
-  if (STR_IS(type, "message_start")) {
-    const gw_jval *m = GET(ev, "message"), *u = m ? GET(m, "usage") : NULL;
+  if (GW_JT_STR_IS(type, "message_start")) {
+    const gw_jval *m = GW_JT_GET(ev, "message"), *u = GW_JT_GET(m, "usage");
     if (m) {
-      copy_id(s->id, sizeof s->id, GET(m, "id"));
-      copy_id(s->model, sizeof s->model, GET(m, "model"));
+      copy_id(s->id, sizeof s->id, GW_JT_GET(m, "id"));
+      copy_id(s->model, sizeof s->model, GW_JT_GET(m, "model"));
     }
-    s->input_tokens = INT_OF(u, "input_tokens") + INT_OF(u, "cache_creation_input_tokens");
-    s->cache_read = INT_OF(u, "cache_read_input_tokens");
-    s->output_tokens = INT_OF(u, "output_tokens");
+    s->input_tokens =
+        GW_JT_INT_OF(u, "input_tokens") + GW_JT_INT_OF(u, "cache_creation_input_tokens");
+    s->cache_read = GW_JT_INT_OF(u, "cache_read_input_tokens");
+    s->output_tokens = GW_JT_INT_OF(u, "output_tokens");
     rc = chunk_open(s, chunk);
     if (rc == GW_OK)
-      rc = PUT(chunk, "{\"role\":\"assistant\",\"content\":\"\"}");
+      rc = GW_JT_PUT(chunk, "{\"role\":\"assistant\",\"content\":\"\"}");
     return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
   }
-  if (STR_IS(type, "content_block_start")) {
-    const gw_jval *b = GET(ev, "content_block");
-    const gw_jval *bt = b ? GET(b, "type") : NULL;
-    if (STR_IS(bt, "tool_use")) {
-      const gw_jval *id = GET(b, "id"), *name = GET(b, "name");
-      if (!is_str(id) || !is_str(name))
+  if (GW_JT_STR_IS(type, "content_block_start")) {
+    const gw_jval *b = GW_JT_GET(ev, "content_block");
+    const gw_jval *bt = GW_JT_GET(b, "type");
+    if (GW_JT_STR_IS(bt, "tool_use")) {
+      const gw_jval *id = GW_JT_GET(b, "id"), *name = GW_JT_GET(b, "name");
+      if (!gw_jt_is_str(id) || !gw_jt_is_str(name))
         return GW_ERR_INVALID;
       int tool = s->next_tool++;
-      int64_t idx = INT_OF(ev, "index");
+      int64_t idx = GW_JT_INT_OF(ev, "index");
       if (idx >= 0 && (uint64_t)idx < sizeof s->block_tool / sizeof s->block_tool[0])
         s->block_tool[idx] = tool + 1;
       rc = chunk_open(s, chunk);
       if (rc == GW_OK)
-        rc = PUT(chunk, "{\"tool_calls\":[{\"index\":");
+        rc = GW_JT_PUT(chunk, "{\"tool_calls\":[{\"index\":");
       if (rc == GW_OK)
-        rc = put_int(chunk, tool);
+        rc = gw_jt_put_int(chunk, tool);
       if (rc == GW_OK)
-        rc = PUT(chunk, ",\"id\":");
+        rc = GW_JT_PUT(chunk, ",\"id\":");
       if (rc == GW_OK)
-        rc = put_str(chunk, id);
+        rc = gw_jt_put_str(chunk, id);
       if (rc == GW_OK)
-        rc = PUT(chunk, ",\"type\":\"function\",\"function\":{\"name\":");
+        rc = GW_JT_PUT(chunk, ",\"type\":\"function\",\"function\":{\"name\":");
       if (rc == GW_OK)
-        rc = put_str(chunk, name);
+        rc = gw_jt_put_str(chunk, name);
       if (rc == GW_OK)
-        rc = PUT(chunk, ",\"arguments\":\"\"}}]}");
+        rc = GW_JT_PUT(chunk, ",\"arguments\":\"\"}}]}");
       return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
     }
-    const gw_jval *t = b ? GET(b, "text") : NULL;
-    if (STR_IS(bt, "text") && is_str(t) && t->len)
+    const gw_jval *t = GW_JT_GET(b, "text");
+    if (GW_JT_STR_IS(bt, "text") && gw_jt_is_str(t) && t->len)
       return text_chunk(s, chunk, t);
     return GW_OK;
   }
-  if (STR_IS(type, "content_block_delta")) {
-    const gw_jval *d = GET(ev, "delta");
-    const gw_jval *dt = d ? GET(d, "type") : NULL;
-    if (STR_IS(dt, "text_delta"))
-      return text_chunk(s, chunk, GET(d, "text"));
-    if (STR_IS(dt, "input_json_delta")) {
-      int tool = block_tool(s, INT_OF(ev, "index"));
-      const gw_jval *pj = GET(d, "partial_json");
+  if (GW_JT_STR_IS(type, "content_block_delta")) {
+    const gw_jval *d = GW_JT_GET(ev, "delta");
+    const gw_jval *dt = GW_JT_GET(d, "type");
+    if (GW_JT_STR_IS(dt, "text_delta"))
+      return text_chunk(s, chunk, GW_JT_GET(d, "text"));
+    if (GW_JT_STR_IS(dt, "input_json_delta")) {
+      int tool = block_tool(s, GW_JT_INT_OF(ev, "index"));
+      const gw_jval *pj = GW_JT_GET(d, "partial_json");
       if (tool < 0)
         return GW_OK;
-      if (!is_str(pj))
+      if (!gw_jt_is_str(pj))
         return GW_ERR_INVALID;
       rc = chunk_open(s, chunk);
       if (rc == GW_OK)
-        rc = PUT(chunk, "{\"tool_calls\":[{\"index\":");
+        rc = GW_JT_PUT(chunk, "{\"tool_calls\":[{\"index\":");
       if (rc == GW_OK)
-        rc = put_int(chunk, tool);
+        rc = gw_jt_put_int(chunk, tool);
       if (rc == GW_OK)
-        rc = PUT(chunk, ",\"function\":{\"arguments\":");
+        rc = GW_JT_PUT(chunk, ",\"function\":{\"arguments\":");
       if (rc == GW_OK)
-        rc = put_str(chunk, pj);
+        rc = gw_jt_put_str(chunk, pj);
       if (rc == GW_OK)
-        rc = PUT(chunk, "}}]}");
+        rc = GW_JT_PUT(chunk, "}}]}");
       return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
     }
     return GW_OK; /* thinking_delta, signature_delta, citations: not in OpenAI's chunk */
   }
-  if (STR_IS(type, "message_delta")) {
-    const gw_jval *u = GET(ev, "usage"), *d = GET(ev, "delta");
-    const gw_jval *ot = u ? GET(u, "output_tokens") : NULL, *it = u ? GET(u, "input_tokens") : NULL;
-    if (ot && ot->type == GW_JVAL_NUMBER && (ot->flags & GW_JVAL_NUM_INT))
-      s->output_tokens = INT_OF(u, "output_tokens");
-    if (it && it->type == GW_JVAL_NUMBER && (it->flags & GW_JVAL_NUM_INT))
-      s->input_tokens = INT_OF(u, "input_tokens") + INT_OF(u, "cache_creation_input_tokens");
-    const char *stop = d ? str_of(GET(d, "stop_reason")) : NULL;
+  if (GW_JT_STR_IS(type, "message_delta")) {
+    const gw_jval *u = GW_JT_GET(ev, "usage"), *d = GW_JT_GET(ev, "delta");
+    const gw_jval *ot = GW_JT_GET(u, "output_tokens"), *it = GW_JT_GET(u, "input_tokens");
+    if (gw_jt_is_int(ot))
+      s->output_tokens = GW_JT_INT_OF(u, "output_tokens");
+    if (gw_jt_is_int(it))
+      s->input_tokens =
+          GW_JT_INT_OF(u, "input_tokens") + GW_JT_INT_OF(u, "cache_creation_input_tokens");
+    const char *stop = gw_jt_str(GW_JT_GET(d, "stop_reason"));
     if (!stop)
       return GW_OK;
     rc = chunk_open(s, chunk);
     if (rc == GW_OK)
-      rc = PUT(chunk, "{}");
+      rc = GW_JT_PUT(chunk, "{}");
     return rc == GW_OK ? chunk_close(chunk, gw_anthropic_finish_reason(stop)) : rc;
   }
-  if (STR_IS(type, "message_stop")) {
+  if (GW_JT_STR_IS(type, "message_stop")) {
     s->finished = true;
     if (!s->include_usage)
       return GW_OK;
     rc = chunk_head(s, chunk);
     if (rc == GW_OK)
-      rc = PUT(chunk, "[],\"usage\":");
+      rc = GW_JT_PUT(chunk, "[],\"usage\":");
     if (rc == GW_OK)
       rc = put_usage(chunk, s->input_tokens, s->output_tokens, s->cache_read, 0);
     return rc == GW_OK ? gw_buf_appendc(chunk, '}') : rc;
   }
-  if (STR_IS(type, "error"))
+  if (GW_JT_STR_IS(type, "error"))
     return GW_ERR_STATE;
   return GW_OK; /* ping, content_block_stop, unknown events */
 }
@@ -870,9 +780,9 @@ typedef struct {
 /* Fills u->err from an Anthropic error object {"type":"error","error":{...}}. */
 static gw_status_code take_error(gw_upstream *u, long http_status, const gw_jval *root) {
   gw_arena *a = u->call->arena;
-  const gw_jval *e = GET(root, "error");
-  const char *type = e ? str_of(GET(e, "type")) : NULL;
-  const char *msg = e ? str_of(GET(e, "message")) : NULL;
+  const gw_jval *e = GW_JT_GET(root, "error");
+  const char *type = gw_jt_str(GW_JT_GET(e, "type"));
+  const char *msg = gw_jt_str(GW_JT_GET(e, "message"));
   u->has_error = true;
   u->err.http_status = http_status ? http_status : gw_anthropic_http_status(type);
   u->err.type = type ? gw_arena_strdup(a, type) : NULL;
@@ -888,8 +798,8 @@ static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t
   gw_status_code code = gw_openai_status_from_http(st);
   if (gw_json_lite_parse(data, len, u->call->arena, 0, 0, &root, &je) == GW_OK &&
       root->type == GW_JVAL_OBJECT) {
-    const gw_jval *e = GET(root, "error");
-    if (e && e->type == GW_JVAL_OBJECT)
+    const gw_jval *e = GW_JT_GET(root, "error");
+    if (gw_jt_is_object(e))
       return take_error(u, st, root);
   }
   if (len)
@@ -965,9 +875,9 @@ static const gw_upstream_codec codec = {
     .body = on_body, .event = on_event, .stream_end = on_stream_end, .error = on_error};
 
 static bool include_usage(const gw_jval *req) {
-  const gw_jval *so = GET(req, "stream_options");
-  const gw_jval *iu = so ? GET(so, "include_usage") : NULL;
-  return iu && iu->type == GW_JVAL_TRUE;
+  const gw_jval *so = GW_JT_GET(req, "stream_options");
+  const gw_jval *iu = GW_JT_GET(so, "include_usage");
+  return gw_jt_is_true(iu);
 }
 
 static int start(gw_call *call) {

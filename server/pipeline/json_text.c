@@ -1,0 +1,63 @@
+/* JSON text out of a json_lite DOM (contract in json_text.h). */
+#include "pipeline/json_text.h"
+
+int gw_jt_put_value(gw_buf *b, const gw_jval *v) {
+  switch (v->type) {
+  case GW_JVAL_NULL: return GW_JT_PUT(b, "null");
+  case GW_JVAL_FALSE: return GW_JT_PUT(b, "false");
+  case GW_JVAL_TRUE: return GW_JT_PUT(b, "true");
+  case GW_JVAL_NUMBER: return gw_buf_append(b, v->u.str, v->len);
+  case GW_JVAL_STRING: return gw_jt_put_str(b, v);
+  case GW_JVAL_ARRAY: {
+    int rc = gw_buf_appendc(b, '[');
+    for (size_t i = 0; rc == GW_OK && i < v->len; i++) {
+      if (i)
+        rc = gw_buf_appendc(b, ',');
+      if (rc == GW_OK)
+        rc = gw_jt_put_value(b, &v->u.elems[i]);
+    }
+    return rc == GW_OK ? gw_buf_appendc(b, ']') : rc;
+  }
+  default: {
+    int rc = gw_buf_appendc(b, '{');
+    for (size_t i = 0; rc == GW_OK && i < v->len; i++) {
+      const gw_jmember *m = &v->u.members[i];
+      if (i)
+        rc = gw_buf_appendc(b, ',');
+      if (rc == GW_OK)
+        rc = gw_buf_append_json_string(b, m->key, m->key_len);
+      if (rc == GW_OK)
+        rc = gw_buf_appendc(b, ':');
+      if (rc == GW_OK)
+        rc = gw_jt_put_value(b, &m->value);
+    }
+    return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+  }
+  }
+}
+
+int gw_jt_put_content_text(gw_buf *b, const gw_jval *c) {
+  int rc = gw_buf_appendc(b, '"');
+  if (gw_jt_is_str(c) && rc == GW_OK)
+    rc = gw_buf_append_json_chars(b, c->u.str, c->len);
+  for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(c); i++) {
+    const gw_jval *t = GW_JT_GET(&c->u.elems[i], "text");
+    if (gw_jt_is_str(t))
+      rc = gw_buf_append_json_chars(b, t->u.str, t->len);
+  }
+  return rc == GW_OK ? gw_buf_appendc(b, '"') : rc;
+}
+
+int gw_jt_tool_arguments(const gw_jval *fn, gw_arena *a, const gw_jval **out) {
+  const gw_jval *args = GW_JT_GET(fn, "arguments");
+  gw_json_lite_error je;
+  *out = NULL;
+  if (!gw_jt_is_str(args) || !args->len)
+    return GW_OK;
+  if (gw_json_lite_parse(args->u.str, args->len, a, 0, 0, out, &je) != GW_OK ||
+      !gw_jt_is_object(*out)) {
+    *out = NULL;
+    return GW_ERR_INVALID;
+  }
+  return GW_OK;
+}

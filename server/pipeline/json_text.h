@@ -1,0 +1,103 @@
+/* JSON both ways for the providers that translate: NULL-safe readers of a
+ * json_lite DOM (transcoder/json_lite.h: an arena, no malloc per node) and
+ * writers of JSON text into a gw_buf. A translation reads what one side
+ * sent and writes the other side's text straight into the body or the
+ * chunk, with no tree in between.
+ *
+ * The writers return GW_OK or the buffer's error (GW_ERR_NOMEM,
+ * GW_ERR_TOOBIG); a chain of them reads
+ *
+ *   int rc = GW_JT_PUT(b, "{\"id\":");
+ *   if (rc == GW_OK)
+ *     rc = gw_jt_put_str(b, id);
+ */
+#ifndef GW_PIPELINE_JSON_TEXT_H
+#define GW_PIPELINE_JSON_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/numtext.h"
+#include "core/status.h"
+#include "transcoder/json_lite.h"
+
+/* ---- reading -------------------------------------------------------------------- */
+
+/* Member |key| of object |o|; NULL when |o| is NULL or not an object, or
+ * has no such member. */
+static inline const gw_jval *gw_jt_get(const gw_jval *o, const char *key, size_t n) {
+  return o ? gw_json_lite_get(o, key, n) : NULL;
+}
+#define GW_JT_GET(o, key) gw_jt_get((o), (key), sizeof(key) - 1)
+
+static inline bool gw_jt_is_str(const gw_jval *v) { return v && v->type == GW_JVAL_STRING; }
+static inline bool gw_jt_is_object(const gw_jval *v) { return v && v->type == GW_JVAL_OBJECT; }
+static inline bool gw_jt_is_true(const gw_jval *v) { return v && v->type == GW_JVAL_TRUE; }
+static inline bool gw_jt_is_false(const gw_jval *v) { return v && v->type == GW_JVAL_FALSE; }
+static inline bool gw_jt_is_number(const gw_jval *v) { return v && v->type == GW_JVAL_NUMBER; }
+
+/* The string's bytes (NUL-terminated), NULL when |v| is not a string. */
+static inline const char *gw_jt_str(const gw_jval *v) { return gw_jt_is_str(v) ? v->u.str : NULL; }
+
+static inline bool gw_jt_str_is(const gw_jval *v, const char *lit, size_t n) {
+  return gw_jt_is_str(v) && v->len == n && memcmp(v->u.str, lit, n) == 0;
+}
+#define GW_JT_STR_IS(v, lit) gw_jt_str_is((v), (lit), sizeof(lit) - 1)
+
+/* An integer (no fraction, no exponent) that fits int64. */
+static inline bool gw_jt_is_int(const gw_jval *v) {
+  int64_t x;
+  return gw_jt_is_number(v) && (v->flags & GW_JVAL_NUM_INT) && gw_json_lite_int64(v, &x) == GW_OK;
+}
+
+/* |v| as an integer; 0 when it is not one. */
+static inline int64_t gw_jt_int(const gw_jval *v) {
+  int64_t x;
+  return gw_jt_is_int(v) && gw_json_lite_int64(v, &x) == GW_OK ? x : 0;
+}
+#define GW_JT_INT_OF(o, key) gw_jt_int(GW_JT_GET(o, key))
+
+/* The number of elements of an array; 0 for anything else. */
+static inline size_t gw_jt_array_len(const gw_jval *v) {
+  return v && v->type == GW_JVAL_ARRAY ? v->len : 0;
+}
+
+/* The arguments of an OpenAI tool call's |function| (JSON text in a
+ * string) parsed in |a|: GW_OK and |*out|, NULL when there are none (absent
+ * or ""); GW_ERR_INVALID when they are not a JSON object. */
+int gw_jt_tool_arguments(const gw_jval *function, gw_arena *a, const gw_jval **out);
+
+/* ---- writing -------------------------------------------------------------------- */
+
+#define GW_JT_PUT(b, lit) gw_buf_append((b), (lit), sizeof(lit) - 1)
+
+static inline int gw_jt_put_int(gw_buf *b, int64_t v) {
+  char t[GW_NUMTEXT_MAX];
+  return gw_buf_append(b, t, gw_numtext_i64(v, t));
+}
+
+/* A string value of the DOM as a JSON string. */
+static inline int gw_jt_put_str(gw_buf *b, const gw_jval *v) {
+  return gw_buf_append_json_string(b, v->u.str, v->len);
+}
+
+static inline int gw_jt_put_cstr(gw_buf *b, const char *s) {
+  return gw_buf_append_json_string(b, s, strlen(s));
+}
+
+/* A comma before every element of a list but the first (*n counts them). */
+static inline int gw_jt_sep(gw_buf *b, size_t *n) {
+  return (*n)++ ? gw_buf_appendc(b, ',') : GW_OK;
+}
+
+/* |v| as compact JSON text, numbers as their source text. */
+int gw_jt_put_value(gw_buf *b, const gw_jval *v);
+
+/* The text of an OpenAI message content as a JSON string: the string
+ * itself, or the "text" of its parts joined ("" for anything else). */
+int gw_jt_put_content_text(gw_buf *b, const gw_jval *content);
+
+#endif
