@@ -3,6 +3,7 @@
 #include "pipeline/provider_gemini.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -11,6 +12,7 @@
 #include "core/jwt_sign.h"
 #include "core/log.h"
 #include "engine/curl_loop.h"
+#include "pipeline/json_text.h"
 #include "pipeline/upstream_http.h"
 #include "transcoder/json_pb.h"
 
@@ -36,195 +38,256 @@ static const char *mime_from_url(const char *url) {
   return "image/jpeg";
 }
 
-static int append_parts(const json_t *content, json_t *parts, char *err, size_t errlen) {
-  if (json_is_string(content)) {
-    if (json_string_length(content) == 0)
-      return GW_OK;
-    return json_array_append_new(parts, json_pack("{s:O}", "text", content)) ? GW_ERR_NOMEM : GW_OK;
+/* Turns speculatively opened are taken back when they get nothing. */
+static void truncate_to(gw_buf *b, size_t len) {
+  if (b->data) {
+    b->len = len;
+    b->data[len] = '\0';
   }
-  size_t i;
-  const json_t *p;
-  json_array_foreach(content, i, p) {
-    const char *type = json_string_value(json_object_get(p, "type"));
-    json_t *o = NULL;
-    if (type && strcmp(type, "text") == 0) {
-      o = json_pack("{s:O}", "text", json_object_get(p, "text"));
-    } else if (type && strcmp(type, "image_url") == 0) {
-      const char *url = json_string_value(json_object_get(json_object_get(p, "image_url"), "url"));
-      const char *media, *data;
+}
+
+/* The Gemini parts of an OpenAI content: a string that is not empty is one
+ * text part; text and image parts of a list one part each. */
+static int put_parts(gw_buf *b, const gw_jval *content, size_t *n, char *err, size_t errlen) {
+  if (gw_jt_is_str(content)) {
+    if (!content->len)
+      return GW_OK;
+    int rc = gw_jt_sep(b, n);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "{\"text\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(b, content);
+    return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+  }
+  int rc = GW_OK;
+  for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(content); i++) {
+    const gw_jval *p = &content->u.elems[i], *type = GW_JT_GET(p, "type");
+    if (GW_JT_STR_IS(type, "text")) {
+      const gw_jval *t = GW_JT_GET(p, "text");
+      if (!gw_jt_is_str(t))
+        continue;
+      rc = gw_jt_sep(b, n);
+      if (rc == GW_OK)
+        rc = GW_JT_PUT(b, "{\"text\":");
+      if (rc == GW_OK)
+        rc = gw_jt_put_str(b, t);
+      if (rc == GW_OK)
+        rc = gw_buf_appendc(b, '}');
+    } else if (GW_JT_STR_IS(type, "image_url")) {
+      const char *url = gw_jt_str(GW_JT_GET(GW_JT_GET(p, "image_url"), "url")), *media, *data;
       size_t ml;
       if (!url)
         return fail(err, errlen, "image_url part without a url", NULL);
-      if (gw_upstream_data_url(url, &media, &ml, &data))
-        o = json_pack("{s:{s:s%,s:s}}", "inlineData", "mimeType", media, ml, "data", data);
-      else
-        o = json_pack("{s:{s:s,s:s}}", "fileData", "mimeType", mime_from_url(url), "fileUri", url);
+      rc = gw_jt_sep(b, n);
+      if (rc == GW_OK && gw_upstream_data_url(url, &media, &ml, &data)) {
+        rc = GW_JT_PUT(b, "{\"inlineData\":{\"mimeType\":");
+        if (rc == GW_OK)
+          rc = gw_buf_append_json_string(b, media, ml);
+        if (rc == GW_OK)
+          rc = GW_JT_PUT(b, ",\"data\":");
+        if (rc == GW_OK)
+          rc = gw_jt_put_cstr(b, data);
+      } else if (rc == GW_OK) {
+        rc = GW_JT_PUT(b, "{\"fileData\":{\"mimeType\":");
+        if (rc == GW_OK)
+          rc = gw_jt_put_cstr(b, mime_from_url(url));
+        if (rc == GW_OK)
+          rc = GW_JT_PUT(b, ",\"fileUri\":");
+        if (rc == GW_OK)
+          rc = gw_jt_put_cstr(b, url);
+      }
+      if (rc == GW_OK)
+        rc = GW_JT_PUT(b, "}}");
     } else {
-      return fail(err, errlen, "content part type %s is not supported by Gemini", type);
+      return fail(err, errlen, "content part type %s is not supported by Gemini", gw_jt_str(type));
     }
-    if (!o || json_array_append_new(parts, o))
-      return GW_ERR_NOMEM;
   }
-  return GW_OK;
+  return rc;
 }
 
 /* The function name of tool call |id| in the assistant turns of |msgs|. */
-static const char *tool_name(const json_t *msgs, const char *id) {
-  size_t i, k;
-  const json_t *m, *tc;
-  json_array_foreach(msgs, i, m) {
-    json_array_foreach(json_object_get(m, "tool_calls"), k, tc) {
-      const char *tid = json_string_value(json_object_get(tc, "id"));
-      if (tid && strcmp(tid, id) == 0)
-        return json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
+static const gw_jval *tool_name(const gw_jval *msgs, const gw_jval *id) {
+  for (size_t i = 0; i < msgs->len; i++) {
+    const gw_jval *calls = GW_JT_GET(&msgs->u.elems[i], "tool_calls");
+    for (size_t k = 0; k < gw_jt_array_len(calls); k++) {
+      const gw_jval *tc = &calls->u.elems[k], *tid = GW_JT_GET(tc, "id");
+      if (gw_jt_is_str(tid) && tid->len == id->len && memcmp(tid->u.str, id->u.str, id->len) == 0)
+        return GW_JT_GET(GW_JT_GET(tc, "function"), "name");
     }
   }
   return NULL;
 }
 
-/* Appends |parts| (taken) as a turn of |role|, merged into the last turn
- * when that has the same role (Gemini wants them alternating). */
-static int push_turn(json_t *contents, const char *role, json_t *parts) {
-  size_t n = json_array_size(contents);
-  json_t *last = n ? json_array_get(contents, n - 1) : NULL;
-  if (last && strcmp(json_string_value(json_object_get(last, "role")), role) == 0) {
-    int rc = json_array_extend(json_object_get(last, "parts"), parts) ? GW_ERR_NOMEM : GW_OK;
-    json_decref(parts);
-    return rc;
+/* A message's turn role on Gemini's side: "user" (user, and tool results),
+ * "model" (assistant), "system" (system and developer: the system
+ * instruction), or NULL with |err| set. */
+static const char *gemini_role(const gw_jval *m, char *err, size_t errlen) {
+  const gw_jval *role = GW_JT_GET(m, "role");
+  if (!gw_jt_is_str(role)) {
+    fail(err, errlen, "a message has no role", NULL);
+    return NULL;
   }
-  json_t *t = json_pack("{s:s,s:o}", "role", role, "parts", parts);
-  return !t || json_array_append_new(contents, t) ? GW_ERR_NOMEM : GW_OK;
+  if (GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer"))
+    return "system";
+  if (GW_JT_STR_IS(role, "user") || GW_JT_STR_IS(role, "tool"))
+    return "user";
+  if (GW_JT_STR_IS(role, "assistant"))
+    return "model";
+  fail(err, errlen, "message role %s is not supported by Gemini", role->u.str);
+  return NULL;
 }
 
-static int translate_messages(const json_t *msgs, json_t *contents, json_t *system, char *err,
-                              size_t errlen) {
-  size_t i;
-  const json_t *m;
-  json_array_foreach(msgs, i, m) {
-    const char *role = json_string_value(json_object_get(m, "role"));
-    const json_t *content = json_object_get(m, "content");
+/* The parts |m| adds to its turn. */
+static int put_message_parts(gw_buf *b, const gw_jval *msgs, const gw_jval *m, size_t *n,
+                             gw_arena *a, char *err, size_t errlen) {
+  const gw_jval *content = GW_JT_GET(m, "content");
+  if (GW_JT_STR_IS(GW_JT_GET(m, "role"), "tool")) {
+    const gw_jval *id = GW_JT_GET(m, "tool_call_id");
+    const gw_jval *name = gw_jt_is_str(id) ? tool_name(msgs, id) : NULL;
+    if (!gw_jt_is_str(name))
+      return fail(err, errlen, "tool message answers no earlier tool call", NULL);
+    int rc = gw_jt_sep(b, n);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "{\"functionResponse\":{\"name\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(b, name);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, ",\"response\":{\"content\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_content_text(b, content);
+    return rc == GW_OK ? GW_JT_PUT(b, "}}}") : rc;
+  }
+  int rc = put_parts(b, content, n, err, errlen);
+  const gw_jval *calls = GW_JT_GET(m, "tool_calls");
+  for (size_t k = 0; rc == GW_OK && k < gw_jt_array_len(calls); k++) {
+    const gw_jval *fn = GW_JT_GET(&calls->u.elems[k], "function");
+    const gw_jval *name = GW_JT_GET(fn, "name"), *input;
+    if (gw_jt_tool_arguments(fn, a, &input) != GW_OK)
+      return fail(err, errlen, "tool call arguments are not a JSON object", NULL);
+    if (!gw_jt_is_str(name))
+      return fail(err, errlen, "a tool call has no function name", NULL);
+    rc = gw_jt_sep(b, n);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "{\"functionCall\":{\"name\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(b, name);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, ",\"args\":");
+    if (rc == GW_OK)
+      rc = input ? gw_jt_put_value(b, input) : GW_JT_PUT(b, "{}");
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "}}");
+  }
+  return rc;
+}
+
+/* The turns, alternating: consecutive messages of one role share a turn
+ * (Gemini wants them alternating); system messages go to the system
+ * instruction and do not break a turn. */
+static int put_contents(gw_buf *b, const gw_jval *msgs, gw_arena *a, char *err, size_t errlen) {
+  int rc = GW_JT_PUT(b, "\"contents\":[");
+  size_t turns = 0;
+  char e2[8];
+  for (size_t i = 0; rc == GW_OK && i < msgs->len;) {
+    const char *role = gemini_role(&msgs->u.elems[i], err, errlen);
     if (!role)
-      return fail(err, errlen, "a message has no role", NULL);
-    int rc;
-    if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
-      if ((rc = append_parts(content, system, err, errlen)) != GW_OK)
-        return rc;
+      return GW_ERR_INVALID;
+    if (strcmp(role, "system") == 0) {
+      i++;
       continue;
     }
-    json_t *parts = json_array();
-    if (!parts)
-      return GW_ERR_NOMEM;
-    const char *grole = "user";
-    if (strcmp(role, "tool") == 0) {
-      const char *id = json_string_value(json_object_get(m, "tool_call_id"));
-      const char *name = id ? tool_name(msgs, id) : NULL;
-      if (!name) {
-        json_decref(parts);
-        return fail(err, errlen, "tool message answers no earlier tool call", NULL);
-      }
-      char *text = gw_upstream_content_text(content);
-      json_t *fr = text ? json_pack("{s:{s:s,s:{s:s}}}", "functionResponse", "name", name,
-                                    "response", "content", text)
-                        : NULL;
-      gw_free(text);
-      rc = !fr || json_array_append_new(parts, fr) ? GW_ERR_NOMEM : GW_OK;
-    } else if (strcmp(role, "user") == 0 || strcmp(role, "assistant") == 0) {
-      grole = role[0] == 'a' ? "model" : "user";
-      rc = append_parts(content, parts, err, errlen);
-      size_t k;
-      const json_t *tc;
-      json_array_foreach(json_object_get(m, "tool_calls"), k, tc) {
-        if (rc != GW_OK)
-          break;
-        const json_t *fn = json_object_get(tc, "function");
-        const char *args = json_string_value(json_object_get(fn, "arguments"));
-        json_t *a = args && *args ? json_loads(args, JSON_DECODE_ANY, NULL) : json_object();
-        if (!json_is_object(a)) {
-          json_decref(a);
-          rc = fail(err, errlen, "tool call arguments are not a JSON object", NULL);
-          break;
-        }
-        json_t *fc = json_pack("{s:{s:O,s:o}}", "functionCall", "name", json_object_get(fn, "name"),
-                               "args", a);
-        if (!fc || json_array_append_new(parts, fc))
-          rc = GW_ERR_NOMEM;
-      }
-    } else {
-      json_decref(parts);
-      return fail(err, errlen, "message role %s is not supported by Gemini", role);
+    size_t j = i + 1;
+    for (; j < msgs->len; j++) {
+      const char *r2 = gemini_role(&msgs->u.elems[j], e2, sizeof e2);
+      if (!r2 || (strcmp(r2, "system") != 0 && strcmp(r2, role) != 0))
+        break;
     }
-    if (rc != GW_OK) {
-      json_decref(parts);
-      return rc;
+    size_t parts = 0;
+    rc = gw_jt_sep(b, &turns);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "{\"role\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_cstr(b, role);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, ",\"parts\":[");
+    for (size_t k = i; rc == GW_OK && k < j; k++) {
+      const gw_jval *mk = &msgs->u.elems[k];
+      if (strcmp(gemini_role(mk, e2, sizeof e2), "system") != 0)
+        rc = put_message_parts(b, msgs, mk, &parts, a, err, errlen);
     }
-    if ((rc = push_turn(contents, grole, parts)) != GW_OK)
-      return rc;
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "]}");
+    i = j;
   }
-  return GW_OK;
+  return rc == GW_OK ? gw_buf_appendc(b, ']') : rc;
 }
 
-static int translate_tools(const json_t *req, json_t *out, char *err, size_t errlen) {
-  const json_t *tools = json_object_get(req, "tools");
-  if (json_array_size(tools)) {
-    json_t *decls = json_array();
-    if (!decls ||
-        json_object_set_new(out, "tools", json_pack("[{s:o}]", "functionDeclarations", decls)))
-      return GW_ERR_NOMEM;
-    size_t i;
-    const json_t *t;
-    json_array_foreach(tools, i, t) {
-      const json_t *fn = json_object_get(t, "function");
-      if (!json_is_string(json_object_get(fn, "name")))
-        return fail(err, errlen, "a tool has no function name", NULL);
-      json_t *d = json_pack("{s:O}", "name", json_object_get(fn, "name"));
-      if (!d || json_array_append_new(decls, d))
-        return GW_ERR_NOMEM;
-      if (json_is_string(json_object_get(fn, "description")))
-        json_object_set(d, "description", json_object_get(fn, "description"));
-      if (json_is_object(json_object_get(fn, "parameters")))
-        json_object_set(d, "parameters", json_object_get(fn, "parameters"));
-    }
+static int put_system(gw_buf *b, const gw_jval *msgs, char *err, size_t errlen) {
+  size_t at = b->len, parts = 0;
+  int rc = GW_JT_PUT(b, ",\"systemInstruction\":{\"parts\":[");
+  for (size_t i = 0; rc == GW_OK && i < msgs->len; i++) {
+    const gw_jval *role = GW_JT_GET(&msgs->u.elems[i], "role");
+    if (GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer"))
+      rc = put_parts(b, GW_JT_GET(&msgs->u.elems[i], "content"), &parts, err, errlen);
   }
-  const json_t *choice = json_object_get(req, "tool_choice");
-  json_t *cfg = NULL;
-  if (json_is_string(choice)) {
-    const char *c = json_string_value(choice);
-    cfg = json_pack("{s:s}", "mode",
-                    strcmp(c, "required") == 0 ? "ANY"
-                    : strcmp(c, "none") == 0   ? "NONE"
-                                               : "AUTO");
-  } else if (json_is_object(choice)) {
-    const json_t *name = json_object_get(json_object_get(choice, "function"), "name");
-    if (!json_is_string(name))
-      return fail(err, errlen, "tool_choice names no function", NULL);
-    cfg = json_pack("{s:s,s:[O]}", "mode", "ANY", "allowedFunctionNames", name);
-  }
-  if (cfg &&
-      json_object_set_new(out, "toolConfig", json_pack("{s:o}", "functionCallingConfig", cfg)))
-    return GW_ERR_NOMEM;
-  return GW_OK;
+  if (rc == GW_OK && !parts)
+    truncate_to(b, at);
+  else if (rc == GW_OK)
+    rc = GW_JT_PUT(b, "]}");
+  return rc;
 }
 
-int gw_gemini_request(const json_t *req, json_t **out, char *err, size_t errlen) {
-  err[0] = '\0';
-  const json_t *msgs = json_object_get(req, "messages");
-  if (!json_is_array(msgs) || json_array_size(msgs) == 0)
-    return fail(err, errlen, "messages must be a non-empty list", NULL);
-  json_t *o = json_object(), *contents = json_array(), *system = json_array(), *gen = json_object();
-  int rc = GW_ERR_NOMEM;
-  if (!o || !contents || !system || !gen)
-    goto done;
-  if ((rc = translate_messages(msgs, contents, system, err, errlen)) != GW_OK)
-    goto done;
-  rc = GW_ERR_NOMEM;
-  if (json_object_set(o, "contents", contents))
-    goto done;
-  if (json_array_size(system) &&
-      json_object_set_new(o, "systemInstruction", json_pack("{s:O}", "parts", system)))
-    goto done;
-  if ((rc = translate_tools(req, o, err, errlen)) != GW_OK)
-    goto done;
-  rc = GW_ERR_NOMEM;
+static int put_tools(gw_buf *b, const gw_jval *req, char *err, size_t errlen) {
+  const gw_jval *tools = GW_JT_GET(req, "tools");
+  size_t n = 0;
+  int rc = GW_OK;
+  if (gw_jt_array_len(tools))
+    rc = GW_JT_PUT(b, ",\"tools\":[{\"functionDeclarations\":[");
+  for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(tools); i++) {
+    const gw_jval *fn = GW_JT_GET(&tools->u.elems[i], "function");
+    const gw_jval *name = GW_JT_GET(fn, "name"), *d = GW_JT_GET(fn, "description");
+    const gw_jval *params = GW_JT_GET(fn, "parameters");
+    if (!gw_jt_is_str(name))
+      return fail(err, errlen, "a tool has no function name", NULL);
+    rc = gw_jt_sep(b, &n);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "{\"name\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(b, name);
+    if (rc == GW_OK && gw_jt_is_str(d) && (rc = GW_JT_PUT(b, ",\"description\":")) == GW_OK)
+      rc = gw_jt_put_str(b, d);
+    if (rc == GW_OK && gw_jt_is_object(params) && (rc = GW_JT_PUT(b, ",\"parameters\":")) == GW_OK)
+      rc = gw_jt_put_value(b, params);
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(b, '}');
+  }
+  if (rc == GW_OK && gw_jt_array_len(tools))
+    rc = GW_JT_PUT(b, "]}]");
+  const gw_jval *choice = GW_JT_GET(req, "tool_choice");
+  if (rc != GW_OK || !choice)
+    return rc;
+  if (gw_jt_is_str(choice)) {
+    rc = GW_JT_PUT(b, ",\"toolConfig\":{\"functionCallingConfig\":{\"mode\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_cstr(b, GW_JT_STR_IS(choice, "required") ? "ANY"
+                             : GW_JT_STR_IS(choice, "none")   ? "NONE"
+                                                              : "AUTO");
+    return rc == GW_OK ? GW_JT_PUT(b, "}}") : rc;
+  }
+  if (!gw_jt_is_object(choice))
+    return GW_OK;
+  const gw_jval *name = GW_JT_GET(GW_JT_GET(choice, "function"), "name");
+  if (!gw_jt_is_str(name))
+    return fail(err, errlen, "tool_choice names no function", NULL);
+  rc = GW_JT_PUT(b, ",\"toolConfig\":{\"functionCallingConfig\":{\"mode\":\"ANY\","
+                    "\"allowedFunctionNames\":[");
+  if (rc == GW_OK)
+    rc = gw_jt_put_str(b, name);
+  return rc == GW_OK ? GW_JT_PUT(b, "]}}") : rc;
+}
+
+/* generationConfig, when any of its knobs is set. */
+static int put_generation(gw_buf *b, const gw_jval *req) {
   static const struct {
     const char *from, *to;
   } knobs[] = {{"temperature", "temperature"},
@@ -234,41 +297,65 @@ int gw_gemini_request(const json_t *req, json_t **out, char *err, size_t errlen)
                {"seed", "seed"},
                {"presence_penalty", "presencePenalty"},
                {"frequency_penalty", "frequencyPenalty"}};
-  for (size_t k = 0; k < sizeof(knobs) / sizeof(knobs[0]); k++) {
-    json_t *v = json_object_get(req, knobs[k].from);
-    if (json_is_number(v) && json_object_set(gen, knobs[k].to, v))
-      goto done;
+  size_t at = b->len, n = 0;
+  int rc = GW_JT_PUT(b, ",\"generationConfig\":{");
+  for (size_t k = 0; rc == GW_OK && k < sizeof(knobs) / sizeof(knobs[0]); k++) {
+    const gw_jval *v = gw_jt_get(req, knobs[k].from, strlen(knobs[k].from));
+    if (gw_jt_is_number(v) && (rc = gw_jt_sep(b, &n)) == GW_OK &&
+        (rc = gw_buf_printf(b, "\"%s\":", knobs[k].to)) == GW_OK)
+      rc = gw_buf_append(b, v->u.str, v->len);
   }
-  const json_t *mt = json_object_get(req, "max_completion_tokens");
-  if (!json_is_integer(mt))
-    mt = json_object_get(req, "max_tokens");
-  if (json_is_integer(mt) && json_object_set(gen, "maxOutputTokens", (json_t *)mt))
-    goto done;
-  const json_t *stop = json_object_get(req, "stop");
-  if (json_is_string(stop) && json_object_set_new(gen, "stopSequences", json_pack("[O]", stop)))
-    goto done;
-  if (json_array_size(stop) && json_object_set(gen, "stopSequences", (json_t *)stop))
-    goto done;
-  const json_t *rf = json_object_get(req, "response_format");
-  const char *rft = json_string_value(json_object_get(rf, "type"));
-  if (rft && (strcmp(rft, "json_object") == 0 || strcmp(rft, "json_schema") == 0)) {
-    if (json_object_set_new(gen, "responseMimeType", json_string("application/json")))
-      goto done;
-    const json_t *schema = json_object_get(json_object_get(rf, "json_schema"), "schema");
-    if (json_is_object(schema) && json_object_set(gen, "responseSchema", (json_t *)schema))
-      goto done;
+  const gw_jval *mt = GW_JT_GET(req, "max_completion_tokens");
+  if (!gw_jt_is_int(mt))
+    mt = GW_JT_GET(req, "max_tokens");
+  if (rc == GW_OK && gw_jt_is_int(mt) && (rc = gw_jt_sep(b, &n)) == GW_OK &&
+      (rc = GW_JT_PUT(b, "\"maxOutputTokens\":")) == GW_OK)
+    rc = gw_buf_append(b, mt->u.str, mt->len);
+  const gw_jval *stop = GW_JT_GET(req, "stop");
+  if (rc == GW_OK && (gw_jt_is_str(stop) || gw_jt_array_len(stop)) &&
+      (rc = gw_jt_sep(b, &n)) == GW_OK && (rc = GW_JT_PUT(b, "\"stopSequences\":")) == GW_OK) {
+    if (gw_jt_is_str(stop)) {
+      rc = gw_buf_appendc(b, '[');
+      if (rc == GW_OK)
+        rc = gw_jt_put_str(b, stop);
+      if (rc == GW_OK)
+        rc = gw_buf_appendc(b, ']');
+    } else {
+      rc = gw_jt_put_value(b, stop);
+    }
   }
-  if (json_object_size(gen) && json_object_set(o, "generationConfig", gen))
-    goto done;
-  *out = o;
-  o = NULL;
-  rc = GW_OK;
-done:
-  json_decref(o);
-  json_decref(contents);
-  json_decref(system);
-  json_decref(gen);
+  const gw_jval *rf = GW_JT_GET(req, "response_format"), *rft = GW_JT_GET(rf, "type");
+  if (rc == GW_OK && (GW_JT_STR_IS(rft, "json_object") || GW_JT_STR_IS(rft, "json_schema"))) {
+    rc = gw_jt_sep(b, &n);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "\"responseMimeType\":\"application/json\"");
+    const gw_jval *schema = GW_JT_GET(GW_JT_GET(rf, "json_schema"), "schema");
+    if (rc == GW_OK && gw_jt_is_object(schema) &&
+        (rc = GW_JT_PUT(b, ",\"responseSchema\":")) == GW_OK)
+      rc = gw_jt_put_value(b, schema);
+  }
+  if (rc == GW_OK && !n)
+    truncate_to(b, at);
+  else if (rc == GW_OK)
+    rc = gw_buf_appendc(b, '}');
   return rc;
+}
+
+int gw_gemini_request(const gw_jval *req, gw_arena *a, gw_buf *out, char *err, size_t errlen) {
+  err[0] = '\0';
+  const gw_jval *msgs = GW_JT_GET(req, "messages");
+  if (!gw_jt_array_len(msgs))
+    return fail(err, errlen, "messages must be a non-empty list", NULL);
+  int rc = gw_buf_appendc(out, '{');
+  if (rc == GW_OK)
+    rc = put_contents(out, msgs, a, err, errlen);
+  if (rc == GW_OK)
+    rc = put_system(out, msgs, err, errlen);
+  if (rc == GW_OK)
+    rc = put_tools(out, req, err, errlen);
+  if (rc == GW_OK)
+    rc = put_generation(out, req);
+  return rc == GW_OK ? gw_buf_appendc(out, '}') : rc;
 }
 
 /* ---- response: Gemini → OpenAI ------------------------------------------------------ */
@@ -287,122 +374,174 @@ const char *gw_gemini_finish_reason(const char *r, bool has_calls) {
   return "stop";
 }
 
-static int64_t int_of(const json_t *o, const char *k) {
-  const json_t *v = json_object_get(o, k);
-  return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
-}
-
-static json_t *usage_json(const json_t *um) {
-  int64_t p = int_of(um, "promptTokenCount");
-  int64_t c = int_of(um, "candidatesTokenCount") + int_of(um, "thoughtsTokenCount");
-  json_t *u = json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)p, "completion_tokens",
-                        (json_int_t)c, "total_tokens", (json_int_t)(p + c));
-  int64_t cached = int_of(um, "cachedContentTokenCount");
-  if (u && cached)
-    json_object_set_new(u, "prompt_tokens_details",
-                        json_pack("{s:I}", "cached_tokens", (json_int_t)cached));
-  return u;
-}
-
-/* The text and tool calls of candidate |cand|: |*text| (new string or
- * NULL) and calls appended to |calls| numbered from |*next_tool|. */
-static int candidate_parts(const json_t *cand, char **text, json_t *calls, int *next_tool,
-                           bool with_index, const char *id_prefix) {
-  *text = NULL;
-  size_t i, tl = 0;
-  const json_t *p;
-  json_array_foreach(json_object_get(json_object_get(cand, "content"), "parts"), i, p) {
-    const json_t *t = json_object_get(p, "text");
-    const json_t *fc = json_object_get(p, "functionCall");
-    if (json_is_string(t) && !json_is_true(json_object_get(p, "thought"))) {
-      size_t add = json_string_length(t);
-      char *nt = gw_realloc(*text, tl + add + 1);
-      if (!nt)
-        return GW_ERR_NOMEM;
-      *text = nt;
-      memcpy(nt + tl, json_string_value(t), add);
-      tl += add;
-      nt[tl] = '\0';
-    } else if (json_is_object(fc)) {
-      char *args =
-          json_dumps(json_object_get(fc, "args") ? json_object_get(fc, "args") : json_object(),
-                     JSON_COMPACT | JSON_ENCODE_ANY);
-      const char *gid = json_string_value(json_object_get(fc, "id"));
-      char idbuf[200];
-      if (gid)
-        snprintf(idbuf, sizeof idbuf, "%s", gid);
-      else
-        snprintf(idbuf, sizeof idbuf, "call_%s_%d", id_prefix, *next_tool);
-      json_t *c =
-          args ? json_pack("{s:s,s:s,s:{s:O,s:s}}", "id", idbuf, "type", "function", "function",
-                           "name", json_object_get(fc, "name"), "arguments", args)
-               : NULL;
-      free(args);
-      if (c && with_index)
-        json_object_set_new(c, "index", json_integer(*next_tool));
-      (*next_tool)++;
-      if (!c || json_array_append_new(calls, c))
-        return GW_ERR_NOMEM;
-    }
+static int put_usage(gw_buf *b, int64_t p, int64_t c, int64_t cached) {
+  int rc = GW_JT_PUT(b, "{\"prompt_tokens\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, p);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"completion_tokens\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, c);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"total_tokens\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, p + c);
+  if (rc == GW_OK && cached &&
+      (rc = GW_JT_PUT(b, ",\"prompt_tokens_details\":{\"cached_tokens\":")) == GW_OK) {
+    rc = gw_jt_put_int(b, cached);
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(b, '}');
   }
-  return GW_OK;
+  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
 }
 
-int gw_gemini_response(const json_t *resp, const char *id, const char *model, long long created,
-                       json_t **out) {
-  if (!json_is_object(resp))
+static int put_usage_metadata(gw_buf *b, const gw_jval *um) {
+  return put_usage(b, GW_JT_INT_OF(um, "promptTokenCount"),
+                   GW_JT_INT_OF(um, "candidatesTokenCount") +
+                       GW_JT_INT_OF(um, "thoughtsTokenCount"),
+                   GW_JT_INT_OF(um, "cachedContentTokenCount"));
+}
+
+static bool text_part(const gw_jval *p) {
+  return gw_jt_is_str(GW_JT_GET(p, "text")) && !gw_jt_is_true(GW_JT_GET(p, "thought"));
+}
+
+/* The joined text of |parts| as a JSON string, or null when none has text. */
+static int put_parts_text(gw_buf *b, const gw_jval *parts) {
+  size_t texts = 0;
+  int rc = GW_OK;
+  for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(parts); i++) {
+    const gw_jval *p = &parts->u.elems[i];
+    if (!text_part(p))
+      continue;
+    const gw_jval *t = GW_JT_GET(p, "text");
+    if (texts++ == 0)
+      rc = gw_buf_appendc(b, '"');
+    if (rc == GW_OK)
+      rc = gw_buf_append_json_chars(b, t->u.str, t->len);
+  }
+  if (rc == GW_OK)
+    rc = texts ? gw_buf_appendc(b, '"') : GW_JT_PUT(b, "null");
+  return rc;
+}
+
+/* The tool calls of |parts| (functionCall parts), numbered from
+ * |*next_tool|; with "index" members in a stream. |*n| counts them. */
+static int put_calls(gw_buf *b, const gw_jval *parts, int *next_tool, bool with_index,
+                     const char *id_prefix, size_t *n) {
+  int rc = GW_OK;
+  for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(parts); i++) {
+    const gw_jval *p = &parts->u.elems[i], *fc = GW_JT_GET(p, "functionCall");
+    if (text_part(p) || !gw_jt_is_object(fc))
+      continue;
+    const gw_jval *name = GW_JT_GET(fc, "name"), *args = GW_JT_GET(fc, "args");
+    const gw_jval *gid = GW_JT_GET(fc, "id");
+    if (!gw_jt_is_str(name))
+      return GW_ERR_INVALID;
+    int tool = (*next_tool)++;
+    rc = gw_jt_sep(b, n);
+    if (rc == GW_OK && with_index && (rc = GW_JT_PUT(b, "{\"index\":")) == GW_OK &&
+        (rc = gw_jt_put_int(b, tool)) == GW_OK)
+      rc = GW_JT_PUT(b, ",\"id\":");
+    else if (rc == GW_OK && !with_index)
+      rc = GW_JT_PUT(b, "{\"id\":");
+    if (rc == GW_OK)
+      rc = gw_jt_is_str(gid) ? gw_jt_put_str(b, gid)
+                             : gw_buf_printf(b, "\"call_%s_%d\"", id_prefix, tool);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, ",\"type\":\"function\",\"function\":{\"name\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(b, name);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, ",\"arguments\":");
+    if (rc == GW_OK) { /* args as a JSON string of its compact text */
+      gw_buf t;
+      gw_buf_init(&t, b->cap);
+      rc = args ? gw_jt_put_value(&t, args) : GW_JT_PUT(&t, "{}");
+      if (rc == GW_OK)
+        rc = gw_buf_append_json_string(b, t.data ? t.data : "", t.len);
+      gw_buf_release(&t);
+    }
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "}}");
+  }
+  return rc;
+}
+
+static size_t count_calls(const gw_jval *parts) {
+  size_t n = 0;
+  for (size_t i = 0; i < gw_jt_array_len(parts); i++) {
+    const gw_jval *p = &parts->u.elems[i];
+    n += !text_part(p) && gw_jt_is_object(GW_JT_GET(p, "functionCall"));
+  }
+  return n;
+}
+
+int gw_gemini_response(const gw_jval *resp, const char *id, const char *model, long long created,
+                       gw_buf *out) {
+  if (!gw_jt_is_object(resp))
     return GW_ERR_INVALID;
-  const char *rid = json_string_value(json_object_get(resp, "responseId"));
-  const char *mv = json_string_value(json_object_get(resp, "modelVersion"));
-  json_t *choices = json_array();
-  json_t *r = NULL;
-  int rc = GW_ERR_NOMEM;
-  if (!choices)
-    return rc;
-  size_t i;
-  const json_t *cand;
+  const char *rid = gw_jt_str(GW_JT_GET(resp, "responseId"));
+  const char *mv = gw_jt_str(GW_JT_GET(resp, "modelVersion"));
+  const gw_jval *cands = GW_JT_GET(resp, "candidates");
+  size_t at = out->len;
+  int rc = GW_JT_PUT(out, "{\"id\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_cstr(out, rid ? rid : id);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(out, ",\"object\":\"chat.completion\",\"created\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(out, created);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(out, ",\"model\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_cstr(out, mv ? mv : model);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(out, ",\"choices\":[");
   int next_tool = 0;
-  json_array_foreach(json_object_get(resp, "candidates"), i, cand) {
-    json_t *calls = json_array();
-    char *text = NULL;
-    if (!calls || candidate_parts(cand, &text, calls, &next_tool, false, rid ? rid : id) != GW_OK) {
-      json_decref(calls);
-      gw_free(text);
-      goto done;
+  size_t nc = gw_jt_array_len(cands);
+  for (size_t i = 0; rc == GW_OK && i < nc; i++) {
+    const gw_jval *cand = &cands->u.elems[i];
+    const gw_jval *parts = GW_JT_GET(GW_JT_GET(cand, "content"), "parts");
+    const gw_jval *idx = GW_JT_GET(cand, "index");
+    size_t calls = count_calls(parts), written = 0;
+    const char *finish =
+        gw_gemini_finish_reason(gw_jt_str(GW_JT_GET(cand, "finishReason")), calls > 0);
+    rc = i ? GW_JT_PUT(out, ",{\"index\":") : GW_JT_PUT(out, "{\"index\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_int(out, gw_jt_is_int(idx) ? gw_jt_int(idx) : (int64_t)i);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(out, ",\"message\":{\"role\":\"assistant\",\"content\":");
+    if (rc == GW_OK)
+      rc = put_parts_text(out, parts);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(out, ",\"refusal\":null");
+    if (rc == GW_OK && calls) {
+      rc = GW_JT_PUT(out, ",\"tool_calls\":[");
+      if (rc == GW_OK)
+        rc = put_calls(out, parts, &next_tool, false, rid ? rid : id, &written);
+      if (rc == GW_OK)
+        rc = gw_buf_appendc(out, ']');
     }
-    const char *fr = json_string_value(json_object_get(cand, "finishReason"));
-    const char *finish = gw_gemini_finish_reason(fr, json_array_size(calls) > 0);
-    json_t *msg = json_pack("{s:s,s:s?,s:n}", "role", "assistant", "content", text, "refusal");
-    gw_free(text);
-    if (msg && json_array_size(calls))
-      json_object_set(msg, "tool_calls", calls);
-    json_decref(calls);
-    json_t *idx = json_object_get(cand, "index");
-    json_t *c =
-        msg ? json_pack(
-                  "{s:I,s:o,s:s,s:n}", "index",
-                  (json_int_t)(json_is_integer(idx) ? json_integer_value(idx) : (json_int_t)i),
-                  "message", msg, "finish_reason", finish ? finish : "stop", "logprobs")
-            : NULL;
-    if (!c || json_array_append_new(choices, c))
-      goto done;
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(out, "},\"finish_reason\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_cstr(out, finish ? finish : "stop");
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(out, ",\"logprobs\":null}");
   }
-  if (json_array_size(choices) == 0) { /* the prompt was blocked */
-    json_t *c =
-        json_pack("{s:i,s:{s:s,s:n,s:n},s:s,s:n}", "index", 0, "message", "role", "assistant",
-                  "content", "refusal", "finish_reason", "content_filter", "logprobs");
-    if (!c || json_array_append_new(choices, c))
-      goto done;
-  }
-  r = json_pack("{s:s,s:s,s:I,s:s,s:O,s:o}", "id", rid ? rid : id, "object", "chat.completion",
-                "created", (json_int_t)created, "model", mv ? mv : model, "choices", choices,
-                "usage", usage_json(json_object_get(resp, "usageMetadata")));
-  if (!r)
-    goto done;
-  *out = r;
-  rc = GW_OK;
-done:
-  json_decref(choices);
+  if (rc == GW_OK && nc == 0) /* the prompt was blocked */
+    rc = GW_JT_PUT(out, "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,"
+                        "\"refusal\":null},\"finish_reason\":\"content_filter\","
+                        "\"logprobs\":null}");
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(out, "],\"usage\":");
+  if (rc == GW_OK)
+    rc = put_usage_metadata(out, GW_JT_GET(resp, "usageMetadata"));
+  if (rc == GW_OK)
+    rc = gw_buf_appendc(out, '}');
+  if (rc != GW_OK)
+    truncate_to(out, at);
   return rc;
 }
 
@@ -415,75 +554,97 @@ void gw_gemini_stream_init(gw_gemini_stream *s, const char *id, const char *mode
   s->include_usage = include_usage;
 }
 
-static json_t *chunk(const gw_gemini_stream *s, json_t *choices) {
-  return json_pack("{s:s,s:s,s:I,s:s,s:o}", "id", s->id, "object", "chat.completion.chunk",
-                   "created", (json_int_t)s->created, "model", s->model, "choices", choices);
+/* A chunk's members up to and with "choices":. */
+static int chunk_head(const gw_gemini_stream *s, gw_buf *b) {
+  int rc = GW_JT_PUT(b, "{\"id\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_cstr(b, s->id);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"object\":\"chat.completion.chunk\",\"created\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, s->created);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"model\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_cstr(b, s->model);
+  return rc == GW_OK ? GW_JT_PUT(b, ",\"choices\":") : rc;
 }
 
-int gw_gemini_stream_event(gw_gemini_stream *s, const json_t *resp, json_t *chunks) {
-  if (!json_is_object(resp))
+int gw_gemini_stream_event(gw_gemini_stream *s, const gw_jval *resp, gw_buf *chunk) {
+  if (!gw_jt_is_object(resp))
     return GW_ERR_INVALID;
-  const char *rid = json_string_value(json_object_get(resp, "responseId"));
-  const char *mv = json_string_value(json_object_get(resp, "modelVersion"));
+  const char *rid = gw_jt_str(GW_JT_GET(resp, "responseId"));
+  const char *mv = gw_jt_str(GW_JT_GET(resp, "modelVersion"));
   if (!s->started) {
     if (rid)
       snprintf(s->id, sizeof s->id, "%s", rid);
     if (mv)
       snprintf(s->model, sizeof s->model, "%s", mv);
   }
-  const json_t *um = json_object_get(resp, "usageMetadata");
-  if (json_is_object(um)) {
-    s->prompt_tokens = int_of(um, "promptTokenCount");
-    s->completion_tokens = int_of(um, "candidatesTokenCount") + int_of(um, "thoughtsTokenCount");
+  const gw_jval *um = GW_JT_GET(resp, "usageMetadata");
+  if (gw_jt_is_object(um)) {
+    s->prompt_tokens = GW_JT_INT_OF(um, "promptTokenCount");
+    s->completion_tokens =
+        GW_JT_INT_OF(um, "candidatesTokenCount") + GW_JT_INT_OF(um, "thoughtsTokenCount");
   }
-  const json_t *cand = json_array_get(json_object_get(resp, "candidates"), 0);
-  if (!cand) {
-    if (json_object_get(resp, "promptFeedback") && !s->finished) {
+  const gw_jval *cands = GW_JT_GET(resp, "candidates");
+  if (!gw_jt_array_len(cands)) {
+    if (GW_JT_GET(resp, "promptFeedback") && !s->finished) {
       s->finished = true;
-      json_t *c = chunk(s, json_pack("[{s:i,s:{},s:s,s:n}]", "index", 0, "delta", "finish_reason",
-                                     "content_filter", "logprobs"));
-      return !c || json_array_append_new(chunks, c) ? GW_ERR_NOMEM : GW_OK;
+      int rc = chunk_head(s, chunk);
+      return rc == GW_OK ? GW_JT_PUT(chunk, "[{\"index\":0,\"delta\":{},\"finish_reason\":"
+                                            "\"content_filter\",\"logprobs\":null}]}")
+                         : rc;
     }
     return GW_OK;
   }
-  json_t *calls = json_array();
-  char *text = NULL;
-  int first_tool = s->next_tool;
-  if (!calls || candidate_parts(cand, &text, calls, &s->next_tool, true, s->id) != GW_OK) {
-    json_decref(calls);
-    gw_free(text);
-    return GW_ERR_NOMEM;
+  const gw_jval *parts = GW_JT_GET(GW_JT_GET(&cands->u.elems[0], "content"), "parts");
+  size_t calls = count_calls(parts), written = 0, members = 0;
+  bool has_text = false;
+  for (size_t i = 0; i < gw_jt_array_len(parts); i++)
+    has_text |= text_part(&parts->u.elems[i]);
+  const char *finish = gw_gemini_finish_reason(
+      gw_jt_str(GW_JT_GET(&cands->u.elems[0], "finishReason")), s->next_tool + calls > 0);
+  size_t at = chunk->len;
+  int rc = chunk_head(s, chunk);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(chunk, "[{\"index\":0,\"delta\":{");
+  if (rc == GW_OK && !s->started && (rc = gw_jt_sep(chunk, &members)) == GW_OK)
+    rc = GW_JT_PUT(chunk, "\"role\":\"assistant\"");
+  if (rc == GW_OK && (has_text || !s->started) && (rc = gw_jt_sep(chunk, &members)) == GW_OK &&
+      (rc = GW_JT_PUT(chunk, "\"content\":")) == GW_OK)
+    rc = has_text ? put_parts_text(chunk, parts) : GW_JT_PUT(chunk, "\"\"");
+  if (rc == GW_OK && calls && (rc = gw_jt_sep(chunk, &members)) == GW_OK &&
+      (rc = GW_JT_PUT(chunk, "\"tool_calls\":[")) == GW_OK) {
+    rc = put_calls(chunk, parts, &s->next_tool, true, s->id, &written);
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(chunk, ']');
   }
-  const char *fr = json_string_value(json_object_get(cand, "finishReason"));
-  const char *finish = gw_gemini_finish_reason(fr, s->next_tool > 0);
-  (void)first_tool;
-  json_t *delta = json_object();
-  if (delta && !s->started)
-    json_object_set_new(delta, "role", json_string("assistant"));
-  if (delta && (text || !s->started))
-    json_object_set_new(delta, "content", json_string(text ? text : ""));
-  gw_free(text);
-  if (delta && json_array_size(calls))
-    json_object_set(delta, "tool_calls", calls);
-  json_decref(calls);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(chunk, "},\"finish_reason\":");
+  if (rc == GW_OK)
+    rc = finish ? gw_jt_put_cstr(chunk, finish) : GW_JT_PUT(chunk, "null");
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(chunk, ",\"logprobs\":null}]}");
+  if (rc != GW_OK) {
+    truncate_to(chunk, at);
+    return rc;
+  }
   s->started = true;
   if (finish)
     s->finished = true;
-  json_t *c = delta ? chunk(s, json_pack("[{s:i,s:o,s:s?,s:n}]", "index", 0, "delta", delta,
-                                         "finish_reason", finish, "logprobs"))
-                    : NULL;
-  return !c || json_array_append_new(chunks, c) ? GW_ERR_NOMEM : GW_OK;
+  return GW_OK;
 }
 
-int gw_gemini_stream_end(gw_gemini_stream *s, json_t *chunks) {
+int gw_gemini_stream_end(gw_gemini_stream *s, gw_buf *chunk) {
   if (!s->include_usage)
     return GW_OK;
-  json_t *c = json_pack("{s:s,s:s,s:I,s:s,s:[],s:{s:I,s:I,s:I}}", "id", s->id, "object",
-                        "chat.completion.chunk", "created", (json_int_t)s->created, "model",
-                        s->model, "choices", "usage", "prompt_tokens", (json_int_t)s->prompt_tokens,
-                        "completion_tokens", (json_int_t)s->completion_tokens, "total_tokens",
-                        (json_int_t)(s->prompt_tokens + s->completion_tokens));
-  return !c || json_array_append_new(chunks, c) ? GW_ERR_NOMEM : GW_OK;
+  int rc = chunk_head(s, chunk);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(chunk, "[],\"usage\":");
+  if (rc == GW_OK)
+    rc = put_usage(chunk, s->prompt_tokens, s->completion_tokens, 0);
+  return rc == GW_OK ? gw_buf_appendc(chunk, '}') : rc;
 }
 
 /* ---- Vertex service-account token ---------------------------------------------------- */
@@ -723,11 +884,11 @@ typedef struct {
   const char *id, *model;
 } gem_state;
 
-static gw_status_code take_error(gw_upstream *u, long st, const json_t *e) {
+static gw_status_code take_error(gw_upstream *u, long st, const gw_jval *e) {
   gw_arena *a = u->call->arena;
-  const char *status = json_string_value(json_object_get(e, "status"));
-  const char *msg = json_string_value(json_object_get(e, "message"));
-  json_int_t code = json_integer_value(json_object_get(e, "code"));
+  const char *status = gw_jt_str(GW_JT_GET(e, "status"));
+  const char *msg = gw_jt_str(GW_JT_GET(e, "message"));
+  int64_t code = GW_JT_INT_OF(e, "code");
   u->has_error = true;
   u->err.http_status = st ? st : (code >= 400 && code < 600 ? code : 500);
   u->err.type = status ? gw_arena_strdup(a, status) : NULL;
@@ -735,44 +896,51 @@ static gw_status_code take_error(gw_upstream *u, long st, const json_t *e) {
   return gw_openai_status_from_http(u->err.http_status);
 }
 
+/* A json_lite DOM of |data| in |a|; NULL when it is not JSON. */
+static const gw_jval *parse(gw_arena *a, const char *data, size_t len) {
+  const gw_jval *v = NULL;
+  gw_json_lite_error je;
+  return gw_json_lite_parse(data, len, a, 0, 0, &v, &je) == GW_OK ? v : NULL;
+}
+
 static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t len) {
-  json_t *root = json_loadb(data, len, 0, NULL);
+  const gw_jval *root = parse(u->call->arena, data, len);
   /* Google answers {"error":{...}}, some proxies a list of them. */
-  const json_t *e = json_object_get(json_is_array(root) ? json_array_get(root, 0) : root, "error");
-  gw_status_code code = gw_openai_status_from_http(st);
-  if (json_is_object(e))
-    code = take_error(u, st, e);
-  else if (len)
+  if (gw_jt_array_len(root))
+    root = &root->u.elems[0];
+  const gw_jval *e = GW_JT_GET(root, "error");
+  if (gw_jt_is_object(e))
+    return take_error(u, st, e);
+  if (len)
     u->err.message = gw_arena_strndup(u->call->arena, data, len > 512 ? 512 : len);
-  json_decref(root);
-  return code;
+  return gw_openai_status_from_http(st);
+}
+
+static void undecodable(gw_upstream *u, int rc, const char *what) {
+  char m[160];
+  snprintf(m, sizeof m, "backend %s sent an undecodable %s", u->backend_name, what);
+  gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
 }
 
 static void on_body(gw_upstream *u, const char *data, size_t len) {
   gem_state *st = u->state;
-  json_t *root = json_loadb(data, len, 0, NULL);
-  json_t *out = NULL;
+  gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
+  const gw_jval *root = parse(a, data, len);
+  gw_buf out;
+  gw_buf_init_arena(&out, (size_t)64 << 20, a);
   int rc = root ? gw_gemini_response(root, st->id, st->model, gw_upstream_unix_time(), &out)
                 : GW_ERR_INVALID;
-  json_decref(root);
   if (rc != GW_OK) {
-    char m[160];
-    snprintf(m, sizeof m, "backend %s sent an undecodable answer", u->backend_name);
-    gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+    undecodable(u, rc, "answer");
     return;
   }
-  gw_upstream_emit_json(u, out);
-  json_decref(out);
+  gw_upstream_emit_text(u, out.data, out.len);
 }
 
-static void emit_all(gw_upstream *u, json_t *chunks) {
+static void emit(gw_upstream *u, const gw_buf *chunk) {
   gem_state *st = u->state;
-  size_t i;
-  json_t *c;
-  json_array_foreach(chunks, i, c) {
-    if (gw_upstream_emit_json(u, c) != GW_OK)
-      break;
-  }
+  if (chunk->len)
+    gw_upstream_emit_text(u, chunk->data, chunk->len);
   u->call->usage.prompt_tokens = st->s.prompt_tokens;
   u->call->usage.completion_tokens = st->s.completion_tokens;
 }
@@ -781,24 +949,26 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
   (void)name;
   (void)exc;
   gem_state *st = u->state;
-  json_t *root = json_loadb(data, len, 0, NULL);
-  json_t *chunks = json_array();
-  const json_t *e = json_object_get(root, "error");
-  if (json_is_object(e)) {
+  /* An event's DOM and chunk live until it is emitted. */
+  gw_arena *a = gw_arena_new(0, 0);
+  if (!a) {
+    gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  const gw_jval *root = parse(a, data, len), *e = GW_JT_GET(root, "error");
+  gw_buf chunk;
+  gw_buf_init_arena(&chunk, (size_t)64 << 20, a);
+  if (gw_jt_is_object(e)) {
     gw_status_code code = take_error(u, 0, e);
     gw_upstream_end(u, code, u->err.message ? u->err.message : "backend stream failed");
   } else {
-    int rc = root && chunks ? gw_gemini_stream_event(&st->s, root, chunks) : GW_ERR_INVALID;
-    if (rc != GW_OK) {
-      char m[160];
-      snprintf(m, sizeof m, "backend %s sent an undecodable event", u->backend_name);
-      gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
-    } else {
-      emit_all(u, chunks);
-    }
+    int rc = root ? gw_gemini_stream_event(&st->s, root, &chunk) : GW_ERR_INVALID;
+    if (rc != GW_OK)
+      undecodable(u, rc, "event");
+    else
+      emit(u, &chunk);
   }
-  json_decref(chunks);
-  json_decref(root);
+  gw_arena_free(a);
 }
 
 static void on_stream_end(gw_upstream *u) {
@@ -809,10 +979,10 @@ static void on_stream_end(gw_upstream *u) {
     gw_upstream_end(u, GW_STATUS_UNAVAILABLE, m);
     return;
   }
-  json_t *chunks = json_array();
-  if (chunks && gw_gemini_stream_end(&st->s, chunks) == GW_OK)
-    emit_all(u, chunks);
-  json_decref(chunks);
+  gw_buf chunk;
+  gw_buf_init_arena(&chunk, (size_t)64 << 20, u->call->arena);
+  if (gw_gemini_stream_end(&st->s, &chunk) == GW_OK)
+    emit(u, &chunk);
 }
 
 static const gw_upstream_codec codec = {
@@ -836,38 +1006,49 @@ static int start(gw_call *call) {
     return GW_OK;
   }
   bool streaming = call->method->server_streaming;
+  /* The canonical request as OpenAI JSON, read back as a DOM in an arena
+   * of its own, gone once the Gemini body is written. */
   gw_buf js;
   gw_buf_init(&js, (size_t)64 << 20);
   int rc = gw_pb_to_json(call->request, &out_opts, &js);
-  json_t *req = rc == GW_OK ? json_loadb(js.data, js.len, 0, NULL) : NULL;
-  gw_buf_release(&js);
-  if (!req)
+  gw_arena *tmp = rc == GW_OK ? gw_arena_new(0, 0) : NULL;
+  const gw_jval *req = tmp ? parse(tmp, js.data, js.len) : NULL;
+  if (!req) {
+    if (tmp)
+      gw_arena_free(tmp);
+    gw_buf_release(&js);
     return GW_ERR_NOMEM;
+  }
   const char *model = call->route.upstream_model;
   if (!model)
-    model = json_string_value(json_object_get(req, "model"));
+    model = gw_jt_str(GW_JT_GET(req, "model"));
   char err[300] = "";
-  json_t *greq = NULL;
   gw_status_code fail_code = GW_STATUS_INVALID_ARGUMENT;
   const char *auth = NULL;
+  bool usage = gw_jt_is_true(GW_JT_GET(GW_JT_GET(req, "stream_options"), "include_usage"));
   model = model ? gw_arena_strdup(call->arena, model) : NULL;
+  gw_buf body;
+  gw_buf_init(&body, (size_t)64 << 20);
   if (!model_ok(model)) {
     snprintf(err, sizeof err, "model name not usable in a Gemini URL");
     rc = GW_ERR_INVALID;
   } else {
-    rc = gw_gemini_request(req, &greq, err, sizeof err);
+    rc = gw_gemini_request(req, tmp, &body, err, sizeof err);
   }
-  bool usage =
-      json_is_true(json_object_get(json_object_get(req, "stream_options"), "include_usage"));
-  json_decref(req);
+  gw_arena_free(tmp);
+  gw_buf_release(&js);
   if (rc == GW_OK && b->vertex && !(auth = vertex_auth(b, call->arena, err, sizeof err))) {
     rc = GW_ERR_IO;
     fail_code = GW_STATUS_UNAVAILABLE;
   }
   if (rc != GW_OK) {
-    json_decref(greq);
+    gw_buf_release(&body);
     if (rc == GW_ERR_NOMEM)
       return rc;
+    if (rc == GW_ERR_TOOBIG) {
+      fail_code = GW_STATUS_RESOURCE_EXHAUSTED;
+      snprintf(err, sizeof err, "request too large");
+    }
     gw_call_finish(call, fail_code, err);
     return GW_OK;
   }
@@ -886,11 +1067,11 @@ static int start(gw_call *call) {
     st->id = id;
     st->model = model;
     gw_gemini_stream_init(&st->s, id, model, gw_upstream_unix_time(), usage);
-    char *s = json_dumps(greq, JSON_COMPACT);
-    rc = s ? gw_buf_appends(&u->body, s) : GW_ERR_NOMEM;
-    free(s);
+    gw_buf_release(&u->body); /* (empty: the body just written takes its place) */
+    u->body = body;
+  } else {
+    gw_buf_release(&body);
   }
-  json_decref(greq);
   const char *key = b->vertex ? auth : b->key_header;
   if (rc == GW_OK && ((key && gw_upstream_add_header(u, key) != GW_OK) ||
                       gw_upstream_add_header(u, "Content-Type: application/json") != GW_OK))

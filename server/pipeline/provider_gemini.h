@@ -11,13 +11,15 @@
 #ifndef GW_PIPELINE_PROVIDER_GEMINI_H
 #define GW_PIPELINE_PROVIDER_GEMINI_H
 
-#include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/arena.h"
+#include "core/buf.h"
 #include "pipeline/call.h"
+#include "transcoder/json_lite.h"
 
 typedef struct gw_gemini_backend {
   char *name;
@@ -44,14 +46,19 @@ void gw_gemini_backend_free(gw_gemini_backend *b);
 
 /* ---- pure translation (public for the unit tests) ---- */
 
-/* An OpenAI chat request as a Gemini GenerateContentRequest. GW_OK and
- * |*out|, GW_ERR_INVALID with |err|, or GW_ERR_NOMEM. */
-int gw_gemini_request(const json_t *req, json_t **out, char *err, size_t errlen);
+/* An OpenAI chat request (parsed with json_lite) as the JSON text of a
+ * Gemini GenerateContentRequest appended to |out|; tool-call arguments are
+ * parsed in |a|. GW_OK, GW_ERR_INVALID with |err| saying why, or the
+ * buffer's error. */
+int gw_gemini_request(const gw_jval *req, gw_arena *a, gw_buf *out, char *err, size_t errlen);
 
-/* A GenerateContentResponse as a chat.completion with |id|, |model|,
- * |created|. GW_OK, GW_ERR_INVALID or GW_ERR_NOMEM. */
-int gw_gemini_response(const json_t *resp, const char *id, const char *model, long long created,
-                       json_t **out);
+/* A GenerateContentResponse (parsed with json_lite) as the JSON text of a
+ * chat.completion with |id|, |model| (unless the response names its own),
+ * |created|, appended to |out|. GW_OK, GW_ERR_INVALID (not an object; a
+ * functionCall without a name) or the buffer's error, and then nothing is
+ * appended. */
+int gw_gemini_response(const gw_jval *resp, const char *id, const char *model, long long created,
+                       gw_buf *out);
 
 typedef struct gw_gemini_stream {
   char id[128], model[128];
@@ -63,11 +70,14 @@ typedef struct gw_gemini_stream {
 
 void gw_gemini_stream_init(gw_gemini_stream *s, const char *id, const char *model,
                            long long created, bool include_usage);
-/* One streamed GenerateContentResponse → chunks appended to |chunks|. */
-int gw_gemini_stream_event(gw_gemini_stream *s, const json_t *resp, json_t *chunks);
+/* One streamed GenerateContentResponse → the JSON text of at most one
+ * chunk, appended to |chunk|. GW_OK, GW_ERR_INVALID (not an object; a
+ * functionCall without a name) or the buffer's error, and then nothing is
+ * appended. */
+int gw_gemini_stream_event(gw_gemini_stream *s, const gw_jval *resp, gw_buf *chunk);
 /* The usage chunk after the last event (when include_usage); may append
  * nothing. */
-int gw_gemini_stream_end(gw_gemini_stream *s, json_t *chunks);
+int gw_gemini_stream_end(gw_gemini_stream *s, gw_buf *chunk);
 
 const char *gw_gemini_finish_reason(const char *reason, bool has_calls);
 
