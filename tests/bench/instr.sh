@@ -4,7 +4,8 @@
 # kernel. The gateway (WORKERS=1) runs under valgrind in front of the C mock
 # upstream; after a warm-up the counters are zeroed, a fixed load runs, and
 # the total is divided by the work done.
-#   tests/bench/instr.sh MODE [GW_BIN]      MODE: chat | tls | emb | emb64 | sse | h2c | grpc
+#   tests/bench/instr.sh MODE [GW_BIN]
+#     MODE: chat | tls | emb | emb64 | sse | h2c | grpc | anthropic | anthropic-sse | gemini | gemini-sse
 #     chat  proxied chat completions, wrk -c1 for 6 s    -> per request
 #     tls   the same to an https:// upstream (nginx terminating TLS in front of
 #           the mock; a certificate made for the run, trusted via SSL_CERT_FILE)
@@ -13,12 +14,19 @@
 #     sse   streamed chat completions (21 events 1 ms apart), sse_client c=1 5 s -> per event
 #     h2c   the chat of |chat| over h2c (prior knowledge), h2load -n 4000 -c1 -> per request
 #     grpc  CreateChatCompletion on the gRPC port, h2load -n 2000 -c1 -> per call
+#     anthropic, gemini   the chat of |chat| translated for a provider: the
+#           upstream is the Python mock of its wire format (tests/integration/
+#           mock_anthropic.py, mock_gemini.py; /usr/bin/python3), wrk -c1 6 s
+#           -> per request
+#     anthropic-sse, gemini-sse   the same streamed ("stream":true; the mocks
+#           cut the echoed answer into 5- and 6-byte deltas: about 14 and 7
+#           events) -> per stream
 # GW_BIN defaults to ./ai-gateway (make build: RelWithDebInfo). OUT=file keeps
 # the callgrind profile (callgrind_annotate OUT). Needs valgrind, wrk, h2load.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-MODE=${1:?mode: chat, tls, emb, emb64, sse, h2c or grpc}
+MODE=${1:?mode: chat, tls, emb, emb64, sse, h2c, grpc, anthropic[-sse] or gemini[-sse]}
 GW=${2:-$ROOT/ai-gateway}
 OUT=${OUT:-$(mktemp /tmp/aigw-instr.XXXXXX)}
 MOCK=19790 HTTP=18790 GRPC=29790
@@ -41,6 +49,24 @@ printf '{"model":"text-embedding-3-small","input":"The food was delicious and th
 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
 PIDS+=($!)
 UPSTREAM=http://127.0.0.1:$MOCK/v1
+GW_ENV=()
+case $MODE in
+anthropic | anthropic-sse | gemini | gemini-sse)
+  PROVIDER=${MODE%-sse}
+  [ "$PROVIDER" = anthropic ] && CLASS=MockAnthropic || CLASS=MockGemini
+  /usr/bin/python3 -c "import sys, time; sys.path.insert(0, '$ROOT/tests/integration')
+from mock_$PROVIDER import $CLASS
+m = $CLASS(api_key='sk-mock'); m.start(); print(m.port, flush=True); time.sleep(1e9)" >"$TMP/mock.port" &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do [ -s "$TMP/mock.port" ] && break; sleep 0.1; done
+  target=http://127.0.0.1:$(cat "$TMP/mock.port")
+  [ "$PROVIDER" = gemini ] && target=$target/v1beta
+  printf '{"backends":[{"name":"up","provider":"%s","target":"%s","api_key_env":"MOCK_KEY"}],"models":[{"name":"gpt-4o-mini","backend":"up","upstream_model":"%s-echo"}]}' \
+    "$PROVIDER" "$target" "$PROVIDER" >"$TMP/config.json"
+  GW_ENV=(CONFIG_FILE="$TMP/config.json" MOCK_KEY=sk-mock)
+  sed 's/"max_tokens":64}/"max_tokens":64,"stream":true}/' "$TMP/chat.json" >"$TMP/chat-sse.json"
+  ;;
+esac
 if [ "$MODE" = tls ]; then
   command -v nginx >/dev/null && command -v openssl >/dev/null ||
     { echo "instr: tls needs nginx and openssl" >&2; exit 1; }
@@ -72,8 +98,8 @@ EOF
   UPSTREAM=https://127.0.0.1:$TLSPORT/v1
   export SSL_CERT_FILE=$TMP/cert.pem
 fi
-TARGET_API_URL=$UPSTREAM TARGET_API_KEY=sk-mock PORT=$HTTP GRPC_PORT=$GRPC WORKERS=1 \
-  MAX_CONNS_PER_IP=0 LOG_LEVEL=warn valgrind --tool=callgrind --callgrind-out-file="$OUT" "$GW" \
+env TARGET_API_URL=$UPSTREAM TARGET_API_KEY=sk-mock PORT=$HTTP GRPC_PORT=$GRPC WORKERS=1 \
+  MAX_CONNS_PER_IP=0 LOG_LEVEL=warn "${GW_ENV[@]}" valgrind --tool=callgrind --callgrind-out-file="$OUT" "$GW" \
   >"$TMP/gw.log" 2>&1 &
 VG=$!
 PIDS+=($VG)
@@ -99,9 +125,12 @@ grpc_body() {
 load() { # $1: warm-up or measure; prints the units of work done
   local n=${1}
   case $MODE in
-  chat | tls | emb | emb64)
+  chat | tls | emb | emb64 | anthropic* | gemini*)
     local body=$TMP/chat.json path=/v1/chat/completions
-    case $MODE in emb | emb64) body=$TMP/$MODE.json path=/v1/embeddings ;; esac
+    case $MODE in
+    emb | emb64) body=$TMP/$MODE.json path=/v1/embeddings ;;
+    *-sse) body=$TMP/chat-sse.json ;;
+    esac
     BODY_FILE=$body wrk -t1 -c1 -d"$([ "$n" = warm ] && echo 1 || echo 6)"s -s "$HERE/post.lua" \
       http://127.0.0.1:$HTTP$path | awk '/requests in/{print $1}'
     ;;
@@ -130,5 +159,6 @@ kill -TERM $VG
 while kill -0 $VG 2>/dev/null; do sleep 0.5; done
 TOTAL=$(callgrind_annotate "$OUT" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
 unit=request; [ $MODE = sse ] && unit=event; [ $MODE = grpc ] && unit=call
+case $MODE in *-sse) unit=stream ;; esac
 [ -n "$UNITS" ] && [ "$UNITS" -gt 0 ] || { echo "instr: no work done" >&2; exit 1; }
 echo "$MODE: $UNITS ${unit}s, $((TOTAL / UNITS)) instructions per $unit (profile: $OUT)"
