@@ -61,3 +61,15 @@ int gw_jt_tool_arguments(const gw_jval *fn, gw_arena *a, const gw_jval **out) {
   }
   return GW_OK;
 }
+
+size_t gw_jt_content_text_len(const gw_jval *c) {
+  if (gw_jt_is_str(c))
+    return c->len;
+  size_t n = 0;
+  for (size_t i = 0; i < gw_jt_array_len(c); i++) {
+    const gw_jval *t = GW_JT_GET(&c->u.elems[i], "text");
+    if (gw_jt_is_str(t))
+      n += t->len;
+  }
+  return n;
+}

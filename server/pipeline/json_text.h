@@ -65,6 +65,10 @@ static inline size_t gw_jt_array_len(const gw_jval *v) {
   return v && v->type == GW_JVAL_ARRAY ? v->len : 0;
 }
 
+/* The length of an OpenAI message content's text (see
+ * gw_jt_put_content_text), before escaping. */
+size_t gw_jt_content_text_len(const gw_jval *content);
+
 /* The arguments of an OpenAI tool call's |function| (JSON text in a
  * string) parsed in |a|: GW_OK and |*out|, NULL when there are none (absent
  * or ""); GW_ERR_INVALID when they are not a JSON object. */

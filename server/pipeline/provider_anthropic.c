@@ -20,19 +20,6 @@ static int fail(char *err, size_t errlen, const char *fmt, const char *arg) {
   return GW_ERR_INVALID;
 }
 
-/* The text of a message content: the string, or its parts' texts joined. */
-static size_t content_text_len(const gw_jval *c) {
-  if (gw_jt_is_str(c))
-    return c->len;
-  size_t n = 0;
-  for (size_t i = 0; i < gw_jt_array_len(c); i++) {
-    const gw_jval *t = GW_JT_GET(&c->u.elems[i], "text");
-    if (gw_jt_is_str(t))
-      n += t->len;
-  }
-  return n;
-}
-
 /* {"type":"text","text":...} of a string, or of a content's text. */
 static int put_text_block(gw_buf *b, const gw_jval *text_or_content) {
   int rc = GW_JT_PUT(b, "{\"type\":\"text\",\"text\":");
@@ -240,7 +227,7 @@ static int put_system(gw_buf *b, const gw_jval *msgs) {
   for (size_t i = 0; i < msgs->len; i++) {
     const gw_jval *m = &msgs->u.elems[i], *role = GW_JT_GET(m, "role");
     if ((GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer")) &&
-        content_text_len(GW_JT_GET(m, "content"))) {
+        gw_jt_content_text_len(GW_JT_GET(m, "content"))) {
       n++;
       only = GW_JT_GET(m, "content");
     }
@@ -255,8 +242,8 @@ static int put_system(gw_buf *b, const gw_jval *msgs) {
   for (size_t i = 0; rc == GW_OK && i < msgs->len; i++) {
     const gw_jval *m = &msgs->u.elems[i], *role = GW_JT_GET(m, "role"),
                   *c = GW_JT_GET(m, "content");
-    if ((GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer")) && content_text_len(c) &&
-        (rc = gw_jt_sep(b, &written)) == GW_OK)
+    if ((GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer")) &&
+        gw_jt_content_text_len(c) && (rc = gw_jt_sep(b, &written)) == GW_OK)
       rc = put_text_block(b, c);
   }
   return rc == GW_OK ? gw_buf_appendc(b, ']') : rc;

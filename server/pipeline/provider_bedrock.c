@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/sigv4.h"
+#include "pipeline/json_text.h"
 #include "pipeline/upstream_http.h"
 #include "transcoder/json_pb.h"
 
@@ -32,214 +33,296 @@ static const char *image_format(const char *media, size_t n) {
   return NULL;
 }
 
-static int content_blocks(const json_t *content, json_t *blocks, char *err, size_t errlen) {
-  if (json_is_string(content)) {
-    if (!json_string_length(content))
+/* The Converse blocks of an OpenAI content: a string that is not empty is
+ * one text block; text and (data: URL) image parts one block each. */
+static int put_blocks(gw_buf *b, const gw_jval *content, size_t *n, char *err, size_t errlen) {
+  if (gw_jt_is_str(content)) {
+    if (!content->len)
       return GW_OK;
-    return json_array_append_new(blocks, json_pack("{s:O}", "text", content)) ? GW_ERR_NOMEM
-                                                                              : GW_OK;
+    int rc = gw_jt_sep(b, n);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "{\"text\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(b, content);
+    return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
   }
-  size_t i;
-  const json_t *p;
-  json_array_foreach(content, i, p) {
-    const char *type = json_string_value(json_object_get(p, "type"));
-    json_t *b = NULL;
-    if (type && strcmp(type, "text") == 0) {
-      b = json_pack("{s:O}", "text", json_object_get(p, "text"));
-    } else if (type && strcmp(type, "image_url") == 0) {
-      const char *url = json_string_value(json_object_get(json_object_get(p, "image_url"), "url"));
-      const char *media, *data;
+  int rc = GW_OK;
+  for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(content); i++) {
+    const gw_jval *p = &content->u.elems[i], *type = GW_JT_GET(p, "type");
+    if (GW_JT_STR_IS(type, "text")) {
+      const gw_jval *t = GW_JT_GET(p, "text");
+      if (!gw_jt_is_str(t) || !t->len)
+        continue; /* (Converse refuses empty text blocks) */
+      rc = gw_jt_sep(b, n);
+      if (rc == GW_OK)
+        rc = GW_JT_PUT(b, "{\"text\":");
+      if (rc == GW_OK)
+        rc = gw_jt_put_str(b, t);
+      if (rc == GW_OK)
+        rc = gw_buf_appendc(b, '}');
+    } else if (GW_JT_STR_IS(type, "image_url")) {
+      const char *url = gw_jt_str(GW_JT_GET(GW_JT_GET(p, "image_url"), "url")), *media, *data;
       size_t ml;
       if (!url || !gw_upstream_data_url(url, &media, &ml, &data))
         return fail(err, errlen, "Bedrock takes images as data: URLs (base64) only", NULL);
       const char *fmt = image_format(media, ml);
       if (!fmt)
         return fail(err, errlen, "image type not supported by Bedrock", NULL);
-      b = json_pack("{s:{s:s,s:{s:s}}}", "image", "format", fmt, "source", "bytes", data);
+      rc = gw_jt_sep(b, n);
+      if (rc == GW_OK)
+        rc = GW_JT_PUT(b, "{\"image\":{\"format\":");
+      if (rc == GW_OK)
+        rc = gw_jt_put_cstr(b, fmt);
+      if (rc == GW_OK)
+        rc = GW_JT_PUT(b, ",\"source\":{\"bytes\":");
+      if (rc == GW_OK)
+        rc = gw_jt_put_cstr(b, data);
+      if (rc == GW_OK)
+        rc = GW_JT_PUT(b, "}}}");
     } else {
-      return fail(err, errlen, "content part type %s is not supported by Bedrock", type);
+      return fail(err, errlen, "content part type %s is not supported by Bedrock", gw_jt_str(type));
     }
-    if (!b || json_array_append_new(blocks, b))
-      return GW_ERR_NOMEM;
   }
-  return GW_OK;
+  return rc;
 }
 
-/* Appends |blocks| (taken) as a turn of |role|, merged with the last turn of
- * the same role (Converse wants them alternating). */
-static int push_turn(json_t *messages, const char *role, json_t *blocks) {
-  size_t n = json_array_size(messages);
-  json_t *last = n ? json_array_get(messages, n - 1) : NULL;
-  if (last && strcmp(json_string_value(json_object_get(last, "role")), role) == 0) {
-    int rc = json_array_extend(json_object_get(last, "content"), blocks) ? GW_ERR_NOMEM : GW_OK;
-    json_decref(blocks);
-    return rc;
+/* A message's turn role: "user" (user, and tool results), "assistant",
+ * "system" (system and developer: the system prompt), or NULL with |err|. */
+static const char *converse_role(const gw_jval *m, char *err, size_t errlen) {
+  const gw_jval *role = GW_JT_GET(m, "role");
+  if (!gw_jt_is_str(role)) {
+    fail(err, errlen, "a message has no role", NULL);
+    return NULL;
   }
-  json_t *m = json_pack("{s:s,s:o}", "role", role, "content", blocks);
-  return !m || json_array_append_new(messages, m) ? GW_ERR_NOMEM : GW_OK;
+  if (GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer"))
+    return "system";
+  if (GW_JT_STR_IS(role, "tool")) {
+    if (!gw_jt_is_str(GW_JT_GET(m, "tool_call_id"))) {
+      fail(err, errlen, "a tool message has no tool_call_id", NULL);
+      return NULL;
+    }
+    return "user";
+  }
+  if (GW_JT_STR_IS(role, "user"))
+    return "user";
+  if (GW_JT_STR_IS(role, "assistant"))
+    return "assistant";
+  fail(err, errlen, "message role %s is not supported by Bedrock", role->u.str);
+  return NULL;
 }
 
-static int translate_message(const json_t *m, json_t *messages, json_t *system, char *err,
-                             size_t errlen) {
-  const char *role = json_string_value(json_object_get(m, "role"));
-  const json_t *content = json_object_get(m, "content");
-  if (!role)
-    return fail(err, errlen, "a message has no role", NULL);
-  if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
-    char *t = gw_upstream_content_text(content);
-    if (!t)
-      return GW_ERR_NOMEM;
-    int rc =
-        *t && json_array_append_new(system, json_pack("{s:s}", "text", t)) ? GW_ERR_NOMEM : GW_OK;
-    gw_free(t);
-    return rc;
+/* The blocks |m| adds to its turn. */
+static int put_message_blocks(gw_buf *b, const gw_jval *m, size_t *n, gw_arena *a, char *err,
+                              size_t errlen) {
+  const gw_jval *content = GW_JT_GET(m, "content");
+  if (GW_JT_STR_IS(GW_JT_GET(m, "role"), "tool")) {
+    int rc = gw_jt_sep(b, n);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "{\"toolResult\":{\"toolUseId\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(b, GW_JT_GET(m, "tool_call_id"));
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, ",\"content\":[{\"text\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_content_text(b, content);
+    return rc == GW_OK ? GW_JT_PUT(b, "}]}}") : rc;
   }
-  json_t *blocks = json_array();
-  if (!blocks)
-    return GW_ERR_NOMEM;
+  int rc = put_blocks(b, content, n, err, errlen);
+  const gw_jval *calls = GW_JT_GET(m, "tool_calls");
+  for (size_t k = 0; rc == GW_OK && k < gw_jt_array_len(calls); k++) {
+    const gw_jval *tc = &calls->u.elems[k], *fn = GW_JT_GET(tc, "function");
+    const gw_jval *id = GW_JT_GET(tc, "id"), *name = GW_JT_GET(fn, "name"), *input;
+    if (gw_jt_tool_arguments(fn, a, &input) != GW_OK)
+      return fail(err, errlen, "tool call arguments are not a JSON object", NULL);
+    if (!gw_jt_is_str(id))
+      return fail(err, errlen, "a tool call has no id", NULL);
+    if (!gw_jt_is_str(name))
+      return fail(err, errlen, "a tool call has no function name", NULL);
+    rc = gw_jt_sep(b, n);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "{\"toolUse\":{\"toolUseId\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(b, id);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, ",\"name\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(b, name);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, ",\"input\":");
+    if (rc == GW_OK)
+      rc = input ? gw_jt_put_value(b, input) : GW_JT_PUT(b, "{}");
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "}}");
+  }
+  return rc;
+}
+
+/* The turns, alternating: consecutive messages of one role share a turn
+ * (Converse wants them alternating); system messages go to the system
+ * prompt and do not break a turn. */
+static int put_messages(gw_buf *b, const gw_jval *msgs, gw_arena *a, char *err, size_t errlen) {
+  int rc = GW_JT_PUT(b, "\"messages\":[");
+  size_t turns = 0;
+  char e2[8];
+  for (size_t i = 0; rc == GW_OK && i < msgs->len;) {
+    const char *role = converse_role(&msgs->u.elems[i], err, errlen);
+    if (!role)
+      return GW_ERR_INVALID;
+    if (strcmp(role, "system") == 0) {
+      i++;
+      continue;
+    }
+    size_t j = i + 1, blocks = 0;
+    for (; j < msgs->len; j++) {
+      const char *r2 = converse_role(&msgs->u.elems[j], e2, sizeof e2);
+      if (!r2 || (strcmp(r2, "system") != 0 && strcmp(r2, role) != 0))
+        break;
+    }
+    rc = gw_jt_sep(b, &turns);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "{\"role\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_cstr(b, role);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, ",\"content\":[");
+    for (size_t k = i; rc == GW_OK && k < j; k++) {
+      const gw_jval *mk = &msgs->u.elems[k];
+      if (strcmp(converse_role(mk, e2, sizeof e2), "system") != 0)
+        rc = put_message_blocks(b, mk, &blocks, a, err, errlen);
+    }
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "]}");
+    i = j;
+  }
+  return rc == GW_OK ? gw_buf_appendc(b, ']') : rc;
+}
+
+/* The system prompt: one text block per system message with some text. */
+static int put_system(gw_buf *b, const gw_jval *msgs) {
+  size_t n = 0;
   int rc = GW_OK;
-  const char *brole = "user";
-  if (strcmp(role, "tool") == 0) {
-    const char *id = json_string_value(json_object_get(m, "tool_call_id"));
-    char *t = id ? gw_upstream_content_text(content) : NULL;
-    if (!id)
-      rc = fail(err, errlen, "a tool message has no tool_call_id", NULL);
-    else if (!t)
-      rc = GW_ERR_NOMEM;
-    else if (json_array_append_new(blocks, json_pack("{s:{s:s,s:[{s:s}]}}", "toolResult",
-                                                     "toolUseId", id, "content", "text", t)))
-      rc = GW_ERR_NOMEM;
-    gw_free(t);
-  } else if (strcmp(role, "user") == 0 || strcmp(role, "assistant") == 0) {
-    brole = role;
-    rc = content_blocks(content, blocks, err, errlen);
-    size_t i;
-    const json_t *tc;
-    json_array_foreach(json_object_get(m, "tool_calls"), i, tc) {
-      if (rc != GW_OK)
-        break;
-      const json_t *fn = json_object_get(tc, "function");
-      const char *args = json_string_value(json_object_get(fn, "arguments"));
-      json_t *input = args && *args ? json_loads(args, JSON_DECODE_ANY, NULL) : json_object();
-      if (!json_is_object(input)) {
-        json_decref(input);
-        rc = fail(err, errlen, "tool call arguments are not a JSON object", NULL);
-        break;
-      }
-      json_t *b = json_pack("{s:{s:O,s:O,s:o}}", "toolUse", "toolUseId", json_object_get(tc, "id"),
-                            "name", json_object_get(fn, "name"), "input", input);
-      if (!b || json_array_append_new(blocks, b))
-        rc = GW_ERR_NOMEM;
-    }
-  } else {
-    rc = fail(err, errlen, "message role %s is not supported by Bedrock", role);
+  for (size_t i = 0; rc == GW_OK && i < msgs->len; i++) {
+    const gw_jval *m = &msgs->u.elems[i], *role = GW_JT_GET(m, "role");
+    const gw_jval *c = GW_JT_GET(m, "content");
+    if (!(GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer")) ||
+        !gw_jt_content_text_len(c))
+      continue;
+    rc = n++ ? gw_buf_appendc(b, ',') : GW_JT_PUT(b, ",\"system\":[");
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "{\"text\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_content_text(b, c);
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(b, '}');
   }
-  if (rc != GW_OK) {
-    json_decref(blocks);
-    return rc;
-  }
-  return push_turn(messages, brole, blocks);
+  return rc == GW_OK && n ? gw_buf_appendc(b, ']') : rc;
 }
 
-static int translate_tools(const json_t *req, json_t *out, char *err, size_t errlen) {
-  const json_t *tools = json_object_get(req, "tools");
-  const json_t *choice = json_object_get(req, "tool_choice");
-  if (!json_array_size(tools))
+static int put_tools(gw_buf *b, const gw_jval *req, char *err, size_t errlen) {
+  const gw_jval *tools = GW_JT_GET(req, "tools"), *choice = GW_JT_GET(req, "tool_choice");
+  if (!gw_jt_array_len(tools))
     return GW_OK;
   /* "none": send no tools, so none can be called. */
-  if (json_is_string(choice) && strcmp(json_string_value(choice), "none") == 0)
+  if (GW_JT_STR_IS(choice, "none"))
     return GW_OK;
-  json_t *arr = json_array();
-  json_t *cfg = arr ? json_pack("{s:o}", "tools", arr) : NULL;
-  if (!cfg || json_object_set_new(out, "toolConfig", cfg))
-    return GW_ERR_NOMEM;
-  size_t i;
-  const json_t *t;
-  json_array_foreach(tools, i, t) {
-    const json_t *fn = json_object_get(t, "function");
-    if (!json_is_string(json_object_get(fn, "name")))
+  int rc = GW_JT_PUT(b, ",\"toolConfig\":{\"tools\":[");
+  size_t n = 0;
+  for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(tools); i++) {
+    const gw_jval *fn = GW_JT_GET(&tools->u.elems[i], "function");
+    const gw_jval *name = GW_JT_GET(fn, "name"), *d = GW_JT_GET(fn, "description");
+    const gw_jval *params = GW_JT_GET(fn, "parameters");
+    if (!gw_jt_is_str(name))
       return fail(err, errlen, "a tool has no function name", NULL);
-    json_t *params = json_object_get(fn, "parameters");
-    json_t *schema = json_is_object(params)
-                         ? json_incref(params)
-                         : json_pack("{s:s,s:{}}", "type", "object", "properties");
-    json_t *spec = schema ? json_pack("{s:O,s:{s:o}}", "name", json_object_get(fn, "name"),
-                                      "inputSchema", "json", schema)
-                          : NULL;
-    if (!spec)
-      return GW_ERR_NOMEM;
-    if (json_is_string(json_object_get(fn, "description")))
-      json_object_set(spec, "description", json_object_get(fn, "description"));
-    if (json_array_append_new(arr, json_pack("{s:o}", "toolSpec", spec)))
-      return GW_ERR_NOMEM;
+    rc = gw_jt_sep(b, &n);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "{\"toolSpec\":{\"name\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(b, name);
+    if (rc == GW_OK && gw_jt_is_str(d) && (rc = GW_JT_PUT(b, ",\"description\":")) == GW_OK)
+      rc = gw_jt_put_str(b, d);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, ",\"inputSchema\":{\"json\":");
+    if (rc == GW_OK)
+      rc = gw_jt_is_object(params) ? gw_jt_put_value(b, params)
+                                   : GW_JT_PUT(b, "{\"type\":\"object\",\"properties\":{}}");
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "}}}");
   }
-  json_t *tc = NULL;
-  if (json_is_string(choice)) {
-    tc = strcmp(json_string_value(choice), "required") == 0 ? json_pack("{s:{}}", "any")
-                                                            : json_pack("{s:{}}", "auto");
-  } else if (json_is_object(choice)) {
-    const json_t *name = json_object_get(json_object_get(choice, "function"), "name");
-    if (!json_is_string(name))
+  if (rc == GW_OK)
+    rc = gw_buf_appendc(b, ']');
+  if (rc == GW_OK && gw_jt_is_str(choice))
+    rc = GW_JT_STR_IS(choice, "required") ? GW_JT_PUT(b, ",\"toolChoice\":{\"any\":{}}")
+                                          : GW_JT_PUT(b, ",\"toolChoice\":{\"auto\":{}}");
+  else if (rc == GW_OK && gw_jt_is_object(choice)) {
+    const gw_jval *name = GW_JT_GET(GW_JT_GET(choice, "function"), "name");
+    if (!gw_jt_is_str(name))
       return fail(err, errlen, "tool_choice names no function", NULL);
-    tc = json_pack("{s:{s:O}}", "tool", "name", name);
+    rc = GW_JT_PUT(b, ",\"toolChoice\":{\"tool\":{\"name\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(b, name);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(b, "}}");
   }
-  if (tc && json_object_set_new(cfg, "toolChoice", tc))
-    return GW_ERR_NOMEM;
-  return GW_OK;
+  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
 }
 
-int gw_bedrock_request(const json_t *req, json_t **out, char *err, size_t errlen) {
-  err[0] = '\0';
-  const json_t *msgs = json_object_get(req, "messages");
-  if (!json_is_array(msgs) || json_array_size(msgs) == 0)
-    return fail(err, errlen, "messages must be a non-empty list", NULL);
-  const json_t *n = json_object_get(req, "n");
-  if (json_is_integer(n) && json_integer_value(n) != 1)
-    return fail(err, errlen, "n other than 1 is not supported by Bedrock", NULL);
-  json_t *o = json_object(), *messages = json_array(), *system = json_array(), *inf = json_object();
-  int rc = GW_ERR_NOMEM;
-  if (!o || !messages || !system || !inf)
-    goto done;
-  size_t i;
-  const json_t *m;
-  json_array_foreach(msgs, i, m) {
-    if ((rc = translate_message(m, messages, system, err, errlen)) != GW_OK)
-      goto done;
+/* inferenceConfig, when any of its knobs is set. */
+static int put_inference(gw_buf *b, const gw_jval *req) {
+  size_t at = b->len, n = 0;
+  int rc = GW_JT_PUT(b, ",\"inferenceConfig\":{");
+  const gw_jval *mt = GW_JT_GET(req, "max_completion_tokens");
+  if (!gw_jt_is_int(mt))
+    mt = GW_JT_GET(req, "max_tokens");
+  const struct {
+    const char *name;
+    const gw_jval *v;
+  } knobs[] = {{"maxTokens", gw_jt_is_int(mt) ? mt : NULL},
+               {"temperature", GW_JT_GET(req, "temperature")},
+               {"topP", GW_JT_GET(req, "top_p")}};
+  for (size_t k = 0; rc == GW_OK && k < sizeof knobs / sizeof knobs[0]; k++)
+    if (gw_jt_is_number(knobs[k].v) && (rc = gw_jt_sep(b, &n)) == GW_OK &&
+        (rc = gw_buf_printf(b, "\"%s\":", knobs[k].name)) == GW_OK)
+      rc = gw_buf_append(b, knobs[k].v->u.str, knobs[k].v->len);
+  const gw_jval *stop = GW_JT_GET(req, "stop");
+  if (rc == GW_OK && (gw_jt_is_str(stop) || gw_jt_array_len(stop)) &&
+      (rc = gw_jt_sep(b, &n)) == GW_OK && (rc = GW_JT_PUT(b, "\"stopSequences\":")) == GW_OK) {
+    if (gw_jt_is_str(stop)) {
+      rc = gw_buf_appendc(b, '[');
+      if (rc == GW_OK)
+        rc = gw_jt_put_str(b, stop);
+      if (rc == GW_OK)
+        rc = gw_buf_appendc(b, ']');
+    } else {
+      rc = gw_jt_put_value(b, stop);
+    }
   }
-  rc = GW_ERR_NOMEM;
-  if (json_object_set(o, "messages", messages))
-    goto done;
-  if (json_array_size(system) && json_object_set(o, "system", system))
-    goto done;
-  const json_t *mt = json_object_get(req, "max_completion_tokens");
-  if (!json_is_integer(mt))
-    mt = json_object_get(req, "max_tokens");
-  if (json_is_integer(mt) && json_object_set(inf, "maxTokens", (json_t *)mt))
-    goto done;
-  if (json_is_number(json_object_get(req, "temperature")) &&
-      json_object_set(inf, "temperature", json_object_get(req, "temperature")))
-    goto done;
-  if (json_is_number(json_object_get(req, "top_p")) &&
-      json_object_set(inf, "topP", json_object_get(req, "top_p")))
-    goto done;
-  const json_t *stop = json_object_get(req, "stop");
-  if (json_is_string(stop) && json_object_set_new(inf, "stopSequences", json_pack("[O]", stop)))
-    goto done;
-  if (json_array_size(stop) && json_object_set(inf, "stopSequences", (json_t *)stop))
-    goto done;
-  if (json_object_size(inf) && json_object_set(o, "inferenceConfig", inf))
-    goto done;
-  if ((rc = translate_tools(req, o, err, errlen)) != GW_OK)
-    goto done;
-  *out = o;
-  o = NULL;
-  rc = GW_OK;
-done:
-  json_decref(o);
-  json_decref(messages);
-  json_decref(system);
-  json_decref(inf);
+  if (rc == GW_OK && !n) {
+    b->len = at;
+    b->data[at] = '\0';
+  } else if (rc == GW_OK) {
+    rc = gw_buf_appendc(b, '}');
+  }
   return rc;
+}
+
+int gw_bedrock_request(const gw_jval *req, gw_arena *a, gw_buf *out, char *err, size_t errlen) {
+  err[0] = '\0';
+  const gw_jval *msgs = GW_JT_GET(req, "messages");
+  if (!gw_jt_array_len(msgs))
+    return fail(err, errlen, "messages must be a non-empty list", NULL);
+  const gw_jval *n = GW_JT_GET(req, "n");
+  if (gw_jt_is_int(n) && gw_jt_int(n) != 1)
+    return fail(err, errlen, "n other than 1 is not supported by Bedrock", NULL);
+  int rc = gw_buf_appendc(out, '{');
+  if (rc == GW_OK)
+    rc = put_messages(out, msgs, a, err, errlen);
+  if (rc == GW_OK)
+    rc = put_system(out, msgs);
+  if (rc == GW_OK)
+    rc = put_inference(out, req);
+  if (rc == GW_OK)
+    rc = put_tools(out, req, err, errlen);
+  return rc == GW_OK ? gw_buf_appendc(out, '}') : rc;
 }
 
 /* ---- response: Converse → OpenAI -------------------------------------------------------- */
@@ -256,78 +339,119 @@ const char *gw_bedrock_finish_reason(const char *r) {
   return "stop";
 }
 
-static int64_t int_of(const json_t *o, const char *k) {
-  const json_t *v = json_object_get(o, k);
-  return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
-}
-
-static json_t *usage_json(int64_t in, int64_t out, int64_t cached) {
-  json_t *u = json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)in, "completion_tokens",
-                        (json_int_t)out, "total_tokens", (json_int_t)(in + out));
-  if (u && cached)
-    json_object_set_new(u, "prompt_tokens_details",
-                        json_pack("{s:I}", "cached_tokens", (json_int_t)cached));
-  return u;
-}
-
-int gw_bedrock_response(const json_t *resp, const char *id, const char *model, long long created,
-                        json_t **out) {
-  const json_t *content =
-      json_object_get(json_object_get(json_object_get(resp, "output"), "message"), "content");
-  if (!json_is_array(content))
-    return GW_ERR_INVALID;
-  json_t *calls = json_array();
-  char *text = NULL;
-  size_t tl = 0, i;
-  const json_t *b;
-  int rc = GW_ERR_NOMEM;
-  if (!calls)
-    return rc;
-  json_array_foreach(content, i, b) {
-    const json_t *t = json_object_get(b, "text");
-    const json_t *tu = json_object_get(b, "toolUse");
-    if (json_is_string(t)) {
-      size_t add = json_string_length(t);
-      char *nt = gw_realloc(text, tl + add + 1);
-      if (!nt)
-        goto done;
-      text = nt;
-      memcpy(text + tl, json_string_value(t), add);
-      tl += add;
-      text[tl] = '\0';
-    } else if (json_is_object(tu)) {
-      char *args = json_dumps(json_object_get(tu, "input"), JSON_COMPACT | JSON_ENCODE_ANY);
-      json_t *c = args ? json_pack("{s:O,s:s,s:{s:O,s:s}}", "id", json_object_get(tu, "toolUseId"),
-                                   "type", "function", "function", "name",
-                                   json_object_get(tu, "name"), "arguments", args)
-                       : NULL;
-      free(args);
-      if (!c || json_array_append_new(calls, c))
-        goto done;
-    }
+static int put_usage(gw_buf *b, int64_t in, int64_t out, int64_t cached) {
+  int rc = GW_JT_PUT(b, "{\"prompt_tokens\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, in);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"completion_tokens\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, out);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"total_tokens\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, in + out);
+  if (rc == GW_OK && cached &&
+      (rc = GW_JT_PUT(b, ",\"prompt_tokens_details\":{\"cached_tokens\":")) == GW_OK) {
+    rc = gw_jt_put_int(b, cached);
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(b, '}');
   }
-  const char *finish =
-      gw_bedrock_finish_reason(json_string_value(json_object_get(resp, "stopReason")));
-  json_t *msg = json_pack("{s:s,s:s?,s:n}", "role", "assistant", "content", text, "refusal");
-  if (!msg)
-    goto done;
-  if (json_array_size(calls))
-    json_object_set(msg, "tool_calls", calls);
-  const json_t *u = json_object_get(resp, "usage");
-  json_t *r = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s,s:n}],s:o}", "id", id, "object",
-                        "chat.completion", "created", (json_int_t)created, "model", model,
-                        "choices", "index", 0, "message", msg, "finish_reason",
-                        finish ? finish : "stop", "logprobs", "usage",
-                        usage_json(int_of(u, "inputTokens") + int_of(u, "cacheReadInputTokens") +
-                                       int_of(u, "cacheWriteInputTokens"),
-                                   int_of(u, "outputTokens"), int_of(u, "cacheReadInputTokens")));
-  if (!r)
-    goto done;
-  *out = r;
-  rc = GW_OK;
-done:
-  gw_free(text);
-  json_decref(calls);
+  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+}
+
+/* Prompt tokens count the cache reads and writes too, as OpenAI's do. */
+static int64_t prompt_tokens(const gw_jval *u) {
+  return GW_JT_INT_OF(u, "inputTokens") + GW_JT_INT_OF(u, "cacheReadInputTokens") +
+         GW_JT_INT_OF(u, "cacheWriteInputTokens");
+}
+
+/* A toolUse block as an OpenAI tool call; its input as the arguments. */
+static int put_tool_call(gw_buf *b, const gw_jval *tu) {
+  const gw_jval *id = GW_JT_GET(tu, "toolUseId"), *name = GW_JT_GET(tu, "name");
+  const gw_jval *input = GW_JT_GET(tu, "input");
+  if (!gw_jt_is_str(id) || !gw_jt_is_str(name))
+    return GW_ERR_INVALID;
+  int rc = GW_JT_PUT(b, "{\"id\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_str(b, id);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"type\":\"function\",\"function\":{\"name\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_str(b, name);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"arguments\":");
+  if (rc == GW_OK) {
+    gw_buf t;
+    gw_buf_init(&t, b->cap);
+    rc = input ? gw_jt_put_value(&t, input) : GW_JT_PUT(&t, "{}");
+    if (rc == GW_OK)
+      rc = gw_buf_append_json_string(b, t.data ? t.data : "", t.len);
+    gw_buf_release(&t);
+  }
+  return rc == GW_OK ? GW_JT_PUT(b, "}}") : rc;
+}
+
+int gw_bedrock_response(const gw_jval *resp, const char *id, const char *model, long long created,
+                        gw_buf *out) {
+  const gw_jval *content = GW_JT_GET(GW_JT_GET(GW_JT_GET(resp, "output"), "message"), "content");
+  if (!content || content->type != GW_JVAL_ARRAY)
+    return GW_ERR_INVALID;
+  size_t at = out->len, texts = 0, calls = 0;
+  int rc = GW_JT_PUT(out, "{\"id\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_cstr(out, id);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(out, ",\"object\":\"chat.completion\",\"created\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(out, created);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(out, ",\"model\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_cstr(out, model);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(out,
+                   ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+  for (size_t i = 0; rc == GW_OK && i < content->len; i++) {
+    const gw_jval *t = GW_JT_GET(&content->u.elems[i], "text");
+    if (!gw_jt_is_str(t))
+      continue;
+    if (texts++ == 0)
+      rc = gw_buf_appendc(out, '"');
+    if (rc == GW_OK)
+      rc = gw_buf_append_json_chars(out, t->u.str, t->len);
+  }
+  if (rc == GW_OK)
+    rc = texts ? gw_buf_appendc(out, '"') : GW_JT_PUT(out, "null");
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(out, ",\"refusal\":null");
+  for (size_t i = 0; rc == GW_OK && i < content->len; i++) {
+    const gw_jval *blk = &content->u.elems[i], *tu = GW_JT_GET(blk, "toolUse");
+    if (gw_jt_is_str(GW_JT_GET(blk, "text")) || !gw_jt_is_object(tu))
+      continue;
+    rc = calls++ ? gw_buf_appendc(out, ',') : GW_JT_PUT(out, ",\"tool_calls\":[");
+    if (rc == GW_OK)
+      rc = put_tool_call(out, tu);
+  }
+  if (rc == GW_OK && calls)
+    rc = gw_buf_appendc(out, ']');
+  const char *finish = gw_bedrock_finish_reason(gw_jt_str(GW_JT_GET(resp, "stopReason")));
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(out, "},\"finish_reason\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_cstr(out, finish ? finish : "stop");
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(out, ",\"logprobs\":null}],\"usage\":");
+  const gw_jval *u = GW_JT_GET(resp, "usage");
+  if (rc == GW_OK)
+    rc = put_usage(out, prompt_tokens(u), GW_JT_INT_OF(u, "outputTokens"),
+                   GW_JT_INT_OF(u, "cacheReadInputTokens"));
+  if (rc == GW_OK)
+    rc = gw_buf_appendc(out, '}');
+  if (rc != GW_OK && out->data) {
+    out->len = at;
+    out->data[at] = '\0';
+  }
   return rc;
 }
 
@@ -340,71 +464,131 @@ void gw_bedrock_stream_init(gw_bedrock_stream *s, const char *id, const char *mo
   s->include_usage = include_usage;
 }
 
-static int push(gw_bedrock_stream *s, json_t *chunks, json_t *delta, const char *finish) {
-  json_t *c = delta ? json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s?,s:n}]}", "id", s->id, "object",
-                                "chat.completion.chunk", "created", (json_int_t)s->created, "model",
-                                s->model, "choices", "index", 0, "delta", delta, "finish_reason",
-                                finish, "logprobs")
-                    : NULL;
-  return !c || json_array_append_new(chunks, c) ? GW_ERR_NOMEM : GW_OK;
+/* A chunk's members up to and with "choices":. */
+static int chunk_head(const gw_bedrock_stream *s, gw_buf *b) {
+  int rc = GW_JT_PUT(b, "{\"id\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_cstr(b, s->id);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"object\":\"chat.completion.chunk\",\"created\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, s->created);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"model\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_cstr(b, s->model);
+  return rc == GW_OK ? GW_JT_PUT(b, ",\"choices\":") : rc;
 }
 
-#define N_BLOCKS ((json_int_t)(sizeof(((gw_bedrock_stream *)0)->block_tool) / sizeof(int)))
+static int chunk_open(const gw_bedrock_stream *s, gw_buf *b) {
+  int rc = chunk_head(s, b);
+  return rc == GW_OK ? GW_JT_PUT(b, "[{\"index\":0,\"delta\":") : rc;
+}
 
-int gw_bedrock_stream_event(gw_bedrock_stream *s, const char *type, const json_t *ev,
-                            json_t *chunks) {
-  if (!json_is_object(ev))
+static int chunk_close(gw_buf *b, const char *finish) {
+  int rc = GW_JT_PUT(b, ",\"finish_reason\":");
+  if (rc == GW_OK)
+    rc = finish ? gw_jt_put_cstr(b, finish) : GW_JT_PUT(b, "null");
+  return rc == GW_OK ? GW_JT_PUT(b, ",\"logprobs\":null}]}") : rc;
+}
+
+#define N_BLOCKS ((int64_t)(sizeof(((gw_bedrock_stream *)0)->block_tool) / sizeof(int)))
+
+int gw_bedrock_stream_event(gw_bedrock_stream *s, const char *type, const gw_jval *ev,
+                            gw_buf *chunk) {
+  if (!gw_jt_is_object(ev))
     return GW_ERR_INVALID;
-  json_int_t idx = json_integer_value(json_object_get(ev, "contentBlockIndex"));
-  if (strcmp(type, "messageStart") == 0)
-    return push(s, chunks, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL);
+  int64_t idx = GW_JT_INT_OF(ev, "contentBlockIndex");
+  int rc;
+  if (strcmp(type, "messageStart") == 0) {
+    rc = chunk_open(s, chunk);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(chunk, "{\"role\":\"assistant\",\"content\":\"\"}");
+    return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
+  }
   if (strcmp(type, "contentBlockStart") == 0) {
-    const json_t *tu = json_object_get(json_object_get(ev, "start"), "toolUse");
-    if (!json_is_object(tu))
+    const gw_jval *tu = GW_JT_GET(GW_JT_GET(ev, "start"), "toolUse");
+    if (!gw_jt_is_object(tu))
       return GW_OK;
+    const gw_jval *id = GW_JT_GET(tu, "toolUseId"), *name = GW_JT_GET(tu, "name");
+    if (!gw_jt_is_str(id) || !gw_jt_is_str(name))
+      return GW_ERR_INVALID;
     int tool = s->next_tool++;
     if (idx >= 0 && idx < N_BLOCKS)
       s->block_tool[idx] = tool + 1;
-    return push(s, chunks,
-                json_pack("{s:[{s:i,s:O,s:s,s:{s:O,s:s}}]}", "tool_calls", "index", tool, "id",
-                          json_object_get(tu, "toolUseId"), "type", "function", "function", "name",
-                          json_object_get(tu, "name"), "arguments", ""),
-                NULL);
+    rc = chunk_open(s, chunk);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(chunk, "{\"tool_calls\":[{\"index\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_int(chunk, tool);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(chunk, ",\"id\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(chunk, id);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(chunk, ",\"type\":\"function\",\"function\":{\"name\":");
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(chunk, name);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(chunk, ",\"arguments\":\"\"}}]}");
+    return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
   }
   if (strcmp(type, "contentBlockDelta") == 0) {
-    const json_t *d = json_object_get(ev, "delta");
-    const json_t *t = json_object_get(d, "text");
-    const json_t *tu = json_object_get(d, "toolUse");
-    if (json_is_string(t))
-      return push(s, chunks, json_pack("{s:O}", "content", t), NULL);
-    if (json_is_object(tu)) {
+    const gw_jval *d = GW_JT_GET(ev, "delta");
+    const gw_jval *t = GW_JT_GET(d, "text"), *tu = GW_JT_GET(d, "toolUse");
+    if (gw_jt_is_str(t)) {
+      rc = chunk_open(s, chunk);
+      if (rc == GW_OK)
+        rc = GW_JT_PUT(chunk, "{\"content\":");
+      if (rc == GW_OK)
+        rc = gw_jt_put_str(chunk, t);
+      if (rc == GW_OK)
+        rc = gw_buf_appendc(chunk, '}');
+      return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
+    }
+    if (gw_jt_is_object(tu)) {
       int tool = idx >= 0 && idx < N_BLOCKS ? s->block_tool[idx] - 1 : -1;
+      const gw_jval *input = GW_JT_GET(tu, "input");
       if (tool < 0)
         return GW_OK;
-      return push(s, chunks,
-                  json_pack("{s:[{s:i,s:{s:O}}]}", "tool_calls", "index", tool, "function",
-                            "arguments", json_object_get(tu, "input")),
-                  NULL);
+      if (!gw_jt_is_str(input))
+        return GW_ERR_INVALID;
+      rc = chunk_open(s, chunk);
+      if (rc == GW_OK)
+        rc = GW_JT_PUT(chunk, "{\"tool_calls\":[{\"index\":");
+      if (rc == GW_OK)
+        rc = gw_jt_put_int(chunk, tool);
+      if (rc == GW_OK)
+        rc = GW_JT_PUT(chunk, ",\"function\":{\"arguments\":");
+      if (rc == GW_OK)
+        rc = gw_jt_put_str(chunk, input);
+      if (rc == GW_OK)
+        rc = GW_JT_PUT(chunk, "}}]}");
+      return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
     }
     return GW_OK; /* reasoningContent and others */
   }
   if (strcmp(type, "messageStop") == 0) {
     s->finished = true;
-    const char *f = gw_bedrock_finish_reason(json_string_value(json_object_get(ev, "stopReason")));
-    return push(s, chunks, json_object(), f ? f : "stop");
+    const char *f = gw_bedrock_finish_reason(gw_jt_str(GW_JT_GET(ev, "stopReason")));
+    rc = chunk_open(s, chunk);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(chunk, "{}");
+    return rc == GW_OK ? chunk_close(chunk, f ? f : "stop") : rc;
   }
   if (strcmp(type, "metadata") == 0) {
-    const json_t *u = json_object_get(ev, "usage");
-    s->input_tokens = int_of(u, "inputTokens") + int_of(u, "cacheReadInputTokens") +
-                      int_of(u, "cacheWriteInputTokens");
-    s->output_tokens = int_of(u, "outputTokens");
+    const gw_jval *u = GW_JT_GET(ev, "usage");
+    s->input_tokens = prompt_tokens(u);
+    s->output_tokens = GW_JT_INT_OF(u, "outputTokens");
     if (!s->include_usage)
       return GW_OK;
-    json_t *c =
-        json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", s->id, "object", "chat.completion.chunk",
-                  "created", (json_int_t)s->created, "model", s->model, "choices", "usage",
-                  usage_json(s->input_tokens, s->output_tokens, int_of(u, "cacheReadInputTokens")));
-    return !c || json_array_append_new(chunks, c) ? GW_ERR_NOMEM : GW_OK;
+    rc = chunk_head(s, chunk);
+    if (rc == GW_OK)
+      rc = GW_JT_PUT(chunk, "[],\"usage\":");
+    if (rc == GW_OK)
+      rc = put_usage(chunk, s->input_tokens, s->output_tokens,
+                     GW_JT_INT_OF(u, "cacheReadInputTokens"));
+    return rc == GW_OK ? gw_buf_appendc(chunk, '}') : rc;
   }
   return GW_OK; /* contentBlockStop, unknown events */
 }
@@ -504,44 +688,59 @@ static int status_for_type(const char *t) {
   return 500;
 }
 
-static const char *message_of(const json_t *root) {
-  const char *m = json_string_value(json_object_get(root, "message"));
-  return m ? m : json_string_value(json_object_get(root, "Message"));
+static const char *message_of(const gw_jval *root) {
+  const char *m = gw_jt_str(GW_JT_GET(root, "message"));
+  return m ? m : gw_jt_str(GW_JT_GET(root, "Message"));
+}
+
+/* A json_lite DOM of |data| in |a|; NULL when it is not JSON. */
+static const gw_jval *parse(gw_arena *a, const char *data, size_t len) {
+  const gw_jval *v = NULL;
+  gw_json_lite_error je;
+  return gw_json_lite_parse(data, len, a, 0, 0, &v, &je) == GW_OK ? v : NULL;
 }
 
 static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t len) {
   gw_arena *a = u->call->arena;
-  json_t *root = json_loadb(data, len, 0, NULL);
-  const char *m = message_of(root);
+  const char *m = message_of(parse(a, data, len));
   u->err.type = type_for_status(st);
   if (m)
     u->err.message = gw_arena_strdup(a, m);
   else if (len)
     u->err.message = gw_arena_strndup(a, data, len > 512 ? 512 : len);
-  json_decref(root);
   return gw_openai_status_from_http(st);
+}
+
+static void undecodable(gw_upstream *u, int rc, const char *what) {
+  char m[160];
+  snprintf(m, sizeof m, "backend %s sent an undecodable %s", u->backend_name, what);
+  gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
 }
 
 static void on_body(gw_upstream *u, const char *data, size_t len) {
   br_state *st = u->state;
-  json_t *root = json_loadb(data, len, 0, NULL);
-  json_t *out = NULL;
+  gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
+  const gw_jval *root = parse(a, data, len);
+  gw_buf out;
+  gw_buf_init_arena(&out, (size_t)64 << 20, a);
   int rc = root ? gw_bedrock_response(root, st->id, st->model, gw_upstream_unix_time(), &out)
                 : GW_ERR_INVALID;
-  json_decref(root);
   if (rc != GW_OK) {
-    char m[160];
-    snprintf(m, sizeof m, "backend %s sent an undecodable answer", u->backend_name);
-    gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+    undecodable(u, rc, "answer");
     return;
   }
-  gw_upstream_emit_json(u, out);
-  json_decref(out);
+  gw_upstream_emit_text(u, out.data, out.len);
 }
 
 static void on_event(gw_upstream *u, const char *name, const char *data, size_t len, bool exc) {
   br_state *st = u->state;
-  json_t *root = json_loadb(data, len, 0, NULL);
+  /* An event's DOM and chunk live until it is emitted. */
+  gw_arena *a = gw_arena_new(0, 0);
+  if (!a) {
+    gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  const gw_jval *root = parse(a, data, len);
   if (exc) {
     /* "throttlingException" → "ThrottlingException", as the HTTP errors name it. */
     char type[64];
@@ -551,27 +750,21 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
     const char *m = message_of(root);
     gw_upstream_fail(u, status_for_type(name), GW_STATUS_INTERNAL, type, NULL,
                      m ? m : "backend stream failed");
-    json_decref(root);
+    gw_arena_free(a);
     return;
   }
-  json_t *chunks = json_array();
-  int rc = root && chunks ? gw_bedrock_stream_event(&st->s, name, root, chunks) : GW_ERR_INVALID;
+  gw_buf chunk;
+  gw_buf_init_arena(&chunk, (size_t)64 << 20, a);
+  int rc = root ? gw_bedrock_stream_event(&st->s, name, root, &chunk) : GW_ERR_INVALID;
   if (rc != GW_OK) {
-    char m[160];
-    snprintf(m, sizeof m, "backend %s sent an undecodable event", u->backend_name);
-    gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+    undecodable(u, rc, "event");
   } else {
-    size_t i;
-    json_t *c;
-    json_array_foreach(chunks, i, c) {
-      if (gw_upstream_emit_json(u, c) != GW_OK)
-        break;
-    }
+    if (chunk.len)
+      gw_upstream_emit_text(u, chunk.data, chunk.len);
     u->call->usage.prompt_tokens = st->s.input_tokens;
     u->call->usage.completion_tokens = st->s.output_tokens;
   }
-  json_decref(chunks);
-  json_decref(root);
+  gw_arena_free(a);
 }
 
 static void on_stream_end(gw_upstream *u) {
@@ -635,29 +828,40 @@ static int start(gw_call *call) {
     return GW_OK;
   }
   bool streaming = call->method->server_streaming;
+  /* The canonical request as OpenAI JSON, read back as a DOM in an arena
+   * of its own, gone once the Converse body is written. */
   gw_buf js;
   gw_buf_init(&js, (size_t)64 << 20);
   int rc = gw_pb_to_json(call->request, &out_opts, &js);
-  json_t *req = rc == GW_OK ? json_loadb(js.data, js.len, 0, NULL) : NULL;
-  gw_buf_release(&js);
-  if (!req)
+  gw_arena *tmp = rc == GW_OK ? gw_arena_new(0, 0) : NULL;
+  const gw_jval *req = tmp ? parse(tmp, js.data, js.len) : NULL;
+  if (!req) {
+    if (tmp)
+      gw_arena_free(tmp);
+    gw_buf_release(&js);
     return GW_ERR_NOMEM;
+  }
   const char *model = call->route.upstream_model;
   if (!model)
-    model = json_string_value(json_object_get(req, "model"));
+    model = gw_jt_str(GW_JT_GET(req, "model"));
   model = gw_arena_strdup(call->arena, model ? model : "");
-  bool usage =
-      json_is_true(json_object_get(json_object_get(req, "stream_options"), "include_usage"));
+  bool usage = gw_jt_is_true(GW_JT_GET(GW_JT_GET(req, "stream_options"), "include_usage"));
   char err[300] = "";
-  json_t *breq = NULL;
-  rc = model && *model ? gw_bedrock_request(req, &breq, err, sizeof err) : GW_ERR_INVALID;
+  gw_buf body;
+  gw_buf_init(&body, (size_t)64 << 20);
+  rc = model && *model ? gw_bedrock_request(req, tmp, &body, err, sizeof err) : GW_ERR_INVALID;
   if (model && !*model)
     snprintf(err, sizeof err, "no model to send to Bedrock");
-  json_decref(req);
+  gw_arena_free(tmp);
+  gw_buf_release(&js);
   if (rc != GW_OK) {
+    gw_buf_release(&body);
     if (rc == GW_ERR_NOMEM)
       return rc;
-    gw_call_finish(call, GW_STATUS_INVALID_ARGUMENT, err);
+    if (rc == GW_ERR_TOOBIG)
+      gw_call_finish(call, GW_STATUS_RESOURCE_EXHAUSTED, "request too large");
+    else
+      gw_call_finish(call, GW_STATUS_INVALID_ARGUMENT, err);
     return GW_OK;
   }
   gw_upstream *u =
@@ -678,11 +882,11 @@ static int start(gw_call *call) {
     st->id = id;
     st->model = model;
     gw_bedrock_stream_init(&st->s, id, model, gw_upstream_unix_time(), usage);
-    char *s = json_dumps(breq, JSON_COMPACT);
-    rc = s ? gw_buf_appends(&u->body, s) : GW_ERR_NOMEM;
-    free(s);
+    gw_buf_release(&u->body); /* (empty: the body just written takes its place) */
+    u->body = body;
+  } else {
+    gw_buf_release(&body);
   }
-  json_decref(breq);
   /* The signed path is the one on the wire, after the base URL's own path. */
   if (rc == GW_OK) {
     const char *bp = strstr(b->base, "://");

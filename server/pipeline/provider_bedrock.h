@@ -11,12 +11,14 @@
 #ifndef GW_PIPELINE_PROVIDER_BEDROCK_H
 #define GW_PIPELINE_PROVIDER_BEDROCK_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/arena.h"
+#include "core/buf.h"
 #include "pipeline/call.h"
+#include "transcoder/json_lite.h"
 
 typedef struct gw_bedrock_backend {
   char *name;
@@ -34,13 +36,18 @@ void gw_bedrock_backend_free(gw_bedrock_backend *b);
 
 /* ---- pure translation (public for the unit tests) ---- */
 
-/* An OpenAI chat request as a Converse request body (the model goes in the
- * URL). GW_OK and |*out|, GW_ERR_INVALID with |err|, or GW_ERR_NOMEM. */
-int gw_bedrock_request(const json_t *req, json_t **out, char *err, size_t errlen);
+/* An OpenAI chat request (parsed with json_lite) as the JSON text of a
+ * Converse request body (the model goes in the URL), appended to |out|;
+ * tool-call arguments are parsed in |a|. GW_OK, GW_ERR_INVALID with |err|
+ * saying why, or the buffer's error. */
+int gw_bedrock_request(const gw_jval *req, gw_arena *a, gw_buf *out, char *err, size_t errlen);
 
-/* A Converse response as a chat.completion. */
-int gw_bedrock_response(const json_t *resp, const char *id, const char *model, long long created,
-                        json_t **out);
+/* A Converse response (parsed with json_lite) as the JSON text of a
+ * chat.completion, appended to |out|. GW_OK, GW_ERR_INVALID (no
+ * output.message.content list; a toolUse without id or name) or the
+ * buffer's error, and then nothing is appended. */
+int gw_bedrock_response(const gw_jval *resp, const char *id, const char *model, long long created,
+                        gw_buf *out);
 
 const char *gw_bedrock_finish_reason(const char *stop_reason);
 
@@ -55,9 +62,13 @@ typedef struct gw_bedrock_stream {
 
 void gw_bedrock_stream_init(gw_bedrock_stream *s, const char *id, const char *model,
                             long long created, bool include_usage);
-/* One ConverseStream event |type| with payload |ev| → chunks. */
-int gw_bedrock_stream_event(gw_bedrock_stream *s, const char *type, const json_t *ev,
-                            json_t *chunks);
+/* One ConverseStream event |type| with payload |ev| (parsed with json_lite)
+ * → the JSON text of at most one chunk, appended to |chunk|. GW_OK,
+ * GW_ERR_INVALID (not an object; a tool use without id or name, a tool
+ * delta whose input is not a string: nothing appended) or the buffer's
+ * error. */
+int gw_bedrock_stream_event(gw_bedrock_stream *s, const char *type, const gw_jval *ev,
+                            gw_buf *chunk);
 
 /* The model id as a path segment: every byte outside [A-Za-z0-9-._~]
  * percent-encoded (":" in "anthropic.claude-3-haiku-20240307-v1:0" → %3A).

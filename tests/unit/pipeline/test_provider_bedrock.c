@@ -9,8 +9,11 @@
 #include <jansson.h>
 
 #include "core/alloc.h"
+#include "core/arena.h"
+#include "core/buf.h"
 #include "core/status.h"
 #include "pipeline/provider_bedrock.h"
+#include "transcoder/json_lite.h"
 
 static json_t *J(const char *s) {
   json_error_t e;
@@ -18,6 +21,15 @@ static json_t *J(const char *s) {
   if (!j)
     fail_msg("bad test JSON: %s: %s", e.text, s);
   return j;
+}
+
+/* |s| parsed the way the provider parses what it is given. */
+static const gw_jval *L(gw_arena *a, const char *s) {
+  const gw_jval *v = NULL;
+  gw_json_lite_error e;
+  if (gw_json_lite_parse(s, strlen(s), a, 0, 0, &v, &e) != GW_OK)
+    fail_msg("bad test JSON: %s: %s", e.text, s);
+  return v;
 }
 
 static void assert_json_eq(const json_t *got, const char *want) {
@@ -34,20 +46,30 @@ static void assert_json_eq(const json_t *got, const char *want) {
   json_decref(w);
 }
 
+/* The output must be JSON that parses, and equal |want|. */
+static void assert_text_eq(const gw_buf *got, const char *want) {
+  json_t *g = J(got->data ? got->data : "");
+  assert_json_eq(g, want);
+  json_decref(g);
+}
+
 static void test_request(void **state) {
   (void)state;
-  json_t *in =
-      J("{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
-        "{\"role\":\"user\",\"content\":\"go\"},{\"role\":\"assistant\",\"content\":null,"
-        "\"tool_calls\":[{\"id\":\"t1\",\"type\":\"function\",\"function\":{\"name\":\"f\","
-        "\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"t1\",\"content\":"
-        "\"r\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
-        "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}},"
-        "\"max_tokens\":5,\"stop\":\"x\"}");
-  json_t *out = NULL;
-  char err[200];
-  assert_int_equal(gw_bedrock_request(in, &out, err, sizeof err), GW_OK);
-  assert_json_eq(out,
+  gw_arena *a = gw_arena_new(0, 0);
+  gw_buf out;
+  gw_buf_init(&out, 1 << 20);
+  char err[200] = "";
+  int rc = gw_bedrock_request(
+      L(a, "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
+           "{\"role\":\"user\",\"content\":\"go\"},{\"role\":\"assistant\",\"content\":null,"
+           "\"tool_calls\":[{\"id\":\"t1\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+           "\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"t1\",\"content\":"
+           "\"r\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
+           "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}},"
+           "\"max_tokens\":5,\"stop\":\"x\"}"),
+      a, &out, err, sizeof err);
+  assert_int_equal(rc, GW_OK);
+  assert_text_eq(&out,
                  "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"go\"}]},{\"role\":"
                  "\"assistant\",\"content\":[{\"toolUse\":{\"toolUseId\":\"t1\",\"name\":\"f\","
                  "\"input\":{}}}]},{\"role\":\"user\",\"content\":[{\"toolResult\":{\"toolUseId\":"
@@ -55,69 +77,146 @@ static void test_request(void **state) {
                  "\"inferenceConfig\":{\"maxTokens\":5,\"stopSequences\":[\"x\"]},\"toolConfig\":{"
                  "\"tools\":[{\"toolSpec\":{\"name\":\"f\",\"inputSchema\":{\"json\":{\"type\":"
                  "\"object\",\"properties\":{}}}}}],\"toolChoice\":{\"tool\":{\"name\":\"f\"}}}}");
-  json_decref(in);
-  json_decref(out);
-  out = NULL;
-  in = J("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{"
-         "\"url\":\"https://x/y.png\"}}]}]}");
-  assert_int_equal(gw_bedrock_request(in, &out, err, sizeof err), GW_ERR_INVALID);
-  assert_null(out);
-  json_decref(in);
+  /* Turns merge around system messages (empty ones give no block);
+   * parallel tool results share a turn; knobs as written; a schema and a
+   * description; tool_choice none sends no tools; a data: image. */
+  gw_buf_reset(&out);
+  rc = gw_bedrock_request(
+      L(a,
+        "{\"temperature\":0.50,\"top_p\":1,\"max_completion_tokens\":9,\"max_tokens\":5,"
+        "\"stop\":[\"a\",\"b\"],\"tools\":[{\"function\":{\"name\":\"f\"}}],\"tool_choice\":"
+        "\"none\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
+        "\"\"},{\"type\":\"text\",\"text\":\"q\\\"\"},{\"type\":\"image_url\",\"image_url\":{"
+        "\"url\":\"data:image/jpg;base64,QUJD\"}}]},{\"role\":\"developer\",\"content\":\"\"},"
+        "{\"role\":\"system\",\"content\":[{\"type\":\"text\",\"text\":\"A\"},{\"type\":"
+        "\"text\",\"text\":\"B\"}]},{\"role\":\"user\",\"content\":\"more\"},{\"role\":"
+        "\"assistant\",\"tool_calls\":[{\"id\":\"1\",\"function\":{\"name\":\"f\",\"arguments\":"
+        "\"{\\\"x\\\":1.50}\"}},{\"id\":\"2\",\"function\":{\"name\":\"g\"}}]},{\"role\":\"tool\","
+        "\"tool_call_id\":\"1\",\"content\":\"r1\"},{\"role\":\"tool\",\"tool_call_id\":\"2\","
+        "\"content\":\"r2\"}]}"),
+      a, &out, err, sizeof err);
+  if (rc != GW_OK)
+    fail_msg("%d %s", rc, err);
+  assert_text_eq(
+      &out, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"q\\\"\"},{\"image\":{"
+            "\"format\":\"jpeg\",\"source\":{\"bytes\":\"QUJD\"}}},{\"text\":\"more\"}]},{\"role\":"
+            "\"assistant\",\"content\":[{\"toolUse\":{\"toolUseId\":\"1\",\"name\":\"f\",\"input\":"
+            "{\"x\":1.50}}},{\"toolUse\":{\"toolUseId\":\"2\",\"name\":\"g\",\"input\":{}}}]},"
+            "{\"role\":\"user\",\"content\":[{\"toolResult\":{\"toolUseId\":\"1\",\"content\":[{"
+            "\"text\":\"r1\"}]}},{\"toolResult\":{\"toolUseId\":\"2\",\"content\":[{\"text\":"
+            "\"r2\"}]}}]}],\"system\":[{\"text\":\"AB\"}],\"inferenceConfig\":{\"maxTokens\":9,"
+            "\"temperature\":0.5,\"topP\":1,\"stopSequences\":[\"a\",\"b\"]}}");
+  static const char *const bad[] = {
+      "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{"
+      "\"url\":\"https://x/y.png\"}}]}]}",
+      "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{"
+      "\"url\":\"data:image/tiff;base64,QUJD\"}}]}]}",
+      "{\"messages\":[]}",
+      "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":2}",
+      "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}",
+      "{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}",
+      "{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"a\",\"function\":{"
+      "\"name\":\"f\",\"arguments\":\"[1]\"}}]}]}",
+      "{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"function\":{\"name\":\"f\"}}]}]}",
+      "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"function\":{}}]}",
+      "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"function\":{\"name\":"
+      "\"f\"}}],\"tool_choice\":{\"type\":\"function\"}}",
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    gw_buf_reset(&out);
+    err[0] = '\0';
+    if (gw_bedrock_request(L(a, bad[i]), a, &out, err, sizeof err) != GW_ERR_INVALID)
+      fail_msg("case %zu was taken: %s", i, bad[i]);
+    assert_true(err[0]);
+  }
+  gw_buf_release(&out);
+  gw_arena_free(a);
 }
 
 static void test_response_and_stream(void **state) {
   (void)state;
-  json_t *in =
-      J("{\"output\":{\"message\":{\"role\":\"assistant\",\"content\":[{\"text\":\"hi\"}]}},"
-        "\"stopReason\":\"max_tokens\",\"usage\":{\"inputTokens\":3,\"outputTokens\":2,"
-        "\"totalTokens\":5}}");
-  json_t *out = NULL;
-  assert_int_equal(gw_bedrock_response(in, "id1", "m", 9, &out), GW_OK);
-  assert_json_eq(out,
-                 "{\"id\":\"id1\",\"object\":\"chat.completion\",\"created\":9,\"model\":\"m\","
-                 "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
-                 "\"hi\",\"refusal\":null},\"finish_reason\":\"length\",\"logprobs\":null}],"
-                 "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}");
-  json_decref(in);
-  json_decref(out);
+  gw_arena *a = gw_arena_new(0, 0);
+  gw_buf out;
+  gw_buf_init(&out, 1 << 20);
+  assert_int_equal(
+      gw_bedrock_response(
+          L(a, "{\"output\":{\"message\":{\"role\":\"assistant\",\"content\":[{\"text\":\"hi\"},"
+               "{\"text\":\" there\"},{\"toolUse\":{\"toolUseId\":\"t\",\"name\":\"f\",\"input\":{"
+               "\"k\":[1e2]}}}]}},\"stopReason\":\"max_tokens\",\"usage\":{\"inputTokens\":3,"
+               "\"outputTokens\":2,\"cacheReadInputTokens\":4,\"totalTokens\":9}}"),
+          "id1", "m", 9, &out),
+      GW_OK);
+  assert_text_eq(
+      &out, "{\"id\":\"id1\",\"object\":\"chat.completion\",\"created\":9,\"model\":\"m\","
+            "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+            "\"hi there\",\"refusal\":null,\"tool_calls\":[{\"id\":\"t\",\"type\":"
+            "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"k\\\":[1e2]}\"}}]},"
+            "\"finish_reason\":\"length\",\"logprobs\":null}],\"usage\":{\"prompt_tokens\":7,"
+            "\"completion_tokens\":2,\"total_tokens\":9,\"prompt_tokens_details\":{"
+            "\"cached_tokens\":4}}}");
+  gw_buf_reset(&out);
+  assert_int_equal(gw_bedrock_response(L(a, "{\"output\":{}}"), "id1", "m", 9, &out),
+                   GW_ERR_INVALID);
+  assert_int_equal(gw_bedrock_response(L(a, "{\"output\":{\"message\":{\"content\":[{"
+                                            "\"toolUse\":{\"name\":\"f\"}}]}}}"),
+                                       "id1", "m", 9, &out),
+                   GW_ERR_INVALID);
+  assert_int_equal(out.len, 0);
 
   gw_bedrock_stream s;
   gw_bedrock_stream_init(&s, "id1", "m", 9, true);
   static const struct {
-    const char *type, *ev;
-    size_t n;
+    const char *type, *ev, *want; /* want: the chunk, NULL for none */
   } evs[] = {
-      {"messageStart", "{\"role\":\"assistant\"}", 1},
+      {"messageStart", "{\"role\":\"assistant\"}",
+       "{\"id\":\"id1\",\"object\":\"chat.completion.chunk\",\"created\":9,\"model\":\"m\","
+       "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+       "\"finish_reason\":null,\"logprobs\":null}]}"},
+      {"contentBlockDelta", "{\"contentBlockIndex\":0,\"delta\":{\"text\":\"a\\nb\"}}",
+       "{\"id\":\"id1\",\"object\":\"chat.completion.chunk\",\"created\":9,\"model\":\"m\","
+       "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\\nb\"},\"finish_reason\":null,"
+       "\"logprobs\":null}]}"},
       {"contentBlockStart",
-       "{\"contentBlockIndex\":0,\"start\":{\"toolUse\":{\"toolUseId\":\"u\","
-       "\"name\":\"f\"}}}",
-       1},
-      {"contentBlockDelta", "{\"contentBlockIndex\":0,\"delta\":{\"toolUse\":{\"input\":\"{}\"}}}",
-       1},
-      {"contentBlockStop", "{\"contentBlockIndex\":0}", 0},
-      {"messageStop", "{\"stopReason\":\"tool_use\"}", 1},
-      {"metadata", "{\"usage\":{\"inputTokens\":4,\"outputTokens\":6}}", 1},
+       "{\"contentBlockIndex\":1,\"start\":{\"toolUse\":{\"toolUseId\":\"u\",\"name\":\"f\"}}}",
+       "{\"id\":\"id1\",\"object\":\"chat.completion.chunk\",\"created\":9,\"model\":\"m\","
+       "\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"u\",\"type\":"
+       "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]},\"finish_reason\":null,"
+       "\"logprobs\":null}]}"},
+      {"contentBlockDelta", "{\"contentBlockIndex\":1,\"delta\":{\"toolUse\":{\"input\":\"{}\"}}}",
+       "{\"id\":\"id1\",\"object\":\"chat.completion.chunk\",\"created\":9,\"model\":\"m\","
+       "\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{"
+       "\"arguments\":\"{}\"}}]},\"finish_reason\":null,\"logprobs\":null}]}"},
+      {"contentBlockDelta", "{\"contentBlockIndex\":7,\"delta\":{\"toolUse\":{\"input\":\"x\"}}}",
+       NULL},
+      {"contentBlockDelta", "{\"contentBlockIndex\":0,\"delta\":{\"reasoningContent\":{}}}", NULL},
+      {"contentBlockStop", "{\"contentBlockIndex\":1}", NULL},
+      {"messageStop", "{\"stopReason\":\"tool_use\"}",
+       "{\"id\":\"id1\",\"object\":\"chat.completion.chunk\",\"created\":9,\"model\":\"m\","
+       "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\",\"logprobs\":"
+       "null}]}"},
+      {"metadata", "{\"usage\":{\"inputTokens\":4,\"outputTokens\":6}}",
+       "{\"id\":\"id1\",\"object\":\"chat.completion.chunk\",\"created\":9,\"model\":\"m\","
+       "\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":6,\"total_tokens\":"
+       "10}}"},
   };
-  json_t *chunks = json_array();
   for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
-    size_t before = json_array_size(chunks);
-    json_t *ev = J(evs[i].ev);
-    assert_int_equal(gw_bedrock_stream_event(&s, evs[i].type, ev, chunks), GW_OK);
-    assert_int_equal(json_array_size(chunks) - before, evs[i].n);
-    json_decref(ev);
+    gw_buf_reset(&out);
+    assert_int_equal(gw_bedrock_stream_event(&s, evs[i].type, L(a, evs[i].ev), &out), GW_OK);
+    if (evs[i].want)
+      assert_text_eq(&out, evs[i].want);
+    else
+      assert_int_equal(out.len, 0);
   }
-  assert_json_eq(
-      json_object_get(json_array_get(json_object_get(json_array_get(chunks, 1), "choices"), 0),
-                      "delta"),
-      "{\"tool_calls\":[{\"index\":0,\"id\":\"u\",\"type\":\"function\",\"function\":{"
-      "\"name\":\"f\",\"arguments\":\"\"}}]}");
-  assert_string_equal(json_string_value(json_object_get(
-                          json_array_get(json_object_get(json_array_get(chunks, 3), "choices"), 0),
-                          "finish_reason")),
-                      "tool_calls");
-  assert_json_eq(json_object_get(json_array_get(chunks, 4), "usage"),
-                 "{\"prompt_tokens\":4,\"completion_tokens\":6,\"total_tokens\":10}");
-  json_decref(chunks);
+  assert_true(s.finished);
+  gw_buf_reset(&out);
+  assert_int_equal(gw_bedrock_stream_event(&s, "contentBlockStart",
+                                           L(a, "{\"start\":{\"toolUse\":{\"name\":\"f\"}}}"),
+                                           &out),
+                   GW_ERR_INVALID);
+  assert_int_equal(gw_bedrock_stream_event(&s, "messageStart", L(a, "[]"), &out), GW_ERR_INVALID);
+  assert_int_equal(out.len, 0);
+  gw_buf_release(&out);
+  gw_arena_free(a);
 }
 
 static void test_model_path(void **state) {
