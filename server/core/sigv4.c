@@ -1,9 +1,12 @@
 /* AWS Signature Version 4. */
+/* SHA256_Init/Update/Final: OpenSSL 3 marks them deprecated in favour of
+ * EVP, whose one-shot calls fetch and free an implementation every time
+ * (HMAC() was ~21K instructions per call here, against ~2K for the same
+ * work on the plain functions). They stay in every OpenSSL 3 release. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "core/sigv4.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,9 +26,16 @@ static void hex(const unsigned char *d, size_t n, char *out) {
   out[2 * n] = '\0';
 }
 
+static void sha256(const void *p, size_t n, unsigned char out[SHA256_DIGEST_LENGTH]) {
+  SHA256_CTX c;
+  SHA256_Init(&c);
+  SHA256_Update(&c, p, n);
+  SHA256_Final(out, &c);
+}
+
 void gw_sigv4_sha256_hex(const void *p, size_t n, char out[65]) {
   unsigned char d[SHA256_DIGEST_LENGTH];
-  SHA256(p, n, d);
+  sha256(p, n, d);
   hex(d, sizeof d, out);
 }
 
@@ -36,11 +46,31 @@ void gw_sigv4_amz_date(long long t, char out[17]) {
   strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
 }
 
+/* HMAC-SHA256 (RFC 2104) of the string |msg| under |key|. */
 static int hmac(const void *key, size_t klen, const char *msg, unsigned char out[32]) {
-  unsigned int n = 32;
-  return HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), out, &n)
-             ? GW_OK
-             : GW_ERR_NOMEM;
+  unsigned char k[SHA256_CBLOCK] = {0}, pad[SHA256_CBLOCK], inner[SHA256_DIGEST_LENGTH];
+  if (klen > sizeof k)
+    sha256(key, klen, k);
+  else
+    memcpy(k, key, klen);
+  SHA256_CTX c;
+  for (size_t i = 0; i < sizeof k; i++)
+    pad[i] = k[i] ^ 0x36;
+  SHA256_Init(&c);
+  SHA256_Update(&c, pad, sizeof pad);
+  SHA256_Update(&c, msg, strlen(msg));
+  SHA256_Final(inner, &c);
+  for (size_t i = 0; i < sizeof k; i++)
+    pad[i] = k[i] ^ 0x5c;
+  SHA256_Init(&c);
+  SHA256_Update(&c, pad, sizeof pad);
+  SHA256_Update(&c, inner, sizeof inner);
+  SHA256_Final(out, &c);
+  OPENSSL_cleanse(k, sizeof k);
+  OPENSSL_cleanse(pad, sizeof pad);
+  OPENSSL_cleanse(inner, sizeof inner);
+  OPENSSL_cleanse(&c, sizeof c);
+  return GW_OK;
 }
 
 static int unreserved(unsigned char c) {
@@ -121,7 +151,9 @@ static int canonical_headers(const gw_sigv4_header *h, size_t n, gw_buf *canon, 
   if (rc == GW_OK)
     qsort(v, n, sizeof *v, cmp_hdr);
   for (size_t i = 0; i < n && rc == GW_OK; i++) {
-    rc = gw_buf_printf(canon, "%s:", v[i].name);
+    rc = gw_buf_appends(canon, v[i].name);
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(canon, ':');
     const char *s = v[i].value;
     while (*s == ' ' || *s == '\t')
       s++;
@@ -143,7 +175,9 @@ static int canonical_headers(const gw_sigv4_header *h, size_t n, gw_buf *canon, 
     if (rc == GW_OK)
       rc = gw_buf_appendc(canon, '\n');
     if (rc == GW_OK)
-      rc = gw_buf_printf(signed_h, "%s%s", i ? ";" : "", v[i].name);
+      rc = i ? gw_buf_appendc(signed_h, ';') : GW_OK;
+    if (rc == GW_OK)
+      rc = gw_buf_appends(signed_h, v[i].name);
   }
   for (size_t i = 0; v && i < n; i++)
     gw_free(v[i].name);
@@ -164,7 +198,9 @@ int gw_sigv4_authorization(const gw_sigv4_request *req, const gw_sigv4_credentia
   gw_buf_init(&sts, 8192);
   char payload_hash[65], canon_hash[65];
   gw_sigv4_sha256_hex(req->payload ? req->payload : "", req->payload_len, payload_hash);
-  int rc = gw_buf_printf(&canon, "%s\n", req->method);
+  int rc = gw_buf_appends(&canon, req->method);
+  if (rc == GW_OK)
+    rc = gw_buf_appendc(&canon, '\n');
   if (rc == GW_OK)
     rc = canonical_path(req->path, &canon);
   if (rc == GW_OK)
