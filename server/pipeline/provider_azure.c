@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "pipeline/json_text.h"
 #include "pipeline/upstream_http.h"
 #include "transcoder/json_pb.h"
 
@@ -74,70 +75,153 @@ char *gw_azure_url(const gw_azure_backend *b, const char *deployment, const char
 
 /* ---- the exchange: OpenAI JSON both ways -------------------------------------------- */
 
-static const char *json_str(gw_arena *a, const json_t *v) {
-  if (json_is_string(v))
-    return gw_arena_strndup(a, json_string_value(v), json_string_length(v));
-  if (json_is_integer(v))
-    return gw_arena_printf(a, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+/* A string member as it is, an integer one as its text; NULL otherwise. */
+static const char *json_str(gw_arena *a, const gw_jval *v) {
+  if (gw_jt_is_str(v))
+    return gw_arena_strndup(a, v->u.str, v->len);
+  if (gw_jt_is_int(v))
+    return gw_arena_strndup(a, v->u.str, v->len);
   return NULL;
+}
+
+/* A json_lite DOM of |data| in |a|; NULL when it is not JSON. */
+static const gw_jval *parse(gw_arena *a, const char *data, size_t len) {
+  const gw_jval *v = NULL;
+  gw_json_lite_error je;
+  return gw_json_lite_parse(data, len, a, 0, 0, &v, &je) == GW_OK ? v : NULL;
 }
 
 static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t len) {
   gw_arena *a = u->call->arena;
-  json_t *root = json_loadb(data, len, 0, NULL);
-  const json_t *e = json_object_get(root, "error");
-  if (json_is_object(e)) {
-    u->err.type = json_str(a, json_object_get(e, "type"));
-    u->err.code = json_str(a, json_object_get(e, "code"));
-    u->err.param = json_str(a, json_object_get(e, "param"));
-    u->err.message = json_str(a, json_object_get(e, "message"));
+  const gw_jval *e = GW_JT_GET(parse(a, data, len), "error");
+  if (gw_jt_is_object(e)) {
+    u->err.type = json_str(a, GW_JT_GET(e, "type"));
+    u->err.code = json_str(a, GW_JT_GET(e, "code"));
+    u->err.param = json_str(a, GW_JT_GET(e, "param"));
+    u->err.message = json_str(a, GW_JT_GET(e, "message"));
   } else if (len) {
     u->err.message = gw_arena_strndup(a, data, len > 512 ? 512 : len);
   }
-  json_decref(root);
   return gw_openai_status_from_http(st);
 }
 
-/* Azure's content-filter annotations have no place in OpenAI's shapes. */
-static void strip_azure(json_t *root) {
-  json_object_del(root, "prompt_filter_results");
-  size_t i;
-  json_t *c;
-  json_array_foreach(json_object_get(root, "choices"), i, c) {
-    json_object_del(c, "content_filter_results");
-    json_object_del(c, "content_filter_result");
+static bool key_is(const gw_jmember *m, const char *k) {
+  return m->key_len == strlen(k) && memcmp(m->key, k, m->key_len) == 0;
+}
+
+/* The members of object |o| but those |skip| names (NULL-ended), without
+ * the braces; |*n| counts what is written. */
+static int put_members(gw_buf *b, const gw_jval *o, const char *const *skip, size_t *n) {
+  int rc = GW_OK;
+  for (size_t i = 0; rc == GW_OK && i < o->len; i++) {
+    const gw_jmember *m = &o->u.members[i];
+    bool drop = false;
+    for (const char *const *k = skip; *k && !drop; k++)
+      drop = key_is(m, *k);
+    if (drop)
+      continue;
+    rc = gw_jt_sep(b, n);
+    if (rc == GW_OK)
+      rc = gw_buf_append_json_string(b, m->key, m->key_len);
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(b, ':');
+    if (rc == GW_OK)
+      rc = gw_jt_put_value(b, &m->value);
   }
+  return rc;
+}
+
+/* Object |o| rewritten without the members |skip| names. */
+static int put_without(gw_buf *b, const gw_jval *o, const char *const *skip) {
+  size_t n = 0;
+  int rc = gw_buf_appendc(b, '{');
+  if (rc == GW_OK)
+    rc = put_members(b, o, skip, &n);
+  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+}
+
+/* An answer or chunk as OpenAI's shape: Azure's content-filter annotations
+ * (prompt_filter_results; a choice's content_filter_results) have no place
+ * in it. */
+static int put_stripped(gw_buf *b, const gw_jval *root) {
+  static const char *const choice_skip[] = {"content_filter_results", "content_filter_result",
+                                            NULL};
+  int rc = gw_buf_appendc(b, '{');
+  size_t n = 0;
+  for (size_t i = 0; rc == GW_OK && i < root->len; i++) {
+    const gw_jmember *m = &root->u.members[i];
+    if (key_is(m, "prompt_filter_results"))
+      continue;
+    rc = gw_jt_sep(b, &n);
+    if (rc == GW_OK)
+      rc = gw_buf_append_json_string(b, m->key, m->key_len);
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(b, ':');
+    if (rc != GW_OK)
+      break;
+    if (!key_is(m, "choices") || m->value.type != GW_JVAL_ARRAY) {
+      rc = gw_jt_put_value(b, &m->value);
+      continue;
+    }
+    rc = gw_buf_appendc(b, '[');
+    for (size_t k = 0; rc == GW_OK && k < m->value.len; k++) {
+      const gw_jval *c = &m->value.u.elems[k];
+      if (k)
+        rc = gw_buf_appendc(b, ',');
+      if (rc == GW_OK)
+        rc = gw_jt_is_object(c) ? put_without(b, c, choice_skip) : gw_jt_put_value(b, c);
+    }
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(b, ']');
+  }
+  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+}
+
+static void undecodable(gw_upstream *u, const char *what) {
+  char m[160];
+  snprintf(m, sizeof m, "backend %s sent an undecodable %s", u->backend_name, what);
+  gw_upstream_end(u, GW_STATUS_INTERNAL, m);
+}
+
+/* |root| stripped and emitted; its text lives in |a|. */
+static void emit(gw_upstream *u, const gw_jval *root, gw_arena *a) {
+  gw_buf out;
+  gw_buf_init_arena(&out, (size_t)64 << 20, a);
+  if (put_stripped(&out, root) != GW_OK) {
+    gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  gw_upstream_emit_text(u, out.data, out.len);
 }
 
 static void on_body(gw_upstream *u, const char *data, size_t len) {
-  json_t *root = json_loadb(data, len, 0, NULL);
-  if (!json_is_object(root)) {
-    json_decref(root);
-    char m[160];
-    snprintf(m, sizeof m, "backend %s sent an undecodable answer", u->backend_name);
-    gw_upstream_end(u, GW_STATUS_INTERNAL, m);
+  gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
+  const gw_jval *root = parse(a, data, len);
+  if (!gw_jt_is_object(root)) {
+    undecodable(u, "answer");
     return;
   }
-  strip_azure(root);
-  gw_upstream_emit_json(u, root);
-  json_decref(root);
+  emit(u, root, a);
 }
 
 static void on_event(gw_upstream *u, const char *name, const char *data, size_t len, bool exc) {
   (void)exc;
-  json_t *root = json_loadb(data, len, 0, NULL);
-  const json_t *e = json_object_get(root, "error");
-  if (!json_is_object(root)) {
-    char m[160];
-    snprintf(m, sizeof m, "backend %s sent an undecodable event", u->backend_name);
-    gw_upstream_end(u, GW_STATUS_INTERNAL, m);
-  } else if (json_is_object(e) || strcmp(name, "error") == 0) {
-    if (!json_is_object(e))
+  /* An event's DOM and chunk live until it is emitted. */
+  gw_arena *a = gw_arena_new(0, 0);
+  if (!a) {
+    gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  const gw_jval *root = parse(a, data, len), *e = GW_JT_GET(root, "error");
+  if (!gw_jt_is_object(root)) {
+    undecodable(u, "event");
+  } else if (gw_jt_is_object(e) || strcmp(name, "error") == 0) {
+    if (!gw_jt_is_object(e))
       e = root;
-    gw_arena *a = u->call->arena;
-    const char *type = json_str(a, json_object_get(e, "type"));
-    const char *code = json_str(a, json_object_get(e, "code"));
-    const char *msg = json_str(a, json_object_get(e, "message"));
+    gw_arena *ca = u->call->arena;
+    const char *type = json_str(ca, GW_JT_GET(e, "type"));
+    const char *code = json_str(ca, GW_JT_GET(e, "code"));
+    const char *msg = json_str(ca, GW_JT_GET(e, "message"));
     u->has_error = true;
     u->err.http_status =
         code && code[0] >= '4' && code[0] <= '5' && strlen(code) == 3 ? atoi(code) : 500;
@@ -146,14 +230,13 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
     u->err.message = msg;
     gw_upstream_end(u, gw_openai_status_from_http(u->err.http_status),
                     msg ? msg : "backend stream failed");
-  } else if (json_array_size(json_object_get(root, "choices")) == 0 &&
-             !json_is_object(json_object_get(root, "usage"))) {
+  } else if (gw_jt_array_len(GW_JT_GET(root, "choices")) == 0 &&
+             !gw_jt_is_object(GW_JT_GET(root, "usage"))) {
     /* Azure's prompt_filter_results chunk: nothing for the client. */
   } else {
-    strip_azure(root);
-    gw_upstream_emit_json(u, root);
+    emit(u, root, a);
   }
-  json_decref(root);
+  gw_arena_free(a);
 }
 
 static const gw_upstream_codec codec = {.body = on_body, .event = on_event, .error = on_error};
@@ -187,30 +270,37 @@ static int start(gw_call *call) {
       gw_upstream_new(call, &codec, b->name, streaming, GW_UPSTREAM_SSE, b->timeout_ms);
   if (!u)
     return GW_ERR_NOMEM;
+  /* The canonical request as OpenAI JSON, read back as a DOM (in an arena
+   * of its own) and written again: the deployment names the model, so the
+   * body does not; "stream" says what the call is; embeddings come back as
+   * floats. */
   gw_buf js;
   gw_buf_init(&js, (size_t)64 << 20);
   int rc = gw_pb_to_json(call->request, &out_opts, &js);
-  json_t *req = rc == GW_OK ? json_loadb(js.data, js.len, 0, NULL) : NULL;
-  gw_buf_release(&js);
+  gw_arena *tmp = rc == GW_OK ? gw_arena_new(0, 0) : NULL;
+  const gw_jval *req = tmp ? parse(tmp, js.data, js.len) : NULL;
   const char *deployment = call->route.upstream_model;
   if (!deployment)
-    deployment = json_string_value(json_object_get(req, "model"));
-  char *url = req && deployment ? gw_azure_url(b, deployment, tail) : NULL;
+    deployment = gw_jt_str(GW_JT_GET(req, "model"));
+  char *url = gw_jt_is_object(req) && deployment ? gw_azure_url(b, deployment, tail) : NULL;
   rc = url ? GW_OK : GW_ERR_NOMEM;
   if (rc == GW_OK) {
-    /* The deployment names the model; the body does not. */
-    json_object_del(req, "model");
-    if (streaming)
-      json_object_set_new(req, "stream", json_true());
-    else
-      json_object_del(req, "stream");
-    if (embedding)
-      json_object_set_new(req, "encoding_format", json_string("float"));
-    char *s = json_dumps(req, JSON_COMPACT);
-    rc = s ? gw_buf_appends(&u->body, s) : GW_ERR_NOMEM;
-    free(s);
+    static const char *const skip_emb[] = {"model", "stream", "encoding_format", NULL};
+    static const char *const skip[] = {"model", "stream", NULL};
+    size_t n = 0;
+    rc = gw_buf_appendc(&u->body, '{');
+    if (rc == GW_OK)
+      rc = put_members(&u->body, req, embedding ? skip_emb : skip, &n);
+    if (rc == GW_OK && streaming && (rc = gw_jt_sep(&u->body, &n)) == GW_OK)
+      rc = GW_JT_PUT(&u->body, "\"stream\":true");
+    if (rc == GW_OK && embedding && (rc = gw_jt_sep(&u->body, &n)) == GW_OK)
+      rc = GW_JT_PUT(&u->body, "\"encoding_format\":\"float\"");
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(&u->body, '}');
   }
-  json_decref(req);
+  if (tmp)
+    gw_arena_free(tmp);
+  gw_buf_release(&js);
   if (rc == GW_OK && ((b->auth_header && gw_upstream_add_header(u, b->auth_header) != GW_OK) ||
                       gw_upstream_add_header(u, "Content-Type: application/json") != GW_OK ||
                       gw_upstream_add_header(u, streaming ? "Accept: text/event-stream"

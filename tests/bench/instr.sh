@@ -5,8 +5,8 @@
 # upstream; after a warm-up the counters are zeroed, a fixed load runs, and
 # the total is divided by the work done.
 #   tests/bench/instr.sh MODE [GW_BIN]
-#     MODE: chat | tls | emb | emb64 | sse | h2c | grpc | anthropic | gemini | bedrock
-#           | anthropic-sse | gemini-sse | bedrock-sse
+#     MODE: chat | tls | emb | emb64 | sse | h2c | grpc | anthropic | gemini | bedrock | azure
+#           | anthropic-sse | gemini-sse | bedrock-sse | azure-sse
 #     chat  proxied chat completions, wrk -c1 for 6 s    -> per request
 #     tls   the same to an https:// upstream (nginx terminating TLS in front of
 #           the mock; a certificate made for the run, trusted via SSL_CERT_FILE)
@@ -15,19 +15,19 @@
 #     sse   streamed chat completions (21 events 1 ms apart), sse_client c=1 5 s -> per event
 #     h2c   the chat of |chat| over h2c (prior knowledge), h2load -n 4000 -c1 -> per request
 #     grpc  CreateChatCompletion on the gRPC port, h2load -n 2000 -c1 -> per call
-#     anthropic, gemini, bedrock   the chat of |chat| translated for a
+#     anthropic, gemini, bedrock, azure   the chat of |chat| translated for a
 #           provider: the upstream is the Python mock of its wire format
 #           (tests/integration/mock_<provider>.py; /usr/bin/python3; Bedrock
 #           signed with AWS's documented example keys), wrk -c1 6 s -> per request
-#     anthropic-sse, gemini-sse, bedrock-sse   the same streamed ("stream":true;
-#           the Anthropic and Gemini mocks cut the echoed answer into 5- and
-#           6-byte deltas, about 14 and 7 events; Bedrock's sends one) -> per stream
+#     anthropic-sse, gemini-sse, bedrock-sse, azure-sse   the same streamed
+#           ("stream":true; the Anthropic and Gemini mocks cut the echoed answer
+#           into 5- and 6-byte deltas, about 14 and 7 events) -> per stream
 # GW_BIN defaults to ./ai-gateway (make build: RelWithDebInfo). OUT=file keeps
 # the callgrind profile (callgrind_annotate OUT). Needs valgrind, wrk, h2load.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-MODE=${1:?mode: chat, tls, emb, emb64, sse, h2c, grpc, anthropic[-sse], gemini[-sse] or bedrock[-sse]}
+MODE=${1:?mode: chat, tls, emb, emb64, sse, h2c, grpc, anthropic|gemini|bedrock|azure[-sse]}
 GW=${2:-$ROOT/ai-gateway}
 OUT=${OUT:-$(mktemp /tmp/aigw-instr.XXXXXX)}
 MOCK=19790 HTTP=18790 GRPC=29790
@@ -52,12 +52,13 @@ PIDS+=($!)
 UPSTREAM=http://127.0.0.1:$MOCK/v1
 GW_ENV=()
 case $MODE in
-anthropic | anthropic-sse | gemini | gemini-sse | bedrock | bedrock-sse)
+anthropic | anthropic-sse | gemini | gemini-sse | bedrock | bedrock-sse | azure | azure-sse)
   PROVIDER=${MODE%-sse}
   case $PROVIDER in
   anthropic) make_mock="MockAnthropic(api_key='sk-mock')" ;;
   gemini) make_mock="MockGemini(api_key='sk-mock')" ;;
   bedrock) make_mock="MockBedrock()" ;; # AWS's documented example keys
+  azure) make_mock="MockAzure(api_key='sk-mock')" ;;
   esac
   /usr/bin/python3 -c "import sys, time; sys.path.insert(0, '$ROOT/tests/integration')
 from mock_$PROVIDER import *
@@ -134,7 +135,7 @@ grpc_body() {
 load() { # $1: warm-up or measure; prints the units of work done
   local n=${1}
   case $MODE in
-  chat | tls | emb | emb64 | anthropic* | gemini* | bedrock*)
+  chat | tls | emb | emb64 | anthropic* | gemini* | bedrock* | azure*)
     local body=$TMP/chat.json path=/v1/chat/completions
     case $MODE in
     emb | emb64) body=$TMP/$MODE.json path=/v1/embeddings ;;

@@ -61,6 +61,7 @@ def test_unary(gw, mock):
     assert r["choices"][0]["message"]["content"] == "echo: Describe"
     assert r["usage"] == {"prompt_tokens": 19, "completion_tokens": 7, "total_tokens": 26}
     assert "prompt_filter_results" not in r
+    assert "content_filter_results" not in r["choices"][0]
     req = mock.last()
     assert req["path"] == "/openai/deployments/my-gpt4o/chat/completions"
     assert req["query"] == {"api-version": ["2024-10-21"]}
@@ -91,6 +92,8 @@ def test_stream_with_usage(gw, mock):
     chunks = out["chunks"]
     for c in chunks:
         validate("CreateChatCompletionStreamResponse", c)
+        assert "prompt_filter_results" not in c
+        assert all("content_filter_results" not in ch for ch in c["choices"])
     assert stream_text(chunks) == "echo: stream please"
     assert finish_reason(chunks) == "stop"
     assert chunks[-1]["usage"] == {"prompt_tokens": 19, "completion_tokens": 7,
