@@ -73,6 +73,17 @@ static int hmac(const void *key, size_t klen, const char *msg, unsigned char out
   return GW_OK;
 }
 
+/* Appends the |n| strings of |parts|, in order. */
+static int append_all(gw_buf *b, const char *const *parts, size_t n) {
+  int rc = GW_OK;
+  for (size_t i = 0; i < n && rc == GW_OK; i++)
+    rc = gw_buf_appends(b, parts[i]);
+  return rc;
+}
+#define APPEND_ALL(b, ...)                                                                         \
+  append_all((b), (const char *const[]){__VA_ARGS__},                                              \
+             sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+
 static int unreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '_' || c == '.' || c == '~';
@@ -212,12 +223,12 @@ int gw_sigv4_authorization(const gw_sigv4_request *req, const gw_sigv4_credentia
   if (rc == GW_OK)
     rc = canonical_headers(req->headers, req->n_headers, &canon, &signed_h);
   if (rc == GW_OK)
-    rc = gw_buf_printf(&canon, "\n%s\n%s", signed_h.data ? signed_h.data : "", payload_hash);
+    rc = APPEND_ALL(&canon, "\n", signed_h.data ? signed_h.data : "", "\n", payload_hash);
   if (rc != GW_OK)
     goto done;
   gw_sigv4_sha256_hex(canon.data, canon.len, canon_hash);
-  rc = gw_buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s", amz_date, date,
-                     cred->region, cred->service, canon_hash);
+  rc = APPEND_ALL(&sts, "AWS4-HMAC-SHA256\n", amz_date, "\n", date, "/", cred->region, "/",
+                  cred->service, "/aws4_request\n", canon_hash);
   if (rc != GW_OK)
     goto done;
   /* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request") */
@@ -247,11 +258,10 @@ int gw_sigv4_authorization(const gw_sigv4_request *req, const gw_sigv4_credentia
     goto done;
   char sighex[65];
   hex(sig, 32, sighex);
-  rc = gw_buf_printf(out,
-                     "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, "
-                     "Signature=%s",
-                     cred->access_key_id, date, cred->region, cred->service,
-                     signed_h.data ? signed_h.data : "", sighex);
+  rc = APPEND_ALL(out, "AWS4-HMAC-SHA256 Credential=", cred->access_key_id, "/", date, "/",
+                  cred->region, "/", cred->service,
+                  "/aws4_request, SignedHeaders=", signed_h.data ? signed_h.data : "",
+                  ", Signature=", sighex);
   if (rc == GW_OK && canonical_out)
     rc = gw_buf_append(canonical_out, canon.data, canon.len);
 done:

@@ -798,12 +798,12 @@ static int sign(gw_upstream *u, const gw_bedrock_backend *b, const char *path, b
   gw_buf_init(&auth, 4096);
   int rc = gw_sigv4_authorization(&r, &cred, date, &auth, NULL);
   const char *lines[6] = {
-      gw_arena_printf(a, "Host: %s", b->host),
-      gw_arena_printf(a, "X-Amz-Date: %s", date),
+      gw_arena_concat(a, "Host: ", b->host),
+      gw_arena_concat(a, "X-Amz-Date: ", date),
       "Content-Type: application/json",
-      gw_arena_printf(a, "Accept: %s", accept),
-      rc == GW_OK ? gw_arena_printf(a, "Authorization: %s", auth.data) : NULL,
-      b->session_token ? gw_arena_printf(a, "X-Amz-Security-Token: %s", b->session_token) : NULL,
+      gw_arena_concat(a, "Accept: ", accept),
+      rc == GW_OK ? gw_arena_concat(a, "Authorization: ", auth.data) : NULL,
+      b->session_token ? gw_arena_concat(a, "X-Amz-Security-Token: ", b->session_token) : NULL,
   };
   gw_buf_release(&auth);
   if (rc != GW_OK)
@@ -873,8 +873,8 @@ static int start(gw_call *call) {
                                           streaming ? "converse-stream" : "converse")
                         : NULL;
   gw_free(mp);
-  const char *url = path ? gw_arena_printf(call->arena, "%s%s", b->base, path) : NULL;
-  const char *id = call->request_id ? gw_arena_printf(call->arena, "chatcmpl-%s", call->request_id)
+  const char *url = path ? gw_arena_concat(call->arena, b->base, path) : NULL;
+  const char *id = call->request_id ? gw_arena_concat(call->arena, "chatcmpl-", call->request_id)
                                     : "chatcmpl-bedrock";
   rc = url && id ? GW_OK : GW_ERR_NOMEM;
   if (rc == GW_OK) {
@@ -891,7 +891,7 @@ static int start(gw_call *call) {
   if (rc == GW_OK) {
     const char *bp = strstr(b->base, "://");
     bp = bp ? strchr(bp + 3, '/') : NULL;
-    const char *signed_path = bp ? gw_arena_printf(call->arena, "%s%s", bp, path) : path;
+    const char *signed_path = bp ? gw_arena_concat(call->arena, bp, path) : path;
     rc = signed_path ? sign(u, b, signed_path, streaming) : GW_ERR_NOMEM;
   }
   if (rc == GW_OK)
