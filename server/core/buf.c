@@ -1,6 +1,10 @@
 /* Capped growable buffer. */
 #include "core/buf.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <stdio.h>
 #include <string.h>
 
@@ -101,27 +105,54 @@ int gw_buf_printf(gw_buf *b, const char *fmt, ...) {
   return rc;
 }
 
+/* The length of the run at |s| that JSON takes as it is: no quote,
+ * backslash or control byte (bytes from 0x80 up pass: UTF-8 is copied). */
+static size_t plain_run(const unsigned char *s, size_t n) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                space = _mm_set1_epi8(0x20), minus1 = _mm_set1_epi8(-1);
+  for (; i + 16 <= n; i += 16) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+    /* 0 <= x < 0x20 as signed bytes: the controls, not the bytes >= 0x80 */
+    __m128i ctl = _mm_and_si128(_mm_cmplt_epi8(x, space), _mm_cmpgt_epi8(x, minus1));
+    __m128i hit =
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)), ctl);
+    unsigned m = (unsigned)_mm_movemask_epi8(hit);
+    if (m)
+      return i + (size_t)__builtin_ctz(m);
+  }
+#endif
+  while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
+    i++;
+  return i;
+}
+
 int gw_buf_append_json_chars(gw_buf *b, const char *s, size_t n) {
-  size_t start = b->len, run = 0;
+  const unsigned char *u = (const unsigned char *)s;
+  size_t start = b->len, i = 0;
   int rc = GW_OK;
-  for (size_t i = 0; rc == GW_OK && i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\')
-      continue; /* copied with its run */
-    if (i > run && (rc = gw_buf_append(b, s + run, i - run)) != GW_OK)
-      break;
-    run = i + 1;
-    switch (c) {
+  while (rc == GW_OK && i < n) {
+    size_t run = plain_run(u + i, n - i);
+    if (run) { /* copied in one go */
+      rc = gw_buf_append(b, s + i, run);
+      i += run;
+      continue;
+    }
+    switch (u[i]) {
     case '"': rc = gw_buf_append(b, "\\\"", 2); break;
     case '\\': rc = gw_buf_append(b, "\\\\", 2); break;
     case '\n': rc = gw_buf_append(b, "\\n", 2); break;
     case '\r': rc = gw_buf_append(b, "\\r", 2); break;
     case '\t': rc = gw_buf_append(b, "\\t", 2); break;
-    default: rc = gw_buf_printf(b, "\\u%04x", c);
+    default: {
+      static const char hexd[] = "0123456789abcdef";
+      char e[6] = {'\\', 'u', '0', '0', hexd[u[i] >> 4], hexd[u[i] & 15]};
+      rc = gw_buf_append(b, e, sizeof e);
     }
+    }
+    i++;
   }
-  if (rc == GW_OK && n > run)
-    rc = gw_buf_append(b, s + run, n - run);
   if (rc != GW_OK && b->data) {
     b->len = start;
     b->data[start] = '\0';

@@ -68,6 +68,27 @@ static void test_json_chars(void **state) {
   assert_memory_equal(json_string_value(got), in, 42);
   assert_non_null(strstr(b.data, "\\n\\u000b\\u000c\\r"));
   json_decref(got);
+  /* Long strings, a byte to escape at every position across the 16-byte
+   * blocks, UTF-8 (bytes from 0x80) copied as it is. */
+  static const char specials[] = {'"', '\\', '\n', 0x1f, 0x01};
+  for (size_t k = 0; k < sizeof specials; k++)
+    for (size_t at = 0; at < 48; at++) {
+      char t[49];
+      for (size_t i = 0; i < 48; i++)
+        t[i] = i % 7 == 3 ? (char)0xc3 : i % 7 == 4 ? (char)0xa9 : 'a';
+      t[at] = specials[k];
+      if (at % 7 == 3 && at + 1 < 48)
+        t[at + 1] = 'b'; /* (no half UTF-8 sequence left behind) */
+      if (at % 7 == 4)
+        t[at - 1] = 'c';
+      t[48] = '\0';
+      gw_buf_reset(&b);
+      assert_int_equal(gw_buf_append_json_string(&b, t, 48), GW_OK);
+      json_t *r = json_loads(b.data, JSON_DECODE_ANY, NULL);
+      if (!r || json_string_length(r) != 48 || memcmp(json_string_value(r), t, 48) != 0)
+        fail_msg("special %zu at %zu: %s", k, at, b.data);
+      json_decref(r);
+    }
   /* Within a string, several runs: the inside only. */
   gw_buf_reset(&b);
   assert_int_equal(gw_buf_append_json_chars(&b, "a\"b", 3), GW_OK);
