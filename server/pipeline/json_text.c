@@ -1,6 +1,11 @@
 /* JSON text out of a json_lite DOM (contract in json_text.h). */
 #include "pipeline/json_text.h"
 
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "core/arena.h"
+
 int gw_jt_put_value(gw_buf *b, const gw_jval *v) {
   switch (v->type) {
   case GW_JVAL_NULL: return GW_JT_PUT(b, "null");
@@ -54,7 +59,20 @@ int gw_jt_tool_arguments(const gw_jval *fn, gw_arena *a, const gw_jval **out) {
   *out = NULL;
   if (!gw_jt_is_str(args) || !args->len)
     return GW_OK;
-  if (gw_json_lite_parse(args->u.str, args->len, a, 0, 0, out, &je) != GW_OK ||
+  if (gw_json_lite_parse(args->u.str, args->len, a, 0, 0, out, &je) == GW_OK)
+    return gw_jt_is_object(*out) ? GW_OK : (*out = NULL, GW_ERR_INVALID);
+  /* json_lite refuses a key given twice, where jansson keeps the last one.
+   * Arguments come from a model's earlier answer, replayed by the client:
+   * take them as jansson (and the translations before json_lite) did,
+   * rewritten without the duplicates. Only this rare path pays for it. */
+  *out = NULL;
+  json_t *j = json_loadb(args->u.str, args->len, 0, NULL);
+  char *t = json_is_object(j) ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  /* (numbers point into the text they were read from: it goes in |a| too) */
+  char *kept = t ? gw_arena_strdup(a, t) : NULL;
+  free(t);
+  if (!kept || gw_json_lite_parse(kept, strlen(kept), a, 0, 0, out, &je) != GW_OK ||
       !gw_jt_is_object(*out)) {
     *out = NULL;
     return GW_ERR_INVALID;

@@ -71,7 +71,8 @@ size_t gw_jt_content_text_len(const gw_jval *content);
 
 /* The arguments of an OpenAI tool call's |function| (JSON text in a
  * string) parsed in |a|: GW_OK and |*out|, NULL when there are none (absent
- * or ""); GW_ERR_INVALID when they are not a JSON object. */
+ * or ""); GW_ERR_INVALID when they are not a JSON object. A key given twice
+ * keeps its last value, as jansson reads it. */
 int gw_jt_tool_arguments(const gw_jval *function, gw_arena *a, const gw_jval **out);
 
 /* ---- writing -------------------------------------------------------------------- */

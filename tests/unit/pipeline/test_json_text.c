@@ -134,8 +134,15 @@ static void test_content_text_and_arguments(void **state) {
   assert_int_equal(gw_jt_tool_arguments(L(a, "{}"), a, &out), GW_OK);
   assert_null(out);
   assert_int_equal(gw_jt_tool_arguments(NULL, a, &out), GW_OK);
+  /* A key given twice: the last value, as jansson reads it. */
+  assert_int_equal(
+      gw_jt_tool_arguments(L(a, "{\"arguments\":\"{\\\"a\\\":1,\\\"b\\\":[2.50],\\\"a\\\":3}\"}"),
+                           a, &out),
+      GW_OK);
+  assert_int_equal(GW_JT_INT_OF(out, "a"), 3);
+  assert_int_equal(out->len, 2);
   static const char *const bad[] = {"{\"arguments\":\"[1]\"}", "{\"arguments\":\"{\"}",
-                                    "{\"arguments\":\"{\\\"a\\\":1,\\\"a\\\":2}\"}"};
+                                    "{\"arguments\":\"{\\\"a\\\":1,\\\"a\\\":}\"}"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(gw_jt_tool_arguments(L(a, bad[i]), a, &out), GW_ERR_INVALID);
     assert_null(out);
