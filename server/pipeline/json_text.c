@@ -2,6 +2,7 @@
 #include "pipeline/json_text.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/arena.h"
@@ -90,4 +91,88 @@ size_t gw_jt_content_text_len(const gw_jval *c) {
       n += t->len;
   }
   return n;
+}
+
+bool gw_jt_is_system(const gw_jval *m) {
+  const gw_jval *role = GW_JT_GET(m, "role");
+  return GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer");
+}
+
+/* |m|'s side, or GW_ERR_INVALID with |err| (when not NULL) saying why. */
+static int side_of(const gw_jval *m, const char *provider, bool tool_needs_id, gw_jt_role *out,
+                   char *err, size_t errlen) {
+  const gw_jval *role = GW_JT_GET(m, "role");
+  const char *why = NULL;
+  if (!gw_jt_is_str(role))
+    why = "a message has no role";
+  else if (gw_jt_is_system(m))
+    *out = GW_JT_SYSTEM;
+  else if (GW_JT_STR_IS(role, "user"))
+    *out = GW_JT_USER;
+  else if (GW_JT_STR_IS(role, "assistant"))
+    *out = GW_JT_ASSISTANT;
+  else if (!GW_JT_STR_IS(role, "tool"))
+    why = "";
+  else if (tool_needs_id && !gw_jt_is_str(GW_JT_GET(m, "tool_call_id")))
+    why = "a tool message has no tool_call_id";
+  else
+    *out = GW_JT_USER;
+  if (!why)
+    return GW_OK;
+  if (err && *why)
+    snprintf(err, errlen, "%s", why);
+  else if (err)
+    snprintf(err, errlen, "message role %s is not supported by %s", role->u.str, provider);
+  return GW_ERR_INVALID;
+}
+
+int gw_jt_turns(const gw_jval *msgs, const char *provider, bool tool_needs_id, gw_jt_turn_fn turn,
+                gw_jt_writer *w) {
+  for (size_t i = 0; i < gw_jt_array_len(msgs);) {
+    gw_jt_role side, next;
+    int rc = side_of(&msgs->u.elems[i], provider, tool_needs_id, &side, w->err, w->errlen);
+    if (rc != GW_OK)
+      return rc;
+    if (side == GW_JT_SYSTEM) {
+      i++;
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < msgs->len &&
+           side_of(&msgs->u.elems[j], provider, tool_needs_id, &next, NULL, 0) == GW_OK &&
+           (next == GW_JT_SYSTEM || next == side))
+      j++;
+    if ((rc = turn(w, msgs, i, j, side)) != GW_OK)
+      return rc;
+    i = j;
+  }
+  return GW_OK;
+}
+
+int gw_jt_tool_call(const gw_jval *tc, gw_arena *a, bool need_id, const gw_jval **id,
+                    const gw_jval **name, const gw_jval **args, char *err, size_t errlen) {
+  const gw_jval *fn = GW_JT_GET(tc, "function");
+  const char *why = NULL;
+  *id = GW_JT_GET(tc, "id");
+  *name = GW_JT_GET(fn, "name");
+  if (gw_jt_tool_arguments(fn, a, args) != GW_OK)
+    why = "tool call arguments are not a JSON object";
+  else if (need_id && !gw_jt_is_str(*id))
+    why = "a tool call has no id";
+  else if (!gw_jt_is_str(*name))
+    why = "a tool call has no function name";
+  if (!why)
+    return GW_OK;
+  snprintf(err, errlen, "%s", why);
+  return GW_ERR_INVALID;
+}
+
+int gw_jt_put_args_string(gw_buf *b, const gw_jval *input) {
+  gw_buf t;
+  gw_buf_init(&t, b->cap);
+  int rc = gw_jt_put_args(&t, input);
+  if (rc == GW_OK)
+    rc = gw_buf_append_json_string(b, t.data ? t.data : "", t.len);
+  gw_buf_release(&t);
+  return rc;
 }

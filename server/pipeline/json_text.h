@@ -75,6 +75,49 @@ size_t gw_jt_content_text_len(const gw_jval *content);
  * keeps its last value, as jansson reads it. */
 int gw_jt_tool_arguments(const gw_jval *function, gw_arena *a, const gw_jval **out);
 
+/* ---- turns ------------------------------------------------------------------------ */
+
+/* The side an OpenAI message takes for a provider that keeps the system
+ * prompt apart and wants user and assistant turns to alternate. */
+typedef enum { GW_JT_SYSTEM, GW_JT_USER, GW_JT_ASSISTANT } gw_jt_role;
+
+/* A system or developer message. */
+bool gw_jt_is_system(const gw_jval *m);
+
+/* What a turn is written with: the buffer, the turns written so far (for
+ * separators), the arena for parsing tool-call arguments, and where a
+ * refusal says why. */
+typedef struct gw_jt_writer {
+  gw_buf *b;
+  size_t n;
+  gw_arena *a;
+  char *err;
+  size_t errlen;
+} gw_jt_writer;
+
+/* Called for each turn: messages [from, to) of |msgs|, the system ones among
+ * them to be skipped (gw_jt_is_system). Returns GW_OK or an error, which
+ * ends the walk. */
+typedef int (*gw_jt_turn_fn)(gw_jt_writer *w, const gw_jval *msgs, size_t from, size_t to,
+                             gw_jt_role side);
+
+/* Walks OpenAI |msgs| as turns: consecutive messages on one side (user and
+ * tool messages are the user's, assistant ones the assistant's) share a
+ * turn; system and developer messages are left to the caller and do not
+ * break one. GW_ERR_INVALID with w->err for a message without a role, with
+ * a role |provider| does not take ("message role %s is not supported by
+ * <provider>"), or, when |tool_needs_id|, a tool message without
+ * tool_call_id; else what |turn| returned. */
+int gw_jt_turns(const gw_jval *msgs, const char *provider, bool tool_needs_id, gw_jt_turn_fn turn,
+                gw_jt_writer *w);
+
+/* An OpenAI tool call |tc| (of an assistant message): its id, function name
+ * and arguments (parsed in |a|, NULL when there are none). GW_OK, or
+ * GW_ERR_INVALID with |err| when the arguments are not a JSON object, there
+ * is no id (when |need_id|) or no function name. */
+int gw_jt_tool_call(const gw_jval *tc, gw_arena *a, bool need_id, const gw_jval **id,
+                    const gw_jval **name, const gw_jval **args, char *err, size_t errlen);
+
 /* ---- writing -------------------------------------------------------------------- */
 
 #define GW_JT_PUT(b, lit) gw_buf_append((b), (lit), sizeof(lit) - 1)
@@ -100,6 +143,15 @@ static inline int gw_jt_sep(gw_buf *b, size_t *n) {
 
 /* |v| as compact JSON text, numbers as their source text. */
 int gw_jt_put_value(gw_buf *b, const gw_jval *v);
+
+/* An upstream's tool input (an object, or NULL: {}) as OpenAI's
+ * "arguments": a JSON string holding its compact text. */
+int gw_jt_put_args_string(gw_buf *b, const gw_jval *input);
+
+/* Tool-call arguments (gw_jt_tool_call) as an object: |args|, or {}. */
+static inline int gw_jt_put_args(gw_buf *b, const gw_jval *args) {
+  return args ? gw_jt_put_value(b, args) : gw_buf_append(b, "{}", 2);
+}
 
 /* The text of an OpenAI message content as a JSON string: the string
  * itself, or the "text" of its parts joined ("" for anything else). */

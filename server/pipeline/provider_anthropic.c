@@ -80,15 +80,10 @@ static int put_tool_uses(gw_buf *b, const gw_jval *calls, size_t *n, gw_arena *a
                          size_t errlen) {
   int rc = GW_OK;
   for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(calls); i++) {
-    const gw_jval *tc = &calls->u.elems[i], *fn = GW_JT_GET(tc, "function");
-    const gw_jval *id = GW_JT_GET(tc, "id"), *name = GW_JT_GET(fn, "name");
-    const gw_jval *input;
-    if (gw_jt_tool_arguments(fn, a, &input) != GW_OK)
-      return fail(err, errlen, "tool call arguments are not a JSON object", NULL);
-    if (!gw_jt_is_str(id))
-      return fail(err, errlen, "a tool call has no id", NULL);
-    if (!gw_jt_is_str(name))
-      return fail(err, errlen, "a tool call has no function name", NULL);
+    const gw_jval *id, *name, *input;
+    if ((rc = gw_jt_tool_call(&calls->u.elems[i], a, true, &id, &name, &input, err, errlen)) !=
+        GW_OK)
+      return rc;
     rc = gw_jt_sep(b, n);
     if (rc == GW_OK)
       rc = GW_JT_PUT(b, "{\"type\":\"tool_use\",\"id\":");
@@ -101,37 +96,11 @@ static int put_tool_uses(gw_buf *b, const gw_jval *calls, size_t *n, gw_arena *a
     if (rc == GW_OK)
       rc = GW_JT_PUT(b, ",\"input\":");
     if (rc == GW_OK)
-      rc = input ? gw_jt_put_value(b, input) : GW_JT_PUT(b, "{}");
+      rc = gw_jt_put_args(b, input);
     if (rc == GW_OK)
       rc = gw_buf_appendc(b, '}');
   }
   return rc;
-}
-
-/* A message's role on Anthropic's side: "user" (user, and tool results),
- * "assistant", "system" (system and developer: the system prompt), or NULL
- * with |err| set. */
-static const char *anthropic_role(const gw_jval *m, char *err, size_t errlen) {
-  const gw_jval *role = GW_JT_GET(m, "role");
-  if (!gw_jt_is_str(role)) {
-    fail(err, errlen, "a message has no role", NULL);
-    return NULL;
-  }
-  if (GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer"))
-    return "system";
-  if (GW_JT_STR_IS(role, "tool")) {
-    if (!gw_jt_is_str(GW_JT_GET(m, "tool_call_id"))) {
-      fail(err, errlen, "a tool message has no tool_call_id", NULL);
-      return NULL;
-    }
-    return "user";
-  }
-  if (GW_JT_STR_IS(role, "user"))
-    return "user";
-  if (GW_JT_STR_IS(role, "assistant"))
-    return "assistant";
-  fail(err, errlen, "message role %s is not supported by Anthropic", role->u.str);
-  return NULL;
 }
 
 /* A user or assistant message whose content is a plain string. */
@@ -166,56 +135,38 @@ static int put_message_blocks(gw_buf *b, const gw_jval *m, size_t *n, gw_arena *
 }
 
 /* The messages, merged into alternating turns: Anthropic wants user and
- * assistant turns to alternate, so consecutive messages with the same role
+ * assistant turns to alternate, so consecutive messages on one side
  * (parallel tool results among them) share one turn; system messages go to
- * the system prompt and do not break a turn. */
-static int put_messages(gw_buf *b, const gw_jval *msgs, gw_arena *a, char *err, size_t errlen) {
-  int rc = GW_JT_PUT(b, ",\"messages\":[");
-  size_t turns = 0;
-  for (size_t i = 0; rc == GW_OK && i < msgs->len;) {
-    const gw_jval *m = &msgs->u.elems[i];
-    const char *role = anthropic_role(m, err, errlen);
-    if (!role)
-      return GW_ERR_INVALID;
-    if (strcmp(role, "system") == 0) {
-      i++;
-      continue;
-    }
-    /* The turn: from i to j (not included), |members| of them not system. */
-    size_t j = i + 1, members = 1;
-    char e2[8];
-    for (; j < msgs->len; j++) {
-      const char *r2 = anthropic_role(&msgs->u.elems[j], e2, sizeof e2);
-      if (r2 && strcmp(r2, "system") == 0)
-        continue;
-      if (!r2 || strcmp(r2, role) != 0)
-        break;
-      members++;
-    }
-    rc = gw_jt_sep(b, &turns);
+ * the system prompt and do not break a turn (gw_jt_turns). */
+static int put_turn(gw_jt_writer *t, const gw_jval *msgs, size_t from, size_t to, gw_jt_role side) {
+  gw_buf *b = t->b;
+  const gw_jval *first = &msgs->u.elems[from];
+  size_t members = 0;
+  for (size_t k = from; k < to; k++)
+    members += !gw_jt_is_system(&msgs->u.elems[k]);
+  int rc = gw_jt_sep(b, &t->n);
+  if (rc == GW_OK)
+    rc = side == GW_JT_USER ? GW_JT_PUT(b, "{\"role\":\"user\",\"content\":")
+                            : GW_JT_PUT(b, "{\"role\":\"assistant\",\"content\":");
+  if (rc == GW_OK && members == 1 && plain_text(first)) {
+    rc = gw_jt_put_str(b, GW_JT_GET(first, "content"));
+  } else if (rc == GW_OK) {
+    size_t blocks = 0;
+    rc = gw_buf_appendc(b, '[');
+    for (size_t k = from; rc == GW_OK && k < to; k++)
+      if (!gw_jt_is_system(&msgs->u.elems[k]))
+        rc = put_message_blocks(b, &msgs->u.elems[k], &blocks, t->a, t->err, t->errlen);
     if (rc == GW_OK)
-      rc = GW_JT_PUT(b, "{\"role\":");
-    if (rc == GW_OK)
-      rc = gw_buf_append_json_string(b, role, strlen(role));
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, ",\"content\":");
-    if (rc == GW_OK && members == 1 && plain_text(m)) {
-      rc = gw_jt_put_str(b, GW_JT_GET(m, "content"));
-    } else if (rc == GW_OK) {
-      size_t blocks = 0;
-      rc = gw_buf_appendc(b, '[');
-      for (size_t k = i; rc == GW_OK && k < j; k++) {
-        const gw_jval *mk = &msgs->u.elems[k];
-        if (strcmp(anthropic_role(mk, e2, sizeof e2), "system") != 0)
-          rc = put_message_blocks(b, mk, &blocks, a, err, errlen);
-      }
-      if (rc == GW_OK)
-        rc = gw_buf_appendc(b, ']');
-    }
-    if (rc == GW_OK)
-      rc = gw_buf_appendc(b, '}');
-    i = j;
+      rc = gw_buf_appendc(b, ']');
   }
+  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+}
+
+static int put_messages(gw_buf *b, const gw_jval *msgs, gw_arena *a, char *err, size_t errlen) {
+  gw_jt_writer t = {b, 0, a, err, errlen};
+  int rc = GW_JT_PUT(b, ",\"messages\":[");
+  if (rc == GW_OK)
+    rc = gw_jt_turns(msgs, "Anthropic", true, put_turn, &t);
   return rc == GW_OK ? gw_buf_appendc(b, ']') : rc;
 }
 
@@ -225,9 +176,8 @@ static int put_system(gw_buf *b, const gw_jval *msgs) {
   size_t n = 0, written = 0;
   const gw_jval *only = NULL;
   for (size_t i = 0; i < msgs->len; i++) {
-    const gw_jval *m = &msgs->u.elems[i], *role = GW_JT_GET(m, "role");
-    if ((GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer")) &&
-        gw_jt_content_text_len(GW_JT_GET(m, "content"))) {
+    const gw_jval *m = &msgs->u.elems[i];
+    if (gw_jt_is_system(m) && gw_jt_content_text_len(GW_JT_GET(m, "content"))) {
       n++;
       only = GW_JT_GET(m, "content");
     }
@@ -240,10 +190,8 @@ static int put_system(gw_buf *b, const gw_jval *msgs) {
   if (rc == GW_OK)
     rc = gw_buf_appendc(b, '[');
   for (size_t i = 0; rc == GW_OK && i < msgs->len; i++) {
-    const gw_jval *m = &msgs->u.elems[i], *role = GW_JT_GET(m, "role"),
-                  *c = GW_JT_GET(m, "content");
-    if ((GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer")) &&
-        gw_jt_content_text_len(c) && (rc = gw_jt_sep(b, &written)) == GW_OK)
+    const gw_jval *m = &msgs->u.elems[i], *c = GW_JT_GET(m, "content");
+    if (gw_jt_is_system(m) && gw_jt_content_text_len(c) && (rc = gw_jt_sep(b, &written)) == GW_OK)
       rc = put_text_block(b, c);
   }
   return rc == GW_OK ? gw_buf_appendc(b, ']') : rc;
@@ -444,11 +392,7 @@ static int put_tool_call(gw_buf *b, const gw_jval *block) {
                 *input = GW_JT_GET(block, "input");
   if (!gw_jt_is_str(id) || !gw_jt_is_str(name))
     return GW_ERR_INVALID;
-  gw_buf args;
-  gw_buf_init(&args, b->cap);
-  int rc = input ? gw_jt_put_value(&args, input) : GW_JT_PUT(&args, "{}");
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(b, "{\"id\":");
+  int rc = GW_JT_PUT(b, "{\"id\":");
   if (rc == GW_OK)
     rc = gw_jt_put_str(b, id);
   if (rc == GW_OK)
@@ -458,11 +402,8 @@ static int put_tool_call(gw_buf *b, const gw_jval *block) {
   if (rc == GW_OK)
     rc = GW_JT_PUT(b, ",\"arguments\":");
   if (rc == GW_OK)
-    rc = gw_buf_append_json_string(b, args.data ? args.data : "", args.len);
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(b, "}}");
-  gw_buf_release(&args);
-  return rc;
+    rc = gw_jt_put_args_string(b, input);
+  return rc == GW_OK ? GW_JT_PUT(b, "}}") : rc;
 }
 
 int gw_anthropic_response(const gw_jval *msg, long long created, gw_buf *out) {

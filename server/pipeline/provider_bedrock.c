@@ -86,31 +86,6 @@ static int put_blocks(gw_buf *b, const gw_jval *content, size_t *n, char *err, s
   return rc;
 }
 
-/* A message's turn role: "user" (user, and tool results), "assistant",
- * "system" (system and developer: the system prompt), or NULL with |err|. */
-static const char *converse_role(const gw_jval *m, char *err, size_t errlen) {
-  const gw_jval *role = GW_JT_GET(m, "role");
-  if (!gw_jt_is_str(role)) {
-    fail(err, errlen, "a message has no role", NULL);
-    return NULL;
-  }
-  if (GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer"))
-    return "system";
-  if (GW_JT_STR_IS(role, "tool")) {
-    if (!gw_jt_is_str(GW_JT_GET(m, "tool_call_id"))) {
-      fail(err, errlen, "a tool message has no tool_call_id", NULL);
-      return NULL;
-    }
-    return "user";
-  }
-  if (GW_JT_STR_IS(role, "user"))
-    return "user";
-  if (GW_JT_STR_IS(role, "assistant"))
-    return "assistant";
-  fail(err, errlen, "message role %s is not supported by Bedrock", role->u.str);
-  return NULL;
-}
-
 /* The blocks |m| adds to its turn. */
 static int put_message_blocks(gw_buf *b, const gw_jval *m, size_t *n, gw_arena *a, char *err,
                               size_t errlen) {
@@ -130,14 +105,10 @@ static int put_message_blocks(gw_buf *b, const gw_jval *m, size_t *n, gw_arena *
   int rc = put_blocks(b, content, n, err, errlen);
   const gw_jval *calls = GW_JT_GET(m, "tool_calls");
   for (size_t k = 0; rc == GW_OK && k < gw_jt_array_len(calls); k++) {
-    const gw_jval *tc = &calls->u.elems[k], *fn = GW_JT_GET(tc, "function");
-    const gw_jval *id = GW_JT_GET(tc, "id"), *name = GW_JT_GET(fn, "name"), *input;
-    if (gw_jt_tool_arguments(fn, a, &input) != GW_OK)
-      return fail(err, errlen, "tool call arguments are not a JSON object", NULL);
-    if (!gw_jt_is_str(id))
-      return fail(err, errlen, "a tool call has no id", NULL);
-    if (!gw_jt_is_str(name))
-      return fail(err, errlen, "a tool call has no function name", NULL);
+    const gw_jval *id, *name, *input;
+    if ((rc = gw_jt_tool_call(&calls->u.elems[k], a, true, &id, &name, &input, err, errlen)) !=
+        GW_OK)
+      return rc;
     rc = gw_jt_sep(b, n);
     if (rc == GW_OK)
       rc = GW_JT_PUT(b, "{\"toolUse\":{\"toolUseId\":");
@@ -150,50 +121,34 @@ static int put_message_blocks(gw_buf *b, const gw_jval *m, size_t *n, gw_arena *
     if (rc == GW_OK)
       rc = GW_JT_PUT(b, ",\"input\":");
     if (rc == GW_OK)
-      rc = input ? gw_jt_put_value(b, input) : GW_JT_PUT(b, "{}");
+      rc = gw_jt_put_args(b, input);
     if (rc == GW_OK)
       rc = GW_JT_PUT(b, "}}");
   }
   return rc;
 }
 
-/* The turns, alternating: consecutive messages of one role share a turn
- * (Converse wants them alternating); system messages go to the system
- * prompt and do not break a turn. */
+/* The turns, alternating (gw_jt_turns): consecutive messages on one side
+ * share a turn (Converse wants them alternating); system messages go to
+ * the system prompt. */
+static int put_turn(gw_jt_writer *t, const gw_jval *msgs, size_t from, size_t to, gw_jt_role side) {
+  gw_buf *b = t->b;
+  size_t blocks = 0;
+  int rc = gw_jt_sep(b, &t->n);
+  if (rc == GW_OK)
+    rc = side == GW_JT_USER ? GW_JT_PUT(b, "{\"role\":\"user\",\"content\":[")
+                            : GW_JT_PUT(b, "{\"role\":\"assistant\",\"content\":[");
+  for (size_t k = from; rc == GW_OK && k < to; k++)
+    if (!gw_jt_is_system(&msgs->u.elems[k]))
+      rc = put_message_blocks(b, &msgs->u.elems[k], &blocks, t->a, t->err, t->errlen);
+  return rc == GW_OK ? GW_JT_PUT(b, "]}") : rc;
+}
+
 static int put_messages(gw_buf *b, const gw_jval *msgs, gw_arena *a, char *err, size_t errlen) {
+  gw_jt_writer t = {b, 0, a, err, errlen};
   int rc = GW_JT_PUT(b, "\"messages\":[");
-  size_t turns = 0;
-  char e2[8];
-  for (size_t i = 0; rc == GW_OK && i < msgs->len;) {
-    const char *role = converse_role(&msgs->u.elems[i], err, errlen);
-    if (!role)
-      return GW_ERR_INVALID;
-    if (strcmp(role, "system") == 0) {
-      i++;
-      continue;
-    }
-    size_t j = i + 1, blocks = 0;
-    for (; j < msgs->len; j++) {
-      const char *r2 = converse_role(&msgs->u.elems[j], e2, sizeof e2);
-      if (!r2 || (strcmp(r2, "system") != 0 && strcmp(r2, role) != 0))
-        break;
-    }
-    rc = gw_jt_sep(b, &turns);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, "{\"role\":");
-    if (rc == GW_OK)
-      rc = gw_jt_put_cstr(b, role);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, ",\"content\":[");
-    for (size_t k = i; rc == GW_OK && k < j; k++) {
-      const gw_jval *mk = &msgs->u.elems[k];
-      if (strcmp(converse_role(mk, e2, sizeof e2), "system") != 0)
-        rc = put_message_blocks(b, mk, &blocks, a, err, errlen);
-    }
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, "]}");
-    i = j;
-  }
+  if (rc == GW_OK)
+    rc = gw_jt_turns(msgs, "Bedrock", true, put_turn, &t);
   return rc == GW_OK ? gw_buf_appendc(b, ']') : rc;
 }
 
@@ -202,10 +157,8 @@ static int put_system(gw_buf *b, const gw_jval *msgs) {
   size_t n = 0;
   int rc = GW_OK;
   for (size_t i = 0; rc == GW_OK && i < msgs->len; i++) {
-    const gw_jval *m = &msgs->u.elems[i], *role = GW_JT_GET(m, "role");
-    const gw_jval *c = GW_JT_GET(m, "content");
-    if (!(GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer")) ||
-        !gw_jt_content_text_len(c))
+    const gw_jval *m = &msgs->u.elems[i], *c = GW_JT_GET(m, "content");
+    if (!gw_jt_is_system(m) || !gw_jt_content_text_len(c))
       continue;
     rc = n++ ? gw_buf_appendc(b, ',') : GW_JT_PUT(b, ",\"system\":[");
     if (rc == GW_OK)
@@ -381,14 +334,8 @@ static int put_tool_call(gw_buf *b, const gw_jval *tu) {
     rc = gw_jt_put_str(b, name);
   if (rc == GW_OK)
     rc = GW_JT_PUT(b, ",\"arguments\":");
-  if (rc == GW_OK) {
-    gw_buf t;
-    gw_buf_init(&t, b->cap);
-    rc = input ? gw_jt_put_value(&t, input) : GW_JT_PUT(&t, "{}");
-    if (rc == GW_OK)
-      rc = gw_buf_append_json_string(b, t.data ? t.data : "", t.len);
-    gw_buf_release(&t);
-  }
+  if (rc == GW_OK)
+    rc = gw_jt_put_args_string(b, input);
   return rc == GW_OK ? GW_JT_PUT(b, "}}") : rc;
 }
 

@@ -118,25 +118,6 @@ static const gw_jval *tool_name(const gw_jval *msgs, const gw_jval *id) {
   return NULL;
 }
 
-/* A message's turn role on Gemini's side: "user" (user, and tool results),
- * "model" (assistant), "system" (system and developer: the system
- * instruction), or NULL with |err| set. */
-static const char *gemini_role(const gw_jval *m, char *err, size_t errlen) {
-  const gw_jval *role = GW_JT_GET(m, "role");
-  if (!gw_jt_is_str(role)) {
-    fail(err, errlen, "a message has no role", NULL);
-    return NULL;
-  }
-  if (GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer"))
-    return "system";
-  if (GW_JT_STR_IS(role, "user") || GW_JT_STR_IS(role, "tool"))
-    return "user";
-  if (GW_JT_STR_IS(role, "assistant"))
-    return "model";
-  fail(err, errlen, "message role %s is not supported by Gemini", role->u.str);
-  return NULL;
-}
-
 /* The parts |m| adds to its turn. */
 static int put_message_parts(gw_buf *b, const gw_jval *msgs, const gw_jval *m, size_t *n,
                              gw_arena *a, char *err, size_t errlen) {
@@ -160,12 +141,10 @@ static int put_message_parts(gw_buf *b, const gw_jval *msgs, const gw_jval *m, s
   int rc = put_parts(b, content, n, err, errlen);
   const gw_jval *calls = GW_JT_GET(m, "tool_calls");
   for (size_t k = 0; rc == GW_OK && k < gw_jt_array_len(calls); k++) {
-    const gw_jval *fn = GW_JT_GET(&calls->u.elems[k], "function");
-    const gw_jval *name = GW_JT_GET(fn, "name"), *input;
-    if (gw_jt_tool_arguments(fn, a, &input) != GW_OK)
-      return fail(err, errlen, "tool call arguments are not a JSON object", NULL);
-    if (!gw_jt_is_str(name))
-      return fail(err, errlen, "a tool call has no function name", NULL);
+    const gw_jval *id, *name, *input; /* (Gemini's calls carry no id) */
+    if ((rc = gw_jt_tool_call(&calls->u.elems[k], a, false, &id, &name, &input, err, errlen)) !=
+        GW_OK)
+      return rc;
     rc = gw_jt_sep(b, n);
     if (rc == GW_OK)
       rc = GW_JT_PUT(b, "{\"functionCall\":{\"name\":");
@@ -174,51 +153,33 @@ static int put_message_parts(gw_buf *b, const gw_jval *msgs, const gw_jval *m, s
     if (rc == GW_OK)
       rc = GW_JT_PUT(b, ",\"args\":");
     if (rc == GW_OK)
-      rc = input ? gw_jt_put_value(b, input) : GW_JT_PUT(b, "{}");
+      rc = gw_jt_put_args(b, input);
     if (rc == GW_OK)
       rc = GW_JT_PUT(b, "}}");
   }
   return rc;
 }
 
-/* The turns, alternating: consecutive messages of one role share a turn
- * (Gemini wants them alternating); system messages go to the system
- * instruction and do not break a turn. */
+/* The turns, alternating (gw_jt_turns): consecutive messages on one side
+ * share a turn; system messages go to the system instruction. */
+static int put_turn(gw_jt_writer *t, const gw_jval *msgs, size_t from, size_t to, gw_jt_role side) {
+  gw_buf *b = t->b;
+  size_t parts = 0;
+  int rc = gw_jt_sep(b, &t->n);
+  if (rc == GW_OK)
+    rc = side == GW_JT_USER ? GW_JT_PUT(b, "{\"role\":\"user\",\"parts\":[")
+                            : GW_JT_PUT(b, "{\"role\":\"model\",\"parts\":[");
+  for (size_t k = from; rc == GW_OK && k < to; k++)
+    if (!gw_jt_is_system(&msgs->u.elems[k]))
+      rc = put_message_parts(b, msgs, &msgs->u.elems[k], &parts, t->a, t->err, t->errlen);
+  return rc == GW_OK ? GW_JT_PUT(b, "]}") : rc;
+}
+
 static int put_contents(gw_buf *b, const gw_jval *msgs, gw_arena *a, char *err, size_t errlen) {
+  gw_jt_writer t = {b, 0, a, err, errlen};
   int rc = GW_JT_PUT(b, "\"contents\":[");
-  size_t turns = 0;
-  char e2[8];
-  for (size_t i = 0; rc == GW_OK && i < msgs->len;) {
-    const char *role = gemini_role(&msgs->u.elems[i], err, errlen);
-    if (!role)
-      return GW_ERR_INVALID;
-    if (strcmp(role, "system") == 0) {
-      i++;
-      continue;
-    }
-    size_t j = i + 1;
-    for (; j < msgs->len; j++) {
-      const char *r2 = gemini_role(&msgs->u.elems[j], e2, sizeof e2);
-      if (!r2 || (strcmp(r2, "system") != 0 && strcmp(r2, role) != 0))
-        break;
-    }
-    size_t parts = 0;
-    rc = gw_jt_sep(b, &turns);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, "{\"role\":");
-    if (rc == GW_OK)
-      rc = gw_jt_put_cstr(b, role);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, ",\"parts\":[");
-    for (size_t k = i; rc == GW_OK && k < j; k++) {
-      const gw_jval *mk = &msgs->u.elems[k];
-      if (strcmp(gemini_role(mk, e2, sizeof e2), "system") != 0)
-        rc = put_message_parts(b, msgs, mk, &parts, a, err, errlen);
-    }
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, "]}");
-    i = j;
-  }
+  if (rc == GW_OK) /* (a tool message's id is checked with its answer) */
+    rc = gw_jt_turns(msgs, "Gemini", false, put_turn, &t);
   return rc == GW_OK ? gw_buf_appendc(b, ']') : rc;
 }
 
@@ -226,8 +187,7 @@ static int put_system(gw_buf *b, const gw_jval *msgs, char *err, size_t errlen) 
   size_t at = b->len, parts = 0;
   int rc = GW_JT_PUT(b, ",\"systemInstruction\":{\"parts\":[");
   for (size_t i = 0; rc == GW_OK && i < msgs->len; i++) {
-    const gw_jval *role = GW_JT_GET(&msgs->u.elems[i], "role");
-    if (GW_JT_STR_IS(role, "system") || GW_JT_STR_IS(role, "developer"))
+    if (gw_jt_is_system(&msgs->u.elems[i]))
       rc = put_parts(b, GW_JT_GET(&msgs->u.elems[i], "content"), &parts, err, errlen);
   }
   if (rc == GW_OK && !parts)
@@ -454,14 +414,8 @@ static int put_calls(gw_buf *b, const gw_jval *parts, int *next_tool, bool with_
       rc = gw_jt_put_str(b, name);
     if (rc == GW_OK)
       rc = GW_JT_PUT(b, ",\"arguments\":");
-    if (rc == GW_OK) { /* args as a JSON string of its compact text */
-      gw_buf t;
-      gw_buf_init(&t, b->cap);
-      rc = args ? gw_jt_put_value(&t, args) : GW_JT_PUT(&t, "{}");
-      if (rc == GW_OK)
-        rc = gw_buf_append_json_string(b, t.data ? t.data : "", t.len);
-      gw_buf_release(&t);
-    }
+    if (rc == GW_OK)
+      rc = gw_jt_put_args_string(b, args);
     if (rc == GW_OK)
       rc = GW_JT_PUT(b, "}}");
   }
