@@ -176,3 +176,51 @@ int gw_jt_put_args_string(gw_buf *b, const gw_jval *input) {
   gw_buf_release(&t);
   return rc;
 }
+
+int gw_jt_put_usage(gw_buf *b, int64_t prompt, int64_t completion, int64_t cached) {
+  int rc = GW_JT_PUT(b, "{\"prompt_tokens\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, prompt);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"completion_tokens\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, completion);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"total_tokens\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, prompt + completion);
+  if (rc == GW_OK && cached > 0 &&
+      (rc = GW_JT_PUT(b, ",\"prompt_tokens_details\":{\"cached_tokens\":")) == GW_OK) {
+    rc = gw_jt_put_int(b, cached);
+    if (rc == GW_OK)
+      rc = gw_buf_appendc(b, '}');
+  }
+  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+}
+
+int gw_jt_chunk_head(gw_buf *b, const char *id, long long created, const char *model) {
+  int rc = GW_JT_PUT(b, "{\"id\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_cstr(b, id);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"object\":\"chat.completion.chunk\",\"created\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_int(b, created);
+  if (rc == GW_OK)
+    rc = GW_JT_PUT(b, ",\"model\":");
+  if (rc == GW_OK)
+    rc = gw_jt_put_cstr(b, model);
+  return rc == GW_OK ? GW_JT_PUT(b, ",\"choices\":") : rc;
+}
+
+int gw_jt_chunk_open(gw_buf *b, const char *id, long long created, const char *model) {
+  int rc = gw_jt_chunk_head(b, id, created, model);
+  return rc == GW_OK ? GW_JT_PUT(b, "[{\"index\":0,\"delta\":") : rc;
+}
+
+int gw_jt_chunk_close(gw_buf *b, const char *finish) {
+  int rc = GW_JT_PUT(b, ",\"finish_reason\":");
+  if (rc == GW_OK)
+    rc = finish ? gw_jt_put_cstr(b, finish) : GW_JT_PUT(b, "null");
+  return rc == GW_OK ? GW_JT_PUT(b, ",\"logprobs\":null}]}") : rc;
+}

@@ -144,6 +144,18 @@ static inline int gw_jt_sep(gw_buf *b, size_t *n) {
 /* |v| as compact JSON text, numbers as their source text. */
 int gw_jt_put_value(gw_buf *b, const gw_jval *v);
 
+/* ---- OpenAI's side of a translation ---- */
+
+/* OpenAI's usage object; prompt_tokens_details only when |cached| > 0. */
+int gw_jt_put_usage(gw_buf *b, int64_t prompt, int64_t completion, int64_t cached);
+
+/* A chat.completion.chunk up to and with "choices":. */
+int gw_jt_chunk_head(gw_buf *b, const char *id, long long created, const char *model);
+/* ... and its one choice up to "delta": (the caller writes the delta) ... */
+int gw_jt_chunk_open(gw_buf *b, const char *id, long long created, const char *model);
+/* ... and after the delta, its finish_reason (NULL: null) to the end. */
+int gw_jt_chunk_close(gw_buf *b, const char *finish);
+
 /* An upstream's tool input (an object, or NULL: {}) as OpenAI's
  * "arguments": a JSON string holding its compact text. */
 int gw_jt_put_args_string(gw_buf *b, const gw_jval *input);

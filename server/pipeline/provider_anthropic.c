@@ -360,29 +360,11 @@ int gw_anthropic_http_status(const char *type) {
   return 500;
 }
 
-/* OpenAI's usage object: prompt tokens count the cached and cache-written
+/* OpenAI's usage: its prompt tokens count the cached and cache-written
  * ones too, as OpenAI's do. */
-static int put_usage(gw_buf *b, int64_t in, int64_t out, int64_t cache_read, int64_t cache_write) {
-  int64_t prompt = in + cache_read + cache_write;
-  int rc = GW_JT_PUT(b, "{\"prompt_tokens\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_int(b, prompt);
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(b, ",\"completion_tokens\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_int(b, out);
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(b, ",\"total_tokens\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_int(b, prompt + out);
-  if (rc == GW_OK && cache_read > 0) {
-    rc = GW_JT_PUT(b, ",\"prompt_tokens_details\":{\"cached_tokens\":");
-    if (rc == GW_OK)
-      rc = gw_jt_put_int(b, cache_read);
-    if (rc == GW_OK)
-      rc = gw_buf_appendc(b, '}');
-  }
-  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
+static int anthropic_usage(gw_buf *b, int64_t in, int64_t out, int64_t cache_read,
+                           int64_t cache_write) {
+  return gw_jt_put_usage(b, in + cache_read + cache_write, out, cache_read);
 }
 
 /* A tool_use block as an OpenAI tool call: its input becomes the arguments
@@ -468,9 +450,10 @@ int gw_anthropic_response(const gw_jval *msg, long long created, gw_buf *out) {
     rc = GW_JT_PUT(out, ",\"logprobs\":null}],\"usage\":");
   const gw_jval *usage = GW_JT_GET(msg, "usage");
   if (rc == GW_OK)
-    rc = put_usage(out, GW_JT_INT_OF(usage, "input_tokens"), GW_JT_INT_OF(usage, "output_tokens"),
-                   GW_JT_INT_OF(usage, "cache_read_input_tokens"),
-                   GW_JT_INT_OF(usage, "cache_creation_input_tokens"));
+    rc = anthropic_usage(out, GW_JT_INT_OF(usage, "input_tokens"),
+                         GW_JT_INT_OF(usage, "output_tokens"),
+                         GW_JT_INT_OF(usage, "cache_read_input_tokens"),
+                         GW_JT_INT_OF(usage, "cache_creation_input_tokens"));
   return rc == GW_OK ? gw_buf_appendc(out, '}') : rc;
 }
 
@@ -487,48 +470,18 @@ static void copy_id(char *dst, size_t cap, const gw_jval *v) {
     snprintf(dst, cap, "%s", v->u.str);
 }
 
-/* What every chunk starts with, up to and with "choices":. */
-static int chunk_head(const gw_anthropic_stream *s, gw_buf *b) {
-  int rc = GW_JT_PUT(b, "{\"id\":");
-  if (rc == GW_OK)
-    rc = gw_buf_append_json_string(b, s->id, strlen(s->id));
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(b, ",\"object\":\"chat.completion.chunk\",\"created\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_int(b, s->created);
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(b, ",\"model\":");
-  if (rc == GW_OK)
-    rc = gw_buf_append_json_string(b, s->model, strlen(s->model));
-  return rc == GW_OK ? GW_JT_PUT(b, ",\"choices\":") : rc;
-}
-
-/* A chunk with one choice: the delta written by |delta_text| (|n| bytes of
- * JSON, or built by the caller between chunk_open and chunk_close). */
-static int chunk_open(const gw_anthropic_stream *s, gw_buf *b) {
-  int rc = chunk_head(s, b);
-  return rc == GW_OK ? GW_JT_PUT(b, "[{\"index\":0,\"delta\":") : rc;
-}
-
-static int chunk_close(gw_buf *b, const char *finish) {
-  int rc = GW_JT_PUT(b, ",\"finish_reason\":");
-  if (rc == GW_OK)
-    rc = finish ? gw_buf_append_json_string(b, finish, strlen(finish)) : GW_JT_PUT(b, "null");
-  return rc == GW_OK ? GW_JT_PUT(b, ",\"logprobs\":null}]}") : rc;
-}
-
 /* A chunk whose delta is {"content": text}. */
 static int text_chunk(const gw_anthropic_stream *s, gw_buf *b, const gw_jval *text) {
   if (!gw_jt_is_str(text))
     return GW_ERR_INVALID;
-  int rc = chunk_open(s, b);
+  int rc = gw_jt_chunk_open(b, s->id, s->created, s->model);
   if (rc == GW_OK)
     rc = GW_JT_PUT(b, "{\"content\":");
   if (rc == GW_OK)
     rc = gw_jt_put_str(b, text);
   if (rc == GW_OK)
     rc = gw_buf_appendc(b, '}');
-  return rc == GW_OK ? chunk_close(b, NULL) : rc;
+  return rc == GW_OK ? gw_jt_chunk_close(b, NULL) : rc;
 }
 
 /* The content block |idx|'s tool call index, -1 when it is not a tool. */
@@ -552,10 +505,10 @@ int gw_anthropic_stream_event(gw_anthropic_stream *s, const gw_jval *ev, gw_buf 
         GW_JT_INT_OF(u, "input_tokens") + GW_JT_INT_OF(u, "cache_creation_input_tokens");
     s->cache_read = GW_JT_INT_OF(u, "cache_read_input_tokens");
     s->output_tokens = GW_JT_INT_OF(u, "output_tokens");
-    rc = chunk_open(s, chunk);
+    rc = gw_jt_chunk_open(chunk, s->id, s->created, s->model);
     if (rc == GW_OK)
       rc = GW_JT_PUT(chunk, "{\"role\":\"assistant\",\"content\":\"\"}");
-    return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
+    return rc == GW_OK ? gw_jt_chunk_close(chunk, NULL) : rc;
   }
   if (GW_JT_STR_IS(type, "content_block_start")) {
     const gw_jval *b = GW_JT_GET(ev, "content_block");
@@ -568,7 +521,7 @@ int gw_anthropic_stream_event(gw_anthropic_stream *s, const gw_jval *ev, gw_buf 
       int64_t idx = GW_JT_INT_OF(ev, "index");
       if (idx >= 0 && (uint64_t)idx < sizeof s->block_tool / sizeof s->block_tool[0])
         s->block_tool[idx] = tool + 1;
-      rc = chunk_open(s, chunk);
+      rc = gw_jt_chunk_open(chunk, s->id, s->created, s->model);
       if (rc == GW_OK)
         rc = GW_JT_PUT(chunk, "{\"tool_calls\":[{\"index\":");
       if (rc == GW_OK)
@@ -583,7 +536,7 @@ int gw_anthropic_stream_event(gw_anthropic_stream *s, const gw_jval *ev, gw_buf 
         rc = gw_jt_put_str(chunk, name);
       if (rc == GW_OK)
         rc = GW_JT_PUT(chunk, ",\"arguments\":\"\"}}]}");
-      return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
+      return rc == GW_OK ? gw_jt_chunk_close(chunk, NULL) : rc;
     }
     const gw_jval *t = GW_JT_GET(b, "text");
     if (GW_JT_STR_IS(bt, "text") && gw_jt_is_str(t) && t->len)
@@ -602,7 +555,7 @@ int gw_anthropic_stream_event(gw_anthropic_stream *s, const gw_jval *ev, gw_buf 
         return GW_OK;
       if (!gw_jt_is_str(pj))
         return GW_ERR_INVALID;
-      rc = chunk_open(s, chunk);
+      rc = gw_jt_chunk_open(chunk, s->id, s->created, s->model);
       if (rc == GW_OK)
         rc = GW_JT_PUT(chunk, "{\"tool_calls\":[{\"index\":");
       if (rc == GW_OK)
@@ -613,7 +566,7 @@ int gw_anthropic_stream_event(gw_anthropic_stream *s, const gw_jval *ev, gw_buf 
         rc = gw_jt_put_str(chunk, pj);
       if (rc == GW_OK)
         rc = GW_JT_PUT(chunk, "}}]}");
-      return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
+      return rc == GW_OK ? gw_jt_chunk_close(chunk, NULL) : rc;
     }
     return GW_OK; /* thinking_delta, signature_delta, citations: not in OpenAI's chunk */
   }
@@ -628,20 +581,20 @@ int gw_anthropic_stream_event(gw_anthropic_stream *s, const gw_jval *ev, gw_buf 
     const char *stop = gw_jt_str(GW_JT_GET(d, "stop_reason"));
     if (!stop)
       return GW_OK;
-    rc = chunk_open(s, chunk);
+    rc = gw_jt_chunk_open(chunk, s->id, s->created, s->model);
     if (rc == GW_OK)
       rc = GW_JT_PUT(chunk, "{}");
-    return rc == GW_OK ? chunk_close(chunk, gw_anthropic_finish_reason(stop)) : rc;
+    return rc == GW_OK ? gw_jt_chunk_close(chunk, gw_anthropic_finish_reason(stop)) : rc;
   }
   if (GW_JT_STR_IS(type, "message_stop")) {
     s->finished = true;
     if (!s->include_usage)
       return GW_OK;
-    rc = chunk_head(s, chunk);
+    rc = gw_jt_chunk_head(chunk, s->id, s->created, s->model);
     if (rc == GW_OK)
       rc = GW_JT_PUT(chunk, "[],\"usage\":");
     if (rc == GW_OK)
-      rc = put_usage(chunk, s->input_tokens, s->output_tokens, s->cache_read, 0);
+      rc = anthropic_usage(chunk, s->input_tokens, s->output_tokens, s->cache_read, 0);
     return rc == GW_OK ? gw_buf_appendc(chunk, '}') : rc;
   }
   if (GW_JT_STR_IS(type, "error"))

@@ -292,27 +292,6 @@ const char *gw_bedrock_finish_reason(const char *r) {
   return "stop";
 }
 
-static int put_usage(gw_buf *b, int64_t in, int64_t out, int64_t cached) {
-  int rc = GW_JT_PUT(b, "{\"prompt_tokens\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_int(b, in);
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(b, ",\"completion_tokens\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_int(b, out);
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(b, ",\"total_tokens\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_int(b, in + out);
-  if (rc == GW_OK && cached &&
-      (rc = GW_JT_PUT(b, ",\"prompt_tokens_details\":{\"cached_tokens\":")) == GW_OK) {
-    rc = gw_jt_put_int(b, cached);
-    if (rc == GW_OK)
-      rc = gw_buf_appendc(b, '}');
-  }
-  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
-}
-
 /* Prompt tokens count the cache reads and writes too, as OpenAI's do. */
 static int64_t prompt_tokens(const gw_jval *u) {
   return GW_JT_INT_OF(u, "inputTokens") + GW_JT_INT_OF(u, "cacheReadInputTokens") +
@@ -391,8 +370,8 @@ int gw_bedrock_response(const gw_jval *resp, const char *id, const char *model, 
     rc = GW_JT_PUT(out, ",\"logprobs\":null}],\"usage\":");
   const gw_jval *u = GW_JT_GET(resp, "usage");
   if (rc == GW_OK)
-    rc = put_usage(out, prompt_tokens(u), GW_JT_INT_OF(u, "outputTokens"),
-                   GW_JT_INT_OF(u, "cacheReadInputTokens"));
+    rc = gw_jt_put_usage(out, prompt_tokens(u), GW_JT_INT_OF(u, "outputTokens"),
+                         GW_JT_INT_OF(u, "cacheReadInputTokens"));
   if (rc == GW_OK)
     rc = gw_buf_appendc(out, '}');
   if (rc != GW_OK && out->data) {
@@ -411,34 +390,6 @@ void gw_bedrock_stream_init(gw_bedrock_stream *s, const char *id, const char *mo
   s->include_usage = include_usage;
 }
 
-/* A chunk's members up to and with "choices":. */
-static int chunk_head(const gw_bedrock_stream *s, gw_buf *b) {
-  int rc = GW_JT_PUT(b, "{\"id\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_cstr(b, s->id);
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(b, ",\"object\":\"chat.completion.chunk\",\"created\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_int(b, s->created);
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(b, ",\"model\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_cstr(b, s->model);
-  return rc == GW_OK ? GW_JT_PUT(b, ",\"choices\":") : rc;
-}
-
-static int chunk_open(const gw_bedrock_stream *s, gw_buf *b) {
-  int rc = chunk_head(s, b);
-  return rc == GW_OK ? GW_JT_PUT(b, "[{\"index\":0,\"delta\":") : rc;
-}
-
-static int chunk_close(gw_buf *b, const char *finish) {
-  int rc = GW_JT_PUT(b, ",\"finish_reason\":");
-  if (rc == GW_OK)
-    rc = finish ? gw_jt_put_cstr(b, finish) : GW_JT_PUT(b, "null");
-  return rc == GW_OK ? GW_JT_PUT(b, ",\"logprobs\":null}]}") : rc;
-}
-
 #define N_BLOCKS ((int64_t)(sizeof(((gw_bedrock_stream *)0)->block_tool) / sizeof(int)))
 
 int gw_bedrock_stream_event(gw_bedrock_stream *s, const char *type, const gw_jval *ev,
@@ -448,10 +399,10 @@ int gw_bedrock_stream_event(gw_bedrock_stream *s, const char *type, const gw_jva
   int64_t idx = GW_JT_INT_OF(ev, "contentBlockIndex");
   int rc;
   if (strcmp(type, "messageStart") == 0) {
-    rc = chunk_open(s, chunk);
+    rc = gw_jt_chunk_open(chunk, s->id, s->created, s->model);
     if (rc == GW_OK)
       rc = GW_JT_PUT(chunk, "{\"role\":\"assistant\",\"content\":\"\"}");
-    return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
+    return rc == GW_OK ? gw_jt_chunk_close(chunk, NULL) : rc;
   }
   if (strcmp(type, "contentBlockStart") == 0) {
     const gw_jval *tu = GW_JT_GET(GW_JT_GET(ev, "start"), "toolUse");
@@ -463,7 +414,7 @@ int gw_bedrock_stream_event(gw_bedrock_stream *s, const char *type, const gw_jva
     int tool = s->next_tool++;
     if (idx >= 0 && idx < N_BLOCKS)
       s->block_tool[idx] = tool + 1;
-    rc = chunk_open(s, chunk);
+    rc = gw_jt_chunk_open(chunk, s->id, s->created, s->model);
     if (rc == GW_OK)
       rc = GW_JT_PUT(chunk, "{\"tool_calls\":[{\"index\":");
     if (rc == GW_OK)
@@ -478,20 +429,20 @@ int gw_bedrock_stream_event(gw_bedrock_stream *s, const char *type, const gw_jva
       rc = gw_jt_put_str(chunk, name);
     if (rc == GW_OK)
       rc = GW_JT_PUT(chunk, ",\"arguments\":\"\"}}]}");
-    return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
+    return rc == GW_OK ? gw_jt_chunk_close(chunk, NULL) : rc;
   }
   if (strcmp(type, "contentBlockDelta") == 0) {
     const gw_jval *d = GW_JT_GET(ev, "delta");
     const gw_jval *t = GW_JT_GET(d, "text"), *tu = GW_JT_GET(d, "toolUse");
     if (gw_jt_is_str(t)) {
-      rc = chunk_open(s, chunk);
+      rc = gw_jt_chunk_open(chunk, s->id, s->created, s->model);
       if (rc == GW_OK)
         rc = GW_JT_PUT(chunk, "{\"content\":");
       if (rc == GW_OK)
         rc = gw_jt_put_str(chunk, t);
       if (rc == GW_OK)
         rc = gw_buf_appendc(chunk, '}');
-      return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
+      return rc == GW_OK ? gw_jt_chunk_close(chunk, NULL) : rc;
     }
     if (gw_jt_is_object(tu)) {
       int tool = idx >= 0 && idx < N_BLOCKS ? s->block_tool[idx] - 1 : -1;
@@ -500,7 +451,7 @@ int gw_bedrock_stream_event(gw_bedrock_stream *s, const char *type, const gw_jva
         return GW_OK;
       if (!gw_jt_is_str(input))
         return GW_ERR_INVALID;
-      rc = chunk_open(s, chunk);
+      rc = gw_jt_chunk_open(chunk, s->id, s->created, s->model);
       if (rc == GW_OK)
         rc = GW_JT_PUT(chunk, "{\"tool_calls\":[{\"index\":");
       if (rc == GW_OK)
@@ -511,17 +462,17 @@ int gw_bedrock_stream_event(gw_bedrock_stream *s, const char *type, const gw_jva
         rc = gw_jt_put_str(chunk, input);
       if (rc == GW_OK)
         rc = GW_JT_PUT(chunk, "}}]}");
-      return rc == GW_OK ? chunk_close(chunk, NULL) : rc;
+      return rc == GW_OK ? gw_jt_chunk_close(chunk, NULL) : rc;
     }
     return GW_OK; /* reasoningContent and others */
   }
   if (strcmp(type, "messageStop") == 0) {
     s->finished = true;
     const char *f = gw_bedrock_finish_reason(gw_jt_str(GW_JT_GET(ev, "stopReason")));
-    rc = chunk_open(s, chunk);
+    rc = gw_jt_chunk_open(chunk, s->id, s->created, s->model);
     if (rc == GW_OK)
       rc = GW_JT_PUT(chunk, "{}");
-    return rc == GW_OK ? chunk_close(chunk, f ? f : "stop") : rc;
+    return rc == GW_OK ? gw_jt_chunk_close(chunk, f ? f : "stop") : rc;
   }
   if (strcmp(type, "metadata") == 0) {
     const gw_jval *u = GW_JT_GET(ev, "usage");
@@ -529,12 +480,12 @@ int gw_bedrock_stream_event(gw_bedrock_stream *s, const char *type, const gw_jva
     s->output_tokens = GW_JT_INT_OF(u, "outputTokens");
     if (!s->include_usage)
       return GW_OK;
-    rc = chunk_head(s, chunk);
+    rc = gw_jt_chunk_head(chunk, s->id, s->created, s->model);
     if (rc == GW_OK)
       rc = GW_JT_PUT(chunk, "[],\"usage\":");
     if (rc == GW_OK)
-      rc = put_usage(chunk, s->input_tokens, s->output_tokens,
-                     GW_JT_INT_OF(u, "cacheReadInputTokens"));
+      rc = gw_jt_put_usage(chunk, s->input_tokens, s->output_tokens,
+                           GW_JT_INT_OF(u, "cacheReadInputTokens"));
     return rc == GW_OK ? gw_buf_appendc(chunk, '}') : rc;
   }
   return GW_OK; /* contentBlockStop, unknown events */

@@ -334,32 +334,11 @@ const char *gw_gemini_finish_reason(const char *r, bool has_calls) {
   return "stop";
 }
 
-static int put_usage(gw_buf *b, int64_t p, int64_t c, int64_t cached) {
-  int rc = GW_JT_PUT(b, "{\"prompt_tokens\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_int(b, p);
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(b, ",\"completion_tokens\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_int(b, c);
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(b, ",\"total_tokens\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_int(b, p + c);
-  if (rc == GW_OK && cached &&
-      (rc = GW_JT_PUT(b, ",\"prompt_tokens_details\":{\"cached_tokens\":")) == GW_OK) {
-    rc = gw_jt_put_int(b, cached);
-    if (rc == GW_OK)
-      rc = gw_buf_appendc(b, '}');
-  }
-  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
-}
-
 static int put_usage_metadata(gw_buf *b, const gw_jval *um) {
-  return put_usage(b, GW_JT_INT_OF(um, "promptTokenCount"),
-                   GW_JT_INT_OF(um, "candidatesTokenCount") +
-                       GW_JT_INT_OF(um, "thoughtsTokenCount"),
-                   GW_JT_INT_OF(um, "cachedContentTokenCount"));
+  return gw_jt_put_usage(b, GW_JT_INT_OF(um, "promptTokenCount"),
+                         GW_JT_INT_OF(um, "candidatesTokenCount") +
+                             GW_JT_INT_OF(um, "thoughtsTokenCount"),
+                         GW_JT_INT_OF(um, "cachedContentTokenCount"));
 }
 
 static bool text_part(const gw_jval *p) {
@@ -508,22 +487,6 @@ void gw_gemini_stream_init(gw_gemini_stream *s, const char *id, const char *mode
   s->include_usage = include_usage;
 }
 
-/* A chunk's members up to and with "choices":. */
-static int chunk_head(const gw_gemini_stream *s, gw_buf *b) {
-  int rc = GW_JT_PUT(b, "{\"id\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_cstr(b, s->id);
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(b, ",\"object\":\"chat.completion.chunk\",\"created\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_int(b, s->created);
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(b, ",\"model\":");
-  if (rc == GW_OK)
-    rc = gw_jt_put_cstr(b, s->model);
-  return rc == GW_OK ? GW_JT_PUT(b, ",\"choices\":") : rc;
-}
-
 int gw_gemini_stream_event(gw_gemini_stream *s, const gw_jval *resp, gw_buf *chunk) {
   if (!gw_jt_is_object(resp))
     return GW_ERR_INVALID;
@@ -545,10 +508,10 @@ int gw_gemini_stream_event(gw_gemini_stream *s, const gw_jval *resp, gw_buf *chu
   if (!gw_jt_array_len(cands)) {
     if (GW_JT_GET(resp, "promptFeedback") && !s->finished) {
       s->finished = true;
-      int rc = chunk_head(s, chunk);
-      return rc == GW_OK ? GW_JT_PUT(chunk, "[{\"index\":0,\"delta\":{},\"finish_reason\":"
-                                            "\"content_filter\",\"logprobs\":null}]}")
-                         : rc;
+      int rc = gw_jt_chunk_open(chunk, s->id, s->created, s->model);
+      if (rc == GW_OK)
+        rc = GW_JT_PUT(chunk, "{}");
+      return rc == GW_OK ? gw_jt_chunk_close(chunk, "content_filter") : rc;
     }
     return GW_OK;
   }
@@ -560,9 +523,9 @@ int gw_gemini_stream_event(gw_gemini_stream *s, const gw_jval *resp, gw_buf *chu
   const char *finish = gw_gemini_finish_reason(
       gw_jt_str(GW_JT_GET(&cands->u.elems[0], "finishReason")), s->next_tool + calls > 0);
   size_t at = chunk->len;
-  int rc = chunk_head(s, chunk);
+  int rc = gw_jt_chunk_open(chunk, s->id, s->created, s->model);
   if (rc == GW_OK)
-    rc = GW_JT_PUT(chunk, "[{\"index\":0,\"delta\":{");
+    rc = gw_buf_appendc(chunk, '{');
   if (rc == GW_OK && !s->started && (rc = gw_jt_sep(chunk, &members)) == GW_OK)
     rc = GW_JT_PUT(chunk, "\"role\":\"assistant\"");
   if (rc == GW_OK && (has_text || !s->started) && (rc = gw_jt_sep(chunk, &members)) == GW_OK &&
@@ -575,11 +538,9 @@ int gw_gemini_stream_event(gw_gemini_stream *s, const gw_jval *resp, gw_buf *chu
       rc = gw_buf_appendc(chunk, ']');
   }
   if (rc == GW_OK)
-    rc = GW_JT_PUT(chunk, "},\"finish_reason\":");
+    rc = gw_buf_appendc(chunk, '}');
   if (rc == GW_OK)
-    rc = finish ? gw_jt_put_cstr(chunk, finish) : GW_JT_PUT(chunk, "null");
-  if (rc == GW_OK)
-    rc = GW_JT_PUT(chunk, ",\"logprobs\":null}]}");
+    rc = gw_jt_chunk_close(chunk, finish);
   if (rc != GW_OK) {
     truncate_to(chunk, at);
     return rc;
@@ -593,11 +554,11 @@ int gw_gemini_stream_event(gw_gemini_stream *s, const gw_jval *resp, gw_buf *chu
 int gw_gemini_stream_end(gw_gemini_stream *s, gw_buf *chunk) {
   if (!s->include_usage)
     return GW_OK;
-  int rc = chunk_head(s, chunk);
+  int rc = gw_jt_chunk_head(chunk, s->id, s->created, s->model);
   if (rc == GW_OK)
     rc = GW_JT_PUT(chunk, "[],\"usage\":");
   if (rc == GW_OK)
-    rc = put_usage(chunk, s->prompt_tokens, s->completion_tokens, 0);
+    rc = gw_jt_put_usage(chunk, s->prompt_tokens, s->completion_tokens, 0);
   return rc == GW_OK ? gw_buf_appendc(chunk, '}') : rc;
 }
 
