@@ -265,7 +265,7 @@ static uint64_t eight_digit_values(uint32_t d) {
 
 /* The |p| digits of |d| (10^(p-1) <= d < 10^p, p <= 9) at |out| (16
  * bytes); returns how many are left without the trailing zeros. */
-static int write_digits(uint32_t d, int p, char *out) {
+static inline __attribute__((always_inline)) int write_digits(uint32_t d, int p, char *out) {
   int lead = 0;
   if (p == 9) {
     out[0] = (char)('0' + d / 100000000u);
@@ -279,64 +279,99 @@ static int write_digits(uint32_t d, int p, char *out) {
   return w ? lead + 8 - __builtin_clzll(w) / 8 : lead;
 }
 
+/* The smallest float at or above 10^j for j = -8..9, as bits: a positive
+ * float is at least 10^j exactly when its bits are at least these (positive
+ * floats order as their bits). Found with exact rationals; from 10^0 on they
+ * are the powers themselves. */
+static const uint32_t pow10_float_bits[18] = {
+    0x322bcc78u, 0x33d6bf95u, 0x358637beu, 0x3727c5adu, 0x38d1b718u, 0x3a83126fu,
+    0x3c23d70bu, 0x3dcccccdu, 0x3f800000u, 0x41200000u, 0x42c80000u, 0x447a0000u,
+    0x461c4000u, 0x47c35000u, 0x49742400u, 0x4b189680u, 0x4cbebc20u, 0x4e6e6b28u};
+
 /* The "%.*g" text of the first precision in [6, 9] that reads back; 0 when
  * |v| is outside the range above. */
 static size_t float_exact(float v, char *out) {
   uint32_t bits;
   memcpy(&bits, &v, sizeof bits);
-  int be = (int)((bits >> 23) & 0xff);
-  uint32_t m = (bits & 0x7fffffu) | 0x800000u;
+  uint32_t abits = bits & 0x7fffffffu;
+  int be = (int)(abits >> 23);
+  uint32_t m = (abits & 0x7fffffu) | 0x800000u;
+  int k = ((be - 127) * 78913) >> 18; /* floor(log10 |v|), or one less */
+  if (k < -9 || k > 8)
+    return 0;
+  k += abits >= pow10_float_bits[k + 9]; /* now exactly floor(log10 |v|) */
+  int s = 8 - k, t = be - 152 + s;       /* v * 10^s = vq * 5^s * 2^t */
+  if (s < 0 || s > 16 || t < -63 || t > 8)
+    return 0;
   /* v and its midpoints in units of 2^(be - 152), a quarter of its spacing;
    * the gap below is half as wide at a power of two. A midpoint reads back
    * to v when m is even. */
-  uint64_t vq = (uint64_t)m << 2, lq = vq - (m == 0x800000u && be > 1 ? 1 : 2), hq = vq + 2;
-  int k = ((be - 127) * 78913) >> 18; /* floor(log10 |v|), or one less */
-  struct scaled x;
-  for (;;) {
-    int s = 8 - k, t = be - 152 + s; /* v * 10^s = vq * 5^s * 2^t */
-    if (s < 0 || s > 16 || t < -63 || t > 8)
-      return 0;
-    uint64_t nv = vq * pow5[s], nl = lq * pow5[s], nh = hq * pow5[s]; /* < 2^64 */
-    int q = 0;
-    if (t >= 0) {
-      nv <<= t; /* exact: the result is under 10^10 */
-      nl <<= t;
-      nh <<= t;
-    } else {
-      q = -t;
-    }
-    uint64_t whole = nv >> q, mask = ((uint64_t)1 << q) - 1; /* q <= 63 */
-    if (whole >= 1000000000u) {
-      k++;
-      continue;
-    }
-    if (whole < 100000000u)
-      return 0; /* the guess is never above floor(log10 |v|) */
-    x.whole = (uint32_t)whole;
-    x.frac = nv & mask;
-    x.half = q ? (uint64_t)1 << (q - 1) : 0;
-    x.lo = nl >> q;
-    x.hi = nh >> q;
-    x.lo_exact = (nl & mask) == 0;
-    x.hi_exact = (nh & mask) == 0;
-    x.inclusive = (m & 1) == 0;
-    break;
+  int lopsided = m == 0x800000u && be > 1;
+  uint64_t vq = (uint64_t)m << 2, lq = vq - (lopsided ? 1 : 2), hq = vq + 2;
+  uint64_t nv = vq * pow5[s], nl = lq * pow5[s], nh = hq * pow5[s]; /* < 2^64 */
+  int q = 0;
+  if (t >= 0) {
+    nv <<= t; /* exact: the result is under 10^10 */
+    nl <<= t;
+    nh <<= t;
+  } else {
+    q = -t;
   }
+  uint64_t whole = nv >> q, mask = ((uint64_t)1 << q) - 1; /* q <= 63 */
+  if (whole - 100000000u >= 900000000u)
+    return 0; /* not nine digits: the table above would be wrong */
+  struct scaled x = {.whole = (uint32_t)whole,
+                     .frac = nv & mask,
+                     .half = q ? (uint64_t)1 << (q - 1) : 0,
+                     .lo = nl >> q,
+                     .hi = nh >> q,
+                     .lo_exact = (nl & mask) == 0,
+                     .hi_exact = (nh & mask) == 0,
+                     .inclusive = (m & 1) == 0};
   uint32_t dg;
   int p;
-  if (rounds_back(&x, 1000, &dg))
-    p = 6;
-  else if (rounds_back(&x, 100, &dg))
+  if (lopsided) { /* the argument below needs even gaps: in order */
+    if (rounds_back(&x, 1000, &dg))
+      p = 6;
+    else if (rounds_back(&x, 100, &dg))
+      p = 7;
+    else if (rounds_back(&x, 10, &dg))
+      p = 8;
+    else if (rounds_back(&x, 1, &dg))
+      p = 9;
+    else
+      return 0; /* nine digits always read back: not reached */
+  } else if (rounds_back(&x, 100, &dg)) {
+    /* With gaps as wide on both sides, a precision that reads back is
+     * followed by ones that do: p + 1 digits round at least as near to v,
+     * and a tie lands on the mirror point, inside as the first was. So
+     * two tries find the first precision instead of up to four. */
+    uint32_t d6;
     p = 7;
-  else if (rounds_back(&x, 10, &dg))
+    if (rounds_back(&x, 1000, &d6)) {
+      p = 6;
+      dg = d6;
+    }
+  } else if (rounds_back(&x, 10, &dg)) {
     p = 8;
-  else if (rounds_back(&x, 1, &dg))
+  } else if (rounds_back(&x, 1, &dg)) {
     p = 9;
-  else
-    return 0;               /* nine digits always read back: not reached */
+  } else {
+    return 0;
+  }
   if (dg == pow10_u32[p]) { /* 9.9999996 -> 10.00000 */
     dg = pow10_u32[p - 1];
     k++;
+  }
+  if (k < 0 && k >= -4) { /* 0.0123: the digits go straight to their place */
+    char *o = out;
+    *o = '-';
+    o += bits >> 31;
+    memcpy(o, "0.000", 5);
+    o += 1 - k;
+    o += write_digits(dg, p, o); /* 9 bytes at most: 15 of GW_NUMTEXT_MAX */
+    *o = '\0';
+    return (size_t)(o - out);
   }
   char digits[16];
   int nd = write_digits(dg, p, digits);

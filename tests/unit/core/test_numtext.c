@@ -125,7 +125,9 @@ static void test_float_random(void **state) {
  * each of them, the power of two (where the gap below is half as wide), the
  * largest mantissa, and a run of consecutive floats from a random start.
  * (Offline, every float in [2^-27, 2^31) was compared with the previous
- * implementation: no difference.) */
+ * implementation: no difference; and again, every float of either sign
+ * from 2^-32 to 2^33, when the exponent came from a table and the
+ * precision from two tries.) */
 static void test_float_every_exponent(void **state) {
   for (uint32_t be = 100; be <= 158; be++) {
     uint32_t start = (uint32_t)(next() & 0x7fffffu);
@@ -147,6 +149,24 @@ static void test_float_every_exponent(void **state) {
   /* whole numbers of nine digits: nothing below the point */
   for (int i = 0; i < 20000; i++)
     check_float((float)(100000000 + (int)(next() % 900000000)));
+}
+
+/* The floats next to each power of ten from 10^-9 to 10^10, where the
+ * decimal exponent of the first digit changes: the fast path reads it from
+ * a table of the smallest float at or above each power (a wrong entry would
+ * only send these floats to the slow path, which must agree too). */
+static void test_float_powers_of_ten(void **state) {
+  for (int j = -9; j <= 10; j++) {
+    float near = (float)pow(10, j);
+    uint32_t bits;
+    memcpy(&bits, &near, sizeof bits);
+    for (uint32_t b = bits - 16; b <= bits + 16; b++) {
+      float v;
+      memcpy(&v, &b, sizeof v);
+      check_float(v);
+      check_float(-v);
+    }
+  }
 }
 
 static void test_double_layouts_and_random(void **state) {
@@ -190,6 +210,7 @@ int main(void) {
       cmocka_unit_test(test_float_layouts),
       cmocka_unit_test(test_float_random),
       cmocka_unit_test(test_float_every_exponent),
+      cmocka_unit_test(test_float_powers_of_ten),
       cmocka_unit_test(test_double_layouts_and_random),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
