@@ -177,6 +177,23 @@ static const char *scratch_json_string(hook_ctx *h, const char *a, const char *b
   return h->scratch.data;
 }
 
+/* Standard base64's digit for a value 0-63, and the two digits of a 12-bit
+ * value, first in the low byte (text order on a little-endian host): a
+ * group of three bytes is two look-ups instead of four. */
+#define B64_DIGIT(x)                                                                               \
+  ((x) < 26 ? 'A' + (x) : (x) < 52 ? 'a' + (x)-26 : (x) < 62 ? '0' + (x)-52 : (x) == 62 ? '+' : '/')
+#define B64_PAIR(i) (uint16_t)(B64_DIGIT((i) >> 6) | B64_DIGIT((i)&63) << 8)
+#define B64_PAIR4(i) B64_PAIR(i), B64_PAIR((i) + 1), B64_PAIR((i) + 2), B64_PAIR((i) + 3)
+#define B64_PAIR16(i) B64_PAIR4(i), B64_PAIR4((i) + 4), B64_PAIR4((i) + 8), B64_PAIR4((i) + 12)
+#define B64_PAIR64(i)                                                                              \
+  B64_PAIR16(i), B64_PAIR16((i) + 16), B64_PAIR16((i) + 32), B64_PAIR16((i) + 48)
+#define B64_PAIR256(i)                                                                             \
+  B64_PAIR64(i), B64_PAIR64((i) + 64), B64_PAIR64((i) + 128), B64_PAIR64((i) + 192)
+#define B64_PAIR1024(i)                                                                            \
+  B64_PAIR256(i), B64_PAIR256((i) + 256), B64_PAIR256((i) + 512), B64_PAIR256((i) + 768)
+static const uint16_t b64_pairs[4096] = {B64_PAIR1024(0), B64_PAIR1024(1024), B64_PAIR1024(2048),
+                                         B64_PAIR1024(3072)};
+
 /* Little-endian float32 in standard base64, as OpenAI encodes them, written
  * straight into the scratch buffer. On a little-endian host the floats'
  * memory is those bytes already. */
@@ -184,7 +201,6 @@ static const char *base64_floats(hook_ctx *h, const float *v, size_t n) {
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "base64_floats reads the floats' memory as little-endian bytes"
 #endif
-  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   const unsigned char *p = (const unsigned char *)v;
   size_t bytes = n * 4, i = 0;
   gw_buf *b = &h->scratch;
@@ -193,7 +209,6 @@ static const char *base64_floats(hook_ctx *h, const float *v, size_t n) {
     return "\"\"";
   char *o = b->data + b->len;
   *o++ = '"';
-  const unsigned char *a = (const unsigned char *)alphabet;
   for (; i + 3 <= bytes; i += 3, o += 4) {
     uint32_t w;
     if (i + 4 <= bytes) { /* one load for the three bytes (and one more) */
@@ -202,15 +217,14 @@ static const char *base64_floats(hook_ctx *h, const float *v, size_t n) {
     } else {
       w = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
     }
-    uint32_t c = a[w >> 18] | (uint32_t)a[(w >> 12) & 63] << 8 | (uint32_t)a[(w >> 6) & 63] << 16 |
-                 (uint32_t)a[w & 63] << 24;
+    uint32_t c = b64_pairs[w >> 12] | (uint32_t)b64_pairs[w & 0xfff] << 16;
     memcpy(o, &c, 4); /* four characters, one store */
   }
   if (i < bytes) { /* one or two bytes left */
     uint32_t w = (uint32_t)p[i] << 16 | (i + 1 < bytes ? (uint32_t)p[i + 1] << 8 : 0);
-    o[0] = alphabet[w >> 18];
-    o[1] = alphabet[(w >> 12) & 63];
-    o[2] = i + 1 < bytes ? alphabet[(w >> 6) & 63] : '=';
+    o[0] = (char)B64_DIGIT(w >> 18);
+    o[1] = (char)B64_DIGIT((w >> 12) & 63);
+    o[2] = i + 1 < bytes ? (char)B64_DIGIT((w >> 6) & 63) : '=';
     o[3] = '=';
     o += 4;
   }

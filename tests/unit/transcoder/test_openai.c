@@ -151,6 +151,26 @@ static void test_embeddings_base64(void **state) {
     assert_string_equal(json_string_value(json_object_get(d0, "embedding")), (const char *)want);
     json_decref(j);
   }
+  /* Every 12-bit value in both halves of a group of three bytes (the writer
+   * looks up two digits at a time): group i holds i and 4095 - i. The
+   * floats' bits are whatever that makes, NaNs included: base64 is of bytes. */
+  static unsigned char groups[4096 * 3];
+  for (uint32_t i = 0; i < 4096; i++) {
+    uint32_t g = i << 12 | (4095 - i);
+    groups[3 * i] = (unsigned char)(g >> 16);
+    groups[3 * i + 1] = (unsigned char)(g >> 8);
+    groups[3 * i + 2] = (unsigned char)g;
+  }
+  static float all[sizeof groups / 4];
+  memcpy(all, groups, sizeof groups);
+  e.embedding = all;
+  e.n_embedding = sizeof all / sizeof all[0];
+  static unsigned char want_all[sizeof groups / 3 * 4 + 1];
+  EVP_EncodeBlock(want_all, groups, (int)sizeof groups);
+  j = render(&r.base, &o, &rc);
+  d0 = json_array_get(json_object_get(j, "data"), 0);
+  assert_string_equal(json_string_value(json_object_get(d0, "embedding")), (const char *)want_all);
+  json_decref(j);
 }
 
 typedef struct req_case {
