@@ -255,7 +255,7 @@ static inline __attribute__((always_inline)) int rounds_back(const struct scaled
  * halves of four digits split into pairs, the pairs into digits, each step
  * one multiplication for all lanes (x / 100 = x * 10486 >> 20 for x < 10^4,
  * x / 10 = x * 103 >> 10 for x < 100). */
-static uint64_t eight_digit_values(uint32_t d) {
+static inline __attribute__((always_inline)) uint64_t eight_digit_values(uint32_t d) {
   uint64_t w = (uint64_t)(d / 10000) | ((uint64_t)(d % 10000) << 32);
   uint64_t hundreds = ((w * 10486) >> 20) & 0x0000007f0000007fu;
   w = hundreds | ((w - hundreds * 100) << 16);
