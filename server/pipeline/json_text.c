@@ -167,6 +167,32 @@ int gw_jt_tool_call(const gw_jval *tc, gw_arena *a, bool need_id, const gw_jval 
   return GW_ERR_INVALID;
 }
 
+int gw_jt_put_tool_calls(gw_buf *b, const gw_jval *calls, const gw_jt_call_shape *shape, size_t *n,
+                         gw_arena *a, char *err, size_t errlen) {
+  bool with_id = shape->after_id != NULL;
+  int rc = GW_OK;
+  for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(calls); i++) {
+    const gw_jval *id, *name, *args;
+    if ((rc = gw_jt_tool_call(&calls->u.elems[i], a, with_id, &id, &name, &args, err, errlen)) !=
+        GW_OK)
+      return rc;
+    rc = gw_jt_sep(b, n);
+    if (rc == GW_OK)
+      rc = gw_buf_appends(b, shape->open);
+    if (rc == GW_OK && with_id && (rc = gw_jt_put_str(b, id)) == GW_OK)
+      rc = gw_buf_appends(b, shape->after_id);
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(b, name);
+    if (rc == GW_OK)
+      rc = gw_buf_appends(b, shape->after_name);
+    if (rc == GW_OK)
+      rc = gw_jt_put_args(b, args);
+    if (rc == GW_OK)
+      rc = gw_buf_appends(b, shape->close);
+  }
+  return rc;
+}
+
 int gw_jt_put_args_string(gw_buf *b, const gw_jval *input) {
   gw_buf t;
   gw_buf_init(&t, b->cap);

@@ -26,6 +26,14 @@
 
 /* ---- reading -------------------------------------------------------------------- */
 
+/* |len| bytes of JSON read into |a| (the reader's own depth and rules); NULL
+ * when they are not JSON or memory ran out. */
+static inline const gw_jval *gw_jt_parse(gw_arena *a, const char *data, size_t len) {
+  const gw_jval *v = NULL;
+  gw_json_lite_error je;
+  return gw_json_lite_parse(data, len, a, 0, 0, &v, &je) == GW_OK ? v : NULL;
+}
+
 /* Member |key| of object |o|; NULL when |o| is NULL or not an object, or
  * has no such member. */
 static inline const gw_jval *gw_jt_get(const gw_jval *o, const char *key, size_t n) {
@@ -117,6 +125,19 @@ int gw_jt_turns(const gw_jval *msgs, const char *provider, bool tool_needs_id, g
  * is no id (when |need_id|) or no function name. */
 int gw_jt_tool_call(const gw_jval *tc, gw_arena *a, bool need_id, const gw_jval **id,
                     const gw_jval **name, const gw_jval **args, char *err, size_t errlen);
+
+/* How a vendor writes a tool call back into its history: |open|, then (when
+ * |after_id| is set) the call's id and |after_id|, the function name,
+ * |after_name|, the arguments as an object, |close|. */
+typedef struct gw_jt_call_shape {
+  const char *open, *after_id, *after_name, *close;
+} gw_jt_call_shape;
+
+/* Each of |calls| (an assistant message's tool_calls) checked with
+ * gw_jt_tool_call (an id needed when the shape writes one) and written in
+ * |shape|, each after a separator counted in |*n|. */
+int gw_jt_put_tool_calls(gw_buf *b, const gw_jval *calls, const gw_jt_call_shape *shape, size_t *n,
+                         gw_arena *a, char *err, size_t errlen);
 
 /* ---- writing -------------------------------------------------------------------- */
 

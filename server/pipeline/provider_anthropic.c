@@ -11,8 +11,6 @@
 #include "pipeline/upstream_http.h"
 #include "transcoder/json_pb.h"
 
-static const gw_json_opts out_opts = {.int64_as_number = 1, .bare_unions = 1};
-
 /* ---- request: OpenAI → Anthropic ------------------------------------------------- */
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *arg) {
@@ -78,29 +76,9 @@ static int put_content_blocks(gw_buf *b, const gw_jval *content, size_t *n, char
 /* The tool_use blocks of an assistant message's tool calls. */
 static int put_tool_uses(gw_buf *b, const gw_jval *calls, size_t *n, gw_arena *a, char *err,
                          size_t errlen) {
-  int rc = GW_OK;
-  for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(calls); i++) {
-    const gw_jval *id, *name, *input;
-    if ((rc = gw_jt_tool_call(&calls->u.elems[i], a, true, &id, &name, &input, err, errlen)) !=
-        GW_OK)
-      return rc;
-    rc = gw_jt_sep(b, n);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, "{\"type\":\"tool_use\",\"id\":");
-    if (rc == GW_OK)
-      rc = gw_jt_put_str(b, id);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, ",\"name\":");
-    if (rc == GW_OK)
-      rc = gw_jt_put_str(b, name);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, ",\"input\":");
-    if (rc == GW_OK)
-      rc = gw_jt_put_args(b, input);
-    if (rc == GW_OK)
-      rc = gw_buf_appendc(b, '}');
-  }
-  return rc;
+  static const gw_jt_call_shape tool_use = {
+      "{\"type\":\"tool_use\",\"id\":", ",\"name\":", ",\"input\":", "}"};
+  return gw_jt_put_tool_calls(b, calls, &tool_use, n, a, err, errlen);
 }
 
 /* A user or assistant message whose content is a plain string. */
@@ -765,12 +743,8 @@ static int start(gw_call *call) {
   const gw_anthropic_backend *b = call->route.backend_impl;
   if (!b)
     return GW_ERR_STATE;
-  const char *mname = call->method->name;
-  if (strcmp(mname, "CreateChatCompletion") != 0 && strcmp(mname, "StreamChatCompletion") != 0) {
-    gw_call_finishf(call, GW_STATUS_UNIMPLEMENTED, "%s is not served by Anthropic backends",
-                    call->method->path);
+  if (!gw_upstream_serves_chat(call, "Anthropic"))
     return GW_OK;
-  }
   bool streaming = call->method->server_streaming;
   gw_upstream *u =
       gw_upstream_new(call, &codec, b->name, streaming, GW_UPSTREAM_SSE, b->timeout_ms);
@@ -782,28 +756,14 @@ static int start(gw_call *call) {
   }
   u->state = st;
 
-  /* The canonical request as OpenAI JSON, read back as a DOM (in an arena
-   * of its own, gone once the Anthropic body is written). */
   char err[256] = "";
-  gw_buf js;
-  gw_buf_init(&js, (size_t)64 << 20);
-  int rc = gw_pb_to_json(call->request, &out_opts, &js);
-  gw_arena *tmp = rc == GW_OK ? gw_arena_new(0, 0) : NULL;
-  const gw_jval *req = NULL;
-  gw_json_lite_error je;
-  if (rc == GW_OK && !tmp)
-    rc = GW_ERR_NOMEM;
-  if (rc == GW_OK && gw_json_lite_parse(js.data, js.len, tmp, 0, 0, &req, &je) != GW_OK) {
-    snprintf(err, sizeof err, "the request cannot be translated: %s", je.text);
-    rc = GW_ERR_INVALID;
-  }
+  gw_upstream_request in;
+  int rc = gw_upstream_request_open(&in, call, err, sizeof err);
   if (rc == GW_OK)
-    rc = gw_anthropic_request(req, call->route.upstream_model, streaming, tmp, &u->body, err,
-                              sizeof err);
-  gw_anthropic_stream_init(&st->s, gw_upstream_unix_time(), req && include_usage(req));
-  if (tmp)
-    gw_arena_free(tmp);
-  gw_buf_release(&js);
+    rc = gw_anthropic_request(in.req, call->route.upstream_model, streaming, in.arena, &u->body,
+                              err, sizeof err);
+  gw_anthropic_stream_init(&st->s, gw_upstream_unix_time(), in.req && include_usage(in.req));
+  gw_upstream_request_close(&in);
   if (rc == GW_OK && ((b->key_header && gw_upstream_add_header(u, b->key_header) != GW_OK) ||
                       gw_upstream_add_header(u, b->version_header) != GW_OK ||
                       gw_upstream_add_header(u, "Content-Type: application/json") != GW_OK ||
@@ -815,12 +775,7 @@ static int start(gw_call *call) {
   /* Nothing went upstream: |u| goes, then the call ends (which may dispose
    * of it and |u| with it). */
   gw_upstream_discard(u);
-  if (rc == GW_ERR_INVALID)
-    gw_call_finish(call, GW_STATUS_INVALID_ARGUMENT, err);
-  else if (rc == GW_ERR_TOOBIG)
-    gw_call_finish(call, GW_STATUS_RESOURCE_EXHAUSTED, "request too large");
-  else
-    gw_call_finish(call, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  gw_upstream_refuse(call, rc, err);
   return GW_OK;
 }
 

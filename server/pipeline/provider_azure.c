@@ -10,8 +10,6 @@
 #include "pipeline/upstream_http.h"
 #include "transcoder/json_pb.h"
 
-static const gw_json_opts out_opts = {.int64_as_number = 1, .bare_unions = 1};
-
 gw_azure_backend *gw_azure_backend_new(const gw_backend_conf *bc) {
   gw_azure_backend *b = gw_calloc(1, sizeof(*b));
   if (!b)
@@ -85,15 +83,9 @@ static const char *json_str(gw_arena *a, const gw_jval *v) {
 }
 
 /* A json_lite DOM of |data| in |a|; NULL when it is not JSON. */
-static const gw_jval *parse(gw_arena *a, const char *data, size_t len) {
-  const gw_jval *v = NULL;
-  gw_json_lite_error je;
-  return gw_json_lite_parse(data, len, a, 0, 0, &v, &je) == GW_OK ? v : NULL;
-}
-
 static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t len) {
   gw_arena *a = u->call->arena;
-  const gw_jval *e = GW_JT_GET(parse(a, data, len), "error");
+  const gw_jval *e = GW_JT_GET(gw_jt_parse(a, data, len), "error");
   if (gw_jt_is_object(e)) {
     u->err.type = json_str(a, GW_JT_GET(e, "type"));
     u->err.code = json_str(a, GW_JT_GET(e, "code"));
@@ -196,7 +188,7 @@ static void emit(gw_upstream *u, const gw_jval *root, gw_arena *a) {
 
 static void on_body(gw_upstream *u, const char *data, size_t len) {
   gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
-  const gw_jval *root = parse(a, data, len);
+  const gw_jval *root = gw_jt_parse(a, data, len);
   if (!gw_jt_is_object(root)) {
     undecodable(u, "answer");
     return;
@@ -212,7 +204,7 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
     gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
-  const gw_jval *root = parse(a, data, len), *e = GW_JT_GET(root, "error");
+  const gw_jval *root = gw_jt_parse(a, data, len), *e = GW_JT_GET(root, "error");
   if (!gw_jt_is_object(root)) {
     undecodable(u, "event");
   } else if (gw_jt_is_object(e) || strcmp(name, "error") == 0) {
@@ -270,27 +262,29 @@ static int start(gw_call *call) {
       gw_upstream_new(call, &codec, b->name, streaming, GW_UPSTREAM_SSE, b->timeout_ms);
   if (!u)
     return GW_ERR_NOMEM;
-  /* The canonical request as OpenAI JSON, read back as a DOM (in an arena
-   * of its own) and written again: the deployment names the model, so the
-   * body does not; "stream" says what the call is; embeddings come back as
-   * floats. */
-  gw_buf js;
-  gw_buf_init(&js, (size_t)64 << 20);
-  int rc = gw_pb_to_json(call->request, &out_opts, &js);
-  gw_arena *tmp = rc == GW_OK ? gw_arena_new(0, 0) : NULL;
-  const gw_jval *req = tmp ? parse(tmp, js.data, js.len) : NULL;
+  /* The canonical request written again: the deployment names the model,
+   * so the body does not; "stream" says what the call is; embeddings come
+   * back as floats. */
+  char err[256] = "";
+  gw_upstream_request in;
+  int rc = gw_upstream_request_open(&in, call, err, sizeof err);
   const char *deployment = call->route.upstream_model;
   if (!deployment)
-    deployment = gw_jt_str(GW_JT_GET(req, "model"));
-  char *url = gw_jt_is_object(req) && deployment ? gw_azure_url(b, deployment, tail) : NULL;
-  rc = url ? GW_OK : GW_ERR_NOMEM;
+    deployment = gw_jt_str(GW_JT_GET(in.req, "model"));
+  char *url = NULL;
+  if (rc == GW_OK && !deployment) {
+    snprintf(err, sizeof err, "no model to name an Azure OpenAI deployment");
+    rc = GW_ERR_INVALID;
+  } else if (rc == GW_OK && !(url = gw_azure_url(b, deployment, tail))) {
+    rc = GW_ERR_NOMEM;
+  }
   if (rc == GW_OK) {
     static const char *const skip_emb[] = {"model", "stream", "encoding_format", NULL};
     static const char *const skip[] = {"model", "stream", NULL};
     size_t n = 0;
     rc = gw_buf_appendc(&u->body, '{');
     if (rc == GW_OK)
-      rc = put_members(&u->body, req, embedding ? skip_emb : skip, &n);
+      rc = put_members(&u->body, in.req, embedding ? skip_emb : skip, &n);
     if (rc == GW_OK && streaming && (rc = gw_jt_sep(&u->body, &n)) == GW_OK)
       rc = GW_JT_PUT(&u->body, "\"stream\":true");
     if (rc == GW_OK && embedding && (rc = gw_jt_sep(&u->body, &n)) == GW_OK)
@@ -298,18 +292,21 @@ static int start(gw_call *call) {
     if (rc == GW_OK)
       rc = gw_buf_appendc(&u->body, '}');
   }
-  if (tmp)
-    gw_arena_free(tmp);
-  gw_buf_release(&js);
+  gw_upstream_request_close(&in);
   if (rc == GW_OK && ((b->auth_header && gw_upstream_add_header(u, b->auth_header) != GW_OK) ||
                       gw_upstream_add_header(u, "Content-Type: application/json") != GW_OK ||
                       gw_upstream_add_header(u, streaming ? "Accept: text/event-stream"
                                                           : "Accept: application/json") != GW_OK))
     rc = GW_ERR_NOMEM;
-  if (rc == GW_OK)
+  if (rc == GW_OK) {
     rc = gw_upstream_start(u, "POST", url);
-  else
+  } else {
     gw_upstream_discard(u);
+    if (rc == GW_ERR_INVALID || rc == GW_ERR_TOOBIG) {
+      gw_upstream_refuse(call, rc, err);
+      rc = GW_OK;
+    }
+  }
   gw_free(url);
   return rc;
 }

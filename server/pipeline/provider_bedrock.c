@@ -11,8 +11,6 @@
 #include "pipeline/upstream_http.h"
 #include "transcoder/json_pb.h"
 
-static const gw_json_opts out_opts = {.int64_as_number = 1, .bare_unions = 1};
-
 static int fail(char *err, size_t errlen, const char *fmt, const char *arg) {
   snprintf(err, errlen, fmt, arg ? arg : "");
   return GW_ERR_INVALID;
@@ -103,28 +101,10 @@ static int put_message_blocks(gw_buf *b, const gw_jval *m, size_t *n, gw_arena *
     return rc == GW_OK ? GW_JT_PUT(b, "}]}}") : rc;
   }
   int rc = put_blocks(b, content, n, err, errlen);
-  const gw_jval *calls = GW_JT_GET(m, "tool_calls");
-  for (size_t k = 0; rc == GW_OK && k < gw_jt_array_len(calls); k++) {
-    const gw_jval *id, *name, *input;
-    if ((rc = gw_jt_tool_call(&calls->u.elems[k], a, true, &id, &name, &input, err, errlen)) !=
-        GW_OK)
-      return rc;
-    rc = gw_jt_sep(b, n);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, "{\"toolUse\":{\"toolUseId\":");
-    if (rc == GW_OK)
-      rc = gw_jt_put_str(b, id);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, ",\"name\":");
-    if (rc == GW_OK)
-      rc = gw_jt_put_str(b, name);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, ",\"input\":");
-    if (rc == GW_OK)
-      rc = gw_jt_put_args(b, input);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, "}}");
-  }
+  static const gw_jt_call_shape tool_use = {
+      "{\"toolUse\":{\"toolUseId\":", ",\"name\":", ",\"input\":", "}}"};
+  if (rc == GW_OK)
+    rc = gw_jt_put_tool_calls(b, GW_JT_GET(m, "tool_calls"), &tool_use, n, a, err, errlen);
   return rc;
 }
 
@@ -592,15 +572,9 @@ static const char *message_of(const gw_jval *root) {
 }
 
 /* A json_lite DOM of |data| in |a|; NULL when it is not JSON. */
-static const gw_jval *parse(gw_arena *a, const char *data, size_t len) {
-  const gw_jval *v = NULL;
-  gw_json_lite_error je;
-  return gw_json_lite_parse(data, len, a, 0, 0, &v, &je) == GW_OK ? v : NULL;
-}
-
 static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t len) {
   gw_arena *a = u->call->arena;
-  const char *m = message_of(parse(a, data, len));
+  const char *m = message_of(gw_jt_parse(a, data, len));
   u->err.type = type_for_status(st);
   if (m)
     u->err.message = gw_arena_strdup(a, m);
@@ -618,7 +592,7 @@ static void undecodable(gw_upstream *u, int rc, const char *what) {
 static void on_body(gw_upstream *u, const char *data, size_t len) {
   br_state *st = u->state;
   gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
-  const gw_jval *root = parse(a, data, len);
+  const gw_jval *root = gw_jt_parse(a, data, len);
   gw_buf out;
   gw_buf_init_arena(&out, (size_t)64 << 20, a);
   int rc = root ? gw_bedrock_response(root, st->id, st->model, gw_upstream_unix_time(), &out)
@@ -638,7 +612,7 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
     gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
-  const gw_jval *root = parse(a, data, len);
+  const gw_jval *root = gw_jt_parse(a, data, len);
   if (exc) {
     /* "throttlingException" → "ThrottlingException", as the HTTP errors name it. */
     char type[64];
@@ -719,47 +693,37 @@ static int start(gw_call *call) {
   const gw_bedrock_backend *b = call->route.backend_impl;
   if (!b)
     return GW_ERR_STATE;
-  const char *mname = call->method->name;
-  if (strcmp(mname, "CreateChatCompletion") != 0 && strcmp(mname, "StreamChatCompletion") != 0) {
-    gw_call_finishf(call, GW_STATUS_UNIMPLEMENTED, "%s is not served by Bedrock backends",
-                    call->method->path);
+  if (!gw_upstream_serves_chat(call, "Bedrock"))
     return GW_OK;
-  }
   bool streaming = call->method->server_streaming;
-  /* The canonical request as OpenAI JSON, read back as a DOM in an arena
-   * of its own, gone once the Converse body is written. */
-  gw_buf js;
-  gw_buf_init(&js, (size_t)64 << 20);
-  int rc = gw_pb_to_json(call->request, &out_opts, &js);
-  gw_arena *tmp = rc == GW_OK ? gw_arena_new(0, 0) : NULL;
-  const gw_jval *req = tmp ? parse(tmp, js.data, js.len) : NULL;
-  if (!req) {
-    if (tmp)
-      gw_arena_free(tmp);
-    gw_buf_release(&js);
-    return GW_ERR_NOMEM;
-  }
-  const char *model = call->route.upstream_model;
-  if (!model)
-    model = gw_jt_str(GW_JT_GET(req, "model"));
-  model = gw_arena_strdup(call->arena, model ? model : "");
-  bool usage = gw_jt_is_true(GW_JT_GET(GW_JT_GET(req, "stream_options"), "include_usage"));
   char err[300] = "";
+  gw_upstream_request in;
+  int rc = gw_upstream_request_open(&in, call, err, sizeof err);
+  const char *model = NULL;
+  bool usage = false;
   gw_buf body;
   gw_buf_init(&body, (size_t)64 << 20);
-  rc = model && *model ? gw_bedrock_request(req, tmp, &body, err, sizeof err) : GW_ERR_INVALID;
-  if (model && !*model)
-    snprintf(err, sizeof err, "no model to send to Bedrock");
-  gw_arena_free(tmp);
-  gw_buf_release(&js);
+  if (rc == GW_OK) {
+    model = call->route.upstream_model;
+    if (!model)
+      model = gw_jt_str(GW_JT_GET(in.req, "model"));
+    model = gw_arena_strdup(call->arena, model ? model : "");
+    usage = gw_jt_is_true(GW_JT_GET(GW_JT_GET(in.req, "stream_options"), "include_usage"));
+    if (!model) {
+      rc = GW_ERR_NOMEM;
+    } else if (!*model) {
+      snprintf(err, sizeof err, "no model to send to Bedrock");
+      rc = GW_ERR_INVALID;
+    } else {
+      rc = gw_bedrock_request(in.req, in.arena, &body, err, sizeof err);
+    }
+  }
+  gw_upstream_request_close(&in);
   if (rc != GW_OK) {
     gw_buf_release(&body);
     if (rc == GW_ERR_NOMEM)
       return rc;
-    if (rc == GW_ERR_TOOBIG)
-      gw_call_finish(call, GW_STATUS_RESOURCE_EXHAUSTED, "request too large");
-    else
-      gw_call_finish(call, GW_STATUS_INVALID_ARGUMENT, err);
+    gw_upstream_refuse(call, rc, err);
     return GW_OK;
   }
   gw_upstream *u =

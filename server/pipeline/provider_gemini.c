@@ -16,8 +16,6 @@
 #include "pipeline/upstream_http.h"
 #include "transcoder/json_pb.h"
 
-static const gw_json_opts out_opts = {.int64_as_number = 1, .bare_unions = 1};
-
 /* ---- request: OpenAI → Gemini ------------------------------------------------------ */
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *arg) {
@@ -139,24 +137,10 @@ static int put_message_parts(gw_buf *b, const gw_jval *msgs, const gw_jval *m, s
     return rc == GW_OK ? GW_JT_PUT(b, "}}}") : rc;
   }
   int rc = put_parts(b, content, n, err, errlen);
-  const gw_jval *calls = GW_JT_GET(m, "tool_calls");
-  for (size_t k = 0; rc == GW_OK && k < gw_jt_array_len(calls); k++) {
-    const gw_jval *id, *name, *input; /* (Gemini's calls carry no id) */
-    if ((rc = gw_jt_tool_call(&calls->u.elems[k], a, false, &id, &name, &input, err, errlen)) !=
-        GW_OK)
-      return rc;
-    rc = gw_jt_sep(b, n);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, "{\"functionCall\":{\"name\":");
-    if (rc == GW_OK)
-      rc = gw_jt_put_str(b, name);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, ",\"args\":");
-    if (rc == GW_OK)
-      rc = gw_jt_put_args(b, input);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, "}}");
-  }
+  /* (Gemini's calls carry no id) */
+  static const gw_jt_call_shape call = {"{\"functionCall\":{\"name\":", NULL, ",\"args\":", "}}"};
+  if (rc == GW_OK)
+    rc = gw_jt_put_tool_calls(b, GW_JT_GET(m, "tool_calls"), &call, n, a, err, errlen);
   return rc;
 }
 
@@ -812,14 +796,8 @@ static gw_status_code take_error(gw_upstream *u, long st, const gw_jval *e) {
 }
 
 /* A json_lite DOM of |data| in |a|; NULL when it is not JSON. */
-static const gw_jval *parse(gw_arena *a, const char *data, size_t len) {
-  const gw_jval *v = NULL;
-  gw_json_lite_error je;
-  return gw_json_lite_parse(data, len, a, 0, 0, &v, &je) == GW_OK ? v : NULL;
-}
-
 static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t len) {
-  const gw_jval *root = parse(u->call->arena, data, len);
+  const gw_jval *root = gw_jt_parse(u->call->arena, data, len);
   /* Google answers {"error":{...}}, some proxies a list of them. */
   if (gw_jt_array_len(root))
     root = &root->u.elems[0];
@@ -840,7 +818,7 @@ static void undecodable(gw_upstream *u, int rc, const char *what) {
 static void on_body(gw_upstream *u, const char *data, size_t len) {
   gem_state *st = u->state;
   gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
-  const gw_jval *root = parse(a, data, len);
+  const gw_jval *root = gw_jt_parse(a, data, len);
   gw_buf out;
   gw_buf_init_arena(&out, (size_t)64 << 20, a);
   int rc = root ? gw_gemini_response(root, st->id, st->model, gw_upstream_unix_time(), &out)
@@ -870,7 +848,7 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
     gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
-  const gw_jval *root = parse(a, data, len), *e = GW_JT_GET(root, "error");
+  const gw_jval *root = gw_jt_parse(a, data, len), *e = GW_JT_GET(root, "error");
   gw_buf chunk;
   gw_buf_init_arena(&chunk, (size_t)64 << 20, a);
   if (gw_jt_is_object(e)) {
@@ -914,57 +892,40 @@ static int start(gw_call *call) {
   gw_gemini_backend *b = (gw_gemini_backend *)call->route.backend_impl;
   if (!b)
     return GW_ERR_STATE;
-  const char *mname = call->method->name;
-  if (strcmp(mname, "CreateChatCompletion") != 0 && strcmp(mname, "StreamChatCompletion") != 0) {
-    gw_call_finishf(call, GW_STATUS_UNIMPLEMENTED, "%s is not served by Gemini backends",
-                    call->method->path);
+  if (!gw_upstream_serves_chat(call, "Gemini"))
     return GW_OK;
-  }
   bool streaming = call->method->server_streaming;
-  /* The canonical request as OpenAI JSON, read back as a DOM in an arena
-   * of its own, gone once the Gemini body is written. */
-  gw_buf js;
-  gw_buf_init(&js, (size_t)64 << 20);
-  int rc = gw_pb_to_json(call->request, &out_opts, &js);
-  gw_arena *tmp = rc == GW_OK ? gw_arena_new(0, 0) : NULL;
-  const gw_jval *req = tmp ? parse(tmp, js.data, js.len) : NULL;
-  if (!req) {
-    if (tmp)
-      gw_arena_free(tmp);
-    gw_buf_release(&js);
-    return GW_ERR_NOMEM;
-  }
-  const char *model = call->route.upstream_model;
-  if (!model)
-    model = gw_jt_str(GW_JT_GET(req, "model"));
   char err[300] = "";
-  gw_status_code fail_code = GW_STATUS_INVALID_ARGUMENT;
-  const char *auth = NULL;
-  bool usage = gw_jt_is_true(GW_JT_GET(GW_JT_GET(req, "stream_options"), "include_usage"));
-  model = model ? gw_arena_strdup(call->arena, model) : NULL;
+  gw_upstream_request in;
+  int rc = gw_upstream_request_open(&in, call, err, sizeof err);
+  const char *model = NULL, *auth = NULL;
+  bool usage = false;
   gw_buf body;
   gw_buf_init(&body, (size_t)64 << 20);
-  if (!model_ok(model)) {
-    snprintf(err, sizeof err, "model name not usable in a Gemini URL");
-    rc = GW_ERR_INVALID;
-  } else {
-    rc = gw_gemini_request(req, tmp, &body, err, sizeof err);
+  if (rc == GW_OK) {
+    model = call->route.upstream_model;
+    if (!model)
+      model = gw_jt_str(GW_JT_GET(in.req, "model"));
+    usage = gw_jt_is_true(GW_JT_GET(GW_JT_GET(in.req, "stream_options"), "include_usage"));
+    model = model ? gw_arena_strdup(call->arena, model) : NULL;
+    if (!model_ok(model)) {
+      snprintf(err, sizeof err, "model name not usable in a Gemini URL");
+      rc = GW_ERR_INVALID;
+    } else {
+      rc = gw_gemini_request(in.req, in.arena, &body, err, sizeof err);
+    }
   }
-  gw_arena_free(tmp);
-  gw_buf_release(&js);
+  gw_upstream_request_close(&in);
   if (rc == GW_OK && b->vertex && !(auth = vertex_auth(b, call->arena, err, sizeof err))) {
-    rc = GW_ERR_IO;
-    fail_code = GW_STATUS_UNAVAILABLE;
+    gw_buf_release(&body);
+    gw_call_finish(call, GW_STATUS_UNAVAILABLE, err);
+    return GW_OK;
   }
   if (rc != GW_OK) {
     gw_buf_release(&body);
     if (rc == GW_ERR_NOMEM)
       return rc;
-    if (rc == GW_ERR_TOOBIG) {
-      fail_code = GW_STATUS_RESOURCE_EXHAUSTED;
-      snprintf(err, sizeof err, "request too large");
-    }
-    gw_call_finish(call, fail_code, err);
+    gw_upstream_refuse(call, rc, err);
     return GW_OK;
   }
   gw_upstream *u =

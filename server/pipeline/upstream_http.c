@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "engine/curl_loop.h"
 #include "engine/worker.h"
+#include "pipeline/json_text.h"
 #include "transcoder/json_pb.h"
 
 #ifndef GW_VERSION
@@ -26,6 +27,58 @@
 static const gw_json_opts in_opts = {.keep_unknown = 1, .bare_unions = 1};
 
 long long gw_upstream_unix_time(void) { return (long long)time(NULL); }
+
+bool gw_upstream_serves_chat(gw_call *call, const char *what) {
+  const char *m = call->method->name;
+  if (strcmp(m, "CreateChatCompletion") == 0 || strcmp(m, "StreamChatCompletion") == 0)
+    return true;
+  gw_call_finishf(call, GW_STATUS_UNIMPLEMENTED, "%s is not served by %s backends",
+                  call->method->path, what);
+  return false;
+}
+
+int gw_upstream_request_open(gw_upstream_request *r, const gw_call *call, char *err,
+                             size_t errlen) {
+  /* int64 as numbers and unions bare: the JSON the vendors' own OpenAI
+   * compatibility takes, and what the translators read */
+  static const gw_json_opts opts = {.int64_as_number = 1, .bare_unions = 1};
+  r->arena = NULL;
+  r->req = NULL;
+  gw_buf_init(&r->text, (size_t)64 << 20);
+  int rc = gw_pb_to_json(call->request, &opts, &r->text);
+  if (rc != GW_OK)
+    return rc;
+  if (!(r->arena = gw_arena_new(0, 0)))
+    return GW_ERR_NOMEM;
+  gw_json_lite_error je;
+  rc = gw_json_lite_parse(r->text.data, r->text.len, r->arena, 0, 0, &r->req, &je);
+  if (rc == GW_ERR_NOMEM)
+    return rc;
+  if (rc != GW_OK || !gw_jt_is_object(r->req)) {
+    snprintf(err, errlen, "the request cannot be translated: %s",
+             rc != GW_OK ? je.text : "not an object");
+    r->req = NULL;
+    return GW_ERR_INVALID;
+  }
+  return GW_OK;
+}
+
+void gw_upstream_request_close(gw_upstream_request *r) {
+  if (r->arena)
+    gw_arena_free(r->arena);
+  r->arena = NULL;
+  r->req = NULL;
+  gw_buf_release(&r->text);
+}
+
+void gw_upstream_refuse(gw_call *call, int rc, const char *err) {
+  if (rc == GW_ERR_INVALID)
+    gw_call_finish(call, GW_STATUS_INVALID_ARGUMENT, err);
+  else if (rc == GW_ERR_TOOBIG)
+    gw_call_finish(call, GW_STATUS_RESOURCE_EXHAUSTED, "request too large");
+  else
+    gw_call_finish(call, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+}
 
 gw_status_code gw_upstream_status_from_type(const char *type) {
   static const struct {

@@ -17,12 +17,14 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "core/arena.h"
 #include "core/buf.h"
 #include "core/eventstream.h"
 #include "engine/curl_loop.h"
 #include "engine/http_client.h"
 #include "pipeline/call.h"
 #include "pipeline/provider_openai.h"
+#include "transcoder/json_lite.h"
 
 typedef struct gw_upstream gw_upstream;
 
@@ -137,5 +139,31 @@ char *gw_upstream_content_text(const json_t *content);
  * payload (pointers into |url|). false when |url| is not a base64 data URL. */
 bool gw_upstream_data_url(const char *url, const char **media, size_t *media_len,
                           const char **data);
+
+/* For a provider that serves chat completions only: true when the call is
+ * one (CreateChatCompletion, StreamChatCompletion); otherwise ends it with
+ * UNIMPLEMENTED, "<path> is not served by <what> backends", and false. */
+bool gw_upstream_serves_chat(gw_call *call, const char *what);
+
+/* The call's canonical request as OpenAI JSON, read back as a DOM in an
+ * arena of its own: what a translating provider reads, gone once the
+ * vendor's body is written (the DOM's strings point into |text|). */
+typedef struct gw_upstream_request {
+  gw_buf text;
+  gw_arena *arena;
+  const gw_jval *req; /* an object once opened */
+} gw_upstream_request;
+
+/* GW_OK with r->req set; GW_ERR_NOMEM; GW_ERR_TOOBIG (over 64 MiB of JSON);
+ * GW_ERR_INVALID when the JSON does not read back (|err| says why: nested
+ * deeper than the reader goes, say). Closed with gw_upstream_request_close()
+ * whatever it returned. */
+int gw_upstream_request_open(gw_upstream_request *r, const gw_call *call, char *err, size_t errlen);
+void gw_upstream_request_close(gw_upstream_request *r);
+
+/* Ends a call whose request was refused before anything went upstream:
+ * INVALID_ARGUMENT with |err| for GW_ERR_INVALID, RESOURCE_EXHAUSTED ("request
+ * too large", "out of memory") for GW_ERR_TOOBIG and anything else. */
+void gw_upstream_refuse(gw_call *call, int rc, const char *err);
 
 #endif

@@ -58,6 +58,22 @@ def post(gw, body, path="/v1/chat/completions"):
     return r.status, hdrs, data
 
 
+def check_not_served(gw, mock, model, vendor):
+    """A translating provider serves chat completions only: an embeddings
+    call to one of its models is a 501 that names the method and the
+    vendor, and nothing goes upstream."""
+    from openai_schema import validate
+    mock.clear()
+    st, _, data = post(gw, {"model": model, "input": "x"}, path="/v1/embeddings")
+    assert st == 501, data
+    body = json.loads(data)
+    validate("ErrorResponse", body)
+    assert body["error"]["code"] == "not_implemented"
+    assert body["error"]["message"] == (
+        "/aigateway.v1.Inference/CreateEmbedding is not served by %s backends" % vendor)
+    assert not mock.requests
+
+
 def sse_events(data):
     """The data: payloads of an SSE body, [DONE] included as the string."""
     out = []

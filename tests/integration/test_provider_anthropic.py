@@ -16,6 +16,7 @@ from conftest import Gateway, gateway_env  # noqa: E402
 from mock_anthropic import MockAnthropic  # noqa: E402
 from openai_schema import validate  # noqa: E402
 from provider_common import (PNG_B64, PNG_URL, WEATHER_TOOL, check_client,  # noqa: E402
+                             check_not_served,
                              client_env, finish_reason, post, sdk, sse_events, stream_text,
                              stream_tool_calls)
 
@@ -227,3 +228,7 @@ def test_unsupported_is_400(gw, mock):
                             "messages": [{"role": "user", "content": "x"}]})
     assert st == 400, data
     validate("ErrorResponse", json.loads(data))
+
+
+def test_embeddings_not_served(gw, mock):
+    check_not_served(gw, mock, "claude-echo", "Anthropic")

@@ -16,6 +16,7 @@ from conftest import Gateway, gateway_env  # noqa: E402
 from mock_bedrock import MockBedrock  # noqa: E402
 from openai_schema import validate  # noqa: E402
 from provider_common import (PNG_B64, PNG_URL, WEATHER_TOOL, check_client,  # noqa: E402
+                             check_not_served,
                              client_env, finish_reason, post, sdk, sse_events, stream_text,
                              stream_tool_calls)
 
@@ -172,3 +173,7 @@ def test_exception_mid_stream(gw, mock):
     st, _, data = post(gw, {"model": "stream-error", "stream": True,
                             "messages": [{"role": "user", "content": "boom"}]})
     assert sse_events(data)[-1]["error"]["type"] == "ThrottlingException"
+
+
+def test_embeddings_not_served(gw, mock):
+    check_not_served(gw, mock, "haiku", "Bedrock")

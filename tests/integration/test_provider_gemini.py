@@ -20,6 +20,7 @@ from conftest import Gateway, gateway_env  # noqa: E402
 from mock_gemini import TOKEN, MockGemini  # noqa: E402
 from openai_schema import validate  # noqa: E402
 from provider_common import (PNG_B64, PNG_URL, WEATHER_TOOL, check_client,  # noqa: E402
+                             check_not_served,
                              client_env, finish_reason, post, sdk, sse_events, stream_text,
                              stream_tool_calls)
 
@@ -264,3 +265,7 @@ def test_vertex_token_refreshed_in_the_background(gw, mock, rsa_key):
         out = g.stop_clean()
         os.unlink(f.name)
     assert "ya29." not in out and "PRIVATE KEY" not in out
+
+
+def test_embeddings_not_served(gw, mock):
+    check_not_served(gw, mock, "gemini-echo", "Gemini")
