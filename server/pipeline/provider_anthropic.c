@@ -666,12 +666,6 @@ static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t
   return code;
 }
 
-static void undecodable(gw_upstream *u, int rc, const char *what) {
-  char m[160];
-  snprintf(m, sizeof m, "backend %s sent an undecodable %s", u->backend_name, what);
-  gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
-}
-
 static void on_body(gw_upstream *u, const char *data, size_t len) {
   gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
   const gw_jval *root = NULL;
@@ -683,7 +677,7 @@ static void on_body(gw_upstream *u, const char *data, size_t len) {
     rc = root->type == GW_JVAL_OBJECT ? gw_anthropic_response(root, gw_upstream_unix_time(), &out)
                                       : GW_ERR_INVALID;
   if (rc != GW_OK) {
-    undecodable(u, rc, "message");
+    gw_upstream_undecodable(u, rc, "message");
     return;
   }
   gw_upstream_emit_text(u, out.data, out.len);
@@ -711,7 +705,7 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
     gw_status_code code = take_error(u, 0, ev);
     gw_upstream_end(u, code, u->err.message ? u->err.message : "backend stream failed");
   } else if (rc != GW_OK) {
-    undecodable(u, rc, "event");
+    gw_upstream_undecodable(u, rc, "event");
   } else {
     if (chunk.len)
       gw_upstream_emit_text(u, chunk.data, chunk.len);

@@ -169,12 +169,6 @@ static int put_stripped(gw_buf *b, const gw_jval *root) {
   return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
 }
 
-static void undecodable(gw_upstream *u, const char *what) {
-  char m[160];
-  snprintf(m, sizeof m, "backend %s sent an undecodable %s", u->backend_name, what);
-  gw_upstream_end(u, GW_STATUS_INTERNAL, m);
-}
-
 /* |root| stripped and emitted; its text lives in |a|. */
 static void emit(gw_upstream *u, const gw_jval *root, gw_arena *a) {
   gw_buf out;
@@ -190,7 +184,7 @@ static void on_body(gw_upstream *u, const char *data, size_t len) {
   gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
   const gw_jval *root = gw_jt_parse(a, data, len);
   if (!gw_jt_is_object(root)) {
-    undecodable(u, "answer");
+    gw_upstream_undecodable(u, GW_ERR_INVALID, "answer");
     return;
   }
   emit(u, root, a);
@@ -206,7 +200,7 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
   }
   const gw_jval *root = gw_jt_parse(a, data, len), *e = GW_JT_GET(root, "error");
   if (!gw_jt_is_object(root)) {
-    undecodable(u, "event");
+    gw_upstream_undecodable(u, GW_ERR_INVALID, "event");
   } else if (gw_jt_is_object(e) || strcmp(name, "error") == 0) {
     if (!gw_jt_is_object(e))
       e = root;

@@ -583,12 +583,6 @@ static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t
   return gw_openai_status_from_http(st);
 }
 
-static void undecodable(gw_upstream *u, int rc, const char *what) {
-  char m[160];
-  snprintf(m, sizeof m, "backend %s sent an undecodable %s", u->backend_name, what);
-  gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
-}
-
 static void on_body(gw_upstream *u, const char *data, size_t len) {
   br_state *st = u->state;
   gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
@@ -598,7 +592,7 @@ static void on_body(gw_upstream *u, const char *data, size_t len) {
   int rc = root ? gw_bedrock_response(root, st->id, st->model, gw_upstream_unix_time(), &out)
                 : GW_ERR_INVALID;
   if (rc != GW_OK) {
-    undecodable(u, rc, "answer");
+    gw_upstream_undecodable(u, rc, "answer");
     return;
   }
   gw_upstream_emit_text(u, out.data, out.len);
@@ -629,7 +623,7 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
   gw_buf_init_arena(&chunk, (size_t)64 << 20, a);
   int rc = root ? gw_bedrock_stream_event(&st->s, name, root, &chunk) : GW_ERR_INVALID;
   if (rc != GW_OK) {
-    undecodable(u, rc, "event");
+    gw_upstream_undecodable(u, rc, "event");
   } else {
     if (chunk.len)
       gw_upstream_emit_text(u, chunk.data, chunk.len);

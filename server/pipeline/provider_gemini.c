@@ -809,12 +809,6 @@ static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t
   return gw_openai_status_from_http(st);
 }
 
-static void undecodable(gw_upstream *u, int rc, const char *what) {
-  char m[160];
-  snprintf(m, sizeof m, "backend %s sent an undecodable %s", u->backend_name, what);
-  gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
-}
-
 static void on_body(gw_upstream *u, const char *data, size_t len) {
   gem_state *st = u->state;
   gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
@@ -824,7 +818,7 @@ static void on_body(gw_upstream *u, const char *data, size_t len) {
   int rc = root ? gw_gemini_response(root, st->id, st->model, gw_upstream_unix_time(), &out)
                 : GW_ERR_INVALID;
   if (rc != GW_OK) {
-    undecodable(u, rc, "answer");
+    gw_upstream_undecodable(u, rc, "answer");
     return;
   }
   gw_upstream_emit_text(u, out.data, out.len);
@@ -857,7 +851,7 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
   } else {
     int rc = root ? gw_gemini_stream_event(&st->s, root, &chunk) : GW_ERR_INVALID;
     if (rc != GW_OK)
-      undecodable(u, rc, "event");
+      gw_upstream_undecodable(u, rc, "event");
     else
       emit(u, &chunk);
   }

@@ -71,6 +71,12 @@ void gw_upstream_request_close(gw_upstream_request *r) {
   gw_buf_release(&r->text);
 }
 
+void gw_upstream_undecodable(gw_upstream *u, int rc, const char *what) {
+  char m[160];
+  snprintf(m, sizeof m, "backend %s sent an undecodable %s", u->backend_name, what);
+  gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+}
+
 void gw_upstream_refuse(gw_call *call, int rc, const char *err) {
   if (rc == GW_ERR_INVALID)
     gw_call_finish(call, GW_STATUS_INVALID_ARGUMENT, err);

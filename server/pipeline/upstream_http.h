@@ -117,6 +117,11 @@ int gw_upstream_emit_text(gw_upstream *u, const char *json, size_t len);
  * first when there is one). Idempotent. */
 void gw_upstream_end(gw_upstream *u, gw_status_code code, const char *msg);
 
+/* Ends the call for an answer or event (|what|) of the backend's that does
+ * not translate: RESOURCE_EXHAUSTED when |rc| is GW_ERR_NOMEM, else INTERNAL,
+ * "backend <name> sent an undecodable <what>". */
+void gw_upstream_undecodable(gw_upstream *u, int rc, const char *what);
+
 /* Records an upstream error (strings copied) and ends the call with the
  * status for |http_status| (or |code| when |http_status| is 0). */
 void gw_upstream_fail(gw_upstream *u, long http_status, gw_status_code code, const char *type,

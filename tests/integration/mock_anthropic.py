@@ -158,6 +158,14 @@ class Handler(BaseHTTPRequestHandler):
                                        529: "Overloaded"}.get(status, "error"))
         if model == "flaky-429" and count == 1:
             return self.error(429, "Number of requests has exceeded your rate limit")
+        if model == "garbage-200":  # a broken proxy in front of the API, say
+            raw = b"<html>upstream is having a moment</html>"
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+            return
         if not body.get("stream"):
             return self.send_json(200, message(body))
         events = stream_events(body)

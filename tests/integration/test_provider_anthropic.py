@@ -34,7 +34,7 @@ def mock():
 def gw(request, mock):
     models = [{"name": n, "backend": "claude"} for n in
               ("claude-echo", "claude-tool", "error-400", "error-429", "error-500",
-               "error-529", "flaky-429", "stream-error")]
+               "error-529", "flaky-429", "stream-error", "garbage-200")]
     models.append({"name": "sonnet", "backend": "claude",
                    "upstream_model": "claude-3-5-sonnet-20241022"})
     config = {"backends": [{"name": "claude", "provider": "anthropic", "target": mock.base_url,
@@ -232,3 +232,13 @@ def test_unsupported_is_400(gw, mock):
 
 def test_embeddings_not_served(gw, mock):
     check_not_served(gw, mock, "claude-echo", "Anthropic")
+
+
+def test_undecodable_answer_is_500(gw, mock):
+    """A 200 whose body is not Anthropic's JSON: the client gets a 500 that
+    names the backend, not a half-translated answer."""
+    st, _, data = post(gw, {"model": "garbage-200", "messages": [{"role": "user", "content": "x"}]})
+    assert st == 500, data
+    body = json.loads(data)
+    validate("ErrorResponse", body)
+    assert body["error"]["message"] == "backend claude sent an undecodable message"
