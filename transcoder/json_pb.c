@@ -2079,22 +2079,24 @@ static int print_scalar(struct wctx *w, const ProtobufCFieldDescriptor *f, const
 }
 
 /* A repeated float (an embedding: hundreds to thousands of them) as a JSON
- * array: while the buffer has room for a comma and any number, each one is
- * written straight into it; near the end of the room (or its cap) the
- * careful path appends it. */
+ * array: the run up to the next value JSON has no number for (NaN, the
+ * infinities, -0: rare) written in one call with room for all of it, that
+ * value by the careful path, and on. Where the room is refused (a buffer's
+ * cap), each number goes by the careful path. */
 static int print_floats(gw_buf *b, const float *v, size_t n) {
   TRY(gw_buf_appendc(b, '['));
-  for (size_t i = 0; i < n; i++) {
-    float x = v[i];
-    if (b->alloc - b->len > GW_NUMTEXT_MAX + 1 && isfinite(x) && !(x == 0 && signbit(x))) {
-      if (i)
-        b->data[b->len++] = ',';
-      b->len += gw_numtext_float(x, b->data + b->len);
-      continue;
-    }
+  for (size_t i = 0; i < n;) {
     if (i)
       TRY(gw_buf_appendc(b, ','));
-    TRY(print_float(b, x));
+    size_t done = 0;
+    if (gw_buf_reserve(b, (n - i) * (GW_NUMTEXT_MAX + 1)) == GW_OK)
+      b->len += gw_numtext_floats(v + i, n - i, b->data + b->len, &done);
+    if (done) {
+      i += done;
+      continue;
+    }
+    TRY(print_float(b, v[i]));
+    i++;
   }
   return gw_buf_appendc(b, ']');
 }

@@ -378,7 +378,7 @@ static size_t float_exact(float v, char *out) {
   return layout_g((int)(bits >> 31), digits, nd, k, p, out);
 }
 
-size_t gw_numtext_float(float v, char *out) {
+static inline __attribute__((always_inline)) size_t float_text(float v, char *out) {
   if (v == 0 && !signbit(v)) { /* a common value, and printf's case below */
     memcpy(out, "0", 2);
     return 1;
@@ -406,6 +406,23 @@ size_t gw_numtext_float(float v, char *out) {
       return emit(v < 0, n, x, p, out);
   }
   return printf_g(v, 6, 9, 1, out);
+}
+
+size_t gw_numtext_float(float v, char *out) { return float_text(v, out); }
+
+size_t gw_numtext_floats(const float *v, size_t n, char *out, size_t *done) {
+  char *o = out;
+  size_t i = 0;
+  for (; i < n; i++) {
+    float x = v[i];
+    if (!isfinite(x) || (x == 0 && signbit(x)))
+      break;
+    if (i)
+      *o++ = ',';
+    o += float_text(x, o);
+  }
+  *done = i;
+  return (size_t)(o - out);
 }
 
 size_t gw_numtext_double(double v, char *out) {

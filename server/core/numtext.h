@@ -32,4 +32,11 @@ size_t gw_numtext_hex(uint64_t v, int width, char *out);
 size_t gw_numtext_float(float v, char *out);
 size_t gw_numtext_double(double v, char *out);
 
+/* The floats of |v| as gw_numtext_float writes them, comma-separated, up to
+ * the first that is not finite or is -0 (JSON's caller writes those); how
+ * many were written goes to |*done|. |out| needs n * (GW_NUMTEXT_MAX + 1)
+ * bytes; the text is NUL-terminated when |*done| > 0. Returns its length.
+ * One call for an embedding's vector: no call, no register saves per number. */
+size_t gw_numtext_floats(const float *v, size_t n, char *out, size_t *done);
+
 #endif

@@ -169,6 +169,38 @@ static void test_float_powers_of_ten(void **state) {
   }
 }
 
+/* A vector in one call: the same text as one number at a time, commas
+ * between, stopping before the first value it leaves to the caller. */
+static void test_float_vectors(void **state) {
+  static float v[700];
+  static char got[700 * (GW_NUMTEXT_MAX + 1)], want[700 * (GW_NUMTEXT_MAX + 1)];
+  for (int round = 0; round < 200; round++) {
+    size_t n = (size_t)(next() % 700), stop = n;
+    for (size_t i = 0; i < n; i++) {
+      double u = ((double)(next() >> 11) / 9007199254740992.0) - 0.5;
+      v[i] = (float)(u * (round % 2 ? 0.2 : 2e6));
+    }
+    if (n && round % 3 == 0) { /* a value that ends the run */
+      stop = (size_t)(next() % n);
+      static const float special[] = {NAN, INFINITY, -INFINITY, -0.0f};
+      v[stop] = special[round % 4];
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < stop; i++) {
+      if (i)
+        want[w++] = ',';
+      w += gw_numtext_float(v[i], want + w);
+    }
+    want[w] = '\0';
+    size_t done = 12345;
+    got[0] = '\0';
+    size_t len = gw_numtext_floats(v, n, got, &done);
+    assert_int_equal(done, stop);
+    assert_int_equal(len, w);
+    assert_string_equal(got, want);
+  }
+}
+
 static void test_double_layouts_and_random(void **state) {
   static const double cases[] = {0.0,
                                  1.0,
@@ -211,6 +243,7 @@ int main(void) {
       cmocka_unit_test(test_float_random),
       cmocka_unit_test(test_float_every_exponent),
       cmocka_unit_test(test_float_powers_of_ten),
+      cmocka_unit_test(test_float_vectors),
       cmocka_unit_test(test_double_layouts_and_random),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -151,6 +151,11 @@ static const struct rt_case {
      "{\"f_double\":\"NaN\",\"r_double\":[\"Infinity\",\"-Infinity\"],"
      "\"r_float\":[\"NaN\",3.4028235e38]}",
      NULL},
+    /* a float vector is written in runs between the values JSON has no
+     * number for: those first, between others, twice in a row and last */
+    {ALL, O_PLAIN,
+     "{\"r_float\":[\"-Infinity\",0.5,\"NaN\",-0,0.25,\"Infinity\",\"NaN\",1e-10,-3,\"NaN\"]}",
+     NULL},
     /* repeated */
     {ALL, O_PLAIN,
      "{\"r_int32\":[1,-2],\"r_int64\":[\"1\",-2],\"r_uint64\":[\"18446744073709551615\"],"
