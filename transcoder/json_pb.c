@@ -23,6 +23,10 @@
 #include "google/protobuf/timestamp.pb-c.h"
 #include "transcoder/json_lite.h"
 
+#if defined(__x86_64__)
+#include <tmmintrin.h>
+#endif
+
 #define TRY(expr)                                                                                  \
   do {                                                                                             \
     int rc_ = (expr);                                                                              \
@@ -580,10 +584,55 @@ static const char b64_alphabet[] =
   { B64_64(0, sh), B64_64(64, sh), B64_64(128, sh), B64_64(192, sh) }
 static const uint32_t b64_at[4][256] = {B64_256(18), B64_256(12), B64_256(6), B64_256(0)};
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define B64_BLOCKS 1
+/* Sixteen standard-alphabet digits to twelve bytes per step, with SSSE3
+ * (every x86-64 processor since 2006; asked at run time). A digit's class is
+ * its high nibble; it is valid when the class bit that its high nibble picks
+ * from one table is not among the bits its low nibble picks from the other;
+ * its value is the digit plus an offset per class ('/' told from '+', both
+ * in class 2, by one compare). Two multiply-adds join four 6-bit values into
+ * 24 bits and a shuffle puts the three bytes of each in order. A block with
+ * anything else ('-', '_', a bad byte) ends this: the scalar loop goes on
+ * from that block, URL-safe digits and errors included. Returns how many
+ * digits it took (a multiple of 16); *n gets the bytes written. |out| has
+ * room for len / 4 * 3 + 3 bytes and each step stores 16. */
+__attribute__((target("ssse3"))) static size_t b64_decode_blocks(const unsigned char *u, size_t len,
+                                                                 unsigned char *out, long *n) {
+  /* classes: bit 0 '+' '/', bit 1 digits, bit 2 'A'-'O' 'a'-'o', bit 3
+   * 'P'-'Z' 'p'-'z', bit 4 none of these */
+  const __m128i bad_lo = _mm_setr_epi8(0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
+                                       0x13, 0x1a, 0x1b, 0x1b, 0x1b, 0x1a);
+  const __m128i class_hi = _mm_setr_epi8(0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10,
+                                         0x10, 0x10, 0x10, 0x10, 0x10, 0x10);
+  const __m128i offset = _mm_setr_epi8(0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m128i nibble = _mm_set1_epi8(0x0f), slash = _mm_set1_epi8('/');
+  const __m128i order = _mm_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
+  size_t i = 0;
+  long o = 0;
+  for (; i + 24 <= len; i += 16, o += 12) { /* + 24: the 16-byte store stays in the room */
+    __m128i in = _mm_loadu_si128((const __m128i *)(u + i));
+    __m128i hi = _mm_and_si128(_mm_srli_epi32(in, 4), nibble);
+    __m128i bad = _mm_and_si128(_mm_shuffle_epi8(bad_lo, _mm_and_si128(in, nibble)),
+                                _mm_shuffle_epi8(class_hi, hi));
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(bad, _mm_setzero_si128())) != 0xffff)
+      break;
+    __m128i v =
+        _mm_add_epi8(in, _mm_shuffle_epi8(offset, _mm_add_epi8(hi, _mm_cmpeq_epi8(in, slash))));
+    __m128i pairs = _mm_maddubs_epi16(v, _mm_set1_epi32(0x01400140));  /* a << 6 | b */
+    __m128i quads = _mm_madd_epi16(pairs, _mm_set1_epi32(0x00011000)); /* ab << 12 | cd */
+    _mm_storeu_si128((__m128i *)(out + o), _mm_shuffle_epi8(quads, order));
+  }
+  *n = o;
+  return i;
+}
+#endif
+
 /* Decodes standard or URL-safe base64, padding optional, into |out| (room
- * for len / 4 * 3 + 3 bytes): four digits to three bytes at a time (an
- * embedding in base64 is 8 KiB of them). Bits past the last whole byte are
- * ignored. Returns the byte count or -1. */
+ * for len / 4 * 3 + 3 bytes): sixteen digits at a time where the processor
+ * can, then four digits to three bytes at a time (an embedding in base64 is
+ * 8 KiB of them). Bits past the last whole byte are ignored. Returns the
+ * byte count or -1. */
 static long b64_decode(const char *s, size_t len, unsigned char *out) {
   const unsigned char *u = (const unsigned char *)s;
   if (len % 4 == 0 && len > 0 && s[len - 1] == '=')
@@ -592,16 +641,19 @@ static long b64_decode(const char *s, size_t len, unsigned char *out) {
     return -1;
   long n = 0;
   size_t i = 0;
+#ifdef B64_BLOCKS
+  if (len >= 24 && __builtin_cpu_supports("ssse3"))
+    i = b64_decode_blocks(u, len, out, &n);
+#endif
   for (; i + 4 <= len; i += 4) {
     uint32_t w = b64_at[0][u[i]] | b64_at[1][u[i + 1]] | b64_at[2][u[i + 2]] | b64_at[3][u[i + 3]];
     if (w >> 24)
       return -1;
-      /* the three bytes in order, and a fourth that the next group (or the
-       * room's 3 spare bytes) takes */
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    /* the three bytes in order, and a fourth that the next group (or the
+     * room's 3 spare bytes) takes */
     uint32_t be = w << 8;
-#else
-    uint32_t be = __builtin_bswap32(w << 8);
+#if __BYTE_ORDER__ != __ORDER_BIG_ENDIAN__
+    be = __builtin_bswap32(be);
 #endif
     memcpy(out + n, &be, 4);
     n += 3;

@@ -687,16 +687,21 @@ static void test_floats_base64(void **state) {
   gw_arena_free(a);
 }
 
-/* bytes fields: every length from 0 to 64 of random bytes, written by the
- * printer and read back (the decoder takes four digits at a time and then a
- * tail of two or three); unpadded and URL-safe forms read the same; a bad
- * digit at any position is an error. */
+/* bytes fields: every length from 0 to 64 of random bytes and some long
+ * ones, written by the printer and read back (the decoder takes sixteen
+ * digits at a time where it can, then four, then a tail of two or three);
+ * unpadded, URL-safe and half URL-safe forms (the sixteen-digit path hands
+ * over mid-way) read the same; a bad digit at any position is an error. */
 static void test_bytes_base64_lengths(void **state) {
   gw_arena *a = gw_arena_new(0, 0);
   assert_non_null(a);
   uint32_t x = 2463534242u;
-  for (size_t len = 0; len <= 64; len++) {
-    uint8_t raw[64];
+  static const size_t longer[] = {65, 100, 255, 256, 300, 767, 1024, 1537, 3000};
+  enum { MAX_RAW = 3000, MAX_B64 = 4004 };
+  static uint8_t raw[MAX_RAW];
+  static char b64[MAX_B64], text[MAX_B64 + 64];
+  for (size_t li = 0; li < 65 + sizeof longer / sizeof longer[0]; li++) {
+    size_t len = li < 65 ? li : longer[li - 65];
     for (size_t i = 0; i < len; i++) {
       x ^= x << 13, x ^= x >> 17, x ^= x << 5;
       raw[i] = (uint8_t)x;
@@ -707,7 +712,6 @@ static void test_bytes_base64_lengths(void **state) {
     gw_buf out;
     gw_buf_init(&out, 1 << 16);
     assert_int_equal(gw_pb_to_json(&k.base, NULL, &out), GW_OK);
-    char text[256];
     const char *q = strstr(out.data, "\"f_bytes\":\"");
     if (!len) {
       gw_buf_release(&out);
@@ -716,14 +720,13 @@ static void test_bytes_base64_lengths(void **state) {
     assert_non_null(q);
     q += 11;
     size_t n = (size_t)(strchr(q, '"') - q);
-    for (int form = 0; form < 3; form++) { /* as printed, unpadded, URL-safe */
-      char b64[128];
+    for (int form = 0; form < 4; form++) { /* printed, unpadded, URL-safe, half */
       memcpy(b64, q, n);
       size_t m = n;
       if (form >= 1)
         while (m && b64[m - 1] == '=')
           m--;
-      for (size_t i = 0; form == 2 && i < m; i++)
+      for (size_t i = form == 3 ? m / 2 : 0; form >= 2 && i < m; i++)
         b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
       snprintf(text, sizeof text, "{\"f_bytes\":\"%.*s\"}", (int)m, b64);
       ProtobufCMessage *pm = NULL;
@@ -733,15 +736,68 @@ static void test_bytes_base64_lengths(void **state) {
       assert_int_equal(r->f_bytes.len, len);
       assert_memory_equal(r->f_bytes.data, raw, len);
       if (form == 1)
-        for (size_t bad = 0; bad < m; bad++) {
-          snprintf(text, sizeof text, "{\"f_bytes\":\"%.*s*%.*s\"}", (int)bad, b64,
-                   (int)(m - bad - 1), b64 + bad + 1);
+        for (size_t bad = 0; bad < m; bad += len <= 64 ? 1 : 7) {
+          snprintf(text, sizeof text, "{\"f_bytes\":\"%.*s%c%.*s\"}", (int)bad, b64,
+                   "*@.\x80"[bad % 4], (int)(m - bad - 1), b64 + bad + 1);
           assert_int_equal(gw_json_to_pb(ALL, text, strlen(text), a, NULL, &pm, &err),
                            GW_ERR_INVALID);
         }
     }
     gw_buf_release(&out);
   }
+  gw_arena_free(a);
+}
+
+/* A digit's value in either alphabet, -1 for anything else: the reference
+ * for the test below. */
+static int ref_digit(int c) {
+  static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  if (c == '-')
+    return 62;
+  if (c == '_')
+    return 63;
+  const char *p = c ? strchr(std, c) : NULL;
+  return p ? (int)(p - std) : -1;
+}
+
+/* Every printable byte JSON lets through, at a place in the first
+ * sixteen-digit block and in a later one of a long unpadded string: read as
+ * its digit's value when it is one, an error otherwise. */
+static void test_bytes_base64_every_digit(void **state) {
+  gw_arena *a = gw_arena_new(0, 0);
+  assert_non_null(a);
+  char b64[97], text[160];
+  for (int i = 0; i < 96; i++)
+    b64[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(i * 37) % 64];
+  b64[96] = '\0';
+  static const int at[] = {5, 15, 16, 40, 95};
+  for (size_t w = 0; w < sizeof at / sizeof at[0]; w++)
+    for (int c = 0x20; c < 0x7f; c++) {
+      if (c == '"' || c == '\\' || (c == '=' && at[w] == 95)) /* (padding, there) */
+        continue;
+      char t[97];
+      memcpy(t, b64, sizeof t);
+      t[at[w]] = (char)c;
+      snprintf(text, sizeof text, "{\"f_bytes\":\"%s\"}", t);
+      ProtobufCMessage *pm = NULL;
+      gw_json_error err;
+      int rc = gw_json_to_pb(ALL, text, strlen(text), a, NULL, &pm, &err);
+      if (ref_digit(c) < 0) {
+        if (rc != GW_ERR_INVALID)
+          fail_msg("'%c' at %d read as a digit", c, at[w]);
+        continue;
+      }
+      assert_int_equal(rc, GW_OK);
+      const Codectest__AllKinds *r = (const void *)pm;
+      assert_int_equal(r->f_bytes.len, 72);
+      for (int g = 0; g < 24; g++) { /* each group of four digits, three bytes */
+        uint32_t v = 0;
+        for (int d = 0; d < 4; d++)
+          v = v << 6 | (uint32_t)ref_digit((unsigned char)t[4 * g + d]);
+        uint8_t want[3] = {(uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+        assert_memory_equal(r->f_bytes.data + 3 * g, want, 3);
+      }
+    }
   gw_arena_free(a);
 }
 
@@ -1212,6 +1268,7 @@ int main(void) {
       cmocka_unit_test(test_chat_response),
       cmocka_unit_test(test_floats_base64),
       cmocka_unit_test(test_bytes_base64_lengths),
+      cmocka_unit_test(test_bytes_base64_every_digit),
       cmocka_unit_test(test_direct_path),
       cmocka_unit_test(test_member_order_guess),
       cmocka_unit_test(test_direct_integers_and_strings),
