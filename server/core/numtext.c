@@ -297,11 +297,11 @@ static size_t float_exact(float v, char *out) {
   int be = (int)(abits >> 23);
   uint32_t m = (abits & 0x7fffffu) | 0x800000u;
   int k = ((be - 127) * 78913) >> 18; /* floor(log10 |v|), or one less */
-  if (k < -9 || k > 8)
+  if ((unsigned)(k + 9) > 17)         /* |v| under 10^-9 or from 10^9 on: not here */
     return 0;
-  k += abits >= pow10_float_bits[k + 9]; /* now exactly floor(log10 |v|) */
-  int s = 8 - k, t = be - 152 + s;       /* v * 10^s = vq * 5^s * 2^t */
-  if (s < 0 || s > 16 || t < -63 || t > 8)
+  k += abits >= pow10_float_bits[k + 9];           /* now exactly floor(log10 |v|) */
+  int s = 8 - k, t = be - 152 + s;                 /* v * 10^s = vq * 5^s * 2^t */
+  if ((unsigned)s > 16 || (unsigned)(t + 63) > 71) /* s in [0, 16], t in [-63, 8] */
     return 0;
   /* v and its midpoints in units of 2^(be - 152), a quarter of its spacing;
    * the gap below is half as wide at a power of two. A midpoint reads back
@@ -322,7 +322,7 @@ static size_t float_exact(float v, char *out) {
     return 0; /* not nine digits: the table above would be wrong */
   struct scaled x = {.whole = (uint32_t)whole,
                      .frac = nv & mask,
-                     .half = q ? (uint64_t)1 << (q - 1) : 0,
+                     .half = ((uint64_t)1 << q) >> 1, /* 0 when q = 0 */
                      .lo = nl >> q,
                      .hi = nh >> q,
                      .lo_exact = (nl & mask) == 0,
