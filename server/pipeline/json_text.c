@@ -167,6 +167,37 @@ int gw_jt_tool_call(const gw_jval *tc, gw_arena *a, bool need_id, const gw_jval 
   return GW_ERR_INVALID;
 }
 
+int gw_jt_put_tools(gw_buf *b, const gw_jval *tools, const gw_jt_tool_shape *shape, char *err,
+                    size_t errlen) {
+  size_t n = 0;
+  int rc = GW_OK;
+  for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(tools); i++) {
+    const gw_jval *fn = GW_JT_GET(&tools->u.elems[i], "function");
+    const gw_jval *name = GW_JT_GET(fn, "name"), *d = GW_JT_GET(fn, "description");
+    const gw_jval *params = GW_JT_GET(fn, "parameters");
+    if (!gw_jt_is_str(name)) {
+      snprintf(err, errlen, "a tool has no function name");
+      return GW_ERR_INVALID;
+    }
+    rc = gw_jt_sep(b, &n);
+    if (rc == GW_OK)
+      rc = gw_buf_appends(b, shape->open);
+    if (rc == GW_OK)
+      rc = gw_jt_put_str(b, name);
+    if (rc == GW_OK && gw_jt_is_str(d) && (rc = GW_JT_PUT(b, ",\"description\":")) == GW_OK)
+      rc = gw_jt_put_str(b, d);
+    if (rc == GW_OK && (gw_jt_is_object(params) || shape->no_schema))
+      rc = gw_buf_appends(b, shape->schema_key);
+    if (rc == GW_OK && gw_jt_is_object(params))
+      rc = gw_jt_put_value(b, params);
+    else if (rc == GW_OK && shape->no_schema)
+      rc = gw_buf_appends(b, shape->no_schema);
+    if (rc == GW_OK)
+      rc = gw_buf_appends(b, shape->close);
+  }
+  return rc;
+}
+
 int gw_jt_put_tool_calls(gw_buf *b, const gw_jval *calls, const gw_jt_call_shape *shape, size_t *n,
                          gw_arena *a, char *err, size_t errlen) {
   bool with_id = shape->after_id != NULL;

@@ -133,6 +133,20 @@ typedef struct gw_jt_call_shape {
   const char *open, *after_id, *after_name, *close;
 } gw_jt_call_shape;
 
+/* How a vendor declares a tool: |open|, the function name, its description
+ * (when a string) after ,"description":, then |schema_key| and the
+ * parameters object, or |no_schema| when there is none (NULL: the key is
+ * left out too), |close|. */
+typedef struct gw_jt_tool_shape {
+  const char *open, *schema_key, *no_schema, *close;
+} gw_jt_tool_shape;
+
+/* The request's |tools| (OpenAI function tools) in |shape|, comma-separated
+ * (the caller writes the list around them). GW_ERR_INVALID with |err| when
+ * a tool has no function name. */
+int gw_jt_put_tools(gw_buf *b, const gw_jval *tools, const gw_jt_tool_shape *shape, char *err,
+                    size_t errlen);
+
 /* Each of |calls| (an assistant message's tool_calls) checked with
  * gw_jt_tool_call (an id needed when the shape writes one) and written in
  * |shape|, each after a separator counted in |*n|. */

@@ -177,31 +177,14 @@ static int put_system(gw_buf *b, const gw_jval *msgs) {
 
 static int put_tools(gw_buf *b, const gw_jval *req, char *err, size_t errlen) {
   const gw_jval *tools = GW_JT_GET(req, "tools");
-  size_t ntools = gw_jt_array_len(tools), n = 0;
+  size_t ntools = gw_jt_array_len(tools);
   int rc = GW_OK;
   if (ntools)
     rc = GW_JT_PUT(b, ",\"tools\":[");
-  for (size_t i = 0; rc == GW_OK && i < ntools; i++) {
-    const gw_jval *fn = GW_JT_GET(&tools->u.elems[i], "function");
-    const gw_jval *name = GW_JT_GET(fn, "name"), *d = GW_JT_GET(fn, "description");
-    const gw_jval *schema = GW_JT_GET(fn, "parameters");
-    if (!gw_jt_is_str(name))
-      return fail(err, errlen, "a tool has no function name", NULL);
-    rc = gw_jt_sep(b, &n);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, "{\"name\":");
-    if (rc == GW_OK)
-      rc = gw_jt_put_str(b, name);
-    if (rc == GW_OK && gw_jt_is_str(d) && (rc = GW_JT_PUT(b, ",\"description\":")) == GW_OK)
-      rc = gw_jt_put_str(b, d);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, ",\"input_schema\":");
-    if (rc == GW_OK)
-      rc = gw_jt_is_object(schema) ? gw_jt_put_value(b, schema)
-                                   : GW_JT_PUT(b, "{\"type\":\"object\",\"properties\":{}}");
-    if (rc == GW_OK)
-      rc = gw_buf_appendc(b, '}');
-  }
+  static const gw_jt_tool_shape tool = {
+      "{\"name\":", ",\"input_schema\":", "{\"type\":\"object\",\"properties\":{}}", "}"};
+  if (rc == GW_OK)
+    rc = gw_jt_put_tools(b, tools, &tool, err, errlen);
   if (rc == GW_OK && ntools)
     rc = gw_buf_appendc(b, ']');
   if (rc != GW_OK)

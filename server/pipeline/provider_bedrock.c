@@ -159,28 +159,10 @@ static int put_tools(gw_buf *b, const gw_jval *req, char *err, size_t errlen) {
   if (GW_JT_STR_IS(choice, "none"))
     return GW_OK;
   int rc = GW_JT_PUT(b, ",\"toolConfig\":{\"tools\":[");
-  size_t n = 0;
-  for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(tools); i++) {
-    const gw_jval *fn = GW_JT_GET(&tools->u.elems[i], "function");
-    const gw_jval *name = GW_JT_GET(fn, "name"), *d = GW_JT_GET(fn, "description");
-    const gw_jval *params = GW_JT_GET(fn, "parameters");
-    if (!gw_jt_is_str(name))
-      return fail(err, errlen, "a tool has no function name", NULL);
-    rc = gw_jt_sep(b, &n);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, "{\"toolSpec\":{\"name\":");
-    if (rc == GW_OK)
-      rc = gw_jt_put_str(b, name);
-    if (rc == GW_OK && gw_jt_is_str(d) && (rc = GW_JT_PUT(b, ",\"description\":")) == GW_OK)
-      rc = gw_jt_put_str(b, d);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, ",\"inputSchema\":{\"json\":");
-    if (rc == GW_OK)
-      rc = gw_jt_is_object(params) ? gw_jt_put_value(b, params)
-                                   : GW_JT_PUT(b, "{\"type\":\"object\",\"properties\":{}}");
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, "}}}");
-  }
+  static const gw_jt_tool_shape tool = {"{\"toolSpec\":{\"name\":", ",\"inputSchema\":{\"json\":",
+                                        "{\"type\":\"object\",\"properties\":{}}", "}}}"};
+  if (rc == GW_OK)
+    rc = gw_jt_put_tools(b, tools, &tool, err, errlen);
   if (rc == GW_OK)
     rc = gw_buf_appendc(b, ']');
   if (rc == GW_OK && gw_jt_is_str(choice))

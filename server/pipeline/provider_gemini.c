@@ -183,28 +183,12 @@ static int put_system(gw_buf *b, const gw_jval *msgs, char *err, size_t errlen) 
 
 static int put_tools(gw_buf *b, const gw_jval *req, char *err, size_t errlen) {
   const gw_jval *tools = GW_JT_GET(req, "tools");
-  size_t n = 0;
   int rc = GW_OK;
   if (gw_jt_array_len(tools))
     rc = GW_JT_PUT(b, ",\"tools\":[{\"functionDeclarations\":[");
-  for (size_t i = 0; rc == GW_OK && i < gw_jt_array_len(tools); i++) {
-    const gw_jval *fn = GW_JT_GET(&tools->u.elems[i], "function");
-    const gw_jval *name = GW_JT_GET(fn, "name"), *d = GW_JT_GET(fn, "description");
-    const gw_jval *params = GW_JT_GET(fn, "parameters");
-    if (!gw_jt_is_str(name))
-      return fail(err, errlen, "a tool has no function name", NULL);
-    rc = gw_jt_sep(b, &n);
-    if (rc == GW_OK)
-      rc = GW_JT_PUT(b, "{\"name\":");
-    if (rc == GW_OK)
-      rc = gw_jt_put_str(b, name);
-    if (rc == GW_OK && gw_jt_is_str(d) && (rc = GW_JT_PUT(b, ",\"description\":")) == GW_OK)
-      rc = gw_jt_put_str(b, d);
-    if (rc == GW_OK && gw_jt_is_object(params) && (rc = GW_JT_PUT(b, ",\"parameters\":")) == GW_OK)
-      rc = gw_jt_put_value(b, params);
-    if (rc == GW_OK)
-      rc = gw_buf_appendc(b, '}');
-  }
+  static const gw_jt_tool_shape tool = {"{\"name\":", ",\"parameters\":", NULL, "}"};
+  if (rc == GW_OK)
+    rc = gw_jt_put_tools(b, tools, &tool, err, errlen);
   if (rc == GW_OK && gw_jt_array_len(tools))
     rc = GW_JT_PUT(b, "]}]");
   const gw_jval *choice = GW_JT_GET(req, "tool_choice");
