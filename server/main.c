@@ -274,6 +274,7 @@ int main(int argc, char **argv) {
     fronts[i].worker = &workers[i];
     fronts[i].routes = routes;
     fronts[i].pipeline = &pipeline;
+    hopts.later = workers[i].later;
     if (gw_http_server_new(workers[i].base, &hopts, gw_http_front_handle, &fronts[i],
                            &fronts[i].server) != GW_OK) {
       GW_LOGE("main", NULL, "cannot serve HTTP on %s:%d", cfg.host, cfg.port);
@@ -349,6 +350,11 @@ out:
   if (workers) {
     for (int i = 0; i < n_workers; i++)
       gw_worker_join(&workers[i]);
+    /* Servers that never ran: freed while their workers' bases and queues
+     * are still there. */
+    if (fronts && !http_started)
+      for (int i = 0; i < n_workers; i++)
+        gw_http_server_free(fronts[i].server);
     gw_http_clients_free();
     gw_curl_loops_free();
     gw_grpc_front_free(front);
@@ -358,9 +364,6 @@ out:
   } else {
     gw_grpc_front_free(front);
   }
-  if (fronts && !http_started)
-    for (int i = 0; i < n_workers; i++)
-      gw_http_server_free(fronts[i].server);
   gw_free(fronts);
   gw_free(cors_buf);
   gw_routes_free(routes);

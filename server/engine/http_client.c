@@ -124,7 +124,9 @@ struct gw_http_client {
   hc_conn *conns; /* live (not CLOSED) */
   hc_conn *dead;  /* CLOSED, freed by the reap event */
   gw_http_req *fails, *reaps;
-  struct event *reap_ev;
+  gw_later reap;     /* runs run_reaps */
+  gw_later_q *later; /* o.later, or the client's own (own_later) */
+  bool own_later;
   bool in_start;            /* |done| must wait for the reap event */
   char rbuf[READ_BUF];      /* every connection reads here, one at a time */
   char *wbuf;               /* TLS_CHUNK: a TLS request's head and body joined */
@@ -266,12 +268,10 @@ void gw_http_client_opts_init(gw_http_client_opts *o) {
   o->max_header_bytes = 64 << 10;
   o->max_request_head = 64 << 10;
   o->dns_refresh_ms = 30000;
+  o->later = NULL;
 }
 
-static void reap_soon(gw_http_client *c) {
-  if (!c->dead && !c->fails && !c->reaps)
-    event_active(c->reap_ev, EV_TIMEOUT, 0);
-}
+static void reap_soon(gw_http_client *c) { gw_later_add(c->later, &c->reap); }
 
 static void rev_set(hc_conn *k, bool on) {
   if (on != k->rev_on)
@@ -1341,8 +1341,7 @@ static bool tls_quiet(hc_conn *k) {
   return tls_recv(k, k->c->rbuf, READ_BUF) < 0 && errno == EAGAIN && !k->read_wants_write;
 }
 
-static void on_read(evutil_socket_t fd, short what, void *arg) {
-  hc_conn *k = arg;
+static void read_some(evutil_socket_t fd, hc_conn *k) {
   if (k->state == HC_IDLE) {
     /* Closed by the upstream, unexpected bytes, or idle too long; for TLS,
      * records with no data leave it pooled. */
@@ -1431,6 +1430,18 @@ paused_or_done:
   }
 }
 
+/* The response's end usually comes here, and with it the client's answer
+ * to write, its stream and this exchange to free: run at the end of this
+ * callback, not as events of their own (see later.h). */
+static void on_read(evutil_socket_t fd, short what, void *arg) {
+  hc_conn *k = arg;
+  gw_http_client *c = k->c;
+  (void)what;
+  gw_later_hold(c->later);
+  read_some(fd, k);
+  gw_later_release(c->later); /* |k| may be gone */
+}
+
 static void on_write(evutil_socket_t fd, short what, void *arg) {
   hc_conn *k = arg;
   if (!k->req || k->state == HC_CLOSED) {
@@ -1514,7 +1525,7 @@ static void run_reaps(gw_http_client *c) {
   }
 }
 
-static void on_reap(evutil_socket_t fd, short what, void *arg) { run_reaps(arg); }
+static void on_reap(gw_later *it) { run_reaps(GW_CONTAINER_OF(it, gw_http_client, reap)); }
 
 /* ---- public API --------------------------------------------------------------------- */
 
@@ -1528,8 +1539,13 @@ int gw_http_client_new(struct event_base *base, const gw_http_client_opts *opts,
     c->o = *opts;
   else
     gw_http_client_opts_init(&c->o);
-  c->reap_ev = event_new(base, -1, 0, on_reap, c);
-  if (!c->reap_ev) {
+  c->reap.run = on_reap;
+  c->later = c->o.later;
+  if (!c->later) {
+    c->later = gw_later_q_new(base);
+    c->own_later = true;
+  }
+  if (!c->later) {
     gw_free(c);
     return GW_ERR_NOMEM;
   }
@@ -1579,7 +1595,9 @@ void gw_http_client_free(gw_http_client *c) {
       event_free(h->wait_ev);
     gw_free(h);
   }
-  event_free(c->reap_ev);
+  gw_later_cancel(c->later, &c->reap);
+  if (c->own_later)
+    gw_later_q_free(c->later);
   gw_free(c->wbuf);
   gw_free(c);
 }
@@ -1812,7 +1830,10 @@ int gw_http_clients_init(gw_worker *workers, int n) {
       gw_http_clients_free();
       return GW_ERR_INVALID;
     }
-    int rc = gw_http_client_new(workers[i].base, NULL, &clients[id]);
+    gw_http_client_opts o;
+    gw_http_client_opts_init(&o);
+    o.later = workers[i].later;
+    int rc = gw_http_client_new(workers[i].base, &o, &clients[id]);
     if (rc != GW_OK) {
       gw_http_clients_free();
       return rc;

@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/later.h"
+
 struct gw_worker;
 struct hc_conn;
 struct hc_host;
@@ -39,6 +41,7 @@ typedef struct gw_http_client_opts {
   size_t max_header_bytes; /* one response's header block */
   size_t max_request_head; /* the request line and headers we write */
   int dns_refresh_ms;      /* a name's address is looked up again, in the background, after this */
+  gw_later_q *later;       /* deferred work goes here (a worker's queue); NULL: the client's own */
 } gw_http_client_opts;
 
 /* The defaults: no cap on idle connections per host (as many as were busy at

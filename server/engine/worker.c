@@ -259,6 +259,9 @@ int gw_worker_init(gw_worker *w, int id) {
   w->wake = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
   if (!w->wake || event_add(w->wake, NULL) != 0)
     goto fail;
+  w->later = gw_later_q_new(w->base);
+  if (!w->later)
+    goto fail;
   w->cq = grpc_completion_queue_create_for_next(NULL);
   if (!w->cq)
     goto fail;
@@ -294,6 +297,7 @@ void gw_worker_release(gw_worker *w) {
     grpc_completion_queue_destroy(w->cq);
   if (w->wake)
     event_free(w->wake);
+  gw_later_q_free(w->later);
   if (w->wake_fd >= 0)
     close(w->wake_fd);
   if (w->base)

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/later.h"
+
 /* A completion target. Embed it in the object that started the operation and
  * pass its address as the gRPC tag; |cb| runs on the owning worker's thread
  * with |ok| as gRPC reported it. A tag is handed over once per operation: do
@@ -40,8 +42,6 @@ typedef struct gw_tag {
   bool ok;
   struct gw_tag *_Atomic next;
 } gw_tag;
-
-#define GW_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 typedef struct gw_worker {
   int id;
@@ -79,6 +79,9 @@ typedef struct gw_worker {
    * loop keeps looking at its descriptors without sleeping for this long.
    * 0 (the default) sleeps as soon as there is nothing to do. */
   int64_t busy_poll_ns;
+  /* Work for later in this loop turn: the worker's HTTP server and upstream
+   * client queue theirs here, so that it costs one event activation. */
+  gw_later_q *later;
 } gw_worker;
 
 /* Creates the event base and completion queue. GW_OK or GW_ERR_NOMEM.

@@ -14,6 +14,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/lazy_timer.h"
+#include "core/later.h"
 #include "transcoder/http/server.h"
 
 struct bufferevent;
@@ -43,7 +44,9 @@ struct gw_http_server {
   gw_http_conn *conns; /* live connections */
   gw_http_conn *reap_conns;
   gw_http_stream *reap_streams;
-  struct event *reap_ev;
+  gw_later_q *later; /* opts.later, or the server's own (own_later) */
+  int own_later;
+  gw_later reap; /* frees reap_conns and reap_streams */
   ipcap_entry *ipcap[GW_HTTP_IPCAP_BUCKETS];
   uint64_t rid_prefix;     /* random, per server: generated request ids */
   char rid_prefix_hex[17]; /* |rid_prefix| in hex, written once */
@@ -67,8 +70,7 @@ struct gw_http_conn {
   struct sockaddr_storage peer;
   char peer_ip[INET6_ADDRSTRLEN];
   gw_lazy_timer timer;     /* idle / first-request / linger timeout (conn_timer_cb) */
-  struct event *service;   /* deferred work: parse pipelined input, h2 send, close */
-  int kicked;              /* |service| is active: gw_http_conn_kick has nothing to add */
+  gw_later service;        /* deferred work: parse pipelined input, h2 send, close */
   struct event *rev;       /* cleartext: our own read event (see raw_read_cb) */
   int reading;             /* |rev| is armed */
   gw_http_stream *streams; /* streams still attached to this connection */

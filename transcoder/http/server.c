@@ -111,10 +111,8 @@ static void ipcap_release(gw_http_server *srv, const char *ip) {
 
 /* --- reaping --------------------------------------------------------------- */
 
-static void reap_cb(evutil_socket_t fd, short what, void *arg) {
-  gw_http_server *srv = arg;
-  (void)fd;
-  (void)what;
+static void reap_cb(gw_later *it) {
+  gw_http_server *srv = GW_CONTAINER_OF(it, gw_http_server, reap);
   while (srv->reap_streams) {
     gw_http_stream *s = srv->reap_streams;
     srv->reap_streams = s->reap_next;
@@ -128,7 +126,6 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg) {
     if (c->rev)
       event_free(c->rev);
     event_free(c->timer.ev);
-    event_free(c->service);
     gw_free(c);
   }
 }
@@ -138,7 +135,7 @@ void gw_http_reap_stream(gw_http_stream *s) {
   s->reap_queued = 1;
   s->reap_next = s->srv->reap_streams;
   s->srv->reap_streams = s;
-  event_active(s->srv->reap_ev, EV_TIMEOUT, 0);
+  gw_later_add(s->srv->later, &s->srv->reap);
 }
 
 /* --- connections --------------------------------------------------------- */
@@ -155,7 +152,7 @@ void gw_http_conn_close(gw_http_conn *c) {
   if (c->rev)
     event_del(c->rev);
   gw_lazy_timer_stop(&c->timer);
-  event_del(c->service);
+  gw_later_cancel(srv->later, &c->service);
   while (c->streams) {
     gw_http_stream *s = c->streams;
     c->streams = s->next;
@@ -186,15 +183,13 @@ void gw_http_conn_close(gw_http_conn *c) {
   srv->n_conns--;
   c->reap_next = srv->reap_conns;
   srv->reap_conns = c;
-  event_active(srv->reap_ev, EV_TIMEOUT, 0);
+  gw_later_add(srv->later, &srv->reap);
 }
 
 /* Runs the connection's deferred work on the next loop turn. */
 void gw_http_conn_kick(gw_http_conn *c) {
-  if (!c->dead && !c->kicked) { /* a response's head, data and end kick once */
-    c->kicked = 1;
-    event_active(c->service, EV_WRITE, 0);
-  }
+  if (!c->dead) /* a response's head, data and end queue it once */
+    gw_later_add(c->srv->later, &c->service);
 }
 
 void gw_http_conn_arm_timer(gw_http_conn *c, unsigned ms) { gw_lazy_timer_set(&c->timer, ms); }
@@ -344,11 +339,8 @@ static void conn_output(gw_http_conn *c) {
     bufferevent_enable(c->bev, EV_WRITE);
 }
 
-static void service_cb(evutil_socket_t fd, short what, void *arg) {
-  gw_http_conn *c = arg;
-  (void)fd;
-  (void)what;
-  c->kicked = 0;
+static void service_cb(gw_later *it) {
+  gw_http_conn *c = GW_CONTAINER_OF(it, gw_http_conn, service);
   if (c->dead)
     return;
   if (c->state == CONN_H1)
@@ -499,11 +491,7 @@ int gw_http_server_adopt(gw_http_server *srv, int fd, const struct sockaddr *pee
     rc = GW_ERR_NOMEM;
     goto fail_timer;
   }
-  c->service = event_new(srv->base, -1, 0, service_cb, c);
-  if (!c->service) {
-    rc = GW_ERR_NOMEM;
-    goto fail_service;
-  }
+  c->service.run = service_cb;
   if (srv->ssl_ctx) {
     SSL *ssl = SSL_new(srv->ssl_ctx);
     if (!ssl) {
@@ -554,8 +542,6 @@ int gw_http_server_adopt(gw_http_server *srv, int fd, const struct sockaddr *pee
   return GW_OK;
 
 fail_bev:
-  event_free(c->service);
-fail_service:
   event_free(c->timer.ev);
 fail_timer:
   gw_free(c);
@@ -682,8 +668,13 @@ int gw_http_server_new(struct event_base *base, const gw_http_options *opts,
     if (rc != GW_OK)
       goto fail_opts;
   }
-  srv->reap_ev = event_new(base, -1, 0, reap_cb, srv);
-  if (!srv->reap_ev) {
+  srv->reap.run = reap_cb;
+  srv->later = opts->later;
+  if (!srv->later) {
+    srv->later = gw_later_q_new(base);
+    srv->own_later = 1;
+  }
+  if (!srv->later) {
     rc = GW_ERR_NOMEM;
     goto fail_reap;
   }
@@ -713,7 +704,8 @@ int gw_http_server_new(struct event_base *base, const gw_http_options *opts,
   return GW_OK;
 
 fail_bind:
-  event_free(srv->reap_ev);
+  if (srv->own_later)
+    gw_later_q_free(srv->later);
 fail_reap:
   if (srv->ssl_ctx)
     SSL_CTX_free(srv->ssl_ctx);
@@ -733,8 +725,10 @@ void gw_http_server_free(gw_http_server *srv) {
   srv->listener = NULL;
   while (srv->conns)
     gw_http_conn_close(srv->conns);
-  reap_cb(-1, 0, srv);
-  event_free(srv->reap_ev);
+  gw_later_cancel(srv->later, &srv->reap);
+  reap_cb(&srv->reap);
+  if (srv->own_later)
+    gw_later_q_free(srv->later);
   for (size_t i = 0; i < GW_HTTP_IPCAP_BUCKETS; i++)
     while (srv->ipcap[i]) {
       ipcap_entry *e = srv->ipcap[i];

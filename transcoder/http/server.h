@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/later.h"
+
 struct event_base;
 
 typedef struct gw_http_server gw_http_server;
@@ -111,6 +113,8 @@ typedef struct gw_http_options {
   const char *cors_allow_headers;  /* preflight's Access-Control-Allow-Headers */
   const char *cors_allow_methods;  /* preflight's Access-Control-Allow-Methods */
   unsigned cors_max_age;           /* preflight's Access-Control-Max-Age */
+
+  gw_later_q *later; /* deferred work goes here (a worker's queue); NULL: the server's own */
 } gw_http_options;
 
 /* Fills |opts| with the defaults above (port 8080, gzip on, CORS off). */
