@@ -619,16 +619,16 @@ typedef struct {
   gw_anthropic_stream s;
 } anth_state;
 
-/* Fills u->err from an Anthropic error object {"type":"error","error":{...}}. */
+/* Fills u->x.err from an Anthropic error object {"type":"error","error":{...}}. */
 static gw_status_code take_error(gw_upstream *u, long http_status, const gw_jval *root) {
-  gw_arena *a = u->call->arena;
+  gw_arena *a = u->x.call->arena;
   const gw_jval *e = GW_JT_GET(root, "error");
   const char *type = gw_jt_str(GW_JT_GET(e, "type"));
   const char *msg = gw_jt_str(GW_JT_GET(e, "message"));
-  u->has_error = true;
-  u->err.http_status = http_status ? http_status : gw_anthropic_http_status(type);
-  u->err.type = type ? gw_arena_strdup(a, type) : NULL;
-  u->err.message = msg ? gw_arena_strdup(a, msg) : NULL;
+  u->x.has_error = true;
+  u->x.err.http_status = http_status ? http_status : gw_anthropic_http_status(type);
+  u->x.err.type = type ? gw_arena_strdup(a, type) : NULL;
+  u->x.err.message = msg ? gw_arena_strdup(a, msg) : NULL;
   if (http_status >= 400)
     return gw_openai_status_from_http(http_status);
   return gw_upstream_status_from_type(type);
@@ -638,19 +638,19 @@ static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t
   const gw_jval *root = NULL;
   gw_json_lite_error je;
   gw_status_code code = gw_openai_status_from_http(st);
-  if (gw_json_lite_parse(data, len, u->call->arena, 0, 0, &root, &je) == GW_OK &&
+  if (gw_json_lite_parse(data, len, u->x.call->arena, 0, 0, &root, &je) == GW_OK &&
       root->type == GW_JVAL_OBJECT) {
     const gw_jval *e = GW_JT_GET(root, "error");
     if (gw_jt_is_object(e))
       return take_error(u, st, root);
   }
   if (len)
-    u->err.message = gw_arena_strndup(u->call->arena, data, len > 512 ? 512 : len);
+    u->x.err.message = gw_arena_strndup(u->x.call->arena, data, len > 512 ? 512 : len);
   return code;
 }
 
 static void on_body(gw_upstream *u, const char *data, size_t len) {
-  gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
+  gw_arena *a = u->x.call->arena; /* the answer lives as long as the call anyway */
   const gw_jval *root = NULL;
   gw_json_lite_error je;
   int rc = gw_json_lite_parse(data, len, a, 0, 0, &root, &je);
@@ -686,14 +686,14 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
         ev->type == GW_JVAL_OBJECT ? gw_anthropic_stream_event(&st->s, ev, &chunk) : GW_ERR_INVALID;
   if (rc == GW_ERR_STATE) {
     gw_status_code code = take_error(u, 0, ev);
-    gw_upstream_end(u, code, u->err.message ? u->err.message : "backend stream failed");
+    gw_upstream_end(u, code, u->x.err.message ? u->x.err.message : "backend stream failed");
   } else if (rc != GW_OK) {
     gw_upstream_undecodable(u, rc, "event");
   } else {
     if (chunk.len)
       gw_upstream_emit_text(u, chunk.data, chunk.len);
-    u->call->usage.prompt_tokens = st->s.input_tokens + st->s.cache_read;
-    u->call->usage.completion_tokens = st->s.output_tokens;
+    u->x.call->usage.prompt_tokens = st->s.input_tokens + st->s.cache_read;
+    u->x.call->usage.completion_tokens = st->s.output_tokens;
   }
   gw_arena_free(a);
 }
@@ -737,7 +737,7 @@ static int start(gw_call *call) {
   gw_upstream_request in;
   int rc = gw_upstream_request_open(&in, call, err, sizeof err);
   if (rc == GW_OK)
-    rc = gw_anthropic_request(in.req, call->route.upstream_model, streaming, in.arena, &u->body,
+    rc = gw_anthropic_request(in.req, call->route.upstream_model, streaming, in.arena, &u->x.body,
                               err, sizeof err);
   gw_anthropic_stream_init(&st->s, gw_upstream_unix_time(), in.req && include_usage(in.req));
   gw_upstream_request_close(&in);

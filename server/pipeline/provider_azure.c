@@ -84,15 +84,15 @@ static const char *json_str(gw_arena *a, const gw_jval *v) {
 
 /* A json_lite DOM of |data| in |a|; NULL when it is not JSON. */
 static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t len) {
-  gw_arena *a = u->call->arena;
+  gw_arena *a = u->x.call->arena;
   const gw_jval *e = GW_JT_GET(gw_jt_parse(a, data, len), "error");
   if (gw_jt_is_object(e)) {
-    u->err.type = json_str(a, GW_JT_GET(e, "type"));
-    u->err.code = json_str(a, GW_JT_GET(e, "code"));
-    u->err.param = json_str(a, GW_JT_GET(e, "param"));
-    u->err.message = json_str(a, GW_JT_GET(e, "message"));
+    u->x.err.type = json_str(a, GW_JT_GET(e, "type"));
+    u->x.err.code = json_str(a, GW_JT_GET(e, "code"));
+    u->x.err.param = json_str(a, GW_JT_GET(e, "param"));
+    u->x.err.message = json_str(a, GW_JT_GET(e, "message"));
   } else if (len) {
-    u->err.message = gw_arena_strndup(a, data, len > 512 ? 512 : len);
+    u->x.err.message = gw_arena_strndup(a, data, len > 512 ? 512 : len);
   }
   return gw_openai_status_from_http(st);
 }
@@ -181,7 +181,7 @@ static void emit(gw_upstream *u, const gw_jval *root, gw_arena *a) {
 }
 
 static void on_body(gw_upstream *u, const char *data, size_t len) {
-  gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
+  gw_arena *a = u->x.call->arena; /* the answer lives as long as the call anyway */
   const gw_jval *root = gw_jt_parse(a, data, len);
   if (!gw_jt_is_object(root)) {
     gw_upstream_undecodable(u, GW_ERR_INVALID, "answer");
@@ -204,17 +204,17 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
   } else if (gw_jt_is_object(e) || strcmp(name, "error") == 0) {
     if (!gw_jt_is_object(e))
       e = root;
-    gw_arena *ca = u->call->arena;
+    gw_arena *ca = u->x.call->arena;
     const char *type = json_str(ca, GW_JT_GET(e, "type"));
     const char *code = json_str(ca, GW_JT_GET(e, "code"));
     const char *msg = json_str(ca, GW_JT_GET(e, "message"));
-    u->has_error = true;
-    u->err.http_status =
+    u->x.has_error = true;
+    u->x.err.http_status =
         code && code[0] >= '4' && code[0] <= '5' && strlen(code) == 3 ? atoi(code) : 500;
-    u->err.type = type;
-    u->err.code = code;
-    u->err.message = msg;
-    gw_upstream_end(u, gw_openai_status_from_http(u->err.http_status),
+    u->x.err.type = type;
+    u->x.err.code = code;
+    u->x.err.message = msg;
+    gw_upstream_end(u, gw_openai_status_from_http(u->x.err.http_status),
                     msg ? msg : "backend stream failed");
   } else if (gw_jt_array_len(GW_JT_GET(root, "choices")) == 0 &&
              !gw_jt_is_object(GW_JT_GET(root, "usage"))) {
@@ -276,15 +276,15 @@ static int start(gw_call *call) {
     static const char *const skip_emb[] = {"model", "stream", "encoding_format", NULL};
     static const char *const skip[] = {"model", "stream", NULL};
     size_t n = 0;
-    rc = gw_buf_appendc(&u->body, '{');
+    rc = gw_buf_appendc(&u->x.body, '{');
     if (rc == GW_OK)
-      rc = put_members(&u->body, in.req, embedding ? skip_emb : skip, &n);
-    if (rc == GW_OK && streaming && (rc = gw_jt_sep(&u->body, &n)) == GW_OK)
-      rc = GW_JT_PUT(&u->body, "\"stream\":true");
-    if (rc == GW_OK && embedding && (rc = gw_jt_sep(&u->body, &n)) == GW_OK)
-      rc = GW_JT_PUT(&u->body, "\"encoding_format\":\"float\"");
+      rc = put_members(&u->x.body, in.req, embedding ? skip_emb : skip, &n);
+    if (rc == GW_OK && streaming && (rc = gw_jt_sep(&u->x.body, &n)) == GW_OK)
+      rc = GW_JT_PUT(&u->x.body, "\"stream\":true");
+    if (rc == GW_OK && embedding && (rc = gw_jt_sep(&u->x.body, &n)) == GW_OK)
+      rc = GW_JT_PUT(&u->x.body, "\"encoding_format\":\"float\"");
     if (rc == GW_OK)
-      rc = gw_buf_appendc(&u->body, '}');
+      rc = gw_buf_appendc(&u->x.body, '}');
   }
   gw_upstream_request_close(&in);
   if (rc == GW_OK && ((b->auth_header && gw_upstream_add_header(u, b->auth_header) != GW_OK) ||

@@ -555,19 +555,19 @@ static const char *message_of(const gw_jval *root) {
 
 /* A json_lite DOM of |data| in |a|; NULL when it is not JSON. */
 static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t len) {
-  gw_arena *a = u->call->arena;
+  gw_arena *a = u->x.call->arena;
   const char *m = message_of(gw_jt_parse(a, data, len));
-  u->err.type = type_for_status(st);
+  u->x.err.type = type_for_status(st);
   if (m)
-    u->err.message = gw_arena_strdup(a, m);
+    u->x.err.message = gw_arena_strdup(a, m);
   else if (len)
-    u->err.message = gw_arena_strndup(a, data, len > 512 ? 512 : len);
+    u->x.err.message = gw_arena_strndup(a, data, len > 512 ? 512 : len);
   return gw_openai_status_from_http(st);
 }
 
 static void on_body(gw_upstream *u, const char *data, size_t len) {
   br_state *st = u->state;
-  gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
+  gw_arena *a = u->x.call->arena; /* the answer lives as long as the call anyway */
   const gw_jval *root = gw_jt_parse(a, data, len);
   gw_buf out;
   gw_buf_init_arena(&out, (size_t)64 << 20, a);
@@ -609,8 +609,8 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
   } else {
     if (chunk.len)
       gw_upstream_emit_text(u, chunk.data, chunk.len);
-    u->call->usage.prompt_tokens = st->s.input_tokens;
-    u->call->usage.completion_tokens = st->s.output_tokens;
+    u->x.call->usage.prompt_tokens = st->s.input_tokens;
+    u->x.call->usage.completion_tokens = st->s.output_tokens;
   }
   gw_arena_free(a);
 }
@@ -630,7 +630,7 @@ static const gw_upstream_codec codec = {
 /* Signs and adds the headers: host, x-amz-date, content-type, accept,
  * x-amz-security-token, authorization. */
 static int sign(gw_upstream *u, const gw_bedrock_backend *b, const char *path, bool streaming) {
-  gw_arena *a = u->call->arena;
+  gw_arena *a = u->x.call->arena;
   char date[17];
   gw_sigv4_amz_date(gw_upstream_unix_time(), date);
   const char *accept = streaming ? "application/vnd.amazon.eventstream" : "application/json";
@@ -640,7 +640,8 @@ static int sign(gw_upstream *u, const gw_bedrock_backend *b, const char *path, b
                           {"accept", accept},
                           {"x-amz-security-token", b->session_token}};
   size_t nh = b->session_token ? 5 : 4;
-  gw_sigv4_request r = {"POST", path, NULL, h, nh, u->body.data ? u->body.data : "", u->body.len};
+  gw_sigv4_request r = {"POST",       path, NULL, h, nh, u->x.body.data ? u->x.body.data : "",
+                        u->x.body.len};
   gw_sigv4_credentials cred = {b->access_key_id, b->secret_access_key, b->region, "bedrock"};
   gw_buf auth;
   gw_buf_init(&auth, 4096);
@@ -720,8 +721,8 @@ static int start(gw_call *call) {
     st->id = id;
     st->model = model;
     gw_bedrock_stream_init(&st->s, id, model, gw_upstream_unix_time(), usage);
-    gw_buf_release(&u->body); /* (empty: the body just written takes its place) */
-    u->body = body;
+    gw_buf_release(&u->x.body); /* (empty: the body just written takes its place) */
+    u->x.body = body;
   } else {
     gw_buf_release(&body);
   }

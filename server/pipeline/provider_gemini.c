@@ -768,20 +768,20 @@ typedef struct {
 } gem_state;
 
 static gw_status_code take_error(gw_upstream *u, long st, const gw_jval *e) {
-  gw_arena *a = u->call->arena;
+  gw_arena *a = u->x.call->arena;
   const char *status = gw_jt_str(GW_JT_GET(e, "status"));
   const char *msg = gw_jt_str(GW_JT_GET(e, "message"));
   int64_t code = GW_JT_INT_OF(e, "code");
-  u->has_error = true;
-  u->err.http_status = st ? st : (code >= 400 && code < 600 ? code : 500);
-  u->err.type = status ? gw_arena_strdup(a, status) : NULL;
-  u->err.message = msg ? gw_arena_strdup(a, msg) : NULL;
-  return gw_openai_status_from_http(u->err.http_status);
+  u->x.has_error = true;
+  u->x.err.http_status = st ? st : (code >= 400 && code < 600 ? code : 500);
+  u->x.err.type = status ? gw_arena_strdup(a, status) : NULL;
+  u->x.err.message = msg ? gw_arena_strdup(a, msg) : NULL;
+  return gw_openai_status_from_http(u->x.err.http_status);
 }
 
 /* A json_lite DOM of |data| in |a|; NULL when it is not JSON. */
 static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t len) {
-  const gw_jval *root = gw_jt_parse(u->call->arena, data, len);
+  const gw_jval *root = gw_jt_parse(u->x.call->arena, data, len);
   /* Google answers {"error":{...}}, some proxies a list of them. */
   if (gw_jt_array_len(root))
     root = &root->u.elems[0];
@@ -789,13 +789,13 @@ static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t
   if (gw_jt_is_object(e))
     return take_error(u, st, e);
   if (len)
-    u->err.message = gw_arena_strndup(u->call->arena, data, len > 512 ? 512 : len);
+    u->x.err.message = gw_arena_strndup(u->x.call->arena, data, len > 512 ? 512 : len);
   return gw_openai_status_from_http(st);
 }
 
 static void on_body(gw_upstream *u, const char *data, size_t len) {
   gem_state *st = u->state;
-  gw_arena *a = u->call->arena; /* the answer lives as long as the call anyway */
+  gw_arena *a = u->x.call->arena; /* the answer lives as long as the call anyway */
   const gw_jval *root = gw_jt_parse(a, data, len);
   gw_buf out;
   gw_buf_init_arena(&out, (size_t)64 << 20, a);
@@ -812,8 +812,8 @@ static void emit(gw_upstream *u, const gw_buf *chunk) {
   gem_state *st = u->state;
   if (chunk->len)
     gw_upstream_emit_text(u, chunk->data, chunk->len);
-  u->call->usage.prompt_tokens = st->s.prompt_tokens;
-  u->call->usage.completion_tokens = st->s.completion_tokens;
+  u->x.call->usage.prompt_tokens = st->s.prompt_tokens;
+  u->x.call->usage.completion_tokens = st->s.completion_tokens;
 }
 
 static void on_event(gw_upstream *u, const char *name, const char *data, size_t len, bool exc) {
@@ -831,7 +831,7 @@ static void on_event(gw_upstream *u, const char *name, const char *data, size_t 
   gw_buf_init_arena(&chunk, (size_t)64 << 20, a);
   if (gw_jt_is_object(e)) {
     gw_status_code code = take_error(u, 0, e);
-    gw_upstream_end(u, code, u->err.message ? u->err.message : "backend stream failed");
+    gw_upstream_end(u, code, u->x.err.message ? u->x.err.message : "backend stream failed");
   } else {
     int rc = root ? gw_gemini_stream_event(&st->s, root, &chunk) : GW_ERR_INVALID;
     if (rc != GW_OK)
@@ -851,7 +851,7 @@ static void on_stream_end(gw_upstream *u) {
     return;
   }
   gw_buf chunk;
-  gw_buf_init_arena(&chunk, (size_t)64 << 20, u->call->arena);
+  gw_buf_init_arena(&chunk, (size_t)64 << 20, u->x.call->arena);
   if (gw_gemini_stream_end(&st->s, &chunk) == GW_OK)
     emit(u, &chunk);
 }
@@ -921,8 +921,8 @@ static int start(gw_call *call) {
     st->id = id;
     st->model = model;
     gw_gemini_stream_init(&st->s, id, model, gw_upstream_unix_time(), usage);
-    gw_buf_release(&u->body); /* (empty: the body just written takes its place) */
-    u->body = body;
+    gw_buf_release(&u->x.body); /* (empty: the body just written takes its place) */
+    u->x.body = body;
   } else {
     gw_buf_release(&body);
   }

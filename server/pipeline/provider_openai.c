@@ -19,6 +19,7 @@
 #include "engine/curl_loop.h"
 #include "engine/http_client.h"
 #include "engine/worker.h"
+#include "pipeline/exchange.h"
 #include "google/protobuf/wrappers.pb-c.h"
 #include "transcoder/json_pb.h"
 
@@ -132,91 +133,17 @@ void gw_openai_backend_free(gw_openai_backend *b) {
 /* Lives in the call's arena; stays reachable through call->provider_state
  * after the end so that gw_openai_error_of() can answer. */
 typedef struct oai_call {
-  gw_curl_xfer cx;
-  gw_call *call;
+  gw_exchange x; /* the call, the transfer, the buffers, the upstream's error */
   const gw_openai_backend *b;
-  struct curl_slist *headers;
-  gw_buf body; /* the request, sent from here */
-  gw_buf resp; /* a unary answer, or any error answer */
-  gw_sse_reader sse;
-  gw_openai_error err;
-  bool has_error;
   char errbuf[CURL_ERROR_SIZE];
-  long http_status;
   int64_t timeout_ms;
   bool streaming, embedding;
-  bool transfer_done; /* the curl transfer is over (on_done ran) */
-  bool ended;         /* the call is finished, by us or by anyone */
-  bool released;      /* buffers freed, reference dropped */
-  bool backlog;       /* the sink was full: events may wait in |sse| */
-  bool paused;        /* curl holds data for us */
-  bool saw_done;      /* [DONE] arrived */
-  /* Plain http:// (unless UPSTREAM_CLIENT=curl): the exchange runs on the
-   * worker's native HTTP/1.1 client instead of curl (|cx| unused then). */
-  bool native;
-  gw_http_req hr;
+  bool backlog;  /* the sink was full: events may wait in |x.sse| */
+  bool paused;   /* curl holds data for us */
+  bool saw_done; /* [DONE] arrived */
   const char *hdrs[8];
   char host[256];
 } oai_call;
-
-static void reap(gw_curl_xfer *x) {
-  oai_call *o = GW_CONTAINER_OF(x, oai_call, cx);
-  gw_call_unref(o->call); /* may dispose of the call and |o| with it */
-}
-
-static void native_reap(gw_http_req *r) {
-  oai_call *o = r->arg;
-  gw_call_unref(o->call);
-}
-
-static void release(oai_call *o) {
-  if (o->released)
-    return;
-  o->released = true;
-  if (o->cx.easy)
-    curl_easy_cleanup(o->cx.easy);
-  o->cx.easy = NULL;
-  curl_slist_free_all(o->headers);
-  o->headers = NULL;
-  gw_buf_release(&o->body);
-  gw_buf_release(&o->resp);
-  gw_sse_reader_release(&o->sse);
-  /* The reference goes on the next loop iteration: release() may run
-   * inside gw_call_finish/cancel, under a front door that still touches
-   * the call when they return. */
-  if (o->native)
-    gw_http_req_reap_later(&o->hr, native_reap);
-  else
-    gw_curl_loop_reap_later(&o->cx, reap);
-}
-
-/* Ends the transfer: now, or (inside curl) once curl returns; then
- * release() runs from on_done. */
-static void stop(oai_call *o) {
-  if (!o->transfer_done && o->native)
-    gw_http_req_cancel(&o->hr);
-  else if (!o->transfer_done)
-    gw_curl_loop_cancel(&o->cx);
-  else
-    release(o);
-}
-
-/* The one way this provider ends a call. An upstream error is copied
- * into the call for the HTTP front door first. */
-static void end_call(oai_call *o, gw_status_code code, const char *msg) {
-  if (o->ended)
-    return;
-  o->ended = true;
-  if (o->has_error) {
-    o->call->upstream_error.http_status = (int)o->err.http_status;
-    o->call->upstream_error.type = o->err.type;
-    o->call->upstream_error.code = o->err.code;
-    o->call->upstream_error.param = o->err.param;
-    o->call->upstream_error.retry_after = o->err.retry_after;
-  }
-  gw_call_finish(o->call, code, msg); /* its cancel() finds us ended */
-  stop(o);
-}
 
 static const char *backend_name(const oai_call *o) { return o->b->name; }
 
@@ -228,55 +155,56 @@ static const char *json_str(gw_arena *a, json_t *v) {
   return NULL;
 }
 
-/* Fills o->err from an OpenAI error object |e|; returns the status for it
+/* Fills o->x.err from an OpenAI error object |e|; returns the status for it
  * (from |http_status| when it is an error status, else from the object). */
 static gw_status_code take_error(oai_call *o, json_t *e, long http_status) {
-  gw_arena *a = o->call->arena;
-  o->has_error = true;
-  o->err.http_status = http_status;
-  o->err.type = json_str(a, json_object_get(e, "type"));
-  o->err.code = json_str(a, json_object_get(e, "code"));
-  o->err.param = json_str(a, json_object_get(e, "param"));
-  o->err.message = json_str(a, json_object_get(e, "message"));
+  gw_arena *a = o->x.call->arena;
+  o->x.has_error = true;
+  o->x.err.http_status = http_status;
+  o->x.err.type = json_str(a, json_object_get(e, "type"));
+  o->x.err.code = json_str(a, json_object_get(e, "code"));
+  o->x.err.param = json_str(a, json_object_get(e, "param"));
+  o->x.err.message = json_str(a, json_object_get(e, "message"));
   if (http_status >= 300)
     return gw_openai_status_from_http(http_status);
   json_t *code = json_object_get(e, "code");
   if (json_is_integer(code) && json_integer_value(code) >= 400 && json_integer_value(code) < 600)
     return gw_openai_status_from_http((long)json_integer_value(code));
-  return status_from_type(o->err.type);
+  return status_from_type(o->x.err.type);
 }
 
 /* The upstream answered with an error status: its body, as far as it is an
  * OpenAI error object ({"detail": ...} and plain text are taken too). */
 static void http_error(oai_call *o, long st) {
-  gw_arena *a = o->call->arena;
-  json_t *root = o->resp.len ? json_loadb(o->resp.data, o->resp.len, 0, NULL) : NULL;
+  gw_arena *a = o->x.call->arena;
+  json_t *root = o->x.resp.len ? json_loadb(o->x.resp.data, o->x.resp.len, 0, NULL) : NULL;
   json_t *e = root ? json_object_get(root, "error") : NULL;
   gw_status_code code;
   if (json_is_object(e)) {
     code = take_error(o, e, st);
   } else {
-    o->has_error = true;
-    o->err.http_status = st;
+    o->x.has_error = true;
+    o->x.err.http_status = st;
     code = gw_openai_status_from_http(st);
     json_t *d = root ? json_object_get(root, "detail") : NULL;
     if (!d && root)
       d = json_object_get(root, "message");
     if (json_is_string(e))
-      o->err.message = json_str(a, e);
+      o->x.err.message = json_str(a, e);
     else if (json_is_string(d))
-      o->err.message = json_str(a, d);
-    else if (!root && o->resp.len)
-      o->err.message = gw_arena_strndup(a, o->resp.data, o->resp.len > 512 ? 512 : o->resp.len);
+      o->x.err.message = json_str(a, d);
+    else if (!root && o->x.resp.len)
+      o->x.err.message =
+          gw_arena_strndup(a, o->x.resp.data, o->x.resp.len > 512 ? 512 : o->x.resp.len);
   }
   json_decref(root);
-  if (o->err.message && *o->err.message)
-    end_call(o, code, o->err.message);
+  if (o->x.err.message && *o->x.err.message)
+    gw_exchange_end(&o->x, code, o->x.err.message);
   else {
     char msg[160];
     snprintf(msg, sizeof msg, "backend %s answered HTTP %ld", backend_name(o), st);
-    o->err.message = gw_arena_strdup(a, msg);
-    end_call(o, code, msg);
+    o->x.err.message = gw_arena_strdup(a, msg);
+    gw_exchange_end(&o->x, code, msg);
   }
 }
 
@@ -288,12 +216,12 @@ static void transport_error(oai_call *o, CURLcode rc) {
   if (rc == CURLE_OPERATION_TIMEDOUT) {
     code = GW_STATUS_DEADLINE_EXCEEDED;
     snprintf(m, sizeof m, "backend %s did not answer in time", backend_name(o));
-  } else if (o->http_status) {
+  } else if (o->x.http_status) {
     snprintf(m, sizeof m, "backend %s: response broken: %s", backend_name(o), why);
   } else {
     snprintf(m, sizeof m, "backend %s unavailable: %s", backend_name(o), why);
   }
-  end_call(o, code, m);
+  gw_exchange_end(&o->x, code, m);
 }
 
 /* An event that is an error object ({"error": {...}}, or any object under
@@ -310,10 +238,11 @@ static bool stream_error(oai_call *o, const gw_sse_event *ev) {
     json_decref(root);
     return false;
   }
-  gw_status_code code = take_error(o, e, o->http_status);
+  gw_status_code code = take_error(o, e, o->x.http_status);
   json_decref(root);
-  const char *msg = o->err.message && *o->err.message ? o->err.message : "backend stream failed";
-  end_call(o, code, msg);
+  const char *msg =
+      o->x.err.message && *o->x.err.message ? o->x.err.message : "backend stream failed";
+  gw_exchange_end(&o->x, code, msg);
   return true;
 }
 
@@ -323,33 +252,34 @@ static void handle_event(oai_call *o, const gw_sse_event *ev) {
     return;
   gw_arena *a = gw_arena_new(0, 0);
   if (!a) {
-    end_call(o, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    gw_exchange_end(&o->x, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   ProtobufCMessage *msg = NULL;
   gw_json_error je = {{0}, {0}};
-  int rc = gw_json_to_pb(o->call->method->output, ev->data, ev->len, a, &in_opts, &msg, &je);
+  int rc = gw_json_to_pb(o->x.call->method->output, ev->data, ev->len, a, &in_opts, &msg, &je);
   if (rc != GW_OK) {
     char m[640];
     snprintf(m, sizeof m, "backend %s sent an undecodable event: %s%s%s", backend_name(o), je.param,
              je.param[0] ? ": " : "", je.message);
     gw_arena_free(a);
-    end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+    gw_exchange_end(&o->x, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL,
+                    m);
     return;
   }
-  gw_call_emit(o->call, msg);
+  gw_call_emit(o->x.call, msg);
   gw_arena_free(a);
 }
 
 /* Emits the events waiting in the reader while the sink takes them. */
 static void pump(oai_call *o) {
-  while (!o->ended) {
-    if (!gw_call_sink_ready(o->call)) {
+  while (!o->x.ended) {
+    if (!gw_call_sink_ready(o->x.call)) {
       o->backlog = true;
       return;
     }
     gw_sse_event ev;
-    int rc = gw_sse_reader_next(&o->sse, &ev);
+    int rc = gw_sse_reader_next(&o->x.sse, &ev);
     if (rc == 0) {
       o->backlog = false;
       return;
@@ -357,8 +287,9 @@ static void pump(oai_call *o) {
     if (rc < 0) {
       char m[160];
       snprintf(m, sizeof m, "backend %s sent a stream event over %zu bytes", backend_name(o),
-               o->sse.cap);
-      end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+               o->x.sse.cap);
+      gw_exchange_end(&o->x, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL,
+                      m);
       return;
     }
     if (o->saw_done)
@@ -374,12 +305,12 @@ static void pump(oai_call *o) {
 /* The stream's transfer ended well: flush a last event the upstream did not
  * close with a blank line, then end the call once nothing waits. */
 static void finish_stream(oai_call *o) {
-  if (o->ended || o->backlog)
+  if (o->x.ended || o->backlog)
     return;
-  if (gw_sse_reader_feed(&o->sse, "\n\n", 2) == GW_OK)
+  if (gw_sse_reader_feed(&o->x.sse, "\n\n", 2) == GW_OK)
     pump(o);
-  if (!o->ended && !o->backlog)
-    end_call(o, GW_STATUS_OK, NULL);
+  if (!o->x.ended && !o->backlog)
+    gw_exchange_end(&o->x, GW_STATUS_OK, NULL);
 }
 
 static bool is_2xx(long st) { return st >= 200 && st < 300; }
@@ -387,34 +318,36 @@ static bool is_2xx(long st) { return st >= 200 && st < 300; }
 static size_t write_cb(char *p, size_t size, size_t nmemb, void *arg) {
   oai_call *o = arg;
   size_t n = size * nmemb;
-  if (o->ended)
+  if (o->x.ended)
     return n; /* cancelled from inside curl: removed once it returns */
-  curl_easy_getinfo(o->cx.easy, CURLINFO_RESPONSE_CODE, &o->http_status);
-  if (!o->streaming || !is_2xx(o->http_status)) {
-    int rc = gw_buf_append(&o->resp, p, n);
-    if (rc != GW_OK && is_2xx(o->http_status)) {
+  curl_easy_getinfo(o->x.cx.easy, CURLINFO_RESPONSE_CODE, &o->x.http_status);
+  if (!o->streaming || !is_2xx(o->x.http_status)) {
+    int rc = gw_buf_append(&o->x.resp, p, n);
+    if (rc != GW_OK && is_2xx(o->x.http_status)) {
       char m[160];
       snprintf(m, sizeof m, "backend %s sent a response over %zu bytes", backend_name(o),
-               o->resp.cap);
-      end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+               o->x.resp.cap);
+      gw_exchange_end(&o->x, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL,
+                      m);
     }
     return n; /* an error body keeps what fits */
   }
   if (o->backlog) {
     pump(o);
-    if (o->ended)
+    if (o->x.ended)
       return n;
     if (o->backlog) { /* the client is slow: stop reading the upstream */
       o->paused = true;
       return CURL_WRITEFUNC_PAUSE;
     }
   }
-  int rc = gw_sse_reader_feed(&o->sse, p, n);
+  int rc = gw_sse_reader_feed(&o->x.sse, p, n);
   if (rc != GW_OK) {
     char m[160];
     snprintf(m, sizeof m, "backend %s sent a stream event over %zu bytes", backend_name(o),
-             o->sse.cap);
-    end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+             o->x.sse.cap);
+    gw_exchange_end(&o->x, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL,
+                    m);
     return n;
   }
   pump(o);
@@ -432,15 +365,15 @@ static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg) {
       v++;
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
       end--;
-    o->err.retry_after = gw_arena_strndup(o->call->arena, v, (size_t)(end - v));
+    o->x.err.retry_after = gw_arena_strndup(o->x.call->arena, v, (size_t)(end - v));
   }
   return n;
 }
 
 static void unary_done(oai_call *o) {
-  gw_call *call = o->call;
-  const char *json = o->resp.data ? o->resp.data : "";
-  size_t len = o->resp.len;
+  gw_call *call = o->x.call;
+  const char *json = o->x.resp.data ? o->x.resp.data : "";
+  size_t len = o->x.resp.len;
   ProtobufCMessage *msg = NULL;
   gw_json_error je = {{0}, {0}};
   int rc = gw_json_to_pb(call->method->output, json, len, call->arena, &in_opts, &msg, &je);
@@ -448,28 +381,19 @@ static void unary_done(oai_call *o) {
     char m[640];
     snprintf(m, sizeof m, "backend %s sent an undecodable %s: %s%s%s", backend_name(o),
              call->method->output_type, je.param, je.param[0] ? ": " : "", je.message);
-    end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+    gw_exchange_end(&o->x, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL,
+                    m);
     return;
   }
   gw_call_emit(call, msg);
-  end_call(o, GW_STATUS_OK, NULL);
+  gw_exchange_end(&o->x, GW_STATUS_OK, NULL);
 }
 
 static void on_done(gw_curl_xfer *x, CURLcode result) {
-  oai_call *o = GW_CONTAINER_OF(x, oai_call, cx);
-  o->transfer_done = true;
-  long st = 0;
-  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &st);
-  o->http_status = st;
-  curl_easy_cleanup(x->easy);
-  x->easy = NULL;
-  curl_slist_free_all(o->headers);
-  o->headers = NULL;
-  gw_buf_release(&o->body);
-  if (o->ended) {
-    release(o);
+  oai_call *o = GW_CONTAINER_OF(x, oai_call, x.cx);
+  if (!gw_exchange_curl_done(&o->x))
     return;
-  }
+  long st = o->x.http_status;
   if (st != 0 && !is_2xx(st)) {
     http_error(o, st);
     return;
@@ -495,36 +419,38 @@ static int native_on_header(gw_http_req *r, const char *name, size_t nlen, const
   if (nlen == 11 && strncasecmp(name, "retry-after", 11) == 0) {
     while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
       vlen--;
-    o->err.retry_after = gw_arena_strndup(o->call->arena, v, vlen);
+    o->x.err.retry_after = gw_arena_strndup(o->x.call->arena, v, vlen);
   }
   return 0;
 }
 
 static int native_on_body(gw_http_req *r, const char *p, size_t n) {
   oai_call *o = r->arg;
-  if (o->ended)
+  if (o->x.ended)
     return 0; /* cancelled from inside: the client ends it on return */
-  o->http_status = r->status;
-  if (!o->streaming || !is_2xx(o->http_status)) {
-    int rc = gw_buf_append(&o->resp, p, n);
-    if (rc != GW_OK && is_2xx(o->http_status)) {
+  o->x.http_status = r->status;
+  if (!o->streaming || !is_2xx(o->x.http_status)) {
+    int rc = gw_buf_append(&o->x.resp, p, n);
+    if (rc != GW_OK && is_2xx(o->x.http_status)) {
       char m[160];
       snprintf(m, sizeof m, "backend %s sent a response over %zu bytes", backend_name(o),
-               o->resp.cap);
-      end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+               o->x.resp.cap);
+      gw_exchange_end(&o->x, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL,
+                      m);
     }
     return 0; /* an error body keeps what fits */
   }
-  int rc = gw_sse_reader_feed(&o->sse, p, n);
+  int rc = gw_sse_reader_feed(&o->x.sse, p, n);
   if (rc != GW_OK) {
     char m[160];
     snprintf(m, sizeof m, "backend %s sent a stream event over %zu bytes", backend_name(o),
-             o->sse.cap);
-    end_call(o, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+             o->x.sse.cap);
+    gw_exchange_end(&o->x, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL,
+                    m);
     return 0;
   }
   pump(o);
-  if (!o->ended && o->backlog) { /* the client is slow: stop reading the upstream */
+  if (!o->x.ended && o->backlog) { /* the client is slow: stop reading the upstream */
     o->paused = true;
     gw_http_req_pause(r);
   }
@@ -538,22 +464,22 @@ static void native_transport_error(oai_call *o, const gw_http_req *r, int err) {
   if (err == GW_ERR_IO && r->sys_errno == ETIMEDOUT) {
     code = GW_STATUS_DEADLINE_EXCEEDED;
     snprintf(m, sizeof m, "backend %s did not answer in time", backend_name(o));
-  } else if (o->http_status) {
+  } else if (o->x.http_status) {
     snprintf(m, sizeof m, "backend %s: response broken: %s", backend_name(o), why);
   } else {
     snprintf(m, sizeof m, "backend %s unavailable: %s", backend_name(o), why);
   }
-  end_call(o, code, m);
+  gw_exchange_end(&o->x, code, m);
 }
 
 static void native_done(gw_http_req *r, int err) {
   oai_call *o = r->arg;
-  o->transfer_done = true;
+  o->x.transfer_done = true;
   long st = r->status;
-  o->http_status = st;
-  gw_buf_release(&o->body);
-  if (o->ended) {
-    release(o);
+  o->x.http_status = st;
+  gw_buf_release(&o->x.body);
+  if (o->x.ended) {
+    gw_exchange_release(&o->x);
     return;
   }
   if (st != 0 && !is_2xx(st)) {
@@ -570,21 +496,18 @@ static void native_done(gw_http_req *r, int err) {
     finish_stream(o); /* or resume() does, once the backlog is out */
 }
 
-static bool header_safe(const char *v);
-static int64_t transfer_timeout(const gw_call *call, int backend_timeout_ms);
-
-/* Sets up |o->hr| for |b->base| + |path| when the base is an http:// or
+/* Sets up |o->x.hr| for |b->base| + |path| when the base is an http:// or
  * https:// URL and no proxy is configured for its scheme. GW_OK,
  * GW_ERR_NOMEM, or 1 (nothing done) when not: curl serves it. */
 static int native_prepare(oai_call *o, const char *path) {
-  gw_call *call = o->call;
+  gw_call *call = o->x.call;
   const char *prefix;
   int port;
   bool tls;
   if (gw_http_parse_url(o->b->base, &tls, o->host, sizeof o->host, &port, &prefix) != GW_OK ||
       gw_http_proxy_for(tls))
     return 1;
-  gw_http_req *r = &o->hr;
+  gw_http_req *r = &o->x.hr;
   memset(r, 0, sizeof(*r));
   r->host = o->host;
   r->port = port;
@@ -598,18 +521,18 @@ static int native_prepare(oai_call *o, const char *path) {
     o->hdrs[n++] = o->b->auth_header;
   o->hdrs[n++] = "Content-Type: application/json";
   o->hdrs[n++] = o->streaming ? "Accept: text/event-stream" : "Accept: application/json";
-  if (header_safe(call->request_id) &&
+  if (gw_header_safe(call->request_id) &&
       !(o->hdrs[n++] = gw_arena_concat(call->arena, "X-Request-Id: ", call->request_id)))
     return GW_ERR_NOMEM;
-  if (header_safe(call->traceparent) &&
+  if (gw_header_safe(call->traceparent) &&
       !(o->hdrs[n++] = gw_arena_concat(call->arena, "traceparent: ", call->traceparent)))
     return GW_ERR_NOMEM;
   if (!r->path)
     return GW_ERR_NOMEM;
   r->headers = o->hdrs;
   r->n_headers = n;
-  r->body = o->body.data;
-  r->body_len = o->body.len;
+  r->body = o->x.body.data;
+  r->body_len = o->x.body.len;
   r->timeout_ms = o->timeout_ms;
   r->connect_timeout_ms =
       o->timeout_ms > 0 && o->timeout_ms < CONNECT_TIMEOUT_MS ? o->timeout_ms : CONNECT_TIMEOUT_MS;
@@ -617,7 +540,7 @@ static int native_prepare(oai_call *o, const char *path) {
   r->on_header = native_on_header;
   r->on_body = native_on_body;
   r->done = native_done;
-  o->native = true;
+  o->x.native = true;
   return GW_OK;
 }
 
@@ -625,22 +548,22 @@ static int native_prepare(oai_call *o, const char *path) {
  * backend is neither http:// nor https://, or its scheme goes through a
  * proxy (curl serves it). */
 static int native_start(oai_call *o, gw_http_client *hc, const char *path) {
-  gw_call *call = o->call;
-  o->timeout_ms = transfer_timeout(call, o->b->timeout_ms);
+  gw_call *call = o->x.call;
+  o->timeout_ms = gw_exchange_timeout(call, o->b->timeout_ms);
   int rc = native_prepare(o, path);
   if (rc != GW_OK)
     return rc;
   gw_call_ref(call);
   call->provider_state = o;
-  rc = gw_http_req_start(hc, &o->hr);
+  rc = gw_http_req_start(hc, &o->x.hr);
   if (rc != GW_OK) {
     call->provider_state = NULL;
-    o->native = false;
+    o->x.native = false;
     gw_call_unref(call); /* the front door still holds its own */
     return rc == GW_ERR_NOMEM ? rc : GW_ERR_IO;
   }
   GW_LOGD("openai", call->request_id, "%s -> backend %s POST %s (%zu bytes, native)",
-          call->method->path, o->b->name, o->hr.path, o->body.len);
+          call->method->path, o->b->name, o->x.hr.path, o->x.body.len);
   return GW_OK;
 }
 
@@ -651,7 +574,7 @@ static int native_start(oai_call *o, gw_http_client *hc, const char *path) {
 /* Puts the backend's model name, the stream flag and the embedding encoding
  * into the request (in the call's arena) before it is written. */
 static int rewrite_request(oai_call *o) {
-  gw_call *call = o->call;
+  gw_call *call = o->x.call;
   ProtobufCMessage *req = call->request;
   const ProtobufCFieldDescriptor *f = field(req, "model");
   if (f && f->type == PROTOBUF_C_TYPE_STRING && call->route.upstream_model)
@@ -678,21 +601,19 @@ static int rewrite_request(oai_call *o) {
     if (f && f->type == PROTOBUF_C_TYPE_STRING)
       *(const char **)((char *)req + f->offset) = o->b->embeddings_float ? "float" : "base64";
   }
-  return gw_pb_to_json(req, &out_opts, &o->body);
+  return gw_pb_to_json(req, &out_opts, &o->x.body);
 }
 
-static bool header_safe(const char *v) { return v && *v && !strpbrk(v, "\r\n"); }
-
 static int add_header(oai_call *o, const char *h) {
-  struct curl_slist *l = curl_slist_append(o->headers, h);
+  struct curl_slist *l = curl_slist_append(o->x.headers, h);
   if (!l)
     return GW_ERR_NOMEM;
-  o->headers = l;
+  o->x.headers = l;
   return GW_OK;
 }
 
 static int build_headers(oai_call *o) {
-  gw_call *call = o->call;
+  gw_call *call = o->x.call;
   gw_arena *a = call->arena;
   if (o->b->auth_header && add_header(o, o->b->auth_header) != GW_OK)
     return GW_ERR_NOMEM;
@@ -701,31 +622,17 @@ static int build_headers(oai_call *o) {
           GW_OK ||
       add_header(o, "Expect:") != GW_OK)
     return GW_ERR_NOMEM;
-  if (header_safe(call->request_id)) {
+  if (gw_header_safe(call->request_id)) {
     const char *h = gw_arena_concat(a, "X-Request-Id: ", call->request_id);
     if (!h || add_header(o, h) != GW_OK)
       return GW_ERR_NOMEM;
   }
-  if (header_safe(call->traceparent)) {
+  if (gw_header_safe(call->traceparent)) {
     const char *h = gw_arena_concat(a, "traceparent: ", call->traceparent);
     if (!h || add_header(o, h) != GW_OK)
       return GW_ERR_NOMEM;
   }
   return GW_OK;
-}
-
-/* Milliseconds the whole exchange may take: the call's deadline and the
- * backend's timeout, whichever comes first; 0 for no limit. */
-static int64_t transfer_timeout(const gw_call *call, int backend_timeout_ms) {
-  int64_t left = 0;
-  if (call->deadline_ms) {
-    left = call->deadline_ms - gw_now_ms();
-    if (left < 1)
-      left = 1;
-  }
-  if (backend_timeout_ms > 0 && (left == 0 || backend_timeout_ms < left))
-    left = backend_timeout_ms;
-  return left;
 }
 
 static const char *method_path(const char *name, bool *embedding) {
@@ -756,14 +663,14 @@ static int start(gw_call *call) {
   oai_call *o = gw_arena_calloc(call->arena, sizeof(*o));
   if (!o)
     return GW_ERR_NOMEM;
-  o->call = call;
+  o->x.call = call;
   o->b = b;
   o->streaming = call->method->server_streaming;
   o->embedding = embedding;
   /* The upstream request and answer live as long as the call: in its arena. */
-  gw_buf_init_arena(&o->body, REQUEST_CAP, call->arena);
-  gw_buf_init_arena(&o->resp, o->streaming ? ERROR_BODY_CAP : BODY_CAP, call->arena);
-  gw_sse_reader_init(&o->sse, EVENT_CAP);
+  gw_buf_init_arena(&o->x.body, REQUEST_CAP, call->arena);
+  gw_buf_init_arena(&o->x.resp, o->streaming ? ERROR_BODY_CAP : BODY_CAP, call->arena);
+  gw_sse_reader_init(&o->x.sse, EVENT_CAP);
 
   int rc = rewrite_request(o);
   if (rc != GW_OK)
@@ -786,9 +693,9 @@ static int start(gw_call *call) {
     rc = GW_ERR_NOMEM;
     goto fail;
   }
-  o->cx.easy = e;
-  o->cx.done = on_done;
-  o->timeout_ms = transfer_timeout(call, b->timeout_ms);
+  o->x.cx.easy = e;
+  o->x.cx.done = on_done;
+  o->timeout_ms = gw_exchange_timeout(call, b->timeout_ms);
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -803,9 +710,9 @@ static int start(gw_call *call) {
   if (o->timeout_ms > 0)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
   curl_easy_setopt(e, CURLOPT_POST, 1L);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, o->body.data ? o->body.data : "");
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body.len);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, o->headers);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, o->x.body.data ? o->x.body.data : "");
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->x.body.len);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, o->x.headers);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "ai-gateway/" GW_VERSION);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, o);
@@ -815,53 +722,43 @@ static int start(gw_call *call) {
 
   gw_call_ref(call);
   call->provider_state = o;
-  if (gw_curl_loop_add(loop, &o->cx) != GW_OK) {
+  if (gw_curl_loop_add(loop, &o->x.cx) != GW_OK) {
     call->provider_state = NULL;
     rc = GW_ERR_IO;
     gw_call_unref(call); /* the front door still holds its own */
     goto fail;
   }
   GW_LOGD("openai", call->request_id, "%s -> backend %s POST %s (%zu bytes)", call->method->path,
-          b->name, path, o->body.len);
+          b->name, path, o->x.body.len);
   return GW_OK;
 
 fail:
-  if (o->cx.easy)
-    curl_easy_cleanup(o->cx.easy);
-  o->cx.easy = NULL;
-  curl_slist_free_all(o->headers);
-  o->headers = NULL;
-  gw_buf_release(&o->body);
-  gw_buf_release(&o->resp);
-  gw_sse_reader_release(&o->sse);
+  gw_exchange_discard(&o->x);
   return rc;
 }
 
 static void cancel(gw_call *call) {
   oai_call *o = call->provider_state;
-  if (!o || o->ended)
-    return;
-  o->ended = true;
-  stop(o);
+  gw_exchange_cancel(o ? &o->x : NULL);
 }
 
 static void resume(gw_call *call) {
   oai_call *o = call->provider_state;
-  if (!o || o->ended || !o->streaming)
+  if (!o || o->x.ended || !o->streaming)
     return;
   pump(o);
-  if (o->ended || o->backlog)
+  if (o->x.ended || o->backlog)
     return;
-  if (o->transfer_done) {
+  if (o->x.transfer_done) {
     finish_stream(o);
     return;
   }
   if (o->paused) {
     o->paused = false;
-    if (o->native)
-      gw_http_req_resume(&o->hr);
+    if (o->x.native)
+      gw_http_req_resume(&o->x.hr);
     else
-      gw_curl_loop_unpause(&o->cx);
+      gw_curl_loop_unpause(&o->x.cx);
   }
 }
 
@@ -869,7 +766,7 @@ const gw_openai_error *gw_openai_error_of(const gw_call *call) {
   if (call->provider != &gw_provider_openai || !call->provider_state)
     return NULL;
   const oai_call *o = call->provider_state;
-  return o->has_error ? &o->err : NULL;
+  return o->x.has_error ? &o->x.err : NULL;
 }
 
 const gw_provider_ops gw_provider_openai = {

@@ -127,74 +127,20 @@ gw_status_code gw_upstream_status_from_type(const char *type) {
   return GW_STATUS_INTERNAL;
 }
 
-/* ---- lifetime (as in provider_openai.c) ---------------------------------------- */
-
-static void reap(gw_curl_xfer *x) {
-  gw_upstream *u = GW_CONTAINER_OF(x, gw_upstream, cx);
-  gw_call_unref(u->call); /* may dispose of the call and |u| with it */
-}
-
-static void native_reap(gw_http_req *r) {
-  gw_upstream *u = r->arg;
-  gw_call_unref(u->call);
-}
-
-static void release(gw_upstream *u) {
-  if (u->released)
-    return;
-  u->released = true;
-  if (u->cx.easy)
-    curl_easy_cleanup(u->cx.easy);
-  u->cx.easy = NULL;
-  curl_slist_free_all(u->headers);
-  u->headers = NULL;
-  gw_buf_release(&u->body);
-  gw_buf_release(&u->resp);
-  gw_sse_reader_release(&u->sse);
-  gw_eventstream_release(&u->es);
-  /* The reference goes on a later loop iteration: this may run inside
-   * gw_call_finish/cancel, under a front door still touching the call. */
-  if (u->native)
-    gw_http_req_reap_later(&u->hr, native_reap);
-  else
-    gw_curl_loop_reap_later(&u->cx, reap);
-}
-
-/* Ends the transfer (release() then runs from its end), or releases. */
-static void stop(gw_upstream *u) {
-  if (!u->transfer_done && u->native)
-    gw_http_req_cancel(&u->hr);
-  else if (!u->transfer_done)
-    gw_curl_loop_cancel(&u->cx);
-  else
-    release(u);
-}
+/* ---- ending ---------------------------------------------------------------------- */
 
 void gw_upstream_end(gw_upstream *u, gw_status_code code, const char *msg) {
-  if (u->ended)
-    return;
-  u->ended = true;
-  if (u->has_error) {
-    gw_call *c = u->call;
-    c->upstream_error.http_status = (int)u->err.http_status;
-    c->upstream_error.type = u->err.type;
-    c->upstream_error.code = u->err.code;
-    c->upstream_error.param = u->err.param;
-    c->upstream_error.retry_after = u->err.retry_after;
-  }
-  gw_call_finish(u->call, code, msg);              /* its cancel() finds us ended */
-  if (u->native || u->cx.loop || u->transfer_done) /* (started) */
-    stop(u);
+  gw_exchange_end(&u->x, code, msg);
 }
 
 void gw_upstream_fail(gw_upstream *u, long http_status, gw_status_code code, const char *type,
                       const char *ecode, const char *message) {
-  gw_arena *a = u->call->arena;
-  u->has_error = true;
-  u->err.http_status = http_status;
-  u->err.type = type ? gw_arena_strdup(a, type) : NULL;
-  u->err.code = ecode ? gw_arena_strdup(a, ecode) : NULL;
-  u->err.message = message ? gw_arena_strdup(a, message) : NULL;
+  gw_arena *a = u->x.call->arena;
+  u->x.has_error = true;
+  u->x.err.http_status = http_status;
+  u->x.err.type = type ? gw_arena_strdup(a, type) : NULL;
+  u->x.err.code = ecode ? gw_arena_strdup(a, ecode) : NULL;
+  u->x.err.message = message ? gw_arena_strdup(a, message) : NULL;
   if (http_status >= 400)
     code = gw_openai_status_from_http(http_status);
   gw_upstream_end(u, code, message && *message ? message : "backend failed");
@@ -203,34 +149,34 @@ void gw_upstream_fail(gw_upstream *u, long http_status, gw_status_code code, con
 /* ---- emitting ---------------------------------------------------------------------- */
 
 int gw_upstream_emit_text(gw_upstream *u, const char *json, size_t len) {
-  if (u->ended)
+  if (u->x.ended)
     return GW_ERR_STATE;
   /* A unary answer lives as long as the call; a chunk only until emitted. */
-  gw_arena *a = u->streaming ? gw_arena_new(0, 0) : u->call->arena;
+  gw_arena *a = u->streaming ? gw_arena_new(0, 0) : u->x.call->arena;
   if (!a) {
     gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return GW_ERR_NOMEM;
   }
   ProtobufCMessage *msg = NULL;
   gw_json_error je = {{0}, {0}};
-  int rc = gw_json_to_pb(u->call->method->output, json, len, a, &in_opts, &msg, &je);
+  int rc = gw_json_to_pb(u->x.call->method->output, json, len, a, &in_opts, &msg, &je);
   if (rc != GW_OK) {
     char m[640];
     snprintf(m, sizeof m, "backend %s: untranslatable answer: %s%s%s", u->backend_name, je.param,
              je.param[0] ? ": " : "", je.message);
-    if (a != u->call->arena)
+    if (a != u->x.call->arena)
       gw_arena_free(a);
     gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
     return rc;
   }
-  rc = gw_call_emit(u->call, msg);
-  if (a != u->call->arena)
+  rc = gw_call_emit(u->x.call, msg);
+  if (a != u->x.call->arena)
     gw_arena_free(a);
   return rc;
 }
 
 int gw_upstream_emit_json(gw_upstream *u, const json_t *chunk) {
-  if (u->ended)
+  if (u->x.ended)
     return GW_ERR_STATE;
   char *s = json_dumps(chunk, JSON_COMPACT);
   if (!s) {
@@ -258,7 +204,7 @@ static void framing_error(gw_upstream *u, int rc) {
 static int next_event(gw_upstream *u) {
   if (u->framing == GW_UPSTREAM_SSE) {
     gw_sse_event ev;
-    int rc = gw_sse_reader_next(&u->sse, &ev);
+    int rc = gw_sse_reader_next(&u->x.sse, &ev);
     if (rc <= 0)
       return rc;
     if (u->saw_done)
@@ -271,7 +217,7 @@ static int next_event(gw_upstream *u) {
     return 1;
   }
   gw_eventstream_message m;
-  int rc = gw_eventstream_next(&u->es, &m);
+  int rc = gw_eventstream_next(&u->x.es, &m);
   if (rc <= 0)
     return rc;
   if (strcmp(m.message_type, "error") == 0) {
@@ -287,8 +233,8 @@ static int next_event(gw_upstream *u) {
 }
 
 static void pump(gw_upstream *u) {
-  while (!u->ended) {
-    if (!gw_call_sink_ready(u->call)) {
+  while (!u->x.ended) {
+    if (!gw_call_sink_ready(u->x.call)) {
       u->backlog = true;
       return;
     }
@@ -306,18 +252,18 @@ static void pump(gw_upstream *u) {
 
 static int feed(gw_upstream *u, const char *p, size_t n) {
   if (u->framing == GW_UPSTREAM_SSE)
-    return gw_sse_reader_feed(&u->sse, p, n);
-  return gw_eventstream_feed(&u->es, p, n);
+    return gw_sse_reader_feed(&u->x.sse, p, n);
+  return gw_eventstream_feed(&u->x.es, p, n);
 }
 
 static void finish_stream(gw_upstream *u) {
-  if (u->ended || u->backlog)
+  if (u->x.ended || u->backlog)
     return;
-  if (u->framing == GW_UPSTREAM_SSE && gw_sse_reader_feed(&u->sse, "\n\n", 2) == GW_OK)
+  if (u->framing == GW_UPSTREAM_SSE && gw_sse_reader_feed(&u->x.sse, "\n\n", 2) == GW_OK)
     pump(u);
-  if (u->ended || u->backlog)
+  if (u->x.ended || u->backlog)
     return;
-  if (u->framing == GW_UPSTREAM_EVENTSTREAM && gw_eventstream_pending(&u->es)) {
+  if (u->framing == GW_UPSTREAM_EVENTSTREAM && gw_eventstream_pending(&u->x.es)) {
     char m[160];
     snprintf(m, sizeof m, "backend %s: stream cut inside a frame", u->backend_name);
     gw_upstream_end(u, GW_STATUS_UNAVAILABLE, m);
@@ -332,11 +278,11 @@ static bool is_2xx(long st) { return st >= 200 && st < 300; }
 
 /* Keeps |n| bytes of a unary or an error answer (an error keeps what fits). */
 static void keep_body(gw_upstream *u, const char *p, size_t n) {
-  int rc = gw_buf_append(&u->resp, p, n);
-  if (rc != GW_OK && is_2xx(u->http_status)) {
+  int rc = gw_buf_append(&u->x.resp, p, n);
+  if (rc != GW_OK && is_2xx(u->x.http_status)) {
     char m[160];
     snprintf(m, sizeof m, "backend %s sent a response over %zu bytes", u->backend_name,
-             u->resp.cap);
+             u->x.resp.cap);
     gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
   }
 }
@@ -344,16 +290,16 @@ static void keep_body(gw_upstream *u, const char *p, size_t n) {
 static size_t write_cb(char *p, size_t size, size_t nmemb, void *arg) {
   gw_upstream *u = arg;
   size_t n = size * nmemb;
-  if (u->ended)
+  if (u->x.ended)
     return n;
-  curl_easy_getinfo(u->cx.easy, CURLINFO_RESPONSE_CODE, &u->http_status);
-  if (!u->streaming || !is_2xx(u->http_status)) {
+  curl_easy_getinfo(u->x.cx.easy, CURLINFO_RESPONSE_CODE, &u->x.http_status);
+  if (!u->streaming || !is_2xx(u->x.http_status)) {
     keep_body(u, p, n);
     return n;
   }
   if (u->backlog) {
     pump(u);
-    if (u->ended)
+    if (u->x.ended)
       return n;
     if (u->backlog) {
       u->paused = true;
@@ -375,7 +321,7 @@ static void keep_retry_after(gw_upstream *u, const char *v, const char *end) {
     v++;
   while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
     end--;
-  u->err.retry_after = gw_arena_strndup(u->call->arena, v, (size_t)(end - v));
+  u->x.err.retry_after = gw_arena_strndup(u->x.call->arena, v, (size_t)(end - v));
 }
 
 static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg) {
@@ -388,22 +334,22 @@ static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg) {
 }
 
 static void http_error(gw_upstream *u, long st) {
-  gw_arena *a = u->call->arena;
-  const char *data = u->resp.data ? u->resp.data : "";
+  gw_arena *a = u->x.call->arena;
+  const char *data = u->x.resp.data ? u->x.resp.data : "";
   gw_status_code code = gw_openai_status_from_http(st);
-  u->has_error = true;
-  u->err.http_status = st;
+  u->x.has_error = true;
+  u->x.err.http_status = st;
   if (u->codec->error)
-    code = u->codec->error(u, st, data, u->resp.len);
-  else if (u->resp.len)
-    u->err.message = gw_arena_strndup(a, data, u->resp.len > 512 ? 512 : u->resp.len);
-  u->err.http_status = st;
-  if (u->err.message && *u->err.message) {
-    gw_upstream_end(u, code, u->err.message);
+    code = u->codec->error(u, st, data, u->x.resp.len);
+  else if (u->x.resp.len)
+    u->x.err.message = gw_arena_strndup(a, data, u->x.resp.len > 512 ? 512 : u->x.resp.len);
+  u->x.err.http_status = st;
+  if (u->x.err.message && *u->x.err.message) {
+    gw_upstream_end(u, code, u->x.err.message);
   } else {
     char msg[160];
     snprintf(msg, sizeof msg, "backend %s answered HTTP %ld", u->backend_name, st);
-    u->err.message = gw_arena_strdup(a, msg);
+    u->x.err.message = gw_arena_strdup(a, msg);
     gw_upstream_end(u, code, msg);
   }
 }
@@ -415,7 +361,7 @@ static void transport_error(gw_upstream *u, bool timed_out, const char *why) {
   if (timed_out) {
     code = GW_STATUS_DEADLINE_EXCEEDED;
     snprintf(m, sizeof m, "backend %s did not answer in time", u->backend_name);
-  } else if (u->http_status) {
+  } else if (u->x.http_status) {
     snprintf(m, sizeof m, "backend %s: response broken: %s", u->backend_name, why);
   } else {
     snprintf(m, sizeof m, "backend %s unavailable: %s", u->backend_name, why);
@@ -429,25 +375,15 @@ static void answer_done(gw_upstream *u) {
     finish_stream(u);
     return;
   }
-  u->codec->body(u, u->resp.data ? u->resp.data : "", u->resp.len);
+  u->codec->body(u, u->x.resp.data ? u->x.resp.data : "", u->x.resp.len);
   gw_upstream_end(u, GW_STATUS_OK, NULL);
 }
 
 static void on_done(gw_curl_xfer *x, CURLcode result) {
-  gw_upstream *u = GW_CONTAINER_OF(x, gw_upstream, cx);
-  u->transfer_done = true;
-  long st = 0;
-  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &st);
-  u->http_status = st;
-  curl_easy_cleanup(x->easy);
-  x->easy = NULL;
-  curl_slist_free_all(u->headers);
-  u->headers = NULL;
-  gw_buf_release(&u->body);
-  if (u->ended) {
-    release(u);
+  gw_upstream *u = GW_CONTAINER_OF(x, gw_upstream, x.cx);
+  if (!gw_exchange_curl_done(&u->x))
     return;
-  }
+  long st = u->x.http_status;
   if (st != 0 && !is_2xx(st)) {
     http_error(u, st);
     return;
@@ -474,10 +410,10 @@ static int native_on_header(gw_http_req *r, const char *name, size_t nlen, const
 
 static int native_on_body(gw_http_req *r, const char *p, size_t n) {
   gw_upstream *u = r->arg;
-  if (u->ended)
+  if (u->x.ended)
     return 0; /* cancelled from inside: the client ends it on return */
-  u->http_status = r->status;
-  if (!u->streaming || !is_2xx(u->http_status)) {
+  u->x.http_status = r->status;
+  if (!u->streaming || !is_2xx(u->x.http_status)) {
     keep_body(u, p, n);
     return 0;
   }
@@ -487,7 +423,7 @@ static int native_on_body(gw_http_req *r, const char *p, size_t n) {
     return 0;
   }
   pump(u);
-  if (!u->ended && u->backlog) { /* the client is slow: stop reading the upstream */
+  if (!u->x.ended && u->backlog) { /* the client is slow: stop reading the upstream */
     u->paused = true;
     gw_http_req_pause(r);
   }
@@ -496,11 +432,11 @@ static int native_on_body(gw_http_req *r, const char *p, size_t n) {
 
 static void native_done(gw_http_req *r, int err) {
   gw_upstream *u = r->arg;
-  u->transfer_done = true;
-  u->http_status = r->status;
-  gw_buf_release(&u->body);
-  if (u->ended) {
-    release(u);
+  u->x.transfer_done = true;
+  u->x.http_status = r->status;
+  gw_buf_release(&u->x.body);
+  if (u->x.ended) {
+    gw_exchange_release(&u->x);
     return;
   }
   if (r->status != 0 && !is_2xx(r->status)) {
@@ -524,59 +460,35 @@ gw_upstream *gw_upstream_new(gw_call *call, const gw_upstream_codec *codec,
   gw_upstream *u = gw_arena_calloc(call->arena, sizeof(*u));
   if (!u)
     return NULL;
-  u->call = call;
+  u->x.call = call;
   u->codec = codec;
   u->backend_name = backend_name;
   u->streaming = streaming;
   u->framing = framing;
   u->timeout_ms = timeout_ms;
-  gw_buf_init(&u->body, REQUEST_CAP);
-  gw_buf_init(&u->resp, streaming ? ERROR_BODY_CAP : BODY_CAP);
-  gw_sse_reader_init(&u->sse, EVENT_CAP);
-  gw_eventstream_init(&u->es, EVENT_CAP);
+  gw_buf_init(&u->x.body, REQUEST_CAP);
+  gw_buf_init(&u->x.resp, streaming ? ERROR_BODY_CAP : BODY_CAP);
+  gw_sse_reader_init(&u->x.sse, EVENT_CAP);
+  gw_eventstream_init(&u->x.es, EVENT_CAP);
   return u;
 }
 
 int gw_upstream_add_header(gw_upstream *u, const char *h) {
-  struct curl_slist *l = curl_slist_append(u->headers, h);
+  struct curl_slist *l = curl_slist_append(u->x.headers, h);
   if (!l)
     return GW_ERR_NOMEM;
-  u->headers = l;
+  u->x.headers = l;
   return GW_OK;
 }
 
-static bool header_safe(const char *v) { return v && *v && !strpbrk(v, "\r\n"); }
-
-static int64_t transfer_timeout(const gw_call *call, int backend_timeout_ms) {
-  int64_t left = 0;
-  if (call->deadline_ms) {
-    left = call->deadline_ms - gw_now_ms();
-    if (left < 1)
-      left = 1;
-  }
-  if (backend_timeout_ms > 0 && (left == 0 || backend_timeout_ms < left))
-    left = backend_timeout_ms;
-  return left;
-}
-
-void gw_upstream_discard(gw_upstream *u) {
-  if (u->cx.easy)
-    curl_easy_cleanup(u->cx.easy);
-  u->cx.easy = NULL;
-  curl_slist_free_all(u->headers);
-  u->headers = NULL;
-  gw_buf_release(&u->body);
-  gw_buf_release(&u->resp);
-  gw_sse_reader_release(&u->sse);
-  gw_eventstream_release(&u->es);
-}
+void gw_upstream_discard(gw_upstream *u) { gw_exchange_discard(&u->x); }
 
 /* Starts |u| on the worker's native client: GW_OK, an error (nothing
  * started), or 1 when curl must serve it (a URL it does not take, a proxy
  * for the scheme). The header lines are curl's, less its "Name:" removals,
  * with the User-Agent and Accept curl would add. */
 static int native_start(gw_upstream *u, gw_http_client *hc, const char *method, const char *url) {
-  gw_call *call = u->call;
+  gw_call *call = u->x.call;
   const char *prefix;
   int port;
   bool tls;
@@ -585,7 +497,7 @@ static int native_start(gw_upstream *u, gw_http_client *hc, const char *method, 
     return 1;
   size_t n = 2;
   bool accept = false;
-  for (const struct curl_slist *l = u->headers; l; l = l->next, n++)
+  for (const struct curl_slist *l = u->x.headers; l; l = l->next, n++)
     accept = accept || strncasecmp(l->data, "Accept:", 7) == 0;
   const char **h = gw_arena_alloc(call->arena, n * sizeof *h);
   if (!h)
@@ -594,12 +506,12 @@ static int native_start(gw_upstream *u, gw_http_client *hc, const char *method, 
   h[n++] = "User-Agent: ai-gateway/" GW_VERSION;
   if (!accept)
     h[n++] = "Accept: */*";
-  for (const struct curl_slist *l = u->headers; l; l = l->next) {
+  for (const struct curl_slist *l = u->x.headers; l; l = l->next) {
     size_t len = strlen(l->data);
     if (len && l->data[len - 1] != ':') /* "Expect:": curl's way to send none */
       h[n++] = l->data;
   }
-  gw_http_req *r = &u->hr;
+  gw_http_req *r = &u->x.hr;
   memset(r, 0, sizeof(*r));
   r->host = u->host;
   r->port = port;
@@ -608,9 +520,9 @@ static int native_start(gw_upstream *u, gw_http_client *hc, const char *method, 
   r->path = *prefix ? prefix : "/";
   r->headers = h;
   r->n_headers = n;
-  r->body = u->body.data;
-  r->body_len = u->body.len;
-  r->timeout_ms = transfer_timeout(call, u->timeout_ms);
+  r->body = u->x.body.data;
+  r->body_len = u->x.body.len;
+  r->timeout_ms = gw_exchange_timeout(call, u->timeout_ms);
   r->connect_timeout_ms =
       r->timeout_ms > 0 && r->timeout_ms < CONNECT_TIMEOUT_MS ? r->timeout_ms : CONNECT_TIMEOUT_MS;
   r->arg = u;
@@ -619,31 +531,31 @@ static int native_start(gw_upstream *u, gw_http_client *hc, const char *method, 
   r->done = native_done;
   gw_call_ref(call);
   call->provider_state = u;
-  u->native = true;
+  u->x.native = true;
   int rc = gw_http_req_start(hc, r);
   if (rc != GW_OK) {
     call->provider_state = NULL;
-    u->native = false;
+    u->x.native = false;
     gw_call_unref(call);
     return rc == GW_ERR_NOMEM ? rc : GW_ERR_IO;
   }
   GW_LOGD("upstream", call->request_id, "%s -> backend %s %s (%zu bytes, native)",
-          call->method->path, u->backend_name, method, u->body.len);
+          call->method->path, u->backend_name, method, u->x.body.len);
   return GW_OK;
 }
 
 int gw_upstream_start(gw_upstream *u, const char *method, const char *url) {
-  gw_call *call = u->call;
+  gw_call *call = u->x.call;
   gw_curl_loop *loop = gw_curl_loop_of(call->worker);
   int rc = GW_ERR_NOMEM;
   if (gw_upstream_add_header(u, "Expect:") != GW_OK)
     goto fail;
-  if (header_safe(call->request_id)) {
+  if (gw_header_safe(call->request_id)) {
     const char *h = gw_arena_concat(call->arena, "X-Request-Id: ", call->request_id);
     if (!h || gw_upstream_add_header(u, h) != GW_OK)
       goto fail;
   }
-  if (header_safe(call->traceparent)) {
+  if (gw_header_safe(call->traceparent)) {
     const char *h = gw_arena_concat(call->arena, "traceparent: ", call->traceparent);
     if (!h || gw_upstream_add_header(u, h) != GW_OK)
       goto fail;
@@ -662,9 +574,9 @@ int gw_upstream_start(gw_upstream *u, const char *method, const char *url) {
   CURL *e = curl_easy_init();
   if (!e)
     goto fail;
-  u->cx.easy = e;
-  u->cx.done = on_done;
-  int64_t timeout = transfer_timeout(call, u->timeout_ms);
+  u->x.cx.easy = e;
+  u->x.cx.done = on_done;
+  int64_t timeout = gw_exchange_timeout(call, u->timeout_ms);
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -680,12 +592,12 @@ int gw_upstream_start(gw_upstream *u, const char *method, const char *url) {
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout);
   if (strcmp(method, "POST") == 0) {
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, u->body.data ? u->body.data : "");
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)u->body.len);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, u->x.body.data ? u->x.body.data : "");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)u->x.body.len);
   } else if (strcmp(method, "GET") != 0) {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   }
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, u->headers);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, u->x.headers);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "ai-gateway/" GW_VERSION);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, u);
@@ -695,14 +607,14 @@ int gw_upstream_start(gw_upstream *u, const char *method, const char *url) {
 
   gw_call_ref(call);
   call->provider_state = u;
-  if (gw_curl_loop_add(loop, &u->cx) != GW_OK) {
+  if (gw_curl_loop_add(loop, &u->x.cx) != GW_OK) {
     call->provider_state = NULL;
     gw_call_unref(call);
     rc = GW_ERR_IO;
     goto fail;
   }
   GW_LOGD("upstream", call->request_id, "%s -> backend %s %s (%zu bytes)", call->method->path,
-          u->backend_name, method, u->body.len);
+          u->backend_name, method, u->x.body.len);
   return GW_OK;
 fail:
   gw_upstream_discard(u);
@@ -711,29 +623,26 @@ fail:
 
 void gw_upstream_cancel(gw_call *call) {
   gw_upstream *u = call->provider_state;
-  if (!u || u->ended)
-    return;
-  u->ended = true;
-  stop(u);
+  gw_exchange_cancel(u ? &u->x : NULL);
 }
 
 void gw_upstream_resume(gw_call *call) {
   gw_upstream *u = call->provider_state;
-  if (!u || u->ended || !u->streaming)
+  if (!u || u->x.ended || !u->streaming)
     return;
   pump(u);
-  if (u->ended || u->backlog)
+  if (u->x.ended || u->backlog)
     return;
-  if (u->transfer_done) {
+  if (u->x.transfer_done) {
     finish_stream(u);
     return;
   }
   if (u->paused) {
     u->paused = false;
-    if (u->native)
-      gw_http_req_resume(&u->hr);
+    if (u->x.native)
+      gw_http_req_resume(&u->x.hr);
     else
-      gw_curl_loop_unpause(&u->cx);
+      gw_curl_loop_unpause(&u->x.cx);
   }
 }
 

@@ -23,6 +23,7 @@
 #include "engine/curl_loop.h"
 #include "engine/http_client.h"
 #include "pipeline/call.h"
+#include "pipeline/exchange.h"
 #include "pipeline/provider_openai.h"
 #include "transcoder/json_lite.h"
 
@@ -46,20 +47,16 @@ typedef struct gw_upstream_codec {
   /* The stream's transfer ended well and every event was handled. May be
    * NULL. The call ends OK afterwards unless this ended it. */
   void (*stream_end)(gw_upstream *u);
-  /* A non-2xx answer (up to 64 KiB of its body): fill u->err (type, code,
+  /* A non-2xx answer (up to 64 KiB of its body): fill u->x.err (type, code,
    * param, message) and return the status. NULL: the message is the body. */
   gw_status_code (*error)(gw_upstream *u, long http_status, const char *data, size_t len);
 } gw_upstream_codec;
 
-/* The upstream's own error, copied into call->upstream_error at the end. */
-typedef struct gw_upstream_error {
-  long http_status;
-  const char *type, *code, *param, *message, *retry_after; /* in the call's arena */
-} gw_upstream_error;
-
 struct gw_upstream {
+  /* x.call is set by gw_upstream_new; x.err and x.has_error are the
+   * upstream's own error, which the codecs fill (see exchange.h). */
+  gw_exchange x;
   /* Set by the provider before gw_upstream_start(). */
-  gw_call *call;
   const gw_upstream_codec *codec;
   void *state;              /* the codec's own, in the call's arena */
   const char *backend_name; /* for messages */
@@ -67,20 +64,10 @@ struct gw_upstream {
   bool streaming;
   int timeout_ms; /* the backend's; the call's deadline also applies */
 
-  gw_upstream_error err;
-  bool has_error;
-
   /* Internal. */
-  gw_curl_xfer cx;
-  gw_http_req hr; /* the native client's exchange (|native|), else |cx| */
   char host[256];
-  struct curl_slist *headers;
-  gw_buf body, resp;
-  gw_sse_reader sse;
-  gw_eventstream_decoder es;
   char errbuf[CURL_ERROR_SIZE];
-  long http_status;
-  bool transfer_done, ended, released, backlog, paused, saw_done, native;
+  bool backlog, paused, saw_done;
 };
 
 /* A new exchange for |call| in the call's arena (zeroed, buffers set up).

@@ -212,3 +212,9 @@ class MockGemini:
     def last(self):
         with self.lock:
             return self.requests[-1]
+
+    def last_api(self):
+        """The last request that is not a token fetch: a background fetch
+        races the request that started it to this mock."""
+        with self.lock:
+            return [r for r in self.requests if r["path"] != "/token"][-1]

@@ -245,7 +245,7 @@ def test_vertex_token_refreshed_in_the_background(gw, mock, rsa_key):
         assert st == 200, d
         assert len(mock.issued) == before + 1
         first = mock.issued[-1]
-        assert mock.last()["headers"]["authorization"] == "Bearer " + first
+        assert mock.last_api()["headers"]["authorization"] == "Bearer " + first
         time.sleep(1.2)  # into the token's last second
         mock.token_delay_s = 1.5
         t0 = time.time()
@@ -253,12 +253,12 @@ def test_vertex_token_refreshed_in_the_background(gw, mock, rsa_key):
         took = time.time() - t0
         assert st == 200, d
         assert took < 1.0, f"the request waited {took:.2f} s for the token fetch"
-        assert mock.last()["headers"]["authorization"] == "Bearer " + first
+        assert mock.last_api()["headers"]["authorization"] == "Bearer " + first
         time.sleep(1.8)  # the background fetch has ended
         st, _, d = post(g, body)
         assert st == 200, d
         assert len(mock.issued) == before + 2
-        assert mock.last()["headers"]["authorization"] == "Bearer " + mock.issued[-1]
+        assert mock.last_api()["headers"]["authorization"] == "Bearer " + mock.issued[-1]
         assert mock.issued[-1] != first
     finally:
         mock.token_expires_in, mock.token_delay_s = 3599, 0.0
