@@ -21,6 +21,8 @@ typedef struct route {
   char *template;
   char *body;
   char *suffix; /* ":verb" custom method suffix, or NULL */
+  char *exact;  /* all literal, no suffix: the one path it matches; else NULL */
+  size_t exact_len;
   seg *segs;
   size_t n_segs;
   char *var_fields[GW_ROUTE_MAX_VARS];
@@ -42,6 +44,7 @@ static void route_release(route *r) {
   gw_free(r->template);
   gw_free(r->body);
   gw_free(r->suffix);
+  gw_free(r->exact);
 }
 
 void gw_routes_free(gw_routes *r) {
@@ -73,6 +76,33 @@ static int add_seg(route *r, enum seg_kind kind, const char *lit, size_t n, int 
 
 /* Parses the segments of |t| from just after a '/' up to |end|. Variables
  * are `{field}` or `{field=segments}`. */
+/* A template of literal segments only, with no custom verb, matches one
+ * path: "/" and its segments joined by "/" (a request compares it whole
+ * instead of segment by segment: most of the OpenAI routes are such). */
+static int set_exact(route *r) {
+  if (r->suffix || r->n_vars)
+    return GW_OK;
+  size_t n = 1;
+  for (size_t i = 0; i < r->n_segs; i++) {
+    if (r->segs[i].kind != SEG_LITERAL)
+      return GW_OK;
+    n += r->segs[i].len + 1;
+  }
+  if (!(r->exact = gw_malloc(n)))
+    return GW_ERR_NOMEM;
+  char *o = r->exact;
+  for (size_t i = 0; i < r->n_segs; i++) {
+    *o++ = '/';
+    memcpy(o, r->segs[i].literal, r->segs[i].len);
+    o += r->segs[i].len;
+  }
+  if (o == r->exact)
+    *o++ = '/';
+  *o = '\0';
+  r->exact_len = (size_t)(o - r->exact);
+  return GW_OK;
+}
+
 static int parse_template(route *r, const char *t) {
   if (t[0] != '/')
     return GW_ERR_INVALID;
@@ -144,7 +174,7 @@ static int parse_template(route *r, const char *t) {
   for (size_t i = 0; i + 1 < r->n_segs; i++)
     if (r->segs[i].kind == SEG_REST)
       return GW_ERR_INVALID; /* ** must be last */
-  return GW_OK;
+  return set_exact(r);
 }
 
 static route *find_same(gw_routes *rt, const char *verb, const char *tmpl) {
@@ -262,6 +292,10 @@ static char *decode(gw_arena *a, const char *s, size_t n) {
  * ':' (a ":verb" suffix), which only templates with a suffix match. */
 static bool match_path(const route *r, const char *path, size_t plen, bool custom, gw_arena *a,
                        gw_route_match *out, int *nomem) {
+  if (r->exact) {
+    out->n_vars = 0;
+    return plen == r->exact_len && memcmp(path, r->exact, plen) == 0;
+  }
   const char *end = path + plen;
   if (r->suffix) {
     size_t sl = strlen(r->suffix);
@@ -325,11 +359,11 @@ int gw_routes_match(const gw_routes *rt, const char *method, const char *path, g
   size_t plen = strlen(path); /* the same for every route: found once */
   const char *last = memrchr(path, '/', plen);
   bool custom = last && memchr(last, ':', (size_t)(path + plen - last));
+  gw_route_match m; /* a route's variables land here once its path matches */
+  memset(&m, 0, sizeof m);
   for (size_t i = 0; i < rt->n; i++) {
     const route *r = &rt->routes[i];
     int nomem = 0;
-    gw_route_match m;
-    memset(&m, 0, sizeof m);
     if (!match_path(r, path, plen, custom, arena, &m, &nomem)) {
       if (nomem)
         return GW_ERR_NOMEM;

@@ -44,6 +44,16 @@ static const route_case cases[] = {
     {"GET", "/", GW_ERR_NOTFOUND},
     {"GET", "", GW_ERR_NOTFOUND},
     {"GET", "/health:verb", GW_ERR_NOTFOUND},
+    /* All-literal templates compare the whole path: near misses. */
+    {"POST", "/v1/chat/completions/", GW_ERR_NOTFOUND},
+    {"POST", "/v1/chat//completions", GW_ERR_NOTFOUND},
+    {"POST", "//v1/embeddings", GW_ERR_NOTFOUND},
+    {"POST", "/v1/embedding", GW_ERR_NOTFOUND},
+    {"POST", "/v1/embeddingss", GW_ERR_NOTFOUND},
+    {"POST", "/v1/Embeddings", GW_ERR_NOTFOUND},
+    {"POST", "v1/embeddings", GW_ERR_NOTFOUND},
+    {"GET", "/health/", GW_ERR_NOTFOUND},
+    {"GET", "/v1/models:list", GW_ERR_NOTFOUND},
 };
 
 static void test_match_table(void **state) {
