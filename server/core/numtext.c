@@ -221,13 +221,13 @@ static const uint64_t pow5[17] = {
     244140625u, 1220703125u, 6103515625ull, 30517578125ull, 152587890625ull};
 
 /* v scaled to nine digits: |whole| in [10^8, 10^9), the |q| bits below the
- * point in |frac|; and the midpoints to the neighbours, as whole parts and
- * whether they have a fraction. */
+ * point in |frac|; and the whole numbers that read back to v: from |lo| to
+ * |lo| + |span| (the midpoints to the neighbours, taken or left by strtof's
+ * ties-to-even, rounded inwards when they have a fraction). */
 struct scaled {
   uint32_t whole;
   uint64_t frac, half; /* half: 2^(q-1), 0 when q = 0 */
-  uint64_t lo, hi;
-  int lo_exact, hi_exact, inclusive;
+  uint64_t lo, span;
 };
 
 /* The p-digit rounding of |x| (ties to even, on the exact value) in |*dg|
@@ -241,10 +241,7 @@ static inline __attribute__((always_inline)) int rounds_back(const struct scaled
   else
     up = rem > unit / 2 || (rem == unit / 2 && (x->frac != 0 || (d & 1)));
   d += (uint32_t)up;
-  uint64_t r = (uint64_t)d * unit;
-  if (r < x->lo || (r == x->lo && !(x->inclusive && x->lo_exact)))
-    return 0;
-  if (r > x->hi || (r == x->hi && !x->inclusive && x->hi_exact))
+  if ((uint64_t)d * unit - x->lo > x->span) /* one compare for both ends */
     return 0;
   *dg = d;
   return 1;
@@ -290,7 +287,7 @@ static const uint32_t pow10_float_bits[18] = {
 
 /* The "%.*g" text of the first precision in [6, 9] that reads back; 0 when
  * |v| is outside the range above. */
-static size_t float_exact(float v, char *out) {
+static inline __attribute__((always_inline)) size_t float_exact(float v, char *out) {
   uint32_t bits;
   memcpy(&bits, &v, sizeof bits);
   uint32_t abits = bits & 0x7fffffffu;
@@ -320,14 +317,17 @@ static size_t float_exact(float v, char *out) {
   uint64_t whole = nv >> q, mask = ((uint64_t)1 << q) - 1; /* q <= 63 */
   if (whole - 100000000u >= 900000000u)
     return 0; /* not nine digits: the table above would be wrong */
+  /* A midpoint with a fraction: the first whole number inside is the one
+   * above (below for |hi|); one without: itself when m is even, else the
+   * next one in. */
+  int inclusive = (m & 1) == 0;
+  uint64_t lo = (nl >> q) + ((nl & mask) != 0 || !inclusive);
+  uint64_t hi = (nh >> q) - ((nh & mask) == 0 && !inclusive);
   struct scaled x = {.whole = (uint32_t)whole,
                      .frac = nv & mask,
                      .half = ((uint64_t)1 << q) >> 1, /* 0 when q = 0 */
-                     .lo = nl >> q,
-                     .hi = nh >> q,
-                     .lo_exact = (nl & mask) == 0,
-                     .hi_exact = (nh & mask) == 0,
-                     .inclusive = (m & 1) == 0};
+                     .lo = lo,
+                     .span = hi - lo};
   uint32_t dg;
   int p;
   if (lopsided) { /* the argument below needs even gaps: in order */
