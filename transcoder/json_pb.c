@@ -2470,7 +2470,7 @@ static int print_object_fields(struct wctx *w, const ProtobufCMessage *m,
         continue;
       shown = field_shown(w, &d->fields[i], m);
     }
-    const char *raw = hook && (!shown || w->opts.hook_shown)
+    const char *raw = hook && (!shown || &d->fields[i] == w->opts.hook_shown)
                           ? hook(w->opts.hook_arg, m, &d->fields[i], shown)
                           : NULL;
     if (raw ? !*raw : !shown)

@@ -71,10 +71,10 @@ typedef struct gw_json_opts {
   const char *(*field_hook)(void *arg, const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
                             int shown);
   void *hook_arg;
-  /* With a field_hook: 1 calls it for the members the codec would print
-   * too; 0 only for the others (a member printed is then printed as usual,
-   * with one call fewer per member). */
-  int hook_shown;
+  /* With a field_hook: the one member it is also called for when the codec
+   * would print it (NULL: none; a member printed is then printed as usual,
+   * with no call). */
+  const ProtobufCFieldDescriptor *hook_shown;
   /* Nesting limit of objects and arrays, both ways; 0 means
    * GW_JSON_DEFAULT_MAX_DEPTH. Deeper input is GW_ERR_INVALID "nesting too
    * deep". */

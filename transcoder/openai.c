@@ -374,9 +374,11 @@ int gw_openai_render(const ProtobufCMessage *msg, const gw_openai_out *o, gw_buf
   opts.field_hook = hook;
   opts.hook_arg = &h;
   /* The hook changes a member that is there in two cases only (see hook). */
-  opts.hook_shown =
-      (msg->descriptor == &aigateway__v1__chat_completion_chunk__descriptor && !o->include_usage) ||
-      (msg->descriptor == &aigateway__v1__embedding_response__descriptor && o->base64_embeddings);
+  if (msg->descriptor == &aigateway__v1__chat_completion_chunk__descriptor && !o->include_usage)
+    opts.hook_shown = chunk_usage_member;
+  else if (msg->descriptor == &aigateway__v1__embedding_response__descriptor &&
+           o->base64_embeddings)
+    opts.hook_shown = embedding_member;
   int rc = gw_pb_to_json(msg, &opts, out);
   gw_buf_release(&h.scratch);
   return rc;
