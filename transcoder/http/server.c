@@ -725,8 +725,9 @@ void gw_http_server_free(gw_http_server *srv) {
   srv->listener = NULL;
   while (srv->conns)
     gw_http_conn_close(srv->conns);
-  gw_later_cancel(srv->later, &srv->reap);
   reap_cb(&srv->reap);
+  /* A worker's queue outlives the server: nothing of it may stay queued. */
+  gw_later_cancel(srv->later, &srv->reap);
   if (srv->own_later)
     gw_later_q_free(srv->later);
   for (size_t i = 0; i < GW_HTTP_IPCAP_BUCKETS; i++)

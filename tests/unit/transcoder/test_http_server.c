@@ -667,6 +667,33 @@ static void test_400_malformed(void **state) {
   assert_non_null(strstr(out, "\"code\":\"bad_request\""));
 }
 
+/* A worker's later queue (core/later.h) outlives the servers on it: a server
+ * freed with a connection open leaves nothing of its own queued there. */
+static void test_free_with_shared_queue(void **state) {
+  (void)state;
+  struct event_base *b = event_base_new();
+  gw_later_q *q = gw_later_q_new(b);
+  assert_non_null(q);
+  gw_http_options o;
+  gw_http_options_init(&o);
+  o.port = 0;
+  o.later = q;
+  gw_http_server *srv;
+  assert_int_equal(gw_http_server_new(b, &o, echo_handler, NULL, &srv), GW_OK);
+  int fd = connect_to(gw_http_server_port(srv));
+  send_all(fd, "GET /x HTTP/1.1\r\nHost: a\r\n", 26); /* a head not yet ended */
+  for (int i = 0; i < 200 && gw_http_server_connections(srv) == 0; i++) {
+    event_base_loop(b, EVLOOP_NONBLOCK | EVLOOP_NO_EXIT_ON_EMPTY);
+    usleep(2000);
+  }
+  assert_int_equal(gw_http_server_connections(srv), 1);
+  gw_http_server_free(srv); /* closes the connection: its reap is queued on |q| */
+  event_base_loop(b, EVLOOP_NONBLOCK | EVLOOP_NO_EXIT_ON_EMPTY); /* (ASan: no use of |srv|) */
+  close(fd);
+  gw_later_q_free(q);
+  event_base_free(b);
+}
+
 static void test_pipelining(void **state) {
   (void)state;
   int fd = connect_to(port_plain);
@@ -918,6 +945,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_h1_body_in_pieces),
       cmocka_unit_test(test_400_malformed),
       cmocka_unit_test(test_pipelining),
+      cmocka_unit_test(test_free_with_shared_queue),
       cmocka_unit_test(test_pipelining_warm),
       cmocka_unit_test(test_keepalive_from_last_request),
       cmocka_unit_test(test_known_headers),
