@@ -37,6 +37,12 @@ static void run_item(gw_later *l) {
     gw_later_cancel(c->q, &it->cancels->l);
 }
 
+/* Starts a new log: the next assertion sees only what runs from here. */
+static void clear_log(ctx *c) {
+  c->n = 0;
+  c->log[0] = '\0';
+}
+
 static void init_item(item *it, ctx *c, char name) {
   memset(it, 0, sizeof *it);
   it->l.run = run_item;
@@ -99,7 +105,7 @@ static void test_order_once_and_cancel(void **state) {
   assert_string_equal(c->log, "abd"); /* each ran once */
 
   /* Out of the middle, the end and the front; the tail stays right. */
-  c->n = 0;
+  clear_log(c);
   gw_later_add(c->q, &a->l);
   gw_later_add(c->q, &b->l);
   gw_later_add(c->q, &d->l);
@@ -113,8 +119,7 @@ static void test_order_once_and_cancel(void **state) {
   assert_string_equal(c->log, "eb");
 
   /* Everything cancelled: the activated event finds nothing. */
-  c->n = 0;
-  c->log[0] = '\0';
+  clear_log(c);
   gw_later_add(c->q, &a->l);
   gw_later_cancel(c->q, &a->l);
   pass(base);
@@ -163,7 +168,7 @@ static void test_hold_runs_at_release(void **state) {
 
   /* Queued before the hold: the event is active, and the release runs the
    * items first; the event then finds nothing. */
-  c->n = 0;
+  clear_log(c);
   gw_later_add(c->q, &a->l);
   gw_later_hold(c->q);
   gw_later_add(c->q, &b->l);
@@ -173,8 +178,7 @@ static void test_hold_runs_at_release(void **state) {
   assert_string_equal(c->log, "ab");
 
   /* A release with nothing queued runs nothing; the queue works after. */
-  c->n = 0;
-  c->log[0] = '\0';
+  clear_log(c);
   gw_later_hold(c->q);
   gw_later_release(c->q);
   assert_string_equal(c->log, "");
