@@ -273,6 +273,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < n_workers; i++) {
     fronts[i].worker = &workers[i];
     fronts[i].routes = routes;
+    fronts[i].desc = desc;
     fronts[i].pipeline = &pipeline;
     hopts.later = workers[i].later;
     if (gw_http_server_new(workers[i].base, &hopts, gw_http_front_handle, &fronts[i],

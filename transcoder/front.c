@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "google/protobuf/wrappers.pb-c.h"
+#include "transcoder/grpc.h"
 #include "transcoder/openai.h"
 
 #define SSE_LOW_WATER (64 * 1024)
@@ -308,6 +309,10 @@ static bool accepts_sse(const gw_http_request *req) {
 
 void gw_http_front_handle(gw_http_stream *s, const gw_http_request *req, void *arg) {
   gw_http_front *front = arg;
+  if (req->known[GW_HDR_CONTENT_TYPE] && gw_grpc_h2_wanted(req)) {
+    gw_grpc_h2_handle(s, req, front);
+    return;
+  }
   gw_arena *arena = gw_arena_new(16384, 0);
   if (!arena) {
     gw_http_respond_error(s, 503, "server_error", "overloaded", "out of memory");

@@ -15,6 +15,7 @@
 typedef struct gw_http_front {
   gw_worker *worker;
   const gw_routes *routes;
+  const gw_descriptors *desc; /* for gRPC on this port (transcoder/grpc.h) */
   gw_pipeline *pipeline;
   gw_http_server *server;
   /* The fronts are an array, one per worker: |in_flight|, written by every

@@ -10,6 +10,8 @@
 # blind to the kernel).
 #   tests/bench/grpc_ab.sh BEFORE_BIN AFTER_BIN
 #   ROUNDS (3)  DUR (5)  N (30000)  IR (0)  IR_N (5000)  SUT_CPU (1)  LOAD_CPU (0)
+#   HTTP_PORT (0)  1: also the same two calls on B's HTTP port (b-list-h, b-chat-h:
+#                  gRPC on the gateway's own HTTP/2 server, transcoder/grpc.c)
 # Scenarios: aigateway.v1.Inference/ListModels (built in, no upstream) and
 # CreateChatCompletion through to the HTTP mock upstream (tests/bench/bin/
 # mock_upstream); one worker each (WORKERS=1), like run.sh.
@@ -20,7 +22,7 @@ BIN=$HERE/bin
 A=${1:?before binary}
 B=${2:?after binary}
 ROUNDS=${ROUNDS:-3} DUR=${DUR:-5} N=${N:-30000} IR=${IR:-0} IR_N=${IR_N:-5000}
-SUT_CPU=${SUT_CPU:-1} LOAD_CPU=${LOAD_CPU:-0}
+SUT_CPU=${SUT_CPU:-1} LOAD_CPU=${LOAD_CPU:-0} HTTP_PORT=${HTTP_PORT:-0}
 MOCK=19400 A_HTTP=19480 A_GRPC=19451 B_HTTP=19481 B_GRPC=19452 ECHO=19471 IR_PORT=19461
 TMP=$(mktemp -d /tmp/aigw-grpc-ab.XXXXXX)
 PIDS=()
@@ -74,13 +76,15 @@ cpu() {
 LIST=/aigateway.v1.Inference/ListModels CHAT=/aigateway.v1.Inference/CreateChatCompletion
 printf '%-6s %-12s %10s %8s %8s\n' round target req/s cpu_us cs/call
 for r in $(seq 1 "$ROUNDS"); do
-  for t in echo a-list b-list a-chat b-chat; do
+  for t in echo a-list b-list a-chat b-chat $([ "$HTTP_PORT" = 1 ] && echo b-list-h b-chat-h); do
     case $t in
       echo) pid=$ECHO_PID port=$ECHO path=/bench.Echo/Echo body=list.grpc ;;
       a-list) pid=$A_PID port=$A_GRPC path=$LIST body=list.grpc ;;
       b-list) pid=$B_PID port=$B_GRPC path=$LIST body=list.grpc ;;
       a-chat) pid=$A_PID port=$A_GRPC path=$CHAT body=chat.grpc ;;
       b-chat) pid=$B_PID port=$B_GRPC path=$CHAT body=chat.grpc ;;
+      b-list-h) pid=$B_PID port=$B_HTTP path=$LIST body=list.grpc ;;
+      b-chat-h) pid=$B_PID port=$B_HTTP path=$CHAT body=chat.grpc ;;
     esac
     printf '%-6s %-12s %10s %8s %8s\n' "$r" "$t" "$(rps $port $path $body)" $(cpu $pid $port $path $body)
   done

@@ -5,7 +5,7 @@
 # upstream; after a warm-up the counters are zeroed, a fixed load runs, and
 # the total is divided by the work done.
 #   tests/bench/instr.sh MODE [GW_BIN]
-#     MODE: chat | tls | emb | emb64 | sse | h2c | grpc | anthropic | gemini | bedrock | azure
+#     MODE: chat | tls | emb | emb64 | sse | h2c | grpc | grpc-http | anthropic | gemini | bedrock | azure
 #           | anthropic-sse | gemini-sse | bedrock-sse | azure-sse
 #     chat  proxied chat completions, wrk -c1 for 6 s    -> per request
 #     tls   the same to an https:// upstream (nginx terminating TLS in front of
@@ -15,6 +15,8 @@
 #     sse   streamed chat completions (21 events 1 ms apart), sse_client c=1 5 s -> per event
 #     h2c   the chat of |chat| over h2c (prior knowledge), h2load -n 4000 -c1 -> per request
 #     grpc  CreateChatCompletion on the gRPC port, h2load -n 2000 -c1 -> per call
+#     grpc-http  the same call on the HTTP port (gRPC on the gateway's own HTTP/2
+#           server, transcoder/grpc.c, instead of gRPC core)
 #     anthropic, gemini, bedrock, azure   the chat of |chat| translated for a
 #           provider: the upstream is the Python mock of its wire format
 #           (tests/integration/mock_<provider>.py; /usr/bin/python3; Bedrock
@@ -27,7 +29,7 @@
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-MODE=${1:?mode: chat, tls, emb, emb64, sse, h2c, grpc, anthropic|gemini|bedrock|azure[-sse]}
+MODE=${1:?mode: chat, tls, emb, emb64, sse, h2c, grpc, grpc-http, anthropic|gemini|bedrock|azure[-sse]}
 GW=${2:-$ROOT/ai-gateway}
 OUT=${OUT:-$(mktemp /tmp/aigw-instr.XXXXXX)}
 MOCK=19790 HTTP=18790 GRPC=29790
@@ -153,11 +155,12 @@ load() { # $1: warm-up or measure; prints the units of work done
       -H 'content-type: application/json' \
       http://127.0.0.1:$HTTP/v1/chat/completions | awk '/^requests:/{print $8}'
     ;;
-  grpc)
+  grpc | grpc-http)
     [ -f "$TMP/req.grpc" ] || grpc_body
     h2load -n "$([ "$n" = warm ] && echo 200 || echo 2000)" -c 1 -m 1 -d "$TMP/req.grpc" \
       -H 'content-type: application/grpc' -H 'te: trailers' \
-      http://127.0.0.1:$GRPC/aigateway.v1.Inference/CreateChatCompletion | awk '/^requests:/{print $8}'
+      http://127.0.0.1:$([ $MODE = grpc ] && echo $GRPC || echo $HTTP)/aigateway.v1.Inference/CreateChatCompletion |
+      awk '/^requests:/{print $8}'
     ;;
   *) echo "instr: unknown mode $MODE" >&2; exit 2 ;;
   esac
@@ -168,7 +171,7 @@ UNITS=$(load measure)
 kill -TERM $VG
 while kill -0 $VG 2>/dev/null; do sleep 0.5; done
 TOTAL=$(callgrind_annotate "$OUT" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
-unit=request; [ $MODE = sse ] && unit=event; [ $MODE = grpc ] && unit=call
+unit=request; [ $MODE = sse ] && unit=event; [ ${MODE%-http} = grpc ] && unit=call
 case $MODE in *-sse) unit=stream ;; esac
 [ -n "$UNITS" ] && [ "$UNITS" -gt 0 ] || { echo "instr: no work done" >&2; exit 1; }
 echo "$MODE: $UNITS ${unit}s, $((TOTAL / UNITS)) instructions per $unit (profile: $OUT)"

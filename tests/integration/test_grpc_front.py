@@ -1,7 +1,11 @@
 """The gRPC front door end to end: the real gateway binary in front of the
 real Python model server (echo backend), called with buf curl through
 reflection only, with grpcio stubs generated from proto/, and with raw HTTP/2
-(curl --http2-prior-knowledge) checking grpc-status."""
+(curl --http2-prior-knowledge) checking grpc-status.
+
+The pipeline's methods are also served on the HTTP port, by the gateway's own
+HTTP/2 server (transcoder/grpc.c) instead of gRPC core: the tests marked with
+the `port` parameter run against both ports and must see the same answers."""
 import json
 import os
 import signal
@@ -83,9 +87,19 @@ def test_buf_streams_chat(gateway):
 
 # ---- grpcio client generated from proto/ ----------------------------------
 
+def target_of(gw, port):
+    """The gRPC port (gRPC core) or the HTTP port (transcoder/grpc.c)."""
+    return gw.target if port == "grpc" else f"127.0.0.1:{gw.http_port}"
+
+
+@pytest.fixture(params=["grpc", "http"])
+def port(request):
+    return request.param
+
+
 @pytest.fixture
-def stub(gateway):
-    with grpc.insecure_channel(gateway.target) as ch:
+def stub(gateway, port):
+    with grpc.insecure_channel(target_of(gateway, port)) as ch:
         yield inference_pb2_grpc.InferenceStub(ch)
 
 
@@ -179,8 +193,8 @@ def test_deadline_is_honoured(stub):
     assert time.monotonic() - t0 < 2.0
 
 
-def test_garbage_request_bytes_invalid_argument_and_server_lives(gateway):
-    with grpc.insecure_channel(gateway.target) as ch:
+def test_garbage_request_bytes_invalid_argument_and_server_lives(gateway, port):
+    with grpc.insecure_channel(target_of(gateway, port)) as ch:
         raw = ch.unary_unary("/aigateway.v1.Inference/CreateChatCompletion")
         with pytest.raises(grpc.RpcError) as e:
             raw(b"\xff\xff\xff\xff\xff\xff\x07garbage")
@@ -189,8 +203,8 @@ def test_garbage_request_bytes_invalid_argument_and_server_lives(gateway):
         assert ok.object == "list"
 
 
-def test_admin_stats_count_calls(gateway):
-    with grpc.insecure_channel(gateway.target) as ch:
+def test_admin_stats_count_calls(gateway, port):
+    with grpc.insecure_channel(target_of(gateway, port)) as ch:
         inf = inference_pb2_grpc.InferenceStub(ch)
         adm = admin_pb2_grpc.AdminStub(ch)
         before = adm.GetStats(admin_pb2.StatsRequest())
@@ -205,9 +219,9 @@ def test_admin_stats_count_calls(gateway):
         assert "echo" in backends.backends[0].models
 
 
-def test_auth_not_available_yet(gateway):
+def test_auth_not_available_yet(gateway, port):
     from aigateway.v1 import auth_pb2, auth_pb2_grpc
-    with grpc.insecure_channel(gateway.target) as ch:
+    with grpc.insecure_channel(target_of(gateway, port)) as ch:
         with pytest.raises(grpc.RpcError) as e:
             auth_pb2_grpc.AuthStub(ch).Login(auth_pb2.LoginRequest(username="a", password="b"))
         assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
@@ -215,12 +229,12 @@ def test_auth_not_available_yet(gateway):
 
 # ---- raw HTTP/2 with curl ---------------------------------------------------
 
-def raw_grpc(gw, path, payload):
+def raw_grpc(gw, path, payload, port="grpc"):
     frame = b"\x00" + struct.pack(">I", len(payload)) + payload
     r = subprocess.run(
         ["curl", "-sS", "--http2-prior-knowledge", "-X", "POST", "-D", "-", "-o", "/dev/null",
          "-H", "content-type: application/grpc", "-H", "te: trailers",
-         "--data-binary", "@-", f"http://{gw.target}{path}"],
+         "--data-binary", "@-", f"http://{target_of(gw, port)}{path}"],
         input=frame, capture_output=True, timeout=30)
     # 92 (CURLE_HTTP2_STREAM): a server that answers before reading the
     # request (UNIMPLEMENTED for an unknown method) may reset the rest of the
@@ -231,16 +245,86 @@ def raw_grpc(gw, path, payload):
     return r.stdout.decode(errors="replace").lower()
 
 
-def test_raw_unknown_method_is_unimplemented(gateway):
-    head = raw_grpc(gateway, "/no.such.Service/Method", b"")
+def test_raw_unknown_method_is_unimplemented(gateway, port):
+    head = raw_grpc(gateway, "/no.such.Service/Method", b"", port)
     assert "grpc-status: 12" in head, head
 
 
-def test_raw_garbage_is_invalid_argument(gateway):
-    head = raw_grpc(gateway, "/aigateway.v1.Inference/CreateChatCompletion", b"\xff\xff\xff\xff")
+def test_raw_garbage_is_invalid_argument(gateway, port):
+    head = raw_grpc(gateway, "/aigateway.v1.Inference/CreateChatCompletion", b"\xff\xff\xff\xff",
+                    port)
     assert "grpc-status: 3" in head, head
-    head = raw_grpc(gateway, "/aigateway.v1.Inference/ListModels", b"")
+    head = raw_grpc(gateway, "/aigateway.v1.Inference/ListModels", b"", port)
     assert "grpc-status: 0" in head, head
+
+
+def test_status_message_survives_percent_encoding(stub):
+    # grpc-message is percent-encoded on the wire (non-ASCII bytes and '%').
+    name = "no-such-mod\u00e8l-%41-100%"  # unencoded, "%41" would read back as "A"
+    with pytest.raises(grpc.RpcError) as e:
+        stub.CreateChatCompletion(chat("x", model=name))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert name in e.value.details()
+
+
+# ---- gRPC on the HTTP port: what only that server decides -------------------
+
+def raw_http_port(gw, path, body, *headers, http1=False):
+    """curl against the HTTP port with |body| sent as is; the head and the
+    trailers as text, and the response body."""
+    r = subprocess.run(
+        ["curl", "-sS", "--http1.1" if http1 else "--http2-prior-knowledge", "-X", "POST",
+         "-D", "-", "-H", "content-type: application/grpc", "-H", "te: trailers",
+         *[a for h in headers for a in ("-H", h)],
+         "--data-binary", "@-", f"http://127.0.0.1:{gw.http_port}{path}"],
+        input=body, capture_output=True, timeout=30)
+    assert r.returncode in (0, 92), r.stderr
+    text = r.stdout.decode(errors="replace")
+    head, _, rest = text.partition("\r\n\r\n")
+    return text.lower(), rest
+
+
+def test_http_port_grpc_needs_http2(gateway):
+    text, body = raw_http_port(gateway, "/aigateway.v1.Inference/ListModels", b"\0\0\0\0\0",
+                               http1=True)
+    assert text.startswith("http/1.1 415"), text
+    assert json.loads(body)["error"]["code"] == "unsupported_media_type"
+
+
+def test_http_port_grpc_framing_errors(gateway):
+    path = "/aigateway.v1.Inference/ListModels"
+    empty = b"\0\0\0\0\0"
+    cases = [
+        (b"\x01\0\0\0\0", (), "grpc-status: 12"),           # compressed: not accepted
+        (empty + empty, (), "grpc-status: 13"),                 # two messages for a unary call
+        (b"\0\0\0", (), "grpc-status: 13"),                    # truncated prefix
+        (b"\0\0\0\0\x09abc", (), "grpc-status: 13"),           # length beyond the body
+        (b"", (), "grpc-status: 3"),                            # no message at all
+        (empty, ("grpc-timeout: 12x",), "grpc-status: 13"),     # malformed timeout
+        (empty, ("grpc-timeout: 123456789S",), "grpc-status: 13"),
+        (empty, ("grpc-timeout: 5S",), "grpc-status: 0"),
+    ]
+    for body, headers, want in cases:
+        text, _ = raw_http_port(gateway, path, body, *headers)
+        assert want in text, (body, headers, text)
+        assert "content-type: application/grpc" in text, text
+
+
+def test_http_port_leaves_health_and_reflection_to_the_grpc_port(gateway):
+    for path in ("/grpc.health.v1.Health/Check",
+                 "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"):
+        text, _ = raw_http_port(gateway, path, b"\0\0\0\0\0")
+        assert "grpc-status: 12" in text, text
+        assert "grpc port" in text, text
+
+
+def test_http_port_serves_openai_json_beside_grpc(gateway):
+    # The same port still answers the OpenAI API, over h2c too.
+    r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge",
+                        f"http://127.0.0.1:{gateway.http_port}/v1/models"],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert {m["id"] for m in json.loads(r.stdout)["data"]} == {"echo", "renamed"}
 
 
 # ---- cancellation, shutdown, configuration ---------------------------------

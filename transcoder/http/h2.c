@@ -7,6 +7,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
@@ -200,6 +201,10 @@ static ssize_t data_read(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t
   if (n == avail && s->resp_ended) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     s->state = ST_DONE;
+    /* Trailers end the stream instead of this last DATA frame (nghttp2
+     * allows submitting them from here). */
+    if (s->h2_trailers && nghttp2_submit_trailer(sess, id, s->h2_trailers, s->n_h2_trailers) == 0)
+      *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
   } else if (n == 0) {
     return NGHTTP2_ERR_DEFERRED;
   }
@@ -410,6 +415,34 @@ int gw_h2_submit_end(gw_http_stream *s) {
     nghttp2_session_resume_data(s->conn->h2, s->h2_id);
   gw_http_conn_kick(s->conn);
   return GW_OK;
+}
+
+/* The trailing HEADERS frame of a streamed response: kept in the stream's
+ * arena until data_read gives out the last of the body and submits it. */
+int gw_h2_submit_trailers(gw_http_stream *s, const gw_http_header *h, size_t n) {
+  nghttp2_nv *nv = gw_arena_alloc(s->arena, (n ? n : 1) * sizeof *nv);
+  size_t k = 0;
+  bool ok = nv != NULL;
+  for (size_t i = 0; ok && i < n; i++) {
+    size_t nlen = strlen(h[i].name);
+    if (gw_http_hop_by_hop(h[i].name, nlen))
+      continue;
+    /* Both copied: they are sent after the caller returned. */
+    size_t vlen = strlen(h[i].value);
+    char *lname = gw_arena_strndup(s->arena, h[i].name, nlen);
+    char *value = gw_arena_strndup(s->arena, h[i].value, vlen);
+    ok = lname && value;
+    if (!ok)
+      break;
+    for (size_t j = 0; j < nlen; j++)
+      lname[j] = (char)tolower((unsigned char)lname[j]);
+    nv[k++] = (nghttp2_nv){(uint8_t *)lname, (uint8_t *)value, nlen, vlen, NGHTTP2_NV_FLAG_NONE};
+  }
+  /* Out of memory: the body still ends (without them). */
+  s->h2_trailers = ok ? nv : NULL;
+  s->n_h2_trailers = ok ? k : 0;
+  gw_h2_submit_end(s);
+  return ok ? GW_OK : GW_ERR_NOMEM;
 }
 
 size_t gw_h2_pending(const gw_http_stream *s) {

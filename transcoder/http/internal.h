@@ -128,7 +128,9 @@ struct gw_http_stream {
   int h1_chunked;
   int above_low;
   struct evbuffer *out; /* HTTP/2 response body not yet taken by nghttp2 */
-  struct event *timer;  /* header / body timeout */
+  void *h2_trailers;    /* nghttp2_nv[] sent after the body (gw_http_end_trailers) */
+  size_t n_h2_trailers;
+  struct event *timer; /* header / body timeout */
   void (*on_drain)(gw_http_stream *, void *);
   void (*on_close)(gw_http_stream *, void *);
   void *cb_arg;
@@ -204,6 +206,7 @@ int gw_h2_submit_head(gw_http_stream *s, int status, const gw_http_header *h, si
                       int64_t content_length);
 int gw_h2_submit_data(gw_http_stream *s, const void *p, size_t n);
 int gw_h2_submit_end(gw_http_stream *s);
+int gw_h2_submit_trailers(gw_http_stream *s, const gw_http_header *h, size_t n);
 size_t gw_h2_pending(const gw_http_stream *s);
 
 /* tls.c */

@@ -192,6 +192,13 @@ int gw_http_write(gw_http_stream *s, const void *data, size_t len);
 /* Ends the stream (and a started response). Do not touch |s| afterwards. */
 int gw_http_end(gw_http_stream *s);
 
+/* Ends a streamed response (gw_http_start) with trailers: a last HEADERS
+ * frame after the body (HTTP/2 only, as gRPC needs). Ends the stream either
+ * way: do not touch |s| afterwards. GW_ERR_STATE when the response was not
+ * started with gw_http_start, is over, or the connection is HTTP/1.x (the
+ * body is then ended without them); GW_ERR_IO when the client is gone. */
+int gw_http_end_trailers(gw_http_stream *s, const gw_http_header *trailers, size_t n);
+
 /* Bytes of |s|'s response queued and not yet written to the socket. */
 size_t gw_http_pending(const gw_http_stream *s);
 

@@ -784,6 +784,17 @@ int gw_http_end(gw_http_stream *s) {
   return rc;
 }
 
+int gw_http_end_trailers(gw_http_stream *s, const gw_http_header *trailers, size_t n) {
+  if (!s->resp_streaming || s->resp_ended || !writable(s) || !s->conn->h2) {
+    int rc = gw_http_end(s);
+    return rc != GW_OK ? rc : GW_ERR_STATE;
+  }
+  s->resp_ended = 1;
+  int rc = gw_h2_submit_trailers(s, trailers, n);
+  app_release(s);
+  return rc;
+}
+
 size_t gw_http_pending(const gw_http_stream *s) {
   if (!writable(s))
     return 0;
