@@ -11,6 +11,7 @@ import os
 import signal
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -325,6 +326,30 @@ def test_http_port_serves_openai_json_beside_grpc(gateway):
                        capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert {m["id"] for m in json.loads(r.stdout)["data"]} == {"echo", "renamed"}
+
+
+def test_http_port_grpc_over_tls(backend):
+    # TLS with ALPN h2: grpcio's secure channel, trusting a certificate made here.
+    d = tempfile.mkdtemp()
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    g = Gateway(gateway_env(echo_config(backend.port), TLS_CERT_FILE=cert, TLS_KEY_FILE=key))
+    try:
+        with open(cert, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        with grpc.secure_channel(f"localhost:{g.http_port}", creds) as ch:
+            s = inference_pb2_grpc.InferenceStub(ch)
+            resp = s.CreateChatCompletion(chat("over tls"), timeout=10)
+            assert resp.choices[0].message.content.text == "over tls"
+            text = "".join(c.delta.content.value for m in
+                           s.StreamChatCompletion(chat("a b c"), timeout=10)
+                           for c in m.choices if c.delta.HasField("content"))
+            assert text.split() == ["a", "b", "c"]
+    finally:
+        g.stop_clean()
 
 
 # ---- cancellation, shutdown, configuration ---------------------------------
