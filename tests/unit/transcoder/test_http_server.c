@@ -32,6 +32,7 @@ static uint16_t port_plain, port_tls, port_capped;
 static pthread_t server_thread;
 static atomic_int closed_count;
 static atomic_int handled_count;
+static atomic_int trailers_rc = 1;
 static char tmpdir[256];
 
 /* --- the echo handler ---------------------------------------------------- */
@@ -101,6 +102,18 @@ static void echo_handler(gw_http_stream *s, const gw_http_request *r, void *arg)
     h[3] = (gw_http_header){"Keep-Alive", "timeout=1"};
     h[17] = (gw_http_header){"X-H17", "a\r\nInjected: 1"};
     gw_http_respond(s, 200, h, 20, "ok", 2);
+    return;
+  }
+  if (strcmp(r->path, "/trailers") == 0) {
+    /* The trailer's value lives on this stack and is overwritten before the
+     * trailers go out: the layer must have copied it. */
+    char value[16] = "tv-1";
+    gw_http_header h[] = {{"Content-Type", "text/plain"}};
+    gw_http_header t[] = {{"X-Trail", value}, {"Connection", "close"}, {"grpc-status", "0"}};
+    gw_http_start(s, 200, h, 1);
+    gw_http_write(s, "body!", 5);
+    atomic_store(&trailers_rc, gw_http_end_trailers(s, t, 3));
+    memset(value, 'x', sizeof value - 1);
     return;
   }
   if (strcmp(r->path, "/hang") == 0) {
@@ -410,6 +423,25 @@ static void test_h2_prior_knowledge(void **state) {
     run("h2load -n 200 -c 1 -m 20 http://127.0.0.1:%u/q 2>&1", out, sizeof out, port_plain);
     assert_non_null(strstr(out, "200 succeeded"));
   }
+}
+
+/* Trailers after a streamed body on HTTP/2 (names lower-cased, hop-by-hop
+ * ones dropped); on HTTP/1.1 the body ends without them and the call says so. */
+static void test_trailers(void **state) {
+  (void)state;
+  run("curl -s --http2-prior-knowledge -D - -o /dev/null http://127.0.0.1:%u/trailers 2>&1", out,
+      sizeof out, port_plain);
+  assert_non_null(strstr(out, "x-trail: tv-1"));
+  assert_non_null(strstr(out, "grpc-status: 0"));
+  assert_null(strstr(out, "connection"));
+  assert_int_equal(atomic_load(&trailers_rc), GW_OK);
+  run("curl -s --http2-prior-knowledge http://127.0.0.1:%u/trailers 2>&1", out, sizeof out,
+      port_plain);
+  assert_string_equal(out, "body!");
+  run("curl -si http://127.0.0.1:%u/trailers 2>&1", out, sizeof out, port_plain);
+  assert_non_null(strstr(out, "body!"));
+  assert_null(strstr(out, "tv-1"));
+  assert_int_equal(atomic_load(&trailers_rc), GW_ERR_STATE);
 }
 
 static void test_h2_upgrade(void **state) {
@@ -933,6 +965,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_h1_expect_continue),
       cmocka_unit_test(test_h2_prior_knowledge),
       cmocka_unit_test(test_h2_upgrade),
+      cmocka_unit_test(test_trailers),
       cmocka_unit_test(test_tls_h2_and_h1),
       cmocka_unit_test(test_tls_reload),
       cmocka_unit_test(test_streaming_h1),
