@@ -24,6 +24,7 @@
 #include "pipeline/route.h"
 #include "proto/descriptors.h"
 #include "transcoder/front.h"
+#include "transcoder/grpc.h"
 #include "transcoder/http/server.h"
 #include "transcoder/routes.h"
 
@@ -65,6 +66,7 @@ static void run_on_workers(gw_http_front *fronts, int n, void (*fn)(gw_http_fron
 static void http_stop_accepting(gw_http_front *f) {
   if (f->server)
     gw_http_server_stop_accepting(f->server);
+  gw_grpc_h2_stop(f); /* health watches end, checks say NOT_SERVING */
 }
 
 static void http_free(gw_http_front *f) {
@@ -190,7 +192,8 @@ int main(int argc, char **argv) {
     n_workers = 1;
   gw_grpc_front *front = NULL;
   gw_routes *routes = NULL;
-  gw_http_front *fronts = NULL;
+  gw_http_front *fronts = NULL; /* the HTTP port's, then the gRPC port's (native) */
+  int n_fronts = 0;
   bool http_started = false;
   char *cors_buf = NULL;
   gw_supervisor *sup = NULL;
@@ -238,12 +241,17 @@ int main(int argc, char **argv) {
     if (gw_http_clients_init(workers, n_workers) != GW_OK)
       goto out;
   }
-  gw_grpc_front_options gopts = {.host = cfg.host, .port = cfg.grpc_port};
-  if (gw_grpc_front_start(&gopts, desc, &pipeline, workers, n_workers, &front) != GW_OK)
-    goto out;
+  /* GRPC_PORT: gRPC core (GRPC_SERVER=core) or the gateway's own HTTP/2
+   * server (transcoder/grpc.h), one per worker after the HTTP port's. */
+  if (cfg.grpc_server_core) {
+    gw_grpc_front_options gopts = {.host = cfg.host, .port = cfg.grpc_port};
+    if (gw_grpc_front_start(&gopts, desc, &pipeline, workers, n_workers, &front) != GW_OK)
+      goto out;
+  }
   if (gw_routes_build(desc, &routes) != GW_OK)
     goto out;
-  fronts = gw_calloc((size_t)n_workers, sizeof(*fronts));
+  n_fronts = cfg.grpc_server_core ? n_workers : 2 * n_workers;
+  fronts = gw_calloc((size_t)n_fronts, sizeof(*fronts));
   if (!fronts)
     goto out;
   gw_http_options hopts;
@@ -270,6 +278,20 @@ int main(int argc, char **argv) {
                              "openai-project, x-stainless-os, x-stainless-lang";
   hopts.cors_allow_methods = "GET, POST, OPTIONS";
   hopts.cors_max_age = 600;
+  hopts.dispatch_at_head = gw_grpc_h2_at_head; /* reflection's body, read as it comes */
+  /* The gRPC port's servers: gRPC only, no TLS, CORS or gzip; a request
+   * message up to gRPC's usual 4 MiB (or MAX_BODY_BYTES when larger). */
+  gw_http_options gpopts;
+  gw_http_options_init(&gpopts);
+  gpopts.host = cfg.host;
+  gpopts.port = (uint16_t)cfg.grpc_port;
+  gpopts.max_body_bytes = (cfg.max_body_bytes > (4u << 20) ? cfg.max_body_bytes : 4u << 20) + 5;
+  gpopts.header_timeout_ms = (unsigned)cfg.http_header_timeout_ms;
+  gpopts.body_timeout_ms = (unsigned)cfg.http_body_timeout_ms;
+  gpopts.max_conns_per_ip = (unsigned)cfg.max_conns_per_ip;
+  gpopts.hsts_max_age = 0;
+  gpopts.gzip = 0;
+  gpopts.dispatch_at_head = gw_grpc_h2_at_head;
   for (int i = 0; i < n_workers; i++) {
     fronts[i].worker = &workers[i];
     fronts[i].routes = routes;
@@ -282,6 +304,21 @@ int main(int argc, char **argv) {
       goto out;
     }
   }
+  for (int i = n_workers; i < n_fronts; i++) {
+    gw_http_front *g = &fronts[i];
+    g->worker = &workers[i - n_workers];
+    g->routes = routes;
+    g->desc = desc;
+    g->pipeline = &pipeline;
+    gpopts.later = g->worker->later;
+    if (gw_http_server_new(g->worker->base, &gpopts, gw_grpc_port_handle, g, &g->server) != GW_OK) {
+      GW_LOGE("grpc", NULL, "cannot serve gRPC on %s:%d", cfg.host, cfg.grpc_port);
+      goto out;
+    }
+  }
+  if (n_fronts > n_workers)
+    GW_LOGI("grpc", NULL, "gRPC front door listening on %s:%d (the gateway's own HTTP/2 server)",
+            cfg.host, cfg.grpc_port);
   GW_LOGI("http", NULL, "HTTP front door listening on %s:%d (%s, %zu routes)", cfg.host, cfg.port,
           cfg.tls_cert_file ? "TLS, ALPN h2/http1.1" : "HTTP/1.1 and h2c", gw_routes_count(routes));
   for (int i = 0; i < n_workers; i++) {
@@ -337,16 +374,16 @@ out:
     router->shutting_down = 1;
   int64_t grace_until = gw_now_ms() + cfg.shutdown_grace_ms;
   if (http_started)
-    run_on_workers(fronts, n_workers, http_stop_accepting);
+    run_on_workers(fronts, n_fronts, http_stop_accepting);
   if (front)
     gw_grpc_front_shutdown(front, cfg.shutdown_grace_ms);
   if (http_started) {
-    while (http_in_flight(fronts, n_workers) > 0 && gw_now_ms() < grace_until)
+    while (http_in_flight(fronts, n_fronts) > 0 && gw_now_ms() < grace_until)
       usleep(10000);
-    if (http_in_flight(fronts, n_workers) > 0)
-      GW_LOGW("main", NULL, "grace period over: cancelling %ld HTTP calls",
-              http_in_flight(fronts, n_workers));
-    run_on_workers(fronts, n_workers, http_free);
+    if (http_in_flight(fronts, n_fronts) > 0)
+      GW_LOGW("main", NULL, "grace period over: cancelling %ld HTTP and gRPC calls",
+              http_in_flight(fronts, n_fronts));
+    run_on_workers(fronts, n_fronts, http_free);
   }
   if (workers) {
     for (int i = 0; i < n_workers; i++)
@@ -354,7 +391,7 @@ out:
     /* Servers that never ran: freed while their workers' bases and queues
      * are still there. */
     if (fronts && !http_started)
-      for (int i = 0; i < n_workers; i++)
+      for (int i = 0; i < n_fronts; i++)
         gw_http_server_free(fronts[i].server);
     gw_http_clients_free();
     gw_curl_loops_free();

@@ -6,16 +6,21 @@
 #define GW_TRANSCODER_FRONT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "engine/worker.h"
 #include "pipeline/pipeline.h"
 #include "transcoder/http/server.h"
 #include "transcoder/routes.h"
 
+struct gcall;
+
 typedef struct gw_http_front {
   gw_worker *worker;
   const gw_routes *routes;
   const gw_descriptors *desc; /* for gRPC on this port (transcoder/grpc.h) */
+  struct gcall *grpc_watches; /* open health Watch calls (transcoder/grpc.c) */
+  bool grpc_stopping;         /* gw_grpc_h2_stop ran */
   gw_pipeline *pipeline;
   gw_http_server *server;
   /* The fronts are an array, one per worker: |in_flight|, written by every

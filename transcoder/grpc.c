@@ -13,18 +13,28 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/numtext.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection.h"
 #include "proto/pb_arena.h"
 
 #define LOW_WATER (64 * 1024)
 #define FRAME_CAP (64u << 20)
+#define REFLECTION_IN_CAP (4u << 20) /* one reflection request, framed */
 
-/* The gRPC side of one call; lives in the call's arena. */
+enum kind { K_PIPELINE, K_HEALTH, K_REFLECTION };
+
+/* The gRPC side of one call: in the call's arena (K_PIPELINE) or in an
+ * arena of its own (the others, whose |call| is NULL). */
 typedef struct gcall {
   gw_http_front *front;
   gw_http_stream *s; /* NULL once ended or gone */
   gw_call *call;
+  gw_arena *arena;
+  int kind;
   bool started, released;
-  gw_buf frame; /* one length-prefixed message being written */
+  gw_buf frame;                          /* one length-prefixed message being written */
+  gw_buf in;                             /* K_REFLECTION: received bytes not yet a message */
+  struct gcall *watch_next, *watch_prev; /* a health Watch: in front->grpc_watches */
 } gcall;
 
 static const gw_http_header grpc_type[] = {{"content-type", "application/grpc"}};
@@ -88,20 +98,38 @@ static void refuse(gw_http_stream *s, gw_status_code code, const char *message) 
 
 /* ---- the sink -------------------------------------------------------------- */
 
+static void watch_unlink(gcall *g) {
+  gw_http_front *f = g->front;
+  if (g->watch_prev)
+    g->watch_prev->watch_next = g->watch_next;
+  else if (f->grpc_watches == g)
+    f->grpc_watches = g->watch_next;
+  if (g->watch_next)
+    g->watch_next->watch_prev = g->watch_prev;
+  g->watch_next = g->watch_prev = NULL;
+}
+
 static void release(gcall *g) {
   if (g->released)
     return;
   g->released = true;
   g->front->in_flight--;
-  gw_call_unref(g->call); /* the front door's reference */
+  if (g->call) {
+    gw_call_unref(g->call); /* the front door's reference */
+    return;
+  }
+  watch_unlink(g);
+  gw_buf_release(&g->in);
+  gw_arena_free(g->arena); /* |g| lives in it */
 }
 
-static int sink_message(void *ctx, gw_call *call, const ProtobufCMessage *msg) {
-  gcall *g = ctx;
-  (void)call;
+/* Sends one message: a packed one (|msg|) or bytes already serialized
+ * (|bytes|, |len|), behind its 5-byte prefix; the head goes first. */
+static int send_message(gcall *g, const ProtobufCMessage *msg, const void *bytes, size_t len) {
   if (!g->s)
     return GW_ERR_STATE;
-  size_t len = protobuf_c_message_get_packed_size(msg);
+  if (msg)
+    len = protobuf_c_message_get_packed_size(msg);
   if (len > UINT32_MAX)
     return GW_ERR_TOOBIG;
   gw_buf_reset(&g->frame);
@@ -114,7 +142,10 @@ static int sink_message(void *ctx, gw_call *call, const ProtobufCMessage *msg) {
   p[2] = (uint8_t)(len >> 16);
   p[3] = (uint8_t)(len >> 8);
   p[4] = (uint8_t)len;
-  protobuf_c_message_pack(msg, p + 5);
+  if (msg)
+    protobuf_c_message_pack(msg, p + 5);
+  else if (len)
+    memcpy(p + 5, bytes, len);
   g->frame.len = 5 + len;
   if (!g->started) {
     g->started = true;
@@ -124,24 +155,35 @@ static int sink_message(void *ctx, gw_call *call, const ProtobufCMessage *msg) {
   return gw_http_write(g->s, g->frame.data, g->frame.len) == GW_OK ? GW_OK : GW_ERR_IO;
 }
 
-static void sink_finish(void *ctx, gw_call *call, gw_status_code code, const char *message) {
-  gcall *g = ctx;
+/* Ends |g|'s stream with |code|: trailers after the messages sent, or
+ * Trailers-Only when there were none. Then releases |g|. */
+static void finish(gcall *g, gw_status_code code, const char *message) {
   gw_http_stream *s = g->s;
   g->s = NULL;
   if (s) {
     if (!g->started) {
-      respond_status(s, call->arena, code, code == GW_STATUS_OK ? NULL : message);
+      respond_status(s, g->arena, code, code == GW_STATUS_OK ? NULL : message);
     } else {
       char num[GW_NUMTEXT_MAX];
       num[gw_numtext_u64((uint64_t)code, num)] = '\0';
       gw_http_header ts[] = {
           {"grpc-status", num},
-          {"grpc-message", message && *message ? percent_encode(call->arena, message) : ""},
+          {"grpc-message", message && *message ? percent_encode(g->arena, message) : ""},
       };
       gw_http_end_trailers(s, ts, code != GW_STATUS_OK && message && *message ? 2 : 1);
     }
   }
   release(g);
+}
+
+static int sink_message(void *ctx, gw_call *call, const ProtobufCMessage *msg) {
+  (void)call;
+  return send_message(ctx, msg, NULL, 0);
+}
+
+static void sink_finish(void *ctx, gw_call *call, gw_status_code code, const char *message) {
+  (void)call;
+  finish(ctx, code, message);
 }
 
 static bool sink_ready(void *ctx) {
@@ -163,6 +205,10 @@ static void on_close(gw_http_stream *s, void *arg) {
   gcall *g = arg;
   (void)s;
   g->s = NULL; /* RST_STREAM or the connection closed */
+  if (!g->call) {
+    release(g);
+    return;
+  }
   GW_LOGD("grpc", g->call->request_id, "client went away: cancelling the call");
   gw_call_cancel(g->call); /* finishes through sink_finish, which releases */
 }
@@ -189,57 +235,222 @@ static int64_t timeout_ms(const char *v) {
   }
 }
 
-/* The methods served here: the pipeline's, as on the gRPC port. */
-static bool pipeline_method(const gw_method_info *m) {
-  return m && m->input && m->output && !m->client_streaming &&
-         strcmp(m->service, "grpc.health.v1.Health") != 0 &&
-         strncmp(m->service, "grpc.reflection.", 16) != 0;
-}
-
-void gw_grpc_h2_handle(gw_http_stream *s, const gw_http_request *req, gw_http_front *front) {
-  if (req->version != GW_HTTP_2) {
-    gw_http_respond_error(s, 415, "invalid_request_error", "unsupported_media_type",
-                          "gRPC needs HTTP/2 (h2c with prior knowledge, or TLS with ALPN h2)");
-    return;
-  }
-  if (strcmp(req->method, "POST") != 0) {
-    refuse(s, GW_STATUS_UNIMPLEMENTED, "gRPC calls are POST requests");
-    return;
-  }
-  const gw_method_info *m = front->desc ? gw_descriptors_find_method(front->desc, req->path) : NULL;
-  if (!pipeline_method(m)) {
-    char msg[600];
-    snprintf(msg, sizeof msg, "unknown method %.500s%s", req->path,
-             m ? " (health and reflection are served on the gRPC port)" : "");
-    refuse(s, GW_STATUS_UNIMPLEMENTED, msg);
-    return;
-  }
-  int64_t timeout = 0;
-  const char *t = gw_http_request_header(req, "grpc-timeout");
-  if (t && (timeout = timeout_ms(t)) < 0) {
-    refuse(s, GW_STATUS_INTERNAL, "malformed grpc-timeout");
-    return;
-  }
-
-  /* Exactly one length-prefixed message, uncompressed. */
+/* The one length-prefixed, uncompressed message of |req| (unary and
+ * server-streaming calls), or a refusal sent on |s|: false then. */
+static bool one_message(gw_http_stream *s, const gw_http_request *req, const uint8_t **msg,
+                        size_t *len) {
   const uint8_t *b = req->body;
   if (req->body_len < 5) {
     refuse(s, req->body_len ? GW_STATUS_INTERNAL : GW_STATUS_INVALID_ARGUMENT,
            req->body_len ? "truncated message" : "request message missing");
-    return;
+    return false;
   }
-  size_t len = (size_t)b[1] << 24 | (size_t)b[2] << 16 | (size_t)b[3] << 8 | b[4];
-  if (b[0] > 1 || len != req->body_len - 5) {
+  size_t n = (size_t)b[1] << 24 | (size_t)b[2] << 16 | (size_t)b[3] << 8 | b[4];
+  if (b[0] > 1 || n != req->body_len - 5) {
     refuse(s, GW_STATUS_INTERNAL,
-           len < req->body_len - 5 ? "more than one request message for a call that takes one"
-                                   : "malformed message framing");
-    return;
+           n < req->body_len - 5 ? "more than one request message for a call that takes one"
+                                 : "malformed message framing");
+    return false;
   }
   if (b[0] == 1) {
     refuse(s, GW_STATUS_UNIMPLEMENTED, "compressed messages are not accepted here; send identity");
+    return false;
+  }
+  *msg = b + 5;
+  *len = n;
+  return true;
+}
+
+/* A gcall for a built-in service (health, reflection): its own arena. */
+static gcall *gcall_new(gw_http_stream *s, gw_http_front *front, int kind) {
+  gw_arena *arena = gw_arena_new(4096, 0);
+  gcall *g = arena ? gw_arena_calloc(arena, sizeof(*g)) : NULL;
+  if (!g) {
+    gw_arena_free(arena);
+    refuse(s, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return NULL;
+  }
+  g->front = front;
+  g->s = s;
+  g->arena = arena;
+  g->kind = kind;
+  gw_buf_init_arena(&g->frame, FRAME_CAP, arena);
+  front->in_flight++;
+  gw_http_stream_set_callbacks(s, NULL, on_close, g);
+  return g;
+}
+
+/* ---- health (grpc.health.v1.Health) ------------------------------------------ */
+
+static bool known_service(const gw_descriptors *d, const char *name) {
+  if (!*name)
+    return true;
+  for (size_t i = 0; i < gw_descriptors_service_count(d); i++)
+    if (strcmp(gw_descriptors_service_name(d, i), name) == 0)
+      return true;
+  return false;
+}
+
+static void send_health(gcall *g, int status) {
+  Grpc__Health__V1__HealthCheckResponse resp;
+  grpc__health__v1__health_check_response__init(&resp);
+  resp.status = status;
+  send_message(g, &resp.base, NULL, 0);
+}
+
+static void serve_health(gw_http_stream *s, const gw_http_request *req, gw_http_front *front,
+                         bool watch) {
+  const uint8_t *msg;
+  size_t len;
+  if (!one_message(s, req, &msg, &len))
+    return;
+  gcall *g = gcall_new(s, front, K_HEALTH);
+  if (!g)
+    return;
+  gw_pb_arena pa;
+  gw_pb_arena_init(&pa, g->arena);
+  Grpc__Health__V1__HealthCheckRequest *hr =
+      grpc__health__v1__health_check_request__unpack(&pa.allocator, len, msg);
+  if (!hr) {
+    finish(g, GW_STATUS_INVALID_ARGUMENT, "request is not a grpc.health.v1.HealthCheckRequest");
     return;
   }
+  const char *service = hr->service ? hr->service : "";
+  int st = !known_service(front->desc, service)
+               ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN
+           : front->grpc_stopping
+               ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+               : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+  if (!watch) {
+    if (st == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN) {
+      char text[300];
+      snprintf(text, sizeof text, "unknown service %.256s", service);
+      finish(g, GW_STATUS_NOT_FOUND, text);
+      return;
+    }
+    send_health(g, st);
+    finish(g, GW_STATUS_OK, NULL);
+    return;
+  }
+  /* Watch: the status now; the stream stays open until the client leaves or
+   * the server stops (gw_grpc_h2_stop: NOT_SERVING, then UNAVAILABLE). */
+  send_health(g, st);
+  if (front->grpc_stopping) {
+    finish(g, GW_STATUS_UNAVAILABLE, "server shutting down");
+    return;
+  }
+  g->watch_next = front->grpc_watches;
+  if (g->watch_next)
+    g->watch_next->watch_prev = g;
+  front->grpc_watches = g;
+}
 
+void gw_grpc_h2_stop(gw_http_front *front) {
+  front->grpc_stopping = true;
+  while (front->grpc_watches) {
+    gcall *g = front->grpc_watches;
+    watch_unlink(g);
+    send_health(g, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+    finish(g, GW_STATUS_UNAVAILABLE, "server shutting down");
+  }
+}
+
+/* ---- reflection (bidirectional: the body comes in pieces) ---------------------- */
+
+static bool is_reflection(const char *path) {
+  return strcmp(path, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo") == 0 ||
+         strcmp(path, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo") == 0;
+}
+
+int gw_grpc_h2_at_head(const gw_http_request *req, void *arg) {
+  (void)arg;
+  return req->version == GW_HTTP_2 && gw_grpc_h2_wanted(req) && is_reflection(req->path);
+}
+
+/* Answers every whole request message in |g->in|; false once |g| is done. */
+static bool reflection_answer_all(gcall *g) {
+  size_t off = 0;
+  bool live = true;
+  gw_buf out;
+  gw_buf_init(&out, 64 << 20);
+  while (live && g->in.len - off >= 5) {
+    const uint8_t *b = (const uint8_t *)g->in.data + off;
+    size_t n = (size_t)b[1] << 24 | (size_t)b[2] << 16 | (size_t)b[3] << 8 | b[4];
+    if (b[0] > 1 || n > REFLECTION_IN_CAP - 5) {
+      finish(g, b[0] > 1 ? GW_STATUS_INTERNAL : GW_STATUS_RESOURCE_EXHAUSTED,
+             b[0] > 1 ? "malformed message framing" : "reflection request too large");
+      live = false;
+      break;
+    }
+    if (g->in.len - off < 5 + n)
+      break;
+    if (b[0] == 1) {
+      finish(g, GW_STATUS_UNIMPLEMENTED, "compressed messages are not accepted here");
+      live = false;
+      break;
+    }
+    gw_buf_reset(&out);
+    int rc = gw_reflection_answer(g->front->desc, b + 5, n, &out);
+    if (rc != GW_OK) {
+      finish(g, rc == GW_ERR_INVALID ? GW_STATUS_INVALID_ARGUMENT : GW_STATUS_INTERNAL,
+             rc == GW_ERR_INVALID ? "request is not a ServerReflectionRequest"
+                                  : "reflection failed");
+      live = false;
+      break;
+    }
+    if (send_message(g, NULL, out.data, out.len) != GW_OK) {
+      finish(g, GW_STATUS_UNAVAILABLE, "cannot write the answer");
+      live = false;
+      break;
+    }
+    off += 5 + n;
+  }
+  gw_buf_release(&out);
+  if (live)
+    gw_buf_consume(&g->in, off);
+  return live;
+}
+
+static void on_reflection_body(gw_http_stream *s, const uint8_t *p, size_t len, int end,
+                               void *arg) {
+  gcall *g = arg;
+  (void)s;
+  if (len && gw_buf_append(&g->in, p, len) != GW_OK) {
+    finish(g, GW_STATUS_RESOURCE_EXHAUSTED, "reflection request too large");
+    return;
+  }
+  if (!reflection_answer_all(g))
+    return;
+  if (end)
+    finish(g, g->in.len ? GW_STATUS_INTERNAL : GW_STATUS_OK,
+           g->in.len ? "the stream ended inside a message" : NULL);
+}
+
+static void serve_reflection(gw_http_stream *s, const gw_http_request *req, gw_http_front *front) {
+  gcall *g = gcall_new(s, front, K_REFLECTION);
+  if (!g)
+    return;
+  gw_buf_init(&g->in, REFLECTION_IN_CAP);
+  gw_http_stream_set_body_cb(s, on_reflection_body);
+  if (req->body_len) /* not dispatched at its head: the whole body is here */
+    on_reflection_body(s, req->body, req->body_len, 1, g);
+}
+
+/* ---- the pipeline's methods ---------------------------------------------------- */
+
+/* The methods the pipeline serves, as on gRPC core's port. */
+static bool pipeline_method(const gw_method_info *m) {
+  return m->input && m->output && !m->client_streaming &&
+         strcmp(m->service, "grpc.health.v1.Health") != 0 &&
+         strncmp(m->service, "grpc.reflection.", 16) != 0;
+}
+
+static void serve_pipeline(gw_http_stream *s, const gw_http_request *req, gw_http_front *front,
+                           const gw_method_info *m, int64_t timeout, bool has_timeout) {
+  const uint8_t *msg;
+  size_t len;
+  if (!one_message(s, req, &msg, &len))
+    return;
   gw_arena *arena = gw_arena_new(8192, 0);
   gw_call *call = arena ? gw_call_new(arena, front->worker, front->pipeline, m) : NULL;
   gcall *g = call ? gw_arena_calloc(arena, sizeof(*g)) : NULL;
@@ -252,6 +463,7 @@ void gw_grpc_h2_handle(gw_http_stream *s, const gw_http_request *req, gw_http_fr
   g->front = front;
   g->s = s;
   g->call = call;
+  g->arena = arena;
   gw_buf_init_arena(&g->frame, FRAME_CAP, arena);
   call->request_id = gw_arena_strdup(arena, req->request_id);
   const char *auth = req->known[GW_HDR_AUTHORIZATION];
@@ -261,14 +473,14 @@ void gw_grpc_h2_handle(gw_http_stream *s, const gw_http_request *req, gw_http_fr
   call->front = "grpc";
   call->sink = &grpc_h2_sink;
   call->sink_ctx = g;
-  if (t)
+  if (has_timeout)
     call->deadline_ms = gw_now_ms() + timeout;
   front->in_flight++;
   gw_http_stream_set_callbacks(s, on_drain, on_close, g);
 
   gw_pb_arena pa;
   gw_pb_arena_init(&pa, arena);
-  call->request = protobuf_c_message_unpack(m->input, &pa.allocator, len, b + 5);
+  call->request = protobuf_c_message_unpack(m->input, &pa.allocator, len, msg);
   if (!call->request) {
     if (gw_pb_arena_unpack_error(&pa) == GW_ERR_NOMEM)
       gw_call_finish(call, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -276,6 +488,53 @@ void gw_grpc_h2_handle(gw_http_stream *s, const gw_http_request *req, gw_http_fr
       gw_call_finishf(call, GW_STATUS_INVALID_ARGUMENT, "request is not a valid %s", m->input_type);
     return;
   }
-  GW_LOGD("grpc", call->request_id, "%s started (HTTP port)", m->path);
+  GW_LOGD("grpc", call->request_id, "%s started", m->path);
   gw_call_start(call);
+}
+
+/* ---- dispatch -------------------------------------------------------------------- */
+
+void gw_grpc_h2_handle(gw_http_stream *s, const gw_http_request *req, gw_http_front *front) {
+  if (req->version != GW_HTTP_2) {
+    gw_http_respond_error(s, 415, "invalid_request_error", "unsupported_media_type",
+                          "gRPC needs HTTP/2 (h2c with prior knowledge, or TLS with ALPN h2)");
+    return;
+  }
+  if (strcmp(req->method, "POST") != 0) {
+    refuse(s, GW_STATUS_UNIMPLEMENTED, "gRPC calls are POST requests");
+    return;
+  }
+  const gw_method_info *m = front->desc ? gw_descriptors_find_method(front->desc, req->path) : NULL;
+  if (m && is_reflection(req->path)) {
+    serve_reflection(s, req, front);
+    return;
+  }
+  if (m && strcmp(m->service, "grpc.health.v1.Health") == 0 &&
+      (strcmp(m->name, "Check") == 0 || strcmp(m->name, "Watch") == 0)) {
+    serve_health(s, req, front, strcmp(m->name, "Watch") == 0);
+    return;
+  }
+  if (!m || !pipeline_method(m)) {
+    char msg[600];
+    snprintf(msg, sizeof msg, "unknown method %.500s", req->path);
+    refuse(s, GW_STATUS_UNIMPLEMENTED, msg);
+    return;
+  }
+  int64_t timeout = 0;
+  const char *t = gw_http_request_header(req, "grpc-timeout");
+  if (t && (timeout = timeout_ms(t)) < 0) {
+    refuse(s, GW_STATUS_INTERNAL, "malformed grpc-timeout");
+    return;
+  }
+  serve_pipeline(s, req, front, m, timeout, t != NULL);
+}
+
+void gw_grpc_port_handle(gw_http_stream *s, const gw_http_request *req, void *arg) {
+  if (req->known[GW_HDR_CONTENT_TYPE] && gw_grpc_h2_wanted(req)) {
+    gw_grpc_h2_handle(s, req, arg);
+    return;
+  }
+  gw_http_respond_error(s, 415, "invalid_request_error", "unsupported_media_type",
+                        "this port speaks gRPC (content-type application/grpc over HTTP/2); "
+                        "the OpenAI HTTP API is on PORT");
 }

@@ -129,7 +129,17 @@ static const char *view_source(const env_view *v, const char *name) {
   return "environment";
 }
 
-enum env_kind { K_STRING, K_SECRET, K_URL, K_PORT, K_INT, K_SIZE, K_LOG_LEVEL, K_LOG_FORMAT };
+enum env_kind {
+  K_STRING,
+  K_SECRET,
+  K_URL,
+  K_PORT,
+  K_INT,
+  K_SIZE,
+  K_LOG_LEVEL,
+  K_LOG_FORMAT,
+  K_GRPC_SERVER
+};
 
 static const struct env_spec {
   const char *name;
@@ -156,6 +166,7 @@ static const struct env_spec {
     {"HTTP_BODY_TIMEOUT_MS", K_INT, offsetof(gw_config, http_body_timeout_ms), 1, 3600000},
     {"MAX_CONNS_PER_IP", K_INT, offsetof(gw_config, max_conns_per_ip), 0, 1000000},
     {"BUSY_POLL_US", K_INT, offsetof(gw_config, busy_poll_us), 0, 1000000},
+    {"GRPC_SERVER", K_GRPC_SERVER, offsetof(gw_config, grpc_server_core), 0, 0},
     {"CORS_ORIGINS", K_STRING, offsetof(gw_config, cors_origins), 0, 0},
     {"LOCAL_MODEL_WORKERS_MIN", K_INT, offsetof(gw_config, local_model_workers_min), 1, 64},
     {"LOCAL_MODEL_WORKERS_MAX", K_INT, offsetof(gw_config, local_model_workers_max), 1, 64},
@@ -273,6 +284,11 @@ static int load_env(gw_config *c, const env_view *v, gw_buf *err) {
     case K_LOG_FORMAT:
       if (gw_log_format_parse(s, &c->log_format) != GW_OK)
         return env_error(err, src, e->name, s, 0, "must be one of text, json");
+      break;
+    case K_GRPC_SERVER:
+      if (strcmp(s, "native") != 0 && strcmp(s, "core") != 0)
+        return env_error(err, src, e->name, s, 0, "must be one of native, core");
+      *(int *)field = strcmp(s, "core") == 0;
       break;
     }
   }

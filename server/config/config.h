@@ -125,6 +125,7 @@ typedef struct gw_config {
   int http_body_timeout_ms;    /* HTTP_BODY_TIMEOUT_MS, default 60000 (408 after) */
   int max_conns_per_ip;        /* MAX_CONNS_PER_IP, per worker, default 256, 0 = no cap */
   int busy_poll_us;            /* BUSY_POLL_US, default 0: workers poll this long before sleeping */
+  int grpc_server_core;        /* GRPC_SERVER=core (1): gRPC core serves GRPC_PORT; native (0) */
   char *cors_origins;          /* CORS_ORIGINS: comma-separated, "*" any; NULL = CORS off */
   int local_model_workers_min; /* LOCAL_MODEL_WORKERS_MIN, default 1: pool.min of command backends
                                 */

@@ -125,6 +125,7 @@ def test_second_burst_reuses_the_first_bursts_connections(client):
                             TARGET_API_KEY="sk-pool", UPSTREAM_CLIENT=client, WORKERS=1,
                             MAX_CONNS_PER_IP=0, LOG_LEVEL="warn"))
     try:
+        first = 0
         for n in (1, 2):
             before = up.accepts
             results = asyncio.run(burst(g.http_port))
@@ -134,9 +135,15 @@ def test_second_burst_reuses_the_first_bursts_connections(client):
             if n == 1:
                 # (+5: the catalog's own fetch of /v1/models may land here)
                 assert 1 <= opened <= BURST + 5, opened
+                first = opened
             else:
-                # Every connection of the first burst is still pooled.
-                assert opened <= 5, f"{client}: the second burst opened {opened} connections"
+                # Every connection of the first burst is still pooled: the
+                # second opens only what its own peak needs beyond the
+                # first's (curl may reuse a connection within a burst, so
+                # its first peak can be lower: 767 then 24 more was seen),
+                # never more than the 1,000 requests at once need in all.
+                assert first + opened <= BURST + 5, \
+                    f"{client}: the bursts opened {first} then {opened} connections"
     finally:
         g.stop_clean()
         up.stop()

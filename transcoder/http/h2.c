@@ -104,10 +104,31 @@ static void head_complete(gw_http_conn *c, gw_http_stream *s) {
     gw_http_stream_fail(s);
     return;
   }
-  gw_http_stream_arm_timer(s, c->srv->opts.body_timeout_ms);
+  const gw_http_options *o = &c->srv->opts;
+  if (o->dispatch_at_head && o->dispatch_at_head(&s->req, c->srv->handler_arg)) {
+    s->body_streaming = 1;
+    s->dispatched = 1;
+    gw_http_stream_dispatch(s); /* stops the header timer */
+    return;
+  }
+  gw_http_stream_arm_timer(s, o->body_timeout_ms);
+}
+
+/* A body piece for a stream dispatched at its head (|len| 0 and |end| when
+ * the client has sent it all), while its handler still holds it. */
+static void body_piece(gw_http_stream *s, const uint8_t *p, size_t len, int end) {
+  if (s->body_ended)
+    return;
+  s->body_ended = end;
+  if (s->app_owned && !s->resp_ended && !s->peer_gone && s->on_body)
+    s->on_body(s, p, len, end, s->cb_arg);
 }
 
 static void request_complete(gw_http_stream *s) {
+  if (s->body_streaming) {
+    body_piece(s, NULL, 0, 1);
+    return;
+  }
   if (s->dispatched)
     return;
   s->dispatched = 1;
@@ -144,6 +165,10 @@ static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id, const
   if (c->dead)
     return 0;
   gw_http_stream *s = stream_of(sess, id);
+  if (s && s->body_streaming) {
+    body_piece(s, data, len, 0);
+    return 0;
+  }
   if (!s || s->dispatched)
     return 0;
   if (gw_http_stream_body(s, data, len) != GW_OK && !s->dispatched) {

@@ -133,6 +133,9 @@ struct gw_http_stream {
   struct event *timer; /* header / body timeout */
   void (*on_drain)(gw_http_stream *, void *);
   void (*on_close)(gw_http_stream *, void *);
+  void (*on_body)(gw_http_stream *, const uint8_t *, size_t, int, void *);
+  int body_streaming; /* dispatched at its head: the body goes to on_body */
+  int body_ended;     /* ... and all of it came */
   void *cb_arg;
   gw_http_stream *next, *prev; /* in conn->streams */
   gw_http_stream *reap_next;

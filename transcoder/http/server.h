@@ -115,6 +115,14 @@ typedef struct gw_http_options {
   unsigned cors_max_age;           /* preflight's Access-Control-Max-Age */
 
   gw_later_q *later; /* deferred work goes here (a worker's queue); NULL: the server's own */
+
+  /* HTTP/2 only, may be NULL: asked when a request's head is in; nonzero
+   * calls the handler at once, with an empty body, and hands the body to the
+   * stream's on_body callback (gw_http_stream_set_body_cb) as it arrives,
+   * with no cap or timeout (the handler enforces its own): for requests
+   * that stream both ways, such as gRPC's bidirectional calls. |arg| is the
+   * handler's. */
+  int (*dispatch_at_head)(const gw_http_request *req, void *arg);
 } gw_http_options;
 
 /* Fills |opts| with the defaults above (port 8080, gzip on, CORS off). */
@@ -175,6 +183,15 @@ const char *gw_http_request_param(const gw_http_request *req, const char *name);
  * with GW_ERR_IO. */
 void gw_http_stream_set_callbacks(gw_http_stream *s, void (*on_drain)(gw_http_stream *, void *),
                                   void (*on_close)(gw_http_stream *, void *), void *arg);
+
+/* For a request dispatched at its head (gw_http_options.dispatch_at_head):
+ * |on_body(s, data, len, end, arg)| gets each piece of the body as it comes,
+ * then once |end| = 1 (len 0) when the client has sent all of it; |arg| is
+ * the one of gw_http_stream_set_callbacks. Not called once the handler ended
+ * the stream or the client went away (on_close). */
+void gw_http_stream_set_body_cb(gw_http_stream *s,
+                                void (*on_body)(gw_http_stream *, const uint8_t *, size_t, int,
+                                                void *));
 
 /* The whole response. |headers| must not contain hop-by-hop headers or
  * Content-Length; the layer adds Content-Length, the security headers,

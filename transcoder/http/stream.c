@@ -666,14 +666,37 @@ done:
   return rc;
 }
 
+/* The gRPC status for a layer error, for a client that speaks gRPC. */
+static const char *grpc_status_of(int http_status) {
+  switch (http_status) {
+  case 408: return "4"; /* DEADLINE_EXCEEDED: the request came too slowly */
+  case 413:
+  case 431:
+  case 429: return "8";  /* RESOURCE_EXHAUSTED */
+  case 415: return "12"; /* UNIMPLEMENTED: a content coding we do not take */
+  case 503: return "14"; /* UNAVAILABLE */
+  default: return "13";  /* INTERNAL */
+  }
+}
+
 void gw_http_stream_fail(gw_http_stream *s) {
   gw_buf b;
   const char *type = s->err_status >= 500 ? "server_error" : "invalid_request_error";
   gw_http_header h[] = {{"Content-Type", "application/json"}};
-  gw_buf_init(&b, 4096);
   timer_stop(s);
   if (s->conn && !s->conn->h2)
     s->keepalive = 0; /* the rest of the input cannot be trusted */
+  const char *ct = s->req.known[GW_HDR_CONTENT_TYPE];
+  if (s->conn && s->conn->h2 && ct && strncasecmp(ct, "application/grpc", 16) == 0) {
+    /* A gRPC client reads the status, not the HTTP one: Trailers-Only. The
+     * layer's messages are printable ASCII without '%': no encoding. */
+    gw_http_header g[] = {{"content-type", "application/grpc"},
+                          {"grpc-status", grpc_status_of(s->err_status)},
+                          {"grpc-message", s->err_msg}};
+    respond_internal(s, 200, g, 3, NULL, 0);
+    return;
+  }
+  gw_buf_init(&b, 4096);
   if (gw_buf_appends(&b, "{\"error\":{\"message\":") == GW_OK &&
       gw_buf_append_json_string(&b, s->err_msg, strlen(s->err_msg)) == GW_OK &&
       gw_buf_printf(&b, ",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}", type, s->err_code) ==
@@ -702,6 +725,12 @@ void gw_http_stream_set_callbacks(gw_http_stream *s, void (*on_drain)(gw_http_st
   s->on_drain = on_drain;
   s->on_close = on_close;
   s->cb_arg = arg;
+}
+
+void gw_http_stream_set_body_cb(gw_http_stream *s,
+                                void (*on_body)(gw_http_stream *, const uint8_t *, size_t, int,
+                                                void *)) {
+  s->on_body = on_body;
 }
 
 int gw_http_respond(gw_http_stream *s, int status, const gw_http_header *headers, size_t n,
