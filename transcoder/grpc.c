@@ -1,4 +1,4 @@
-/* gRPC on the HTTP port's HTTP/2 streams (see grpc.h). The wire format is
+/* gRPC on the gateway's own HTTP/2 streams, either port (see grpc.h). The wire format is
  * gRPC's "over HTTP/2" protocol: request headers (:method POST, :path
  * /pkg.Service/Method, content-type application/grpc, te: trailers,
  * grpc-timeout), length-prefixed messages (1 byte compressed flag, 4 bytes
@@ -19,7 +19,8 @@
 
 #define LOW_WATER (64 * 1024)
 #define FRAME_CAP (64u << 20)
-#define REFLECTION_IN_CAP (4u << 20) /* one reflection request, framed */
+#define REFLECTION_IN_CAP (4u << 20)   /* one reflection request, framed */
+#define REFLECTION_OUT_CAP (16u << 20) /* answers the client has not read yet */
 
 enum kind { K_PIPELINE, K_HEALTH, K_REFLECTION };
 
@@ -386,6 +387,12 @@ static bool reflection_answer_all(gcall *g) {
       break;
     if (b[0] == 1) {
       finish(g, GW_STATUS_UNIMPLEMENTED, "compressed messages are not accepted here");
+      live = false;
+      break;
+    }
+    if (g->s && gw_http_pending(g->s) > REFLECTION_OUT_CAP) {
+      /* Asking without reading: the answers would pile up here. */
+      finish(g, GW_STATUS_RESOURCE_EXHAUSTED, "the client is not reading the answers");
       live = false;
       break;
     }

@@ -341,6 +341,20 @@ def test_http_port_serves_health_and_reflection(gateway):
             health_pb2.HealthCheckResponse.SERVING
 
 
+def test_raw_reflection_stream_pieces_and_truncation(gateway):
+    # ServerReflectionRequest{list_services: ""} twice in one body, then a
+    # message cut short: both answered, then INTERNAL for the cut.
+    path = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+    req = b"\x3a\x00"
+    frame = b"\0" + struct.pack(">I", len(req)) + req
+    text, body = raw_http_port(gateway, path, frame + frame)
+    assert "grpc-status: 0" in text, text
+    assert body.count("aigateway.v1.Inference") == 2, body
+    text, body = raw_http_port(gateway, path, frame + frame[:4])
+    assert "grpc-status: 13" in text, text
+    assert body.count("aigateway.v1.Inference") == 1, body
+
+
 def test_http_port_serves_openai_json_beside_grpc(gateway):
     # The same port still answers the OpenAI API, over h2c too.
     r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge",
