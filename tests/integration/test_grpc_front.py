@@ -355,6 +355,20 @@ def test_raw_reflection_stream_pieces_and_truncation(gateway):
     assert body.count("aigateway.v1.Inference") == 1, body
 
 
+def test_native_grpc_port_speaks_only_grpc(backend):
+    g = Gateway(gateway_env(echo_config(backend.port)))  # GRPC_SERVER=native, the default
+    try:
+        for flags in (["--http1.1"], ["--http2-prior-knowledge"]):
+            r = subprocess.run(["curl", "-sS", *flags, "-w", "\n%{http_code}",
+                                f"http://{g.target}/v1/models"],
+                               capture_output=True, text=True, timeout=30)
+            body, code = r.stdout.rsplit("\n", 1)
+            assert code == "415", r.stdout
+            assert "this port speaks gRPC" in json.loads(body)["error"]["message"]
+    finally:
+        g.stop_clean()
+
+
 def test_http_port_serves_openai_json_beside_grpc(gateway):
     # The same port still answers the OpenAI API, over h2c too.
     r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge",
