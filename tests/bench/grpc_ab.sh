@@ -10,8 +10,10 @@
 # blind to the kernel).
 #   tests/bench/grpc_ab.sh BEFORE_BIN AFTER_BIN
 #   ROUNDS (3)  DUR (5)  N (30000)  IR (0)  IR_N (5000)  SUT_CPU (1)  LOAD_CPU (0)
-#   HTTP_PORT (0)  1: also the same two calls on B's HTTP port (b-list-h, b-chat-h:
-#                  gRPC on the gateway's own HTTP/2 server, transcoder/grpc.c)
+#   HTTP_PORT (0)  1: also the same two calls on B's HTTP port (b-list-h, b-chat-h)
+#   A_SERVER, B_SERVER: GRPC_SERVER for A and B (native: the gateway's own HTTP/2
+#                  server, the default; core: gRPC core's), e.g. A_SERVER=core to
+#                  compare the two servers with one binary
 # Scenarios: aigateway.v1.Inference/ListModels (built in, no upstream) and
 # CreateChatCompletion through to the HTTP mock upstream (tests/bench/bin/
 # mock_upstream); one worker each (WORKERS=1), like run.sh.
@@ -23,6 +25,7 @@ A=${1:?before binary}
 B=${2:?after binary}
 ROUNDS=${ROUNDS:-3} DUR=${DUR:-5} N=${N:-30000} IR=${IR:-0} IR_N=${IR_N:-5000}
 SUT_CPU=${SUT_CPU:-1} LOAD_CPU=${LOAD_CPU:-0} HTTP_PORT=${HTTP_PORT:-0}
+A_SERVER=${A_SERVER:-native} B_SERVER=${B_SERVER:-native}
 MOCK=19400 A_HTTP=19480 A_GRPC=19451 B_HTTP=19481 B_GRPC=19452 ECHO=19471 IR_PORT=19461
 TMP=$(mktemp -d /tmp/aigw-grpc-ab.XXXXXX)
 PIDS=()
@@ -50,9 +53,9 @@ taskset -c "$LOAD_CPU" "$BIN/mock_upstream" $MOCK 1 >"$TMP/mock.log" 2>&1 &
 PIDS+=($!)
 taskset -c "$SUT_CPU" "$BIN/grpc_echo" $ECHO 1 >"$TMP/echo.log" 2>&1 &
 ECHO_PID=$!; PIDS+=($!)
-env $(gw_env $A_HTTP $A_GRPC) taskset -c "$SUT_CPU" "$A" >"$TMP/a.log" 2>&1 &
+env $(gw_env $A_HTTP $A_GRPC) GRPC_SERVER=$A_SERVER taskset -c "$SUT_CPU" "$A" >"$TMP/a.log" 2>&1 &
 A_PID=$!; PIDS+=($!)
-env $(gw_env $B_HTTP $B_GRPC) taskset -c "$SUT_CPU" "$B" >"$TMP/b.log" 2>&1 &
+env $(gw_env $B_HTTP $B_GRPC) GRPC_SERVER=$B_SERVER taskset -c "$SUT_CPU" "$B" >"$TMP/b.log" 2>&1 &
 B_PID=$!; PIDS+=($!)
 for p in $MOCK $ECHO $A_GRPC $B_GRPC; do wait_port $p; done
 sleep 1
@@ -111,6 +114,7 @@ ir() {
 ir echo /bench.Echo/Echo list.grpc "" -- "$BIN/grpc_echo" $IR_PORT 1
 for s in a b; do
   bin=$A; [ $s = b ] && bin=$B
-  ir $s-list $LIST list.grpc "$(gw_env 19482 $IR_PORT)" -- "$bin"
-  ir $s-chat $CHAT chat.grpc "$(gw_env 19482 $IR_PORT)" -- "$bin"
+  srv=$A_SERVER; [ $s = b ] && srv=$B_SERVER
+  ir $s-list $LIST list.grpc "$(gw_env 19482 $IR_PORT) GRPC_SERVER=$srv" -- "$bin"
+  ir $s-chat $CHAT chat.grpc "$(gw_env 19482 $IR_PORT) GRPC_SERVER=$srv" -- "$bin"
 done

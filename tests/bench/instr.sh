@@ -15,8 +15,9 @@
 #     sse   streamed chat completions (21 events 1 ms apart), sse_client c=1 5 s -> per event
 #     h2c   the chat of |chat| over h2c (prior knowledge), h2load -n 4000 -c1 -> per request
 #     grpc  CreateChatCompletion on the gRPC port, h2load -n 2000 -c1 -> per call
-#     grpc-http  the same call on the HTTP port (gRPC on the gateway's own HTTP/2
-#           server, transcoder/grpc.c, instead of gRPC core)
+#           (served as GRPC_SERVER in the environment says: native, the default,
+#           or core; GRPC_SERVER=core tests/bench/instr.sh grpc measures gRPC core's)
+#     grpc-http  the same call on the HTTP port (always the gateway's own server)
 #     anthropic, gemini, bedrock, azure   the chat of |chat| translated for a
 #           provider: the upstream is the Python mock of its wire format
 #           (tests/integration/mock_<provider>.py; /usr/bin/python3; Bedrock
