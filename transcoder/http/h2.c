@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "core/log.h"
@@ -17,9 +18,25 @@
 #include "core/status.h"
 #include "transcoder/http/internal.h"
 
-#define RESET_BURST 200 /* RST_STREAMs a client may send at once */
-#define RESET_RATE 33   /* ... and per second after that */
+/* Rapid reset (CVE-2023-44487): a connection whose client resets more than
+ * half of its streams within PREMATURE_MS of opening them, once it opened
+ * PREMATURE_MIN, is closed (GOAWAY ENHANCE_YOUR_CALM), as Envoy does. A
+ * client that cancels some of its calls (gRPC cancellations, abandoned
+ * streams) is not: a count of RST_STREAMs alone closed connections of a
+ * healthy client cancelling ~30 streams a second. nghttp2's own rate limit
+ * stays as a backstop for a flood that keeps the ratio under half. */
+#define PREMATURE_MS 1000
+#define PREMATURE_MIN 100
+#define RESET_BURST 1000 /* RST_STREAMs a client may send at once */
+#define RESET_RATE 100   /* ... and per second after that */
 #define MAX_CONTINUATIONS 8
+
+/* Milliseconds on a coarse monotonic clock (a few ms of resolution; cheap). */
+static int64_t coarse_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static gw_http_stream *stream_of(nghttp2_session *sess, int32_t id) {
   return nghttp2_session_get_stream_user_data(sess, id);
@@ -46,6 +63,8 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame, v
   if (!s)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
   s->h2_id = frame->hd.stream_id;
+  s->h2_opened_ms = coarse_ms();
+  c->h2_streams++;
   s->req.version = GW_HTTP_2;
   s->keepalive = 1;
   nghttp2_session_set_stream_user_data(sess, s->h2_id, s);
@@ -152,6 +171,14 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame, void
   case NGHTTP2_DATA:
     if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
       request_complete(s);
+    break;
+  case NGHTTP2_RST_STREAM:
+    if (coarse_ms() - s->h2_opened_ms < PREMATURE_MS && ++c->h2_premature * 2 > c->h2_streams &&
+        c->h2_streams >= PREMATURE_MIN) {
+      GW_LOGW("http", NULL, "%s reset %u of its %u streams at once: closing", c->peer_ip,
+              c->h2_premature, c->h2_streams);
+      nghttp2_session_terminate_session(sess, NGHTTP2_ENHANCE_YOUR_CALM);
+    }
     break;
   default: break;
   }

@@ -87,6 +87,8 @@ struct gw_http_conn {
   /* HTTP/2 */
   nghttp2_session *h2;
   int goaway;
+  unsigned h2_streams;   /* streams the client opened */
+  unsigned h2_premature; /* ... and reset itself within PREMATURE_MS */
 };
 
 typedef enum {
@@ -110,6 +112,7 @@ struct gw_http_stream {
   gw_buf url;            /* HTTP/1 request target being assembled */
   int h1_last_value;     /* the last header callback was a value */
   int32_t h2_id;
+  int64_t h2_opened_ms;   /* when its HEADERS came (h2.c, coarse monotonic ms) */
   int64_t content_length; /* -1 when not given */
   int err_status;         /* layer error to answer once the head is in */
   const char *err_code, *err_msg;

@@ -9,6 +9,9 @@ Checks, each on a fresh connection:
                 server must answer with GOAWAY and close, long before 2000
   continuation  HEADERS without END_HEADERS then endless CONTINUATION frames
                 (CVE-2024-28182): the server must GOAWAY / close
+  cancels_ok    1,500 requests, every fifth reset by the client at once (300
+                RST_STREAMs, as a client cancelling calls sends): the connection
+                stays open and the other 1,200 are answered
 Exits 0 when all pass; prints one line per check.
 """
 import socket
@@ -104,6 +107,61 @@ def check_rapid_reset(port):
     return closed and has_goaway(data)
 
 
+def check_cancels_ok(port):
+    s = connect(port)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    s.sendall(conn.data_to_send())
+    want, got, goaway = 0, 0, False
+    for i in range(1500):
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "GET"), (":path", "/c"), (":scheme", "http"),
+                                (":authority", "x")], end_stream=True)
+        if i % 5 == 0:
+            conn.reset_stream(sid, error_code=8)  # CANCEL
+        else:
+            want += 1
+        s.sendall(conn.data_to_send())
+        # Read what is there: keep the number of open streams low.
+        while True:
+            s.settimeout(0 if i % 50 else 5)
+            try:
+                data = s.recv(65536)
+            except (BlockingIOError, socket.timeout):
+                break
+            if not data:
+                return False
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.StreamEnded):
+                    got += 1
+                elif isinstance(ev, h2.events.DataReceived):
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    goaway = True
+            s.sendall(conn.data_to_send())
+            if i % 50:
+                break
+            if got >= want:
+                break
+    end = time.time() + 10
+    s.settimeout(1)
+    while got < want and not goaway and time.time() < end:
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            continue
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.StreamEnded):
+                got += 1
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                goaway = True
+        s.sendall(conn.data_to_send())
+    s.close()
+    return got == want and not goaway
+
+
 def check_continuation(port):
     s = connect(port)
     s.sendall(PREFACE + settings_frame())
@@ -126,7 +184,7 @@ def main():
     port = int(sys.argv[1])
     ok = True
     for name, fn in (("sane", check_sane), ("rapid_reset", check_rapid_reset),
-                     ("continuation", check_continuation)):
+                     ("continuation", check_continuation), ("cancels_ok", check_cancels_ok)):
         try:
             passed = fn(port)
         except Exception as e:  # a harness failure is a failed check

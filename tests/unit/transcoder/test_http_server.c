@@ -897,6 +897,7 @@ static void test_h2_floods(void **state) {
   assert_non_null(strstr(out, "sane: ok"));
   assert_non_null(strstr(out, "rapid_reset: ok"));
   assert_non_null(strstr(out, "continuation: ok"));
+  assert_non_null(strstr(out, "cancels_ok: ok"));
 }
 
 /* HPACK: the request id, different in every response, goes out as a literal
