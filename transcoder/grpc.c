@@ -21,6 +21,7 @@
 #define FRAME_CAP (64u << 20)
 #define REFLECTION_IN_CAP (4u << 20)   /* one reflection request, framed */
 #define REFLECTION_OUT_CAP (16u << 20) /* answers the client has not read yet */
+#define INFLATED_CAP (4u << 20)        /* a gzip-compressed message, inflated */
 
 enum kind { K_PIPELINE, K_HEALTH, K_REFLECTION };
 
@@ -236,10 +237,51 @@ static int64_t timeout_ms(const char *v) {
   }
 }
 
-/* The one length-prefixed, uncompressed message of |req| (unary and
- * server-streaming calls), or a refusal sent on |s|: false then. */
+/* Refuses a message whose compressed flag is set (|s|, or |g| once it
+ * exists) unless the client named gzip, which is inflated into |plain| (a
+ * heap buffer the caller releases): GW_OK with |*msg|, |*len| pointing at the
+ * bytes to decode, or the status to end the call with, and its text. */
+static gw_status_code plain_message(const gw_http_request *req, const uint8_t **msg, size_t *len,
+                                    gw_buf *plain, const char **why) {
+  const char *enc = gw_http_request_header(req, "grpc-encoding");
+  if (!enc || strcasecmp(enc, "identity") == 0) {
+    *why = "compressed flag set without grpc-encoding";
+    return GW_STATUS_INTERNAL;
+  }
+  if (strcasecmp(enc, "gzip") != 0) {
+    *why = "grpc-encoding not supported here (identity, gzip)";
+    return GW_STATUS_UNIMPLEMENTED;
+  }
+  int rc = gw_http_gunzip(*msg, *len, INFLATED_CAP, plain);
+  if (rc != GW_OK) {
+    *why = rc == GW_ERR_TOOBIG  ? "message larger than 4 MiB once inflated"
+           : rc == GW_ERR_NOMEM ? "out of memory"
+                                : "message is not valid gzip";
+    return rc == GW_ERR_INVALID ? GW_STATUS_INTERNAL : GW_STATUS_RESOURCE_EXHAUSTED;
+  }
+  *msg = plain->data ? (const uint8_t *)plain->data : (const uint8_t *)"";
+  *len = plain->len;
+  return GW_STATUS_OK;
+}
+
+/* An UNIMPLEMENTED for an encoding names the ones accepted (gRPC's rule). */
+static void refuse_encoding(gw_http_stream *s, gw_status_code code, const char *why) {
+  if (code != GW_STATUS_UNIMPLEMENTED) {
+    refuse(s, code, why);
+    return;
+  }
+  gw_http_header hs[] = {{"content-type", "application/grpc"},
+                         {"grpc-status", "12"},
+                         {"grpc-message", why},
+                         {"grpc-accept-encoding", "identity,gzip"}};
+  gw_http_respond(s, 200, hs, 4, NULL, 0);
+}
+
+/* The one length-prefixed message of |req| (unary and server-streaming
+ * calls), inflated into |plain| when gzip-compressed, or a refusal sent on
+ * |s|: false then. */
 static bool one_message(gw_http_stream *s, const gw_http_request *req, const uint8_t **msg,
-                        size_t *len) {
+                        size_t *len, gw_buf *plain) {
   const uint8_t *b = req->body;
   if (req->body_len < 5) {
     refuse(s, req->body_len ? GW_STATUS_INTERNAL : GW_STATUS_INVALID_ARGUMENT,
@@ -253,12 +295,16 @@ static bool one_message(gw_http_stream *s, const gw_http_request *req, const uin
                                  : "malformed message framing");
     return false;
   }
-  if (b[0] == 1) {
-    refuse(s, GW_STATUS_UNIMPLEMENTED, "compressed messages are not accepted here; send identity");
-    return false;
-  }
   *msg = b + 5;
   *len = n;
+  if (b[0] == 1) {
+    const char *why = NULL;
+    gw_status_code code = plain_message(req, msg, len, plain, &why);
+    if (code != GW_STATUS_OK) {
+      refuse_encoding(s, code, why);
+      return false;
+    }
+  }
   return true;
 }
 
@@ -303,15 +349,22 @@ static void serve_health(gw_http_stream *s, const gw_http_request *req, gw_http_
                          bool watch) {
   const uint8_t *msg;
   size_t len;
-  if (!one_message(s, req, &msg, &len))
+  gw_buf plain;
+  gw_buf_init(&plain, INFLATED_CAP);
+  if (!one_message(s, req, &msg, &len, &plain)) {
+    gw_buf_release(&plain);
     return;
+  }
   gcall *g = gcall_new(s, front, K_HEALTH);
-  if (!g)
+  if (!g) {
+    gw_buf_release(&plain);
     return;
+  }
   gw_pb_arena pa;
   gw_pb_arena_init(&pa, g->arena);
   Grpc__Health__V1__HealthCheckRequest *hr =
       grpc__health__v1__health_check_request__unpack(&pa.allocator, len, msg);
+  gw_buf_release(&plain);
   if (!hr) {
     finish(g, GW_STATUS_INVALID_ARGUMENT, "request is not a grpc.health.v1.HealthCheckRequest");
     return;
@@ -372,8 +425,9 @@ int gw_grpc_h2_at_head(const gw_http_request *req, void *arg) {
 static bool reflection_answer_all(gcall *g) {
   size_t off = 0;
   bool live = true;
-  gw_buf out;
+  gw_buf out, plain;
   gw_buf_init(&out, 64 << 20);
+  gw_buf_init(&plain, INFLATED_CAP);
   while (live && g->in.len - off >= 5) {
     const uint8_t *b = (const uint8_t *)g->in.data + off;
     size_t n = (size_t)b[1] << 24 | (size_t)b[2] << 16 | (size_t)b[3] << 8 | b[4];
@@ -385,10 +439,17 @@ static bool reflection_answer_all(gcall *g) {
     }
     if (g->in.len - off < 5 + n)
       break;
+    const uint8_t *msg = b + 5;
+    size_t len = n;
+    gw_buf_reset(&plain);
     if (b[0] == 1) {
-      finish(g, GW_STATUS_UNIMPLEMENTED, "compressed messages are not accepted here");
-      live = false;
-      break;
+      const char *why = NULL;
+      gw_status_code code = plain_message(gw_http_stream_request(g->s), &msg, &len, &plain, &why);
+      if (code != GW_STATUS_OK) {
+        finish(g, code, why);
+        live = false;
+        break;
+      }
     }
     if (g->s && gw_http_pending(g->s) > REFLECTION_OUT_CAP) {
       /* Asking without reading: the answers would pile up here. */
@@ -397,7 +458,7 @@ static bool reflection_answer_all(gcall *g) {
       break;
     }
     gw_buf_reset(&out);
-    int rc = gw_reflection_answer(g->front->desc, b + 5, n, &out);
+    int rc = gw_reflection_answer(g->front->desc, msg, len, &out);
     if (rc != GW_OK) {
       finish(g, rc == GW_ERR_INVALID ? GW_STATUS_INVALID_ARGUMENT : GW_STATUS_INTERNAL,
              rc == GW_ERR_INVALID ? "request is not a ServerReflectionRequest"
@@ -413,6 +474,7 @@ static bool reflection_answer_all(gcall *g) {
     off += 5 + n;
   }
   gw_buf_release(&out);
+  gw_buf_release(&plain);
   if (live)
     gw_buf_consume(&g->in, off);
   return live;
@@ -456,14 +518,19 @@ static void serve_pipeline(gw_http_stream *s, const gw_http_request *req, gw_htt
                            const gw_method_info *m, int64_t timeout, bool has_timeout) {
   const uint8_t *msg;
   size_t len;
-  if (!one_message(s, req, &msg, &len))
+  gw_buf plain;
+  gw_buf_init(&plain, INFLATED_CAP);
+  if (!one_message(s, req, &msg, &len, &plain)) {
+    gw_buf_release(&plain);
     return;
+  }
   gw_arena *arena = gw_arena_new(8192, 0);
   gw_call *call = arena ? gw_call_new(arena, front->worker, front->pipeline, m) : NULL;
   gcall *g = call ? gw_arena_calloc(arena, sizeof(*g)) : NULL;
   if (!g) {
     if (call)
       gw_call_unref(call);
+    gw_buf_release(&plain);
     refuse(s, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
@@ -488,6 +555,7 @@ static void serve_pipeline(gw_http_stream *s, const gw_http_request *req, gw_htt
   gw_pb_arena pa;
   gw_pb_arena_init(&pa, arena);
   call->request = protobuf_c_message_unpack(m->input, &pa.allocator, len, msg);
+  gw_buf_release(&plain);
   if (!call->request) {
     if (gw_pb_arena_unpack_error(&pa) == GW_ERR_NOMEM)
       gw_call_finish(call, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");

@@ -9,8 +9,9 @@
  * the call's deadline, RST_STREAM cancels it), grpc.health.v1.Health Check
  * and Watch, and server reflection v1 and v1alpha (bidirectional: its body
  * is read as it comes, gw_grpc_h2_at_head). Anything else is UNIMPLEMENTED.
- * Request messages must be uncompressed (identity); answers are not
- * compressed. A unary request is capped by the server's max_body_bytes.
+ * Request messages: identity, or gzip (grpc-encoding), inflated up to 4 MiB;
+ * another encoding is UNIMPLEMENTED with grpc-accept-encoding. Answers are
+ * not compressed. A request is capped by the server's max_body_bytes.
  *
  * Used on the HTTP port beside the OpenAI API (gw_http_front_handle hands
  * gRPC requests here) and, with GRPC_SERVER=native, on the gRPC port

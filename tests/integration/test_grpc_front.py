@@ -8,6 +8,7 @@ GRPC_SERVER=native, the default) or by gRPC core (GRPC_SERVER=core): the module'
 gateway runs once with each. The HTTP port serves the same gRPC methods with the
 same server as native: the tests with the `port` parameter run against both
 ports and must see the same answers."""
+import gzip
 import json
 import os
 import signal
@@ -278,6 +279,12 @@ def test_oversized_request_is_resource_exhausted(stub):
     assert stub.ListModels(pb.ListModelsRequest(), timeout=10).object == "list"
 
 
+def test_gzip_compressed_requests(stub):
+    text = "zipped-" * 2000  # one word to the echo backend, 14 KB to compress
+    resp = stub.CreateChatCompletion(chat(text), compression=grpc.Compression.Gzip, timeout=30)
+    assert resp.choices[0].message.content.text == text
+
+
 def test_status_message_survives_percent_encoding(stub):
     # grpc-message is percent-encoded on the wire (non-ASCII bytes and '%').
     name = "no-such-mod\u00e8l-%41-100%"  # unencoded, "%41" would read back as "A"
@@ -311,11 +318,18 @@ def test_http_port_grpc_needs_http2(gateway):
     assert json.loads(body)["error"]["code"] == "unsupported_media_type"
 
 
+ZIPPED_EMPTY = gzip.compress(b"")
+
+
 def test_http_port_grpc_framing_errors(gateway):
     path = "/aigateway.v1.Inference/ListModels"
     empty = b"\0\0\0\0\0"
     cases = [
-        (b"\x01\0\0\0\0", (), "grpc-status: 12"),           # compressed: not accepted
+        (b"\x01\0\0\0\0", (), "grpc-status: 13"),           # compressed, no grpc-encoding
+        (b"\x01\0\0\0\0", ("grpc-encoding: deflate",), "grpc-accept-encoding: identity,gzip"),
+        (b"\x01\0\0\0\x03abc", ("grpc-encoding: gzip",), "grpc-status: 13"),  # not gzip
+        (b"\x01" + struct.pack(">I", len(ZIPPED_EMPTY)) + ZIPPED_EMPTY, ("grpc-encoding: gzip",),
+         "grpc-status: 0"),
         (empty + empty, (), "grpc-status: 13"),                 # two messages for a unary call
         (b"\0\0\0", (), "grpc-status: 13"),                    # truncated prefix
         (b"\0\0\0\0\x09abc", (), "grpc-status: 13"),           # length beyond the body

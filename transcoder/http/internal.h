@@ -186,7 +186,6 @@ const char *gw_http_reason(int status);
 int gw_http_hop_by_hop(const char *name, size_t len);
 
 /* gzip.c */
-int gw_http_gunzip(const void *in, size_t n, size_t cap, gw_buf *out);
 int gw_http_gzip(const void *in, size_t n, gw_buf *out);
 int gw_http_gzip_compressible(const char *content_type);
 int gw_http_accepts_gzip(const char *accept_encoding);

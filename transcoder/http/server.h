@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/buf.h"
 #include "core/later.h"
 
 struct event_base;
@@ -215,6 +216,11 @@ int gw_http_end(gw_http_stream *s);
  * started with gw_http_start, is over, or the connection is HTTP/1.x (the
  * body is then ended without them); GW_ERR_IO when the client is gone. */
 int gw_http_end_trailers(gw_http_stream *s, const gw_http_header *trailers, size_t n);
+
+/* Inflates the gzip stream |in|/|n|, appending to |out|: GW_OK, GW_ERR_TOOBIG
+ * past |cap| inflated bytes (a bomb stops there), GW_ERR_INVALID for a corrupt
+ * or truncated stream, GW_ERR_NOMEM. */
+int gw_http_gunzip(const void *in, size_t n, size_t cap, gw_buf *out);
 
 /* Bytes of |s|'s response queued and not yet written to the socket. */
 size_t gw_http_pending(const gw_http_stream *s);
