@@ -575,6 +575,7 @@ void gw_grpc_h2_handle(gw_http_stream *s, const gw_http_request *req, gw_http_fr
                           "gRPC needs HTTP/2 (h2c with prior knowledge, or TLS with ALPN h2)");
     return;
   }
+  gw_http_stream_omit_browser_headers(s);
   if (strcmp(req->method, "POST") != 0) {
     refuse(s, GW_STATUS_UNIMPLEMENTED, "gRPC calls are POST requests");
     return;

@@ -342,6 +342,7 @@ def test_http_port_grpc_framing_errors(gateway):
         text, _ = raw_http_port(gateway, path, body, *headers)
         assert want in text, (body, headers, text)
         assert "content-type: application/grpc" in text, text
+        assert "x-frame-options" not in text, text  # browser headers: not for gRPC
 
 
 def test_http_port_serves_health_and_reflection(gateway):

@@ -137,8 +137,9 @@ struct gw_http_stream {
   void (*on_drain)(gw_http_stream *, void *);
   void (*on_close)(gw_http_stream *, void *);
   void (*on_body)(gw_http_stream *, const uint8_t *, size_t, int, void *);
-  int body_streaming; /* dispatched at its head: the body goes to on_body */
-  int body_ended;     /* ... and all of it came */
+  int body_streaming;     /* dispatched at its head: the body goes to on_body */
+  int no_browser_headers; /* gw_http_stream_omit_browser_headers */
+  int body_ended;         /* ... and all of it came */
   void *cb_arg;
   gw_http_stream *next, *prev; /* in conn->streams */
   gw_http_stream *reap_next;

@@ -185,6 +185,11 @@ const char *gw_http_request_param(const gw_http_request *req, const char *name);
 void gw_http_stream_set_callbacks(gw_http_stream *s, void (*on_drain)(gw_http_stream *, void *),
                                   void (*on_close)(gw_http_stream *, void *), void *arg);
 
+/* The answer of |s| is for a program, not a browser (gRPC): it goes out
+ * without the browser's security headers (X-Content-Type-Options,
+ * X-Frame-Options, Referrer-Policy). */
+void gw_http_stream_omit_browser_headers(gw_http_stream *s);
+
 /* For a request dispatched at its head (gw_http_options.dispatch_at_head):
  * |on_body(s, data, len, end, arg)| gets each piece of the body as it comes,
  * then once |end| = 1 (len 0) when the client has sent all of it; |arg| is

@@ -589,9 +589,11 @@ static int build_headers(gw_http_stream *s, const gw_http_header *h, size_t n, i
     all[k++] = h[i];
   if (s->req.request_id && !find_header(h, n, "x-request-id"))
     all[k++] = (gw_http_header){"X-Request-Id", s->req.request_id};
-  all[k++] = (gw_http_header){"X-Content-Type-Options", "nosniff"};
-  all[k++] = (gw_http_header){"X-Frame-Options", "DENY"};
-  all[k++] = (gw_http_header){"Referrer-Policy", "no-referrer"};
+  if (!s->no_browser_headers) {
+    all[k++] = (gw_http_header){"X-Content-Type-Options", "nosniff"};
+    all[k++] = (gw_http_header){"X-Frame-Options", "DENY"};
+    all[k++] = (gw_http_header){"Referrer-Policy", "no-referrer"};
+  }
   if (s->req.tls && o->hsts_max_age) {
     char *v = gw_arena_printf(s->arena, "max-age=%u; includeSubDomains", o->hsts_max_age);
     if (!v)
@@ -726,6 +728,8 @@ void gw_http_stream_set_callbacks(gw_http_stream *s, void (*on_drain)(gw_http_st
   s->on_close = on_close;
   s->cb_arg = arg;
 }
+
+void gw_http_stream_omit_browser_headers(gw_http_stream *s) { s->no_browser_headers = 1; }
 
 void gw_http_stream_set_body_cb(gw_http_stream *s,
                                 void (*on_body)(gw_http_stream *, const uint8_t *, size_t, int,
