@@ -285,6 +285,22 @@ def test_gzip_compressed_requests(stub):
     assert resp.choices[0].message.content.text == text
 
 
+def test_grpc_js_client(gateway, port):
+    # grpc-js speaks HTTP/2 through Node's own stack, not gRPC core's.
+    here = os.path.dirname(os.path.abspath(__file__))
+    proto = os.path.join(here, "..", "..", "proto")
+    r = subprocess.run(["node", os.path.join(here, "grpc_js_check.mjs"),
+                        target_of(gateway, port), proto],
+                       capture_output=True, text=True, timeout=60, cwd=here)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["unary"] == "grpc-js says hi", out
+    assert out["stream"] == {"code": 0, "text": "one two three"}, out
+    assert out["notFound"]["code"] == grpc.StatusCode.NOT_FOUND.value[0], out
+    assert "no-such-model" in out["notFound"]["details"], out
+    assert out["deadline"]["code"] == grpc.StatusCode.DEADLINE_EXCEEDED.value[0], out
+
+
 def test_status_message_survives_percent_encoding(stub):
     # grpc-message is percent-encoded on the wire (non-ASCII bytes and '%').
     name = "no-such-mod\u00e8l-%41-100%"  # unencoded, "%41" would read back as "A"
