@@ -277,11 +277,10 @@ static void refuse_encoding(gw_http_stream *s, gw_status_code code, const char *
   gw_http_respond(s, 200, hs, 4, NULL, 0);
 }
 
-/* The one length-prefixed message of |req| (unary and server-streaming
- * calls), inflated into |plain| when gzip-compressed, or a refusal sent on
- * |s|: false then. */
-static bool one_message(gw_http_stream *s, const gw_http_request *req, const uint8_t **msg,
-                        size_t *len, gw_buf *plain) {
+/* The one length-prefixed message of |req|, inflated into |plain| when
+ * gzip-compressed, or a refusal sent on |s|: false then. */
+static bool one_message_of(gw_http_stream *s, const gw_http_request *req, const uint8_t **msg,
+                           size_t *len, gw_buf *plain) {
   const uint8_t *b = req->body;
   if (req->body_len < 5) {
     refuse(s, req->body_len ? GW_STATUS_INTERNAL : GW_STATUS_INVALID_ARGUMENT,
@@ -308,6 +307,20 @@ static bool one_message(gw_http_stream *s, const gw_http_request *req, const uin
   return true;
 }
 
+/* The one length-prefixed message of |req| (unary and server-streaming
+ * calls), inflated into |plain| (set up here; the caller releases it once
+ * the message is decoded) when gzip-compressed; or a refusal sent on |s|:
+ * false then, and |plain| already released. */
+static bool one_message(gw_http_stream *s, const gw_http_request *req, const uint8_t **msg,
+                        size_t *len, gw_buf *plain) {
+  gw_buf_init(plain, INFLATED_CAP);
+  if (!one_message_of(s, req, msg, len, plain)) {
+    gw_buf_release(plain);
+    return false;
+  }
+  return true;
+}
+
 /* A gcall for a built-in service (health, reflection): its own arena. */
 static gcall *gcall_new(gw_http_stream *s, gw_http_front *front, int kind) {
   gw_arena *arena = gw_arena_new(4096, 0);
@@ -329,13 +342,9 @@ static gcall *gcall_new(gw_http_stream *s, gw_http_front *front, int kind) {
 
 /* ---- health (grpc.health.v1.Health) ------------------------------------------ */
 
+/* The health service's names: "" (the server as a whole) or a service of ours. */
 static bool known_service(const gw_descriptors *d, const char *name) {
-  if (!*name)
-    return true;
-  for (size_t i = 0; i < gw_descriptors_service_count(d); i++)
-    if (strcmp(gw_descriptors_service_name(d, i), name) == 0)
-      return true;
-  return false;
+  return !*name || gw_descriptors_has_service(d, name);
 }
 
 static void send_health(gcall *g, int status) {
@@ -350,11 +359,8 @@ static void serve_health(gw_http_stream *s, const gw_http_request *req, gw_http_
   const uint8_t *msg;
   size_t len;
   gw_buf plain;
-  gw_buf_init(&plain, INFLATED_CAP);
-  if (!one_message(s, req, &msg, &len, &plain)) {
-    gw_buf_release(&plain);
+  if (!one_message(s, req, &msg, &len, &plain))
     return;
-  }
   gcall *g = gcall_new(s, front, K_HEALTH);
   if (!g) {
     gw_buf_release(&plain);
@@ -519,11 +525,8 @@ static void serve_pipeline(gw_http_stream *s, const gw_http_request *req, gw_htt
   const uint8_t *msg;
   size_t len;
   gw_buf plain;
-  gw_buf_init(&plain, INFLATED_CAP);
-  if (!one_message(s, req, &msg, &len, &plain)) {
-    gw_buf_release(&plain);
+  if (!one_message(s, req, &msg, &len, &plain))
     return;
-  }
   gw_arena *arena = gw_arena_new(8192, 0);
   gw_call *call = arena ? gw_call_new(arena, front->worker, front->pipeline, m) : NULL;
   gcall *g = call ? gw_arena_calloc(arena, sizeof(*g)) : NULL;

@@ -448,13 +448,9 @@ static int64_t deadline_to_ms(gpr_timespec deadline) {
 
 /* ---- health ------------------------------------------------------------------ */
 
+/* The health service's names: "" (the server as a whole) or a service of ours. */
 static bool known_service(const gw_descriptors *d, const char *name) {
-  if (!*name)
-    return true;
-  for (size_t i = 0; i < gw_descriptors_service_count(d); i++)
-    if (strcmp(gw_descriptors_service_name(d, i), name) == 0)
-      return true;
-  return false;
+  return !*name || gw_descriptors_has_service(d, name);
 }
 
 static int health_status(struct gw_grpc_front *f, const char *service) {

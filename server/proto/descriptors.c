@@ -573,6 +573,13 @@ const char *gw_descriptors_service_name(const gw_descriptors *d, size_t i) {
   return i < d->n_services ? d->services[i] : NULL;
 }
 
+bool gw_descriptors_has_service(const gw_descriptors *d, const char *name) {
+  for (size_t i = 0; i < d->n_services; i++)
+    if (strcmp(d->services[i], name) == 0)
+      return true;
+  return false;
+}
+
 size_t gw_descriptors_method_count(const gw_descriptors *d) { return d->n_methods; }
 
 const gw_method_info *gw_descriptors_method(const gw_descriptors *d, size_t i) {

@@ -43,6 +43,8 @@ void gw_descriptors_free(gw_descriptors *d);
 /* Services, in set order, as full names ("grpc.health.v1.Health"). */
 size_t gw_descriptors_service_count(const gw_descriptors *d);
 const char *gw_descriptors_service_name(const gw_descriptors *d, size_t i);
+/* True when the set has the service |name| (full name). */
+bool gw_descriptors_has_service(const gw_descriptors *d, const char *name);
 
 /* Every method of every service, in set order. */
 size_t gw_descriptors_method_count(const gw_descriptors *d);

@@ -135,8 +135,15 @@ static void test_services(void **state) {
       found |= strcmp(gw_descriptors_service_name(reg, j), want[i]) == 0;
     if (!found)
       fail_msg("service %s missing", want[i]);
+    assert_true(gw_descriptors_has_service(reg, want[i]));
   }
   assert_null(gw_descriptors_service_name(reg, n));
+  /* Whole names only. */
+  assert_false(gw_descriptors_has_service(reg, ""));
+  assert_false(gw_descriptors_has_service(reg, "aigateway.v1"));
+  assert_false(gw_descriptors_has_service(reg, "aigateway.v1.Inferenc"));
+  assert_false(gw_descriptors_has_service(reg, "aigateway.v1.InferenceX"));
+  assert_false(gw_descriptors_has_service(reg, "no.such.Service"));
 }
 
 /* --- HTTP rules --------------------------------------------------------- */
