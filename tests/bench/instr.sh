@@ -6,7 +6,7 @@
 # the total is divided by the work done.
 #   tests/bench/instr.sh MODE [GW_BIN]
 #     MODE: chat | tls | emb | emb64 | sse | h2c | grpc | grpc-http | anthropic | gemini | bedrock | azure
-#           | anthropic-sse | gemini-sse | bedrock-sse | azure-sse
+#           | anthropic-sse | gemini-sse | bedrock-sse | azure-sse | nginx | nginx-emb
 #     chat  proxied chat completions, wrk -c1 for 6 s    -> per request
 #     tls   the same to an https:// upstream (nginx terminating TLS in front of
 #           the mock; a certificate made for the run, trusted via SSL_CERT_FILE)
@@ -25,12 +25,18 @@
 #     anthropic-sse, gemini-sse, bedrock-sse, azure-sse   the same streamed
 #           ("stream":true; the Anthropic and Gemini mocks cut the echoed answer
 #           into 5- and 6-byte deltas, about 14 and 7 events) -> per stream
+#     nginx, nginx-emb   the reference, not the gateway: nginx (one process,
+#           master_process off) with the peers' configuration
+#           (../shared/bench/peers/nginx.conf.in: proxy_pass to a keep-alive
+#           pool, buffering off) under callgrind, the load of chat / emb
+# INSTR_CONNS=N runs wrk with N connections instead of 1 (HTTP/1.1 modes):
+# the count per request with the loop's batching, as at c32 in make bench.
 # GW_BIN defaults to ./ai-gateway (make build: RelWithDebInfo). OUT=file keeps
 # the callgrind profile (callgrind_annotate OUT). Needs valgrind, wrk, h2load.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-MODE=${1:?mode: chat, tls, emb, emb64, sse, h2c, grpc, grpc-http, anthropic|gemini|bedrock|azure[-sse]}
+MODE=${1:?mode: chat, tls, emb, emb64, sse, h2c, grpc, grpc-http, anthropic|gemini|bedrock|azure[-sse], nginx, nginx-emb}
 GW=${2:-$ROOT/ai-gateway}
 OUT=${OUT:-$(mktemp /tmp/aigw-instr.XXXXXX)}
 MOCK=19790 HTTP=18790 GRPC=29790
@@ -111,9 +117,23 @@ EOF
   UPSTREAM=https://127.0.0.1:$TLSPORT/v1
   export SSL_CERT_FILE=$TMP/cert.pem
 fi
-env TARGET_API_URL=$UPSTREAM TARGET_API_KEY=sk-mock PORT=$HTTP GRPC_PORT=$GRPC WORKERS=1 \
-  MAX_CONNS_PER_IP=0 LOG_LEVEL=warn "${GW_ENV[@]}" valgrind --tool=callgrind --callgrind-out-file="$OUT" "$GW" \
-  >"$TMP/gw.log" 2>&1 &
+case $MODE in
+nginx | nginx-emb)
+  PEERS_CONF=$ROOT/../shared/bench/peers/nginx.conf.in
+  command -v nginx >/dev/null && [ -f "$PEERS_CONF" ] ||
+    { echo "instr: $MODE needs nginx and $PEERS_CONF" >&2; exit 1; }
+  mkdir -p "$TMP/px/logs" "$TMP/px/tmp"
+  sed -e "s#@DIR@#$TMP/px#g" -e "s#@UPSTREAM@#127.0.0.1:$MOCK#g" -e "s#@PORT@#$HTTP#g" \
+    -e "s#@WORKERS@#1#g" "$PEERS_CONF" >"$TMP/px/nginx.conf"
+  valgrind --tool=callgrind --callgrind-out-file="$OUT" nginx -p "$TMP/px" -c "$TMP/px/nginx.conf" \
+    -g 'daemon off; master_process off;' >"$TMP/gw.log" 2>&1 &
+  ;;
+*)
+  env TARGET_API_URL=$UPSTREAM TARGET_API_KEY=sk-mock PORT=$HTTP GRPC_PORT=$GRPC WORKERS=1 \
+    MAX_CONNS_PER_IP=0 LOG_LEVEL=warn "${GW_ENV[@]}" valgrind --tool=callgrind --callgrind-out-file="$OUT" "$GW" \
+    >"$TMP/gw.log" 2>&1 &
+  ;;
+esac
 VG=$!
 PIDS+=($VG)
 ok=0
@@ -138,13 +158,14 @@ grpc_body() {
 load() { # $1: warm-up or measure; prints the units of work done
   local n=${1}
   case $MODE in
-  chat | tls | emb | emb64 | anthropic* | gemini* | bedrock* | azure*)
+  chat | tls | emb | emb64 | anthropic* | gemini* | bedrock* | azure* | nginx | nginx-emb)
     local body=$TMP/chat.json path=/v1/chat/completions
     case $MODE in
     emb | emb64) body=$TMP/$MODE.json path=/v1/embeddings ;;
+    nginx-emb) body=$TMP/emb.json path=/v1/embeddings ;;
     *-sse) body=$TMP/chat-sse.json ;;
     esac
-    BODY_FILE=$body wrk -t1 -c1 -d"$([ "$n" = warm ] && echo 1 || echo 6)"s -s "$HERE/post.lua" \
+    BODY_FILE=$body wrk -t1 -c${INSTR_CONNS:-1} -d"$([ "$n" = warm ] && echo 1 || echo 6)"s -s "$HERE/post.lua" \
       http://127.0.0.1:$HTTP$path | awk '/requests in/{print $1}'
     ;;
   sse)
