@@ -19,9 +19,11 @@
 
 #define LOW_WATER (64 * 1024)
 #define FRAME_CAP (64u << 20)
-#define REFLECTION_IN_CAP (4u << 20)   /* one reflection request, framed */
-#define REFLECTION_OUT_CAP (16u << 20) /* answers the client has not read yet */
-#define INFLATED_CAP (4u << 20)        /* a gzip-compressed message, inflated */
+#define REFLECTION_IN_CAP (4u << 20) /* one reflection request, framed */
+/* Requests held while their answers wait for the client to read the ones
+ * before (about 2,000 of the usual 30 bytes). */
+#define REFLECTION_QUEUE_CAP (64u << 10)
+#define INFLATED_CAP (4u << 20) /* a gzip-compressed message, inflated */
 
 enum kind { K_PIPELINE, K_HEALTH, K_REFLECTION };
 
@@ -35,7 +37,8 @@ typedef struct gcall {
   int kind;
   bool started, released;
   gw_buf frame;                          /* one length-prefixed message being written */
-  gw_buf in;                             /* K_REFLECTION: received bytes not yet a message */
+  gw_buf in;                             /* K_REFLECTION: received bytes not yet answered */
+  bool in_ended;                         /* K_REFLECTION: the client has sent all it will */
   struct gcall *watch_next, *watch_prev; /* a health Watch: in front->grpc_watches */
 } gcall;
 
@@ -196,10 +199,16 @@ static bool sink_ready(void *ctx) {
 static const gw_sink_ops grpc_h2_sink = {
     .message = sink_message, .finish = sink_finish, .ready = sink_ready};
 
+static void reflection_go(gcall *g);
+
 static void on_drain(gw_http_stream *s, void *arg) {
   gcall *g = arg;
   (void)s;
-  if (g->s)
+  if (!g->s)
+    return;
+  if (g->kind == K_REFLECTION)
+    reflection_go(g); /* the answers it held back */
+  else
     gw_call_sink_drained(g->call);
 }
 
@@ -427,14 +436,18 @@ int gw_grpc_h2_at_head(const gw_http_request *req, void *arg) {
   return req->version == GW_HTTP_2 && gw_grpc_h2_wanted(req) && is_reflection(req->path);
 }
 
-/* Answers every whole request message in |g->in|; false once |g| is done. */
+/* Answers the whole request messages in |g->in| until the client falls
+ * behind (gw_http_stream_waiting: on_drain calls again); false once |g| is
+ * done. An answer is made only when the one before has mostly gone out, so
+ * a stream holds one answer and its queued requests, however many it is
+ * asked for; a client that reads slowly gets all of them. */
 static bool reflection_answer_all(gcall *g) {
   size_t off = 0;
   bool live = true;
   gw_buf out, plain;
   gw_buf_init(&out, 64 << 20);
   gw_buf_init(&plain, INFLATED_CAP);
-  while (live && g->in.len - off >= 5) {
+  while (live && g->in.len - off >= 5 && g->s && !gw_http_stream_waiting(g->s)) {
     const uint8_t *b = (const uint8_t *)g->in.data + off;
     size_t n = (size_t)b[1] << 24 | (size_t)b[2] << 16 | (size_t)b[3] << 8 | b[4];
     if (b[0] > 1 || n > REFLECTION_IN_CAP - 5) {
@@ -456,12 +469,6 @@ static bool reflection_answer_all(gcall *g) {
         live = false;
         break;
       }
-    }
-    if (g->s && gw_http_pending(g->s) > REFLECTION_OUT_CAP) {
-      /* Asking without reading: the answers would pile up here. */
-      finish(g, GW_STATUS_RESOURCE_EXHAUSTED, "the client is not reading the answers");
-      live = false;
-      break;
     }
     gw_buf_reset(&out);
     int rc = gw_reflection_answer(g->front->desc, msg, len, &out);
@@ -486,19 +493,39 @@ static bool reflection_answer_all(gcall *g) {
   return live;
 }
 
+/* 1 when |g->in| holds a whole message, which waits for its turn. */
+static bool reflection_has_message(const gcall *g) {
+  const uint8_t *b = (const uint8_t *)g->in.data;
+  if (g->in.len < 5)
+    return false;
+  size_t n = (size_t)b[1] << 24 | (size_t)b[2] << 16 | (size_t)b[3] << 8 | b[4];
+  return g->in.len - 5 >= n;
+}
+
+/* Answers what may be answered now; once the client has sent all it will
+ * and all of it is answered, ends the stream. */
+static void reflection_go(gcall *g) {
+  if (!reflection_answer_all(g) || !g->in_ended || reflection_has_message(g))
+    return;
+  finish(g, g->in.len ? GW_STATUS_INTERNAL : GW_STATUS_OK,
+         g->in.len ? "the stream ended inside a message" : NULL);
+}
+
 static void on_reflection_body(gw_http_stream *s, const uint8_t *p, size_t len, int end,
                                void *arg) {
   gcall *g = arg;
-  (void)s;
+  if (len && gw_http_stream_waiting(s) && g->in.len + len > REFLECTION_QUEUE_CAP) {
+    /* Asking on and on without reading: what is asked would pile up here. */
+    finish(g, GW_STATUS_RESOURCE_EXHAUSTED, "the client is not reading the answers");
+    return;
+  }
   if (len && gw_buf_append(&g->in, p, len) != GW_OK) {
     finish(g, GW_STATUS_RESOURCE_EXHAUSTED, "reflection request too large");
     return;
   }
-  if (!reflection_answer_all(g))
-    return;
   if (end)
-    finish(g, g->in.len ? GW_STATUS_INTERNAL : GW_STATUS_OK,
-           g->in.len ? "the stream ended inside a message" : NULL);
+    g->in_ended = true;
+  reflection_go(g);
 }
 
 static void serve_reflection(gw_http_stream *s, const gw_http_request *req, gw_http_front *front) {
@@ -506,6 +533,7 @@ static void serve_reflection(gw_http_stream *s, const gw_http_request *req, gw_h
   if (!g)
     return;
   gw_buf_init(&g->in, REFLECTION_IN_CAP);
+  gw_http_stream_set_callbacks(s, on_drain, on_close, g);
   gw_http_stream_set_body_cb(s, on_reflection_body);
   if (req->body_len) /* not dispatched at its head: the whole body is here */
     on_reflection_body(s, req->body, req->body_len, 1, g);

@@ -230,6 +230,12 @@ int gw_http_gunzip(const void *in, size_t n, size_t cap, gw_buf *out);
 /* Bytes of |s|'s response queued and not yet written to the socket. */
 size_t gw_http_pending(const gw_http_stream *s);
 
+/* 1 while a write left |s|'s pending output at the low-water mark or above
+ * and the client has not read it down yet: on_drain comes when it has. A
+ * handler that makes its answers as it likes (not from an upstream that can
+ * be paused) stops making them here, so that memory stays bounded. */
+int gw_http_stream_waiting(const gw_http_stream *s);
+
 /* Answers with OpenAI's error object: {"error":{"message":|message|,
  * "type":|type| (NULL: invalid_request_error or server_error by status),
  * "param":null,"code":|code| (NULL: null)}}. Ends the stream. */

@@ -834,6 +834,8 @@ size_t gw_http_pending(const gw_http_stream *s) {
   return s->conn->h2 ? gw_h2_pending(s) : gw_h1_pending(s);
 }
 
+int gw_http_stream_waiting(const gw_http_stream *s) { return s->above_low && writable(s); }
+
 /* Calls on_drain when |s| went above the low-water mark and is now below. */
 void gw_http_stream_check_drain(gw_http_stream *s) {
   if (!s->above_low || !s->app_owned || s->resp_ended || !writable(s))
