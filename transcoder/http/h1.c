@@ -257,13 +257,26 @@ static int try_upgrade(gw_http_conn *c, gw_http_stream *s) {
   return 1;
 }
 
+/* 1 when the answers already queued for |c| reach the low-water mark: the
+ * next request is not started until the client has read them down (after_write
+ * resumes it), or a client that pipelines requests and reads nothing would
+ * have their answers pile up here without end. Its input then fills and is
+ * no longer read: TCP stops the client. */
+static int h1_output_full(gw_http_conn *c) {
+  if (evbuffer_get_length(bufferevent_get_output(c->bev)) < c->srv->opts.write_low_water)
+    return 0;
+  c->h1_held = 1;
+  return 1;
+}
+
 /* A whole request read into |p| while the connection's input was empty and
  * no request was open: parsed where it lies, sparing the copy into the input
  * and the drain out of it. Returns the bytes used (the caller queues the rest),
  * 0 when the request must go through the input, -1 when it was answered with
  * an error (the rest is never read). */
 long gw_h1_take(gw_http_conn *c, const char *p, size_t len) {
-  if (c->state != CONN_H1 || c->h1_cur || c->h1_body_left || c->close_after_flush || c->dead)
+  if (c->state != CONN_H1 || c->h1_cur || c->h1_body_left || c->close_after_flush || c->dead ||
+      h1_output_full(c))
     return 0;
   return fast_request(c, p, len);
 }
@@ -303,6 +316,8 @@ void gw_h1_on_read(gw_http_conn *c) {
       gw_http_conn_close(c);
       return;
     }
+    if (!s && h1_output_full(c))
+      break;
     if (!s) { /* between requests: http_parser is too */
       long used = fast_request(c, v.iov_base, v.iov_len);
       if (used < 0)

@@ -84,6 +84,7 @@ struct gw_http_conn {
   http_parser parser;
   gw_http_stream *h1_cur; /* the request being read or answered */
   int64_t h1_body_left;   /* body bytes still to come of a fast-path request (h1_head.h) */
+  int h1_held;            /* the next request waits for the client to read (h1_output_full) */
   /* HTTP/2 */
   nghttp2_session *h2;
   int goaway;

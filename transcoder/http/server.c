@@ -307,6 +307,11 @@ static void after_write(gw_http_conn *c) {
       finish_close(c);
     return;
   }
+  if (c->h1_held && c->state == CONN_H1 &&
+      evbuffer_get_length(bufferevent_get_output(c->bev)) < c->srv->opts.write_low_water) {
+    c->h1_held = 0;
+    gw_http_conn_kick(c); /* the pipelined requests that waited */
+  }
   drain_streams(c);
 }
 

@@ -7,6 +7,8 @@
 #include "support.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
@@ -794,6 +796,75 @@ static void test_pipelining_warm(void **state) {
   assert_null(strstr(out, "path=/sneaky"));
 }
 
+/* A client that pipelines requests and reads none of the answers: the
+ * server stops taking requests once its answers wait for the client (it
+ * answered them all into memory: 600,000 requests held 240 MB in the
+ * gateway); TCP then stops the client. Once the client reads, every request
+ * it sent is answered, in order. */
+static void test_pipelining_unread(void **state) {
+  (void)state;
+  enum { REQUESTS = 60000, PER_SEND = 256 }; /* 2 MB: the kernel's buffers take it */
+  static const char req[] = "GET /p HTTP/1.1\r\nHost: x\r\n\r\n";
+  const size_t rlen = sizeof req - 1;
+  static char block[PER_SEND * (sizeof req - 1)];
+  for (int i = 0; i < PER_SEND; i++)
+    memcpy(block + (size_t)i * rlen, req, rlen);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port_plain)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = socket(AF_INET, SOCK_STREAM, 0), small = 16384;
+  assert_true(fd >= 0);
+  /* A small receive buffer, set before the handshake: the answers fill it soon. */
+  assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+  int handled_before = atomic_load(&handled_count);
+  size_t sent = 0; /* bytes */
+  struct pollfd pw = {.fd = fd, .events = POLLOUT};
+  while (sent < (size_t)REQUESTS * rlen) {
+    size_t off = sent % sizeof block, want = (size_t)REQUESTS * rlen - sent;
+    ssize_t w =
+        send(fd, block + off, want < sizeof block - off ? want : sizeof block - off, MSG_NOSIGNAL);
+    if (w > 0) {
+      sent += (size_t)w;
+      continue;
+    }
+    assert_true(w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    if (poll(&pw, 1, 2000) == 0)
+      break; /* the buffers are full: the rest is not needed */
+  }
+  int requests = (int)(sent / rlen);
+  /* The server answers until its answers wait; then it holds still. */
+  int handled = -1;
+  for (int i = 0; i < 50; i++) {
+    usleep(300 * 1000);
+    int now = atomic_load(&handled_count) - handled_before;
+    if (now == handled)
+      break;
+    handled = now;
+  }
+  /* Before: all of them taken and answered into memory. */
+  assert_true(requests - handled >= 1000);
+  /* Now read: all of them answered (a request cut short is none). */
+  int answers = 0;
+  size_t tail = 0;
+  char buf[65536 + 16];
+  const char mark[] = "path=/p ";
+  struct pollfd pr = {.fd = fd, .events = POLLIN};
+  while (answers < requests && poll(&pr, 1, 5000) > 0) {
+    ssize_t r = recv(fd, buf + tail, sizeof buf - 1 - tail, 0);
+    if (r <= 0)
+      break;
+    size_t n = tail + (size_t)r;
+    buf[n] = '\0';
+    for (char *p = buf; (p = strstr(p, mark)) != NULL; p += sizeof mark - 1)
+      answers++;
+    tail = n < sizeof mark - 1 ? n : sizeof mark - 2; /* a mark split across reads */
+    memmove(buf, buf + n - tail, tail);
+  }
+  close(fd);
+  assert_int_equal(answers, requests);
+}
+
 /* The known headers are found as they are added: in any case, the first of
  * two, over HTTP/1.1 (both parsers) and h2, the same as a search by name
  * (the echo handler checks all of them: known=1). */
@@ -981,6 +1052,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_pipelining),
       cmocka_unit_test(test_free_with_shared_queue),
       cmocka_unit_test(test_pipelining_warm),
+      cmocka_unit_test(test_pipelining_unread),
       cmocka_unit_test(test_keepalive_from_last_request),
       cmocka_unit_test(test_known_headers),
       cmocka_unit_test(test_long_content_length),
