@@ -214,6 +214,65 @@ def test_curl_tls_h2_and_http11(backend):
         g.stop_clean()
 
 
+def _pipeline_unread(port, tls, limit):
+    """Pipelines GET /v1/models on one connection, reading nothing, until
+    |limit| went or the socket stops taking them; returns the requests sent
+    and the answers read afterwards."""
+    import ssl
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    raw.connect(("127.0.0.1", port))
+    s = raw
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.set_alpn_protocols(["http/1.1"])
+        s = ctx.wrap_socket(raw, server_hostname="localhost")
+    batch = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n" * 100
+    sent = 0
+    s.settimeout(1.5)
+    try:
+        while sent < limit:
+            s.sendall(batch)  # a batch cut short by the timeout is not counted
+            sent += 100
+    except socket.timeout:
+        pass
+    time.sleep(0.5)
+    pat, tail, answers = b"HTTP/1.1 200", b"", 0
+    s.settimeout(10)
+    try:
+        while answers < sent:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            buf = tail + d
+            answers += buf.count(pat)
+            tail = buf[-(len(pat) - 1):]
+    except socket.timeout:
+        pass
+    s.close()
+    return sent, answers
+
+
+def test_pipelined_requests_held_back_are_all_answered(backend):
+    # A client pipelines 60,000 requests and reads nothing (18 MB of
+    # answers, past what the sockets hold): the gateway answers until 64 KiB
+    # of answers wait, then stops taking requests (test_http_server.c
+    # test_pipelining_unread); the rest wait in its input, in SSL and in the
+    # socket. Once the client reads, every request is answered, over
+    # cleartext and over TLS.
+    d = tempfile.mkdtemp()
+    cert, key = _self_signed(d, "localhost")
+    for tls in (False, True):
+        env = dict(TLS_CERT_FILE=cert, TLS_KEY_FILE=key) if tls else {}
+        g = Gateway(gateway_env(echo_config(backend.port), **env))
+        try:
+            sent, answers = _pipeline_unread(g.http_port, tls, 60000)
+        finally:
+            g.stop_clean()
+        assert sent >= 5000 and answers == sent, (tls, sent, answers)
+
+
 # ---- errors: exact status and body ---------------------------------------------------
 
 ERRORS = [

@@ -220,5 +220,7 @@ size_t gw_h2_pending(const gw_http_stream *s);
 int gw_http_tls_ctx_new(const char *cert_file, const char *key_file, SSL_CTX **out);
 /* The ALPN protocol the handshake chose: 2 for h2, 1 otherwise. */
 int gw_http_tls_alpn_is_h2(struct bufferevent *bev);
+/* Reads what SSL holds for |bev| when the socket will not say so (tls.c). */
+void gw_http_tls_read_pending(struct bufferevent *bev);
 
 #endif

@@ -221,6 +221,14 @@ static void update_reading(gw_http_conn *c) {
   c->reading = want;
 }
 
+/* A TLS connection's input drained below the high-water mark while SSL
+ * still holds bytes read from the socket: read them (gw_http_tls_read_pending). */
+static void tls_read_pending(gw_http_conn *c) {
+  if (c->tls && !c->dead && c->state == CONN_H1 &&
+      evbuffer_get_length(bufferevent_get_input(c->bev)) < read_high_water(c))
+    gw_http_tls_read_pending(c->bev);
+}
+
 static void read_cb(struct bufferevent *bev, void *arg);
 static void conn_output(gw_http_conn *c);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
@@ -356,6 +364,7 @@ static void service_cb(gw_later *it) {
   if (!c->dead && c->close_after_flush && c->state != CONN_LINGER && output_empty(c))
     finish_close(c);
   update_reading(c); /* the parser may have taken pipelined input */
+  tls_read_pending(c);
 }
 
 static void start_protocol(gw_http_conn *c, int h2) {
@@ -397,6 +406,7 @@ static void read_cb(struct bufferevent *bev, void *arg) {
   case CONN_H2: gw_h2_on_read(c); break;
   }
   conn_output(c);
+  tls_read_pending(c);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg) {

@@ -1,6 +1,8 @@
 /* TLS for the HTTP layer: the server SSL_CTX (TLS 1.2+, forward-secret AEAD
  * ciphers, ALPN h2 then http/1.1) and the ALPN outcome of a connection. */
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
+#include <event2/event.h>
 #include <openssl/err.h>
 #include <string.h>
 
@@ -66,4 +68,17 @@ int gw_http_tls_alpn_is_h2(struct bufferevent *bev) {
     return 0;
   SSL_get0_alpn_selected(ssl, &p, &len);
   return len == 2 && memcmp(p, alpn_h2 + 1, 2) == 0;
+}
+
+/* libevent's OpenSSL bufferevent stops reading when its input reaches the
+ * read high-water mark and, once the input is drained below it again, waits
+ * for the socket to become readable. Bytes SSL has already taken from the
+ * socket and not handed out (the rest of a record) never make it readable:
+ * the connection stalls with requests unread (libevent issue #854; seen with
+ * pipelined HTTP/1.1 over TLS held back while the client did not read). This
+ * runs the bufferevent's read once more when SSL holds such bytes. */
+void gw_http_tls_read_pending(struct bufferevent *bev) {
+  SSL *ssl = bufferevent_openssl_get_ssl(bev);
+  if (ssl && SSL_has_pending(ssl) && (bufferevent_get_enabled(bev) & EV_READ))
+    event_active(&bev->ev_read, EV_READ, 1);
 }
