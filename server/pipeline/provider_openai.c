@@ -87,6 +87,10 @@ static gw_status_code status_from_type(const char *type) {
 
 /* ---- backends -------------------------------------------------------------------- */
 
+/* The upstream paths of the methods served, by method_path's index. */
+enum { P_CHAT, P_COMPLETIONS, P_EMBEDDINGS, P_COUNT };
+static const char *const path_of[P_COUNT] = {"/chat/completions", "/completions", "/embeddings"};
+
 gw_openai_backend *gw_openai_backend_new(const gw_backend_conf *bc) {
   gw_openai_backend *b = gw_calloc(1, sizeof(*b));
   if (!b)
@@ -101,6 +105,19 @@ gw_openai_backend *gw_openai_backend_new(const gw_backend_conf *bc) {
   b->base = gw_strndup(t, n);
   if (!b->name || !b->base)
     goto fail;
+  char host[256];
+  const char *prefix;
+  if (gw_http_parse_url(b->base, &b->tls, host, sizeof host, &b->port, &prefix) == GW_OK) {
+    b->native = true;
+    if (!(b->host = gw_strdup(host)))
+      goto fail;
+    for (int i = 0; i < P_COUNT; i++) {
+      size_t len = strlen(prefix) + strlen(path_of[i]) + 1;
+      if (!(b->paths[i] = gw_malloc(len)))
+        goto fail;
+      snprintf(b->paths[i], len, "%s%s", prefix, path_of[i]);
+    }
+  }
   if (bc->api_key && *bc->api_key) {
     size_t len = strlen("Authorization: Bearer ") + strlen(bc->api_key) + 1;
     b->auth_header = gw_malloc(len);
@@ -125,6 +142,9 @@ void gw_openai_backend_free(gw_openai_backend *b) {
   }
   gw_free(b->name);
   gw_free(b->base);
+  gw_free(b->host);
+  for (int i = 0; i < P_COUNT; i++)
+    gw_free(b->paths[i]);
   gw_free(b);
 }
 
@@ -142,7 +162,6 @@ typedef struct oai_call {
   bool paused;   /* curl holds data for us */
   bool saw_done; /* [DONE] arrived */
   const char *hdrs[8];
-  char host[256];
 } oai_call;
 
 static const char *backend_name(const oai_call *o) { return o->b->name; }
@@ -496,24 +515,23 @@ static void native_done(gw_http_req *r, int err) {
     finish_stream(o); /* or resume() does, once the backlog is out */
 }
 
-/* Sets up |o->x.hr| for |b->base| + |path| when the base is an http:// or
- * https:// URL and no proxy is configured for its scheme. GW_OK,
- * GW_ERR_NOMEM, or 1 (nothing done) when not: curl serves it. */
-static int native_prepare(oai_call *o, const char *path) {
+/* Sets up |o->x.hr| for |b->base| + path |which| when the base is an
+ * http:// or https:// URL and no proxy is configured for its scheme. GW_OK,
+ * GW_ERR_NOMEM, or 1 (nothing done) when not: curl serves it. The host and
+ * path were read from the URL once, with the backend (which outlives the
+ * call). */
+static int native_prepare(oai_call *o, int which) {
   gw_call *call = o->x.call;
-  const char *prefix;
-  int port;
-  bool tls;
-  if (gw_http_parse_url(o->b->base, &tls, o->host, sizeof o->host, &port, &prefix) != GW_OK ||
-      gw_http_proxy_for(tls))
+  const gw_openai_backend *b = o->b;
+  if (!b->native || gw_http_proxy_for(b->tls))
     return 1;
   gw_http_req *r = &o->x.hr;
   memset(r, 0, sizeof(*r));
-  r->host = o->host;
-  r->port = port;
-  r->tls = tls;
+  r->host = b->host;
+  r->port = b->port;
+  r->tls = b->tls;
   r->method = "POST";
-  r->path = gw_arena_concat(call->arena, prefix, path);
+  r->path = b->paths[which];
   size_t n = 0;
   /* curl's order: User-Agent, ours, then Content-Length (the client's). */
   o->hdrs[n++] = "User-Agent: ai-gateway/" GW_VERSION;
@@ -526,8 +544,6 @@ static int native_prepare(oai_call *o, const char *path) {
     return GW_ERR_NOMEM;
   if (gw_header_safe(call->traceparent) &&
       !(o->hdrs[n++] = gw_arena_concat(call->arena, "traceparent: ", call->traceparent)))
-    return GW_ERR_NOMEM;
-  if (!r->path)
     return GW_ERR_NOMEM;
   r->headers = o->hdrs;
   r->n_headers = n;
@@ -547,10 +563,10 @@ static int native_prepare(oai_call *o, const char *path) {
 /* Starts |o| on |hc|: GW_OK, an error (nothing started), or 1 when the
  * backend is neither http:// nor https://, or its scheme goes through a
  * proxy (curl serves it). */
-static int native_start(oai_call *o, gw_http_client *hc, const char *path) {
+static int native_start(oai_call *o, gw_http_client *hc, int which) {
   gw_call *call = o->x.call;
   o->timeout_ms = gw_exchange_timeout(call, o->b->timeout_ms);
-  int rc = native_prepare(o, path);
+  int rc = native_prepare(o, which);
   if (rc != GW_OK)
     return rc;
   gw_call_ref(call);
@@ -635,17 +651,15 @@ static int build_headers(oai_call *o) {
   return GW_OK;
 }
 
-static const char *method_path(const char *name, bool *embedding) {
-  *embedding = false;
+/* The upstream path of method |name| (an index into path_of), or -1. */
+static int method_path(const char *name) {
   if (strcmp(name, "CreateChatCompletion") == 0 || strcmp(name, "StreamChatCompletion") == 0)
-    return "/chat/completions";
+    return P_CHAT;
   if (strcmp(name, "CreateCompletion") == 0 || strcmp(name, "StreamCompletion") == 0)
-    return "/completions";
-  if (strcmp(name, "CreateEmbedding") == 0) {
-    *embedding = true;
-    return "/embeddings";
-  }
-  return NULL;
+    return P_COMPLETIONS;
+  if (strcmp(name, "CreateEmbedding") == 0)
+    return P_EMBEDDINGS;
+  return -1;
 }
 
 static int start(gw_call *call) {
@@ -653,9 +667,8 @@ static int start(gw_call *call) {
   gw_curl_loop *loop = gw_curl_loop_of(call->worker);
   if (!b || !loop)
     return GW_ERR_STATE;
-  bool embedding;
-  const char *path = method_path(call->method->name, &embedding);
-  if (!path) {
+  int which = method_path(call->method->name);
+  if (which < 0) {
     gw_call_finishf(call, GW_STATUS_UNIMPLEMENTED, "%s is not served by OpenAI-compatible backends",
                     call->method->path);
     return GW_OK;
@@ -666,7 +679,7 @@ static int start(gw_call *call) {
   o->x.call = call;
   o->b = b;
   o->streaming = call->method->server_streaming;
-  o->embedding = embedding;
+  o->embedding = which == P_EMBEDDINGS;
   /* The upstream request and answer live as long as the call: in its arena. */
   gw_buf_init_arena(&o->x.body, REQUEST_CAP, call->arena);
   gw_buf_init_arena(&o->x.resp, o->streaming ? ERROR_BODY_CAP : BODY_CAP, call->arena);
@@ -676,12 +689,12 @@ static int start(gw_call *call) {
   if (rc != GW_OK)
     goto fail;
   gw_http_client *hc = gw_http_client_of(call->worker); /* NULL: UPSTREAM_CLIENT=curl */
-  if (hc && (rc = native_start(o, hc, path)) != 1) {
+  if (hc && (rc = native_start(o, hc, which)) != 1) {
     if (rc != GW_OK)
       goto fail;
     return GW_OK;
   }
-  const char *url = gw_arena_concat(call->arena, b->base, path);
+  const char *url = gw_arena_concat(call->arena, b->base, path_of[which]);
   if (!url) {
     rc = GW_ERR_NOMEM;
     goto fail;
@@ -729,7 +742,7 @@ static int start(gw_call *call) {
     goto fail;
   }
   GW_LOGD("openai", call->request_id, "%s -> backend %s POST %s (%zu bytes)", call->method->path,
-          b->name, path, o->x.body.len);
+          b->name, path_of[which], o->x.body.len);
   return GW_OK;
 
 fail:

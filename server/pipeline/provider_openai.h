@@ -24,6 +24,12 @@ typedef struct gw_openai_backend {
   char *auth_header; /* "Authorization: Bearer <key>" or NULL; secret, never logged */
   int timeout_ms;
   bool embeddings_float; /* ask the upstream for float embeddings, not base64 */
+  /* |base| as the gateway's own client takes it, read once: native is false
+   * when it is neither http:// nor https:// (curl serves it then). */
+  bool native, tls;
+  int port;
+  char *host;
+  char *paths[3]; /* the URL's path + /chat/completions, /completions, /embeddings */
 } gw_openai_backend;
 
 extern const gw_provider_ops gw_provider_openai;
