@@ -934,10 +934,10 @@ static int build_head(hc_conn *k, gw_http_req *r) {
   gw_buf *b = &k->head;
   gw_buf_reset(b);
   int rc;
-  bool v6 = strchr(r->host, ':') != NULL; /* an IPv6 literal goes in brackets */
-  bool own_host = false;                  /* the caller's Host line replaces ours */
-  for (size_t i = 0; i < r->n_headers && !own_host; i++)
-    own_host = strncasecmp(r->headers[i], "Host:", 5) == 0;
+  bool v6 = strchr(r->host, ':') != NULL;                /* an IPv6 literal goes in brackets */
+  bool own_host = false;                                 /* the caller's Host line replaces ours */
+  for (size_t i = 0; i < r->n_headers && !own_host; i++) /* the first letter spares most calls */
+    own_host = (r->headers[i][0] | 0x20) == 'h' && strncasecmp(r->headers[i], "Host:", 5) == 0;
   char num[GW_NUMTEXT_MAX];
   /* Appends, not printf: vsnprintf was ~6K instructions a request. */
   rc = gw_buf_appends(b, r->method);
