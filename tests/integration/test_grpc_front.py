@@ -428,13 +428,17 @@ class RawH2:
         return sid
 
     def pump(self, ack):
+        """Reads what came (0.2 s at most) and, if |ack|, acknowledges all
+        DATA received so far, what an earlier pump(ack=False) took too: a
+        window the client never reopens is the client's stall, not the
+        server's."""
         import h2.events
         try:
             data = self.sock.recv(1 << 20)
         except socket.timeout:
-            return
-        assert data, "the server closed the connection"
-        for ev in self.c.receive_data(data):
+            data = None
+        assert data != b"", "the server closed the connection"
+        for ev in self.c.receive_data(data) if data else ():
             if isinstance(ev, h2.events.DataReceived):
                 self.body[ev.stream_id].extend(ev.data)
                 self.unacked[ev.stream_id] += ev.flow_controlled_length
