@@ -226,6 +226,11 @@ static void on_close(gw_http_stream *s, void *arg) {
 
 /* ---- the request -------------------------------------------------------------- */
 
+/* The length in a gRPC message's 5-byte prefix at |b| (flag, then big-endian length). */
+static size_t frame_len(const uint8_t *b) {
+  return (size_t)b[1] << 24 | (size_t)b[2] << 16 | (size_t)b[3] << 8 | b[4];
+}
+
 /* grpc-timeout: 1 to 8 digits and a unit (H M S m u n), in ms rounded up.
  * Returns -1 when malformed. */
 static int64_t timeout_ms(const char *v) {
@@ -296,7 +301,7 @@ static bool one_message_of(gw_http_stream *s, const gw_http_request *req, const 
            req->body_len ? "truncated message" : "request message missing");
     return false;
   }
-  size_t n = (size_t)b[1] << 24 | (size_t)b[2] << 16 | (size_t)b[3] << 8 | b[4];
+  size_t n = frame_len(b);
   if (b[0] > 1 || n != req->body_len - 5) {
     refuse(s, GW_STATUS_INTERNAL,
            n < req->body_len - 5 ? "more than one request message for a call that takes one"
@@ -449,7 +454,7 @@ static bool reflection_answer_all(gcall *g) {
   gw_buf_init(&plain, INFLATED_CAP);
   while (live && g->in.len - off >= 5 && g->s && !gw_http_stream_waiting(g->s)) {
     const uint8_t *b = (const uint8_t *)g->in.data + off;
-    size_t n = (size_t)b[1] << 24 | (size_t)b[2] << 16 | (size_t)b[3] << 8 | b[4];
+    size_t n = frame_len(b);
     if (b[0] > 1 || n > REFLECTION_IN_CAP - 5) {
       finish(g, b[0] > 1 ? GW_STATUS_INTERNAL : GW_STATUS_RESOURCE_EXHAUSTED,
              b[0] > 1 ? "malformed message framing" : "reflection request too large");
@@ -498,7 +503,7 @@ static bool reflection_has_message(const gcall *g) {
   const uint8_t *b = (const uint8_t *)g->in.data;
   if (g->in.len < 5)
     return false;
-  size_t n = (size_t)b[1] << 24 | (size_t)b[2] << 16 | (size_t)b[3] << 8 | b[4];
+  size_t n = frame_len(b);
   return g->in.len - 5 >= n;
 }
 
