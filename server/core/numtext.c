@@ -17,9 +17,6 @@
 #error "numtext.c stores digits as little-endian 64-bit words"
 #endif
 
-static const uint32_t pow10_u32[10] = {1u,      10u,      100u,      1000u,      10000u,
-                                       100000u, 1000000u, 10000000u, 100000000u, 1000000000u};
-
 static const double exact_pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
@@ -230,20 +227,21 @@ struct scaled {
   uint64_t lo, span;
 };
 
-/* The p-digit rounding of |x| (ties to even, on the exact value) in |*dg|
- * when it reads back to v; |unit| = 10^(9-p), a constant at each call. */
+/* The p-digit rounding of |x| (ties to even, on the exact value), scaled
+ * back to nine digits, in |*r| when it reads back to v; |unit| = 10^(9-p),
+ * a constant at each call. */
 static inline __attribute__((always_inline)) int rounds_back(const struct scaled *x, uint32_t unit,
-                                                             uint32_t *dg) {
-  uint32_t d = x->whole / unit, rem = x->whole % unit;
+                                                             uint32_t *r) {
+  uint32_t d = x->whole / unit, rem = x->whole - d * unit;
   int up;
   if (unit == 1)
     up = x->frac > x->half || (x->half && x->frac == x->half && (d & 1));
   else
     up = rem > unit / 2 || (rem == unit / 2 && (x->frac != 0 || (d & 1)));
-  d += (uint32_t)up;
-  if ((uint64_t)d * unit - x->lo > x->span) /* one compare for both ends */
+  uint64_t back = (uint64_t)(d + (uint32_t)up) * unit; /* at most 10^9 */
+  if (back - x->lo > x->span)                          /* one compare for both ends */
     return 0;
-  *dg = d;
+  *r = (uint32_t)back;
   return 1;
 }
 
@@ -260,20 +258,16 @@ static inline __attribute__((always_inline)) uint64_t eight_digit_values(uint32_
   return tens | ((w - tens * 10) << 8);
 }
 
-/* The |p| digits of |d| (10^(p-1) <= d < 10^p, p <= 9) at |out| (16
- * bytes); returns how many are left without the trailing zeros. */
-static inline __attribute__((always_inline)) int write_digits(uint32_t d, int p, char *out) {
-  int lead = 0;
-  if (p == 9) {
-    out[0] = (char)('0' + d / 100000000u);
-    d %= 100000000u;
-    lead = 1;
-    p = 8;
-  }
-  uint64_t w = eight_digit_values(d) >> (8 * (8 - p)); /* drop leading zeros */
-  uint64_t text = w + (0x3030303030303030u >> (8 * (8 - p)));
-  memcpy(out + lead, &text, 8);
-  return w ? lead + 8 - __builtin_clzll(w) / 8 : lead;
+/* The nine digits of |r| (10^8 <= r < 10^9) at |out| (9 bytes written);
+ * returns how many are left without the trailing zeros: a rounding to p
+ * digits, scaled back to nine, is its p digits and 9 - p zeros. */
+static inline __attribute__((always_inline)) int write_nine(uint32_t r, char *out) {
+  uint32_t first = r / 100000000u;
+  uint64_t w = eight_digit_values(r - first * 100000000u);
+  uint64_t text = w + 0x3030303030303030u;
+  out[0] = (char)('0' + first);
+  memcpy(out + 1, &text, 8);
+  return w ? 9 - __builtin_clzll(w) / 8 : 1;
 }
 
 /* The smallest float at or above 10^j for j = -8..9, as bits: a positive
@@ -285,11 +279,9 @@ static const uint32_t pow10_float_bits[18] = {
     0x3c23d70bu, 0x3dcccccdu, 0x3f800000u, 0x41200000u, 0x42c80000u, 0x447a0000u,
     0x461c4000u, 0x47c35000u, 0x49742400u, 0x4b189680u, 0x4cbebc20u, 0x4e6e6b28u};
 
-/* The "%.*g" text of the first precision in [6, 9] that reads back; 0 when
- * |v| is outside the range above. */
-static inline __attribute__((always_inline)) size_t float_exact(float v, char *out) {
-  uint32_t bits;
-  memcpy(&bits, &v, sizeof bits);
+/* The "%.*g" text of the first precision in [6, 9] that reads back, for the
+ * float whose bits are |bits|; 0 when |v| is outside the range above. */
+static inline __attribute__((always_inline)) size_t float_exact(uint32_t bits, char *out) {
   uint32_t abits = bits & 0x7fffffffu;
   int be = (int)(abits >> 23);
   uint32_t m = (abits & 0x7fffffu) | 0x800000u;
@@ -300,12 +292,13 @@ static inline __attribute__((always_inline)) size_t float_exact(float v, char *o
   int s = 8 - k, t = be - 152 + s;                 /* v * 10^s = vq * 5^s * 2^t */
   if ((unsigned)s > 16 || (unsigned)(t + 63) > 71) /* s in [0, 16], t in [-63, 8] */
     return 0;
-  /* v and its midpoints in units of 2^(be - 152), a quarter of its spacing;
-   * the gap below is half as wide at a power of two. A midpoint reads back
-   * to v when m is even. */
+  /* v and its midpoints in units of 2^(be - 152), a quarter of its spacing:
+   * 4m and 4m +- 2; the gap below is half as wide at a power of two, 4m - 1.
+   * A midpoint reads back to v when m is even. */
   int lopsided = m == 0x800000u && be > 1;
-  uint64_t vq = (uint64_t)m << 2, lq = vq - (lopsided ? 1 : 2), hq = vq + 2;
-  uint64_t nv = vq * pow5[s], nl = lq * pow5[s], nh = hq * pow5[s]; /* < 2^64 */
+  uint64_t p5 = pow5[s];
+  uint64_t nv = ((uint64_t)m << 2) * p5; /* < 2^64 */
+  uint64_t nl = nv - (lopsided ? p5 : 2 * p5), nh = nv + 2 * p5;
   int q = 0;
   if (t >= 0) {
     nv <<= t; /* exact: the result is under 10^10 */
@@ -328,39 +321,39 @@ static inline __attribute__((always_inline)) size_t float_exact(float v, char *o
                      .half = ((uint64_t)1 << q) >> 1, /* 0 when q = 0 */
                      .lo = lo,
                      .span = hi - lo};
-  uint32_t dg;
+  uint32_t r;
   int p;
   if (lopsided) { /* the argument below needs even gaps: in order */
-    if (rounds_back(&x, 1000, &dg))
+    if (rounds_back(&x, 1000, &r))
       p = 6;
-    else if (rounds_back(&x, 100, &dg))
+    else if (rounds_back(&x, 100, &r))
       p = 7;
-    else if (rounds_back(&x, 10, &dg))
+    else if (rounds_back(&x, 10, &r))
       p = 8;
-    else if (rounds_back(&x, 1, &dg))
+    else if (rounds_back(&x, 1, &r))
       p = 9;
     else
       return 0; /* nine digits always read back: not reached */
-  } else if (rounds_back(&x, 100, &dg)) {
+  } else if (rounds_back(&x, 100, &r)) {
     /* With gaps as wide on both sides, a precision that reads back is
      * followed by ones that do: p + 1 digits round at least as near to v,
      * and a tie lands on the mirror point, inside as the first was. So
      * two tries find the first precision instead of up to four. */
-    uint32_t d6;
+    uint32_t r6;
     p = 7;
-    if (rounds_back(&x, 1000, &d6)) {
+    if (rounds_back(&x, 1000, &r6)) {
       p = 6;
-      dg = d6;
+      r = r6;
     }
-  } else if (rounds_back(&x, 10, &dg)) {
+  } else if (rounds_back(&x, 10, &r)) {
     p = 8;
-  } else if (rounds_back(&x, 1, &dg)) {
+  } else if (rounds_back(&x, 1, &r)) {
     p = 9;
   } else {
     return 0;
   }
-  if (dg == pow10_u32[p]) { /* 9.9999996 -> 10.00000 */
-    dg = pow10_u32[p - 1];
+  if (r == 1000000000u) { /* 9.9999996 -> 10.00000 */
+    r = 100000000u;
     k++;
   }
   if (k < 0 && k >= -4) { /* 0.0123: the digits go straight to their place */
@@ -369,23 +362,26 @@ static inline __attribute__((always_inline)) size_t float_exact(float v, char *o
     o += bits >> 31;
     memcpy(o, "0.000", 5);
     o += 1 - k;
-    o += write_digits(dg, p, o); /* 9 bytes at most: 15 of GW_NUMTEXT_MAX */
+    o += write_nine(r, o); /* 9 bytes: 16 of GW_NUMTEXT_MAX at most */
     *o = '\0';
     return (size_t)(o - out);
   }
   char digits[16];
-  int nd = write_digits(dg, p, digits);
+  int nd = write_nine(r, digits);
   return layout_g((int)(bits >> 31), digits, nd, k, p, out);
 }
 
-static inline __attribute__((always_inline)) size_t float_text(float v, char *out) {
-  if (v == 0 && !signbit(v)) { /* a common value, and printf's case below */
+/* Any finite float but -0 (JSON's caller writes that), by its bits. */
+static inline __attribute__((always_inline)) size_t float_text(uint32_t bits, char *out) {
+  if (bits == 0) { /* a common value, and printf's case below */
     memcpy(out, "0", 2);
     return 1;
   }
-  size_t len = float_exact(v, out);
+  size_t len = float_exact(bits, out);
   if (len)
     return len;
+  float v;
+  memcpy(&v, &bits, sizeof v);
   double d = fabs((double)v);
   /* Normal floats only: there the low 29 bits of a double place it between
    * two floats, and a midpoint is exactly bit 28. */
@@ -397,9 +393,9 @@ static inline __attribute__((always_inline)) size_t float_text(float v, char *ou
     if (!round_digits(d, p, &k, &x, &n))
       break;
     double back = read_back(n, x, p);
-    uint64_t bits;
-    memcpy(&bits, &back, sizeof bits);
-    uint32_t low = (uint32_t)(bits & 0x1fffffffu);
+    uint64_t dbits;
+    memcpy(&dbits, &back, sizeof dbits);
+    uint32_t low = (uint32_t)(dbits & 0x1fffffffu);
     if (low - 0x0fffffffu <= 2u)
       break; /* on a midpoint between two floats: double rounding may lie */
     if ((float)back == (float)d)
@@ -408,18 +404,24 @@ static inline __attribute__((always_inline)) size_t float_text(float v, char *ou
   return printf_g(v, 6, 9, 1, out);
 }
 
-size_t gw_numtext_float(float v, char *out) { return float_text(v, out); }
+size_t gw_numtext_float(float v, char *out) {
+  uint32_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  return float_text(bits, out);
+}
 
 size_t gw_numtext_floats(const float *v, size_t n, char *out, size_t *done) {
   char *o = out;
   size_t i = 0;
   for (; i < n; i++) {
-    float x = v[i];
-    if (!isfinite(x) || (x == 0 && signbit(x)))
+    uint32_t bits;
+    memcpy(&bits, &v[i], sizeof bits);
+    /* infinities and NaN (all exponent bits set), and -0 */
+    if ((bits & 0x7f800000u) == 0x7f800000u || bits == 0x80000000u)
       break;
-    if (i)
-      *o++ = ',';
-    o += float_text(x, o);
+    *o = ',';
+    o += i != 0;
+    o += float_text(bits, o);
   }
   *done = i;
   return (size_t)(o - out);

@@ -18,6 +18,21 @@
 #include "core/numtext.h"
 
 size_t old_numtext_float(float v, char *out);
+size_t old_numtext_floats(const float *v, size_t n, char *out, size_t *done);
+
+/* The vectors' path too: the same floats in blocks of 64, through both
+ * builds' gw_numtext_floats. */
+static unsigned long long compare_block(const float *v, size_t n) {
+  static char a[64 * (GW_NUMTEXT_MAX + 1)], c[64 * (GW_NUMTEXT_MAX + 1)];
+  size_t da, dc;
+  size_t na = old_numtext_floats(v, n, a, &da), nc = gw_numtext_floats(v, n, c, &dc);
+  if (na == nc && da == dc && memcmp(a, c, na) == 0)
+    return 0;
+  uint32_t u;
+  memcpy(&u, v, sizeof u);
+  printf("block from %08x: the vectors differ\n", u);
+  return 1;
+}
 
 int main(int argc, char **argv) {
   if (argc != 3) {
@@ -25,12 +40,19 @@ int main(int argc, char **argv) {
     return 2;
   }
   uint64_t lo = strtoull(argv[1], NULL, 0), hi = strtoull(argv[2], NULL, 0), bad = 0;
+  float block[64];
+  size_t nblock = 0;
   for (uint64_t b = lo; b < hi; b++) {
     uint32_t u = (uint32_t)b;
     float v;
     memcpy(&v, &u, sizeof v);
     if (!isfinite(v))
       continue;
+    block[nblock++] = v;
+    if (nblock == 64) {
+      bad += compare_block(block, nblock);
+      nblock = 0;
+    }
     char a[GW_NUMTEXT_MAX + 8], c[GW_NUMTEXT_MAX + 8];
     size_t na = old_numtext_float(v, a), nc = gw_numtext_float(v, c);
     if (na != nc || strcmp(a, c) != 0) {
@@ -39,6 +61,8 @@ int main(int argc, char **argv) {
       bad++;
     }
   }
+  if (nblock)
+    bad += compare_block(block, nblock);
   printf("%#llx-%#llx: %llu differ\n", (unsigned long long)lo, (unsigned long long)hi,
          (unsigned long long)bad);
   return bad != 0;
