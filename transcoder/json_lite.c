@@ -278,12 +278,13 @@ static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1
                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/* One digit into the significand, as fast_double takes it: leading zeros do
- * not count; past 15 significant digits |sig| only grows (no fast value). */
+/* One digit into the significand: leading zeros do not count; past 19
+ * significant digits (what a uint64_t holds) |sig| only grows (no fast
+ * value). */
 #define TAKE_DIGIT(c)                                                                              \
   do {                                                                                             \
     if (m || (c) != '0') {                                                                         \
-      if (++sig <= 15)                                                                             \
+      if (++sig <= 19)                                                                             \
         m = m * 10 + (uint64_t)((c) - '0');                                                        \
     }                                                                                              \
   } while (0)
@@ -318,10 +319,26 @@ static int leading_zeros(const unsigned char *p) {
   return __builtin_ctzll(w & 0x0f0f0f0f0f0f0f0fu) / 8;
 }
 
-/* Scans a number and, for one with a fraction or an exponent where
- * fast_double would find its value, computes it on the way
- * (GW_JVAL_NUM_F32): an embedding's floats are then read once. Integers are
- * left to gw_json_lite_int64 and carry no float. */
+/* For a significand of 16 to 19 digits, |d| above is two roundings off the
+ * decimal's value (of |m| to a double, then of the product or quotient):
+ * within 2.5 units in the last place of the correctly rounded double that
+ * strtod finds, so (float)d is (float) of that double unless a point halfway
+ * between two floats is that near. Between 1e-30 and 1e30 floats are normal
+ * and such a point is a double whose low 29 bits are 1 followed by 28 zeros;
+ * 8 units of margin either side. Floats printed with 17 digits (OpenAI's
+ * embeddings; Python's repr of a float32 widened to double) sit next to a
+ * float, far from any halfway point, and take this path. */
+static int float_is_certain(double d) {
+  uint64_t bits;
+  memcpy(&bits, &d, sizeof bits);
+  uint32_t low = (uint32_t)(bits & 0x1fffffffu);
+  return d >= 1e-30 && d <= 1e30 && low - (0x10000000u - 8) > 16;
+}
+
+/* Scans a number and, for one with a fraction or an exponent whose float
+ * it can find without strtod (fast_double's range, or float_is_certain's),
+ * computes it on the way (GW_JVAL_NUM_F32): an embedding's floats are then
+ * read once. Integers are left to gw_json_lite_int64 and carry no float. */
 static int parse_number(struct parser *P, gw_jval *v) {
   const unsigned char *p = P->p, *end = P->end, *start = p;
   unsigned flags = GW_JVAL_NUM_INT;
@@ -351,7 +368,7 @@ static int parse_number(struct parser *P, gw_jval *v) {
       while (end - p >= 8 && eight_digits(p, &eight)) {
         if (m) {
           sig += 8;
-          if (sig <= 15) /* past 15 |m| keeps its digits (and stays non-zero) */
+          if (sig <= 19) /* past 19 |m| keeps its digits (and stays non-zero) */
             m = m * 100000000u + eight;
         } else if (eight) {
           sig = 8 - leading_zeros(p);
@@ -377,12 +394,14 @@ static int parse_number(struct parser *P, gw_jval *v) {
           x = x * 10 + (*p - '0');
       e10 = x > 100000 ? 1000000 : e10 + (eneg ? -x : x); /* out of range: no fast value */
     }
-    if (sig <= 15 && e10 >= -22 && e10 <= 22) {
+    if (sig <= 19 && e10 >= -22 && e10 <= 22) {
       double d = m == 0     ? 0.0
                  : e10 >= 0 ? (double)m * pow10_exact[e10]
                             : (double)m / pow10_exact[-e10];
-      v->num_f = (float)((flags & GW_JVAL_NUM_NEG) ? -d : d);
-      flags |= GW_JVAL_NUM_F32;
+      if (sig <= 15 || float_is_certain(d)) {
+        v->num_f = (float)((flags & GW_JVAL_NUM_NEG) ? -d : d);
+        flags |= GW_JVAL_NUM_F32;
+      }
     }
   }
   v->type = GW_JVAL_NUMBER;

@@ -53,8 +53,9 @@ enum gw_jval_type {
 #define GW_JVAL_NUM_INT 0x1 /* no '.', no exponent */
 #define GW_JVAL_NUM_NEG 0x2 /* starts with '-' */
 /* |num_f| holds (float) of the number's gw_json_lite_double value, found
- * while parsing (up to 15 significant digits, a power of ten up to 22 away:
- * where one multiplication or division is exact-rounded). */
+ * while parsing: a power of ten up to 22 away and up to 15 significant
+ * digits (where one multiplication or division is exact-rounded), or up to
+ * 19 where the float that value rounds to is certain (json_lite.c). */
 #define GW_JVAL_NUM_F32 0x4
 
 typedef struct gw_jmember gw_jmember;

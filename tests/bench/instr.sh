@@ -12,6 +12,9 @@
 #           the mock; a certificate made for the run, trusted via SSL_CERT_FILE)
 #     emb   /v1/embeddings (256 floats), wrk -c1 for 6 s -> per request
 #     emb64 the same with "encoding_format":"base64" (the official SDKs' default)
+#     emb-text  emb from an upstream without base64 (embedding_encoding: float):
+#           the mock's floats in their shortest text, or with MOCK_EMB_TEXT=double
+#           as Python servers write them (up to 17 digits)
 #     sse   streamed chat completions (21 events 1 ms apart), sse_client c=1 5 s -> per event
 #     h2c   the chat of |chat| over h2c (prior knowledge), h2load -n 4000 -c1 -> per request
 #     grpc  CreateChatCompletion on the gRPC port, h2load -n 2000 -c1 -> per call
@@ -36,7 +39,7 @@
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-MODE=${1:?mode: chat, tls, emb, emb64, sse, h2c, grpc, grpc-http, anthropic|gemini|bedrock|azure[-sse], nginx, nginx-emb}
+MODE=${1:?mode: chat, tls, emb, emb64, emb-text, sse, h2c, grpc, grpc-http, anthropic|gemini|bedrock|azure[-sse], nginx, nginx-emb}
 GW=${2:-$ROOT/ai-gateway}
 OUT=${OUT:-$(mktemp /tmp/aigw-instr.XXXXXX)}
 MOCK=19790 HTTP=18790 GRPC=29790
@@ -86,6 +89,11 @@ m = $make_mock; m.start(); print(m.port, flush=True); time.sleep(1e9)" >"$TMP/mo
   sed 's/"max_tokens":64}/"max_tokens":64,"stream":true}/' "$TMP/chat.json" >"$TMP/chat-sse.json"
   ;;
 esac
+if [ "$MODE" = emb-text ]; then
+  printf '{"backends":[{"name":"up","provider":"openai","target":"%s","api_key_env":"MOCK_KEY","embedding_encoding":"float"}],"models":[{"name":"gpt-4o-mini","backend":"up"},{"name":"text-embedding-3-small","backend":"up"}]}' \
+    "$UPSTREAM" >"$TMP/config.json"
+  GW_ENV=(CONFIG_FILE="$TMP/config.json" MOCK_KEY=sk-mock)
+fi
 if [ "$MODE" = tls ]; then
   command -v nginx >/dev/null && command -v openssl >/dev/null ||
     { echo "instr: tls needs nginx and openssl" >&2; exit 1; }
@@ -158,10 +166,11 @@ grpc_body() {
 load() { # $1: warm-up or measure; prints the units of work done
   local n=${1}
   case $MODE in
-  chat | tls | emb | emb64 | anthropic* | gemini* | bedrock* | azure* | nginx | nginx-emb)
+  chat | tls | emb | emb64 | emb-text | anthropic* | gemini* | bedrock* | azure* | nginx | nginx-emb)
     local body=$TMP/chat.json path=/v1/chat/completions
     case $MODE in
     emb | emb64) body=$TMP/$MODE.json path=/v1/embeddings ;;
+    emb-text) body=$TMP/emb.json path=/v1/embeddings ;;
     nginx-emb) body=$TMP/emb.json path=/v1/embeddings ;;
     *-sse) body=$TMP/chat-sse.json ;;
     esac

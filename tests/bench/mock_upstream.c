@@ -2,6 +2,8 @@
  *
  *   mock_upstream PORT [THREADS]
  *   env MOCK_EVENTS (20)  chunks per SSE stream (then "data: [DONE]")
+ *   env MOCK_EMB_TEXT=double  embeddings' numbers (not base64) as Python's json writes
+ *       a float32 widened to a double (vLLM and other Python servers): up to 17 digits
  *
  * The model names the pace of a stream: "delay-<µs>" (listed: delay-1000,
  * delay-200000) waits that long between two chunks, any other model streams
@@ -92,22 +94,26 @@ static char *mkresp(const char *status, const char *body, size_t *len) {
 }
 
 static void build(void) {
-  size_t cap = 256 * 24 + 512;
+  size_t cap = 256 * 26 + 512;
   emb_body = malloc(cap);
   size_t o = (size_t)sprintf(emb_body, "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\","
                                        "\"index\":0,\"embedding\":[");
   /* As OpenAI writes them: float32 values near zero, each in its shortest
    * text (-0.0069292834, 0.00012345678, ...), from a fixed pseudo-random
-   * sequence so every run sends the same bytes. */
+   * sequence so every run sends the same bytes. MOCK_EMB_TEXT=double: the
+   * shortest text of the double each float widens to, as Python's repr
+   * (-0.006929283495992422). */
+  const char *text_form = getenv("MOCK_EMB_TEXT");
+  int as_double = text_form && strcmp(text_form, "double") == 0;
   uint32_t seed = 12345;
   float vec[256];
   for (int i = 0; i < 256; i++) {
     seed = seed * 1103515245u + 12345u;
     float v = vec[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 0.1f;
     char t[32];
-    for (int p = 6; p <= 9; p++) {
+    for (int p = as_double ? 1 : 6; p <= (as_double ? 17 : 9); p++) {
       snprintf(t, sizeof t, "%.*g", p, (double)v);
-      if (strtof(t, NULL) == v)
+      if (as_double ? strtod(t, NULL) == (double)v : strtof(t, NULL) == v)
         break;
     }
     o += (size_t)sprintf(emb_body + o, "%s%s", i ? "," : "", t);

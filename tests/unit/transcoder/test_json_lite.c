@@ -435,8 +435,20 @@ static void test_number_f32(void **state) {
       {"0.00000000123456789", 1},
       {"-0.00012345678", 1},
       {"0.123456789012345", 1},
-      {"0.1234567890123456", 0},
-      {"10000000.00000001", 0},
+      /* 16 to 19 digits: where the float is certain (floats printed with
+       * 17 digits, as OpenAI's embeddings are), none past 19 */
+      {"0.1234567890123456", 1},
+      {"10000000.00000001", 1},
+      {"-0.006929283495992422", 1},
+      {"0.0023064255156824", 1},
+      {"1234567890.123456789", 1},
+      {"1234567890.1234567891", 0},
+      {"0.15625000000000001", 1},
+      /* 1 + 2^-24, halfway between the floats 1 and 1 + 2^-23, and a
+       * hair either side of it: a double's rounding can go either way */
+      {"1.000000059604644775", 0},
+      {"1.000000059604644776", 0},
+      {"1.000000059604644774", 0},
       {"0.000000000000000000000", 1},
       {"0.12345678e-3", 1},
       /* found by fuzz_json_lite: a significand that kept growing by eight
@@ -468,6 +480,32 @@ static void test_number_f32(void **state) {
     flagged += (v->u.elems[i].flags & GW_JVAL_NUM_F32) != 0;
   }
   assert_true(flagged > v->len / 2); /* the fast range is the common case */
+  /* Around halfway points between two floats, where a double's rounding
+   * decides which float: 16 to 19 digits of doubles a few units in the last
+   * place either side of the point, each must read as strtod's does. */
+  n = 0;
+  buf[n++] = '[';
+  for (int i = 0; i < 4000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    float f = (float)((double)(x >> 40) / 16777216.0 * pow(10.0, (double)((x >> 8) % 13) - 6));
+    double half = ((double)f + (double)nextafterf(f, INFINITY)) / 2; /* exact */
+    double d = half;
+    int steps = (int)((x >> 20) % 25) - 12;
+    for (; steps > 0; steps--)
+      d = nextafter(d, INFINITY);
+    for (; steps < 0; steps++)
+      d = nextafter(d, 0);
+    n += (size_t)snprintf(buf + n, 64, "%s%.*g", i ? "," : "", 16 + (int)((x >> 30) % 4),
+                          (x >> 33) & 1 ? -d : d);
+  }
+  buf[n++] = ']';
+  assert_int_equal(parse(a, buf, n, &v, &err), GW_OK);
+  flagged = 0;
+  for (size_t i = 0; i < v->len; i++) {
+    check_f32(&v->u.elems[i], -1);
+    flagged += (v->u.elems[i].flags & GW_JVAL_NUM_F32) != 0;
+  }
+  assert_true(flagged < v->len / 2); /* most are too near to tell */
   free(buf);
   gw_arena_free(a);
 }
