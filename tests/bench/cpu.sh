@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Where a request's CPU goes, the gateway beside nginx: both run (one worker
+# each, pinned to cpu 1) in front of the C mock, and wrk (cpu 0, with the
+# mock) loads them in alternating rounds; each round reads the proxy's user
+# and system CPU time from /proc before and after, divided by the requests
+# served. At low connection counts both are CPU-bound on cpu 1, so the split
+# says which side of the system call line a difference in req/s comes from.
+#   tests/bench/cpu.sh [CONNS] [ROUNDS] [DUR]     (defaults 4, 3, 4 s)
+#   GW_BIN (./ai-gateway); nginx with ../shared/bench/peers/nginx.conf.in.
+# Prints a line per round: req/s, user and system µs per request, minor faults.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+CONNS=${1:-4}
+ROUNDS=${2:-3}
+DUR=${3:-4}
+GW=${GW_BIN:-$ROOT/ai-gateway}
+PEERS_CONF=$ROOT/../shared/bench/peers/nginx.conf.in
+MOCK=19811 PG=18811 PN=18812
+for t in wrk nginx taskset; do
+  command -v $t >/dev/null || { echo "cpu: $t missing" >&2; exit 1; }
+done
+[ -f "$PEERS_CONF" ] || { echo "cpu: $PEERS_CONF missing" >&2; exit 1; }
+TMP=$(mktemp -d /tmp/aigw-cpu.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+make -s -C "$HERE" OUT="$HERE/bin" >/dev/null
+printf '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64}' >"$TMP/chat.json"
+
+taskset -c 0 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
+PIDS+=($!)
+mkdir -p "$TMP/px/logs" "$TMP/px/tmp"
+sed -e "s#@DIR@#$TMP/px#g" -e "s#@UPSTREAM@#127.0.0.1:$MOCK#g" -e "s#@PORT@#$PN#g" \
+  -e "s#@WORKERS@#1#g" "$PEERS_CONF" >"$TMP/px/nginx.conf"
+# one process: its CPU time is the proxy's, with no master to add in
+taskset -c 1 nginx -p "$TMP/px" -c "$TMP/px/nginx.conf" -g 'daemon off; master_process off;' \
+  >"$TMP/nginx.log" 2>&1 &
+NG=$!
+PIDS+=("$NG")
+env TARGET_API_URL=http://127.0.0.1:$MOCK/v1 TARGET_API_KEY=sk-mock PORT=$PG GRPC_PORT=29811 \
+  WORKERS=1 MAX_CONNS_PER_IP=0 LOG_LEVEL=warn taskset -c 1 "$GW" >"$TMP/gw.log" 2>&1 &
+GWP=$!
+PIDS+=("$GWP")
+for port in $PG $PN; do
+  ok=0
+  for _ in $(seq 1 100); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
+            -d @"$TMP/chat.json" http://127.0.0.1:"$port"/v1/chat/completions)" = 200 ]; then ok=1; break; fi
+    sleep 0.1
+  done
+  [ $ok = 1 ] || { echo "cpu: nothing answers on $port" >&2; cat "$TMP/gw.log" "$TMP/nginx.log" >&2; exit 1; }
+done
+
+ticks() { awk '{print $14, $15, $10}' "/proc/$1/stat"; } # utime stime minflt
+HZ=$(getconf CLK_TCK)
+echo "cpu: chat, $CONNS connections, $ROUNDS rounds of ${DUR}s; µs per request"
+for r in $(seq 1 "$ROUNDS"); do
+  for who in gateway nginx; do
+    pid=$GWP port=$PG
+    [ $who = nginx ] && pid=$NG port=$PN
+    BODY_FILE=$TMP/chat.json taskset -c 0 wrk -t1 -c"$CONNS" -d1s -s "$HERE/post.lua" \
+      http://127.0.0.1:$port/v1/chat/completions >/dev/null
+    read -r u0 s0 f0 <<<"$(ticks $pid)"
+    n=$(BODY_FILE=$TMP/chat.json taskset -c 0 wrk -t1 -c"$CONNS" -d"${DUR}s" -s "$HERE/post.lua" \
+      http://127.0.0.1:$port/v1/chat/completions | awk '/requests in/{print $1}')
+    read -r u1 s1 f1 <<<"$(ticks $pid)"
+    awk -v who=$who -v r="$r" -v n="$n" -v d="$DUR" -v u=$((u1 - u0)) -v s=$((s1 - s0)) \
+      -v f=$((f1 - f0)) -v hz="$HZ" 'BEGIN {
+        printf "round %d %-7s %8.0f req/s  user %5.2f  sys %5.2f  total %5.2f  minflt %d\n",
+          r, who, n / d, u / hz * 1e6 / n, s / hz * 1e6 / n, (u + s) / hz * 1e6 / n, f }'
+  done
+done
