@@ -319,15 +319,17 @@ static int leading_zeros(const unsigned char *p) {
   return __builtin_ctzll(w & 0x0f0f0f0f0f0f0f0fu) / 8;
 }
 
-/* For a significand of 16 to 19 digits, |d| above is two roundings off the
- * decimal's value (of |m| to a double, then of the product or quotient):
+/* For a significand of 16 to 19 digits, the double parse_number makes of it
+ * is two roundings off the decimal's value (of the significand to a double,
+ * then of the product or quotient by an exact power of ten):
  * within 2.5 units in the last place of the correctly rounded double that
  * strtod finds, so (float)d is (float) of that double unless a point halfway
  * between two floats is that near. Between 1e-30 and 1e30 floats are normal
  * and such a point is a double whose low 29 bits are 1 followed by 28 zeros;
- * 8 units of margin either side. Floats printed with 17 digits (OpenAI's
- * embeddings; Python's repr of a float32 widened to double) sit next to a
- * float, far from any halfway point, and take this path. */
+ * 8 units of margin either side. Floats printed with 17 digits (Python's
+ * repr of a float32 widened to a double, as vLLM and other Python servers
+ * write embeddings) sit next to a float, far from any halfway point, and
+ * take this path. */
 static int float_is_certain(double d) {
   uint64_t bits;
   memcpy(&bits, &d, sizeof bits);

@@ -436,7 +436,7 @@ static void test_number_f32(void **state) {
       {"-0.00012345678", 1},
       {"0.123456789012345", 1},
       /* 16 to 19 digits: where the float is certain (floats printed with
-       * 17 digits, as OpenAI's embeddings are), none past 19 */
+       * 17 digits, as Python servers write float32 embeddings), none past 19 */
       {"0.1234567890123456", 1},
       {"10000000.00000001", 1},
       {"-0.006929283495992422", 1},
