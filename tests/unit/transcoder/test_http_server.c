@@ -1020,6 +1020,7 @@ static void test_h2_floods(void **state) {
     skip();
   run("/usr/bin/python3 %s %u 2>&1", out, sizeof out,
       gw_test_source_path("tests/integration/http_layer/h2_floods.py"), port_plain);
+  print_message("%s", out); /* which check failed, and why */
   assert_non_null(strstr(out, "sane: ok"));
   assert_non_null(strstr(out, "rapid_reset: ok"));
   assert_non_null(strstr(out, "continuation: ok"));
