@@ -84,4 +84,4 @@ bench:
 	GW_BIN=$${GW_BIN:-$(CURDIR)/ai-gateway} ./tests/bench/run.sh
 
 clean:
-	rm -rf build build-* ai-gateway ai-gateway-dev
+	rm -rf build build-* ai-gateway ai-gateway-dev ai-gateway-pgo
