@@ -18,13 +18,9 @@ ROUNDS=${4:-3}
 DUR=${5:-4}
 CONNS=${CONNS:-32}
 MOCK=19801 PA=18801 PB=18802
-TMP=$(mktemp -d /tmp/aigw-ab.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=tests/bench/lib.sh
+. "$HERE/lib.sh"
+bench_init ab
 make -s -C "$HERE" OUT="$HERE/bin" >/dev/null
 case $SCN in
 chat)

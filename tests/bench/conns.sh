@@ -16,14 +16,9 @@ B=${2:?gateway binary B}
 CONNS=${CONNS:-1024} ROUNDS=${ROUNDS:-3} DUR=${DUR:-3} THREADS=${THREADS:-2}
 MOCK=19811 NGINX=18810 PA=18811 PB=18812
 PEERS=$ROOT/../shared/bench/peers
-TMP=$(mktemp -d /tmp/aigw-conns.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=tests/bench/lib.sh
+. "$HERE/lib.sh"
+bench_init conns
 for t in wrk nginx nstat taskset; do command -v $t >/dev/null || { echo "conns: $t missing" >&2; exit 1; }; done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 make -s -C "$HERE" >/dev/null
@@ -32,11 +27,7 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}],"max_tokens":64}' >"$TMP/body"
 taskset -c 0 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
 PIDS+=($!)
-mkdir -p "$TMP/nginx/logs" "$TMP/nginx/tmp"
-sed -e "s#@DIR@#$TMP/nginx#g" -e "s#@UPSTREAM@#127.0.0.1:$MOCK#g" -e "s#@PORT@#$NGINX#g" \
-  -e "s#@WORKERS@#1#g" "$PEERS/nginx.conf.in" >"$TMP/nginx/nginx.conf"
-taskset -c 1 nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' 2>/dev/null &
-PIDS+=($!)
+PEERS_CONF=$PEERS/nginx.conf.in bench_nginx nginx $MOCK $NGINX 'daemon off;'
 start() {
   TARGET_API_URL=http://127.0.0.1:$MOCK/v1 TARGET_API_KEY=sk-mock PORT=$2 GRPC_PORT=$3 WORKERS=1 \
     MAX_CONNS_PER_IP=0 LOG_LEVEL=warn taskset -c 1 "$1" >"$TMP/gw-$2.log" 2>&1 &

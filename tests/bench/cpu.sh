@@ -16,43 +16,29 @@ ROUNDS=${2:-3}
 DUR=${3:-4}
 GW=${GW_BIN:-$ROOT/ai-gateway}
 PEERS_CONF=$ROOT/../shared/bench/peers/nginx.conf.in
-MOCK=19811 PG=18811 PN=18812
+MOCK=19841 PG=18841 PN=18842
 for t in wrk nginx taskset; do
   command -v $t >/dev/null || { echo "cpu: $t missing" >&2; exit 1; }
 done
 [ -f "$PEERS_CONF" ] || { echo "cpu: $PEERS_CONF missing" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/aigw-cpu.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=tests/bench/lib.sh
+. "$HERE/lib.sh"
+bench_init cpu
 make -s -C "$HERE" OUT="$HERE/bin" >/dev/null
 printf '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64}' >"$TMP/chat.json"
 
 taskset -c 0 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
 PIDS+=($!)
-mkdir -p "$TMP/px/logs" "$TMP/px/tmp"
-sed -e "s#@DIR@#$TMP/px#g" -e "s#@UPSTREAM@#127.0.0.1:$MOCK#g" -e "s#@PORT@#$PN#g" \
-  -e "s#@WORKERS@#1#g" "$PEERS_CONF" >"$TMP/px/nginx.conf"
 # one process: its CPU time is the proxy's, with no master to add in
-taskset -c 1 nginx -p "$TMP/px" -c "$TMP/px/nginx.conf" -g 'daemon off; master_process off;' \
-  >"$TMP/nginx.log" 2>&1 &
-NG=$!
-PIDS+=("$NG")
-env TARGET_API_URL=http://127.0.0.1:$MOCK/v1 TARGET_API_KEY=sk-mock PORT=$PG GRPC_PORT=29811 \
+bench_nginx px $MOCK $PN 'daemon off; master_process off;'
+NG=$NGINX_PID
+env TARGET_API_URL=http://127.0.0.1:$MOCK/v1 TARGET_API_KEY=sk-mock PORT=$PG GRPC_PORT=29841 \
   WORKERS=1 MAX_CONNS_PER_IP=0 LOG_LEVEL=warn taskset -c 1 "$GW" >"$TMP/gw.log" 2>&1 &
 GWP=$!
 PIDS+=("$GWP")
 for port in $PG $PN; do
-  ok=0
-  for _ in $(seq 1 100); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
-            -d @"$TMP/chat.json" http://127.0.0.1:"$port"/v1/chat/completions)" = 200 ]; then ok=1; break; fi
-    sleep 0.1
-  done
-  [ $ok = 1 ] || { echo "cpu: nothing answers on $port" >&2; cat "$TMP/gw.log" "$TMP/nginx.log" >&2; exit 1; }
+  bench_wait_chat "$port" "$TMP/chat.json" ||
+    { echo "cpu: nothing answers on $port" >&2; cat "$TMP/gw.log" "$TMP/px/nginx.log" >&2; exit 1; }
 done
 
 ticks() { awk '{print $14, $15, $10}' "/proc/$1/stat"; } # utime stime minflt

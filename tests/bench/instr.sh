@@ -43,13 +43,9 @@ MODE=${1:?mode: chat, tls, emb, emb64, emb-text, sse, h2c, grpc, grpc-http, anth
 GW=${2:-$ROOT/ai-gateway}
 OUT=${OUT:-$(mktemp /tmp/aigw-instr.XXXXXX)}
 MOCK=19790 HTTP=18790 GRPC=29790
-TMP=$(mktemp -d /tmp/aigw-instr-run.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=tests/bench/lib.sh
+. "$HERE/lib.sh"
+bench_init instr-run
 for t in valgrind callgrind_control callgrind_annotate wrk h2load protoc; do
   command -v $t >/dev/null || { echo "instr: $t missing" >&2; exit 1; }
 done
@@ -144,13 +140,8 @@ nginx | nginx-emb)
 esac
 VG=$!
 PIDS+=($VG)
-ok=0
-for _ in $(seq 1 120); do
-  if [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
-          -d @"$TMP/chat.json" http://127.0.0.1:$HTTP/v1/chat/completions)" = 200 ]; then ok=1; break; fi
-  sleep 0.5
-done
-[ $ok = 1 ] || { echo "instr: the gateway did not answer" >&2; cat "$TMP/gw.log" >&2; exit 1; }
+bench_wait_chat $HTTP "$TMP/chat.json" 120 0.5 ||
+  { echo "instr: the gateway did not answer" >&2; cat "$TMP/gw.log" >&2; exit 1; }
 
 grpc_body() {
   local ds=

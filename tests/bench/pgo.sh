@@ -13,13 +13,9 @@ ROOT=$(cd "$HERE/../.." && pwd)
 B=${1:-$ROOT/build-pgo}
 MOCK=19831 HTTP=18831 GRPC=29831
 command -v wrk >/dev/null || { echo "pgo: wrk missing" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/aigw-pgo.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=tests/bench/lib.sh
+. "$HERE/lib.sh"
+bench_init pgo
 make -s -C "$HERE" OUT="$HERE/bin" >/dev/null
 
 # 1. instrumented (counters updated atomically: the gateway has threads)
@@ -38,13 +34,8 @@ env TARGET_API_URL=http://127.0.0.1:$MOCK/v1 TARGET_API_KEY=sk-mock PORT=$HTTP G
   WORKERS=1 MAX_CONNS_PER_IP=0 LOG_LEVEL=warn "$B/ai-gateway" >"$TMP/gw.log" 2>&1 &
 GW=$!
 PIDS+=("$GW")
-ok=0
-for _ in $(seq 1 100); do
-  if [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
-          -d @"$TMP/chat.json" http://127.0.0.1:$HTTP/v1/chat/completions)" = 200 ]; then ok=1; break; fi
-  sleep 0.1
-done
-[ $ok = 1 ] || { echo "pgo: the instrumented gateway did not answer" >&2; cat "$TMP/gw.log" >&2; exit 1; }
+bench_wait_chat $HTTP "$TMP/chat.json" ||
+  { echo "pgo: the instrumented gateway did not answer" >&2; cat "$TMP/gw.log" >&2; exit 1; }
 load() { # connections seconds body path
   BODY_FILE=$3 wrk -t1 -c"$1" -d"$2"s -s "$HERE/post.lua" http://127.0.0.1:$HTTP"$4" | awk '/requests in/{print "pgo: " $1 " requests"}'
 }

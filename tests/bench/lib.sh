@@ -1,0 +1,42 @@
+# shellcheck shell=bash
+# Shared by the bench scripts (sourced): a scratch folder, the processes to
+# stop when the script ends, and the wait for a proxy to answer.
+#   . "$HERE/lib.sh"; bench_init NAME     -> $TMP, PIDS+=("$!") after each start
+
+bench_init() {
+  TMP=$(mktemp -d "/tmp/aigw-$1.XXXXXX")
+  PIDS=()
+  trap bench_cleanup EXIT INT TERM
+}
+
+bench_cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+
+# bench_wait_chat PORT BODY_FILE [TRIES] [PAUSE]: until a POST of BODY_FILE to
+# /v1/chat/completions on PORT answers 200 (default 100 tries 0.1 s apart).
+bench_wait_chat() {
+  local i
+  for ((i = 0; i < ${3:-100}; i++)); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
+      -d @"$2" "http://127.0.0.1:$1/v1/chat/completions")" = 200 ] && return 0
+    sleep "${4:-0.1}"
+  done
+  return 1
+}
+
+# bench_nginx NAME UPSTREAM_PORT PORT GLOBALS: nginx with the peers'
+# configuration (one worker, proxy_pass to a keep-alive pool of the
+# upstream) in $TMP/NAME, pinned to cpu 1, in the background; its pid in
+# $NGINX_PID and PIDS. GLOBALS: nginx -g ("daemon off;" and more).
+bench_nginx() {
+  local dir=$TMP/$1 conf=${PEERS_CONF:-$HERE/../../../shared/bench/peers/nginx.conf.in}
+  mkdir -p "$dir/logs" "$dir/tmp"
+  sed -e "s#@DIR@#$dir#g" -e "s#@UPSTREAM@#127.0.0.1:$2#g" -e "s#@PORT@#$3#g" \
+    -e "s#@WORKERS@#1#g" "$conf" >"$dir/nginx.conf"
+  taskset -c 1 nginx -p "$dir" -c "$dir/nginx.conf" -g "$4" >"$dir/nginx.log" 2>&1 &
+  NGINX_PID=$!
+  PIDS+=("$NGINX_PID")
+}
