@@ -3,7 +3,7 @@
 # rounds of wrk, so that a change is measured against its base on the same
 # host at the same time (single make bench runs swing by 20% on 2 shared
 # vCPUs). Each gateway runs one worker pinned to cpu 0; the mock and wrk share
-# cpu 1. Prints one line per round and the median of each.
+# cpu 1. Prints one line per round (req/s, wrk's p50 and p99) and the medians.
 #   tests/bench/ab.sh GW_A GW_B [SCENARIO] [ROUNDS] [DUR]
 #   SCENARIO: chat | emb | emb64 (default emb), ROUNDS 3, DUR 4 (seconds);
 #   CONNS=N (environment) the connections of each wrk run (32)
@@ -56,12 +56,14 @@ done
 for r in $(seq 1 "$ROUNDS"); do
   for p in $PA $PB; do
     name=A; [ "$p" = $PB ] && name=B
-    rps=$(BODY_FILE="$TMP/body" taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" -s "$HERE/post.lua" \
-      "http://127.0.0.1:$p$path" | awk '/Requests\/sec/{print $2} /Non-2xx/{print "errors"}' | tr '\n' ' ')
-    echo "$SCN round $r $name $rps"
-    echo "$rps" | awk '{print $1}' >>"$TMP/$name"
+    read -r _ rps p50 p99 err <<<"$(BODY_FILE="$TMP/body" taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" \
+      --latency -s "$HERE/post.lua" "http://127.0.0.1:$p$path" | bench_wrk_summary)"
+    echo "$SCN round $r $name $rps req/s p50 $p50 p99 $p99 us$([ "$err" = 0 ] || echo ", $err non-2xx")"
+    echo "$rps $p50 $p99" >>"$TMP/$name"
   done
 done
+median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 for name in A B; do
-  sort -n "$TMP/$name" | awk -v n=$name -v s="$SCN" '{a[NR]=$1} END{printf "%s %s median %.0f req/s\n", s, n, a[int((NR+1)/2)]}'
+  printf '%s %s median %.0f req/s, p50 %s p99 %s us\n' "$SCN" $name "$(cut -d' ' -f1 "$TMP/$name" | median)" \
+    "$(cut -d' ' -f2 "$TMP/$name" | median)" "$(cut -d' ' -f3 "$TMP/$name" | median)"
 done

@@ -7,7 +7,8 @@
 # says which side of the system call line a difference in req/s comes from.
 #   tests/bench/cpu.sh [CONNS] [ROUNDS] [DUR]     (defaults 4, 3, 4 s)
 #   GW_BIN (./ai-gateway); nginx with ../shared/bench/peers/nginx.conf.in.
-# Prints a line per round: req/s, user and system µs per request, minor faults.
+# Prints a line per round: req/s, wrk's p50 and p99 (µs), user and system µs per
+# request, minor faults.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -51,12 +52,12 @@ for r in $(seq 1 "$ROUNDS"); do
     BODY_FILE=$TMP/chat.json taskset -c 0 wrk -t1 -c"$CONNS" -d1s -s "$HERE/post.lua" \
       http://127.0.0.1:$port/v1/chat/completions >/dev/null
     read -r u0 s0 f0 <<<"$(ticks $pid)"
-    n=$(BODY_FILE=$TMP/chat.json taskset -c 0 wrk -t1 -c"$CONNS" -d"${DUR}s" -s "$HERE/post.lua" \
-      http://127.0.0.1:$port/v1/chat/completions | awk '/requests in/{print $1}')
+    read -r n _ p50 p99 _ <<<"$(BODY_FILE=$TMP/chat.json taskset -c 0 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency \
+      -s "$HERE/post.lua" http://127.0.0.1:$port/v1/chat/completions | bench_wrk_summary)"
     read -r u1 s1 f1 <<<"$(ticks $pid)"
     awk -v who=$who -v r="$r" -v n="$n" -v d="$DUR" -v u=$((u1 - u0)) -v s=$((s1 - s0)) \
-      -v f=$((f1 - f0)) -v hz="$HZ" 'BEGIN {
-        printf "round %d %-7s %8.0f req/s  user %5.2f  sys %5.2f  total %5.2f  minflt %d\n",
-          r, who, n / d, u / hz * 1e6 / n, s / hz * 1e6 / n, (u + s) / hz * 1e6 / n, f }'
+      -v f=$((f1 - f0)) -v hz="$HZ" -v p50="$p50" -v p99="$p99" 'BEGIN {
+        printf "round %d %-7s %8.0f req/s  p50 %5.0f  p99 %5.0f  user %5.2f  sys %5.2f  total %5.2f  minflt %d\n",
+          r, who, n / d, p50, p99, u / hz * 1e6 / n, s / hz * 1e6 / n, (u + s) / hz * 1e6 / n, f }'
   done
 done

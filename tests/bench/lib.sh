@@ -40,3 +40,11 @@ bench_nginx() {
   NGINX_PID=$!
   PIDS+=("$NGINX_PID")
 }
+
+# wrk --latency's output (stdin) -> "REQUESTS REQ_PER_S P50_US P99_US NON_2XX"
+bench_wrk_summary() {
+  awk 'function us(v) { return v ~ /ms$/ ? v * 1000 : v ~ /us$/ ? v + 0 : v * 1e6 }
+    / 50% / { a = us($2) } / 99% / { b = us($2) } /requests in/ { n = $1 }
+    /Requests\/sec/ { r = $2 } /Non-2xx/ { e = $NF }
+    END { print n, r, a, b, e + 0 }'
+}
