@@ -50,6 +50,17 @@ inputs_key() {
   ) | sha1sum | cut -d' ' -f1
 }
 
+# train_load NAME SECONDS CONNS BODY URL [h2load options]: fails unless every
+# request succeeded with a 2xx
+train_load() {
+  local out
+  out=$(h2load -D "$2" -c "$3" -m 1 -d "$4" "${@:6}" "$5" 2>&1)
+  echo "$out" | awk -v n="$1" '
+    /^requests:/ { ok = ($8 > 0 && $10 == 0 && $12 == 0); done = $8 }
+    /^status codes:/ { ok2 = ($3 == done && $7 == 0 && $9 == 0) }
+    END { print "build: training " n ": " done " requests"; exit !(ok && ok2) }' >&2
+}
+
 # train: runs the instrumented $B/ai-gateway under load; its counters are
 # written to $B's .gcda files when it exits.
 train() {
@@ -85,21 +96,12 @@ train() {
     sleep 0.1
   done
   if [ $up = 1 ]; then
-    # load NAME SECONDS CONNS BODY URL [h2load options]: fails unless every request succeeded
-    load() {
-      local out
-      out=$(h2load -D "$2" -c "$3" -m 1 -d "$4" "${@:6}" "$5" 2>&1)
-      echo "$out" | awk -v n="$1" '
-        /^requests:/ { ok = ($8 > 0 && $10 == 0 && $12 == 0); done = $8 }
-        /^status codes:/ { ok2 = ($3 == done && $7 == 0 && $9 == 0) }
-        END { print "build: training " n ": " done " requests"; exit !(ok && ok2) }' >&2
-    }
     local j=(-H 'content-type: application/json') g=(-H 'content-type: application/grpc' -H 'te: trailers')
-    load "chat, HTTP/1.1, 4 connections" 3 4 "$t/chat.json" http://127.0.0.1:$HTTP/v1/chat/completions --h1 "${j[@]}" &&
-      load "chat, HTTP/1.1, 32 connections" 2 32 "$t/chat.json" http://127.0.0.1:$HTTP/v1/chat/completions --h1 "${j[@]}" &&
-      load "embeddings, HTTP/1.1" 2 8 "$t/emb.json" http://127.0.0.1:$HTTP/v1/embeddings --h1 "${j[@]}" &&
-      load "chat, h2c" 1 8 "$t/chat.json" http://127.0.0.1:$HTTP/v1/chat/completions "${j[@]}" &&
-      load "chat, gRPC" 1 8 "$t/req.grpc" http://127.0.0.1:$GRPC/aigateway.v1.Inference/CreateChatCompletion "${g[@]}" &&
+    train_load "chat, HTTP/1.1, 4 connections" 3 4 "$t/chat.json" http://127.0.0.1:$HTTP/v1/chat/completions --h1 "${j[@]}" &&
+      train_load "chat, HTTP/1.1, 32 connections" 2 32 "$t/chat.json" http://127.0.0.1:$HTTP/v1/chat/completions --h1 "${j[@]}" &&
+      train_load "embeddings, HTTP/1.1" 2 8 "$t/emb.json" http://127.0.0.1:$HTTP/v1/embeddings --h1 "${j[@]}" &&
+      train_load "chat, h2c" 1 8 "$t/chat.json" http://127.0.0.1:$HTTP/v1/chat/completions "${j[@]}" &&
+      train_load "chat, gRPC" 1 8 "$t/req.grpc" http://127.0.0.1:$GRPC/aigateway.v1.Inference/CreateChatCompletion "${g[@]}" &&
       "$t/sse_client" 127.0.0.1 $HTTP /v1/chat/completions 8 2 | sed 's/^/build: training streams: /' >&2 || rc=1
   else
     say "the instrumented gateway did not answer"

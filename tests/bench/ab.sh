@@ -36,13 +36,8 @@ emb | emb64)
 esac
 taskset -c 1 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
 PIDS+=($!)
-start() {
-  TARGET_API_URL=http://127.0.0.1:$MOCK/v1 TARGET_API_KEY=sk-mock PORT=$2 GRPC_PORT=$3 WORKERS=1 \
-    MAX_CONNS_PER_IP=0 LOG_LEVEL=warn taskset -c 0 "$1" >"$TMP/gw-$2.log" 2>&1 &
-  PIDS+=($!)
-}
-start "$A" $PA 28801
-start "$B" $PB 28802
+bench_gateway 0 "$A" $PA 28801 $MOCK
+bench_gateway 0 "$B" $PB 28802 $MOCK
 for p in $PA $PB; do
   for _ in $(seq 1 50); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \

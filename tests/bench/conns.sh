@@ -28,14 +28,9 @@ printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."
 taskset -c 0 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
 PIDS+=($!)
 PEERS_CONF=$PEERS/nginx.conf.in bench_nginx nginx $MOCK $NGINX 'daemon off;'
-start() {
-  TARGET_API_URL=http://127.0.0.1:$MOCK/v1 TARGET_API_KEY=sk-mock PORT=$2 GRPC_PORT=$3 WORKERS=1 \
-    MAX_CONNS_PER_IP=0 LOG_LEVEL=warn taskset -c 1 "$1" >"$TMP/gw-$2.log" 2>&1 &
-  PIDS+=($!)
-}
-start "$A" $PA 28811
-start "$B" $PB 28812
-for p in $MOCK $NGINX $PA $PB; do wait_port $p || { echo "conns: port $p never opened" >&2; exit 1; }; done
+bench_gateway 1 "$A" $PA 28811 $MOCK
+bench_gateway 1 "$B" $PB 28812 $MOCK
+for p in $MOCK $NGINX $PA $PB; do wait_port "$p" || { echo "conns: port $p never opened" >&2; exit 1; }; done
 sleep 1
 
 printf '%-6s %-6s %10s %9s %9s %9s\n' round target req/s p50 p99 connects

@@ -33,13 +33,11 @@ PIDS+=($!)
 # one process: its CPU time is the proxy's, with no master to add in
 bench_nginx px $MOCK $PN 'daemon off; master_process off;'
 NG=$NGINX_PID
-env TARGET_API_URL=http://127.0.0.1:$MOCK/v1 TARGET_API_KEY=sk-mock PORT=$PG GRPC_PORT=29841 \
-  WORKERS=1 MAX_CONNS_PER_IP=0 LOG_LEVEL=warn taskset -c 1 "$GW" >"$TMP/gw.log" 2>&1 &
-GWP=$!
-PIDS+=("$GWP")
+bench_gateway 1 "$GW" $PG 29841 $MOCK
+GWP=$GW_PID
 for port in $PG $PN; do
   bench_wait_chat "$port" "$TMP/chat.json" ||
-    { echo "cpu: nothing answers on $port" >&2; cat "$TMP/gw.log" "$TMP/px/nginx.log" >&2; exit 1; }
+    { echo "cpu: nothing answers on $port" >&2; cat "$TMP/gw-$PG.log" "$TMP/px/nginx.log" >&2; exit 1; }
 done
 
 ticks() { awk '{print $14, $15, $10}' "/proc/$1/stat"; } # utime stime minflt

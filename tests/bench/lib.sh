@@ -27,6 +27,16 @@ bench_wait_chat() {
   return 1
 }
 
+# bench_gateway CPU BIN PORT GRPC_PORT MOCK_PORT: the gateway BIN (one worker,
+# pinned to CPU) in front of the C mock on MOCK_PORT, in the background; its
+# log in $TMP/gw-PORT.log, its pid in $GW_PID and PIDS.
+bench_gateway() {
+  env TARGET_API_URL="http://127.0.0.1:$5/v1" TARGET_API_KEY=sk-mock PORT="$3" GRPC_PORT="$4" WORKERS=1 \
+    MAX_CONNS_PER_IP=0 LOG_LEVEL=warn taskset -c "$1" "$2" >"$TMP/gw-$3.log" 2>&1 &
+  GW_PID=$!
+  PIDS+=("$GW_PID")
+}
+
 # bench_nginx NAME UPSTREAM_PORT PORT GLOBALS: nginx with the peers'
 # configuration (one worker, proxy_pass to a keep-alive pool of the
 # upstream) in $TMP/NAME, pinned to cpu 1, in the background; its pid in

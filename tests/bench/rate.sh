@@ -21,9 +21,7 @@ make -s -C "$HERE" OUT="$HERE/bin" >/dev/null
 printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}],"max_tokens":64}' >"$TMP/chat.json"
 taskset -c 0 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
 PIDS+=("$!")
-env TARGET_API_URL=http://127.0.0.1:$MOCK/v1 TARGET_API_KEY=sk-mock PORT=$PG GRPC_PORT=28861 WORKERS=1 \
-  MAX_CONNS_PER_IP=0 LOG_LEVEL=warn taskset -c 1 "$GW" >"$TMP/gw.log" 2>&1 &
-PIDS+=("$!")
+bench_gateway 1 "$GW" $PG 28861 $MOCK
 bench_nginx px $MOCK $PN "daemon off;"
 for p in $PG $PN; do
   bench_wait_chat "$p" "$TMP/chat.json" || { echo "rate: nothing answers on $p" >&2; exit 1; }
