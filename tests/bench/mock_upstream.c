@@ -11,7 +11,8 @@
  *
  * Serves GET /v1/models, POST /v1/chat/completions (a fixed answer, or an SSE
  * stream when the body says "stream":true), POST /v1/completions and
- * POST /v1/embeddings (base64 vectors when the body says "base64"). Answers are prebuilt; each
+ * POST /v1/embeddings (base64 vectors when the body says "base64"; 64 different vectors, each
+ * thread sending them in turn, as a real model's answers differ). Answers are prebuilt; each
  * thread owns its epoll and its listener (SO_REUSEPORT), so the mock costs a few µs per request and
  * is never the bottleneck. Every SSE chunk's "id" carries the CLOCK_MONOTONIC nanosecond at which
  * it was written ("chatcmpl-<ns>"): the stream client subtracts it from the arrival time to get
@@ -53,9 +54,16 @@ static const char compl_body[] =
     "{\"id\":\"cmpl-mock\",\"object\":\"text_completion\",\"created\":1700000000,\"model\":"
     "\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"text\":\"Hello!\",\"finish_reason\":\"stop\"}],"
     "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}";
-static char *emb_body, *emb64_body; /* 256 floats, as numbers and in base64, built at start */
-static char *resp_models, *resp_chat, *resp_compl, *resp_emb, *resp_emb64, *resp_404;
-static size_t len_models, len_chat, len_compl, len_emb, len_emb64, len_404;
+/* Embeddings: EMB_VECTORS vectors of 256 floats, as numbers and in base64,
+ * built at start. One vector sent every time would let the gateway's float
+ * printer run on branches the CPU has learned (the same 256 numbers on every
+ * request): ~30 ns a number against ~45 for numbers it has not seen. */
+#define EMB_VECTORS 64
+static char *resp_emb[EMB_VECTORS], *resp_emb64[EMB_VECTORS];
+static size_t len_emb[EMB_VECTORS], len_emb64[EMB_VECTORS];
+static __thread unsigned emb_next; /* the vector this thread sends next */
+static char *resp_models, *resp_chat, *resp_compl, *resp_404;
+static size_t len_models, len_chat, len_compl, len_404;
 
 static const char sse_head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -93,56 +101,61 @@ static char *mkresp(const char *status, const char *body, size_t *len) {
   return r;
 }
 
-static void build(void) {
-  size_t cap = 256 * 26 + 512;
-  emb_body = malloc(cap);
-  size_t o = (size_t)sprintf(emb_body, "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\","
-                                       "\"index\":0,\"embedding\":[");
+/* Vector |v| of the embeddings, in both forms: the floats follow one fixed
+ * pseudo-random sequence (*seed), so every run sends the same bytes. */
+static void build_embedding(int v, uint32_t *seed, int as_double) {
+  char *body = malloc(256 * 26 + 512);
+  size_t o = (size_t)sprintf(body, "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\","
+                                   "\"index\":0,\"embedding\":[");
   /* As OpenAI writes them: float32 values near zero, each in its shortest
-   * text (-0.0069292834, 0.00012345678, ...), from a fixed pseudo-random
-   * sequence so every run sends the same bytes. MOCK_EMB_TEXT=double: the
+   * text (-0.0069292834, 0.00012345678, ...). MOCK_EMB_TEXT=double: the
    * shortest text of the double each float widens to, as Python's repr
    * (-0.006929283495992422). */
-  const char *text_form = getenv("MOCK_EMB_TEXT");
-  int as_double = text_form && strcmp(text_form, "double") == 0;
-  uint32_t seed = 12345;
   float vec[256];
   for (int i = 0; i < 256; i++) {
-    seed = seed * 1103515245u + 12345u;
-    float v = vec[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 0.1f;
+    *seed = *seed * 1103515245u + 12345u;
+    float f = vec[i] = ((float)(*seed >> 8) / 16777216.0f - 0.5f) * 0.1f;
     char t[32];
     for (int p = as_double ? 1 : 6; p <= (as_double ? 17 : 9); p++) {
-      snprintf(t, sizeof t, "%.*g", p, (double)v);
-      if (as_double ? strtod(t, NULL) == (double)v : strtof(t, NULL) == v)
+      snprintf(t, sizeof t, "%.*g", p, (double)f);
+      if (as_double ? strtod(t, NULL) == (double)f : strtof(t, NULL) == f)
         break;
     }
-    o += (size_t)sprintf(emb_body + o, "%s%s", i ? "," : "", t);
+    o += (size_t)sprintf(body + o, "%s%s", i ? "," : "", t);
   }
-  sprintf(emb_body + o, "]}],\"model\":\"text-embedding-3-small\",\"usage\":{\"prompt_tokens\":8,"
-                        "\"total_tokens\":8}}");
+  sprintf(body + o, "]}],\"model\":\"text-embedding-3-small\",\"usage\":{\"prompt_tokens\":8,"
+                    "\"total_tokens\":8}}");
+  resp_emb[v] = mkresp("200 OK", body, &len_emb[v]);
   /* The same vector for "encoding_format":"base64": little-endian float32
    * bytes in standard base64, as OpenAI sends it. */
   static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   const unsigned char *raw = (const unsigned char *)vec;
   size_t nraw = sizeof vec;
-  emb64_body = malloc(nraw / 3 * 4 + 1024);
-  o = (size_t)sprintf(emb64_body, "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\","
-                                  "\"index\":0,\"embedding\":\"");
+  o = (size_t)sprintf(body, "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\","
+                            "\"index\":0,\"embedding\":\"");
   for (size_t i = 0; i < nraw; i += 3) {
     uint32_t w = (uint32_t)raw[i] << 16 | (i + 1 < nraw ? (uint32_t)raw[i + 1] << 8 : 0) |
                  (i + 2 < nraw ? raw[i + 2] : 0);
-    emb64_body[o++] = b64[w >> 18 & 63];
-    emb64_body[o++] = b64[w >> 12 & 63];
-    emb64_body[o++] = i + 1 < nraw ? b64[w >> 6 & 63] : '=';
-    emb64_body[o++] = i + 2 < nraw ? b64[w & 63] : '=';
+    body[o++] = b64[w >> 18 & 63];
+    body[o++] = b64[w >> 12 & 63];
+    body[o++] = i + 1 < nraw ? b64[w >> 6 & 63] : '=';
+    body[o++] = i + 2 < nraw ? b64[w & 63] : '=';
   }
-  sprintf(emb64_body + o, "\"}],\"model\":\"text-embedding-3-small\",\"usage\":{\"prompt_"
-                          "tokens\":8,\"total_tokens\":8}}");
-  resp_emb64 = mkresp("200 OK", emb64_body, &len_emb64);
+  sprintf(body + o, "\"}],\"model\":\"text-embedding-3-small\",\"usage\":{\"prompt_"
+                    "tokens\":8,\"total_tokens\":8}}");
+  resp_emb64[v] = mkresp("200 OK", body, &len_emb64[v]);
+  free(body);
+}
+
+static void build(void) {
+  const char *text_form = getenv("MOCK_EMB_TEXT");
+  int as_double = text_form && strcmp(text_form, "double") == 0;
+  uint32_t seed = 12345;
+  for (int v = 0; v < EMB_VECTORS; v++)
+    build_embedding(v, &seed, as_double);
   resp_models = mkresp("200 OK", models_body, &len_models);
   resp_chat = mkresp("200 OK", chat_body, &len_chat);
   resp_compl = mkresp("200 OK", compl_body, &len_compl);
-  resp_emb = mkresp("200 OK", emb_body, &len_emb);
   resp_404 = mkresp("404 Not Found",
                     "{\"error\":{\"message\":\"not found\",\"type\":\"invalid_"
                     "request_error\",\"code\":\"not_found\"}}",
@@ -326,10 +339,11 @@ static int serve(loop *l, conn *c) {
       }
       iov = (struct iovec){resp_chat, len_chat};
     } else if (strncmp(path, "/v1/embeddings", 14) == 0) {
+      unsigned v = emb_next++ % EMB_VECTORS;
       if (memmem(body, clen, "\"base64\"", 8))
-        iov = (struct iovec){resp_emb64, len_emb64};
+        iov = (struct iovec){resp_emb64[v], len_emb64[v]};
       else
-        iov = (struct iovec){resp_emb, len_emb};
+        iov = (struct iovec){resp_emb[v], len_emb[v]};
     } else if (strncmp(path, "/v1/completions", 15) == 0) {
       iov = (struct iovec){resp_compl, len_compl};
     } else {
