@@ -245,6 +245,27 @@ static inline __attribute__((always_inline)) int rounds_back(const struct scaled
   return 1;
 }
 
+/* The p-digit rounding of |x| scaled back to nine digits, |unit| = 10^(9-p)
+ * >= 10, when |x| has a fraction: the exact value is then never on a
+ * midpoint, and half a unit or more rounds up (rounds_back with no branch
+ * and no tie to look at). */
+static inline __attribute__((always_inline)) uint32_t round_frac(const struct scaled *x,
+                                                                 uint32_t unit) {
+  return (x->whole + unit / 2) / unit * unit; /* under 2^32: whole < 10^9 */
+}
+
+/* 1 when |r| (a rounding scaled back) reads back to v. */
+static inline __attribute__((always_inline)) uint32_t reads_back(const struct scaled *x,
+                                                                 uint32_t r) {
+  return r - x->lo <= x->span;
+}
+
+/* |ok| ? |a| : |b| for |ok| 0 or 1, as arithmetic (a conditional move). */
+static inline __attribute__((always_inline)) uint32_t pick(uint32_t ok, uint32_t a, uint32_t b) {
+  uint32_t m = 0u - ok;
+  return (a & m) | (b & ~m);
+}
+
 /* The eight decimal digits of |d| < 10^8 as byte values 0-9, the first
  * digit in the low byte (text order on a little-endian machine): the two
  * halves of four digits split into pairs, the pairs into digits, each step
@@ -334,11 +355,26 @@ static inline __attribute__((always_inline)) size_t float_exact(uint32_t bits, c
       p = 9;
     else
       return 0; /* nine digits always read back: not reached */
-  } else if (rounds_back(&x, 100, &r)) {
+  } else if (x.frac != 0) {
     /* With gaps as wide on both sides, a precision that reads back is
      * followed by ones that do: p + 1 digits round at least as near to v,
-     * and a tie lands on the mirror point, inside as the first was. So
-     * two tries find the first precision instead of up to four. */
+     * and a tie lands on the mirror point, inside as the first was. So the
+     * first precision is 8 less the number of shorter ones that read back
+     * when 8 digits do (99 numbers in 100), worked out and picked from
+     * without a branch: which of 6, 7 or 8 a number needs is a coin toss a
+     * branch would mispredict. */
+    uint32_t r8 = round_frac(&x, 10), r7 = round_frac(&x, 100), r6 = round_frac(&x, 1000);
+    uint32_t ok7 = reads_back(&x, r7), ok6 = reads_back(&x, r6);
+    if (__builtin_expect(reads_back(&x, r8), 1)) {
+      r = pick(ok7, r7, r8);
+      r = pick(ok6, r6, r);
+      p = 8 - (int)(ok6 + ok7);
+    } else if (rounds_back(&x, 1, &r)) {
+      p = 9;
+    } else {
+      return 0; /* nine digits always read back: not reached */
+    }
+  } else if (rounds_back(&x, 100, &r)) { /* the same, with ties to even */
     uint32_t r6;
     p = 7;
     if (rounds_back(&x, 1000, &r6)) {
