@@ -191,6 +191,7 @@ HWM_kib() { awk '/^VmHWM/{print $2}' "/proc/$1/status"; }
 head -c 102400 /dev/zero | tr '\0' 'a' >"$TMP/big.txt"
 printf '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64}' >"$TMP/chat.json"
 printf '{"model":"text-embedding-3-small","input":"The food was delicious and the waiter was kind."}' >"$TMP/emb.json"
+printf '{"model":"text-embedding-3-small","input":"The food was delicious and the waiter was kind.","encoding_format":"base64"}' >"$TMP/emb64.json"
 printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"%s"}],"max_tokens":64}' "$(cat "$TMP/big.txt")" >"$TMP/big.json"
 
 echo "bench: starting mock, peers, gateway ($GW_BIN, WORKERS=$GW_WORKERS)" >&2
@@ -227,6 +228,7 @@ sse_scn "hop-sse" 1 delay-1000 "$HOP_T"
 if [ "$QUICK" != 1 ]; then
   echo "bench: embeddings, 100 KB prompts" >&2
   wrk_scn "emb-c32" /v1/embeddings 32 "$TMP/emb.json"
+  wrk_scn "emb64-c32" /v1/embeddings 32 "$TMP/emb64.json"
   wrk_scn "big-c8" /v1/chat/completions 8 "$TMP/big.json"
 
   echo "bench: h2c and gRPC" >&2
@@ -311,7 +313,7 @@ echo "## HTTP/1.1 (wrk): req/s, latency in µs"
 echo
 echo "| scenario | target | req/s | p50 | p99 | errors | req/s vs direct | vs nginx | vs Portkey |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
-for s in chat-c1 chat-c32 chat-c256 emb-c32 big-c8; do
+for s in chat-c1 chat-c32 chat-c256 emb-c32 emb64-c32 big-c8; do
   for t in $(targets); do
     r=$(row $s $t); [ -n "$r" ] || continue
     set -- $r
@@ -320,7 +322,9 @@ for s in chat-c1 chat-c32 chat-c256 emb-c32 big-c8; do
   done
 done
 echo
-echo "chat = OpenAI chat completion (0.2 KB request, 0.4 KB answer); emb = embeddings (256 floats);"
+echo "chat = OpenAI chat completion (0.2 KB request, 0.4 KB answer); emb = embeddings (256 floats, as"
+echo "JSON numbers: the gateway prints each one; the mock sends 64 different vectors in turn);"
+echo "emb64 = the same with \"encoding_format\":\"base64\" (the official SDKs' default; no number printed);"
 echo "big = a 100 KB prompt, 8 connections."
 echo
 echo "## Streaming (sse_client): 21 events per stream"
