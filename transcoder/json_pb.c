@@ -2060,7 +2060,9 @@ static size_t plain_len(const char *s) {
 static int print_string(gw_buf *b, const char *s) {
   const unsigned char *p = (const unsigned char *)(s ? s : "");
   size_t n = plain_len((const char *)p);
-  if (n != SIZE_MAX && b->data && n + 2 < b->alloc - b->len) { /* plain and it fits: one copy */
+  if (n != SIZE_MAX) { /* plain: one copy, into room made once (a 100 KB prompt) */
+    if (!b->data || n + 2 >= b->alloc - b->len)
+      TRY(gw_buf_reserve(b, n + 2));
     char *o = b->data + b->len;
     o[0] = '"';
     memcpy(o + 1, p, n);

@@ -971,6 +971,38 @@ static void test_print_string_alignments(void **state) {
   gw_buf_release(&want);
 }
 
+/* A plain string longer than the room left (a 100 KB prompt) is written with
+ * one reservation and one copy: whole, and refused whole when the cap is one
+ * byte short, the buffer left as it was. */
+static void test_print_long_string(void **state) {
+  (void)state;
+  size_t len = 100000;
+  char *str = malloc(len + 1);
+  for (size_t i = 0; i < len; i++)
+    str[i] = (char)('a' + (i % 26));
+  str[len] = '\0';
+  Codectest__Inner m = CODECTEST__INNER__INIT;
+  m.name = str;
+  size_t whole = strlen("{\"name\":\"") + len + strlen("\"}");
+  for (size_t cap = whole - 1; cap <= whole + 1; cap++) {
+    gw_buf b;
+    gw_buf_init(&b, cap);
+    int rc = gw_pb_to_json(&m.base, NULL, &b);
+    if (cap < whole) {
+      assert_int_equal(rc, GW_ERR_TOOBIG);
+      assert_int_equal(b.len, 0);
+    } else {
+      assert_int_equal(rc, GW_OK);
+      assert_int_equal(b.len, whole);
+      assert_memory_equal(b.data, "{\"name\":\"", 9);
+      assert_memory_equal(b.data + 9, str, len);
+      assert_string_equal(b.data + 9 + len, "\"}");
+    }
+    gw_buf_release(&b);
+  }
+  free(str);
+}
+
 /* The direct path reads an integer written as plain digits, and a string,
  * straight into the field: every number form and range edge reads as the DOM
  * path reads it (a value, or the same error), in each integer field kind,
@@ -1273,6 +1305,7 @@ int main(void) {
       cmocka_unit_test(test_member_order_guess),
       cmocka_unit_test(test_direct_integers_and_strings),
       cmocka_unit_test(test_print_string_alignments),
+      cmocka_unit_test(test_print_long_string),
       cmocka_unit_test(test_field_cache),
       cmocka_unit_test(test_direct_wrappers_and_unions),
       cmocka_unit_test(test_failmalloc),
