@@ -933,8 +933,14 @@ static void test_print_string_alignments(void **state) {
   gw_buf out, want;
   gw_buf_init(&out, 1 << 20);
   gw_buf_init(&want, 1 << 20);
-  for (size_t len = 1; len <= 40; len++) /* (an empty string is not written) */
-    for (size_t align = 0; align < 16; align++)
+  /* (an empty string is not written); past 64 bytes the scan may go on 32
+   * bytes a step from a 32-aligned address (AVX2): long strings at every
+   * alignment to 32, specials at every position around those blocks */
+  static const size_t longs[] = {63, 64,  65,  79,  80,  81,  95,  96,
+                                 97, 111, 112, 127, 128, 129, 161, 200};
+  for (size_t li = 0; li < 40 + sizeof longs / sizeof longs[0]; li++) {
+    size_t len = li < 40 ? li + 1 : longs[li - 40];
+    for (size_t align = 0; align < (len > 40 ? 32u : 16u); align++)
       for (int sp = -1; sp < (int)sizeof specials; sp++)
         for (size_t at = 0; at < (sp < 0 ? 1 : len); at++) {
           char *block = malloc(align + len + 1), *str = block + align;
@@ -967,6 +973,7 @@ static void test_print_string_alignments(void **state) {
             fail_msg("len %zu align %zu: %s, want %s", len, align, out.data, want.data);
           free(block);
         }
+  }
   gw_buf_release(&out);
   gw_buf_release(&want);
 }
