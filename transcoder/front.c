@@ -402,6 +402,7 @@ void gw_http_front_handle(gw_http_stream *s, const gw_http_request *req, void *a
     gw_http_respond_error(s, 503, "server_error", "overloaded", "out of memory");
     return;
   }
+  call->request_bytes = req->body_len;
   h->front = front;
   h->s = s;
   h->call = call;

@@ -591,6 +591,7 @@ static void serve_pipeline(gw_http_stream *s, const gw_http_request *req, gw_htt
   gw_pb_arena pa;
   gw_pb_arena_init(&pa, arena);
   call->request = protobuf_c_message_unpack(m->input, &pa.allocator, len, msg);
+  call->request_bytes = len;
   gw_buf_release(&plain);
   if (!call->request) {
     if (gw_pb_arena_unpack_error(&pa) == GW_ERR_NOMEM)

@@ -595,6 +595,7 @@ static void start_pipeline(scall *sc, grpc_byte_buffer *payload, gpr_timespec de
   }
   call->request = protobuf_c_message_unpack(sc->m->input, &alloc, GRPC_SLICE_LENGTH(s),
                                             GRPC_SLICE_START_PTR(s));
+  call->request_bytes = GRPC_SLICE_LENGTH(s);
   grpc_slice_unref(s);
   if (!call->request) {
     gw_call_finishf(call, GW_STATUS_INVALID_ARGUMENT, "request is not a valid %s",

@@ -77,6 +77,9 @@ struct gw_call {
   struct gw_pipeline *pipeline;
   const gw_method_info *method;
   ProtobufCMessage *request; /* in |arena| */
+  /* The request's size as it came (the JSON body, the protobuf message): a
+   * hint for the room of what is written from it (0 when unknown). */
+  size_t request_bytes;
 
   /* Request metadata (in |arena|; NULL when absent). */
   const char *request_id;

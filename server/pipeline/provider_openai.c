@@ -617,6 +617,14 @@ static int rewrite_request(oai_call *o) {
     if (f && f->type == PROTOBUF_C_TYPE_STRING)
       *(const char **)((char *)req + f->offset) = o->b->embeddings_float ? "float" : "base64";
   }
+  /* Room for the upstream's JSON at once, about the size of what the client
+   * sent (JSON or the smaller protobuf, plus a margin): a 10 KB conversation
+   * grew the buffer from 256 bytes six times, each time copying what was
+   * written (the arena cannot grow a block in place). A failure here is
+   * the print's to report. */
+  size_t hint = call->request_bytes;
+  if (hint > 200 && hint < REQUEST_CAP / 2)
+    (void)gw_buf_reserve(&o->x.body, hint + hint / 4 + 256);
   return gw_pb_to_json(req, &out_opts, &o->x.body);
 }
 

@@ -5,7 +5,8 @@
 # vCPUs). Each gateway runs one worker pinned to cpu 0; the mock and wrk share
 # cpu 1. Prints one line per round (req/s, wrk's p50 and p99) and the medians.
 #   tests/bench/ab.sh GW_A GW_B [SCENARIO] [ROUNDS] [DUR]
-#   SCENARIO: chat | big (a 100 KB prompt, as make bench's big-c8) | emb | emb64
+#   SCENARIO: chat | conv (a 10 KB conversation, conv.json) | big (a 100 KB prompt,
+#   as make bench's big-c8) | emb | emb64
 #   (default emb), ROUNDS 3, DUR 4 (seconds);
 #   CONNS=N (environment) the connections of each wrk run (32)
 # Needs wrk and taskset; builds the mock with make -C tests/bench. Its gRPC
@@ -27,6 +28,10 @@ case $SCN in
 chat)
   path=/v1/chat/completions
   printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}],"max_tokens":64}' >"$TMP/body"
+  ;;
+conv)
+  path=/v1/chat/completions
+  cp "$HERE/conv.json" "$TMP/body"
   ;;
 big)
   path=/v1/chat/completions

@@ -5,9 +5,11 @@
 # upstream; after a warm-up the counters are zeroed, a fixed load runs, and
 # the total is divided by the work done.
 #   tests/bench/instr.sh MODE [GW_BIN]
-#     MODE: chat | tls | emb | emb64 | sse | h2c | grpc | grpc-http | anthropic | gemini | bedrock | azure
+#     MODE: chat | conv | tls | emb | emb64 | sse | h2c | grpc | grpc-http | anthropic | gemini | bedrock | azure
 #           | anthropic-sse | gemini-sse | bedrock-sse | azure-sse | nginx | nginx-emb
 #     chat  proxied chat completions, wrk -c1 for 6 s    -> per request
+#     conv  the same with a 10 KB conversation (tests/bench/conv.json: a system
+#           prompt and ten turns, some with escapes)
 #     tls   the same to an https:// upstream (nginx terminating TLS in front of
 #           the mock; a certificate made for the run, trusted via SSL_CERT_FILE)
 #     emb   /v1/embeddings (256 floats), wrk -c1 for 6 s -> per request
@@ -39,7 +41,7 @@
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-MODE=${1:?mode: chat, tls, emb, emb64, emb-text, sse, h2c, grpc, grpc-http, anthropic|gemini|bedrock|azure[-sse], nginx, nginx-emb}
+MODE=${1:?mode: chat, conv, tls, emb, emb64, emb-text, sse, h2c, grpc, grpc-http, anthropic|gemini|bedrock|azure[-sse], nginx, nginx-emb}
 GW=${2:-$ROOT/ai-gateway}
 OUT=${OUT:-$(mktemp /tmp/aigw-instr.XXXXXX)}
 MOCK=19790 HTTP=18790 GRPC=29790
@@ -157,9 +159,10 @@ grpc_body() {
 load() { # $1: warm-up or measure; prints the units of work done
   local n=${1}
   case $MODE in
-  chat | tls | emb | emb64 | emb-text | anthropic* | gemini* | bedrock* | azure* | nginx | nginx-emb)
+  chat | conv | tls | emb | emb64 | emb-text | anthropic* | gemini* | bedrock* | azure* | nginx | nginx-emb)
     local body=$TMP/chat.json path=/v1/chat/completions
     case $MODE in
+    conv) body=$HERE/conv.json ;;
     emb | emb64) body=$TMP/$MODE.json path=/v1/embeddings ;;
     emb-text) body=$TMP/emb.json path=/v1/embeddings ;;
     nginx-emb) body=$TMP/emb.json path=/v1/embeddings ;;
