@@ -9,9 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(GW_JSON_SKIP_AVX2)
-#include <immintrin.h>
-#endif
 
 #include "core/alloc.h"
 #include "core/status.h"
@@ -894,19 +891,10 @@ const gw_jval *gw_json_lite_get(const gw_jval *obj, const char *key, size_t key_
 #if defined(GW_JSON_SKIP_AVX2)
 __attribute__((target("avx2"))) const unsigned char *
 gw_json_skip_plain_avx2(const unsigned char *q, const unsigned char *end) {
-  /* as the SSE2 loop: a signed compare below 0x20 flags the controls and
-   * every byte >= 0x80 (negative) at once */
-  const __m256i quote = _mm256_set1_epi8('"'), bslash = _mm256_set1_epi8('\\'),
-                space = _mm256_set1_epi8(0x20);
-  while (end - q >= 32) {
-    __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)q);
-    __m256i hit =
-        _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(x, quote), _mm256_cmpeq_epi8(x, bslash)),
-                        _mm256_cmpgt_epi8(space, x));
-    unsigned m = (unsigned)_mm256_movemask_epi8(hit);
+  for (; end - q >= 32; q += 32) {
+    unsigned m = gw_json_special_mask32(_mm256_loadu_si256((const __m256i *)(const void *)q));
     if (m)
       return q + __builtin_ctz(m);
-    q += 32;
   }
   return gw_json_skip_plain(q, end); /* under 32 bytes left: no way back here */
 }

@@ -157,10 +157,20 @@ static inline uint64_t gw_json_special_bytes(uint64_t w) {
 }
 
 #if defined(__SSE2__) && defined(__x86_64__)
+#include <immintrin.h>
+#define GW_JSON_SKIP_AVX2 1
+/* A bit for each of the 32 bytes of |x| that is '"', '\\', a control or
+ * non-ASCII: a signed compare below 0x20 flags the controls and every byte
+ * >= 0x80 (negative) at once. For functions built for AVX2 only. */
+__attribute__((target("avx2"))) static inline unsigned gw_json_special_mask32(__m256i x) {
+  __m256i hit = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(x, _mm256_set1_epi8('"')),
+                                                _mm256_cmpeq_epi8(x, _mm256_set1_epi8('\\'))),
+                                _mm256_cmpgt_epi8(_mm256_set1_epi8(0x20), x));
+  return (unsigned)_mm256_movemask_epi8(hit);
+}
 /* gw_json_skip_plain for a long run, 32 bytes a step: only where the CPU
  * has AVX2 (json_lite.c; gw_json_skip_plain asks). */
 const unsigned char *gw_json_skip_plain_avx2(const unsigned char *q, const unsigned char *end);
-#define GW_JSON_SKIP_AVX2 1
 #endif
 
 /* Skips the bytes of a string that need no look: not '"', '\\', a control

@@ -2028,30 +2028,24 @@ static int escape_char(gw_buf *b, unsigned char ch) {
 /* |s| as a JSON string. protobuf-c does not check that strings from the wire
  * are UTF-8, so bytes that are not become U+FFFD rather than invalid JSON. */
 #if defined(__SSE2__)
-/* The length of |s| when every byte of it is plain (gw_json_skip_plain's
- * sense), else SIZE_MAX: strlen and the scan in one pass. It reads 16 aligned
- * bytes at a time, as strlen does: an aligned load never crosses into the
- * next page, so reading past the NUL is safe on the machine, though not in
- * C's abstract machine; AddressSanitizer is told to let it be. */
 #if defined(GW_JSON_SKIP_AVX2)
 /* The rest of plain_len's scan from the 32-aligned |at|, 32 bytes a step
  * (CPUs with AVX2): where it stops. */
 __attribute__((no_sanitize("address"), target("avx2"))) static const char *
 plain_stop_avx2(uintptr_t at) {
-  const __m256i quote = _mm256_set1_epi8('"'), bslash = _mm256_set1_epi8('\\'),
-                space = _mm256_set1_epi8(0x20);
   for (;; at += 32) {
-    __m256i x = _mm256_load_si256((const __m256i *)at);
-    __m256i hit =
-        _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(x, quote), _mm256_cmpeq_epi8(x, bslash)),
-                        _mm256_cmpgt_epi8(space, x));
-    unsigned m = (unsigned)_mm256_movemask_epi8(hit);
+    unsigned m = gw_json_special_mask32(_mm256_load_si256((const __m256i *)at));
     if (m)
       return (const char *)at + __builtin_ctz(m);
   }
 }
 #endif
 
+/* The length of |s| when every byte of it is plain (gw_json_skip_plain's
+ * sense), else SIZE_MAX: strlen and the scan in one pass. It reads 16 aligned
+ * bytes at a time, as strlen does: an aligned load never crosses into the
+ * next page, so reading past the NUL is safe on the machine, though not in
+ * C's abstract machine; AddressSanitizer is told to let it be. */
 __attribute__((no_sanitize("address"))) static size_t plain_len(const char *s) {
   const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
                 space = _mm_set1_epi8(0x20);

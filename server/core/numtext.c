@@ -227,6 +227,13 @@ struct scaled {
   uint64_t lo, span;
 };
 
+/* 1 when |r| (a rounding scaled back to nine digits) reads back to v: one
+ * compare for both ends. */
+static inline __attribute__((always_inline)) uint32_t reads_back(const struct scaled *x,
+                                                                 uint32_t r) {
+  return r - x->lo <= x->span;
+}
+
 /* The p-digit rounding of |x| (ties to even, on the exact value), scaled
  * back to nine digits, in |*r| when it reads back to v; |unit| = 10^(9-p),
  * a constant at each call. */
@@ -238,10 +245,10 @@ static inline __attribute__((always_inline)) int rounds_back(const struct scaled
     up = x->frac > x->half || (x->half && x->frac == x->half && (d & 1));
   else
     up = rem > unit / 2 || (rem == unit / 2 && (x->frac != 0 || (d & 1)));
-  uint64_t back = (uint64_t)(d + (uint32_t)up) * unit; /* at most 10^9 */
-  if (back - x->lo > x->span)                          /* one compare for both ends */
+  uint32_t back = (d + (uint32_t)up) * unit; /* at most 10^9 */
+  if (!reads_back(x, back))
     return 0;
-  *r = (uint32_t)back;
+  *r = back;
   return 1;
 }
 
@@ -252,12 +259,6 @@ static inline __attribute__((always_inline)) int rounds_back(const struct scaled
 static inline __attribute__((always_inline)) uint32_t round_frac(const struct scaled *x,
                                                                  uint32_t unit) {
   return (x->whole + unit / 2) / unit * unit; /* under 2^32: whole < 10^9 */
-}
-
-/* 1 when |r| (a rounding scaled back) reads back to v. */
-static inline __attribute__((always_inline)) uint32_t reads_back(const struct scaled *x,
-                                                                 uint32_t r) {
-  return r - x->lo <= x->span;
 }
 
 /* |ok| ? |a| : |b| for |ok| 0 or 1, as arithmetic (a conditional move). */
