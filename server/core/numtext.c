@@ -289,7 +289,30 @@ static inline __attribute__((always_inline)) int write_nine(uint32_t r, char *ou
   uint64_t text = w + 0x3030303030303030u;
   out[0] = (char)('0' + first);
   memcpy(out + 1, &text, 8);
-  return w ? 9 - __builtin_clzll(w) / 8 : 1;
+  return 9 - __builtin_clzll(w | 1) / 8 - (w == 0); /* w | 1: the same highest byte */
+}
+
+/* The text of a float (sign bit |neg|) from |r|, its p-digit rounding
+ * scaled to nine digits (10^8 <= r <= 10^9), and |k|, floor(log10 |v|). */
+static inline __attribute__((always_inline)) size_t put_nine(uint32_t neg, uint32_t r, int k, int p,
+                                                             char *out) {
+  if (r == 1000000000u) { /* 9.9999996 -> 10.00000 */
+    r = 100000000u;
+    k++;
+  }
+  if (k < 0 && k >= -4) { /* 0.0123: the digits go straight to their place */
+    char *o = out;
+    *o = '-';
+    o += neg;
+    memcpy(o, "0.000", 5);
+    o += 1 - k;
+    o += write_nine(r, o); /* 9 bytes: 16 of GW_NUMTEXT_MAX at most */
+    *o = '\0';
+    return (size_t)(o - out);
+  }
+  char digits[16];
+  int nd = write_nine(r, digits);
+  return layout_g((int)neg, digits, nd, k, p, out);
 }
 
 /* The smallest float at or above 10^j for j = -8..9, as bits: a positive
@@ -389,23 +412,7 @@ static inline __attribute__((always_inline)) size_t float_exact(uint32_t bits, c
   } else {
     return 0;
   }
-  if (r == 1000000000u) { /* 9.9999996 -> 10.00000 */
-    r = 100000000u;
-    k++;
-  }
-  if (k < 0 && k >= -4) { /* 0.0123: the digits go straight to their place */
-    char *o = out;
-    *o = '-';
-    o += bits >> 31;
-    memcpy(o, "0.000", 5);
-    o += 1 - k;
-    o += write_nine(r, o); /* 9 bytes: 16 of GW_NUMTEXT_MAX at most */
-    *o = '\0';
-    return (size_t)(o - out);
-  }
-  char digits[16];
-  int nd = write_nine(r, digits);
-  return layout_g((int)(bits >> 31), digits, nd, k, p, out);
+  return put_nine(bits >> 31, r, k, p, out);
 }
 
 /* Any finite float but -0 (JSON's caller writes that), by its bits. */
@@ -447,9 +454,248 @@ size_t gw_numtext_float(float v, char *out) {
   return float_text(bits, out);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define NUMTEXT_AVX2 1
+
+/* ------------------------------------------------- eight floats at a time
+ *
+ * Where the CPU has AVX2, a vector's floats take the exact path above eight
+ * at a time, in doubles: for 10^-4 <= |v| < 10^9 the scale s = 8 - k is
+ * 0..12, and m * 5^s < 2^24 * 5^12 < 2^53, so v * 10^s, half the spacing
+ * to the neighbours times 10^s (the gap), and the difference between a
+ * rounding and v * 10^s (under 10^3, on the same grid of 2^-27 or coarser)
+ * are all exact doubles: the same integer arithmetic, four lanes per
+ * instruction, for the case float_exact picks without a branch (v * 10^s
+ * with a fraction, gaps as wide on both sides).
+ * - The roundings divide a whole number x below 2^30 by 10, 100 or 1000
+ *   with one multiplication by the inverse, and the doubles nearest 0.1,
+ *   0.01 and 0.001 are all above them: the product is never below the
+ *   true quotient and is under it + 2^-25, while a true quotient is whole
+ *   or at least 0.001 below the next whole number, so its floor is the
+ *   true one.
+ * - A rounding reads back when it is less than the gap from v * 10^s,
+ *   never on it: the midpoints are odd multiples of 5^s * 2^(be-151+s), and
+ *   with v * 10^s not whole (be - 150 + s < 0) no midpoint is whole.
+ * A lane outside (smaller or larger values, an exact value, which can tie)
+ * is printed by float_text. Powers of two, whose gap below is half as wide,
+ * are among the exact ones here: 2^x * 10^s for x >= -13 is whole or ends
+ * in one half (x + s >= -1). Every float of the range prints the same text
+ * either way (tests/bench/numtext_check.sh). */
+
+/* Four 32-bit lanes sign-extended to four doubles' lanes: a mask of int
+ * lanes as a mask of double lanes. */
+__attribute__((target("avx2"))) static inline __m256d wide_mask(__m128i lane) {
+  return _mm256_castsi256_pd(_mm256_cvtepi32_epi64(lane));
+}
+
+/* |x| rounded to a multiple of |unit| (10, 100, 1000; |inv| is 1/unit),
+ * half a unit up: |x| is a whole number below 2^30. */
+__attribute__((target("avx2"))) static inline __m256d round_unit(__m256d x, double unit,
+                                                                 double inv) {
+  __m256d q = _mm256_mul_pd(_mm256_add_pd(x, _mm256_set1_pd(unit / 2)), _mm256_set1_pd(inv));
+  return _mm256_mul_pd(_mm256_floor_pd(q), _mm256_set1_pd(unit));
+}
+
+/* All ones where |r| reads back: less than |gap| from |sc|. */
+__attribute__((target("avx2"))) static inline __m256d in_gap(__m256d r, __m256d sc, __m256d gap) {
+  __m256d dist = _mm256_andnot_pd(_mm256_set1_pd(-0.0), _mm256_sub_pd(r, sc));
+  return _mm256_cmp_pd(dist, gap, _CMP_LT_OQ);
+}
+
+/* What four_exact leaves for four lanes, in registers: the nine digits of
+ * each as text, and bytes (lane j in bits 8j..8j+7) for the rest. */
+struct four {
+  __m128i text01, text23; /* the eight digits after the first, lanes 0-1 and 2-3 */
+  uint32_t first;         /* the first digit, as text */
+  uint32_t k;             /* floor(log10 |v|) after a carry, as a signed byte */
+  uint32_t p;             /* the precision */
+  uint32_t nonzero;       /* a bit per digit of text01/text23 that is not '0' */
+  unsigned fast;          /* a bit per lane this path covers */
+};
+
+/* A whole |x| divided by 10^4 or 10^8 and rounded down, |inv| the double
+ * nearest 10^-4 or 10^-8: as for the roundings, both doubles are above the
+ * true inverse, and |x| is under 10^5 or 10^9 times it (the quotient's
+ * error, under 10^-11, is far from the 10^-4 or 10^-8 that its fraction
+ * keeps from the next whole number). */
+__attribute__((target("avx2"))) static inline __m256d div_down(__m256d x, double inv) {
+  return _mm256_floor_pd(_mm256_mul_pd(x, _mm256_set1_pd(inv)));
+}
+
+/* Four int lanes of small values as bytes: lane j in bits 8j..8j+7. */
+__attribute__((target("avx2"))) static inline uint32_t lane_bytes(__m128i x) {
+  return (uint32_t)_mm_cvtsi128_si32(_mm_packs_epi16(_mm_packs_epi32(x, x), x));
+}
+
+/* The eight digits of four numbers below 10^8, given as their halves of
+ * four digits (below 10^4), as digit values: two registers of two numbers
+ * each, the first digit lowest. In 16-bit lanes: x / 100 = x * 5243 >> 19
+ * for x < 10^4, y / 10 = y * 6554 >> 16 for y < 100. */
+__attribute__((target("avx2"))) static inline void eight_digits4(__m128i hi4, __m128i lo4,
+                                                                 __m128i *d01, __m128i *d23) {
+  __m128i x = _mm_or_si128(hi4, _mm_slli_epi32(lo4, 16)); /* 16-bit lanes: hi, lo, hi, lo... */
+  __m128i a = _mm_srli_epi16(_mm_mulhi_epu16(x, _mm_set1_epi16(5243)), 3);
+  __m128i b = _mm_sub_epi16(x, _mm_mullo_epi16(a, _mm_set1_epi16(100)));
+  __m128i y[2] = {_mm_unpacklo_epi16(a, b), _mm_unpackhi_epi16(a, b)}; /* pairs in order */
+  for (int h = 0; h < 2; h++) {
+    __m128i t = _mm_mulhi_epu16(y[h], _mm_set1_epi16(6554));
+    __m128i u = _mm_sub_epi16(y[h], _mm_mullo_epi16(t, _mm_set1_epi16(10)));
+    y[h] = _mm_or_si128(t, _mm_slli_epi16(u, 8));
+  }
+  *d01 = y[0];
+  *d23 = y[1];
+}
+
+/* Four lanes: |ab| the floats' magnitudes, |s| their scales, |k| their
+ * decimal exponents, |dom| the lanes in range. */
+__attribute__((target("avx2"))) static inline __attribute__((always_inline)) struct four
+four_exact(__m128 ab, __m128i s, __m128i k, __m128i dom) {
+  struct four f;
+  __m256d p10 = _mm256_i32gather_pd(exact_pow10, s, 8);
+  __m256d d = _mm256_cvtps_pd(ab);
+  /* half the spacing: the exponent bits alone are 2^(be-127), the spacing
+   * 2^(be-150) */
+  __m128 hu = _mm_mul_ps(_mm_and_ps(ab, _mm_castsi128_ps(_mm_set1_epi32(0x7f800000))),
+                         _mm_set1_ps(0x1p-24f));
+  __m256d gap = _mm256_mul_pd(_mm256_cvtps_pd(hu), p10);
+  __m256d sc = _mm256_mul_pd(d, p10);
+  __m256d whole = _mm256_floor_pd(sc), frac = _mm256_sub_pd(sc, whole);
+  __m256d r8 = round_unit(whole, 10, 0.1), r7 = round_unit(whole, 100, 0.01),
+          r6 = round_unit(whole, 1000, 0.001);
+  __m256d m8 = in_gap(r8, sc, gap), m7 = in_gap(r7, sc, gap), m6 = in_gap(r6, sc, gap);
+  __m256d one = _mm256_set1_pd(1), half = _mm256_set1_pd(0.5);
+  /* nine digits: always read back (the gap is at least 2.9); a fraction
+   * of one half would tie, and is left out below */
+  __m256d r9 = _mm256_add_pd(whole, _mm256_and_pd(_mm256_cmp_pd(frac, half, _CMP_GT_OQ), one));
+  __m256d rr = _mm256_blendv_pd(r8, r7, m7); /* as float_exact picks */
+  rr = _mm256_blendv_pd(rr, r6, m6);
+  rr = _mm256_blendv_pd(r9, rr, m8);
+  /* as float_exact: 8 digits less the shorter ones that read back when 8
+   * do, else 9 */
+  __m256d shorter = _mm256_add_pd(_mm256_and_pd(m7, one), _mm256_and_pd(m6, one));
+  __m256d pp = _mm256_sub_pd(_mm256_set1_pd(9), _mm256_and_pd(m8, _mm256_add_pd(one, shorter)));
+  f.p = lane_bytes(_mm256_cvttpd_epi32(pp));
+  /* 9.9999996 -> 10.00000: ten digits become the nine of the next power */
+  __m256d carry = _mm256_cmp_pd(rr, _mm256_set1_pd(1e9), _CMP_EQ_OQ);
+  rr = _mm256_blendv_pd(rr, _mm256_set1_pd(1e8), carry);
+  f.k = lane_bytes(_mm_sub_epi32(k, _mm256_cvttpd_epi32(_mm256_and_pd(carry, _mm256_set1_pd(-1)))));
+  __m256d first = div_down(rr, 1e-8);
+  __m256d rest = _mm256_sub_pd(rr, _mm256_mul_pd(first, _mm256_set1_pd(1e8)));
+  __m256d hi = div_down(rest, 1e-4);
+  __m256d lo = _mm256_sub_pd(rest, _mm256_mul_pd(hi, _mm256_set1_pd(1e4)));
+  f.first = lane_bytes(_mm256_cvttpd_epi32(first)) + 0x30303030u;
+  __m128i d01, d23, z = _mm_setzero_si128();
+  eight_digits4(_mm256_cvttpd_epi32(hi), _mm256_cvttpd_epi32(lo), &d01, &d23);
+  f.nonzero = ~((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(d01, z)) |
+                (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(d23, z)) << 16);
+  f.text01 = _mm_add_epi8(d01, _mm_set1_epi8('0'));
+  f.text23 = _mm_add_epi8(d23, _mm_set1_epi8('0'));
+  __m256d exact = _mm256_or_pd(_mm256_cmp_pd(frac, _mm256_setzero_pd(), _CMP_EQ_OQ),
+                               _mm256_cmp_pd(frac, half, _CMP_EQ_OQ));
+  f.fast = (unsigned)_mm256_movemask_pd(_mm256_andnot_pd(exact, wide_mask(dom)));
+  return f;
+}
+
+/* A lane four_exact does not cover: the one-number path, out of line (one
+ * copy, not eight). */
+__attribute__((noinline)) static size_t float_text_slow(uint32_t bits, char *out) {
+  return float_text(bits, out);
+}
+
+/* Lane |j| of |f| as put_nine writes it (|rest|: its eight digits after the
+ * first), and a comma after it. */
+__attribute__((target("avx2"))) static inline __attribute__((always_inline)) char *
+lane_out(const struct four *f, int j, uint64_t rest, uint32_t bits, char *o) {
+  if (!(f->fast >> j & 1)) {
+    o += float_text_slow(bits, o);
+  } else {
+    int k = (int8_t)(f->k >> 8 * j);
+    /* 1 + the place of the last digit that is not 0 */
+    int nd = 32 - __builtin_clz((f->nonzero >> 8 * j & 0xffu) << 1 | 1);
+    char first = (char)(f->first >> 8 * j);
+    if (k < 0) { /* k is -4..-1 here */
+      *o = '-';
+      o += bits >> 31;
+      memcpy(o, "0.000", 5);
+      o += 1 - k;
+      *o = first;
+      memcpy(o + 1, &rest, 8);
+      o += nd;
+    } else {
+      char digits[16];
+      digits[0] = first;
+      memcpy(digits + 1, &rest, 8);
+      o += layout_g((int)(bits >> 31), digits, nd, k, (int)(f->p >> 8 * j & 0xffu), o);
+    }
+  }
+  *o = ',';
+  return o + 1;
+}
+
+/* gw_numtext_floats's loop, eight at a time; stops before a group with a
+ * float it does not write (not finite, -0) or fewer than eight left.
+ * Returns the index reached; |*o| moves on. */
+__attribute__((target("avx2"))) static size_t floats_avx2(const float *v, size_t n, char **op) {
+  const __m256i expo = _mm256_set1_epi32(0x7f800000), negzero = _mm256_set1_epi32(INT32_MIN);
+  const __m256i low = _mm256_set1_epi32((int)pow10_float_bits[5]), /* 10^-4 */
+      high = _mm256_set1_epi32((int)pow10_float_bits[17]),         /* 10^9 */
+      one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
+  char *o = *op;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256i b = _mm256_loadu_si256((const __m256i *)(v + i));
+    __m256i stop = _mm256_or_si256(_mm256_cmpeq_epi32(_mm256_and_si256(b, expo), expo),
+                                   _mm256_cmpeq_epi32(b, negzero));
+    if (!_mm256_testz_si256(stop, stop))
+      break;
+    __m256i ab = _mm256_and_si256(b, _mm256_set1_epi32(0x7fffffff));
+    /* 10^-4 <= |v| < 10^9 */
+    __m256i dom = _mm256_andnot_si256(_mm256_cmpgt_epi32(low, ab), _mm256_cmpgt_epi32(high, ab));
+    /* k = floor(log10 |v|) as float_exact finds it; lanes outside the
+     * range get clamped indexes and are not used */
+    __m256i be = _mm256_srli_epi32(ab, 23);
+    __m256i k = _mm256_srai_epi32(
+        _mm256_mullo_epi32(_mm256_sub_epi32(be, _mm256_set1_epi32(127)), _mm256_set1_epi32(78913)),
+        18);
+    __m256i at = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(9)), zero),
+                                  _mm256_set1_epi32(17));
+    __m256i th = _mm256_i32gather_epi32((const int *)pow10_float_bits, at, 4);
+    k = _mm256_sub_epi32(k, _mm256_cmpgt_epi32(ab, _mm256_sub_epi32(th, one)));
+    __m256i s = _mm256_min_epi32(_mm256_max_epi32(_mm256_sub_epi32(_mm256_set1_epi32(8), k), zero),
+                                 _mm256_set1_epi32(22));
+    __m256 af = _mm256_castsi256_ps(ab);
+    uint32_t u[8];
+    memcpy(u, v + i, sizeof u);
+    struct four f = four_exact(_mm256_castps256_ps128(af), _mm256_castsi256_si128(s),
+                               _mm256_castsi256_si128(k), _mm256_castsi256_si128(dom));
+    o = lane_out(&f, 0, (uint64_t)_mm_cvtsi128_si64(f.text01), u[0], o);
+    o = lane_out(&f, 1, (uint64_t)_mm_extract_epi64(f.text01, 1), u[1], o);
+    o = lane_out(&f, 2, (uint64_t)_mm_cvtsi128_si64(f.text23), u[2], o);
+    o = lane_out(&f, 3, (uint64_t)_mm_extract_epi64(f.text23, 1), u[3], o);
+    f = four_exact(_mm256_extractf128_ps(af, 1), _mm256_extracti128_si256(s, 1),
+                   _mm256_extracti128_si256(k, 1), _mm256_extracti128_si256(dom, 1));
+    o = lane_out(&f, 0, (uint64_t)_mm_cvtsi128_si64(f.text01), u[4], o);
+    o = lane_out(&f, 1, (uint64_t)_mm_extract_epi64(f.text01, 1), u[5], o);
+    o = lane_out(&f, 2, (uint64_t)_mm_cvtsi128_si64(f.text23), u[6], o);
+    o = lane_out(&f, 3, (uint64_t)_mm_extract_epi64(f.text23, 1), u[7], o);
+  }
+  if (i) { /* the last comma goes: the caller's loop puts one before */
+    o--;
+    *o = '\0';
+  }
+  *op = o;
+  return i;
+}
+#endif
+
 size_t gw_numtext_floats(const float *v, size_t n, char *out, size_t *done) {
   char *o = out;
   size_t i = 0;
+#ifdef NUMTEXT_AVX2
+  if (n >= 8 && __builtin_cpu_supports("avx2"))
+    i = floats_avx2(v, n, &o);
+#endif
   for (; i < n; i++) {
     uint32_t bits;
     memcpy(&bits, &v[i], sizeof bits);

@@ -30,7 +30,20 @@ static unsigned long long compare_block(const float *v, size_t n) {
     return 0;
   uint32_t u;
   memcpy(&u, v, sizeof u);
-  printf("block from %08x: the vectors differ\n", u);
+  printf("block from %08x: the vectors differ", u);
+  /* the first number that does, read off the new text */
+  const char *t = c;
+  for (size_t i = 0; i < n && i < dc; i++) {
+    char want[GW_NUMTEXT_MAX + 8];
+    size_t len = strcspn(t, ","), nw = old_numtext_float(v[i], want);
+    if (len != nw || memcmp(t, want, len) != 0) {
+      memcpy(&u, &v[i], sizeof u);
+      printf(" at %08x: base %s, now %.*s", u, want, (int)len, t);
+      break;
+    }
+    t += len + (t[len] == ',');
+  }
+  printf("\n");
   return 1;
 }
 

@@ -201,6 +201,66 @@ static void test_float_vectors(void **state) {
   }
 }
 
+/* Where the CPU has AVX2 a vector is printed eight floats at a time, with
+ * lanes it cannot prove left to the one-number path. Groups mixing both
+ * kinds at every position: the edges of its range (10^-4, 10^9), powers of
+ * two (the gap below is half as wide), exact values and values whose
+ * nine-digit scaling ends in exactly .5 (123456.0625 * 1000), and the
+ * embeddings' own range; each number checked against printf's loop, and a
+ * value that ends the run in every lane. */
+static void test_float_vectors_in_groups(void **state) {
+  enum { POOL = 4096, N = 64 };
+  static float pool[POOL];
+  size_t np = 0;
+  static const double edges[] = {1e-4, 1e9, 1e-3, 0.01, 0.1, 1, 10, 1e5, 1e8};
+  for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++) {
+    float near = (float)edges[e];
+    uint32_t bits;
+    memcpy(&bits, &near, sizeof bits);
+    for (uint32_t b = bits - 40; b <= bits + 40; b++)
+      memcpy(&pool[np++], &b, sizeof b);
+  }
+  for (int x = -16; x <= 31; x++) /* powers of two, exact */
+    pool[np++] = ldexpf(1.0f, x);
+  for (int i = 1; i <= 300; i++) {
+    pool[np++] = (float)i;         /* exact: the scaled value has no fraction */
+    pool[np++] = (float)i + 0.5f;  /* exact */
+    pool[np++] = 100000.0625f * i; /* (some) a fraction of exactly one half at nine digits */
+    pool[np++] = (float)(123456 + i) + 0.0625f;
+  }
+  while (np < POOL) { /* the embeddings' range, and wider */
+    double u = ((double)(next() >> 11) / 9007199254740992.0) - 0.5;
+    pool[np] = (float)(np % 2 ? u * 0.1 : ldexp(u, (int)(next() % 80) - 40));
+    np++;
+  }
+  static float v[N];
+  static char got[N * (GW_NUMTEXT_MAX + 1)], want[N * (GW_NUMTEXT_MAX + 1)];
+  for (int round = 0; round < 3000; round++) {
+    size_t n = 8 + (size_t)(next() % (N - 7)), stop = n;
+    for (size_t i = 0; i < n; i++)
+      v[i] = pool[next() % POOL] * (next() & 1 ? -1.0f : 1.0f);
+    if (round % 4 == 0) {
+      static const float special[] = {NAN, INFINITY, -INFINITY, -0.0f};
+      stop = (size_t)(round / 4) % n;
+      v[stop] = special[(round / 4) % 4];
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < stop; i++) {
+      if (i)
+        want[w++] = ',';
+      reference(v[i], 6, 9, 1, want + w);
+      w += strlen(want + w);
+    }
+    want[w] = '\0';
+    size_t done = 12345;
+    got[0] = '\0';
+    size_t len = gw_numtext_floats(v, n, got, &done);
+    assert_int_equal(done, stop);
+    assert_string_equal(got, want);
+    assert_int_equal(len, w);
+  }
+}
+
 static void test_double_layouts_and_random(void **state) {
   static const double cases[] = {0.0,
                                  1.0,
@@ -244,6 +304,7 @@ int main(void) {
       cmocka_unit_test(test_float_every_exponent),
       cmocka_unit_test(test_float_powers_of_ten),
       cmocka_unit_test(test_float_vectors),
+      cmocka_unit_test(test_float_vectors_in_groups),
       cmocka_unit_test(test_double_layouts_and_random),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
