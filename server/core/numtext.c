@@ -638,7 +638,7 @@ lane_out(const struct four *f, int j, uint64_t rest, uint32_t bits, char *o) {
  * Returns the index reached; |*o| moves on. */
 __attribute__((target("avx2"))) static size_t floats_avx2(const float *v, size_t n, char **op) {
   const __m256i expo = _mm256_set1_epi32(0x7f800000), negzero = _mm256_set1_epi32(INT32_MIN);
-  const __m256i low = _mm256_set1_epi32((int)pow10_float_bits[5]), /* 10^-4 */
+  const __m256i low = _mm256_set1_epi32((int)pow10_float_bits[4]), /* 10^-4 */
       high = _mm256_set1_epi32((int)pow10_float_bits[17]),         /* 10^9 */
       one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
   char *o = *op;
