@@ -701,50 +701,164 @@ int gw_json_lite_read_value(gw_json_lite_reader *r, int depth, gw_jval *v) {
   return rc;
 }
 
+#if defined(__SSE2__) && defined(__x86_64__)
+#define FLOAT_TEXT_SSE41 1
+/* The pshufb mask that moves |len| digits (0-16) from the start of a
+ * register to its end, zeros before (0x80 writes a zero): the 16 bytes at
+ * slide_digits + len. */
+static const unsigned char slide_digits[32] = {
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0,    1,    2,    3,    4,    5,    6,    7,    8,    9,    10,   11,   12,   13,   14,   15};
+
+/* The float of an embedding's number in its usual form, "-0.0123456789"
+ * (a sign, one digit, a point, 1-19 digits, no exponent), computed exactly
+ * as parse_number computes it (the same significand, digit count and
+ * exponent, then the same double and the same test): the fraction's first
+ * sixteen digits are found and valued in one register. 0 for anything else,
+ * which parse_number then reads (and judges). Needs 16 bytes after the
+ * point inside the text. */
+__attribute__((target("sse4.1"))) static int float_text_fast(const unsigned char *p,
+                                                             const unsigned char *end, float *out,
+                                                             const unsigned char **next) {
+  int neg = *p == '-';
+  p += neg;
+  if (end - p < 2 + 16 || p[1] != '.' || (unsigned)(p[0] - '0') > 9)
+    return 0;
+  unsigned d0 = p[0] - '0';
+  p += 2;
+  __m128i t = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)p), _mm_set1_epi8('0'));
+  unsigned digit = (unsigned)_mm_movemask_epi8(
+      _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(9)), t)); /* bytes 0-9 */
+  unsigned len = (unsigned)__builtin_ctz(~digit);            /* 0-16: bit 16 is clear */
+  if (len == 0)
+    return 0;
+  unsigned zero = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(t, _mm_setzero_si128()));
+  unsigned lz = (unsigned)__builtin_ctz(~zero | (1u << len)); /* leading '0's, len if all */
+  /* the digits' value: pairs, fours, eights (pshufb puts the last digit last) */
+  t = _mm_shuffle_epi8(t, _mm_loadu_si128((const __m128i *)(const void *)(slide_digits + len)));
+  t = _mm_maddubs_epi16(t, _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1));
+  t = _mm_madd_epi16(t, _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1));
+  t = _mm_packus_epi32(t, t);
+  t = _mm_madd_epi16(t, _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1));
+  uint64_t m =
+      (uint64_t)(uint32_t)_mm_cvtsi128_si32(t) * 100000000u + (uint32_t)_mm_extract_epi32(t, 1);
+  int sig = d0 ? (int)(1 + len) : (int)(len - lz);
+  p += len;
+  if (len == 16) /* more digits: up to 19 significant in all, as parse_number takes them */
+    for (; p < end && (unsigned)(*p - '0') <= 9; p++, len++) {
+      if (d0 || m || *p != '0') /* after a first digit that is not 0, every one counts */
+        sig++;
+      if (sig > 19 || len == 19)
+        return 0;
+      m = m * 10 + (uint64_t)(*p - '0');
+    }
+  if (p < end && (*p == 'e' || *p == 'E'))
+    return 0;
+  if (d0) {
+    if (sig > 19)
+      return 0;
+    m += d0 * (uint64_t)pow10_exact[len]; /* exact: len <= 18 here, the sum under 10^19 */
+  }
+  double d = m == 0 ? 0.0 : (double)m / pow10_exact[len];
+  if (sig > 15 && !float_is_certain(d))
+    return 0;
+  *out = (float)(neg ? -d : d);
+  *next = p;
+  return 1;
+}
+#endif
+
+/* The float of the number at P->p (P->p moves past it), from
+ * float_text_fast where it can (|fast|: the CPU has SSE4.1, and this is
+ * inlined into a function built for it) or parse_number; 0 when it is not a
+ * number with a float of its own (GW_JVAL_NUM_F32). */
+static inline __attribute__((always_inline)) int next_float(struct parser *P, int fast, float *f) {
+#ifdef FLOAT_TEXT_SSE41
+  const unsigned char *after;
+  if (fast && P->p < P->end && float_text_fast(P->p, P->end, f, &after)) {
+    P->p = after;
+    return 1;
+  }
+#else
+  (void)fast;
+#endif
+  gw_jval v;
+  if (P->p >= P->end || (*P->p != '-' && (*P->p < '0' || *P->p > '9')) ||
+      parse_number(P, &v) != GW_OK || !(v.flags & GW_JVAL_NUM_F32))
+    return 0;
+  *f = v.num_f;
+  return 1;
+}
+
+/* gw_json_lite_read_floats after its '[' and a first value's start. */
+static inline __attribute__((always_inline)) int read_floats(struct parser *P, int fast,
+                                                             float **out, size_t *n) {
+  size_t k = 0, cap = 256;
+  float *a = gw_arena_alloc(P->arena, cap * sizeof *a);
+  if (!a)
+    return 1;
+  for (;;) { /* parse_array's steps, with parse_number for parse_value */
+    float f;
+    if (!next_float(P, fast, &f))
+      return 1;
+    if (k == cap) {
+      float *grown = gw_arena_alloc(P->arena, 2 * cap * sizeof *a);
+      if (!grown)
+        return 1;
+      memcpy(grown, a, k * sizeof *a);
+      a = grown;
+      cap *= 2;
+    }
+    a[k++] = f;
+    if (P->p < P->end && *P->p <= ' ') /* no call when there is no space */
+      skip_ws(P);
+    if (P->p >= P->end)
+      return 1;
+    if (*P->p == ']') {
+      P->p++;
+      break;
+    }
+    if (*P->p != ',')
+      return 1;
+    P->p++;
+    if (P->p < P->end && *P->p <= ' ')
+      skip_ws(P);
+  }
+  *out = a;
+  *n = k;
+  return GW_OK;
+}
+
+#ifdef FLOAT_TEXT_SSE41
+__attribute__((target("sse4.1"))) static int read_floats_sse41(struct parser *P, float **out,
+                                                               size_t *n) {
+  return read_floats(P, 1, out, n);
+}
+#endif
+
 int gw_json_lite_read_floats(gw_json_lite_reader *r, float **out, size_t *n) {
   struct parser P;
   reader_parser(&P, r);
   if (P.p >= P.end || *P.p != '[')
     return 1;
-  size_t k = 0, cap = 256;
-  float *a = gw_arena_alloc(P.arena, cap * sizeof *a);
-  if (!a)
-    return 1;
   P.p++;
   skip_ws(&P);
   if (P.p < P.end && *P.p == ']') {
     P.p++;
+    *out = NULL;
+    *n = 0;
   } else {
-    for (;;) { /* parse_array's steps, with parse_number for parse_value */
-      gw_jval v;
-      if (P.p >= P.end || (*P.p != '-' && (*P.p < '0' || *P.p > '9')) ||
-          parse_number(&P, &v) != GW_OK || !(v.flags & GW_JVAL_NUM_F32))
-        return 1;
-      if (k == cap) {
-        float *grown = gw_arena_alloc(P.arena, 2 * cap * sizeof *a);
-        if (!grown)
-          return 1;
-        memcpy(grown, a, k * sizeof *a);
-        a = grown;
-        cap *= 2;
-      }
-      a[k++] = v.num_f;
-      skip_ws(&P);
-      if (P.p >= P.end)
-        return 1;
-      if (*P.p == ']') {
-        P.p++;
-        break;
-      }
-      if (*P.p != ',')
-        return 1;
-      P.p++;
-      skip_ws(&P);
-    }
+    int rc;
+#ifdef FLOAT_TEXT_SSE41
+    if (__builtin_cpu_supports("sse4.1"))
+      rc = read_floats_sse41(&P, out, n);
+    else
+#endif
+      rc = read_floats(&P, 0, out, n);
+    if (rc != GW_OK)
+      return rc;
   }
   r->p = (const char *)P.p;
-  *out = a;
-  *n = k;
   return GW_OK;
 }
 

@@ -6,7 +6,9 @@
 # cpu 1. Prints one line per round (req/s, wrk's p50 and p99) and the medians.
 #   tests/bench/ab.sh GW_A GW_B [SCENARIO] [ROUNDS] [DUR]
 #   SCENARIO: chat | conv (a 10 KB conversation, conv.json) | big (a 100 KB prompt,
-#   as make bench's big-c8) | emb | emb64
+#   as make bench's big-c8) | emb | emb64 | emb-text (an upstream configured with
+#   embedding_encoding: float, the mock's shortest float text; MOCK_EMB_TEXT=double
+#   for 17 digits)
 #   (default emb), ROUNDS 3, DUR 4 (seconds);
 #   CONNS=N (environment) the connections of each wrk run (32)
 # Needs wrk and taskset; builds the mock with make -C tests/bench. Its gRPC
@@ -38,10 +40,15 @@ big)
   printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"%s"}],"max_tokens":64}' \
     "$(head -c 102400 /dev/zero | tr '\0' a)" >"$TMP/body"
   ;;
-emb | emb64)
+emb | emb64 | emb-text)
   path=/v1/embeddings
   fmt=; [ "$SCN" = emb64 ] && fmt=',"encoding_format":"base64"'
   printf '{"model":"text-embedding-3-small","input":"The food was delicious."%s}' "$fmt" >"$TMP/body"
+  if [ "$SCN" = emb-text ]; then # an upstream without base64: its float text is read
+    printf '{"backends":[{"name":"up","provider":"openai","target":"http://127.0.0.1:%s/v1","api_key_env":"MOCK_KEY","embedding_encoding":"float"}],"models":[{"name":"text-embedding-3-small","backend":"up"}]}' \
+      "$MOCK" >"$TMP/config.json"
+    export CONFIG_FILE="$TMP/config.json" MOCK_KEY=sk-mock
+  fi
   ;;
 *) echo "ab: unknown scenario $SCN" >&2; exit 2 ;;
 esac

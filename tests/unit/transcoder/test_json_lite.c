@@ -512,6 +512,148 @@ static void test_number_f32(void **state) {
   gw_arena_free(a);
 }
 
+/* gw_json_lite_read_floats (an embedding's vector read straight into
+ * floats) against the DOM parser on the same text: the same floats, bit for
+ * bit, when every number has one of its own (GW_JVAL_NUM_F32), else 1 (the
+ * caller's general path). Numbers in the forms models print and the edges
+ * of the one-register reader (16 digits in a register, up to 19 in all, a
+ * first digit that is not 0 before 16 zeros, exponents, a point with no
+ * digits, a vector ending at the buffer's end: the buffer is exactly the
+ * text, so a read past it is ASan's). */
+static int read_floats_like_dom(const char *text, size_t len) {
+  gw_arena *a = gw_arena_new(0, 0);
+  char *copy = malloc(len); /* no NUL, no slack */
+  memcpy(copy, text, len);
+  const gw_jval *v;
+  gw_json_lite_error err;
+  int want_ok = parse(a, copy, len, &v, &err) == GW_OK && v->type == GW_JVAL_ARRAY;
+  for (size_t i = 0; want_ok && i < v->len; i++)
+    want_ok = v->u.elems[i].type == GW_JVAL_NUMBER && (v->u.elems[i].flags & GW_JVAL_NUM_F32);
+  gw_json_lite_reader r = {copy, copy + len, a};
+  float *f = NULL;
+  size_t n = 0;
+  int rc = gw_json_lite_read_floats(&r, &f, &n);
+  if (want_ok) {
+    if (rc != GW_OK)
+      fail_msg("read_floats refused %.*s", (int)(len > 200 ? 200 : len), copy);
+    assert_int_equal(n, v->len);
+    assert_ptr_equal(r.p, copy + len);
+    for (size_t i = 0; i < n; i++)
+      if (memcmp(&f[i], &v->u.elems[i].num_f, sizeof f[i]) != 0)
+        fail_msg("%.*s: read %a, the parser %a", (int)v->u.elems[i].len, v->u.elems[i].u.str,
+                 (double)f[i], (double)v->u.elems[i].num_f);
+  } else {
+    assert_int_not_equal(rc, GW_OK);
+  }
+  free(copy);
+  gw_arena_free(a);
+  return want_ok;
+}
+
+static void test_read_floats(void **state) {
+  (void)state;
+  static const char *const edges[] = {
+      "-0.0",
+      "0.0",
+      "0.5",
+      "-0.0123",
+      "1.5",
+      "9.999999999999999",
+      "0.0000000000000001",
+      "0.1234567890123456",
+      "0.12345678901234567",
+      "0.123456789012345678",
+      "0.1234567890123456789",
+      "0.12345678901234567891",
+      "1.0000000000000000123",
+      "1.000000000000000012",
+      "1.00000000000000001",
+      "2.000000000000000001",
+      "1.0000000000000000001",
+      "-3.0000000000000000004",
+      "0.0000000000000000012345",
+      "0.000000000000000000123",
+      "0.0000000000000000001",
+      "0.00000000000000000001234",
+      "0.0000000000000000000000001",
+      "0.006929283495992422",
+      "-0.0023064255156824",
+      "1.000000059604644775",
+      "0.12345678e-3",
+      "1.5E2",
+      "12.5",
+      "-12.25",
+      "0",
+      "-7",
+      "1e5",
+      "0.",
+      "-",
+      "-.5",
+      "01.5",
+      "0.5.5",
+      "1.00000000000000000000000000000000000000000000000000000000000000000001"};
+  char *buf = malloc(1 << 20);
+  uint64_t x = 0x2545f4914f6cdd1dull;
+  for (int round = 0; round < 600; round++) {
+    size_t n = 0, count = 1 + (size_t)(round % 40);
+    buf[n++] = '[';
+    for (size_t i = 0; i < count; i++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      if (i)
+        n += (size_t)snprintf(buf + n, 8, "%s", (x >> 3) % 5 ? "," : " , ");
+      if ((x >> 10) % 17 == 0) {
+        n +=
+            (size_t)snprintf(buf + n, 128, "%s", edges[(x >> 20) % (sizeof edges / sizeof *edges)]);
+        continue;
+      }
+      double r = (double)(x >> 11) / 9007199254740992.0 - 0.5;
+      static const char *const fmt[] = {"%.10f", "%.8g",  "%.17g", "%.9f", "%.16f",
+                                        "%.18f", "%.19f", "%.6e",  "%.3f", "%.20f"};
+      n += (size_t)snprintf(buf + n, 64, fmt[(x >> 5) % 10],
+                            r * pow(10.0, (double)((x >> 40) % 7) - 4));
+    }
+    buf[n++] = ']';
+    read_floats_like_dom(buf, n);
+  }
+  /* each edge alone, last in a vector, at the buffer's end */
+  for (size_t e = 0; e < sizeof edges / sizeof *edges; e++) {
+    size_t n = (size_t)snprintf(buf, 256, "[0.25,%s]", edges[e]);
+    read_floats_like_dom(buf, n);
+    n = (size_t)snprintf(buf, 256, "[%s,0.0123456789012345678,-0.5]", edges[e]);
+    read_floats_like_dom(buf, n);
+  }
+  /* 16 to 19 digits a few doubles either side of a point halfway between
+   * two floats, in the one-digit form the register reader takes: where the
+   * double's rounding can decide the float, the parser refuses, and so must
+   * the reader */
+  for (int round = 0; round < 40; round++) {
+    size_t n = 0;
+    buf[n++] = '[';
+    for (int i = 0; i < 100; i++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      float f = (float)((double)(x >> 40) / 16777216.0 * pow(10.0, (double)((x >> 8) % 5) - 4));
+      double d = ((double)f + (double)nextafterf(f, INFINITY)) / 2; /* exact */
+      for (int steps = (int)((x >> 20) % 9) - 4; steps; steps += steps < 0 ? 1 : -1)
+        d = nextafter(d, steps > 0 ? INFINITY : 0);
+      int digits = 16 + (int)((x >> 30) % 4); /* fraction digits */
+      n += (size_t)snprintf(buf + n, 64, "%s%.*f", i ? "," : "", digits, (x >> 33) & 1 ? -d : d);
+    }
+    buf[n++] = ']';
+    read_floats_like_dom(buf, n);
+  }
+  /* an embedding as OpenAI prints one: every number taken */
+  size_t n = 0;
+  buf[n++] = '[';
+  for (int i = 0; i < 1536; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    float f = (float)((double)(x >> 11) / 9007199254740992.0 - 0.5) * 0.1f;
+    n += (size_t)snprintf(buf + n, 64, "%s%.9g", i ? "," : "", (double)f);
+  }
+  buf[n++] = ']';
+  assert_true(read_floats_like_dom(buf, n));
+  free(buf);
+}
+
 /* Big objects: all distinct keys pass; one repeat anywhere is found. */
 static void test_big_objects(void **state) {
   (void)state;
@@ -696,6 +838,7 @@ int main(void) {
       cmocka_unit_test(test_big_objects),     cmocka_unit_test(test_depth),
       cmocka_unit_test(test_error_positions), cmocka_unit_test(test_failmalloc),
       cmocka_unit_test(test_arena_cap),       cmocka_unit_test(test_number_f32),
+      cmocka_unit_test(test_read_floats),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
