@@ -337,6 +337,19 @@ static int float_is_certain(double d) {
   return d >= 1e-30 && d <= 1e30 && low - (0x10000000u - 8) > 16;
 }
 
+/* The float of the decimal m * 10^e10 (|sig| significant digits in |m|,
+ * negative when |neg|) where it is found without strtod: Clinger's fast
+ * path, with float_is_certain past 15 digits. 0 when it is not. */
+static inline int float_of(uint64_t m, int sig, long e10, int neg, float *out) {
+  if (sig > 19 || e10 < -22 || e10 > 22)
+    return 0;
+  double d = m == 0 ? 0.0 : e10 >= 0 ? (double)m * pow10_exact[e10] : (double)m / pow10_exact[-e10];
+  if (sig > 15 && !float_is_certain(d))
+    return 0;
+  *out = (float)(neg ? -d : d);
+  return 1;
+}
+
 /* Scans a number and, for one with a fraction or an exponent whose float
  * it can find without strtod (fast_double's range, or float_is_certain's),
  * computes it on the way (GW_JVAL_NUM_F32): an embedding's floats are then
@@ -396,15 +409,8 @@ static int parse_number(struct parser *P, gw_jval *v) {
           x = x * 10 + (*p - '0');
       e10 = x > 100000 ? 1000000 : e10 + (eneg ? -x : x); /* out of range: no fast value */
     }
-    if (sig <= 19 && e10 >= -22 && e10 <= 22) {
-      double d = m == 0     ? 0.0
-                 : e10 >= 0 ? (double)m * pow10_exact[e10]
-                            : (double)m / pow10_exact[-e10];
-      if (sig <= 15 || float_is_certain(d)) {
-        v->num_f = (float)((flags & GW_JVAL_NUM_NEG) ? -d : d);
-        flags |= GW_JVAL_NUM_F32;
-      }
-    }
+    if (float_of(m, sig, e10, flags & GW_JVAL_NUM_NEG, &v->num_f))
+      flags |= GW_JVAL_NUM_F32;
   }
   v->type = GW_JVAL_NUMBER;
   v->flags = (unsigned char)flags;
@@ -713,7 +719,7 @@ static const unsigned char slide_digits[32] = {
 /* The float of an embedding's number in its usual form, "-0.0123456789"
  * (a sign, one digit, a point, 1-19 digits, no exponent), computed exactly
  * as parse_number computes it (the same significand, digit count and
- * exponent, then the same double and the same test): the fraction's first
+ * exponent, then the same float_of): the fraction's first
  * sixteen digits are found and valued in one register. 0 for anything else,
  * which parse_number then reads (and judges). Needs 16 bytes after the
  * point inside the text. */
@@ -754,15 +760,13 @@ __attribute__((target("sse4.1"))) static int float_text_fast(const unsigned char
     }
   if (p < end && (*p == 'e' || *p == 'E'))
     return 0;
-  if (d0) {
+  if (d0) { /* exact: sig <= 19 means len <= 18, and the sum is under 10^19 */
     if (sig > 19)
       return 0;
-    m += d0 * (uint64_t)pow10_exact[len]; /* exact: len <= 18 here, the sum under 10^19 */
+    m += d0 * (uint64_t)pow10_exact[len];
   }
-  double d = m == 0 ? 0.0 : (double)m / pow10_exact[len];
-  if (sig > 15 && !float_is_certain(d))
+  if (!float_of(m, sig, -(long)len, neg, out))
     return 0;
-  *out = (float)(neg ? -d : d);
   *next = p;
   return 1;
 }

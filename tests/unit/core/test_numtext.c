@@ -169,11 +169,35 @@ static void test_float_powers_of_ten(void **state) {
   }
 }
 
+/* gw_numtext_floats on |v| (|n| floats, the first |stop| of them written):
+ * the numbers one at a time, commas between, from gw_numtext_float or, with
+ * |by_printf|, from the printf loop itself. */
+static void check_vector(const float *v, size_t n, size_t stop, int by_printf) {
+  static char got[700 * (GW_NUMTEXT_MAX + 1)], want[700 * (GW_NUMTEXT_MAX + 1)];
+  assert_true(n <= 700);
+  size_t w = 0;
+  for (size_t i = 0; i < stop; i++) {
+    if (i)
+      want[w++] = ',';
+    if (by_printf)
+      reference(v[i], 6, 9, 1, want + w);
+    else
+      gw_numtext_float(v[i], want + w);
+    w += strlen(want + w);
+  }
+  want[w] = '\0';
+  size_t done = 12345;
+  got[0] = '\0';
+  size_t len = gw_numtext_floats(v, n, got, &done);
+  assert_int_equal(done, stop);
+  assert_string_equal(got, want);
+  assert_int_equal(len, w);
+}
+
 /* A vector in one call: the same text as one number at a time, commas
  * between, stopping before the first value it leaves to the caller. */
 static void test_float_vectors(void **state) {
   static float v[700];
-  static char got[700 * (GW_NUMTEXT_MAX + 1)], want[700 * (GW_NUMTEXT_MAX + 1)];
   for (int round = 0; round < 200; round++) {
     size_t n = (size_t)(next() % 700), stop = n;
     for (size_t i = 0; i < n; i++) {
@@ -185,19 +209,7 @@ static void test_float_vectors(void **state) {
       static const float special[] = {NAN, INFINITY, -INFINITY, -0.0f};
       v[stop] = special[round % 4];
     }
-    size_t w = 0;
-    for (size_t i = 0; i < stop; i++) {
-      if (i)
-        want[w++] = ',';
-      w += gw_numtext_float(v[i], want + w);
-    }
-    want[w] = '\0';
-    size_t done = 12345;
-    got[0] = '\0';
-    size_t len = gw_numtext_floats(v, n, got, &done);
-    assert_int_equal(done, stop);
-    assert_int_equal(len, w);
-    assert_string_equal(got, want);
+    check_vector(v, n, stop, 0);
   }
 }
 
@@ -234,7 +246,6 @@ static void test_float_vectors_in_groups(void **state) {
     np++;
   }
   static float v[N];
-  static char got[N * (GW_NUMTEXT_MAX + 1)], want[N * (GW_NUMTEXT_MAX + 1)];
   for (int round = 0; round < 3000; round++) {
     size_t n = 8 + (size_t)(next() % (N - 7)), stop = n;
     for (size_t i = 0; i < n; i++)
@@ -244,20 +255,7 @@ static void test_float_vectors_in_groups(void **state) {
       stop = (size_t)(round / 4) % n;
       v[stop] = special[(round / 4) % 4];
     }
-    size_t w = 0;
-    for (size_t i = 0; i < stop; i++) {
-      if (i)
-        want[w++] = ',';
-      reference(v[i], 6, 9, 1, want + w);
-      w += strlen(want + w);
-    }
-    want[w] = '\0';
-    size_t done = 12345;
-    got[0] = '\0';
-    size_t len = gw_numtext_floats(v, n, got, &done);
-    assert_int_equal(done, stop);
-    assert_string_equal(got, want);
-    assert_int_equal(len, w);
+    check_vector(v, n, stop, 1);
   }
 }
 
