@@ -8,7 +8,9 @@
 #   SCENARIO: chat | conv (a 10 KB conversation, conv.json) | big (a 100 KB prompt,
 #   as make bench's big-c8) | emb | emb64 | emb-text (an upstream configured with
 #   embedding_encoding: float, the mock's shortest float text; MOCK_EMB_TEXT=double
-#   for 17 digits)
+#   for 17 digits) | sse (streamed chat, make bench's sse-thru-c32: the mock sends
+#   its 21 events at once; tests/bench/bin/sse_client, events/s and relay p50/p99
+#   in place of req/s and latency, plus the gateway's CPU time per event)
 #   (default emb), ROUNDS 3, DUR 4 (seconds);
 #   CONNS=N (environment) the connections of each wrk run (32)
 # Needs wrk and taskset; builds the mock with make -C tests/bench. Its gRPC
@@ -50,12 +52,17 @@ emb | emb64 | emb-text)
     export CONFIG_FILE="$TMP/config.json" MOCK_KEY=sk-mock
   fi
   ;;
+sse) path=/v1/chat/completions
+  printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}],"max_tokens":64}' >"$TMP/body"
+  ;;
 *) echo "ab: unknown scenario $SCN" >&2; exit 2 ;;
 esac
 taskset -c 1 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
 PIDS+=($!)
 bench_gateway 0 "$A" $PA 28801 $MOCK
+PID_A=$GW_PID
 bench_gateway 0 "$B" $PB 28802 $MOCK
+PID_B=$GW_PID
 for p in $PA $PB; do
   for _ in $(seq 1 50); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
@@ -63,20 +70,35 @@ for p in $PA $PB; do
     sleep 0.2
   done
 done
-for p in $PA $PB; do # warm-up: connections, arenas, caches
-  BODY_FILE="$TMP/body" taskset -c 1 wrk -t1 -c"$CONNS" -d1s -s "$HERE/post.lua" "http://127.0.0.1:$p$path" >/dev/null
-done
+# cpu_ticks PID: user and system clock ticks the process has used
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# load PORT SECONDS -> "COUNT RATE P50_US P99_US ERRORS" (requests, or events for sse)
+load() {
+  if [ "$SCN" = sse ]; then
+    taskset -c 1 "$HERE/bin/sse_client" 127.0.0.1 "$1" $path "$CONNS" "$2" |
+      awk '{for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        print v["events"], v["ev_per_s"], v["relay_p50_us"], v["relay_p99_us"], v["errors"] + v["dropped"]}'
+  else
+    BODY_FILE="$TMP/body" taskset -c 1 wrk -t1 -c"$CONNS" -d"$2s" --latency -s "$HERE/post.lua" \
+      "http://127.0.0.1:$1$path" | bench_wrk_summary
+  fi
+}
+unit=req; [ "$SCN" = sse ] && unit=ev
+for p in $PA $PB; do load "$p" 1 >/dev/null; done # warm-up: connections, arenas, caches
 for r in $(seq 1 "$ROUNDS"); do
   for p in $PA $PB; do
-    name=A; [ "$p" = $PB ] && name=B
-    read -r _ rps p50 p99 err <<<"$(BODY_FILE="$TMP/body" taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" \
-      --latency -s "$HERE/post.lua" "http://127.0.0.1:$p$path" | bench_wrk_summary)"
-    echo "$SCN round $r $name $rps req/s p50 $p50 p99 $p99 us$([ "$err" = 0 ] || echo ", $err non-2xx")"
-    echo "$rps $p50 $p99" >>"$TMP/$name"
+    name=A pid=$PID_A; [ "$p" = $PB ] && name=B pid=$PID_B
+    t0=$(cpu_ticks "$pid")
+    read -r n rps p50 p99 err <<<"$(load "$p" "$DUR")"
+    cpu=$(awk -v t="$(($(cpu_ticks "$pid") - t0))" -v hz="$(getconf CLK_TCK)" -v n="$n" \
+      'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
+    echo "$SCN round $r $name $rps $unit/s p50 $p50 p99 $p99 us, cpu $cpu us/$unit$([ "$err" = 0 ] || echo ", $err errors")"
+    echo "$rps $p50 $p99 $cpu" >>"$TMP/$name"
   done
 done
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 for name in A B; do
-  printf '%s %s median %.0f req/s, p50 %s p99 %s us\n' "$SCN" $name "$(cut -d' ' -f1 "$TMP/$name" | median)" \
-    "$(cut -d' ' -f2 "$TMP/$name" | median)" "$(cut -d' ' -f3 "$TMP/$name" | median)"
+  printf '%s %s median %.0f %s/s, p50 %s p99 %s us, cpu %s us/%s\n' "$SCN" $name \
+    "$(cut -d' ' -f1 "$TMP/$name" | median)" $unit "$(cut -d' ' -f2 "$TMP/$name" | median)" \
+    "$(cut -d' ' -f3 "$TMP/$name" | median)" "$(cut -d' ' -f4 "$TMP/$name" | median)" $unit
 done
