@@ -74,42 +74,20 @@ static int push(struct parser *P, const struct slot *s) {
 
 /* ------------------------------------------------------------ strings */
 
-/* Length of the well-formed UTF-8 sequence at |p| (|n| bytes left, p[0] >=
- * 0x80), 0 if it is not one. */
-static size_t utf8_seq(const unsigned char *p, size_t n) {
-  unsigned char c = p[0];
-  if (c >= 0xc2 && c <= 0xdf)
-    return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
-  if (c >= 0xe0 && c <= 0xef) {
-    if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-      return 0;
-    if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0)) /* overlong, surrogate */
-      return 0;
-    return 3;
-  }
-  if (c >= 0xf0 && c <= 0xf4) {
-    if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-      return 0;
-    if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90)) /* overlong, > U+10FFFF */
-      return 0;
-    return 4;
-  }
-  return 0;
-}
+/* A hex digit's value plus one; 0 for any other byte. */
+static const unsigned char hex_value1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
 
+/* The four hex digits at |p| (a \uXXXX escape, one per character of text
+ * that Python's json.dumps sent): four look-ups, no branch per digit. */
 static int hex4(const unsigned char *p, uint32_t *out) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; i++) {
-    unsigned char c = p[i];
-    v <<= 4;
-    if (c >= '0' && c <= '9')
-      v |= c - '0';
-    else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-      v |= (c | 0x20) - 'a' + 10;
-    else
-      return -1;
-  }
-  *out = v;
+  int a = hex_value1[p[0]] - 1, b = hex_value1[p[1]] - 1, c = hex_value1[p[2]] - 1,
+      d = hex_value1[p[3]] - 1;
+  if ((a | b | c | d) < 0)
+    return -1;
+  *out = (uint32_t)(a << 12 | b << 8 | c << 4 | d);
   return 0;
 }
 
@@ -136,6 +114,35 @@ static size_t put_utf8(unsigned char *d, uint32_t cp) {
   return 4;
 }
 
+/* Copies [s, e) to |*dp| up to the first backslash and returns where that
+ * is (|e| when there is none), |*dp| moved past what was copied: the run
+ * between two escapes, without a call for the search and one for the copy
+ * (a markdown text has a "\n" every line). 16 bytes a step, each stored
+ * whole: the output never runs ahead of the input (an escape is longer than
+ * what it stands for) and has room for all of it, so a store of the 16
+ * bytes just read stays in that room. */
+static const unsigned char *copy_to_backslash(const unsigned char *s, const unsigned char *e,
+                                              unsigned char **dp) {
+  unsigned char *d = *dp;
+#if defined(__SSE2__)
+  const __m128i bslash = _mm_set1_epi8('\\');
+  for (; e - s >= 16; s += 16, d += 16) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+    _mm_storeu_si128((__m128i *)(void *)d, x);
+    unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, bslash));
+    if (m) {
+      unsigned k = (unsigned)__builtin_ctz(m);
+      *dp = d + k;
+      return s + k;
+    }
+  }
+#endif
+  while (s < e && *s != '\\')
+    *d++ = *s++;
+  *dp = d;
+  return s;
+}
+
 /* Decodes the escapes of the already-delimited string body [s, e) into |d|
  * (room for e - s bytes); returns the length written or -1 with the error
  * set. The body's raw bytes were validated by the caller. */
@@ -143,12 +150,8 @@ static long unescape(struct parser *P, const unsigned char *s, const unsigned ch
                      unsigned char *d, int is_key) {
   unsigned char *d0 = d;
   while (s < e) {
-    const unsigned char *bs = memchr(s, '\\', (size_t)(e - s));
-    size_t run = (size_t)((bs ? bs : e) - s);
-    memcpy(d, s, run);
-    d += run;
-    s += run;
-    if (!bs)
+    s = copy_to_backslash(s, e, &d);
+    if (s == e)
       break;
     /* s at a backslash; the scan guaranteed one more byte before |e|. */
     unsigned char c = s[1];
@@ -236,13 +239,24 @@ static int parse_string(struct parser *P, const char **out, size_t *out_len, int
         return syntax(P, end, "unexpected end of input in a string");
       esc = 1;
       q += 2;
+      /* \uXXXX after \uXXXX (every character of a language other than
+       * English, as Python's json.dumps writes them): on to the next
+       * without going back to the scan, while the four bytes are ones the
+       * scan would pass over (no quote, backslash or control); unescape
+       * checks them */
+      uint32_t w;
+      while (q[-1] == 'u' && end - q >= 6 && q[4] == '\\' &&
+             (memcpy(&w, q, 4), !(gw_json_special_bytes(w) & 0x80808080u)))
+        q += 6;
     } else if (c < 0x20) {
       return syntax(P, q, "control character in a string");
     } else if (c >= 0x80) {
-      size_t n = utf8_seq(q, (size_t)(end - q));
-      if (!n)
-        return syntax(P, q, "invalid UTF-8");
-      q += n;
+      do { /* a run of non-ASCII characters (Chinese text) without the scan */
+        size_t n = gw_json_utf8_seq(q, (size_t)(end - q));
+        if (!n)
+          return syntax(P, q, "invalid UTF-8");
+        q += n;
+      } while (q < end && *q >= 0x80);
     } else {
       q++;
     }

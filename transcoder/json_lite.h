@@ -146,6 +146,30 @@ int gw_json_lite_double(const gw_jval *v, double *out);
  * (also when |obj| is not an object). A linear scan. */
 const gw_jval *gw_json_lite_get(const gw_jval *obj, const char *key, size_t key_len);
 
+/* Length of the well-formed UTF-8 sequence at |p| (|n| bytes left, p[0] >=
+ * 0x80), 0 if it is not one (overlong, a surrogate, past U+10FFFF, cut
+ * short): the parser's check, and the writer's for strings from the wire. */
+static inline size_t gw_json_utf8_seq(const unsigned char *p, size_t n) {
+  unsigned char c = p[0];
+  if (c >= 0xc2 && c <= 0xdf)
+    return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+      return 0;
+    if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0)) /* overlong, surrogate */
+      return 0;
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
+      return 0;
+    if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90)) /* overlong, > U+10FFFF */
+      return 0;
+    return 4;
+  }
+  return 0;
+}
+
 /* String scanning shared by the parser and the codec's writer. High bit set
  * in each byte of |w| that is '"', '\\', a control or non-ASCII (and maybe in
  * bytes above the first such one). */
@@ -159,6 +183,15 @@ static inline uint64_t gw_json_special_bytes(uint64_t w) {
 #if defined(__SSE2__) && defined(__x86_64__)
 #include <immintrin.h>
 #define GW_JSON_SKIP_AVX2 1
+/* A bit for each of the 16 bytes of |x| that is '"', '\\', a control or
+ * non-ASCII: a signed compare below 0x20 flags the controls and every byte
+ * >= 0x80 (negative) at once. */
+static inline unsigned gw_json_special_mask16(__m128i x) {
+  __m128i hit = _mm_or_si128(
+      _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
+      _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
+  return (unsigned)_mm_movemask_epi8(hit);
+}
 /* A bit for each of the 32 bytes of |x| that is '"', '\\', a control or
  * non-ASCII: a signed compare below 0x20 flags the controls and every byte
  * >= 0x80 (negative) at once. For functions built for AVX2 only. */
@@ -185,16 +218,9 @@ static inline const unsigned char *gw_json_skip_plain(const unsigned char *q,
   if (end - q >= 128 && __builtin_cpu_supports("avx2"))
     return gw_json_skip_plain_avx2(q, end);
 #endif
-#if defined(__SSE2__)
-  /* 16 bytes at a time: a signed compare below 0x20 flags the controls and
-   * every byte >= 0x80 (negative) at once. */
-  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                space = _mm_set1_epi8(0x20);
-  while (end - q >= 16) {
-    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)q);
-    __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
-                               _mm_cmplt_epi8(x, space));
-    unsigned m = (unsigned)_mm_movemask_epi8(hit);
+#if defined(GW_JSON_SKIP_AVX2)
+  while (end - q >= 16) { /* 16 bytes at a time */
+    unsigned m = gw_json_special_mask16(_mm_loadu_si128((const __m128i *)(const void *)q));
     if (m)
       return q + __builtin_ctz(m);
     q += 16;

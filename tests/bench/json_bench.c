@@ -11,7 +11,12 @@
  *
  * Usage: json_bench [document|all] [N]; documents: chat_request (~0.2 KB),
  * chat_response (~0.4 KB), prompt_100k (a chat request with a 100 KB
- * prompt), embeddings_1536 (an embeddings response with 1536 floats). */
+ * prompt), embeddings_1536 (an embeddings response with 1536 floats), and
+ * three conversations (3-4.5 KB) of 16 turns in the shape of a chat app's
+ * history (markdown answers: newlines, quotes in code): conv_md (English),
+ * conv_utf8 (Chinese and French as UTF-8, as JavaScript's JSON.stringify
+ * sends them) and conv_uesc (the same with every non-ASCII character a
+ * \uXXXX escape, as Python's json.dumps sends them by default). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,12 +46,83 @@ static const char chat_response[] =
     "\"prompt_tokens_details\":{\"cached_tokens\":0},\"completion_tokens_details\":{"
     "\"reasoning_tokens\":0}},\"system_fingerprint\":\"fp_0ba0d124f1\"}";
 
+/* Turns of the conversations: user questions and markdown answers. */
+static const char *const turns_en[] = {
+    "How do I read a file line by line in Python?",
+    "You can iterate over the file object:\\n\\n```python\\nwith open(\\\"data.txt\\\") as f:\\n"
+    "    for line in f:\\n        print(line.rstrip())\\n```\\n\\nThis reads one line at a time, "
+    "so it works for **large files** too.",
+    "And how do I skip empty lines?",
+    "Add a check inside the loop:\\n\\n```python\\nfor line in f:\\n    if not line.strip():\\n"
+    "        continue\\n    print(line)\\n```\\n\\n- `line.strip()` removes whitespace\\n- an "
+    "empty "
+    "string is falsy, so `continue` skips it",
+};
+static const char *const turns_zh[] = {
+    "如何在 Python 中逐行读取文件？请给我一个简单的例子。",
+    "你可以直接遍历文件对象：\\n\\n```python\\nwith open(\\\"données.txt\\\") as f:\\n    for "
+    "ligne in f:\\n        print(ligne.rstrip())\\n```\\n\\n这样每次只读取一行，所以**大文件**"
+    "也没有问题。Les fichiers très volumineux ne posent aucun problème.",
+    "那么如何跳过空行呢？Et comment ignorer les lignes vides ?",
+    "在循环里加一个判断：\\n\\n```python\\nfor ligne in f:\\n    if not ligne.strip():\\n"
+    "        continue\\n```\\n\\n- `strip()` 会去掉空白字符\\n- 空字符串为假，所以 `continue` "
+    "会跳过它。C'est très pratique !",
+};
+
+/* |s| (JSON string text, its escapes written) with every non-ASCII
+ * character as a \uXXXX escape (a surrogate pair past U+FFFF) when |uesc|. */
+static void put_text(gw_buf *b, const char *s, int uesc) {
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p) {
+    if (!uesc || *p < 0x80) {
+      gw_buf_append(b, p++, 1);
+      continue;
+    }
+    uint32_t cp;
+    int n = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
+    cp = *p & (0x7f >> n);
+    for (int i = 1; i < n; i++)
+      cp = cp << 6 | (p[i] & 0x3f);
+    p += n;
+    if (cp >= 0x10000)
+      gw_buf_printf(b, "\\u%04x\\u%04x", 0xd800 + ((cp - 0x10000) >> 10),
+                    0xdc00 + ((cp - 0x10000) & 0x3ff));
+    else
+      gw_buf_printf(b, "\\u%04x", cp);
+  }
+}
+
+/* A chat request: a system prompt and 16 turns taken from |turns| in turn. */
+static char *conversation(const char *const *turns, int uesc, size_t *len) {
+  gw_buf b;
+  gw_buf_init(&b, 1 << 20);
+  gw_buf_appends(&b,
+                 "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"system\",\"content\":\"");
+  put_text(&b,
+           turns[0] == turns_en[0] ? "You are a helpful coding assistant. Answer in markdown."
+                                   : "你是一个乐于助人的编程助手。请用 markdown 回答。",
+           uesc);
+  gw_buf_appends(&b, "\"}");
+  for (int i = 0; i < 16; i++) {
+    gw_buf_printf(&b, ",{\"role\":\"%s\",\"content\":\"", i % 2 ? "assistant" : "user");
+    put_text(&b, turns[i % 4], uesc);
+    gw_buf_appends(&b, "\"}");
+  }
+  gw_buf_appends(&b, "],\"temperature\":0.2,\"stream\":true}");
+  char *out = strdup(b.data);
+  *len = b.len;
+  gw_buf_release(&b);
+  return out;
+}
+
 struct doc {
   const char *name;
   const ProtobufCMessageDescriptor *desc;
   char *json;
   size_t len;
 };
+
+#define N_DOCS 7
 
 static void build_docs(struct doc *d) {
   gw_buf b;
@@ -86,6 +162,13 @@ static void build_docs(struct doc *d) {
   d[3] = (struct doc){"embeddings_1536", &aigateway__v1__embedding_response__descriptor,
                       strdup(b.data), b.len};
   gw_buf_release(&b);
+  const ProtobufCMessageDescriptor *req = &aigateway__v1__chat_completion_request__descriptor;
+  d[4] = (struct doc){"conv_md", req, NULL, 0};
+  d[4].json = conversation(turns_en, 0, &d[4].len);
+  d[5] = (struct doc){"conv_utf8", req, NULL, 0};
+  d[5].json = conversation(turns_zh, 0, &d[5].len);
+  d[6] = (struct doc){"conv_uesc", req, NULL, 0};
+  d[6].json = conversation(turns_zh, 1, &d[6].len);
 }
 
 __attribute__((noinline)) int bench_parse_once(const struct doc *d) {
@@ -130,9 +213,9 @@ static double print_bench(const struct doc *d, long n) {
 int main(int argc, char **argv) {
   const char *which = argc > 1 ? argv[1] : "all";
   long n = argc > 2 ? atol(argv[2]) : 1000;
-  struct doc docs[4];
+  struct doc docs[N_DOCS];
   build_docs(docs);
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < N_DOCS; i++) {
     if (strcmp(which, "all") != 0 && strcmp(which, docs[i].name) != 0)
       continue;
     struct timespec t0, t1;
@@ -145,7 +228,7 @@ int main(int argc, char **argv) {
     printf("%-16s %7zu bytes  %10.0f ns/parse  %8.1f MB/s  %10.0f ns/write\n", docs[i].name,
            docs[i].len, ns, docs[i].len / ns * 1e3, print_bench(&docs[i], n));
   }
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < N_DOCS; i++)
     free(docs[i].json);
   return 0;
 }

@@ -286,6 +286,106 @@ static void test_long_strings(void **state) {
   gw_arena_free(a);
 }
 
+/* Pieces of the string literals of test_strings_vs_jansson: text, every
+ * escape, \uXXXX runs (as Python's json.dumps writes Chinese text) with
+ * surrogate pairs whole, halved or swapped, bad hex digits (also a quote or
+ * a backslash where a digit should be), raw UTF-8, raw bytes that are not
+ * UTF-8, a raw control byte and \u0000. */
+static const char *const literal_pieces[] = {"a",
+                                             "Hello, world ",
+                                             "0123456789abcdef0123456789",
+                                             "\\n",
+                                             "\\\"",
+                                             "\\\\",
+                                             "\\/",
+                                             "\\b",
+                                             "\\f",
+                                             "\\r",
+                                             "\\t",
+                                             "\\u4f60\\u597d",
+                                             "\\u00e9",
+                                             "\\u0041",
+                                             "\\u20AC",
+                                             "\\uD83D\\uDE00",
+                                             "\\ud83d",
+                                             "\\ude00",
+                                             "\\ude00\\ud83d",
+                                             "\\u12G4",
+                                             "\\u12\"",
+                                             "\\u1\\\\",
+                                             "\\u",
+                                             "\\x",
+                                             "\\u0000",
+                                             "\xe4\xbd\xa0\xe5\xa5\xbd",
+                                             "\xc3\xa9",
+                                             "\xf0\x9f\x98\x80",
+                                             "\xff",
+                                             "\xc3",
+                                             "\xed\xa0\x80",
+                                             "\x01",
+                                             "\x7f",
+                                             "\\u4f60\\u597d\\u4f60\\u597d\\u4f60\\u597d"};
+
+/* String literals made of random pieces are accepted or refused as jansson
+ * accepts or refuses them (json_loadb, JSON_DECODE_ANY), and when accepted
+ * read as the same bytes: each alone, in a heap block of its exact size (so
+ * that a read past the end is AddressSanitizer's), and as a member value. */
+static void test_strings_vs_jansson(void **state) {
+  (void)state;
+  gw_arena *a = gw_arena_new(0, 0);
+  uint32_t seed = 7;
+  gw_buf lit, doc;
+  gw_buf_init(&lit, 1 << 20);
+  gw_buf_init(&doc, 1 << 20);
+  for (int round = 0; round < 20000; round++) {
+    gw_buf_reset(&lit);
+    assert_int_equal(gw_buf_appendc(&lit, '"'), GW_OK);
+    seed = seed * 1103515245 + 12345;
+    int pieces = (int)(seed >> 16) % (round % 10 == 0 ? 200 : 12), mostly = (int)(seed >> 8) % 3;
+    size_t np = sizeof literal_pieces / sizeof literal_pieces[0];
+    for (int i = 0; i < pieces; i++) {
+      seed = seed * 1103515245 + 12345;
+      size_t k = (seed >> 16) % np;
+      if (mostly == 1 && (seed & 3)) /* mostly well-formed: text, escapes, \u runs */
+        k = (seed >> 8) % 16;
+      assert_int_equal(gw_buf_appends(&lit, literal_pieces[k]), GW_OK);
+    }
+    assert_int_equal(gw_buf_appendc(&lit, '"'), GW_OK);
+    json_error_t je;
+    json_t *j = json_loadb(lit.data, lit.len, JSON_DECODE_ANY, &je);
+    char *exact = malloc(lit.len);
+    memcpy(exact, lit.data, lit.len);
+    const gw_jval *v;
+    gw_json_lite_error e;
+    int rc = parse(a, exact, lit.len, &v, &e);
+    if (!j) {
+      if (rc != GW_ERR_INVALID)
+        fail_msg("round %d: %s accepted, jansson: %s", round, lit.data, je.text);
+    } else {
+      if (rc != GW_OK)
+        fail_msg("round %d: %s refused: %s", round, lit.data, e.text);
+      assert_int_equal(v->type, GW_JVAL_STRING);
+      assert_int_equal(v->len, json_string_length(j));
+      assert_memory_equal(v->u.str, json_string_value(j), v->len);
+      assert_int_equal(v->u.str[v->len], '\0');
+    }
+    free(exact);
+    gw_buf_reset(&doc);
+    assert_int_equal(gw_buf_printf(&doc, "{\"k\":%s,\"n\":1}", lit.data), GW_OK);
+    rc = parse(a, doc.data, doc.len, &v, &e);
+    assert_int_equal(rc, j ? GW_OK : GW_ERR_INVALID);
+    if (j) {
+      const gw_jval *k = &v->u.members[0].value;
+      assert_int_equal(k->len, json_string_length(j));
+      assert_memory_equal(k->u.str, json_string_value(j), k->len);
+    }
+    json_decref(j);
+  }
+  gw_buf_release(&lit);
+  gw_buf_release(&doc);
+  gw_arena_free(a);
+}
+
 /* ------------------------------------------------------------ numbers */
 
 static void test_numbers(void **state) {
@@ -741,6 +841,9 @@ static void test_error_positions(void **state) {
       {"{\"a\" 1}", 1, 6, "':' expected"},
       {"[\"a\\qb\"]", 1, 4, "invalid escape"},
       {"[\"\\u0000\"]", 1, 3, "\\u0000 is not allowed"},
+      /* a quote where a \u escape's digits should be ends the string there,
+       * also when a backslash follows it (the scan of a \uXXXX run) */
+      {"\"\\u4f60\\u1\"xy\\n", 1, 8, "invalid \\u escape"},
       {"\n\n  01", 3, 4, "end of input expected"},
       {"", 1, 0, "unexpected end of input"},
   };
@@ -833,12 +936,12 @@ static void test_arena_cap(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_syntax),          cmocka_unit_test(test_dom),
-      cmocka_unit_test(test_long_strings),    cmocka_unit_test(test_numbers),
-      cmocka_unit_test(test_big_objects),     cmocka_unit_test(test_depth),
-      cmocka_unit_test(test_error_positions), cmocka_unit_test(test_failmalloc),
-      cmocka_unit_test(test_arena_cap),       cmocka_unit_test(test_number_f32),
-      cmocka_unit_test(test_read_floats),
+      cmocka_unit_test(test_syntax),       cmocka_unit_test(test_dom),
+      cmocka_unit_test(test_long_strings), cmocka_unit_test(test_strings_vs_jansson),
+      cmocka_unit_test(test_numbers),      cmocka_unit_test(test_big_objects),
+      cmocka_unit_test(test_depth),        cmocka_unit_test(test_error_positions),
+      cmocka_unit_test(test_failmalloc),   cmocka_unit_test(test_arena_cap),
+      cmocka_unit_test(test_number_f32),   cmocka_unit_test(test_read_floats),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
