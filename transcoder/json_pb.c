@@ -1986,48 +1986,28 @@ static int print_u64(struct wctx *w, uint64_t v) {
   return print_int_text(w->b, t, gw_numtext_u64(v, t), !w->opts.int64_as_number);
 }
 
-/* Length of the well-formed UTF-8 sequence at |p| (|n| bytes left), 0 if
- * it is not one (overlong, surrogate, past U+10FFFF, cut short). */
-static size_t utf8_len(const unsigned char *p, size_t n) {
-  size_t len;
-  uint32_t cp;
-  if (p[0] < 0x80)
-    return 1;
-  if (p[0] >= 0xc2 && p[0] <= 0xdf)
-    len = 2, cp = p[0] & 0x1f;
-  else if (p[0] >= 0xe0 && p[0] <= 0xef)
-    len = 3, cp = p[0] & 0x0f;
-  else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-    len = 4, cp = p[0] & 0x07;
-  else
-    return 0;
-  if (n < len)
-    return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((p[i] & 0xc0) != 0x80)
-      return 0;
-    cp = (cp << 6) | (p[i] & 0x3f);
-  }
-  if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-      (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-    return 0;
-  return len;
-}
-
-static int escape_char(gw_buf *b, unsigned char ch) {
+/* The escape of |ch| (a quote, a backslash, a control byte, or a byte that
+ * is not UTF-8: U+FFFD) at |o|; returns its length (2 or 6). */
+static size_t put_escape(unsigned char *o, unsigned char ch) {
+  static const char hexd[] = "0123456789abcdef";
+  o[0] = '\\';
   switch (ch) {
-  case '"': return gw_buf_appends(b, "\\\"");
-  case '\\': return gw_buf_appends(b, "\\\\");
-  case '\n': return gw_buf_appends(b, "\\n");
-  case '\r': return gw_buf_appends(b, "\\r");
-  case '\t': return gw_buf_appends(b, "\\t");
-  default: return gw_buf_printf(b, "\\u%04x", ch);
+  case '"': o[1] = '"'; return 2;
+  case '\\': o[1] = '\\'; return 2;
+  case '\n': o[1] = 'n'; return 2;
+  case '\r': o[1] = 'r'; return 2;
+  case '\t': o[1] = 't'; return 2;
   }
+  if (ch >= 0x80) {
+    memcpy(o + 1, "ufffd", 5);
+  } else {
+    memcpy(o + 1, "u00", 3);
+    o[4] = (unsigned char)hexd[ch >> 4];
+    o[5] = (unsigned char)hexd[ch & 15];
+  }
+  return 6;
 }
 
-/* |s| as a JSON string. protobuf-c does not check that strings from the wire
- * are UTF-8, so bytes that are not become U+FFFD rather than invalid JSON. */
-#if defined(__SSE2__)
 #if defined(GW_JSON_SKIP_AVX2)
 /* The rest of plain_len's scan from the 32-aligned |at|, 32 bytes a step
  * (CPUs with AVX2): where it stops. */
@@ -2039,7 +2019,6 @@ plain_stop_avx2(uintptr_t at) {
       return (const char *)at + __builtin_ctz(m);
   }
 }
-#endif
 
 /* The length of |s| when every byte of it is plain (gw_json_skip_plain's
  * sense), else SIZE_MAX: strlen and the scan in one pass. It reads 16 aligned
@@ -2047,36 +2026,63 @@ plain_stop_avx2(uintptr_t at) {
  * next page, so reading past the NUL is safe on the machine, though not in
  * C's abstract machine; AddressSanitizer is told to let it be. */
 __attribute__((no_sanitize("address"))) static size_t plain_len(const char *s) {
-  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                space = _mm_set1_epi8(0x20);
   uintptr_t at = (uintptr_t)s & ~(uintptr_t)15;
   unsigned skip = (unsigned)((uintptr_t)s & 15);
   for (int step = 0;; at += 16, skip = 0, step++) {
-#if defined(GW_JSON_SKIP_AVX2)
     /* past 64 bytes, a long string (a prompt): on to 32 bytes a step */
     if (step >= 4 && !(at & 31) && __builtin_cpu_supports("avx2")) {
       const char *q = plain_stop_avx2(at);
       return *q ? SIZE_MAX : (size_t)(q - s);
     }
-#endif
-    __m128i x = _mm_load_si128((const __m128i *)at);
     /* the NUL is a control byte: it stops the scan with the others */
-    __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
-                               _mm_cmplt_epi8(x, space));
-    unsigned m = (unsigned)_mm_movemask_epi8(hit) >> skip;
+    unsigned m = gw_json_special_mask16(_mm_load_si128((const __m128i *)at)) >> skip;
     if (m) {
       const char *q = (const char *)at + skip + __builtin_ctz(m);
       return *q ? SIZE_MAX : (size_t)(q - s);
     }
   }
 }
+
+/* Copies the plain bytes (gw_json_skip_plain's sense) at |u| to |*op| and
+ * returns where they end (|end| or a byte that is not plain), |*op| moved
+ * past them: the run between two escapes of a string, without a call for
+ * the scan and one for the copy. 16 bytes a step, each stored whole: the
+ * caller keeps room for the rest of the string at |*op|, which holds the 16
+ * bytes read. */
+static const unsigned char *copy_plain(const unsigned char *u, const unsigned char *end,
+                                       unsigned char **op) {
+  unsigned char *o = *op;
+  for (; end - u >= 16; u += 16, o += 16) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)u);
+    _mm_storeu_si128((__m128i *)(void *)o, x);
+    unsigned m = gw_json_special_mask16(x);
+    if (m) {
+      *op = o + __builtin_ctz(m);
+      return u + __builtin_ctz(m);
+    }
+  }
+  const unsigned char *v = gw_json_skip_plain(u, end);
+  memcpy(o, u, (size_t)(v - u));
+  *op = o + (v - u);
+  return v;
+}
 #else
 static size_t plain_len(const char *s) {
   const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
   return gw_json_skip_plain(p, end) == end ? (size_t)(end - p) : SIZE_MAX;
 }
+
+static const unsigned char *copy_plain(const unsigned char *u, const unsigned char *end,
+                                       unsigned char **op) {
+  const unsigned char *v = gw_json_skip_plain(u, end);
+  memcpy(*op, u, (size_t)(v - u));
+  *op += v - u;
+  return v;
+}
 #endif
 
+/* |s| as a JSON string. protobuf-c does not check that strings from the wire
+ * are UTF-8, so bytes that are not become U+FFFD rather than invalid JSON. */
 static int print_string(gw_buf *b, const char *s) {
   const unsigned char *p = (const unsigned char *)(s ? s : "");
   size_t n = plain_len((const char *)p);
@@ -2091,22 +2097,51 @@ static int print_string(gw_buf *b, const char *s) {
     b->len += n + 2;
     return GW_OK;
   }
+  /* Escapes or non-ASCII text (a markdown answer's newlines, a language
+   * other than English): written straight into the buffer. The room left
+   * (to |lim|, the NUL's byte kept) is never less than what the rest of the
+   * string takes as it is plus the closing quote: an escape, up to six
+   * bytes for one, first makes sure of room for itself and the rest (the
+   * buffer grows by doubling, so that is seldom needed, and then for no
+   * more than the string's own text: a cap that holds it is enough). */
   n = strlen((const char *)p);
-  const unsigned char *end = p + n, *q = p, *run = p;
-  TRY(gw_buf_appendc(b, '"'));
-  for (; (q = gw_json_skip_plain(q, end)) < end;) {
-    unsigned char ch = *q;
-    size_t len = ch >= 0x80 ? utf8_len(q, (size_t)(end - q)) : 0;
-    if (len) {
-      q += len;
-      continue;
+  const unsigned char *end = p + n, *u = p;
+  TRY(gw_buf_reserve(b, n + 2));
+  unsigned char *o = (unsigned char *)b->data + b->len,
+                *lim = (unsigned char *)b->data + b->alloc - 1;
+  *o++ = '"';
+  for (;;) {
+    u = copy_plain(u, end, &o);
+    if (u == end)
+      break;
+    if (*u >= 0x80) { /* whole UTF-8 characters, as they are */
+      const unsigned char *v = u;
+      size_t len;
+      while (v < end && *v >= 0x80 && (len = gw_json_utf8_seq(v, (size_t)(end - v))))
+        v += len;
+      if (v != u) {
+        memcpy(o, u, (size_t)(v - u));
+        o += v - u;
+        u = v;
+        continue;
+      }
     }
-    TRY(gw_buf_append(b, run, (size_t)(q - run)));
-    TRY(ch >= 0x80 ? gw_buf_appends(b, "\\ufffd") : escape_char(b, ch));
-    run = ++q;
+    if ((size_t)(lim - o) < (size_t)(end - u) + 6) {
+      unsigned char e[6]; /* what it needs exactly, as a cap may allow no more */
+      size_t elen = put_escape(e, *u);
+      if ((size_t)(lim - o) < (size_t)(end - u) + elen) {
+        b->len = (size_t)(o - (unsigned char *)b->data);
+        TRY(gw_buf_reserve(b, (size_t)(end - u) + elen));
+        o = (unsigned char *)b->data + b->len;
+        lim = (unsigned char *)b->data + b->alloc - 1;
+      }
+    }
+    o += put_escape(o, *u++);
   }
-  TRY(gw_buf_append(b, run, (size_t)(end - run)));
-  return gw_buf_appendc(b, '"');
+  *o++ = '"';
+  *o = '\0';
+  b->len = (size_t)(o - (unsigned char *)b->data);
+  return GW_OK;
 }
 
 static int print_scalar(struct wctx *w, const ProtobufCFieldDescriptor *f, const void *slot) {

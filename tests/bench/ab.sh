@@ -5,7 +5,9 @@
 # vCPUs). Each gateway runs one worker pinned to cpu 0; the mock and wrk share
 # cpu 1. Prints one line per round (req/s, wrk's p50 and p99) and the medians.
 #   tests/bench/ab.sh GW_A GW_B [SCENARIO] [ROUNDS] [DUR]
-#   SCENARIO: chat | conv (a 10 KB conversation, conv.json) | big (a 100 KB prompt,
+#   SCENARIO: chat | conv (a 10 KB conversation, conv.json) | conv-zh (a Chinese one,
+#   conv_zh.json, as UTF-8) | conv-zh-py (the same as Python's json.dumps writes it:
+#   \uXXXX escapes) | big (a 100 KB prompt,
 #   as make bench's big-c8) | emb | emb64 | emb-text (an upstream configured with
 #   embedding_encoding: float, the mock's shortest float text; MOCK_EMB_TEXT=double
 #   for 17 digits) | sse (streamed chat, make bench's sse-thru-c32: the mock sends
@@ -36,6 +38,15 @@ chat)
 conv)
   path=/v1/chat/completions
   cp "$HERE/conv.json" "$TMP/body"
+  ;;
+conv-zh) # a Chinese conversation as UTF-8 (JavaScript's JSON.stringify)
+  path=/v1/chat/completions
+  cp "$HERE/conv_zh.json" "$TMP/body"
+  ;;
+conv-zh-py) # the same with \uXXXX escapes (Python's json.dumps)
+  path=/v1/chat/completions
+  /usr/bin/python3 -c 'import json, sys; sys.stdout.write(json.dumps(json.load(open(sys.argv[1], encoding="utf-8"))))' \
+    "$HERE/conv_zh.json" >"$TMP/body"
   ;;
 big)
   path=/v1/chat/completions

@@ -5,11 +5,15 @@
 # upstream; after a warm-up the counters are zeroed, a fixed load runs, and
 # the total is divided by the work done.
 #   tests/bench/instr.sh MODE [GW_BIN]
-#     MODE: chat | conv | tls | emb | emb64 | sse | h2c | grpc | grpc-http | anthropic | gemini | bedrock | azure
+#     MODE: chat | conv | conv-zh | conv-zh-py | tls | emb | emb64 | sse | h2c | grpc | grpc-http | anthropic | gemini | bedrock | azure
 #           | anthropic-sse | gemini-sse | bedrock-sse | azure-sse | nginx | nginx-emb
 #     chat  proxied chat completions, wrk -c1 for 6 s    -> per request
 #     conv  the same with a 10 KB conversation (tests/bench/conv.json: a system
 #           prompt and ten turns, some with escapes)
+#     conv-zh   a Chinese one (tests/bench/conv_zh.json, 8 KB: markdown answers with
+#           newlines and code) as UTF-8, as JavaScript's JSON.stringify sends it
+#     conv-zh-py  the same with every non-ASCII character a \uXXXX escape (13 KB),
+#           as Python's json.dumps (the openai package) sends it
 #     tls   the same to an https:// upstream (nginx terminating TLS in front of
 #           the mock; a certificate made for the run, trusted via SSL_CERT_FILE)
 #     emb   /v1/embeddings (256 floats), wrk -c1 for 6 s -> per request
@@ -41,7 +45,7 @@
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-MODE=${1:?mode: chat, conv, tls, emb, emb64, emb-text, sse, h2c, grpc, grpc-http, anthropic|gemini|bedrock|azure[-sse], nginx, nginx-emb}
+MODE=${1:?mode: chat, conv, conv-zh, conv-zh-py, tls, emb, emb64, emb-text, sse, h2c, grpc, grpc-http, anthropic|gemini|bedrock|azure[-sse], nginx, nginx-emb}
 GW=${2:-$ROOT/ai-gateway}
 OUT=${OUT:-$(mktemp /tmp/aigw-instr.XXXXXX)}
 MOCK=19790 HTTP=18790 GRPC=29790
@@ -56,6 +60,9 @@ make -s -C "$HERE" OUT="$HERE/bin" >/dev/null # (OUT is the Makefile's folder to
 printf '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64}' >"$TMP/chat.json"
 printf '{"model":"text-embedding-3-small","input":"The food was delicious and the waiter was kind."}' >"$TMP/emb.json"
 printf '{"model":"text-embedding-3-small","input":"The food was delicious and the waiter was kind.","encoding_format":"base64"}' >"$TMP/emb64.json"
+# conv_zh.json as Python's json.dumps writes it (ensure_ascii: \uXXXX escapes)
+/usr/bin/python3 -c 'import json, sys; sys.stdout.write(json.dumps(json.load(open(sys.argv[1], encoding="utf-8"))))' \
+  "$HERE/conv_zh.json" >"$TMP/conv_zh_py.json"
 
 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
 PIDS+=($!)
@@ -159,10 +166,12 @@ grpc_body() {
 load() { # $1: warm-up or measure; prints the units of work done
   local n=${1}
   case $MODE in
-  chat | conv | tls | emb | emb64 | emb-text | anthropic* | gemini* | bedrock* | azure* | nginx | nginx-emb)
+  chat | conv* | tls | emb | emb64 | emb-text | anthropic* | gemini* | bedrock* | azure* | nginx | nginx-emb)
     local body=$TMP/chat.json path=/v1/chat/completions
     case $MODE in
     conv) body=$HERE/conv.json ;;
+    conv-zh) body=$HERE/conv_zh.json ;;
+    conv-zh-py) body=$TMP/conv_zh_py.json ;;
     emb | emb64) body=$TMP/$MODE.json path=/v1/embeddings ;;
     emb-text) body=$TMP/emb.json path=/v1/embeddings ;;
     nginx-emb) body=$TMP/emb.json path=/v1/embeddings ;;

@@ -1296,6 +1296,129 @@ static void test_invalid_utf8(void **state) {
   }
 }
 
+/* Pieces of the strings of test_print_string_random: text, what must be
+ * escaped, UTF-8 of each length, and bytes that are not UTF-8 (a lone lead
+ * or continuation byte, overlong forms, a surrogate, past U+10FFFF). */
+static const char *const string_pieces[] = {"a",
+                                            "The quick brown fox ",
+                                            "0123456789abcdef0123456789",
+                                            "\"",
+                                            "\\",
+                                            "\n",
+                                            "\r",
+                                            "\t",
+                                            "\x01",
+                                            "\x1f",
+                                            "\x7f",
+                                            "\xc3\xa9",
+                                            "\xe4\xbd\xa0\xe5\xa5\xbd",
+                                            "\xe2\x82\xac",
+                                            "\xf0\x9f\x98\x80",
+                                            "\xef\xbf\xbf",
+                                            "\xf4\x8f\xbf\xbf",
+                                            "\xff",
+                                            "\x80",
+                                            "\xc3",
+                                            "\xe4\xbd",
+                                            "\xc0\xaf",
+                                            "\xe0\x80\xaf",
+                                            "\xed\xa0\x80",
+                                            "\xf4\x90\x80\x80",
+                                            "\xf5\x80\x80\x80"};
+
+/* The test's own writer of |s| as a JSON string, one byte or character at a
+ * time: the code point of each UTF-8 sequence worked out and judged. */
+static void reference_json_string(gw_buf *out, const char *str) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t n = strlen(str);
+  assert_int_equal(gw_buf_appendc(out, '"'), GW_OK);
+  for (size_t i = 0; i < n;) {
+    unsigned char c = s[i];
+    if (c == '"' || c == '\\') {
+      assert_int_equal(gw_buf_printf(out, "\\%c", c), GW_OK);
+    } else if (c == '\n' || c == '\r' || c == '\t') {
+      assert_int_equal(gw_buf_appends(out, c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t"), GW_OK);
+    } else if (c < 0x20) {
+      assert_int_equal(gw_buf_printf(out, "\\u%04x", c), GW_OK);
+    } else if (c < 0x80) {
+      assert_int_equal(gw_buf_appendc(out, (char)c), GW_OK);
+    } else {
+      size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+      uint32_t cp = c & (0x7f >> len);
+      int ok = len > 0 && i + len <= n;
+      for (size_t k = 1; ok && k < len; k++) {
+        ok = (s[i + k] & 0xc0) == 0x80;
+        cp = cp << 6 | (s[i + k] & 0x3f);
+      }
+      static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+      ok = ok && cp >= least[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+      if (ok) {
+        assert_int_equal(gw_buf_append(out, s + i, len), GW_OK);
+        i += len;
+        continue;
+      }
+      assert_int_equal(gw_buf_appends(out, "\\ufffd"), GW_OK);
+    }
+    i++;
+  }
+  assert_int_equal(gw_buf_appendc(out, '"'), GW_OK);
+}
+
+/* Strings made of random pieces (escapes dense or sparse, runs of Chinese
+ * text, bytes that are not UTF-8; up to ~2 KB, so that an escape-heavy one
+ * outgrows the room first made) are written as the reference writes them,
+ * into a buffer capped at exactly the output's size, and refused whole by
+ * one a byte smaller. Each string sits in a heap block of its size. */
+static void test_print_string_random(void **state) {
+  (void)state;
+  uint32_t seed = 12345;
+  gw_buf want, out;
+  gw_buf_init(&want, 1 << 20);
+  for (int round = 0; round < 3000; round++) {
+    gw_buf str;
+    gw_buf_init(&str, 1 << 20);
+    seed = seed * 1103515245 + 12345;
+    int pieces = (int)(seed >> 16) % (round % 10 == 0 ? 400 : 40), bias = (int)(seed >> 8) % 4;
+    for (int i = 0; i < pieces; i++) {
+      seed = seed * 1103515245 + 12345;
+      size_t k = (seed >> 16) % (sizeof string_pieces / sizeof string_pieces[0]);
+      if (bias == 1 && (seed & 1)) /* mostly escapes */
+        k = 3 + (seed >> 8) % 5;
+      else if (bias == 2 && (seed & 1)) /* mostly Chinese text */
+        k = 12;
+      assert_int_equal(gw_buf_appends(&str, string_pieces[k]), GW_OK);
+    }
+    char *text = malloc(str.len + 1);
+    memcpy(text, str.data ? str.data : "", str.len + 1);
+    Codectest__Inner m = CODECTEST__INNER__INIT;
+    m.name = text;
+    gw_buf_reset(&want);
+    if (str.len) {
+      assert_int_equal(gw_buf_appends(&want, "{\"name\":"), GW_OK);
+      reference_json_string(&want, text);
+      assert_int_equal(gw_buf_appendc(&want, '}'), GW_OK);
+    } else {
+      assert_int_equal(gw_buf_appends(&want, "{}"), GW_OK);
+    }
+    for (size_t cap = want.len - 1; cap <= want.len; cap++) {
+      gw_buf_init(&out, cap);
+      int rc = gw_pb_to_json(&m.base, NULL, &out);
+      if (cap < want.len) {
+        assert_int_equal(rc, GW_ERR_TOOBIG);
+        assert_int_equal(out.len, 0);
+      } else {
+        assert_int_equal(rc, GW_OK);
+        if (strcmp(out.data, want.data) != 0)
+          fail_msg("round %d: %s, want %s", round, out.data, want.data);
+      }
+      gw_buf_release(&out);
+    }
+    free(text);
+    gw_buf_release(&str);
+  }
+  gw_buf_release(&want);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_name),
@@ -1320,6 +1443,7 @@ int main(void) {
       cmocka_unit_test(test_buf_cap),
       cmocka_unit_test(test_unprintable),
       cmocka_unit_test(test_invalid_utf8),
+      cmocka_unit_test(test_print_string_random),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
