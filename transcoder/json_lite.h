@@ -204,6 +204,8 @@ __attribute__((target("avx2"))) static inline unsigned gw_json_special_mask32(__
 /* gw_json_skip_plain for a long run, 32 bytes a step: only where the CPU
  * has AVX2 (json_lite.c; gw_json_skip_plain asks). */
 const unsigned char *gw_json_skip_plain_avx2(const unsigned char *q, const unsigned char *end);
+/* gw_json_skip_text's vector loop (SSSE3: json_lite.c). */
+const unsigned char *gw_json_skip_text_ssse3(const unsigned char *q, const unsigned char *end);
 #endif
 
 /* Skips the bytes of a string that need no look: not '"', '\\', a control
@@ -242,6 +244,21 @@ static inline const unsigned char *gw_json_skip_plain(const unsigned char *q,
   }
   while (q < end && *q >= 0x20 && *q < 0x80 && *q != '"' && *q != '\\')
     q++;
+  return q;
+}
+
+/* Skips text from |q|, which starts a character: plain bytes and well-formed
+ * UTF-8 alike (a language other than English). Stops at or before the first
+ * '"', '\\' or control byte and the first byte of a character that is not
+ * UTF-8, always at the start of a character, maybe at |q| itself: the caller
+ * looks at what is there. Where the CPU has SSSE3, 16 bytes a step. */
+static inline const unsigned char *gw_json_skip_text(const unsigned char *q,
+                                                     const unsigned char *end) {
+#if defined(GW_JSON_SKIP_AVX2)
+  if (end - q >= 32 && __builtin_cpu_supports("ssse3"))
+    return gw_json_skip_text_ssse3(q, end);
+#endif
+  (void)end;
   return q;
 }
 

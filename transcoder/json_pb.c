@@ -2114,11 +2114,12 @@ static int print_string(gw_buf *b, const char *s) {
     u = copy_plain(u, end, &o);
     if (u == end)
       break;
-    if (*u >= 0x80) { /* whole UTF-8 characters, as they are */
-      const unsigned char *v = u;
+    if (*u >= 0x80) {                                     /* whole UTF-8 characters, as they are */
+      const unsigned char *v = gw_json_skip_text(u, end); /* 16 bytes a step */
       size_t len;
-      while (v < end && *v >= 0x80 && (len = gw_json_utf8_seq(v, (size_t)(end - v))))
-        v += len;
+      if (v == u) /* (no SSSE3, near the end, or a byte that is not UTF-8 ahead) */
+        while (v < end && *v >= 0x80 && (len = gw_json_utf8_seq(v, (size_t)(end - v))))
+          v += len;
       if (v != u) {
         memcpy(o, u, (size_t)(v - u));
         o += v - u;

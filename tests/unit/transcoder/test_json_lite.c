@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/status.h"
 #include "transcoder/json_lite.h"
+#include "utf8_cases.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 
@@ -383,6 +384,41 @@ static void test_strings_vs_jansson(void **state) {
   }
   gw_buf_release(&lit);
   gw_buf_release(&doc);
+  gw_arena_free(a);
+}
+
+/* The text of utf8_cases.h with each of its bytes in turn replaced by each
+ * of the breakers: accepted or refused as jansson does, and read as the
+ * same bytes. */
+static void test_utf8_every_position(void **state) {
+  (void)state;
+  gw_arena *a = gw_arena_new(0, 0);
+  size_t n = sizeof utf8_text - 1;
+  for (size_t at = 0; at <= n; at++)
+    for (size_t k = 0; k < sizeof utf8_breakers; k++) {
+      if (at == n && k > 0)
+        break;                   /* at == n: the text as it is, once */
+      char *lit = malloc(n + 2); /* the literal in a block of its exact size */
+      lit[0] = '"';
+      memcpy(lit + 1, utf8_text, n);
+      lit[n + 1] = '"';
+      if (at < n)
+        lit[1 + at] = (char)utf8_breakers[k];
+      json_error_t je;
+      json_t *j = json_loadb(lit, n + 2, JSON_DECODE_ANY, &je);
+      const gw_jval *v;
+      gw_json_lite_error e;
+      int rc = parse(a, lit, n + 2, &v, &e);
+      if ((rc == GW_OK) != (j != NULL))
+        fail_msg("byte %zu set to %02x: rc %d, jansson %s", at, utf8_breakers[k], rc,
+                 j ? "accepts" : "refuses");
+      if (j) {
+        assert_int_equal(v->len, json_string_length(j));
+        assert_memory_equal(v->u.str, json_string_value(j), v->len);
+      }
+      json_decref(j);
+      free(lit);
+    }
   gw_arena_free(a);
 }
 
@@ -936,12 +972,19 @@ static void test_arena_cap(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_syntax),       cmocka_unit_test(test_dom),
-      cmocka_unit_test(test_long_strings), cmocka_unit_test(test_strings_vs_jansson),
-      cmocka_unit_test(test_numbers),      cmocka_unit_test(test_big_objects),
-      cmocka_unit_test(test_depth),        cmocka_unit_test(test_error_positions),
-      cmocka_unit_test(test_failmalloc),   cmocka_unit_test(test_arena_cap),
-      cmocka_unit_test(test_number_f32),   cmocka_unit_test(test_read_floats),
+      cmocka_unit_test(test_syntax),
+      cmocka_unit_test(test_dom),
+      cmocka_unit_test(test_long_strings),
+      cmocka_unit_test(test_strings_vs_jansson),
+      cmocka_unit_test(test_utf8_every_position),
+      cmocka_unit_test(test_numbers),
+      cmocka_unit_test(test_big_objects),
+      cmocka_unit_test(test_depth),
+      cmocka_unit_test(test_error_positions),
+      cmocka_unit_test(test_failmalloc),
+      cmocka_unit_test(test_arena_cap),
+      cmocka_unit_test(test_number_f32),
+      cmocka_unit_test(test_read_floats),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

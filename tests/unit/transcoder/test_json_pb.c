@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/status.h"
 #include "transcoder/json_pb.h"
+#include "utf8_cases.h"
 
 enum opt_set { O_PLAIN, O_KEEP, O_OPENAI, O_DEFAULTS, O_INT64NUM, O_DEPTH3 };
 
@@ -1419,6 +1420,39 @@ static void test_print_string_random(void **state) {
   gw_buf_release(&want);
 }
 
+/* The text of utf8_cases.h with each of its bytes in turn replaced by each
+ * of the breakers, as a string from the wire: written as the reference
+ * writer writes it (what is not UTF-8 as U+FFFD, character by character). */
+static void test_print_utf8_every_position(void **state) {
+  (void)state;
+  size_t n = sizeof utf8_text - 1;
+  gw_buf want, out;
+  gw_buf_init(&want, 1 << 20);
+  gw_buf_init(&out, 1 << 20);
+  for (size_t at = 0; at <= n; at++)
+    for (size_t k = 0; k < sizeof utf8_breakers; k++) {
+      if (at == n && k > 0)
+        break; /* at == n: the text as it is, once */
+      char *text = malloc(n + 1);
+      memcpy(text, utf8_text, n + 1);
+      if (at < n)
+        text[at] = (char)utf8_breakers[k];
+      Codectest__Inner m = CODECTEST__INNER__INIT;
+      m.name = text;
+      gw_buf_reset(&want);
+      assert_int_equal(gw_buf_appends(&want, "{\"name\":"), GW_OK);
+      reference_json_string(&want, text);
+      assert_int_equal(gw_buf_appendc(&want, '}'), GW_OK);
+      gw_buf_reset(&out);
+      assert_int_equal(gw_pb_to_json(&m.base, NULL, &out), GW_OK);
+      if (strcmp(out.data, want.data) != 0)
+        fail_msg("byte %zu set to %02x: %s, want %s", at, utf8_breakers[k], out.data, want.data);
+      free(text);
+    }
+  gw_buf_release(&want);
+  gw_buf_release(&out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_name),
@@ -1444,6 +1478,7 @@ int main(void) {
       cmocka_unit_test(test_unprintable),
       cmocka_unit_test(test_invalid_utf8),
       cmocka_unit_test(test_print_string_random),
+      cmocka_unit_test(test_print_utf8_every_position),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
