@@ -2,7 +2,8 @@
 # The release gateway (make build, the Dockerfile): RelWithDebInfo, link-time
 # optimised and profile-guided. An instrumented build serves a short training
 # load in front of the C mock upstream (tests/bench/mock_upstream.c): chat over
-# HTTP/1.1 at 4 and 32 connections, embeddings, streamed chat, chat over h2c
+# HTTP/1.1 at 4 and 32 connections, embeddings, a conversation in Chinese
+# (tests/bench/conv_zh.json: markdown, UTF-8), streamed chat, chat over h2c
 # and on the gRPC port; the same folder is then rebuilt with that profile, so
 # the compiler lays out and inlines for the request path it saw and moves the
 # rest out of the way (code the training never ran is optimised as usual).
@@ -44,7 +45,7 @@ inputs_key() {
   (
     cd "$ROOT"
     find CMakeLists.txt cmake proto server transcoder scripts/build.sh \
-      tests/bench/mock_upstream.c tests/bench/sse_client.c -type f -print0 |
+      tests/bench/mock_upstream.c tests/bench/sse_client.c tests/bench/conv_zh.json -type f -print0 |
       LC_ALL=C sort -z | xargs -0 sha1sum
     ${CC:-cc} --version | head -1
   ) | sha1sum | cut -d' ' -f1
@@ -100,6 +101,8 @@ train() {
     train_load "chat, HTTP/1.1, 4 connections" 3 4 "$t/chat.json" http://127.0.0.1:$HTTP/v1/chat/completions --h1 "${j[@]}" &&
       train_load "chat, HTTP/1.1, 32 connections" 2 32 "$t/chat.json" http://127.0.0.1:$HTTP/v1/chat/completions --h1 "${j[@]}" &&
       train_load "embeddings, HTTP/1.1" 2 8 "$t/emb.json" http://127.0.0.1:$HTTP/v1/embeddings --h1 "${j[@]}" &&
+      train_load "a conversation in Chinese, HTTP/1.1" 1 8 "$ROOT/tests/bench/conv_zh.json" \
+        http://127.0.0.1:$HTTP/v1/chat/completions --h1 "${j[@]}" &&
       train_load "chat, h2c" 1 8 "$t/chat.json" http://127.0.0.1:$HTTP/v1/chat/completions "${j[@]}" &&
       train_load "chat, gRPC" 1 8 "$t/req.grpc" http://127.0.0.1:$GRPC/aigateway.v1.Inference/CreateChatCompletion "${g[@]}" &&
       "$t/sse_client" 127.0.0.1 $HTTP /v1/chat/completions 8 2 | sed 's/^/build: training streams: /' >&2 || rc=1

@@ -128,7 +128,8 @@ def test_dockerfile_build_stage_replayed_builds_a_profile_guided_gateway(tmp_pat
     r = subprocess.run(["sh", "-c", run], cwd=src, env=env, capture_output=True, text=True,
                        timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    for scenario in ("chat, HTTP/1.1, 4 connections", "embeddings", "chat, h2c", "chat, gRPC",
+    for scenario in ("chat, HTTP/1.1, 4 connections", "embeddings", "a conversation in Chinese",
+                     "chat, h2c", "chat, gRPC",
                      "streams: streams="):
         assert "build: training " + scenario in r.stderr, r.stderr
     assert "(profile-guided)" in r.stderr
