@@ -208,3 +208,54 @@ def test_stream_events_validate(gw):
     assert events[-1] == "[DONE]"
     for e in events[:-1]:
         openai_schema.validate("CreateChatCompletionStreamResponse", json.loads(e))
+
+
+# Text in another language with markdown's newlines and quotes in code, long
+# enough for the codec's 16-byte UTF-8 checks on both sides.
+CHINESE = ("你好！请介绍一下京都的寺庙和大阪的美食。\n\n```python\nprint(\"données\")\n```\n"
+           "- 清水寺 😀 « très bien »\n\t伏见稻荷大社，金阁寺。") * 4
+
+
+@pytest.mark.parametrize("ascii_only", [False, True], ids=["utf8", "u-escapes"])
+def test_text_in_another_language_round_trips(gw, mock, ascii_only):
+    """A conversation in Chinese sent as JavaScript sends it (UTF-8) and as
+    Python's json.dumps does (every non-ASCII character a \\uXXXX escape)
+    reaches the upstream as the same text, and the upstream's answer (the
+    mock echoes it, written by json.dumps: escapes) comes back as that text,
+    in strict JSON (UTF-8) that validates."""
+    body = {"model": "gpt-mock", "messages": [{"role": "system", "content": CHINESE[:60]},
+                                              {"role": "user", "content": CHINESE}]}
+    mock.clear()
+    r, d = request(gw, "POST", "/v1/chat/completions",
+                   json.dumps(body, ensure_ascii=ascii_only).encode())
+    assert r.status == 200, d
+    out = json.loads(d.decode("utf-8", errors="strict"))
+    openai_schema.validate("CreateChatCompletionResponse", out)
+    assert mock.find(path="/v1/chat/completions")[-1]["body"] == body
+    assert out["choices"][0]["message"]["content"] == "echo: " + CHINESE
+    assert "你好".encode() in d  # written as UTF-8, not as escapes
+
+    body["stream"] = True
+    r, d = request(gw, "POST", "/v1/chat/completions",
+                   json.dumps(body, ensure_ascii=ascii_only).encode())
+    assert r.status == 200, d
+    events = [b[len("data: "):] for b in d.decode().split("\n\n") if b.strip()]
+    assert events[-1] == "[DONE]"
+    for e in events[:-1]:
+        openai_schema.validate("CreateChatCompletionStreamResponse", json.loads(e))
+    assert mock.find(path="/v1/chat/completions")[-1]["body"] == body
+
+
+def test_text_that_is_not_utf8_is_refused(gw, mock):
+    """A byte that is not UTF-8 in a long run of Chinese text (where the
+    16-byte check looks) is a 400 with an OpenAI error object, and nothing
+    goes upstream."""
+    text = ("京都的寺庙" * 10).encode()
+    for bad in (text[:31] + b"\xff" + text[31:], text + b"\xe4\xbd", text[:-1] + b"a"):
+        mock.clear()
+        r, d = request(gw, "POST", "/v1/chat/completions",
+                       b'{"model":"gpt-mock","messages":[{"role":"user","content":"' + bad + b'"}]}')
+        assert r.status == 400, d
+        err = json.loads(d)["error"]
+        assert err["type"] == "invalid_request_error" and "UTF-8" in err["message"], err
+        assert mock.find(path="/v1/chat/completions") == []
