@@ -45,8 +45,7 @@ conv-zh) # a Chinese conversation as UTF-8 (JavaScript's JSON.stringify)
   ;;
 conv-zh-py) # the same with \uXXXX escapes (Python's json.dumps)
   path=/v1/chat/completions
-  /usr/bin/python3 -c 'import json, sys; sys.stdout.write(json.dumps(json.load(open(sys.argv[1], encoding="utf-8"))))' \
-    "$HERE/conv_zh.json" >"$TMP/body"
+  bench_conv_zh_py "$TMP/body"
   ;;
 big)
   path=/v1/chat/completions

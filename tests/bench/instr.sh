@@ -60,9 +60,7 @@ make -s -C "$HERE" OUT="$HERE/bin" >/dev/null # (OUT is the Makefile's folder to
 printf '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64}' >"$TMP/chat.json"
 printf '{"model":"text-embedding-3-small","input":"The food was delicious and the waiter was kind."}' >"$TMP/emb.json"
 printf '{"model":"text-embedding-3-small","input":"The food was delicious and the waiter was kind.","encoding_format":"base64"}' >"$TMP/emb64.json"
-# conv_zh.json as Python's json.dumps writes it (ensure_ascii: \uXXXX escapes)
-/usr/bin/python3 -c 'import json, sys; sys.stdout.write(json.dumps(json.load(open(sys.argv[1], encoding="utf-8"))))' \
-  "$HERE/conv_zh.json" >"$TMP/conv_zh_py.json"
+bench_conv_zh_py "$TMP/conv_zh_py.json"
 
 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
 PIDS+=($!)

@@ -58,3 +58,11 @@ bench_wrk_summary() {
     /Requests\/sec/ { r = $2 } /Non-2xx/ { e = $NF }
     END { print n, r, a, b, e + 0 }'
 }
+
+# bench_conv_zh_py OUT: tests/bench/conv_zh.json as Python's json.dumps writes it
+# (ensure_ascii, the openai package's default: every non-ASCII character a
+# \uXXXX escape), into OUT
+bench_conv_zh_py() {
+  /usr/bin/python3 -c 'import json, sys; sys.stdout.write(json.dumps(json.load(open(sys.argv[1], encoding="utf-8"))))' \
+    "$HERE/conv_zh.json" >"$1"
+}
