@@ -12,7 +12,10 @@
  * Serves GET /v1/models, POST /v1/chat/completions (a fixed answer, or an SSE
  * stream when the body says "stream":true), POST /v1/completions and
  * POST /v1/embeddings (base64 vectors when the body says "base64"; 64 different vectors, each
- * thread sending them in turn, as a real model's answers differ). Answers are prebuilt; each
+ * thread sending them in turn, as a real model's answers differ), and Anthropic's
+ * POST /v1/messages (the same answer as a Message object in Anthropic's documented wire
+ * format; "stream":true: its event sequence, message_start, content_block_start, the chunks as
+ * content_block_delta text_deltas, content_block_stop, message_delta, message_stop). Answers are prebuilt; each
  * thread owns its epoll and its listener (SO_REUSEPORT), so the mock costs a few µs per request and
  * is never the bottleneck. Every SSE chunk's "id" carries the CLOCK_MONOTONIC nanosecond at which
  * it was written ("chatcmpl-<ns>"): the stream client subtracts it from the arrival time to get
@@ -50,6 +53,13 @@ static const char chat_body[] =
     "\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
     "\"Hello! How can I help you today?\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_"
     "tokens\":20,\"completion_tokens\":9,\"total_tokens\":29}}";
+/* Anthropic Messages: the chat answer as a Message object. */
+static const char msg_body[] =
+    "{\"id\":\"msg_01XFDUDYJgAACzvnptvVoYEL\",\"type\":\"message\",\"role\":\"assistant\","
+    "\"model\":\"claude-mock\",\"content\":[{\"type\":\"text\",\"text\":\"Hello! How can I help "
+    "you today?\"}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null,\"usage\":{\"input_"
+    "tokens\":20,\"output_tokens\":9,\"cache_creation_input_tokens\":0,\"cache_read_input_"
+    "tokens\":0}}";
 static const char compl_body[] =
     "{\"id\":\"cmpl-mock\",\"object\":\"text_completion\",\"created\":1700000000,\"model\":"
     "\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"text\":\"Hello!\",\"finish_reason\":\"stop\"}],"
@@ -62,8 +72,8 @@ static const char compl_body[] =
 static char *resp_emb[EMB_VECTORS], *resp_emb64[EMB_VECTORS];
 static size_t len_emb[EMB_VECTORS], len_emb64[EMB_VECTORS];
 static __thread unsigned emb_next; /* the vector this thread sends next */
-static char *resp_models, *resp_chat, *resp_compl, *resp_404;
-static size_t len_models, len_chat, len_compl, len_404;
+static char *resp_models, *resp_chat, *resp_msg, *resp_compl, *resp_404;
+static size_t len_models, len_chat, len_msg, len_compl, len_404;
 
 static const char sse_head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -74,6 +84,7 @@ typedef struct conn {
   char *in;
   /* streaming state */
   int left;        /* chunks still to send; -1 when not streaming */
+  int anthropic;   /* the stream is in Anthropic's events */
   long delay_us;   /* between two chunks */
   uint64_t due_ns; /* next chunk */
   struct conn *qnext;
@@ -155,6 +166,7 @@ static void build(void) {
     build_embedding(v, &seed, as_double);
   resp_models = mkresp("200 OK", models_body, &len_models);
   resp_chat = mkresp("200 OK", chat_body, &len_chat);
+  resp_msg = mkresp("200 OK", msg_body, &len_msg);
   resp_compl = mkresp("200 OK", compl_body, &len_compl);
   resp_404 = mkresp("404 Not Found",
                     "{\"error\":{\"message\":\"not found\",\"type\":\"invalid_"
@@ -208,11 +220,39 @@ static void enqueue(loop *l, conn *c) {
   l->qtail = c;
 }
 
+/* One chunk of Anthropic's stream: the first also opens the message and
+ * its text block, the last closes them. The message's id carries the
+ * CLOCK_MONOTONIC stamp as the OpenAI chunks' do. */
+static int anthropic_event(conn *c, char *ev, size_t cap) {
+  int n = 0;
+  if (c->left == n_events)
+    n = snprintf(ev, cap,
+                 "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":"
+                 "\"msg_chatcmpl-%llu\",\"type\":\"message\",\"role\":\"assistant\",\"model\":"
+                 "\"claude-mock\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
+                 "\"usage\":{\"input_tokens\":20,\"output_tokens\":1}}}\n\n"
+                 "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+                 "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+                 (unsigned long long)now_ns());
+  if (c->left > 0)
+    return n + snprintf(ev + n, cap - (size_t)n,
+                        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+                        "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"tok \"}}\n\n");
+  return snprintf(ev, cap,
+                  "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}"
+                  "\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{"
+                  "\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":"
+                  "%d}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+                  n_events);
+}
+
 /* One SSE chunk (or the final [DONE]) as an HTTP/1.1 chunk. */
 static int send_event(conn *c) {
-  char ev[512], frame[560];
+  char ev[1024], frame[1072];
   int n;
-  if (c->left > 0) {
+  if (c->anthropic) {
+    n = anthropic_event(c, ev, sizeof ev);
+  } else if (c->left > 0) {
     n = snprintf(ev, sizeof ev,
                  "data: {\"id\":\"chatcmpl-%llu\",\"object\":\"chat.completion.chunk\",\"created\":"
                  "1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{"
@@ -326,7 +366,9 @@ static int serve(loop *l, conn *c) {
     path = path ? path + 1 : c->in;
     if (is_get && strncmp(path, "/v1/models", 10) == 0) {
       iov = (struct iovec){resp_models, len_models};
-    } else if (strncmp(path, "/v1/chat/completions", 20) == 0) {
+    } else if (strncmp(path, "/v1/chat/completions", 20) == 0 ||
+               strncmp(path, "/v1/messages", 12) == 0) {
+      c->anthropic = path[4] == 'm';
       if (memmem(body, clen, "\"stream\":true", 13) || memmem(body, clen, "\"stream\": true", 14)) {
         char *m = memmem(body, clen, "\"delay-", 7);
         c->delay_us = m ? atol(m + 7) : 0;
@@ -337,7 +379,7 @@ static int serve(loop *l, conn *c) {
           continue;
         return 0;
       }
-      iov = (struct iovec){resp_chat, len_chat};
+      iov = c->anthropic ? (struct iovec){resp_msg, len_msg} : (struct iovec){resp_chat, len_chat};
     } else if (strncmp(path, "/v1/embeddings", 14) == 0) {
       unsigned v = emb_next++ % EMB_VECTORS;
       if (memmem(body, clen, "\"base64\"", 8))

@@ -34,6 +34,8 @@ MOCK_PORT=9000 GW_PORT=8080 GW_GRPC=29051 NGINX_PORT=8088 PORTKEY_PORT=8787 ECHO
 # on the load generator's core.
 GWPOLL_PORT=8081 GWPOLL_GRPC=29052 GW0_PORT=8082 GW0_GRPC=29053 NGINX0_PORT=8089
 GWCORE_PORT=8083 GWCORE_GRPC=29054
+# A gateway whose chat model is served by an Anthropic backend (the mock's /v1/messages).
+GWANTH_PORT=8084 GWANTH_GRPC=29055
 POLL_US=${BENCH_POLL_US:-1000}
 OUT=$HERE/RESULTS.md
 TMP=$(mktemp -d /tmp/aigw-bench.XXXXXX)
@@ -231,6 +233,25 @@ if [ "$QUICK" != 1 ]; then
   wrk_scn "emb64-c32" /v1/embeddings 32 "$TMP/emb64.json"
   wrk_scn "big-c8" /v1/chat/completions 8 "$TMP/big.json"
 
+  # The chat translated for Anthropic's Messages API: the gateway and Portkey
+  # take the OpenAI request and call the mock's /v1/messages (Portkey with
+  # x-portkey-provider: anthropic); direct and nginx carry the same request
+  # already in Anthropic's shape there: a hop that translates nothing.
+  echo "bench: chat to an Anthropic backend" >&2
+  printf '{"backends":[{"name":"claude","provider":"anthropic","target":"http://127.0.0.1:%s","api_key_env":"MOCK_KEY"}],"models":[{"name":"gpt-4o-mini","backend":"claude","upstream_model":"claude-mock"}]}' \
+    $MOCK_PORT >"$TMP/anthropic.conf.json"
+  printf '{"model":"claude-mock","system":"You are a helpful assistant.","messages":[{"role":"user","content":[{"type":"text","text":"Say hello in one short sentence."}]}],"max_tokens":64}' >"$TMP/anth.json"
+  start_gw_extra "$SUT_CPU" $GWANTH_PORT $GWANTH_GRPC CONFIG_FILE="$TMP/anthropic.conf.json" MOCK_KEY=sk-mock
+  for r in $(seq 1 "$ROUNDS"); do for t in $(targets); do
+    case $t in
+    direct | nginx) o=$(wrk_one "$t" /v1/messages 32 "$TMP/anth.json" "$DUR") ;;
+    portkey) o=$(PORTKEY_PROVIDER=anthropic wrk_one portkey /v1/chat/completions 32 "$TMP/chat.json" "$DUR") ;;
+    gateway) o=$(URL_gateway=http://127.0.0.1:$GWANTH_PORT wrk_one gateway /v1/chat/completions 32 "$TMP/chat.json" "$DUR") ;;
+    esac
+    echo "$o" >>"$TMP/anthropic-c32.$t"
+  done; done
+  for t in $(targets); do sort -n "$TMP/anthropic-c32.$t" | awk -v n="$t" '{a[NR]=$0} END{print "anthropic-c32", n, a[int((NR+1)/2)]}' >>"$TMP/rows"; done
+
   echo "bench: h2c and gRPC" >&2
   echo "$(h2_one gateway $URL_gateway/v1/chat/completions 32 1 "$TMP/chat.json")" | sed 's/^/h2c-chat-c32 gateway /' >>"$TMP/h2"
   DS=""
@@ -313,7 +334,7 @@ echo "## HTTP/1.1 (wrk): req/s, latency in µs"
 echo
 echo "| scenario | target | req/s | p50 | p99 | errors | req/s vs direct | vs nginx | vs Portkey |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
-for s in chat-c1 chat-c32 chat-c256 emb-c32 emb64-c32 big-c8; do
+for s in chat-c1 chat-c32 chat-c256 emb-c32 emb64-c32 big-c8 anthropic-c32; do
   for t in $(targets); do
     r=$(row $s $t); [ -n "$r" ] || continue
     set -- $r
@@ -325,7 +346,9 @@ echo
 echo "chat = OpenAI chat completion (0.2 KB request, 0.4 KB answer); emb = embeddings (256 floats, as"
 echo "JSON numbers: the gateway prints each one; the mock sends 64 different vectors in turn);"
 echo "emb64 = the same with \"encoding_format\":\"base64\" (the official SDKs' default; no number printed);"
-echo "big = a 100 KB prompt, 8 connections."
+echo "big = a 100 KB prompt, 8 connections. anthropic = the chat to an Anthropic backend (the mock's"
+echo "/v1/messages): the gateway and Portkey translate the OpenAI request and the Message answer;"
+echo "direct and nginx send the same request already in Anthropic's shape (nothing translated)."
 echo
 echo "## Streaming (sse_client): 21 events per stream"
 echo
