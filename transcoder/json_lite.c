@@ -1020,17 +1020,6 @@ int gw_json_lite_double(const gw_jval *v, double *out) {
   return GW_OK;
 }
 
-const gw_jval *gw_json_lite_get(const gw_jval *obj, const char *key, size_t key_len) {
-  if (obj->type != GW_JVAL_OBJECT)
-    return NULL;
-  for (size_t i = 0; i < obj->len; i++) {
-    const gw_jmember *m = &obj->u.members[i];
-    if (m->key_len == key_len && memcmp(m->key, key, key_len) == 0)
-      return &m->value;
-  }
-  return NULL;
-}
-
 #if defined(GW_JSON_SKIP_AVX2)
 __attribute__((target("avx2"))) const unsigned char *
 gw_json_skip_plain_avx2(const unsigned char *q, const unsigned char *end) {

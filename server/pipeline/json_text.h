@@ -64,7 +64,9 @@ static inline bool gw_jt_is_int(const gw_jval *v) {
 /* |v| as an integer; 0 when it is not one. */
 static inline int64_t gw_jt_int(const gw_jval *v) {
   int64_t x;
-  return gw_jt_is_int(v) && gw_json_lite_int64(v, &x) == GW_OK ? x : 0;
+  return gw_jt_is_number(v) && (v->flags & GW_JVAL_NUM_INT) && gw_json_lite_int64(v, &x) == GW_OK
+             ? x
+             : 0;
 }
 #define GW_JT_INT_OF(o, key) gw_jt_int(GW_JT_GET(o, key))
 
