@@ -466,6 +466,7 @@ gw_upstream *gw_upstream_new(gw_call *call, const gw_upstream_codec *codec,
   u->streaming = streaming;
   u->framing = framing;
   u->timeout_ms = timeout_ms;
+  u->lines_end = &u->lines;
   gw_buf_init(&u->x.body, REQUEST_CAP);
   gw_buf_init(&u->x.resp, streaming ? ERROR_BODY_CAP : BODY_CAP);
   gw_sse_reader_init(&u->x.sse, EVENT_CAP);
@@ -473,11 +474,30 @@ gw_upstream *gw_upstream_new(gw_call *call, const gw_upstream_codec *codec,
   return u;
 }
 
+struct gw_upstream_line {
+  const char *text;
+  struct gw_upstream_line *next;
+};
+
 int gw_upstream_add_header(gw_upstream *u, const char *h) {
-  struct curl_slist *l = curl_slist_append(u->x.headers, h);
-  if (!l)
+  struct gw_upstream_line *l = gw_arena_alloc(u->x.call->arena, sizeof(*l));
+  if (!l || !(l->text = gw_arena_strdup(u->x.call->arena, h)))
     return GW_ERR_NOMEM;
-  u->x.headers = l;
+  l->next = NULL;
+  *u->lines_end = l;
+  u->lines_end = &l->next;
+  u->n_lines++;
+  return GW_OK;
+}
+
+/* The header lines as curl's list (x.headers, which the exchange frees). */
+static int curl_lines(gw_upstream *u) {
+  for (const struct gw_upstream_line *l = u->lines; l; l = l->next) {
+    struct curl_slist *n = curl_slist_append(u->x.headers, l->text);
+    if (!n)
+      return GW_ERR_NOMEM;
+    u->x.headers = n;
+  }
   return GW_OK;
 }
 
@@ -495,21 +515,20 @@ static int native_start(gw_upstream *u, gw_http_client *hc, const char *method, 
   if (gw_http_parse_url(url, &tls, u->host, sizeof u->host, &port, &prefix) != GW_OK ||
       gw_http_proxy_for(tls))
     return 1;
-  size_t n = 2;
   bool accept = false;
-  for (const struct curl_slist *l = u->x.headers; l; l = l->next, n++)
-    accept = accept || strncasecmp(l->data, "Accept:", 7) == 0;
-  const char **h = gw_arena_alloc(call->arena, n * sizeof *h);
+  for (const struct gw_upstream_line *l = u->lines; l; l = l->next)
+    accept = accept || strncasecmp(l->text, "Accept:", 7) == 0;
+  const char **h = gw_arena_alloc(call->arena, (u->n_lines + 2) * sizeof *h);
   if (!h)
     return GW_ERR_NOMEM;
-  n = 0;
+  size_t n = 0;
   h[n++] = "User-Agent: ai-gateway/" GW_VERSION;
   if (!accept)
     h[n++] = "Accept: */*";
-  for (const struct curl_slist *l = u->x.headers; l; l = l->next) {
-    size_t len = strlen(l->data);
-    if (len && l->data[len - 1] != ':') /* "Expect:": curl's way to send none */
-      h[n++] = l->data;
+  for (const struct gw_upstream_line *l = u->lines; l; l = l->next) {
+    size_t len = strlen(l->text);
+    if (len && l->text[len - 1] != ':') /* "Expect:": curl's way to send none */
+      h[n++] = l->text;
   }
   gw_http_req *r = &u->x.hr;
   memset(r, 0, sizeof(*r));
@@ -571,7 +590,7 @@ int gw_upstream_start(gw_upstream *u, const char *method, const char *url) {
     goto fail;
   }
   rc = GW_ERR_NOMEM;
-  CURL *e = curl_easy_init();
+  CURL *e = curl_lines(u) == GW_OK ? curl_easy_init() : NULL;
   if (!e)
     goto fail;
   u->x.cx.easy = e;

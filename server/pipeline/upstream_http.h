@@ -65,6 +65,8 @@ struct gw_upstream {
   int timeout_ms; /* the backend's; the call's deadline also applies */
 
   /* Internal. */
+  struct gw_upstream_line *lines, **lines_end; /* the header lines, in the call's arena */
+  size_t n_lines;
   char host[256];
   char errbuf[CURL_ERROR_SIZE];
   bool backlog, paused, saw_done;
@@ -76,7 +78,8 @@ gw_upstream *gw_upstream_new(gw_call *call, const gw_upstream_codec *codec,
                              const char *backend_name, bool streaming, gw_upstream_framing framing,
                              int timeout_ms);
 
-/* Adds header line |h| ("Name: value", copied). GW_OK or GW_ERR_NOMEM. */
+/* Adds header line |h| ("Name: value", copied into the call's arena: no
+ * malloc per line). GW_OK or GW_ERR_NOMEM. */
 int gw_upstream_add_header(gw_upstream *u, const char *h);
 
 /* Sends |method| |url| with u->body (filled by the provider) and the headers
