@@ -16,8 +16,9 @@ void gw_free_secret(char *s);
 char *gw_strdup(const char *s);
 char *gw_strndup(const char *s, size_t n);
 
-/* Test hooks. gw_alloc_fail_after(n): the allocation after the next |n|
- * succeeds fails (n = 0 fails the next one); -1 turns failing off.
+/* Test hooks, in builds with GW_ALLOC_HOOKS (CMake's GW_TESTS; elsewhere they
+ * do nothing and count 0). gw_alloc_fail_after(n): the allocation after the
+ * next |n| succeeds fails (n = 0 fails the next one); -1 turns failing off.
  * gw_alloc_count() is the number of allocations made since the last
  * gw_alloc_reset_count(); gw_alloc_live() is allocations not yet freed. */
 void gw_alloc_fail_after(long n);
