@@ -15,11 +15,11 @@
  * thread sending them in turn, as a real model's answers differ), and Anthropic's
  * POST /v1/messages (the same answer as a Message object in Anthropic's documented wire
  * format; "stream":true: its event sequence, message_start, content_block_start, the chunks as
- * content_block_delta text_deltas, content_block_stop, message_delta, message_stop). Answers are prebuilt; each
- * thread owns its epoll and its listener (SO_REUSEPORT), so the mock costs a few µs per request and
- * is never the bottleneck. Every SSE chunk's "id" carries the CLOCK_MONOTONIC nanosecond at which
- * it was written ("chatcmpl-<ns>"): the stream client subtracts it from the arrival time to get
- * each event's relay delay. */
+ * content_block_delta text_deltas, content_block_stop, message_delta, message_stop). Answers are
+ * prebuilt; each thread owns its epoll and its listener (SO_REUSEPORT), so the mock costs a few µs
+ * per request and is never the bottleneck. Every SSE chunk's "id" carries the CLOCK_MONOTONIC
+ * nanosecond at which it was written ("chatcmpl-<ns>"): the stream client subtracts it from the
+ * arrival time to get each event's relay delay. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
@@ -238,12 +238,13 @@ static int anthropic_event(conn *c, char *ev, size_t cap) {
     return n + snprintf(ev + n, cap - (size_t)n,
                         "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
                         "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"tok \"}}\n\n");
-  return snprintf(ev, cap,
-                  "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}"
-                  "\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{"
-                  "\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":"
-                  "%d}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
-                  n_events);
+  return snprintf(
+      ev, cap,
+      "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}"
+      "\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{"
+      "\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":"
+      "%d}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+      n_events);
 }
 
 /* One SSE chunk (or the final [DONE]) as an HTTP/1.1 chunk. */
