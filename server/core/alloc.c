@@ -3,9 +3,9 @@
  * The hooks exist only in builds with the unit tests (GW_ALLOC_HOOKS, set by
  * CMake with GW_TESTS): their counters are process-wide atomics, and every
  * allocation of every worker wrote the same two cache lines. Two threads
- * allocating at once paid 110-117 ns a malloc+free pair instead of 17
- * (tests/bench: two pinned threads, 64-byte blocks, this 2-vCPU VM), and a
- * gRPC call makes some twenty such pairs (nghttp2's per-stream state). The
+ * allocating at once paid ~148 ns a malloc+free pair instead of ~15.5
+ * (tests/bench/alloc_bench: two pinned threads, 64-byte blocks, a 2-vCPU
+ * VM), and a gRPC call makes some twenty such pairs (nghttp2's state). The
  * release build (scripts/build.sh: GW_TESTS=OFF) calls malloc and free
  * directly. */
 #include "core/alloc.h"
