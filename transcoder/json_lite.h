@@ -149,10 +149,13 @@ int gw_json_lite_double(const gw_jval *v, double *out);
 static inline const gw_jval *gw_json_lite_get(const gw_jval *obj, const char *key, size_t key_len) {
   if (obj->type != GW_JVAL_OBJECT)
     return NULL;
-  const gw_jmember *m = obj->u.members, *end = m + obj->len;
-  for (; m < end; m++)
+  /* by index: an empty object has no members array (NULL), and NULL + 0 is
+   * undefined behaviour in C */
+  for (size_t i = 0; i < obj->len; i++) {
+    const gw_jmember *m = &obj->u.members[i];
     if (m->key_len == key_len && memcmp(m->key, key, key_len) == 0)
       return &m->value;
+  }
   return NULL;
 }
 

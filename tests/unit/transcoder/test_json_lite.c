@@ -228,6 +228,11 @@ static void test_dom(void **state) {
   assert_int_equal(gw_json_lite_get(v, S("e"))->len, 0);
   assert_null(gw_json_lite_get(v, S("missing")));
   assert_null(gw_json_lite_get(arr, S("s")));
+  /* an empty object has no members array: the look-up must not step a NULL
+   * pointer (clang's UBSan stopped fuzz_providers on that at 61a3b08) */
+  assert_null(arr->u.elems[2].u.members);
+  assert_null(gw_json_lite_get(&arr->u.elems[2], S("s")));
+  assert_null(gw_json_lite_get(&arr->u.elems[2], "", 0));
 
   /* \u0000 only with the flag, and never in a key. */
   assert_int_equal(gw_json_lite_parse(S("\"a\\u0000b\""), a, 0, GW_JSON_LITE_ALLOW_NUL, &v, &e),
