@@ -4,6 +4,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include <stdio.h>
 #include <string.h>
@@ -107,18 +110,51 @@ int gw_buf_printf(gw_buf *b, const char *fmt, ...) {
 
 /* The length of the run at |s| that JSON takes as it is: no quote,
  * backslash or control byte (bytes from 0x80 up pass: UTF-8 is copied). */
-static size_t plain_run(const unsigned char *s, size_t n) {
-  size_t i = 0;
 #if defined(__SSE2__)
+static inline unsigned special16(__m128i x) {
   const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
                 space = _mm_set1_epi8(0x20), minus1 = _mm_set1_epi8(-1);
+  /* 0 <= x < 0x20 as signed bytes: the controls, not the bytes >= 0x80 */
+  __m128i ctl = _mm_and_si128(_mm_cmplt_epi8(x, space), _mm_cmpgt_epi8(x, minus1));
+  __m128i hit =
+      _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)), ctl);
+  return (unsigned)_mm_movemask_epi8(hit);
+}
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define BUF_RUN_AVX2 1
+/* The same 32 bytes a step (CPUs with AVX2, asked at run time): where a
+ * long run (a prompt) stops, from |s| with at least 32 bytes left. */
+__attribute__((target("avx2"))) static size_t plain_run_avx2(const unsigned char *s, size_t n) {
+  const __m256i quote = _mm256_set1_epi8('"'), bslash = _mm256_set1_epi8('\\'),
+                space = _mm256_set1_epi8(0x20), minus1 = _mm256_set1_epi8(-1);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
+    __m256i lt = _mm256_and_si256(_mm256_cmpgt_epi8(space, x), _mm256_cmpgt_epi8(x, minus1));
+    __m256i hit = _mm256_or_si256(
+        _mm256_or_si256(_mm256_cmpeq_epi8(x, quote), _mm256_cmpeq_epi8(x, bslash)), lt);
+    unsigned m = (unsigned)_mm256_movemask_epi8(hit);
+    if (m)
+      return i + (size_t)__builtin_ctz(m);
+  }
+  return i;
+}
+#endif
+
+static size_t plain_run(const unsigned char *s, size_t n) {
+  size_t i = 0;
+#if defined(BUF_RUN_AVX2)
+  if (n >= 128 && __builtin_cpu_supports("avx2")) {
+    i = plain_run_avx2(s, n);
+    if (i + 32 <= n) /* it stopped at a byte to escape */
+      return i;
+  }
+#endif
+#if defined(__SSE2__)
   for (; i + 16 <= n; i += 16) {
-    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-    /* 0 <= x < 0x20 as signed bytes: the controls, not the bytes >= 0x80 */
-    __m128i ctl = _mm_and_si128(_mm_cmplt_epi8(x, space), _mm_cmpgt_epi8(x, minus1));
-    __m128i hit =
-        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)), ctl);
-    unsigned m = (unsigned)_mm_movemask_epi8(hit);
+    unsigned m = special16(_mm_loadu_si128((const __m128i *)(const void *)(s + i)));
     if (m)
       return i + (size_t)__builtin_ctz(m);
   }
@@ -128,36 +164,61 @@ static size_t plain_run(const unsigned char *s, size_t n) {
   return i;
 }
 
+/* The escape of |ch| (a quote, a backslash or a control byte) at |o|; its
+ * length (2 or 6). */
+static size_t put_escape(char *o, unsigned char ch) {
+  static const char hexd[] = "0123456789abcdef";
+  o[0] = '\\';
+  switch (ch) {
+  case '"': o[1] = '"'; return 2;
+  case '\\': o[1] = '\\'; return 2;
+  case '\n': o[1] = 'n'; return 2;
+  case '\r': o[1] = 'r'; return 2;
+  case '\t': o[1] = 't'; return 2;
+  }
+  memcpy(o + 1, "u00", 3);
+  o[4] = hexd[ch >> 4];
+  o[5] = hexd[ch & 15];
+  return 6;
+}
+
+/* Room for the text as it is is made once; plain runs are copied straight
+ * into it and escapes written in place, each first making sure of room for
+ * itself and the rest of the text as it is (exactly: a cap that holds the
+ * output is enough). A 100 KB prompt to a translated provider used to go
+ * through a call per run and per escape and grow the buffer by doubling. */
 int gw_buf_append_json_chars(gw_buf *b, const char *s, size_t n) {
-  const unsigned char *u = (const unsigned char *)s;
-  size_t start = b->len, i = 0;
-  int rc = GW_OK;
-  while (rc == GW_OK && i < n) {
-    size_t run = plain_run(u + i, n - i);
-    if (run) { /* copied in one go */
-      rc = gw_buf_append(b, s + i, run);
-      i += run;
-      continue;
+  size_t start = b->len;
+  int rc = reserve(b, n);
+  if (rc != GW_OK)
+    return rc;
+  const unsigned char *u = (const unsigned char *)s, *end = u + n;
+  char *o = b->data + b->len;
+  for (;;) {
+    size_t run = plain_run(u, (size_t)(end - u));
+    memcpy(o, u, run);
+    o += run;
+    u += run;
+    if (u == end)
+      break;
+    char e[6];
+    size_t elen = put_escape(e, *u++);
+    size_t used = (size_t)(o - b->data);
+    if (b->alloc - 1 - used < (size_t)(end - u) + elen) {
+      b->len = used;
+      if ((rc = reserve(b, (size_t)(end - u) + elen)) != GW_OK) {
+        b->len = start;
+        b->data[start] = '\0';
+        return rc;
+      }
+      o = b->data + b->len;
     }
-    switch (u[i]) {
-    case '"': rc = gw_buf_append(b, "\\\"", 2); break;
-    case '\\': rc = gw_buf_append(b, "\\\\", 2); break;
-    case '\n': rc = gw_buf_append(b, "\\n", 2); break;
-    case '\r': rc = gw_buf_append(b, "\\r", 2); break;
-    case '\t': rc = gw_buf_append(b, "\\t", 2); break;
-    default: {
-      static const char hexd[] = "0123456789abcdef";
-      char e[6] = {'\\', 'u', '0', '0', hexd[u[i] >> 4], hexd[u[i] & 15]};
-      rc = gw_buf_append(b, e, sizeof e);
-    }
-    }
-    i++;
+    memcpy(o, e, elen);
+    o += elen;
   }
-  if (rc != GW_OK && b->data) {
-    b->len = start;
-    b->data[start] = '\0';
-  }
-  return rc;
+  b->len = (size_t)(o - b->data);
+  b->data[b->len] = '\0';
+  return GW_OK;
 }
 
 int gw_buf_append_json_string(gw_buf *b, const char *s, size_t n) {

@@ -736,6 +736,7 @@ static int start(gw_call *call) {
   char err[256] = "";
   gw_upstream_request in;
   int rc = gw_upstream_request_open(&in, call, err, sizeof err);
+  gw_upstream_body_room(&u->x.body, &in);
   if (rc == GW_OK)
     rc = gw_anthropic_request(in.req, call->route.upstream_model, streaming, in.arena, &u->x.body,
                               err, sizeof err);

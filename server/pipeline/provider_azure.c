@@ -262,6 +262,7 @@ static int start(gw_call *call) {
   char err[256] = "";
   gw_upstream_request in;
   int rc = gw_upstream_request_open(&in, call, err, sizeof err);
+  gw_upstream_body_room(&u->x.body, &in);
   const char *deployment = call->route.upstream_model;
   if (!deployment)
     deployment = gw_jt_str(GW_JT_GET(in.req, "model"));

@@ -680,6 +680,7 @@ static int start(gw_call *call) {
   bool usage = false;
   gw_buf body;
   gw_buf_init(&body, (size_t)64 << 20);
+  gw_upstream_body_room(&body, &in);
   if (rc == GW_OK) {
     model = call->route.upstream_model;
     if (!model)

@@ -40,6 +40,8 @@
 #           master_process off) with the peers' configuration
 #           (../shared/bench/peers/nginx.conf.in: proxy_pass to a keep-alive
 #           pool, buffering off) under callgrind, the load of chat / emb
+# INSTR_BODY=file sends that request body instead (HTTP/1.1 modes: a 100 KB
+# prompt to the anthropic mode, say).
 # INSTR_CONNS=N runs wrk with N connections instead of 1 (HTTP/1.1 modes):
 # the count per request with the loop's batching, as at c32 in make bench.
 # GW_BIN defaults to ./ai-gateway (make build: RelWithDebInfo). OUT=file keeps
@@ -181,6 +183,7 @@ load() { # $1: warm-up or measure; prints the units of work done
     nginx-emb) body=$TMP/emb.json path=/v1/embeddings ;;
     *-sse) body=$TMP/chat-sse.json ;;
     esac
+    body=${INSTR_BODY:-$body}
     BODY_FILE=$body wrk -t1 -c${INSTR_CONNS:-1} -d"$([ "$n" = warm ] && echo 1 || echo 6)"s -s "$HERE/post.lua" \
       http://127.0.0.1:$HTTP$path | awk '/requests in/{print $1}'
     ;;

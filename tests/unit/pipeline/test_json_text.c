@@ -2,6 +2,7 @@
  * string writer: what they write reads back (jansson) as what went in. */
 #include "support.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -105,6 +106,79 @@ static void test_json_chars(void **state) {
   gw_buf_release(&small);
 }
 
+/* The escaper the writer must match, one byte at a time. */
+static size_t ref_escape(const unsigned char *in, size_t n, char *out) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = in[i];
+    if (c == '"' || c == '\\')
+      o += (size_t)sprintf(out + o, "\\%c", c);
+    else if (c == '\n')
+      o += (size_t)sprintf(out + o, "\\n");
+    else if (c == '\r')
+      o += (size_t)sprintf(out + o, "\\r");
+    else if (c == '\t')
+      o += (size_t)sprintf(out + o, "\\t");
+    else if (c < 0x20)
+      o += (size_t)sprintf(out + o, "\\u%04x", c);
+    else
+      out[o++] = (char)c;
+  }
+  out[o] = '\0';
+  return o;
+}
+
+/* Random texts up to 3 KB (the 32-byte scan starts at 128 bytes left): runs
+ * of plain bytes, UTF-8 bytes and bytes to escape, anywhere; into heap and
+ * arena buffers already holding a prefix, with the cap exactly the output's
+ * size (must fit) and one byte less (GW_ERR_TOOBIG, the buffer as it was). */
+static void test_json_chars_random(void **state) {
+  (void)state;
+  static unsigned char in[3072];
+  static char want[3072 * 6 + 1];
+  uint32_t seed = 7;
+  gw_arena *a = gw_arena_new(0, 0);
+  for (int round = 0; round < 3000; round++) {
+    seed = seed * 1103515245u + 12345u;
+    size_t n = (seed >> 8) % (round < 1500 ? 300 : sizeof in);
+    unsigned density = 1 + (seed >> 20) % 200; /* one special in |density| bytes */
+    for (size_t i = 0; i < n; i++) {
+      seed = seed * 1103515245u + 12345u;
+      unsigned r = seed >> 8;
+      if (r % density == 0)
+        in[i] = (unsigned char)("\"\\\n\r\t\x01\x1f\x00\x08"[(r >> 8) % 9]);
+      else
+        in[i] = (r >> 12) % 5 == 0 ? (unsigned char)(0x80 + (r >> 16) % 0x80)
+                                   : (unsigned char)('a' + (r >> 16) % 26);
+    }
+    size_t wn = ref_escape(in, n, want);
+    for (int arena = 0; arena < 2; arena++)
+      for (int tight = 0; tight < 2; tight++) {
+        if (tight && wn == 0)
+          continue; /* (no byte less than nothing) */
+        gw_buf b;
+        size_t cap = 3 + wn - (size_t)tight;
+        gw_buf_init(&b, cap);
+        if (arena)
+          b.arena = a;
+        assert_int_equal(gw_buf_appends(&b, "pre"), GW_OK);
+        int rc = gw_buf_append_json_chars(&b, (const char *)in, n);
+        if (tight) {
+          assert_int_equal(rc, GW_ERR_TOOBIG);
+          assert_int_equal(b.len, 3);
+          assert_string_equal(b.data, "pre");
+        } else {
+          if (rc != GW_OK || b.len != 3 + wn || memcmp(b.data + 3, want, wn + 1) != 0)
+            fail_msg("round %d (n %zu, arena %d): rc %d, %zu bytes, want %zu", round, n, arena, rc,
+                     b.len - 3, wn);
+        }
+        if (!arena)
+          gw_buf_release(&b);
+      }
+  }
+  gw_arena_free(a);
+}
+
 static void test_content_text_and_arguments(void **state) {
   (void)state;
   gw_arena *a = gw_arena_new(0, 0);
@@ -164,6 +238,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_put_value),
       cmocka_unit_test(test_json_chars),
+      cmocka_unit_test(test_json_chars_random),
       cmocka_unit_test(test_content_text_and_arguments),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
