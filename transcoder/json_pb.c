@@ -1986,26 +1986,9 @@ static int print_u64(struct wctx *w, uint64_t v) {
   return print_int_text(w->b, t, gw_numtext_u64(v, t), !w->opts.int64_as_number);
 }
 
-/* The escape of |ch| (a quote, a backslash, a control byte, or a byte that
- * is not UTF-8: U+FFFD) at |o|; returns its length (2 or 6). */
-static size_t put_escape(unsigned char *o, unsigned char ch) {
-  static const char hexd[] = "0123456789abcdef";
-  o[0] = '\\';
-  switch (ch) {
-  case '"': o[1] = '"'; return 2;
-  case '\\': o[1] = '\\'; return 2;
-  case '\n': o[1] = 'n'; return 2;
-  case '\r': o[1] = 'r'; return 2;
-  case '\t': o[1] = 't'; return 2;
-  }
-  if (ch >= 0x80) {
-    memcpy(o + 1, "ufffd", 5);
-  } else {
-    memcpy(o + 1, "u00", 3);
-    o[4] = (unsigned char)hexd[ch >> 4];
-    o[5] = (unsigned char)hexd[ch & 15];
-  }
-  return 6;
+/* put_escape: gw_json_put_escape (core/buf.h), the writers' one. */
+static inline size_t put_escape(unsigned char *o, unsigned char ch) {
+  return gw_json_put_escape((char *)o, ch);
 }
 
 #if defined(GW_JSON_SKIP_AVX2)

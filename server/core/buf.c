@@ -164,9 +164,7 @@ static size_t plain_run(const unsigned char *s, size_t n) {
   return i;
 }
 
-/* The escape of |ch| (a quote, a backslash or a control byte) at |o|; its
- * length (2 or 6). */
-static size_t put_escape(char *o, unsigned char ch) {
+size_t gw_json_put_escape(char *o, unsigned char ch) {
   static const char hexd[] = "0123456789abcdef";
   o[0] = '\\';
   switch (ch) {
@@ -176,9 +174,13 @@ static size_t put_escape(char *o, unsigned char ch) {
   case '\r': o[1] = 'r'; return 2;
   case '\t': o[1] = 't'; return 2;
   }
-  memcpy(o + 1, "u00", 3);
-  o[4] = hexd[ch >> 4];
-  o[5] = hexd[ch & 15];
+  if (ch >= 0x80) {
+    memcpy(o + 1, "ufffd", 5);
+  } else {
+    memcpy(o + 1, "u00", 3);
+    o[4] = hexd[ch >> 4];
+    o[5] = hexd[ch & 15];
+  }
   return 6;
 }
 
@@ -202,7 +204,7 @@ int gw_buf_append_json_chars(gw_buf *b, const char *s, size_t n) {
     if (u == end)
       break;
     char e[6];
-    size_t elen = put_escape(e, *u++);
+    size_t elen = gw_json_put_escape(e, *u++);
     size_t used = (size_t)(o - b->data);
     if (b->alloc - 1 - used < (size_t)(end - u) + elen) {
       b->len = used;

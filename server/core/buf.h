@@ -39,6 +39,10 @@ int gw_buf_vprintf(gw_buf *b, const char *fmt, va_list ap);
 int gw_buf_append_json_string(gw_buf *b, const char *s, size_t n);
 /* The same without the quotes: |s| escaped as the inside of a literal. */
 int gw_buf_append_json_chars(gw_buf *b, const char *s, size_t n);
+/* The JSON escape of |ch| (a quote, a backslash, a control byte, or a
+ * byte that is not UTF-8: U+FFFD) at |o|; its length (2 or 6). The writers'
+ * one, here and in the protobuf codec. */
+size_t gw_json_put_escape(char *o, unsigned char ch);
 /* Drops the first |n| bytes. */
 void gw_buf_consume(gw_buf *b, size_t n);
 
