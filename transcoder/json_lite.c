@@ -446,41 +446,41 @@ static int parse_number(struct parser *P, gw_jval *v) {
 }
 
 static int key_cmp(const void *a, const void *b) {
-  const struct slot *x = *(const struct slot *const *)a, *y = *(const struct slot *const *)b;
-  if (x->m.key_len != y->m.key_len)
-    return x->m.key_len < y->m.key_len ? -1 : 1;
-  int c = memcmp(x->m.key, y->m.key, x->m.key_len);
+  const gw_jmember *x = *(const gw_jmember *const *)a, *y = *(const gw_jmember *const *)b;
+  if (x->key_len != y->key_len)
+    return x->key_len < y->key_len ? -1 : 1;
+  int c = memcmp(x->key, y->key, x->key_len);
   if (c)
     return c;
   return x < y ? -1 : x > y; /* document order among equals */
 }
 
-static int same_key(const struct slot *a, const struct slot *b) {
-  return a->m.key_len == b->m.key_len && memcmp(a->m.key, b->m.key, a->m.key_len) == 0;
+static int same_key(const gw_jmember *a, const gw_jmember *b) {
+  return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
 }
 
-/* Checks the |n| members at |s| for a repeated key; reports the first
- * repeat in document order. */
-static int check_dups(struct parser *P, const struct slot *s, size_t n) {
+int gw_json_lite_find_dup(const gw_jmember *m, size_t n, size_t *dup) {
+  *dup = n;
   if (n <= DUP_PAIRWISE_MAX) {
     for (size_t j = 1; j < n; j++)
       for (size_t i = 0; i < j; i++)
-        if (same_key(&s[i], &s[j]))
-          return syntax(P, s[j].at, "duplicate object key");
+        if (same_key(&m[i], &m[j])) {
+          *dup = j;
+          return GW_OK;
+        }
     return GW_OK;
   }
-  const struct slot **idx = gw_malloc(n * sizeof *idx);
+  const gw_jmember **idx = gw_malloc(n * sizeof *idx);
   if (!idx)
-    return nomem(P);
+    return GW_ERR_NOMEM;
   for (size_t i = 0; i < n; i++)
-    idx[i] = &s[i];
+    idx[i] = &m[i];
   qsort(idx, n, sizeof *idx, key_cmp);
-  const struct slot *first = NULL;
   for (size_t i = 1; i < n; i++)
-    if (same_key(idx[i - 1], idx[i]) && (!first || idx[i] < first))
-      first = idx[i];
+    if (same_key(idx[i - 1], idx[i]) && (size_t)(idx[i] - m) < *dup)
+      *dup = (size_t)(idx[i] - m);
   gw_free(idx);
-  return first ? syntax(P, first->at, "duplicate object key") : GW_OK;
+  return GW_OK;
 }
 
 static int parse_object(struct parser *P, gw_jval *v, int depth) {
@@ -527,13 +527,15 @@ done:;
   size_t n = P->top - base;
   gw_jmember *members = NULL;
   if (n > 0) {
-    int rc = check_dups(P, P->stack + base, n);
-    if (rc != GW_OK)
-      return rc;
     if (!(members = gw_arena_alloc(P->arena, n * sizeof *members)))
       return nomem(P);
     for (size_t i = 0; i < n; i++)
       members[i] = P->stack[base + i].m;
+    size_t dup;
+    if (gw_json_lite_find_dup(members, n, &dup) != GW_OK)
+      return nomem(P);
+    if (dup < n)
+      return syntax(P, P->stack[base + dup].at, "duplicate object key");
   }
   P->top = base;
   v->type = GW_JVAL_OBJECT;

@@ -131,6 +131,13 @@ int gw_json_lite_read_value(gw_json_lite_reader *r, int depth, gw_jval *v);
  * (|r| not moved) for any other array or value. */
 int gw_json_lite_read_floats(gw_json_lite_reader *r, float **out, size_t *n);
 
+/* Sets |*dup| to the index of the first of the |n| members at |m| (in
+ * document order) whose key an earlier one has, or to |n| when the keys are
+ * all different: the parser's own check, for a DOM built another way
+ * (json_pb.h, gw_pb_to_jval). Pairwise for a few members, by sorting
+ * (O(n log n)) for more. GW_OK, or GW_ERR_NOMEM. */
+int gw_json_lite_find_dup(const gw_jmember *m, size_t n, size_t *dup);
+
 /* The number |v| as an int64 / uint64, exactly. GW_ERR_INVALID when |v| is
  * not a number with GW_JVAL_NUM_INT or does not fit ("-0" is 0). */
 int gw_json_lite_int64(const gw_jval *v, int64_t *out);
