@@ -2258,6 +2258,17 @@ static int print_map(struct wctx *w, const ProtobufCFieldDescriptor *f, const Pr
 
 static int print_pb_value(struct wctx *w, const Google__Protobuf__Value *pv, int depth);
 
+/* Whether Struct member |e| is left out: no key, or (with |d|) named like a
+ * field of |d| that was written (|printed|; NULL: any field). */
+static int struct_member_hidden(const Google__Protobuf__Struct__FieldsEntry *e,
+                                const ProtobufCMessageDescriptor *d, const unsigned char *printed) {
+  if (!e || !e->key)
+    return 1;
+  const ProtobufCFieldDescriptor *mf =
+      d ? find_field(d, e->key, strlen(e->key), extra_slot(d)) : NULL;
+  return mf && (!printed || printed[mf - d->fields]);
+}
+
 /* Struct members, comma-separated, without braces; |d| (when not NULL) is a
  * message whose modeled fields hide members of the same name. */
 /* Writes the members of |st| into the object being printed. With |d|, a
@@ -2269,11 +2280,7 @@ static int print_struct_members(struct wctx *w, const Google__Protobuf__Struct *
                                 int *first, int depth) {
   for (size_t i = 0; i < st->n_fields; i++) {
     const Google__Protobuf__Struct__FieldsEntry *e = st->fields[i];
-    if (!e || !e->key)
-      continue;
-    const ProtobufCFieldDescriptor *mf =
-        d ? find_field(d, e->key, strlen(e->key), extra_slot(d)) : NULL;
-    if (mf && (!printed || printed[mf - d->fields]))
+    if (struct_member_hidden(e, d, printed))
       continue;
     if (!*first)
       TRY(gw_buf_appendc(w->b, ','));
@@ -2565,4 +2572,492 @@ int gw_pb_to_json(const ProtobufCMessage *msg, const gw_json_opts *opts, gw_buf 
     out->data[start] = '\0';
   }
   return rc;
+}
+
+/* ------------------------------------------------------------ pb -> DOM */
+
+/* gw_pb_to_jval mirrors the writer above function for function (the same
+ * members shown, the same depth checks, the same unknown-member merge), so
+ * that its DOM is the one the writer's text reads back as. */
+#define DOM_TMP_CAP ((size_t)64 << 20) /* a bytes field's base64 at most */
+
+struct dctx {
+  struct wctx w; /* the options (plan_shown reads them); w.b is unused */
+  gw_arena *a;
+  size_t bytes; /* about what the writer would have written */
+  const char *why;
+};
+
+static int dom_invalid(struct dctx *c, const char *why) {
+  c->why = why;
+  return GW_ERR_INVALID;
+}
+
+static int dom_too_deep(struct dctx *c) {
+  return dom_invalid(c, "nesting too deep to be written as JSON");
+}
+
+/* Where the bytes of |u| stop being UTF-8 (|end| when they never do): the
+ * writer's own scans (gw_json_skip_text, gw_json_utf8_seq) over non-ASCII
+ * text, 16 ASCII bytes a step between. */
+static const unsigned char *utf8_stop(const unsigned char *u, const unsigned char *end) {
+  for (;;) {
+#if defined(__SSE2__)
+    while (end - u >= 16) {
+      unsigned m = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(const void *)u));
+      if (m) {
+        u += __builtin_ctz(m);
+        break;
+      }
+      u += 16;
+    }
+#endif
+    while (u < end && *u < 0x80)
+      u++;
+    if (u == end)
+      return end;
+    const unsigned char *v = gw_json_skip_text(u, end);
+    if (v == u) {
+      size_t len = gw_json_utf8_seq(u, (size_t)(end - u));
+      if (!len)
+        return u;
+      v = u + len;
+    }
+    u = v;
+  }
+}
+
+/* |s| as print_string writes it and the parser reads it back: the same
+ * bytes when they are UTF-8 (pointed at, not copied: the DOM lives as long
+ * as the message too), else a copy with U+FFFD for each byte that starts no
+ * UTF-8 character. */
+static int dom_string(struct dctx *c, const char *s, const char **out, size_t *out_len) {
+  if (!s)
+    s = "";
+  size_t n = strlen(s);
+  const unsigned char *u = (const unsigned char *)s, *end = u + n, *bad = utf8_stop(u, end);
+  c->bytes += n + 3;
+  if (bad == end) {
+    *out = s;
+    *out_len = n;
+    return GW_OK;
+  }
+  unsigned char *o = gw_arena_alloc(c->a, (bad - u) + (size_t)(end - bad) * 3 + 1), *p = o;
+  if (!o)
+    return GW_ERR_NOMEM;
+  memcpy(p, u, (size_t)(bad - u));
+  p += bad - u;
+  for (u = bad; u < end;) {
+    size_t len = *u < 0x80 ? 1 : gw_json_utf8_seq(u, (size_t)(end - u));
+    if (len) {
+      memcpy(p, u, len);
+      p += len;
+      u += len;
+    } else {
+      memcpy(p, "\xef\xbf\xbd", 3);
+      p += 3;
+      u++;
+    }
+  }
+  *p = '\0';
+  *out = (const char *)o;
+  *out_len = (size_t)(p - o);
+  return GW_OK;
+}
+
+static int dom_string_value(struct dctx *c, const char *s, gw_jval *v) {
+  *v = (gw_jval){.type = GW_JVAL_STRING};
+  return dom_string(c, s, &v->u.str, &v->len);
+}
+
+/* |n| bytes of number text (the writer's) as the parser reads it. */
+static int dom_number(struct dctx *c, const char *t, size_t n, gw_jval *v) {
+  char *p = gw_arena_alloc(c->a, n);
+  if (!p)
+    return GW_ERR_NOMEM;
+  memcpy(p, t, n);
+  unsigned char flags = 0;
+  if (!memchr(t, '.', n) && !memchr(t, 'e', n) && !memchr(t, 'E', n))
+    flags |= GW_JVAL_NUM_INT;
+  if (t[0] == '-')
+    flags |= GW_JVAL_NUM_NEG;
+  *v = (gw_jval){.type = GW_JVAL_NUMBER, .flags = flags, .len = n, .u.str = p};
+  c->bytes += n + 1;
+  return GW_OK;
+}
+
+/* What one of the writer's functions wrote into |tmp| as a JSON string
+ * without escapes (base64, a timestamp, a quoted 64-bit integer or map key)
+ * or as a bare word, read back. */
+static int dom_printed(struct dctx *c, int rc, gw_buf *tmp, gw_jval *v) {
+  if (rc == GW_OK) {
+    const char *t = tmp->data;
+    size_t n = tmp->len;
+    if (n >= 2 && t[0] == '"') {
+      char *s = gw_arena_strndup(c->a, t + 1, n - 2);
+      *v = (gw_jval){.type = GW_JVAL_STRING, .len = n - 2, .u.str = s};
+      c->bytes += n + 1;
+      rc = s ? GW_OK : GW_ERR_NOMEM;
+    } else {
+      rc = dom_number(c, t, n, v);
+    }
+  } else if (rc == GW_ERR_INVALID) {
+    c->why = "a Timestamp or Duration out of range";
+  }
+  gw_buf_release(tmp);
+  return rc;
+}
+
+static int dom_double(struct dctx *c, double d, gw_jval *v) {
+  char t[GW_NUMTEXT_MAX];
+  if (isnan(d))
+    return dom_string_value(c, "NaN", v);
+  if (isinf(d))
+    return dom_string_value(c, d > 0 ? "Infinity" : "-Infinity", v);
+  if (d == 0 && signbit(d))
+    return dom_number(c, "-0.0", 4, v);
+  return dom_number(c, t, gw_numtext_double(d, t), v);
+}
+
+static int dom_float(struct dctx *c, float f, gw_jval *v) {
+  char t[GW_NUMTEXT_MAX];
+  if (isnan(f) || isinf(f) || (f == 0 && signbit(f)))
+    return dom_double(c, f, v);
+  return dom_number(c, t, gw_numtext_float(f, t), v);
+}
+
+/* A 64-bit integer: a number, or with proto3 JSON's rule a string. */
+static int dom_int64_text(struct dctx *c, const char *t, size_t n, gw_jval *v) {
+  if (c->w.opts.int64_as_number)
+    return dom_number(c, t, n, v);
+  char *s = gw_arena_strndup(c->a, t, n);
+  *v = (gw_jval){.type = GW_JVAL_STRING, .len = n, .u.str = s};
+  c->bytes += n + 3;
+  return s ? GW_OK : GW_ERR_NOMEM;
+}
+
+static int dom_scalar(struct dctx *c, const ProtobufCFieldDescriptor *f, const void *slot,
+                      gw_jval *v) {
+  char t[GW_NUMTEXT_MAX];
+  gw_buf tmp;
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64: {
+    size_t n;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32: n = gw_numtext_u64(*(const uint32_t *)slot, t); break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64: n = gw_numtext_i64(*(const int64_t *)slot, t); break;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64: n = gw_numtext_u64(*(const uint64_t *)slot, t); break;
+    default: n = gw_numtext_i64(*(const int32_t *)slot, t); break;
+    }
+    return elem_size(f->type) == 8 ? dom_int64_text(c, t, n, v) : dom_number(c, t, n, v);
+  }
+  case PROTOBUF_C_TYPE_FLOAT: return dom_float(c, *(const float *)slot, v);
+  case PROTOBUF_C_TYPE_DOUBLE: return dom_double(c, *(const double *)slot, v);
+  case PROTOBUF_C_TYPE_BOOL:
+    *v = (gw_jval){.type = *(const protobuf_c_boolean *)slot ? GW_JVAL_TRUE : GW_JVAL_FALSE};
+    c->bytes += 5;
+    return GW_OK;
+  case PROTOBUF_C_TYPE_ENUM: {
+    int32_t e = *(const int32_t *)slot;
+    if (is_null_enum(f)) {
+      *v = (gw_jval){.type = GW_JVAL_NULL};
+      c->bytes += 4;
+      return GW_OK;
+    }
+    const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, e);
+    return ev ? dom_string_value(c, ev->name, v) : dom_number(c, t, gw_numtext_i64(e, t), v);
+  }
+  case PROTOBUF_C_TYPE_STRING: return dom_string_value(c, *(char *const *)slot, v);
+  case PROTOBUF_C_TYPE_BYTES: {
+    const ProtobufCBinaryData *bd = slot;
+    gw_buf_init(&tmp, DOM_TMP_CAP);
+    return dom_printed(c, b64_append(&tmp, bd->data, bd->len), &tmp, v);
+  }
+  default: return dom_invalid(c, "a field of an unknown type");
+  }
+}
+
+static int dom_message(struct dctx *c, const ProtobufCMessage *m, int depth, int bare_list,
+                       gw_jval *v);
+
+static int dom_value(struct dctx *c, const ProtobufCFieldDescriptor *f, const void *slot, int depth,
+                     int bare_list, gw_jval *v) {
+  if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+    return dom_scalar(c, f, slot, v);
+  const ProtobufCMessage *m = *(ProtobufCMessage *const *)slot;
+  if (m)
+    return dom_message(c, m, depth, bare_list, v);
+  *v = (gw_jval){.type = GW_JVAL_NULL};
+  c->bytes += 4;
+  return GW_OK;
+}
+
+/* An array of |n| values from the arena (none: no array, as the parser). */
+static int dom_array(struct dctx *c, size_t n, gw_jval *v, gw_jval **elems) {
+  *elems = NULL;
+  if (n && (n > SIZE_MAX / sizeof **elems || !(*elems = gw_arena_alloc(c->a, n * sizeof **elems))))
+    return GW_ERR_NOMEM;
+  *v = (gw_jval){.type = GW_JVAL_ARRAY, .len = n, .u.elems = *elems};
+  c->bytes += n + 2;
+  return GW_OK;
+}
+
+static int dom_repeated(struct dctx *c, const ProtobufCFieldDescriptor *f,
+                        const ProtobufCMessage *m, int depth, int bare_list, gw_jval *v) {
+  size_t n = *(const size_t *)CSLOT(m, f->quantifier_offset), size = elem_size(f->type);
+  const char *arr = *(char *const *)CSLOT(m, f->offset);
+  gw_jval *elems;
+  if (depth > c->w.opts.max_depth)
+    return dom_too_deep(c);
+  TRY(dom_array(c, n, v, &elems));
+  for (size_t i = 0; i < n; i++)
+    TRY(dom_value(c, f, arr + i * size, depth + 1, bare_list, &elems[i]));
+  return GW_OK;
+}
+
+/* |n| members from the arena (none: no array, as the parser). */
+static int dom_members(struct dctx *c, size_t n, gw_jmember **out) {
+  *out = NULL;
+  if (n && (n > SIZE_MAX / sizeof **out || !(*out = gw_arena_alloc(c->a, n * sizeof **out))))
+    return GW_ERR_NOMEM;
+  return GW_OK;
+}
+
+/* The object |members| (|n|), refused as the parser refuses the writer's
+ * text when two members share a key (a map or Struct from the gRPC wire may
+ * repeat one; the writer writes both). */
+static int dom_object_of(struct dctx *c, gw_jmember *members, size_t n, int may_repeat,
+                         gw_jval *v) {
+  size_t dup = n;
+  if (may_repeat && n > 1 && gw_json_lite_find_dup(members, n, &dup) != GW_OK)
+    return GW_ERR_NOMEM;
+  if (dup < n)
+    return dom_invalid(c, "duplicate object key");
+  *v = (gw_jval){.type = GW_JVAL_OBJECT, .len = n, .u.members = members};
+  c->bytes += n + 2;
+  return GW_OK;
+}
+
+static int dom_map(struct dctx *c, const ProtobufCFieldDescriptor *f, const ProtobufCMessage *m,
+                   int depth, gw_jval *v) {
+  size_t n = *(const size_t *)CSLOT(m, f->quantifier_offset);
+  ProtobufCMessage *const *entries = *(ProtobufCMessage *const *const *)CSLOT(m, f->offset);
+  const ProtobufCMessageDescriptor *ed = f->descriptor;
+  const ProtobufCFieldDescriptor *kf = &ed->fields[0];
+  gw_jmember *members;
+  if (depth > c->w.opts.max_depth)
+    return dom_too_deep(c);
+  TRY(dom_members(c, n, &members));
+  for (size_t i = 0; i < n; i++) {
+    gw_jmember *mb = &members[i];
+    const void *key = CSLOT(entries[i], kf->offset);
+    if (kf->type == PROTOBUF_C_TYPE_STRING) {
+      TRY(dom_string(c, *(char *const *)key, &mb->key, &mb->key_len));
+    } else {
+      struct wctx w = {.opts = c->w.opts};
+      gw_buf tmp;
+      gw_jval k;
+      gw_buf_init(&tmp, DOM_TMP_CAP);
+      w.b = &tmp;
+      TRY(dom_printed(c, print_map_key(&w, kf, key), &tmp, &k));
+      mb->key = k.u.str;
+      mb->key_len = k.len;
+    }
+    TRY(dom_value(c, &ed->fields[1], CSLOT(entries[i], ed->fields[1].offset), depth + 1, 0,
+                  &mb->value));
+  }
+  return dom_object_of(c, members, n, 1, v);
+}
+
+static int dom_pb_value(struct dctx *c, const Google__Protobuf__Value *pv, int depth, gw_jval *v);
+
+/* print_struct_members: the members of |st| from |*k| on, those named like
+ * a field of |d| that was written (|printed|) left out. */
+static int dom_struct_members(struct dctx *c, const Google__Protobuf__Struct *st,
+                              const ProtobufCMessageDescriptor *d, const unsigned char *printed,
+                              int depth, gw_jmember *members, size_t *k) {
+  for (size_t i = 0; i < st->n_fields; i++) {
+    const Google__Protobuf__Struct__FieldsEntry *e = st->fields[i];
+    if (struct_member_hidden(e, d, printed))
+      continue;
+    gw_jmember *mb = &members[(*k)++];
+    TRY(dom_string(c, e->key, &mb->key, &mb->key_len));
+    if (e->value) {
+      TRY(dom_pb_value(c, e->value, depth, &mb->value));
+    } else {
+      mb->value = (gw_jval){.type = GW_JVAL_NULL};
+      c->bytes += 4;
+    }
+  }
+  return GW_OK;
+}
+
+static int dom_struct(struct dctx *c, const Google__Protobuf__Struct *st, int depth, gw_jval *v) {
+  gw_jmember *members;
+  size_t k = 0;
+  if (depth > c->w.opts.max_depth)
+    return dom_too_deep(c);
+  TRY(dom_members(c, st->n_fields, &members));
+  TRY(dom_struct_members(c, st, NULL, NULL, depth + 1, members, &k));
+  return dom_object_of(c, k ? members : NULL, k, 1, v);
+}
+
+static int dom_list_value(struct dctx *c, const Google__Protobuf__ListValue *lv, int depth,
+                          gw_jval *v) {
+  gw_jval *elems;
+  if (depth > c->w.opts.max_depth)
+    return dom_too_deep(c);
+  TRY(dom_array(c, lv->n_values, v, &elems));
+  for (size_t i = 0; i < lv->n_values; i++) {
+    if (lv->values[i]) {
+      TRY(dom_pb_value(c, lv->values[i], depth + 1, &elems[i]));
+    } else {
+      elems[i] = (gw_jval){.type = GW_JVAL_NULL};
+      c->bytes += 4;
+    }
+  }
+  return GW_OK;
+}
+
+static int dom_pb_value(struct dctx *c, const Google__Protobuf__Value *pv, int depth, gw_jval *v) {
+  switch (pv->kind_case) {
+  case GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE: return dom_double(c, pv->number_value, v);
+  case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE: return dom_string_value(c, pv->string_value, v);
+  case GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE:
+    *v = (gw_jval){.type = pv->bool_value ? GW_JVAL_TRUE : GW_JVAL_FALSE};
+    c->bytes += 5;
+    return GW_OK;
+  case GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE:
+    if (pv->struct_value)
+      return dom_struct(c, pv->struct_value, depth, v);
+    return dom_object_of(c, NULL, 0, 0, v);
+  case GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE: {
+    gw_jval *none;
+    if (pv->list_value)
+      return dom_list_value(c, pv->list_value, depth, v);
+    return dom_array(c, 0, v, &none);
+  }
+  default:
+    *v = (gw_jval){.type = GW_JVAL_NULL};
+    c->bytes += 4;
+    return GW_OK;
+  }
+}
+
+/* print_object_fields: the fields shown, then the unknown members. */
+static int dom_object(struct dctx *c, const ProtobufCMessage *m, const desc_info *in, int depth,
+                      gw_jval *v) {
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  const ProtobufCFieldDescriptor *slot = in ? in->extra : extra_compute(d);
+  const Google__Protobuf__Struct *st =
+      slot ? *(Google__Protobuf__Struct *const *)CSLOT(m, slot->offset) : NULL;
+  /* each field's entry is written below: no zeroing */
+  unsigned char printed_small[64], *printed = printed_small;
+  if (d->n_fields > sizeof printed_small && !(printed = gw_malloc(d->n_fields)))
+    return GW_ERR_NOMEM;
+  size_t n = 0;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    if (in)
+      printed[i] = (unsigned char)plan_shown(&c->w, &in->shown[i], m);
+    else
+      printed[i] = &d->fields[i] != slot && field_shown(&c->w, &d->fields[i], m);
+    n += printed[i];
+  }
+  gw_jmember *members;
+  size_t k = 0;
+  int rc = dom_members(c, n + (st ? st->n_fields : 0), &members);
+  for (unsigned i = 0; rc == GW_OK && i < d->n_fields; i++) {
+    if (!printed[i])
+      continue;
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    gw_jmember *mb = &members[k++];
+    mb->key = f->name;
+    mb->key_len = in ? in->key_at[i + 1] - in->key_at[i] - 3 : strlen(f->name);
+    c->bytes += mb->key_len + 3;
+    if (f->label != PROTOBUF_C_LABEL_REPEATED)
+      rc = dom_value(c, f, CSLOT(m, f->offset), depth + 1, 0, &mb->value);
+    else if (is_map_field(d, f))
+      rc = dom_map(c, f, m, depth + 1, &mb->value);
+    else
+      rc = dom_repeated(c, f, m, depth + 1, 0, &mb->value);
+  }
+  if (rc == GW_OK && st)
+    rc = dom_struct_members(c, st, d, printed, depth + 1, members, &k);
+  if (printed != printed_small)
+    gw_free(printed);
+  if (rc != GW_OK)
+    return rc;
+  return dom_object_of(c, k ? members : NULL, k, k > n, v);
+}
+
+static int dom_message(struct dctx *c, const ProtobufCMessage *m, int depth, int bare_list,
+                       gw_jval *v) {
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  const ProtobufCFieldDescriptor *lf;
+  if (depth > c->w.opts.max_depth)
+    return dom_too_deep(c);
+  const desc_info *in = info_of(d);
+  gw_buf tmp;
+  struct wctx w = {.b = &tmp, .opts = c->w.opts};
+  switch (in ? in->wkt : wkt_compute(d)) {
+  case WKT_WRAPPER: return dom_scalar(c, &d->fields[0], CSLOT(m, d->fields[0].offset), v);
+  case WKT_STRUCT: return dom_struct(c, (const Google__Protobuf__Struct *)m, depth, v);
+  case WKT_VALUE: return dom_pb_value(c, (const Google__Protobuf__Value *)m, depth, v);
+  case WKT_LIST: return dom_list_value(c, (const Google__Protobuf__ListValue *)m, depth, v);
+  case WKT_TIMESTAMP:
+    gw_buf_init(&tmp, DOM_TMP_CAP);
+    return dom_printed(c, print_timestamp(&w, (const Google__Protobuf__Timestamp *)m), &tmp, v);
+  case WKT_DURATION:
+    gw_buf_init(&tmp, DOM_TMP_CAP);
+    return dom_printed(c, print_duration(&w, (const Google__Protobuf__Duration *)m), &tmp, v);
+  case WKT_NONE: break;
+  }
+  if (c->w.opts.bare_unions && (in ? in->is_union : is_union(d))) {
+    uint32_t which = *(const uint32_t *)CSLOT(m, d->fields[0].quantifier_offset);
+    for (unsigned i = 0; i < d->n_fields; i++)
+      if (d->fields[i].id == which)
+        return dom_value(c, &d->fields[i], CSLOT(m, d->fields[i].offset), depth, 1, v);
+    *v = (gw_jval){.type = GW_JVAL_NULL};
+    c->bytes += 4;
+    return GW_OK;
+  }
+  if (c->w.opts.bare_unions && bare_list && (lf = in ? in->list : list_field(d)))
+    return dom_repeated(c, lf, m, depth, 1, v);
+  return dom_object(c, m, in, depth, v);
+}
+
+int gw_pb_to_jval(const ProtobufCMessage *msg, const gw_json_opts *opts, gw_arena *arena,
+                  const gw_jval **out, size_t *json_len, const char **why) {
+  struct dctx c = {.a = arena};
+  resolve_opts(opts, &c.w.opts);
+  *why = NULL;
+  if (c.w.opts.field_hook) {
+    *why = "gw_pb_to_jval takes no field hook";
+    return GW_ERR_INVALID;
+  }
+  gw_jval *v = gw_arena_alloc(arena, sizeof *v);
+  int rc = v ? dom_message(&c, msg, 1, 0, v) : GW_ERR_NOMEM;
+  if (rc == GW_ERR_NOMEM)
+    c.why = "out of memory";
+  if (rc != GW_OK) {
+    *why = c.why ? c.why : "the message cannot be written as JSON";
+    return rc;
+  }
+  *out = v;
+  if (json_len)
+    *json_len = c.bytes;
+  return GW_OK;
 }

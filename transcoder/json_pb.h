@@ -106,6 +106,26 @@ int gw_json_to_pb(const ProtobufCMessageDescriptor *desc, const char *json, size
  * nesting deeper than max_depth). On error |out| is left as it was. */
 int gw_pb_to_json(const ProtobufCMessage *msg, const gw_json_opts *opts, gw_buf *out);
 
+struct gw_jval; /* transcoder/json_lite.h */
+
+/* The DOM gw_json_lite_parse builds from gw_pb_to_json(|msg|, |opts|)'s
+ * text, built straight from the message, with no text written and read
+ * back: what a translating provider reads the request as. The same values,
+ * members and order, and the same refusals (nesting past max_depth, a
+ * Timestamp or Duration out of range, two members with one key, which a
+ * map or Struct from the gRPC wire can hold); bytes that are not UTF-8 read
+ * as U+FFFD, as the writer writes them. Otherwise:
+ * - strings that are UTF-8 point into |msg| (not copied), so the DOM lives
+ *   as long as both |msg| and |arena|; numbers' text lives in |arena|;
+ * - GW_JVAL_NUM_F32 is never set (only the codec's reader looks at it);
+ * - opts->field_hook must be NULL.
+ * Returns GW_OK with |*out| set and |*json_len| (may be NULL) about the
+ * length of the JSON text gw_pb_to_json would write (escapes not counted);
+ * GW_ERR_INVALID with |*why| (a static string); GW_ERR_NOMEM. What was
+ * allocated stays in |arena|. */
+int gw_pb_to_jval(const ProtobufCMessage *msg, const gw_json_opts *opts, gw_arena *arena,
+                  const struct gw_jval **out, size_t *json_len, const char **why);
+
 /* Writes the lowerCamelCase JSON name of |proto_name| ("max_tokens" ->
  * "maxTokens", protoc's rule) into |out| (|n| bytes, NUL included).
  * Returns GW_OK or GW_ERR_TOOBIG. */

@@ -3,7 +3,10 @@
  * message; whatever parses is printed, parsed again and printed again, and
  * the two printouts must be identical (the codec's output is a fixed point).
  * Each input also goes through the direct path and the DOM path, which must
- * agree (direct_vs_dom). */
+ * agree (direct_vs_dom). Every message parsed, and the input read as
+ * protobuf wire bytes (what a gRPC client sends: any bytes as strings, a map
+ * key twice), must give the same DOM straight (gw_pb_to_jval) as through
+ * its JSON text (pb_vs_dom). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,29 @@
 #include "core/buf.h"
 #include "core/status.h"
 #include "transcoder/json_pb.h"
+#include "../unit/transcoder/pb_dom_check.h"
+
+static void pb_vs_dom(const ProtobufCMessage *m, const gw_json_opts *opts) {
+  char d[700];
+  const char *why = pb_dom_check(m, opts, d, sizeof d);
+  if (why) {
+    fprintf(stderr, "gw_pb_to_jval: %s\n", why);
+    abort();
+  }
+}
+
+/* The input as wire bytes of |desc|, through pb_vs_dom. */
+static void wire_vs_dom(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t size) {
+  static const gw_json_opts upstream = {.int64_as_number = 1, .bare_unions = 1};
+  static const gw_json_opts defaults = {.emit_defaults = 1, .max_depth = 16};
+  ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, size, data);
+  if (!m)
+    return;
+  pb_vs_dom(m, &upstream);
+  pb_vs_dom(m, NULL);
+  pb_vs_dom(m, &defaults);
+  protobuf_c_message_free_unpacked(m, NULL);
+}
 
 static void round_trip(const ProtobufCMessageDescriptor *desc, const gw_json_opts *opts,
                        const uint8_t *data, size_t size) {
@@ -31,6 +57,7 @@ static void round_trip(const ProtobufCMessageDescriptor *desc, const gw_json_opt
     goto done;
   if (!protobuf_c_message_check(m))
     abort();
+  pb_vs_dom(m, opts);
   rc = gw_pb_to_json(m, opts, &first);
   if (rc == GW_ERR_INVALID) /* nesting past max_depth through bare lists */
     goto done;
@@ -111,5 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   direct_vs_dom(&codectest__unions__descriptor, &openai, data, size);
   direct_vs_dom(&codectest__all_kinds__descriptor, &defaults, data, size);
   direct_vs_dom(&codectest__strict__descriptor, &(gw_json_opts){0}, data, size);
+  wire_vs_dom(&aigateway__v1__chat_completion_request__descriptor, data, size);
+  wire_vs_dom(&codectest__all_kinds__descriptor, data, size);
   return 0;
 }

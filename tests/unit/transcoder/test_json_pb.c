@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/status.h"
 #include "transcoder/json_pb.h"
+#include "transcoder/pb_dom_check.h"
 #include "utf8_cases.h"
 
 enum opt_set { O_PLAIN, O_KEEP, O_OPENAI, O_DEFAULTS, O_INT64NUM, O_DEPTH3 };
@@ -51,8 +52,17 @@ static void assert_json_eq(const char *got, const char *want, const char *what) 
     fail_msg("%s:\n  got  %s\n  want %s", what, got, want);
 }
 
+/* gw_pb_to_jval(|m|) is the DOM gw_pb_to_json's text reads back as. */
+static void assert_pb_dom(const ProtobufCMessage *m, const gw_json_opts *o) {
+  char d[700];
+  const char *why = pb_dom_check(m, o, d, sizeof d);
+  if (why)
+    fail_msg("gw_pb_to_jval: %s", why);
+}
+
 /* Parses |json|, prints it back and checks the result against |want|; also
- * packs the message to the wire, unpacks it and prints that again. */
+ * packs the message to the wire, unpacks it and prints that again. Both
+ * messages' DOMs (gw_pb_to_jval) are checked against their text read back. */
 static void check_round_trip(const ProtobufCMessageDescriptor *d, enum opt_set o, const char *json,
                              const char *want) {
   gw_arena *a = gw_arena_new(0, 0);
@@ -79,6 +89,8 @@ static void check_round_trip(const ProtobufCMessageDescriptor *d, enum opt_set o
   gw_buf_init(&b2, 1 << 20);
   assert_int_equal(gw_pb_to_json(u, &opt_sets[o], &b2), GW_OK);
   assert_json_eq(b2.data, b.data, "after the wire");
+  assert_pb_dom(m, &opt_sets[o]);
+  assert_pb_dom(u, &opt_sets[o]);
   protobuf_c_message_free_unpacked(u, NULL);
   free(wire);
   gw_buf_release(&b2);
@@ -442,6 +454,12 @@ static void test_deep_nesting(void **state) {
   gw_buf_reset(&out);
   assert_int_equal(gw_pb_to_json(m, &opt_sets[O_DEPTH3], &out), GW_ERR_INVALID);
   assert_int_equal(out.len, 0);
+  assert_pb_dom(m, NULL);
+  assert_pb_dom(m, &opt_sets[O_DEPTH3]);
+  const gw_jval *dom;
+  const char *why;
+  assert_int_equal(gw_pb_to_jval(m, &opt_sets[O_DEPTH3], a, &dom, NULL, &why), GW_ERR_INVALID);
+  assert_string_equal(why, "nesting too deep to be written as JSON");
   gw_buf_release(&out);
   gw_buf_release(&b);
   gw_arena_free(a);
@@ -1256,16 +1274,20 @@ static void test_unprintable(void **state) {
   k.t_time = &ts;
   ts.seconds = 253402300800; /* year 10000 */
   assert_int_equal(gw_pb_to_json(&k.base, NULL, &b), GW_ERR_INVALID);
+  assert_pb_dom(&k.base, NULL);
   ts.seconds = 0;
   ts.nanos = -1;
   assert_int_equal(gw_pb_to_json(&k.base, NULL, &b), GW_ERR_INVALID);
+  assert_pb_dom(&k.base, NULL);
   ts.nanos = 0;
   k.t_duration = &du;
   du.seconds = 1;
   du.nanos = -1;
   assert_int_equal(gw_pb_to_json(&k.base, NULL, &b), GW_ERR_INVALID);
+  assert_pb_dom(&k.base, NULL);
   du.nanos = 1;
   assert_int_equal(gw_pb_to_json(&k.base, NULL, &b), GW_OK);
+  assert_pb_dom(&k.base, NULL);
   assert_string_equal(b.data,
                       "{\"t_time\":\"1970-01-01T00:00:00Z\",\"t_duration\":\"1.000000001s\"}");
   gw_buf_release(&b);
@@ -1293,6 +1315,7 @@ static void test_invalid_utf8(void **state) {
     json_t *j = json_loads(b.data, 0, NULL);
     assert_non_null(j);
     json_decref(j);
+    assert_pb_dom(&in.base, NULL);
     gw_buf_release(&b);
   }
 }
@@ -1414,6 +1437,7 @@ static void test_print_string_random(void **state) {
       }
       gw_buf_release(&out);
     }
+    assert_pb_dom(&m.base, NULL);
     free(text);
     gw_buf_release(&str);
   }
@@ -1447,10 +1471,153 @@ static void test_print_utf8_every_position(void **state) {
       assert_int_equal(gw_pb_to_json(&m.base, NULL, &out), GW_OK);
       if (strcmp(out.data, want.data) != 0)
         fail_msg("byte %zu set to %02x: %s, want %s", at, utf8_breakers[k], out.data, want.data);
+      assert_pb_dom(&m.base, NULL);
       free(text);
     }
   gw_buf_release(&want);
   gw_buf_release(&out);
+}
+
+/* ------------------------------------------------------------ pb -> DOM */
+
+/* gw_pb_to_jval against the text read back, where a message from the gRPC
+ * wire holds what JSON cannot say: a map or Struct key twice, an unknown
+ * member named like a field, numbers JSON has no form for. */
+static void test_pb_dom(void **state) {
+  (void)state;
+  gw_arena *a = gw_arena_new(0, 0);
+  const gw_jval *dom;
+  const char *why;
+  size_t json_len;
+
+  /* numbers and the rest of the scalars, both 64-bit forms */
+  Codectest__AllKinds k = CODECTEST__ALL_KINDS__INIT;
+  float floats[] = {1.5f, -0.0f, 0.0f / 0.0f, 1.0f / 0.0f, -1.0f / 0.0f, 3e38f, 1e-45f};
+  double doubles[] = {-0.0, 1e300, -1.0 / 0.0, 0.1, 1, -2};
+  int64_t i64s[] = {INT64_MIN, -1, 0, INT64_MAX};
+  uint8_t raw[] = {0, 1, 2, 0xff, 'x'};
+  k.f_double = -0.0;
+  k.f_float = 0.0f / 0.0f;
+  k.f_int64 = INT64_MIN;
+  k.f_uint64 = UINT64_MAX;
+  k.f_enum = 7; /* no name: a number */
+  k.f_bytes = (ProtobufCBinaryData){sizeof raw, raw};
+  k.n_r_float = sizeof floats / sizeof floats[0];
+  k.r_float = floats;
+  k.n_r_double = sizeof doubles / sizeof doubles[0];
+  k.r_double = doubles;
+  k.n_r_int64 = sizeof i64s / sizeof i64s[0];
+  k.r_int64 = i64s;
+  k.f_string = "caf\xc3\xa9 \"q\" \n";
+  Google__Protobuf__Int64Value w64 = GOOGLE__PROTOBUF__INT64_VALUE__INIT;
+  w64.value = -42;
+  k.w_int64 = &w64;
+  for (size_t o = 0; o < sizeof opt_sets / sizeof opt_sets[0]; o++)
+    assert_pb_dom(&k.base, &opt_sets[o]);
+  /* a string that is UTF-8 is the message's own, not a copy */
+  assert_int_equal(gw_pb_to_jval(&k.base, NULL, a, &dom, &json_len, &why), GW_OK);
+  const gw_jval *fs = gw_json_lite_get(dom, "f_string", 8);
+  assert_non_null(fs);
+  assert_ptr_equal(fs->u.str, k.f_string);
+  assert_true(json_len > 100);
+
+  /* a map key twice: the text has it twice, which the parser refuses */
+  Codectest__AllKinds__MStrIntEntry e1 = CODECTEST__ALL_KINDS__MSTR_INT_ENTRY__INIT,
+                                    e2 = CODECTEST__ALL_KINDS__MSTR_INT_ENTRY__INIT;
+  Codectest__AllKinds__MStrIntEntry *entries[] = {&e1, &e2};
+  Codectest__AllKinds m = CODECTEST__ALL_KINDS__INIT;
+  e1.key = "a";
+  e2.key = "b";
+  m.n_m_str_int = 2;
+  m.m_str_int = entries;
+  assert_pb_dom(&m.base, NULL);
+  e2.key = "a";
+  assert_pb_dom(&m.base, NULL);
+  assert_int_equal(gw_pb_to_jval(&m.base, NULL, a, &dom, NULL, &why), GW_ERR_INVALID);
+  assert_string_equal(why, "duplicate object key");
+  /* the same for an integer key, and for a key that is not UTF-8 */
+  Codectest__AllKinds__MIntStrEntry i1 = CODECTEST__ALL_KINDS__MINT_STR_ENTRY__INIT,
+                                    i2 = CODECTEST__ALL_KINDS__MINT_STR_ENTRY__INIT;
+  Codectest__AllKinds__MIntStrEntry *ientries[] = {&i1, &i2};
+  m = (Codectest__AllKinds)CODECTEST__ALL_KINDS__INIT;
+  i1.key = -7;
+  i2.key = -7;
+  i1.value = "\xff";
+  m.n_m_int_str = 2;
+  m.m_int_str = ientries;
+  assert_pb_dom(&m.base, NULL);
+  i2.key = 8;
+  assert_pb_dom(&m.base, NULL);
+  m = (Codectest__AllKinds)CODECTEST__ALL_KINDS__INIT;
+  e1.key = "x\xfe";
+  e2.key = "x\xff"; /* both U+FFFD: one key */
+  m.n_m_str_int = 2;
+  m.m_str_int = entries;
+  assert_pb_dom(&m.base, NULL);
+  assert_int_equal(gw_pb_to_jval(&m.base, NULL, a, &dom, NULL, &why), GW_ERR_INVALID);
+
+  /* Struct members: twice, and (the unknown-member slot) named like a field */
+  Google__Protobuf__Value one = GOOGLE__PROTOBUF__VALUE__INIT;
+  one.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
+  one.number_value = 1;
+  Google__Protobuf__Struct__FieldsEntry s1 = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT,
+                                        s2 = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT,
+                                        s3 = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
+  Google__Protobuf__Struct__FieldsEntry *sentries[] = {&s1, &s2, &s3};
+  Google__Protobuf__Struct st = GOOGLE__PROTOBUF__STRUCT__INIT;
+  s1.key = "f_int32";
+  s1.value = &one;
+  s2.key = "fBool"; /* a field's JSON name */
+  s3.key = "other";
+  s3.value = &one;
+  st.n_fields = 3;
+  st.fields = sentries;
+  m = (Codectest__AllKinds)CODECTEST__ALL_KINDS__INIT;
+  m.extra_fields = &st;
+  assert_pb_dom(&m.base, NULL); /* f_int32 not set: the unknown one shown */
+  m.f_int32 = 5;
+  m.f_bool = 1;
+  assert_pb_dom(&m.base, NULL); /* set: the modeled one wins */
+  assert_int_equal(gw_pb_to_jval(&m.base, NULL, a, &dom, NULL, &why), GW_OK);
+  assert_int_equal(dom->len, 3); /* f_int32, f_bool, other */
+  s2.key = "other";
+  assert_pb_dom(&m.base, NULL);
+  assert_int_equal(gw_pb_to_jval(&m.base, NULL, a, &dom, NULL, &why), GW_ERR_INVALID);
+  m.extra_fields = NULL;
+  m.s_struct = &st; /* a Struct of its own */
+  assert_pb_dom(&m.base, NULL);
+  s2.key = NULL; /* skipped */
+  assert_pb_dom(&m.base, NULL);
+  m.extra_fields = &st;
+  assert_pb_dom(&m.base, NULL);
+
+  /* the OpenAI request, as a translating provider reads it */
+  ProtobufCMessage *chat = NULL;
+  gw_json_error err;
+  assert_int_equal(
+      gw_json_to_pb(CHAT, chat_body, strlen(chat_body), a, &opt_sets[O_OPENAI], &chat, &err),
+      GW_OK);
+  static const gw_json_opts upstream = {.int64_as_number = 1, .bare_unions = 1};
+  assert_pb_dom(chat, &upstream);
+  assert_pb_dom(chat, &opt_sets[O_OPENAI]);
+  assert_pb_dom(chat, NULL);
+  /* an arena that runs out at every step: GW_ERR_NOMEM, nothing leaked */
+  int ok = 0;
+  for (size_t cap = 16; !ok; cap += 16) {
+    long live = gw_alloc_live();
+    gw_arena *small = gw_arena_new(64, cap);
+    assert_non_null(small);
+    int rc = gw_pb_to_jval(chat, &upstream, small, &dom, NULL, &why);
+    if (rc == GW_OK)
+      ok = 1;
+    else {
+      assert_int_equal(rc, GW_ERR_NOMEM);
+      assert_string_equal(why, "out of memory");
+    }
+    gw_arena_free(small);
+    assert_int_equal(gw_alloc_live(), live);
+  }
+  gw_arena_free(a);
 }
 
 int main(void) {
@@ -1477,6 +1644,7 @@ int main(void) {
       cmocka_unit_test(test_buf_cap),
       cmocka_unit_test(test_unprintable),
       cmocka_unit_test(test_invalid_utf8),
+      cmocka_unit_test(test_pb_dom),
       cmocka_unit_test(test_print_string_random),
       cmocka_unit_test(test_print_utf8_every_position),
   };
