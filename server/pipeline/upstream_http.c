@@ -40,27 +40,25 @@ bool gw_upstream_serves_chat(gw_call *call, const char *what) {
 int gw_upstream_request_open(gw_upstream_request *r, const gw_call *call, char *err,
                              size_t errlen) {
   /* int64 as numbers and unions bare: the JSON the vendors' own OpenAI
-   * compatibility takes, and what the translators read */
+   * compatibility takes, and what the translators read; the DOM built
+   * straight from the message, not written as text and read back */
   static const gw_json_opts opts = {.int64_as_number = 1, .bare_unions = 1};
-  r->arena = NULL;
+  const char *why = NULL;
   r->req = NULL;
-  gw_buf_init(&r->text, (size_t)64 << 20);
-  int rc = gw_pb_to_json(call->request, &opts, &r->text);
-  if (rc != GW_OK)
-    return rc;
+  r->json_len = 0;
   if (!(r->arena = gw_arena_new(0, 0)))
     return GW_ERR_NOMEM;
-  gw_json_lite_error je;
-  rc = gw_json_lite_parse(r->text.data, r->text.len, r->arena, 0, 0, &r->req, &je);
-  if (rc == GW_ERR_NOMEM)
-    return rc;
-  if (rc != GW_OK || !gw_jt_is_object(r->req)) {
+  int rc = gw_pb_to_jval(call->request, &opts, r->arena, &r->req, &r->json_len, &why);
+  if (rc == GW_OK && r->json_len > REQUEST_CAP)
+    rc = GW_ERR_TOOBIG;
+  if (rc == GW_ERR_INVALID || (rc == GW_OK && !gw_jt_is_object(r->req))) {
     snprintf(err, errlen, "the request cannot be translated: %s",
-             rc != GW_OK ? je.text : "not an object");
-    r->req = NULL;
-    return GW_ERR_INVALID;
+             rc != GW_OK ? why : "not an object");
+    rc = GW_ERR_INVALID;
   }
-  return GW_OK;
+  if (rc != GW_OK)
+    r->req = NULL;
+  return rc;
 }
 
 void gw_upstream_request_close(gw_upstream_request *r) {
@@ -68,7 +66,6 @@ void gw_upstream_request_close(gw_upstream_request *r) {
     gw_arena_free(r->arena);
   r->arena = NULL;
   r->req = NULL;
-  gw_buf_release(&r->text);
 }
 
 void gw_upstream_undecodable(gw_upstream *u, int rc, const char *what) {

@@ -140,19 +140,21 @@ bool gw_upstream_data_url(const char *url, const char **media, size_t *media_len
  * UNIMPLEMENTED, "<path> is not served by <what> backends", and false. */
 bool gw_upstream_serves_chat(gw_call *call, const char *what);
 
-/* The call's canonical request as OpenAI JSON, read back as a DOM in an
- * arena of its own: what a translating provider reads, gone once the
- * vendor's body is written (the DOM's strings point into |text|). */
+/* The call's canonical request as the DOM of its OpenAI JSON (int64 as
+ * numbers, unions bare), built straight from the message in an arena of its
+ * own (gw_pb_to_jval: no text written and read back): what a translating
+ * provider reads, gone once the vendor's body is written (the DOM's strings
+ * point into the call's request). */
 typedef struct gw_upstream_request {
-  gw_buf text;
   gw_arena *arena;
   const gw_jval *req; /* an object once opened */
+  size_t json_len;    /* about the length of that JSON */
 } gw_upstream_request;
 
 /* GW_OK with r->req set; GW_ERR_NOMEM; GW_ERR_TOOBIG (over 64 MiB of JSON);
- * GW_ERR_INVALID when the JSON does not read back (|err| says why: nested
- * deeper than the reader goes, say). Closed with gw_upstream_request_close()
- * whatever it returned. */
+ * GW_ERR_INVALID when the request has no JSON form (|err| says why: nested
+ * deeper than the writer goes, a map key twice from the gRPC wire). Closed
+ * with gw_upstream_request_close() whatever it returned. */
 int gw_upstream_request_open(gw_upstream_request *r, const gw_call *call, char *err, size_t errlen);
 void gw_upstream_request_close(gw_upstream_request *r);
 
@@ -161,8 +163,8 @@ void gw_upstream_request_close(gw_upstream_request *r);
  * (a 100 KB prompt's body was copied nine times). A failure here is left to
  * the writer to meet and report. */
 static inline void gw_upstream_body_room(gw_buf *body, const gw_upstream_request *in) {
-  if (in->req && in->text.len)
-    (void)gw_buf_reserve(body, in->text.len + in->text.len / 8 + 256);
+  if (in->req && in->json_len)
+    (void)gw_buf_reserve(body, in->json_len + in->json_len / 8 + 256);
 }
 
 /* Ends a call whose request was refused before anything went upstream:

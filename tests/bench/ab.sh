@@ -16,6 +16,8 @@
 #   in place of req/s and latency, plus the gateway's CPU time per event)
 #   (default emb), ROUNDS 3, DUR 4 (seconds);
 #   CONNS=N (environment) the connections of each wrk run (32)
+#   AB_BODY=FILE (environment) the request body instead of the scenario's (its
+#   model gpt-4o-mini): AB_BODY=tests/bench/conv.json ... anthropic, say
 # Needs wrk and taskset; builds the mock with make -C tests/bench. Its gRPC
 # sibling, with CPU time and instructions per call, is grpc_ab.sh.
 set -eu
@@ -75,6 +77,7 @@ sse) path=/v1/chat/completions
   ;;
 *) echo "ab: unknown scenario $SCN" >&2; exit 2 ;;
 esac
+[ -n "${AB_BODY:-}" ] && cp "$AB_BODY" "$TMP/body"
 taskset -c 1 "$HERE/bin/mock_upstream" $MOCK 1 >/dev/null 2>&1 &
 PIDS+=($!)
 bench_gateway 0 "$A" $PA 28801 $MOCK

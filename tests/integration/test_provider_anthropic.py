@@ -242,3 +242,55 @@ def test_undecodable_answer_is_500(gw, mock):
     body = json.loads(data)
     validate("ErrorResponse", body)
     assert body["error"]["message"] == "backend claude sent an undecodable message"
+
+
+def grpc_chat_raw(gw, wire):
+    """CreateChatCompletion with |wire| as the request's bytes, as a gRPC
+    client may send them (protobuf-c takes any bytes as a string and every
+    entry of a map): (status code, details, response or None)."""
+    import grpc
+    from aigateway.v1 import inference_pb2 as pb
+    with grpc.insecure_channel(gw.target) as ch:
+        call = ch.unary_unary("/aigateway.v1.Inference/CreateChatCompletion",
+                              request_serializer=None,
+                              response_deserializer=pb.ChatCompletionResponse.FromString)
+        try:
+            return grpc.StatusCode.OK, "", call(wire, timeout=20)
+        except grpc.RpcError as e:
+            return e.code(), e.details(), None
+
+
+def test_grpc_request_the_json_cannot_say(gw, mock):
+    """What the translator reads is the request's OpenAI JSON, built straight
+    from the message (gw_pb_to_jval): bytes that are not UTF-8 reach
+    Anthropic as U+FFFD, as the JSON writer writes them; a map key twice on
+    the wire and nesting past the writer's depth are refused with the reason,
+    before anything goes upstream."""
+    import grpc
+    from aigateway.v1 import inference_pb2 as pb
+    base = pb.ChatCompletionRequest(model="claude-echo", messages=[
+        pb.ChatMessage(role="user", content=pb.MessageContent(text="hi"))])
+    wire = base.SerializeToString()
+    # field 15 (user), length-delimited: "u", 0xff, "v"
+    mock.clear()
+    code, details, resp = grpc_chat_raw(gw, wire + bytes([15 << 3 | 2, 3]) + b"u\xffv")
+    assert code == grpc.StatusCode.OK, details
+    assert resp.choices[0].message.content.text == "echo: hi"
+    assert mock.last()["body"]["metadata"] == {"user_id": "u\ufffdv"}
+
+    one = pb.ChatCompletionRequest(metadata={"team": "a"}).SerializeToString()
+    mock.clear()
+    code, details, _ = grpc_chat_raw(gw, wire + one + one)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details == "the request cannot be translated: duplicate object key"
+    assert mock.requests == []
+
+    deep = pb.ChatCompletionRequest()
+    deep.CopyFrom(base)
+    s = deep.extra_fields
+    for _ in range(70):
+        s = s.get_or_create_struct("x")
+    code, details, _ = grpc_chat_raw(gw, deep.SerializeToString())
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details == "the request cannot be translated: nesting too deep to be written as JSON"
+    assert mock.requests == []
