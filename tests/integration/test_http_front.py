@@ -214,10 +214,27 @@ def test_curl_tls_h2_and_http11(backend):
         g.stop_clean()
 
 
-def _pipeline_unread(port, tls, limit):
+def _cpu_seconds(pid):
+    """User and system CPU time the process |pid| has used, all threads."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tls_client(port):
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)),
+                           server_hostname="localhost")
+
+
+def _pipeline_unread(port, tls, limit, pid=None):
     """Pipelines GET /v1/models on one connection, reading nothing, until
-    |limit| went or the socket stops taking them; returns the requests sent
-    and the answers read afterwards."""
+    |limit| went or the socket stops taking them; returns the requests sent,
+    the answers read afterwards and (with |pid|) the CPU time the gateway
+    used in the 2 s it held the connection before the client read."""
     import ssl
     raw = socket.socket()
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
@@ -238,6 +255,9 @@ def _pipeline_unread(port, tls, limit):
     except socket.timeout:
         pass
     time.sleep(0.5)
+    held = _cpu_seconds(pid) if pid else 0
+    time.sleep(2 if pid else 0)
+    held = _cpu_seconds(pid) - held if pid else 0
     pat, tail, answers = b"HTTP/1.1 200", b"", 0
     s.settimeout(10)
     try:
@@ -251,7 +271,7 @@ def _pipeline_unread(port, tls, limit):
     except socket.timeout:
         pass
     s.close()
-    return sent, answers
+    return sent, answers, held
 
 
 def test_pipelined_requests_held_back_are_all_answered(backend):
@@ -260,17 +280,62 @@ def test_pipelined_requests_held_back_are_all_answered(backend):
     # of answers wait, then stops taking requests (test_http_server.c
     # test_pipelining_unread); the rest wait in its input, in SSL and in the
     # socket. Once the client reads, every request is answered, over
-    # cleartext and over TLS.
+    # cleartext and over TLS. While it holds them the gateway sleeps: over
+    # TLS its worker spun at 100% CPU (libevent ran the read callback again
+    # and again while the input sat at its high-water mark).
     d = tempfile.mkdtemp()
     cert, key = _self_signed(d, "localhost")
     for tls in (False, True):
         env = dict(TLS_CERT_FILE=cert, TLS_KEY_FILE=key) if tls else {}
         g = Gateway(gateway_env(echo_config(backend.port), **env))
         try:
-            sent, answers = _pipeline_unread(g.http_port, tls, 60000)
+            sent, answers, held = _pipeline_unread(g.http_port, tls, 60000, g.p.pid)
         finally:
             g.stop_clean()
         assert sent >= 5000 and answers == sent, (tls, sent, answers)
+        assert held < 0.5, f"tls={tls}: {held:.2f} s of CPU in the 2 s the connection was held"
+
+
+def test_tls_requests_pipelined_behind_a_slow_one(tmp_path):
+    """Over TLS, 150 requests (2 KB each: past the input's high-water mark)
+    pipelined behind one the upstream answers after 2.5 s: all are answered,
+    and the gateway sleeps while it waits (it spun at 100% CPU)."""
+    from mock_openai import MockOpenAI
+    cert, key = _self_signed(str(tmp_path), "localhost")
+    m = MockOpenAI().start()
+    cfg = {"backends": [{"name": "m", "provider": "openai", "target": m.base_url}],
+           "models": [{"name": "gpt-mock", "backend": "m"}, {"name": "slow", "backend": "m"}]}
+    g = Gateway(gateway_env(cfg, TLS_CERT_FILE=cert, TLS_KEY_FILE=key))
+
+    def request(model, text, **extra):
+        body = json.dumps(dict(model=model, messages=[{"role": "user", "content": text}],
+                               **extra)).encode()
+        return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body))
+
+    n = 150
+    try:
+        s = _tls_client(g.http_port)
+        s.sendall(request("slow", "first", mock_delay_ms=2500) +
+                  b"".join(request("gpt-mock", f"{i:04d}" + "x" * 2000) for i in range(n)))
+        time.sleep(0.3)
+        cpu = _cpu_seconds(g.p.pid)
+        time.sleep(1.5)
+        cpu = _cpu_seconds(g.p.pid) - cpu
+        buf = b""
+        s.settimeout(30)
+        while buf.count(b"HTTP/1.1 200") < n + 1:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            buf += d
+        s.close()
+    finally:
+        g.stop_clean()
+        m.stop()
+    assert buf.count(b"HTTP/1.1 200") == n + 1
+    assert cpu < 0.5, f"{cpu:.2f} s of CPU in 1.5 s of waiting for the upstream"
 
 
 # ---- errors: exact status and body ---------------------------------------------------

@@ -208,12 +208,31 @@ static size_t read_high_water(const gw_http_conn *c) {
   return c->srv->opts.max_header_bytes + 64 * 1024;
 }
 
-/* Arms or disarms a cleartext connection's read event to match its input. */
+/* Arms or disarms a connection's reads to match its input: on cleartext its
+ * read event; over TLS the bufferevent's EV_READ, off while the input is at
+ * the high-water mark. libevent runs a bufferevent's read callback again and
+ * again while its input stays at that mark with EV_READ on
+ * (bufferevent_inbuf_wm_check, after each deferred read callback), and an
+ * HTTP/1.1 connection that leaves its input there (answers unread by the
+ * client, requests pipelined behind a slow one) spun its worker at 100% CPU
+ * (bufferevent_openssl stops reading at the mark anyway). */
 static void update_reading(gw_http_conn *c) {
-  if (!c->rev || c->dead)
+  if (c->dead)
     return;
   size_t high = read_high_water(c);
   int want = !high || evbuffer_get_length(bufferevent_get_input(c->bev)) < high;
+  if (c->tls) {
+    if (c->state == CONN_HANDSHAKE)
+      return;
+    int on = (bufferevent_get_enabled(c->bev) & EV_READ) != 0;
+    if (want && !on)
+      bufferevent_enable(c->bev, EV_READ);
+    else if (!want && on)
+      bufferevent_disable(c->bev, EV_READ);
+    return;
+  }
+  if (!c->rev)
+    return;
   if (want && !c->reading)
     event_add(c->rev, NULL);
   else if (!want && c->reading)
@@ -406,6 +425,8 @@ static void read_cb(struct bufferevent *bev, void *arg) {
   case CONN_H2: gw_h2_on_read(c); break;
   }
   conn_output(c);
+  if (c->tls) /* (raw_read_cb, which called this, does it on cleartext) */
+    update_reading(c);
   tls_read_pending(c);
 }
 
