@@ -1417,9 +1417,9 @@ static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, con
     const ProtobufCFieldDescriptor *f = find_field_in(in, d, key, v->u.members[j].key_len, slot);
     size_t mark = path_key(c, key, v->u.members[j].key_len);
     if (!f) {
-      if (!keep)
+      if (!keep && !c->opts.drop_unknown)
         return invalid(c, "unknown field");
-      n_unknown++;
+      n_unknown += keep;
       path_pop(c, mark);
       continue;
     }
@@ -1429,7 +1429,7 @@ static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, con
     seen[idx] = 1;
     if (!IS(val, NULL) || null_is_value(f))
       TRY(parse_field(c, d, f, val, m, depth + 1));
-    else if (keep)
+    else if (keep && !c->opts.drop_unknown)
       n_unknown++; /* an explicit null is kept in the slot, so it goes out again */
     path_pop(c, mark);
   }
@@ -1443,7 +1443,7 @@ static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, con
     const char *key = v->u.members[j].key;
     const gw_jval *val = &v->u.members[j].value;
     const ProtobufCFieldDescriptor *f = find_field_in(in, d, key, v->u.members[j].key_len, slot);
-    if (f && !(IS(val, NULL) && !null_is_value(f)))
+    if (f && (!(IS(val, NULL) && !null_is_value(f)) || c->opts.drop_unknown))
       continue;
     size_t mark = path_key(c, key, v->u.members[j].key_len);
     TRY(struct_entry(c, key, val, depth + 1, &st->fields[st->n_fields]));
@@ -1821,7 +1821,7 @@ static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMe
         FAST_TRY(gw_json_lite_read_scalar(r, &v));
         if (!IS(&v, NULL))
           return FAST_NO;
-        keep_this = 1;
+        keep_this = !c->opts.drop_unknown;
       } else {
         FAST_TRY(fast_field(c, r, d, f, m, depth + 1, ch));
       }

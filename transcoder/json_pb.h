@@ -53,6 +53,14 @@ typedef struct gw_json_opts {
   /* Input: keep members a message does not model in its `extra_fields`
    * slot; without it (or without a slot) they are an error. */
   int keep_unknown;
+  /* Input, for an upstream's answer: a member a message neither models nor
+   * can keep (no slot, or keep_unknown off) is skipped instead of refused,
+   * as a server's own member in a nested object must not fail the call (a
+   * JSON syntax error, a repeated key or a modeled member of the wrong type
+   * still does); and an explicit null for a modeled member is taken as its
+   * absence, not kept to go out again (vLLM's "prompt_tokens_details": null
+   * where OpenAI's schema has an object or nothing). */
+  int drop_unknown;
   /* Read and write bare unions and bare lists (see above). */
   int bare_unions;
   /* Input: a repeated float field may also be one base64 string of its

@@ -35,8 +35,12 @@
 
 static const gw_json_opts out_opts = {.int64_as_number = 1, .bare_unions = 1};
 /* Answers: base64 embeddings (what the official SDKs ask for, and so what
- * the gateway asks the upstream for) decode straight into the float field. */
-static const gw_json_opts in_opts = {.keep_unknown = 1, .bare_unions = 1, .floats_base64 = 1};
+ * the gateway asks the upstream for) decode straight into the float field;
+ * a server's own members are kept where the answer has a slot for them and
+ * dropped elsewhere (vLLM's choices carry stop_reason: an answer refused
+ * for it was a 500). */
+static const gw_json_opts in_opts = {
+    .keep_unknown = 1, .drop_unknown = 1, .bare_unions = 1, .floats_base64 = 1};
 
 /* ---- status mapping ------------------------------------------------------------ */
 

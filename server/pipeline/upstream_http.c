@@ -24,7 +24,9 @@
 #define EVENT_CAP ((size_t)4 << 20)
 #define CONNECT_TIMEOUT_MS 10000L
 
-static const gw_json_opts in_opts = {.keep_unknown = 1, .bare_unions = 1};
+/* The translators' OpenAI JSON of an answer (Azure's passes the server's own
+ * members on): kept where there is a slot, dropped elsewhere. */
+static const gw_json_opts in_opts = {.keep_unknown = 1, .drop_unknown = 1, .bare_unions = 1};
 
 long long gw_upstream_unix_time(void) { return (long long)time(NULL); }
 

@@ -14,6 +14,11 @@ Behaviour is picked by the model name, so a test needs nothing but a request:
   tool-mock      answers with a tool call (streamed or not)
   slow           waits `mock_delay_ms` (default 3000) before answering
 A request member "mock_burst": true makes a stream go out in one write.
+A request member "mock_server_extras": true adds the members OpenAI-compatible
+servers add to chat answers: vLLM's (a choice's "stop_reason", "prompt_logprobs"
+at the top level, a usage's "prompt_tokens_details": null) and DeepSeek's
+("reasoning_content" in the message or in the first delta, a usage's
+"prompt_cache_hit_tokens" and "prompt_cache_miss_tokens").
   anything else  in the model list: an echo of the last user message
   ctx-limit...   400 context_length_exceeded (not listed; for fallback tests)
   not listed     404 model_not_found, as OpenAI does
@@ -340,6 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _chat(self, rec, body, model, delay):
         text = "echo: " + last_user_text(body)
         prompt_tokens = max(1, len(last_user_text(body).split()))
+        extras = bool(body.get("mock_server_extras"))
         if not body.get("stream"):
             if model == "tool-mock":
                 msg = {"role": "assistant", "content": None, "refusal": None,
@@ -348,12 +354,19 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 msg = {"role": "assistant", "content": text, "refusal": None}
                 finish = "stop"
-            return self._json(200, {
+            answer = {
                 "id": "chatcmpl-mock-1", "object": "chat.completion", "created": CREATED,
                 "model": model, "system_fingerprint": "fp_mock", "service_tier": "default",
                 "choices": [{"index": 0, "message": msg, "logprobs": None,
                              "finish_reason": finish}],
-                "usage": usage(prompt_tokens, 7)})
+                "usage": usage(prompt_tokens, 7)}
+            if extras:
+                msg["reasoning_content"] = "The user said hello."
+                answer["choices"][0]["stop_reason"] = None
+                answer["prompt_logprobs"] = None
+                answer["usage"].update(prompt_tokens_details=None, prompt_cache_hit_tokens=0,
+                                       prompt_cache_miss_tokens=prompt_tokens)
+            return self._json(200, answer)
 
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         n_events = int(body.get("mock_events", 5))
@@ -363,12 +376,16 @@ class _Handler(BaseHTTPRequestHandler):
                  "created": CREATED, "model": model, "system_fingerprint": "fp_mock",
                  "choices": [{"index": 0, "delta": delta, "logprobs": None,
                               "finish_reason": finish}] if choices else []}
+            if extras and choices:
+                c["choices"][0]["stop_reason"] = None
             if include_usage:
                 c["usage"] = None
             return c
 
         self._start_stream()
         self._event(rec, chunk({"role": "assistant", "content": "", "refusal": None}))
+        if extras:
+            self._event(rec, chunk({"reasoning_content": "The user said hello."}))
         if model == "stream-error":
             time.sleep(delay)
             self._event(rec, chunk({"content": "partial"}))

@@ -259,3 +259,36 @@ def test_text_that_is_not_utf8_is_refused(gw, mock):
         err = json.loads(d)["error"]
         assert err["type"] == "invalid_request_error" and "UTF-8" in err["message"], err
         assert mock.find(path="/v1/chat/completions") == []
+
+
+def test_servers_own_members_reach_the_client(gw):
+    """What vLLM and DeepSeek add to OpenAI's answers (a choice's stop_reason,
+    reasoning_content in the message and in a delta, usage's cache counts)
+    reaches the client where the upstream put it; vLLM's stop_reason in a
+    choice was a 500 "undecodable" answer."""
+    r, d = request(gw, "POST", "/v1/chat/completions",
+                   {"model": "gpt-mock", "mock_server_extras": True,
+                    "messages": [{"role": "user", "content": "hello"}]})
+    assert r.status == 200, d
+    body = json.loads(d)
+    openai_schema.validate("CreateChatCompletionResponse", body)
+    choice = body["choices"][0]
+    assert "stop_reason" in choice and choice["stop_reason"] is None
+    assert choice["message"]["reasoning_content"] == "The user said hello."
+    assert choice["message"]["content"] == "echo: hello"
+    assert body["usage"]["prompt_cache_hit_tokens"] == 0
+    assert body["usage"]["prompt_cache_miss_tokens"] == 1
+    assert "prompt_logprobs" in body and body["prompt_logprobs"] is None
+
+    r, d = request(gw, "POST", "/v1/chat/completions",
+                   {"model": "gpt-mock", "mock_server_extras": True, "stream": True,
+                    "messages": [{"role": "user", "content": "hello"}]})
+    assert r.status == 200, d
+    events = [json.loads(line[6:]) for line in d.decode().split("\n")
+              if line.startswith("data: {")]
+    for e in events:
+        openai_schema.validate("CreateChatCompletionStreamResponse", e)
+        assert e["choices"][0]["stop_reason"] is None
+    deltas = [e["choices"][0]["delta"] for e in events]
+    assert {"reasoning_content": "The user said hello."} in deltas
+    assert "".join(x.get("content") or "" for x in deltas) == "w0 w1 w2 w3 w4 "

@@ -1620,6 +1620,79 @@ static void test_pb_dom(void **state) {
   gw_arena_free(a);
 }
 
+/* drop_unknown (upstream answers): a member no message models and none can
+ * keep is skipped, on the direct path and the DOM path alike; one a slot can
+ * keep is kept; JSON errors and modeled members of the wrong type still
+ * fail. */
+static void test_drop_unknown(void **state) {
+  (void)state;
+  gw_arena *a = gw_arena_new(0, 0);
+  ProtobufCMessage *m = NULL;
+  gw_json_error err;
+  static const char strict[] = "{\"name\":\"a\",\"bogus\":{\"x\":[1,{\"y\":null}]},"
+                               "\"inner\":{\"name\":\"i\",\"extra\":true}}";
+  assert_int_equal(gw_json_to_pb(STRICT, strict, strlen(strict), a, NULL, &m, &err),
+                   GW_ERR_INVALID);
+  assert_string_equal(err.message, "unknown field");
+  for (int dom = 0; dom < 2; dom++) {
+    gw_json_opts o = {.drop_unknown = 1, .dom_only = dom};
+    m = NULL;
+    assert_int_equal(gw_json_to_pb(STRICT, strict, strlen(strict), a, &o, &m, &err), GW_OK);
+    Codectest__Strict *st = (Codectest__Strict *)m;
+    assert_string_equal(st->name, "a");
+    assert_non_null(st->inner);
+    assert_string_equal(st->inner->name, "i");
+    /* still refused: a repeated key, a modeled member of the wrong type */
+    static const char dup[] = "{\"bogus\":1,\"bogus\":2}", wrong[] = "{\"name\":5,\"bogus\":1}";
+    assert_int_equal(gw_json_to_pb(STRICT, dup, strlen(dup), a, &o, &m, &err), GW_ERR_INVALID);
+    assert_int_equal(gw_json_to_pb(STRICT, wrong, strlen(wrong), a, &o, &m, &err), GW_ERR_INVALID);
+  }
+
+  /* a vLLM answer: stop_reason kept in the choice, prompt_logprobs at the top,
+   * a member of the logprobs (no slot there) dropped, the null
+   * prompt_tokens_details taken as absent; printed back so */
+  static const char vllm[] =
+      "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"m\","
+      "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"hi\","
+      "\"reasoning_content\":null},\"logprobs\":{\"content\":[],\"vendor\":1},"
+      "\"finish_reason\":\"stop\",\"stop_reason\":null}],\"usage\":{\"prompt_tokens\":1,"
+      "\"total_tokens\":2,\"completion_tokens\":1,\"prompt_tokens_details\":null,"
+      "\"prompt_cache_hit_tokens\":0},\"prompt_logprobs\":null}";
+  const ProtobufCMessageDescriptor *resp = &aigateway__v1__chat_completion_response__descriptor;
+  static const gw_json_opts answers = {.keep_unknown = 1, .bare_unions = 1};
+  assert_int_equal(gw_json_to_pb(resp, vllm, strlen(vllm), a, &answers, &m, &err), GW_ERR_INVALID);
+  assert_string_equal(err.param, "choices[0].logprobs.vendor");
+  gw_json_opts drop = answers;
+  drop.drop_unknown = 1;
+  assert_int_equal(gw_json_to_pb(resp, vllm, strlen(vllm), a, &drop, &m, &err), GW_OK);
+  gw_buf b;
+  gw_buf_init(&b, 1 << 16);
+  assert_int_equal(gw_pb_to_json(m, &drop, &b), GW_OK);
+  assert_json_eq(b.data,
+                 "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":\"1\","
+                 "\"model\":\"m\",\"choices\":[{\"message\":{\"role\":\"assistant\","
+                 "\"content\":\"hi\",\"reasoning_content\":null},\"logprobs\":{},"
+                 "\"finish_reason\":\"stop\",\"stop_reason\":null}],\"usage\":{\"prompt_tokens\":"
+                 "1,\"completion_tokens\":1,\"total_tokens\":2,\"prompt_cache_hit_tokens\":0},"
+                 "\"prompt_logprobs\":null}",
+                 "a vLLM answer");
+  gw_buf_release(&b);
+
+  /* a DeepSeek stream delta: reasoning_content kept in the delta */
+  static const char chunk[] =
+      "{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\","
+      "\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"Let me think\"},"
+      "\"finish_reason\":null}]}";
+  assert_int_equal(gw_json_to_pb(&aigateway__v1__chat_completion_chunk__descriptor, chunk,
+                                 strlen(chunk), a, &drop, &m, &err),
+                   GW_OK);
+  Aigateway__V1__ChatCompletionChunk *ck = (Aigateway__V1__ChatCompletionChunk *)m;
+  assert_int_equal(ck->n_choices, 1);
+  assert_non_null(ck->choices[0]->delta->extra_fields);
+  assert_string_equal(ck->choices[0]->delta->extra_fields->fields[0]->key, "reasoning_content");
+  gw_arena_free(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_name),
@@ -1645,6 +1718,7 @@ int main(void) {
       cmocka_unit_test(test_unprintable),
       cmocka_unit_test(test_invalid_utf8),
       cmocka_unit_test(test_pb_dom),
+      cmocka_unit_test(test_drop_unknown),
       cmocka_unit_test(test_print_string_random),
       cmocka_unit_test(test_print_utf8_every_position),
   };
