@@ -10,7 +10,8 @@
 #   \uXXXX escapes) | big (a 100 KB prompt,
 #   as make bench's big-c8) | emb | emb64 | emb-text (an upstream configured with
 #   embedding_encoding: float, the mock's shortest float text; MOCK_EMB_TEXT=double
-#   for 17 digits) | anthropic (chat to an Anthropic backend: the mock's /v1/messages)
+#   for 17 digits) | anthropic | gemini | azure (chat to a backend of that provider: the
+#   mock answers in its wire format)
 #   | sse (streamed chat, make bench's sse-thru-c32: the mock sends
 #   its 21 events at once; tests/bench/bin/sse_client, events/s and relay p50/p99
 #   in place of req/s and latency, plus the gateway's CPU time per event)
@@ -65,11 +66,13 @@ emb | emb64 | emb-text)
     export CONFIG_FILE="$TMP/config.json" MOCK_KEY=sk-mock
   fi
   ;;
-anthropic) # the chat of |chat| translated for Anthropic's Messages API (the mock's /v1/messages)
+anthropic | gemini | azure) # the chat of |chat| translated for the provider's API, in its
+  # wire format from the mock (/v1/messages, /v1beta/models/...:generateContent, /openai/deployments/...)
   path=/v1/chat/completions
   printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}],"max_tokens":64}' >"$TMP/body"
-  printf '{"backends":[{"name":"up","provider":"anthropic","target":"http://127.0.0.1:%s","api_key_env":"MOCK_KEY"}],"models":[{"name":"gpt-4o-mini","backend":"up","upstream_model":"claude-mock"}]}' \
-    "$MOCK" >"$TMP/config.json"
+  suffix=; [ "$SCN" = gemini ] && suffix=/v1beta
+  printf '{"backends":[{"name":"up","provider":"%s","target":"http://127.0.0.1:%s%s","api_key_env":"MOCK_KEY"}],"models":[{"name":"gpt-4o-mini","backend":"up","upstream_model":"%s-mock"}]}' \
+    "$SCN" "$MOCK" "$suffix" "$SCN" >"$TMP/config.json"
   export CONFIG_FILE="$TMP/config.json" MOCK_KEY=sk-mock
   ;;
 sse) path=/v1/chat/completions

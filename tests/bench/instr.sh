@@ -28,14 +28,17 @@
 #           or core; GRPC_SERVER=core tests/bench/instr.sh grpc measures gRPC core's)
 #     grpc-http  the same call on the HTTP port (always the gateway's own server)
 #     anthropic, gemini, bedrock, azure   the chat of |chat| translated for a
-#           provider: the upstream is a mock of its wire format (Anthropic: the
-#           C mock's /v1/messages; the others: the Python mock,
-#           tests/integration/mock_<provider>.py, /usr/bin/python3, a few hundred
-#           requests a second at most, so the gateway's exit weighs on the count;
-#           Bedrock signed with AWS's documented example keys), wrk -c1 6 s -> per request
+#           provider: the upstream is a mock of its wire format (Anthropic,
+#           Gemini, Azure OpenAI: the C mock's /v1/messages,
+#           /v1beta/models/...:generateContent, /openai/deployments/...; Bedrock:
+#           the Python mock, tests/integration/mock_bedrock.py, /usr/bin/python3,
+#           a few hundred requests a second at most, so the gateway's exit weighs
+#           on its count; signed with AWS's documented example keys), wrk -c1 6 s
+#           -> per request
 #     anthropic-sse, gemini-sse, bedrock-sse, azure-sse   the same streamed
-#           ("stream":true; the C mock sends 20 text deltas, the Gemini mock cuts
-#           the echoed answer into 6-byte deltas, about 7 events) -> per stream
+#           ("stream":true; the C mock sends 20 text deltas, 21 Gemini responses
+#           or Azure's filter chunk and 20 deltas; the Bedrock mock cuts the echoed
+#           answer into deltas) -> per stream
 #     nginx, nginx-emb   the reference, not the gateway: nginx (one process,
 #           master_process off) with the peers' configuration
 #           (../shared/bench/peers/nginx.conf.in: proxy_pass to a keep-alive
@@ -79,7 +82,7 @@ anthropic | anthropic-sse | gemini | gemini-sse | bedrock | bedrock-sse | azure 
   bedrock) make_mock="MockBedrock()" ;; # AWS's documented example keys
   azure) make_mock="MockAzure(api_key='sk-mock')" ;;
   esac
-  if [ "$PROVIDER" = anthropic ]; then # the C mock speaks Anthropic's Messages API too
+  if [ "$PROVIDER" != bedrock ]; then # the C mock speaks Anthropic's, Gemini's and Azure's APIs too
     target=http://127.0.0.1:$MOCK
   else
     /usr/bin/python3 -c "import sys, time; sys.path.insert(0, '$ROOT/tests/integration')

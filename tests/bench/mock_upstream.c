@@ -15,7 +15,13 @@
  * thread sending them in turn, as a real model's answers differ), and Anthropic's
  * POST /v1/messages (the same answer as a Message object in Anthropic's documented wire
  * format; "stream":true: its event sequence, message_start, content_block_start, the chunks as
- * content_block_delta text_deltas, content_block_stop, message_delta, message_stop). Answers are
+ * content_block_delta text_deltas, content_block_stop, message_delta, message_stop), Gemini's
+ * POST /v1beta/models/<model>:generateContent (a GenerateContentResponse: candidates, parts,
+ * finishReason, usageMetadata, modelVersion, responseId) and :streamGenerateContent?alt=sse (one
+ * such response a chunk, the last with finishReason and the whole usage), and Azure OpenAI's
+ * POST /openai/deployments/<deployment>/chat/completions?api-version=... (the chat answer with
+ * Azure's prompt_filter_results and each choice's content_filter_results; streamed, Azure's first
+ * chunk with empty choices and prompt_filter_results, then the chunks as OpenAI's). Answers are
  * prebuilt; each thread owns its epoll and its listener (SO_REUSEPORT), so the mock costs a few µs
  * per request and is never the bottleneck. Every SSE chunk's "id" carries the CLOCK_MONOTONIC
  * nanosecond at which it was written ("chatcmpl-<ns>"): the stream client subtracts it from the
@@ -60,6 +66,25 @@ static const char msg_body[] =
     "you today?\"}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null,\"usage\":{\"input_"
     "tokens\":20,\"output_tokens\":9,\"cache_creation_input_tokens\":0,\"cache_read_input_"
     "tokens\":0}}";
+/* Gemini: the chat answer as a GenerateContentResponse. */
+static const char gemini_body[] =
+    "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hello! How can I help you "
+    "today?\"}],\"role\":\"model\"},\"finishReason\":\"STOP\",\"index\":0,\"safetyRatings\":[{"
+    "\"category\":\"HARM_CATEGORY_HARASSMENT\",\"probability\":\"NEGLIGIBLE\"}]}],"
+    "\"usageMetadata\":{\"promptTokenCount\":20,\"candidatesTokenCount\":9,\"totalTokenCount\":"
+    "29},\"modelVersion\":\"gemini-mock-001\",\"responseId\":\"resp-mock-1\"}";
+/* Azure OpenAI: the chat answer with Azure's content-filter annotations. */
+#define AZURE_FILTER                                                                               \
+  "{\"hate\":{\"filtered\":false,\"severity\":\"safe\"},\"self_harm\":{\"filtered\":false,"        \
+  "\"severity\":\"safe\"},\"sexual\":{\"filtered\":false,\"severity\":\"safe\"},\"violence\":{"    \
+  "\"filtered\":false,\"severity\":\"safe\"}}"
+static const char azure_body[] =
+    "{\"id\":\"chatcmpl-azure\",\"object\":\"chat.completion\",\"created\":1700000000,\"model\":"
+    "\"gpt-4o-mini-2024-07-18\",\"system_fingerprint\":\"fp_azure\",\"prompt_filter_results\":[{"
+    "\"prompt_index\":0,\"content_filter_results\":" AZURE_FILTER "}],\"choices\":[{\"index\":0,"
+    "\"message\":{\"role\":\"assistant\",\"content\":\"Hello! How can I help you today?\"},"
+    "\"finish_reason\":\"stop\",\"logprobs\":null,\"content_filter_results\":" AZURE_FILTER "}],"
+    "\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":9,\"total_tokens\":29}}";
 static const char compl_body[] =
     "{\"id\":\"cmpl-mock\",\"object\":\"text_completion\",\"created\":1700000000,\"model\":"
     "\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"text\":\"Hello!\",\"finish_reason\":\"stop\"}],"
@@ -72,8 +97,11 @@ static const char compl_body[] =
 static char *resp_emb[EMB_VECTORS], *resp_emb64[EMB_VECTORS];
 static size_t len_emb[EMB_VECTORS], len_emb64[EMB_VECTORS];
 static __thread unsigned emb_next; /* the vector this thread sends next */
-static char *resp_models, *resp_chat, *resp_msg, *resp_compl, *resp_404;
-static size_t len_models, len_chat, len_msg, len_compl, len_404;
+static char *resp_models, *resp_chat, *resp_msg, *resp_gemini, *resp_azure, *resp_compl, *resp_404;
+static size_t len_models, len_chat, len_msg, len_gemini, len_azure, len_compl, len_404;
+
+/* Whose wire format a connection's answers are in. */
+enum wire { WIRE_OPENAI, WIRE_ANTHROPIC, WIRE_GEMINI, WIRE_AZURE };
 
 static const char sse_head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -84,7 +112,7 @@ typedef struct conn {
   char *in;
   /* streaming state */
   int left;        /* chunks still to send; -1 when not streaming */
-  int anthropic;   /* the stream is in Anthropic's events */
+  enum wire wire;  /* the stream's format */
   long delay_us;   /* between two chunks */
   uint64_t due_ns; /* next chunk */
   struct conn *qnext;
@@ -167,6 +195,8 @@ static void build(void) {
   resp_models = mkresp("200 OK", models_body, &len_models);
   resp_chat = mkresp("200 OK", chat_body, &len_chat);
   resp_msg = mkresp("200 OK", msg_body, &len_msg);
+  resp_gemini = mkresp("200 OK", gemini_body, &len_gemini);
+  resp_azure = mkresp("200 OK", azure_body, &len_azure);
   resp_compl = mkresp("200 OK", compl_body, &len_compl);
   resp_404 = mkresp("404 Not Found",
                     "{\"error\":{\"message\":\"not found\",\"type\":\"invalid_"
@@ -247,20 +277,44 @@ static int anthropic_event(conn *c, char *ev, size_t cap) {
       n_events);
 }
 
+/* One chunk of Gemini's stream: a GenerateContentResponse with one text
+ * part; the last has the finishReason and the whole usage. Its responseId
+ * carries the CLOCK_MONOTONIC stamp. */
+static int gemini_event(conn *c, char *ev, size_t cap) {
+  int last = c->left == 0;
+  return snprintf(ev, cap,
+                  "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"%s\"}],\"role\":"
+                  "\"model\"},%s\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":20,%s"
+                  "\"totalTokenCount\":%d},\"modelVersion\":\"gemini-mock-001\",\"responseId\":"
+                  "\"resp-%llu\"}\r\n\r\n",
+                  last ? "" : "tok ", last ? "\"finishReason\":\"STOP\"," : "",
+                  last ? "\"candidatesTokenCount\":20," : "", last ? 40 : 20,
+                  (unsigned long long)now_ns());
+}
+
 /* One SSE chunk (or the final [DONE]) as an HTTP/1.1 chunk. */
 static int send_event(conn *c) {
-  char ev[1024], frame[1072];
-  int n;
-  if (c->anthropic) {
-    n = anthropic_event(c, ev, sizeof ev);
-  } else if (c->left > 0) {
+  char ev[1024], frame[1200];
+  int n = 0;
+  if (c->wire == WIRE_AZURE && c->left == n_events) /* Azure's first chunk */
     n = snprintf(ev, sizeof ev,
+                 "data: {\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\",\"object\":\"\","
+                 "\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":"
+                 "" AZURE_FILTER "}]}\n\n");
+  if (c->wire == WIRE_ANTHROPIC) {
+    n = anthropic_event(c, ev, sizeof ev);
+  } else if (c->wire == WIRE_GEMINI) {
+    n = gemini_event(c, ev, sizeof ev);
+  } else if (c->left > 0) {
+    n +=
+        snprintf(ev + n, sizeof ev - (size_t)n,
                  "data: {\"id\":\"chatcmpl-%llu\",\"object\":\"chat.completion.chunk\",\"created\":"
                  "1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{"
                  "\"content\":\"tok \"},\"finish_reason\":null}]}\n\n",
                  (unsigned long long)now_ns());
   } else {
-    n = snprintf(ev, sizeof ev,
+    n +=
+        snprintf(ev + n, sizeof ev - (size_t)n,
                  "data: {\"id\":\"chatcmpl-%llu\",\"object\":\"chat.completion.chunk\",\"created\":"
                  "1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{},"
                  "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
@@ -368,9 +422,19 @@ static int serve(loop *l, conn *c) {
     if (is_get && strncmp(path, "/v1/models", 10) == 0) {
       iov = (struct iovec){resp_models, len_models};
     } else if (strncmp(path, "/v1/chat/completions", 20) == 0 ||
-               strncmp(path, "/v1/messages", 12) == 0) {
-      c->anthropic = path[4] == 'm';
-      if (memmem(body, clen, "\"stream\":true", 13) || memmem(body, clen, "\"stream\": true", 14)) {
+               strncmp(path, "/v1/messages", 12) == 0 ||
+               strncmp(path, "/v1beta/models/", 15) == 0 ||
+               strncmp(path, "/openai/deployments/", 20) == 0) {
+      char *eol = memchr(path, ' ', hlen - (size_t)(path - c->in));
+      size_t plen = eol ? (size_t)(eol - path) : 0;
+      c->wire = path[1] == 'o'   ? WIRE_AZURE
+                : path[3] == 'b' ? WIRE_GEMINI
+                : path[4] == 'm' ? WIRE_ANTHROPIC
+                                 : WIRE_OPENAI;
+      int stream = c->wire == WIRE_GEMINI ? memmem(path, plen, ":streamGenerateContent", 22) != NULL
+                                          : memmem(body, clen, "\"stream\":true", 13) ||
+                                                memmem(body, clen, "\"stream\": true", 14);
+      if (stream) {
         char *m = memmem(body, clen, "\"delay-", 7);
         c->delay_us = m ? atol(m + 7) : 0;
         memmove(c->in, c->in + used, c->len - used);
@@ -380,7 +444,14 @@ static int serve(loop *l, conn *c) {
           continue;
         return 0;
       }
-      iov = c->anthropic ? (struct iovec){resp_msg, len_msg} : (struct iovec){resp_chat, len_chat};
+      static const struct {
+        char **resp;
+        size_t *len;
+      } unary[] = {[WIRE_OPENAI] = {&resp_chat, &len_chat},
+                   [WIRE_ANTHROPIC] = {&resp_msg, &len_msg},
+                   [WIRE_GEMINI] = {&resp_gemini, &len_gemini},
+                   [WIRE_AZURE] = {&resp_azure, &len_azure}};
+      iov = (struct iovec){*unary[c->wire].resp, *unary[c->wire].len};
     } else if (strncmp(path, "/v1/embeddings", 14) == 0) {
       unsigned v = emb_next++ % EMB_VECTORS;
       if (memmem(body, clen, "\"base64\"", 8))
