@@ -510,6 +510,17 @@ static const ProtobufCFieldDescriptor *find_field_in(const desc_info *in,
   return f == slot ? NULL : f;
 }
 
+/* Whether an unknown member named |key| (|klen| bytes) is one opts'
+ * skip_unknown names. */
+static int skipped_name(const gw_json_opts *o, const char *key, size_t klen) {
+  if (!o->skip_unknown)
+    return 0;
+  for (const char *const *n = o->skip_unknown; *n; n++)
+    if (strlen(*n) == klen && memcmp(*n, key, klen) == 0)
+      return 1;
+  return 0;
+}
+
 static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *d,
                                                   const char *key, size_t klen,
                                                   const ProtobufCFieldDescriptor *slot) {
@@ -1417,9 +1428,10 @@ static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, con
     const ProtobufCFieldDescriptor *f = find_field_in(in, d, key, v->u.members[j].key_len, slot);
     size_t mark = path_key(c, key, v->u.members[j].key_len);
     if (!f) {
-      if (!keep && !c->opts.drop_unknown)
+      int skip = skipped_name(&c->opts, key, v->u.members[j].key_len);
+      if (!keep && !c->opts.drop_unknown && !skip)
         return invalid(c, "unknown field");
-      n_unknown += keep;
+      n_unknown += keep && !skip;
       path_pop(c, mark);
       continue;
     }
@@ -1444,6 +1456,8 @@ static int parse_object(struct pctx *c, const ProtobufCMessageDescriptor *d, con
     const gw_jval *val = &v->u.members[j].value;
     const ProtobufCFieldDescriptor *f = find_field_in(in, d, key, v->u.members[j].key_len, slot);
     if (f && (!(IS(val, NULL) && !null_is_value(f)) || c->opts.drop_unknown))
+      continue;
+    if (!f && skipped_name(&c->opts, key, v->u.members[j].key_len))
       continue;
     size_t mark = path_key(c, key, v->u.members[j].key_len);
     TRY(struct_entry(c, key, val, depth + 1, &st->fields[st->n_fields]));
@@ -1499,6 +1513,7 @@ struct fast_kept {
   const char *key;
   size_t klen;
   gw_jval v;
+  int skip; /* one skip_unknown names: read, not kept */
 };
 
 /* The info of |d| when the direct path reads its objects itself. */
@@ -1785,7 +1800,7 @@ static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMe
   if (seen == seen_small)
     memset(seen_small, 0, sizeof seen_small);
   struct fast_kept *kept = NULL;
-  size_t n_kept = 0, kept_cap = 0, pos = 0;
+  size_t n_kept = 0, n_skipped = 0, kept_cap = 0, pos = 0;
   r->p++; /* '{' */
   int ch = gw_json_lite_peek(r);
   if (ch == '}') {
@@ -1845,6 +1860,9 @@ static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMe
       if (!(kept[n_kept].key = gw_arena_strndup(c->arena, key, klen)))
         return FAST_NO;
       kept[n_kept].klen = klen;
+      /* read all the same (its syntax, a repeated key), then left out */
+      kept[n_kept].skip = !f && skipped_name(&c->opts, key, klen);
+      n_skipped += kept[n_kept].skip;
       if (f) { /* the null, read above */
         kept[n_kept].v = (gw_jval){.type = GW_JVAL_NULL};
       } else {
@@ -1862,13 +1880,15 @@ static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMe
     if ((ch = gw_json_lite_peek(r)) != '"')
       return FAST_NO;
   }
-  if (n_kept == 0)
+  if (n_kept == n_skipped)
     return GW_OK;
   Google__Protobuf__Struct *st = (void *)new_msg(c, &google__protobuf__struct__descriptor);
-  if (!st || !(st->fields = gw_arena_alloc(c->arena, n_kept * sizeof *st->fields)))
+  if (!st || !(st->fields = gw_arena_alloc(c->arena, (n_kept - n_skipped) * sizeof *st->fields)))
     return FAST_NO;
   *(Google__Protobuf__Struct **)SLOT(m, slot->offset) = st;
   for (size_t i = 0; i < n_kept; i++) {
+    if (kept[i].skip)
+      continue;
     FAST_TRY(struct_entry(c, kept[i].key, &kept[i].v, depth + 1, &st->fields[st->n_fields]));
     st->n_fields++;
   }

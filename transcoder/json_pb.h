@@ -61,6 +61,11 @@ typedef struct gw_json_opts {
    * absence, not kept to go out again (vLLM's "prompt_tokens_details": null
    * where OpenAI's schema has an object or nothing). */
   int drop_unknown;
+  /* Input: members no message models whose name is one of these (NULL-ended;
+   * NULL: none) are skipped wherever they appear, never kept (a provider's
+   * own annotations the gateway does not pass on: Azure's content filter
+   * results, read as a DOM and dropped instead of built into a Struct). */
+  const char *const *skip_unknown;
   /* Read and write bare unions and bare lists (see above). */
   int bare_unions;
   /* Input: a repeated float field may also be one base64 string of its

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/pbfield.h"
+#include "google/protobuf/wrappers.pb-c.h"
 #include "pipeline/json_text.h"
 #include "pipeline/upstream_http.h"
 #include "transcoder/json_pb.h"
@@ -97,131 +99,72 @@ static gw_status_code on_error(gw_upstream *u, long st, const char *data, size_t
   return gw_openai_status_from_http(st);
 }
 
-static bool key_is(const gw_jmember *m, const char *k) {
-  return m->key_len == strlen(k) && memcmp(m->key, k, m->key_len) == 0;
-}
+/* Azure's content-filter annotations (prompt_filter_results; a choice's
+ * content_filter_results) have no place in OpenAI's answers: the decoder
+ * reads and drops them (a Struct built and thrown away cost ~10K
+ * instructions an answer). */
+static const char *const filters[] = {"prompt_filter_results", "content_filter_results",
+                                      "content_filter_result", NULL};
 
-/* The members of object |o| but those |skip| names (NULL-ended), without
- * the braces; |*n| counts what is written. */
-static int put_members(gw_buf *b, const gw_jval *o, const char *const *skip, size_t *n) {
-  int rc = GW_OK;
-  for (size_t i = 0; rc == GW_OK && i < o->len; i++) {
-    const gw_jmember *m = &o->u.members[i];
-    bool drop = false;
-    for (const char *const *k = skip; *k && !drop; k++)
-      drop = key_is(m, *k);
-    if (drop)
-      continue;
-    rc = gw_jt_sep(b, n);
-    if (rc == GW_OK)
-      rc = gw_buf_append_json_string(b, m->key, m->key_len);
-    if (rc == GW_OK)
-      rc = gw_buf_appendc(b, ':');
-    if (rc == GW_OK)
-      rc = gw_jt_put_value(b, &m->value);
-  }
-  return rc;
-}
-
-/* Object |o| rewritten without the members |skip| names. */
-static int put_without(gw_buf *b, const gw_jval *o, const char *const *skip) {
-  size_t n = 0;
-  int rc = gw_buf_appendc(b, '{');
-  if (rc == GW_OK)
-    rc = put_members(b, o, skip, &n);
-  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
-}
-
-/* An answer or chunk as OpenAI's shape: Azure's content-filter annotations
- * (prompt_filter_results; a choice's content_filter_results) have no place
- * in it. */
-static int put_stripped(gw_buf *b, const gw_jval *root) {
-  static const char *const choice_skip[] = {"content_filter_results", "content_filter_result",
-                                            NULL};
-  int rc = gw_buf_appendc(b, '{');
-  size_t n = 0;
-  for (size_t i = 0; rc == GW_OK && i < root->len; i++) {
-    const gw_jmember *m = &root->u.members[i];
-    if (key_is(m, "prompt_filter_results"))
-      continue;
-    rc = gw_jt_sep(b, &n);
-    if (rc == GW_OK)
-      rc = gw_buf_append_json_string(b, m->key, m->key_len);
-    if (rc == GW_OK)
-      rc = gw_buf_appendc(b, ':');
-    if (rc != GW_OK)
-      break;
-    if (!key_is(m, "choices") || m->value.type != GW_JVAL_ARRAY) {
-      rc = gw_jt_put_value(b, &m->value);
-      continue;
-    }
-    rc = gw_buf_appendc(b, '[');
-    for (size_t k = 0; rc == GW_OK && k < m->value.len; k++) {
-      const gw_jval *c = &m->value.u.elems[k];
-      if (k)
-        rc = gw_buf_appendc(b, ',');
-      if (rc == GW_OK)
-        rc = gw_jt_is_object(c) ? put_without(b, c, choice_skip) : gw_jt_put_value(b, c);
-    }
-    if (rc == GW_OK)
-      rc = gw_buf_appendc(b, ']');
-  }
-  return rc == GW_OK ? gw_buf_appendc(b, '}') : rc;
-}
-
-/* |root| stripped and emitted; its text lives in |a|. */
-static void emit(gw_upstream *u, const gw_jval *root, gw_arena *a) {
-  gw_buf out;
-  gw_buf_init_arena(&out, (size_t)64 << 20, a);
-  if (put_stripped(&out, root) != GW_OK) {
-    gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
-  gw_upstream_emit_text(u, out.data, out.len);
-}
-
+/* The answer, read straight into the call's output message (the decoder's
+ * direct path: no DOM, no text written again) and emitted. */
 static void on_body(gw_upstream *u, const char *data, size_t len) {
-  gw_arena *a = u->x.call->arena; /* the answer lives as long as the call anyway */
-  const gw_jval *root = gw_jt_parse(a, data, len);
-  if (!gw_jt_is_object(root)) {
-    gw_upstream_undecodable(u, GW_ERR_INVALID, "answer");
-    return;
-  }
-  emit(u, root, a);
+  ProtobufCMessage *msg = NULL;
+  if (gw_upstream_decode_text(u, data, len, u->x.call->arena, filters, &msg) == GW_OK)
+    (void)gw_call_emit(u->x.call, msg); /* (else the call is ended) */
+}
+
+/* Whether a chunk carries nothing for the client: Azure's first chunk,
+ * prompt_filter_results with no choice and no usage. */
+static bool nothing_to_send(const ProtobufCMessage *m) {
+  const ProtobufCFieldDescriptor *cf = GW_PB_FIELD(m->descriptor, "choices");
+  const ProtobufCFieldDescriptor *uf = GW_PB_FIELD(m->descriptor, "usage");
+  return cf && cf->label == PROTOBUF_C_LABEL_REPEATED &&
+         *(const size_t *)((const char *)m + cf->quantifier_offset) == 0 &&
+         (!uf || uf->type != PROTOBUF_C_TYPE_MESSAGE ||
+          !*(ProtobufCMessage *const *)((const char *)m + uf->offset));
+}
+
+/* An error event: {"error": {...}} (or an "error" event's data as the
+ * error itself), ends the stream with the upstream's error. */
+static void on_error_event(gw_upstream *u, const gw_jval *e) {
+  gw_arena *ca = u->x.call->arena;
+  const char *type = json_str(ca, GW_JT_GET(e, "type"));
+  const char *code = json_str(ca, GW_JT_GET(e, "code"));
+  const char *msg = json_str(ca, GW_JT_GET(e, "message"));
+  u->x.has_error = true;
+  u->x.err.http_status =
+      code && code[0] >= '4' && code[0] <= '5' && strlen(code) == 3 ? atoi(code) : 500;
+  u->x.err.type = type;
+  u->x.err.code = code;
+  u->x.err.message = msg;
+  gw_upstream_end(u, gw_openai_status_from_http(u->x.err.http_status),
+                  msg ? msg : "backend stream failed");
 }
 
 static void on_event(gw_upstream *u, const char *name, const char *data, size_t len, bool exc) {
   (void)exc;
-  /* An event's DOM and chunk live until it is emitted. */
+  /* A chunk and what it holds live until it is emitted. */
   gw_arena *a = gw_arena_new(0, 0);
   if (!a) {
     gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
-  const gw_jval *root = gw_jt_parse(a, data, len), *e = GW_JT_GET(root, "error");
-  if (!gw_jt_is_object(root)) {
-    gw_upstream_undecodable(u, GW_ERR_INVALID, "event");
-  } else if (gw_jt_is_object(e) || strcmp(name, "error") == 0) {
-    if (!gw_jt_is_object(e))
-      e = root;
-    gw_arena *ca = u->x.call->arena;
-    const char *type = json_str(ca, GW_JT_GET(e, "type"));
-    const char *code = json_str(ca, GW_JT_GET(e, "code"));
-    const char *msg = json_str(ca, GW_JT_GET(e, "message"));
-    u->x.has_error = true;
-    u->x.err.http_status =
-        code && code[0] >= '4' && code[0] <= '5' && strlen(code) == 3 ? atoi(code) : 500;
-    u->x.err.type = type;
-    u->x.err.code = code;
-    u->x.err.message = msg;
-    gw_upstream_end(u, gw_openai_status_from_http(u->x.err.http_status),
-                    msg ? msg : "backend stream failed");
-  } else if (gw_jt_array_len(GW_JT_GET(root, "choices")) == 0 &&
-             !gw_jt_is_object(GW_JT_GET(root, "usage"))) {
-    /* Azure's prompt_filter_results chunk: nothing for the client. */
-  } else {
-    emit(u, root, a);
+  if (strcmp(name, "error") == 0 || memmem(data, len, "\"error\"", 7)) {
+    /* (rare) an error event, or a chunk that names one: read as a DOM */
+    const gw_jval *root = gw_jt_parse(a, data, len), *e = GW_JT_GET(root, "error");
+    if (!gw_jt_is_object(root))
+      gw_upstream_undecodable(u, GW_ERR_INVALID, "event");
+    else if (gw_jt_is_object(e) || strcmp(name, "error") == 0)
+      on_error_event(u, gw_jt_is_object(e) ? e : root);
+    if (u->x.ended) {
+      gw_arena_free(a);
+      return;
+    }
   }
+  ProtobufCMessage *msg = NULL;
+  if (gw_upstream_decode_text(u, data, len, a, filters, &msg) == GW_OK && !nothing_to_send(msg))
+    (void)gw_call_emit(u->x.call, msg);
   gw_arena_free(a);
 }
 
@@ -240,6 +183,60 @@ static const char *method_tail(const char *name, bool *embedding) {
   return NULL;
 }
 
+/* Sets string field |name| of |m| to |v| for a while: its old value in
+ * |*old|, NULL when |m| has no such field. */
+static char **swap_string(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f, char *v,
+                          char **old) {
+  if (!f || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED ||
+      (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+    return NULL;
+  char **slot = (char **)((char *)m + f->offset);
+  *old = *slot;
+  *slot = v;
+  return slot;
+}
+
+/* The canonical request as Azure takes it, printed straight from the
+ * message: OpenAI's JSON without "model" (the deployment names it), with
+ * "stream":true when the call streams and nothing when it does not,
+ * embeddings asked for as floats. Those fields are set for the print and
+ * put back after it. (It was read as a DOM and written again from that:
+ * ~14K instructions a small request.) */
+static int write_body(gw_call *call, bool streaming, bool embedding, gw_buf *body, char *err,
+                      size_t errlen) {
+  static const gw_json_opts opts = {.int64_as_number = 1, .bare_unions = 1};
+  ProtobufCMessage *req = call->request;
+  const ProtobufCMessageDescriptor *d = req->descriptor;
+  char *old_model = NULL, *old_enc = NULL;
+  char **model = swap_string(req, GW_PB_FIELD(d, "model"), "", &old_model);
+  char **enc =
+      embedding ? swap_string(req, GW_PB_FIELD(d, "encoding_format"), "float", &old_enc) : NULL;
+  Google__Protobuf__BoolValue yes = GOOGLE__PROTOBUF__BOOL_VALUE__INIT, *old_stream = NULL;
+  Google__Protobuf__BoolValue **stream = NULL;
+  const ProtobufCFieldDescriptor *sf = GW_PB_FIELD(d, "stream");
+  if (sf && sf->type == PROTOBUF_C_TYPE_MESSAGE && sf->label != PROTOBUF_C_LABEL_REPEATED &&
+      sf->descriptor == &google__protobuf__bool_value__descriptor) {
+    stream = (Google__Protobuf__BoolValue **)((char *)req + sf->offset);
+    old_stream = *stream;
+    yes.value = 1;
+    *stream = streaming ? &yes : NULL;
+  }
+  /* room for about what the client sent, at once */
+  size_t hint = call->request_bytes;
+  if (hint > 200 && hint < ((size_t)32 << 20))
+    (void)gw_buf_reserve(body, hint + hint / 4 + 256);
+  int rc = gw_pb_to_json(req, &opts, body);
+  if (model)
+    *model = old_model;
+  if (enc)
+    *enc = old_enc;
+  if (stream)
+    *stream = old_stream;
+  if (rc == GW_ERR_INVALID)
+    snprintf(err, errlen, "the request cannot be written as JSON: nested too deep");
+  return rc;
+}
+
 static int start(gw_call *call) {
   const gw_azure_backend *b = call->route.backend_impl;
   if (!b)
@@ -256,38 +253,22 @@ static int start(gw_call *call) {
       gw_upstream_new(call, &codec, b->name, streaming, GW_UPSTREAM_SSE, b->timeout_ms);
   if (!u)
     return GW_ERR_NOMEM;
-  /* The canonical request written again: the deployment names the model,
-   * so the body does not; "stream" says what the call is; embeddings come
-   * back as floats. */
   char err[256] = "";
-  gw_upstream_request in;
-  int rc = gw_upstream_request_open(&in, call, err, sizeof err);
-  gw_upstream_body_room(&u->x.body, &in);
   const char *deployment = call->route.upstream_model;
-  if (!deployment)
-    deployment = gw_jt_str(GW_JT_GET(in.req, "model"));
+  const ProtobufCFieldDescriptor *mf = GW_PB_FIELD(call->request->descriptor, "model");
+  if (!deployment && mf && mf->type == PROTOBUF_C_TYPE_STRING &&
+      mf->label != PROTOBUF_C_LABEL_REPEATED)
+    deployment = *(char *const *)((const char *)call->request + mf->offset);
   char *url = NULL;
-  if (rc == GW_OK && !deployment) {
+  int rc = GW_OK;
+  if (!deployment || !*deployment) {
     snprintf(err, sizeof err, "no model to name an Azure OpenAI deployment");
     rc = GW_ERR_INVALID;
-  } else if (rc == GW_OK && !(url = gw_azure_url(b, deployment, tail))) {
+  } else if (!(url = gw_azure_url(b, deployment, tail))) {
     rc = GW_ERR_NOMEM;
+  } else {
+    rc = write_body(call, streaming, embedding, &u->x.body, err, sizeof err);
   }
-  if (rc == GW_OK) {
-    static const char *const skip_emb[] = {"model", "stream", "encoding_format", NULL};
-    static const char *const skip[] = {"model", "stream", NULL};
-    size_t n = 0;
-    rc = gw_buf_appendc(&u->x.body, '{');
-    if (rc == GW_OK)
-      rc = put_members(&u->x.body, in.req, embedding ? skip_emb : skip, &n);
-    if (rc == GW_OK && streaming && (rc = gw_jt_sep(&u->x.body, &n)) == GW_OK)
-      rc = GW_JT_PUT(&u->x.body, "\"stream\":true");
-    if (rc == GW_OK && embedding && (rc = gw_jt_sep(&u->x.body, &n)) == GW_OK)
-      rc = GW_JT_PUT(&u->x.body, "\"encoding_format\":\"float\"");
-    if (rc == GW_OK)
-      rc = gw_buf_appendc(&u->x.body, '}');
-  }
-  gw_upstream_request_close(&in);
   if (rc == GW_OK && ((b->auth_header && gw_upstream_add_header(u, b->auth_header) != GW_OK) ||
                       gw_upstream_add_header(u, "Content-Type: application/json") != GW_OK ||
                       gw_upstream_add_header(u, streaming ? "Accept: text/event-stream"

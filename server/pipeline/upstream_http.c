@@ -147,6 +147,21 @@ void gw_upstream_fail(gw_upstream *u, long http_status, gw_status_code code, con
 
 /* ---- emitting ---------------------------------------------------------------------- */
 
+int gw_upstream_decode_text(gw_upstream *u, const char *json, size_t len, gw_arena *a,
+                            const char *const *skip, ProtobufCMessage **out) {
+  gw_json_error je = {{0}, {0}};
+  gw_json_opts o = in_opts;
+  o.skip_unknown = skip;
+  int rc = gw_json_to_pb(u->x.call->method->output, json, len, a, &o, out, &je);
+  if (rc != GW_OK) {
+    char m[640];
+    snprintf(m, sizeof m, "backend %s: untranslatable answer: %s%s%s", u->backend_name, je.param,
+             je.param[0] ? ": " : "", je.message);
+    gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
+  }
+  return rc;
+}
+
 int gw_upstream_emit_text(gw_upstream *u, const char *json, size_t len) {
   if (u->x.ended)
     return GW_ERR_STATE;
@@ -157,18 +172,9 @@ int gw_upstream_emit_text(gw_upstream *u, const char *json, size_t len) {
     return GW_ERR_NOMEM;
   }
   ProtobufCMessage *msg = NULL;
-  gw_json_error je = {{0}, {0}};
-  int rc = gw_json_to_pb(u->x.call->method->output, json, len, a, &in_opts, &msg, &je);
-  if (rc != GW_OK) {
-    char m[640];
-    snprintf(m, sizeof m, "backend %s: untranslatable answer: %s%s%s", u->backend_name, je.param,
-             je.param[0] ? ": " : "", je.message);
-    if (a != u->x.call->arena)
-      gw_arena_free(a);
-    gw_upstream_end(u, rc == GW_ERR_NOMEM ? GW_STATUS_RESOURCE_EXHAUSTED : GW_STATUS_INTERNAL, m);
-    return rc;
-  }
-  rc = gw_call_emit(u->x.call, msg);
+  int rc = gw_upstream_decode_text(u, json, len, a, NULL, &msg);
+  if (rc == GW_OK)
+    rc = gw_call_emit(u->x.call, msg);
   if (a != u->x.call->arena)
     gw_arena_free(a);
   return rc;

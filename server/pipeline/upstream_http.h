@@ -102,6 +102,13 @@ void gw_upstream_resume(gw_call *call);
 int gw_upstream_emit_json(gw_upstream *u, const json_t *chunk);
 /* The same for an answer or chunk already written as JSON text. */
 int gw_upstream_emit_text(gw_upstream *u, const char *json, size_t len);
+/* Decodes |json| as the call's output message into |a| (*out), without
+ * emitting it; members it does not model named in |skip| (NULL-ended, or
+ * NULL) are left out wherever they are (gw_json_opts.skip_unknown). GW_OK,
+ * or an error after ending the call with INTERNAL ("untranslatable
+ * answer"; RESOURCE_EXHAUSTED when out of memory). */
+int gw_upstream_decode_text(gw_upstream *u, const char *json, size_t len, gw_arena *a,
+                            const char *const *skip, ProtobufCMessage **out);
 
 /* Ends the call with |code| and |msg| (upstream error copied into the call
  * first when there is one). Idempotent. */

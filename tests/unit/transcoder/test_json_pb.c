@@ -1690,6 +1690,34 @@ static void test_drop_unknown(void **state) {
   assert_int_equal(ck->n_choices, 1);
   assert_non_null(ck->choices[0]->delta->extra_fields);
   assert_string_equal(ck->choices[0]->delta->extra_fields->fields[0]->key, "reasoning_content");
+
+  /* skip_unknown: Azure's filter annotations read and left out, at the top
+   * and in a choice, on both paths; other unknown members kept; the
+   * skipped member's syntax and a repeat of it still refused */
+  static const char *const filters[] = {"prompt_filter_results", "content_filter_results", NULL};
+  static const char azure[] =
+      "{\"id\":\"a\",\"prompt_filter_results\":[{\"prompt_index\":0,"
+      "\"content_filter_results\":{\"hate\":{\"filtered\":false}}}],\"choices\":[{\"index\":0,"
+      "\"message\":{\"role\":\"assistant\",\"content\":\"x\"},\"content_filter_results\":{},"
+      "\"stop_reason\":null}],\"vendor\":1}";
+  for (int dom = 0; dom < 2; dom++) {
+    gw_json_opts o = drop;
+    o.skip_unknown = filters;
+    o.dom_only = dom;
+    assert_int_equal(gw_json_to_pb(resp, azure, strlen(azure), a, &o, &m, &err), GW_OK);
+    gw_buf_init(&b, 1 << 16);
+    assert_int_equal(gw_pb_to_json(m, &o, &b), GW_OK);
+    assert_json_eq(b.data,
+                   "{\"id\":\"a\",\"choices\":[{\"message\":{\"role\":\"assistant\","
+                   "\"content\":\"x\"},\"stop_reason\":null}],\"vendor\":1}",
+                   dom ? "skip_unknown, DOM path" : "skip_unknown, direct path");
+    gw_buf_release(&b);
+    static const char twice[] = "{\"id\":\"a\",\"prompt_filter_results\":[],"
+                                "\"prompt_filter_results\":[]}",
+                      broken[] = "{\"id\":\"a\",\"prompt_filter_results\":[}";
+    assert_int_equal(gw_json_to_pb(resp, twice, strlen(twice), a, &o, &m, &err), GW_ERR_INVALID);
+    assert_int_equal(gw_json_to_pb(resp, broken, strlen(broken), a, &o, &m, &err), GW_ERR_INVALID);
+  }
   gw_arena_free(a);
 }
 
