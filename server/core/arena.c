@@ -169,14 +169,19 @@ char *gw_arena_strndup(gw_arena *a, const char *s, size_t n) {
 
 char *gw_arena_strdup(gw_arena *a, const char *s) { return gw_arena_strndup(a, s, strlen(s)); }
 
-char *gw_arena_concat(gw_arena *a, const char *s1, const char *s2) {
-  size_t n1 = strlen(s1), n2 = strlen(s2);
-  char *d = gw_arena_alloc(a, n1 + n2 + 1);
+char *gw_arena_concat3(gw_arena *a, const char *s1, const char *s2, const char *s3) {
+  size_t n1 = strlen(s1), n2 = strlen(s2), n3 = strlen(s3);
+  char *d = gw_arena_alloc(a, n1 + n2 + n3 + 1);
   if (!d)
     return NULL;
   memcpy(d, s1, n1);
-  memcpy(d + n1, s2, n2 + 1);
+  memcpy(d + n1, s2, n2);
+  memcpy(d + n1 + n2, s3, n3 + 1);
   return d;
+}
+
+char *gw_arena_concat(gw_arena *a, const char *s1, const char *s2) {
+  return gw_arena_concat3(a, s1, s2, "");
 }
 
 char *gw_arena_printf(gw_arena *a, const char *fmt, ...) {

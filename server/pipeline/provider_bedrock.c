@@ -709,8 +709,8 @@ static int start(gw_call *call) {
                       streaming ? GW_UPSTREAM_EVENTSTREAM : GW_UPSTREAM_SSE, b->timeout_ms);
   br_state *st = u ? gw_arena_calloc(call->arena, sizeof(*st)) : NULL;
   char *mp = st ? gw_bedrock_model_path(model) : NULL;
-  const char *path = mp ? gw_arena_printf(call->arena, "/model/%s/%s", mp,
-                                          streaming ? "converse-stream" : "converse")
+  const char *path = mp ? gw_arena_concat3(call->arena, "/model/", mp,
+                                           streaming ? "/converse-stream" : "/converse")
                         : NULL;
   gw_free(mp);
   const char *url = path ? gw_arena_concat(call->arena, b->base, path) : NULL;

@@ -37,6 +37,15 @@ static void test_arena_strings(void **state) {
   assert_string_equal(gw_arena_strdup(a, "hello"), "hello");
   assert_string_equal(gw_arena_strndup(a, "hello", 3), "hel");
   assert_string_equal(gw_arena_printf(a, "%s-%d", "x", 42), "x-42");
+  assert_string_equal(gw_arena_concat(a, "chatcmpl-", "r1"), "chatcmpl-r1");
+  assert_string_equal(
+      gw_arena_concat3(a, "https://h/v1beta/models/", "gemini-2.0", ":generateContent"),
+      "https://h/v1beta/models/gemini-2.0:generateContent");
+  assert_string_equal(gw_arena_concat3(a, "", "", ""), "");
+  gw_arena_free(a);
+  /* a cap that leaves no room: NULL */
+  a = gw_arena_new(64, 16);
+  assert_null(gw_arena_concat3(a, "0123456789", "0123456789", "x"));
   gw_arena_free(a);
 }
 
