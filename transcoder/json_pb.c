@@ -1577,6 +1577,58 @@ static int fast_next(gw_json_lite_reader *r, int close) {
   return ch == ',';
 }
 
+/* Skips the value at |r| (|ch| its first byte, at nesting |depth|) checking
+ * it as the DOM path reads it, keeping nothing and allocating nothing for
+ * plain strings: a skip_unknown member (Azure's filter annotations were
+ * ~9.7K instructions an answer as a DOM). An object of more than
+ * SKIP_KEYS members, a key repeated in it, nesting the direct path does not
+ * go to, or bad syntax: FAST_NO, and the DOM path reads the whole text. */
+#define SKIP_KEYS 16
+static int fast_skip(struct pctx *c, gw_json_lite_reader *r, int ch, int depth) {
+  const char *s;
+  size_t n;
+  if (ch == '"')
+    return fast_string(c, r, 0, 0, &s, &n);
+  if (ch != '[' && ch != '{') {
+    gw_jval v;
+    FAST_TRY(gw_json_lite_read_scalar(r, &v));
+    return GW_OK;
+  }
+  if (!fast_depth_ok(c, depth + 1))
+    return FAST_NO;
+  int close = ch == '[' ? ']' : '}';
+  const char *keys[SKIP_KEYS];
+  size_t lens[SKIP_KEYS], nk = 0;
+  r->p++;
+  if (gw_json_lite_peek(r) == close) {
+    r->p++;
+    return GW_OK;
+  }
+  for (;;) {
+    if (close == '}') {
+      if (gw_json_lite_peek(r) != '"' || nk == SKIP_KEYS)
+        return FAST_NO;
+      FAST_TRY(fast_string(c, r, 1, 0, &s, &n));
+      for (size_t i = 0; i < nk; i++)
+        if (lens[i] == n && memcmp(keys[i], s, n) == 0)
+          return FAST_NO; /* a repeated key */
+      keys[nk] = s;
+      lens[nk++] = n;
+      if (gw_json_lite_peek(r) != ':')
+        return FAST_NO;
+      r->p++;
+    }
+    if ((ch = gw_json_lite_peek(r)) < 0)
+      return FAST_NO;
+    FAST_TRY(fast_skip(c, r, ch, depth + 1));
+    int more = fast_next(r, close);
+    if (more < 0)
+      return FAST_NO;
+    if (!more)
+      return GW_OK;
+  }
+}
+
 /* The value at |r| as a DOM, parsed as field |f| of |m| the DOM way. */
 static int fast_by_dom(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMessageDescriptor *d,
                        const ProtobufCFieldDescriptor *f, ProtobufCMessage *m, int depth) {
@@ -1860,11 +1912,13 @@ static int fast_object(struct pctx *c, gw_json_lite_reader *r, const ProtobufCMe
       if (!(kept[n_kept].key = gw_arena_strndup(c->arena, key, klen)))
         return FAST_NO;
       kept[n_kept].klen = klen;
-      /* read all the same (its syntax, a repeated key), then left out */
+      /* checked all the same (its syntax, a repeated key), not kept */
       kept[n_kept].skip = !f && skipped_name(&c->opts, key, klen);
       n_skipped += kept[n_kept].skip;
       if (f) { /* the null, read above */
         kept[n_kept].v = (gw_jval){.type = GW_JVAL_NULL};
+      } else if (kept[n_kept].skip) {
+        FAST_TRY(fast_skip(c, r, ch, depth + 1));
       } else {
         FAST_TRY(gw_json_lite_read_value(r, depth + 1, &kept[n_kept].v));
       }

@@ -1718,6 +1718,48 @@ static void test_drop_unknown(void **state) {
     assert_int_equal(gw_json_to_pb(resp, twice, strlen(twice), a, &o, &m, &err), GW_ERR_INVALID);
     assert_int_equal(gw_json_to_pb(resp, broken, strlen(broken), a, &o, &m, &err), GW_ERR_INVALID);
   }
+  /* what the direct path's skipper leaves to the DOM path, or refuses: both
+   * paths agree (a repeated key deep inside, more keys than it tracks,
+   * escapes and UTF-8, bad syntax and bytes, deep nesting) */
+  gw_buf big, deep;
+  gw_buf_init(&big, 1 << 16);
+  gw_buf_init(&deep, 1 << 16);
+  assert_int_equal(gw_buf_appends(&big, "{\"prompt_filter_results\":{"), GW_OK);
+  for (int i = 0; i < 40; i++)
+    assert_int_equal(gw_buf_printf(&big, "%s\"k%d\":[%d,\"v\\n\xc3\xa9\"]", i ? "," : "", i, i),
+                     GW_OK);
+  assert_int_equal(gw_buf_appends(&big, "},\"id\":\"x\"}"), GW_OK);
+  assert_int_equal(gw_buf_appends(&deep, "{\"prompt_filter_results\":"), GW_OK);
+  for (int i = 0; i < 70; i++)
+    assert_int_equal(gw_buf_appends(&deep, "[{\"a\":"), GW_OK);
+  assert_int_equal(gw_buf_appends(&deep, "1"), GW_OK);
+  for (int i = 0; i < 70; i++)
+    assert_int_equal(gw_buf_appends(&deep, "}]"), GW_OK);
+  assert_int_equal(gw_buf_appends(&deep, "}"), GW_OK);
+  const char *docs[] = {
+      "{\"prompt_filter_results\":{\"a\":{\"b\":1,\"b\":2}}}",
+      "{\"prompt_filter_results\":[{\"x\":\"\\u00e9\\\"\",\"y\":[true,false,null,-1.5e3]}]}",
+      "{\"prompt_filter_results\":[1,]}",
+      "{\"prompt_filter_results\":\"\xff\"}",
+      big.data,
+      deep.data,
+  };
+  for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+    gw_json_opts o = drop;
+    o.skip_unknown = filters;
+    ProtobufCMessage *m1 = NULL, *m2 = NULL;
+    int r1 = gw_json_to_pb(resp, docs[i], strlen(docs[i]), a, &o, &m1, &err);
+    o.dom_only = 1;
+    int r2 = gw_json_to_pb(resp, docs[i], strlen(docs[i]), a, &o, &m2, &err);
+    if (r1 != r2)
+      fail_msg("document %zu: direct %d, DOM %d", i, r1, r2);
+    if (i == 0 || i == 2 || i == 3)
+      assert_int_equal(r1, GW_ERR_INVALID);
+    if (i == 1 || i == 4)
+      assert_int_equal(r1, GW_OK);
+  }
+  gw_buf_release(&big);
+  gw_buf_release(&deep);
   gw_arena_free(a);
 }
 
