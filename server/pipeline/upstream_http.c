@@ -180,19 +180,6 @@ int gw_upstream_emit_text(gw_upstream *u, const char *json, size_t len) {
   return rc;
 }
 
-int gw_upstream_emit_json(gw_upstream *u, const json_t *chunk) {
-  if (u->x.ended)
-    return GW_ERR_STATE;
-  char *s = json_dumps(chunk, JSON_COMPACT);
-  if (!s) {
-    gw_upstream_end(u, GW_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return GW_ERR_NOMEM;
-  }
-  int rc = gw_upstream_emit_text(u, s, strlen(s));
-  free(s);
-  return rc;
-}
-
 /* ---- reading ------------------------------------------------------------------------ */
 
 static void framing_error(gw_upstream *u, int rc) {
@@ -232,7 +219,7 @@ static int next_event(gw_upstream *u) {
     return 1;
   }
   bool exc = strcmp(m.message_type, "exception") == 0;
-  /* The payload is not NUL-terminated; jansson's loadb does not need it. */
+  /* The payload is not NUL-terminated: the codecs take its length. */
   u->codec->event(u, exc ? m.exception_type : m.event_type, m.payload, m.payload_len, exc);
   return 1;
 }
@@ -671,26 +658,6 @@ void gw_upstream_resume(gw_call *call) {
 }
 
 /* ---- translation helpers ------------------------------------------------------------ */
-
-char *gw_upstream_content_text(const json_t *content) {
-  if (json_is_string(content))
-    return gw_strndup(json_string_value(content), json_string_length(content));
-  gw_buf b;
-  gw_buf_init(&b, REQUEST_CAP);
-  size_t i;
-  const json_t *part;
-  json_array_foreach(content, i, part) {
-    const json_t *t = json_object_get(part, "text");
-    if (json_is_string(t) &&
-        gw_buf_append(&b, json_string_value(t), json_string_length(t)) != GW_OK) {
-      gw_buf_release(&b);
-      return NULL;
-    }
-  }
-  char *s = gw_strndup(b.data ? b.data : "", b.len);
-  gw_buf_release(&b);
-  return s;
-}
 
 bool gw_upstream_data_url(const char *url, const char **media, size_t *media_len,
                           const char **data) {

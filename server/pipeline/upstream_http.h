@@ -14,7 +14,6 @@
 #define GW_PIPELINE_UPSTREAM_HTTP_H
 
 #include <curl/curl.h>
-#include <jansson.h>
 #include <stdbool.h>
 
 #include "core/arena.h"
@@ -96,11 +95,9 @@ void gw_upstream_discard(gw_upstream *u);
 void gw_upstream_cancel(gw_call *call);
 void gw_upstream_resume(gw_call *call);
 
-/* Decodes |chunk| (OpenAI JSON of the call's output type: a
+/* Decodes |json| (OpenAI JSON of the call's output type: a
  * ChatCompletionResponse, a chunk, ...) and emits it. Ends the call with
  * INTERNAL when it does not decode. Returns GW_OK or an error. */
-int gw_upstream_emit_json(gw_upstream *u, const json_t *chunk);
-/* The same for an answer or chunk already written as JSON text. */
 int gw_upstream_emit_text(gw_upstream *u, const char *json, size_t len);
 /* Decodes |json| as the call's output message into |a| (*out), without
  * emitting it; members it does not model named in |skip| (NULL-ended, or
@@ -132,13 +129,8 @@ gw_status_code gw_upstream_status_from_type(const char *type);
 /* Milliseconds since the epoch / seconds since the epoch (wall clock). */
 long long gw_upstream_unix_time(void);
 
-/* Shared translation helpers (OpenAI → vendor). |v| of a canonical message's
- * content (string, array of parts or null) as one string of its text parts,
- * newly made; NULL when out of memory. */
-char *gw_upstream_content_text(const json_t *content);
-
-/* Splits a data: URL ("data:image/png;base64,AAAA") into media type and
- * payload (pointers into |url|). false when |url| is not a base64 data URL. */
+/* Shared translation helper (OpenAI → vendor). Splits a data: URL ("data:image/png;base64,AAAA")
+ * into media type and payload (pointers into |url|). false when |url| is not a base64 data URL. */
 bool gw_upstream_data_url(const char *url, const char **media, size_t *media_len,
                           const char **data);
 
